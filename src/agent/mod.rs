@@ -1,0 +1,329 @@
+//! The agent: consumes the jobs addressed to its host and runs them through the
+//! providers.
+//!
+//! Consumers (SPEC §4): one durable consumer shared by every agent for `_any`
+//! (so each such job goes to one agent), and durable consumers of its own for
+//! `_all`, its host subject and every prefix of each label — one filter subject per
+//! consumer, because nats-server 2.9 silently ignores multi-filter consumers.
+//! At most `max_jobs` jobs run at once; each runs in its own task, so a slow job
+//! never blocks the others. Long jobs send progress acks so they are not
+//! redelivered while alive; a job whose agent died is redelivered by JetStream.
+
+mod dispatch;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, AckKind, consumer};
+use futures::StreamExt;
+use time::OffsetDateTime;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+pub use dispatch::dispatch;
+
+use crate::bus::{self, AgentInfo, BusError, JobStore, Registry};
+use crate::config::{AgentConfig, NatsConfig};
+use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Names, Stage, Target};
+use crate::provider::Providers;
+
+/// Why the agent could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("cannot create consumer {name}: {detail}")]
+    Consumer { name: String, detail: String },
+}
+
+/// What the agent needs to run, resolved from the configuration.
+pub struct AgentSettings {
+    pub agent: AgentConfig,
+    pub nats: NatsConfig,
+    pub namespace: String,
+    /// How long a graceful stop waits for running jobs before releasing them.
+    pub stop_grace: Duration,
+}
+
+/// Consumer names allow no dots, wildcards or whitespace.
+fn consumer_name(names: &Names, parts: &str) -> String {
+    names.resource(&parts.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect::<String>())
+}
+
+/// A short stable hash of a filter subject, so consumer names stay unique and
+/// short however long the label.
+fn short_hash(s: &str) -> String {
+    // FNV-1a: stable across releases, unlike std's hasher.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+struct Shared {
+    store: JobStore,
+    providers: Providers,
+    hostname: String,
+    ack_wait: Duration,
+    running: Arc<Semaphore>,
+    max_jobs: usize,
+}
+
+/// Run the agent until `shutdown` resolves; then stop taking jobs, let running
+/// ones finish for `stop_grace`, and release the rest for redelivery.
+pub async fn run(
+    settings: AgentSettings,
+    providers: Providers,
+    mut shutdown: watch::Receiver<bool>,
+    ready: impl FnOnce(),
+) -> Result<(), AgentError> {
+    let names = Names::new(settings.namespace.clone());
+    let client = bus::connect(&settings.agent.nats, &format!("osapi-agent-{}", settings.agent.hostname)).await?;
+    let js = jetstream::new(client.clone());
+    let buckets = bus::provision(&js, &names, &settings.nats).await?;
+    let store = JobStore::new(client.clone(), &buckets, names.clone());
+    let registry = Registry::new(buckets.registry.clone(), settings.nats.registry.ttl);
+    let cfg = &settings.agent;
+
+    let mut filters = vec![("any".to_owned(), names.subject("jobs.*._any"))];
+    for f in Target::agent_filters(&cfg.hostname, cfg.labels.iter()) {
+        filters.push((format!("agent-{}-{}", cfg.hostname, short_hash(&f)), names.subject(&f)));
+    }
+    let mut streams = Vec::new();
+    for (name, filter) in filters {
+        let durable = consumer_name(&names, &name);
+        let config = consumer::pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: filter,
+            deliver_policy: consumer::DeliverPolicy::New,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: cfg.consumer.ack_wait,
+            max_deliver: i64::from(cfg.consumer.max_deliver),
+            backoff: cfg.consumer.back_off.clone(),
+            ..Default::default()
+        };
+        let consumer = buckets
+            .stream
+            .get_or_create_consumer(&durable, config)
+            .await
+            .map_err(|e| AgentError::Consumer { name: durable.clone(), detail: e.to_string() })?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(cfg.max_jobs)
+            .messages()
+            .await
+            .map_err(|e| AgentError::Consumer { name: durable.clone(), detail: e.to_string() })?;
+        streams.push(messages);
+    }
+    let mut messages = futures::stream::select_all(streams);
+
+    let shared = Arc::new(Shared {
+        store,
+        providers,
+        hostname: cfg.hostname.clone(),
+        ack_wait: cfg.consumer.ack_wait,
+        running: Arc::new(Semaphore::new(cfg.max_jobs)),
+        max_jobs: cfg.max_jobs,
+    });
+    let started_at = OffsetDateTime::now_utc();
+    let (hostname, labels, max_jobs) = (cfg.hostname.clone(), cfg.labels.clone(), cfg.max_jobs);
+    let info = move |running: usize| AgentInfo {
+        hostname: hostname.clone(),
+        labels: labels.clone(),
+        version: crate::VERSION.to_owned(),
+        started_at,
+        heartbeat_at: OffsetDateTime::now_utc(),
+        max_jobs,
+        running_jobs: running,
+    };
+    // Announce ourselves only once every consumer exists, so a job created for us
+    // after the API sees us cannot be missed.
+    registry.heartbeat(&info(0)).await?;
+    let heartbeat = {
+        let registry = registry.clone();
+        let shared = shared.clone();
+        let interval = cfg.heartbeat_interval;
+        let info = info.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let running = shared.max_jobs - shared.running.available_permits();
+                if let Err(e) = registry.heartbeat(&info(running)).await {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+            }
+        })
+    };
+    tracing::info!(hostname = %shared.hostname, "agent consuming jobs");
+    ready();
+
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            next = messages.next() => match next {
+                Some(Ok(msg)) => {
+                    let permit = tokio::select! {
+                        p = shared.running.clone().acquire_owned() => p,
+                        _ = shutdown.changed() => {
+                            let _ = msg.ack_with(AckKind::Nak(None)).await;
+                            break;
+                        }
+                    };
+                    let Ok(permit) = permit else { break };
+                    let shared = shared.clone();
+                    tasks.spawn(async move {
+                        handle(&shared, msg).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "error receiving jobs"),
+                None => break,
+            }
+        }
+    }
+    tracing::info!(running = tasks.len(), "agent stopping");
+    drop(messages);
+    heartbeat.abort();
+    // Running jobs get a grace period; jobs still running after it are abandoned
+    // unacknowledged and JetStream redelivers them to another agent.
+    let deadline = Instant::now() + settings.stop_grace;
+    while !tasks.is_empty() {
+        match tokio::time::timeout_at(deadline.into(), tasks.join_next()).await {
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!(left = tasks.len(), "stop grace over; releasing running jobs for redelivery");
+                tasks.abort_all();
+                break;
+            }
+        }
+    }
+    if let Err(e) = registry.remove(&shared.hostname).await {
+        tracing::warn!(error = %e, "could not remove our heartbeat");
+    }
+    let _ = client.flush().await;
+    Ok(())
+}
+
+/// Handle one delivered job message; every outcome ends in an ack, a nak, or
+/// (only when NATS itself is unreachable) no answer so JetStream redelivers.
+async fn handle(shared: &Shared, msg: jetstream::Message) {
+    let attempt = msg.info().map(|i| u64::try_from(i.delivered).unwrap_or(1)).unwrap_or(1);
+    let Ok(id) = std::str::from_utf8(&msg.payload).unwrap_or_default().parse::<Uuid>() else {
+        tracing::warn!(subject = %msg.subject, "dropping a job message without a job id");
+        let _ = msg.ack_with(AckKind::Term).await;
+        return;
+    };
+    let traceparent = msg.headers.as_ref().and_then(|h| h.get(bus::RESULT_HEADER_TRACEPARENT)).map(|v| v.to_string());
+    let span = tracing::info_span!("job", job_id = %id, attempt, traceparent = traceparent.as_deref().unwrap_or(""));
+    let _enter = span.enter();
+    match run_job(shared, &msg, id, attempt).await {
+        Ok(()) => {
+            if let Err(e) = msg.ack().await {
+                tracing::warn!(error = %e, "could not acknowledge a finished job");
+            }
+        }
+        Err(e) => {
+            // NATS trouble mid-job: leave it unacked so it is redelivered.
+            tracing::warn!(error = %e, "job could not be recorded; it will be redelivered");
+        }
+    }
+}
+
+async fn run_job(shared: &Shared, msg: &jetstream::Message, id: Uuid, attempt: u64) -> Result<(), BusError> {
+    let store = &shared.store;
+    let Some(job) = store.get(id).await? else {
+        tracing::info!("job no longer exists (deleted or expired); skipping");
+        return Ok(());
+    };
+    let event = |stage, detail: Option<String>| JobEvent {
+        at: OffsetDateTime::now_utc(),
+        hostname: shared.hostname.clone(),
+        stage,
+        attempt,
+        detail,
+    };
+    store.append_event(id, &event(Stage::Acknowledged, None)).await?;
+
+    if attempt > 1 && !job.operation.is_idempotent() && already_started(store, &job, &shared.hostname).await? {
+        let error = JobError {
+            code: "interrupted".into(),
+            message: "the job was interrupted after it started and is not safe to run again".into(),
+        };
+        tracing::warn!("redelivered non-idempotent job already started; marking it interrupted");
+        return finish(shared, &job, Err(error), Duration::ZERO, attempt).await;
+    }
+
+    store.append_event(id, &event(Stage::Started, None)).await?;
+    let started = Instant::now();
+    let work = dispatch(&job.operation, &shared.providers);
+    tokio::pin!(work);
+    // Tell JetStream we are alive, well inside ack_wait, for as long as we run.
+    let mut keepalive = tokio::time::interval((shared.ack_wait / 3).max(Duration::from_millis(100)));
+    keepalive.tick().await;
+    let outcome = loop {
+        tokio::select! {
+            out = &mut work => break out,
+            _ = keepalive.tick() => { let _ = msg.ack_with(AckKind::Progress).await; }
+        }
+    };
+    finish(shared, &job, outcome, started.elapsed(), attempt).await
+}
+
+/// For `_any` any host's start counts (the job is meant to run once anywhere);
+/// otherwise only this host's.
+async fn already_started(store: &JobStore, job: &Job, hostname: &str) -> Result<bool, BusError> {
+    let progress = store.progress(job.id).await?;
+    Ok(progress
+        .events
+        .iter()
+        .any(|e| e.stage == Stage::Started && (job.expected == Expected::Any || e.hostname == hostname)))
+}
+
+async fn finish(
+    shared: &Shared,
+    job: &Job,
+    outcome: Result<serde_json::Value, JobError>,
+    elapsed: Duration,
+    attempt: u64,
+) -> Result<(), BusError> {
+    let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    let (status, data, error) = match outcome {
+        Ok(data) => (HostStatus::Completed, Some(data), None),
+        Err(e) => (HostStatus::Failed, None, Some(e)),
+    };
+    let detail = error.as_ref().map(|e| format!("{}: {}", e.code, e.message));
+    match &error {
+        None => tracing::info!(operation = job.operation.type_name(), duration_ms, "job completed"),
+        Some(e) => tracing::warn!(operation = job.operation.type_name(), code = %e.code, message = %e.message, "job failed"),
+    }
+    let result = HostResult { hostname: shared.hostname.clone(), status, data, error, duration_ms };
+    let stage = if status == HostStatus::Completed { Stage::Completed } else { Stage::Failed };
+    let event = JobEvent { at: OffsetDateTime::now_utc(), hostname: shared.hostname.clone(), stage, attempt, detail };
+    // The event first: once the result is visible the API may answer, and the
+    // timeline should already be complete by then.
+    shared.store.append_event(job.id, &event).await?;
+    shared.store.put_result(job.id, &result).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumer_names_are_valid_and_distinct() {
+        let n = Names::new("osapi");
+        let a = consumer_name(&n, &format!("agent-web.example.com-{}", short_hash("jobs.*._all")));
+        let b = consumer_name(&n, &format!("agent-web.example.com-{}", short_hash("jobs.*.host.web.example.com")));
+        assert_ne!(a, b);
+        assert!(a.starts_with("osapi-agent-web_example_com-"));
+        assert!(!a.contains('.') && !a.contains('*'));
+    }
+}

@@ -1,0 +1,67 @@
+//! Authentication (JWT, see [`crate::token`]) and RBAC enforcement per route.
+//!
+//! Every protected route carries the permission it needs; [`guard`] verifies the
+//! bearer token, expands roles, and refuses with 401/403 before the handler runs.
+//! Handlers that need more (`POST /jobs` also needs the operation's own
+//! permission) call [`Principal::require`].
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::error::ApiError;
+use crate::rbac::{Permission, PermissionSet, Roles};
+use crate::token::{TokenKey, now_unix};
+
+/// Verifies tokens and expands roles.
+pub struct Authenticator {
+    pub key: TokenKey,
+    pub roles: Roles,
+}
+
+/// The caller, once authenticated.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub subject: String,
+    pub roles: Vec<String>,
+    pub permissions: PermissionSet,
+}
+
+impl Principal {
+    pub fn require(&self, perm: Permission) -> Result<(), ApiError> {
+        if self.permissions.contains(&perm) { Ok(()) } else { Err(ApiError::Forbidden(perm)) }
+    }
+}
+
+impl Authenticator {
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let value = headers.get(header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;
+        let value = value.to_str().map_err(|_| ApiError::MissingToken)?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or(ApiError::MissingToken)?
+            .trim();
+        let claims = self.key.verify(token, now_unix())?;
+        let permissions = self.roles.effective(&claims.roles, claims.permissions.as_deref());
+        Ok(Principal { subject: claims.sub, roles: claims.roles, permissions })
+    }
+}
+
+/// The state of one route's guard: who checks, and what the route needs.
+#[derive(Clone)]
+pub struct Guard {
+    pub auth: Arc<Authenticator>,
+    pub permission: Permission,
+}
+
+/// Middleware: authenticate, authorise, and hand the [`Principal`] to the handler.
+pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let principal = g.auth.authenticate(req.headers())?;
+    principal.require(g.permission)?;
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}

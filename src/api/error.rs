@@ -1,0 +1,168 @@
+//! The one place where errors become HTTP: every [`ApiError`] maps to a status and
+//! an RFC 9457 `application/problem+json` body. The match is exhaustive, so a new
+//! error cannot reach a client without a deliberate status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::bus::BusError;
+use crate::job::{InvalidInput, InvalidTarget};
+use crate::rbac::Permission;
+use crate::token::TokenError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidInput(#[from] InvalidInput),
+    #[error("target: {0}")]
+    InvalidTarget(#[from] InvalidTarget),
+    #[error("missing bearer token")]
+    MissingToken,
+    #[error("{0}")]
+    BadToken(#[from] TokenError),
+    #[error("missing permission {0}")]
+    Forbidden(Permission),
+    #[error("{what} {name:?} not found")]
+    NotFound { what: &'static str, name: String },
+    #[error("no live agent matches target {0:?}")]
+    NoAgent(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("NATS is unavailable: {0}")]
+    Unavailable(#[from] BusError),
+    #[error("no host answered job {job_id} within {timeout_ms} ms")]
+    WaitTimeout { job_id: String, timeout_ms: u64 },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request field at fault, for 400s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The permission that was missing, for 403s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permission: Option<String>,
+    /// The job concerned, e.g. on a 504.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ApiError::InvalidInput(InvalidInput::new(field, reason))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidInput(_) | ApiError::InvalidTarget(_) => StatusCode::BAD_REQUEST,
+            ApiError::MissingToken | ApiError::BadToken(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::NoAgent(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(BusError::Conflict(_)) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::WaitTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug(&self) -> &'static str {
+        match self {
+            ApiError::InvalidInput(_) => "invalid-input",
+            ApiError::InvalidTarget(_) => "invalid-target",
+            ApiError::MissingToken => "missing-token",
+            ApiError::BadToken(_) => "invalid-token",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound { .. } => "not-found",
+            ApiError::NoAgent(_) => "no-agent",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge { .. } => "too-large",
+            ApiError::UnsupportedMediaType => "unsupported-media-type",
+            ApiError::Unavailable(BusError::Conflict(_)) => "conflict",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::WaitTimeout { .. } => "timeout",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn to_problem(&self) -> Problem {
+        let status = self.status();
+        Problem {
+            type_uri: format!("https://osapi.dev/problems/{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            field: match self {
+                ApiError::InvalidInput(e) => Some(e.field.clone()),
+                ApiError::InvalidTarget(_) => Some("target".to_owned()),
+                _ => None,
+            },
+            permission: match self {
+                ApiError::Forbidden(p) => Some(p.to_string()),
+                _ => None,
+            },
+            job_id: match self {
+                ApiError::WaitTimeout { job_id, .. } => Some(job_id.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// A problem+json response with the given status and body.
+pub fn problem_response(status: StatusCode, body: &Problem) -> Response {
+    let text = serde_json::to_string(body).unwrap_or_default();
+    let mut resp = (status, text).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, status = status.as_u16(), "request failed");
+        }
+        let mut resp = problem_response(status, &self.to_problem());
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_names_the_permission() {
+        let p = ApiError::Forbidden(Permission::AuditRead).to_problem();
+        assert_eq!(p.status, 403);
+        assert_eq!(p.permission.as_deref(), Some("audit:read"));
+        assert!(p.detail.contains("audit:read"));
+    }
+
+    #[test]
+    fn invalid_input_names_the_field() {
+        let p = ApiError::invalid("operation.type", "unknown").to_problem();
+        assert_eq!((p.status, p.field.as_deref()), (400, Some("operation.type")));
+    }
+}

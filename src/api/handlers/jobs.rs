@@ -1,0 +1,272 @@
+//! `/api/v1/jobs`: create any operation as a job, list, inspect, delete, retry.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::api::AppState;
+use crate::api::auth::Principal;
+use crate::api::error::{ApiError, Problem};
+use crate::api::extract::{JsonBody, Params};
+use crate::api::service::Submission;
+use crate::bus::ListFilter;
+use crate::job::{Expected, HostProgress, HostResult, Job, JobEvent, JobStatus, Operation, OperationRequest, Target};
+
+/// Default deadline of a job created through `POST /jobs`.
+const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_JOB_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The body of `POST /jobs`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateJob {
+    pub operation: OperationRequest,
+    /// `_any` (default), `_all`, a hostname or `key:value`.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// How long hosts have to answer, e.g. `60s` (default 60s, max 1h).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// The answer of `POST /jobs` and `POST /jobs/{id}/retry`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Created {
+    pub job_id: Uuid,
+    pub status: JobStatus,
+    pub target: String,
+    pub expected: Expected,
+}
+
+/// A job with everything known about it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobDetail {
+    pub id: Uuid,
+    pub operation: OperationRequest,
+    pub kind: crate::job::Kind,
+    pub target: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    pub created_by: String,
+    pub expected: Expected,
+    pub timeout_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    pub status: JobStatus,
+    pub hosts: Vec<HostProgress>,
+    /// Every event in order, including each redelivery attempt.
+    pub timeline: Vec<JobEvent>,
+    pub results: Vec<HostResult>,
+}
+
+/// One row of a job listing.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobSummary {
+    pub id: Uuid,
+    pub operation: String,
+    pub target: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    pub created_by: String,
+    pub status: JobStatus,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobStats {
+    /// Jobs stored (within the bucket's TTL).
+    pub total: u64,
+    /// Status counts over the most recent `window` jobs.
+    pub by_status: BTreeMap<String, u64>,
+    pub by_operation: BTreeMap<String, u64>,
+    pub window: usize,
+}
+
+/// Retry body: optionally a new target.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryJob {
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+fn parse_job_id(raw: &str) -> Result<Uuid, ApiError> {
+    raw.parse().map_err(|_| ApiError::invalid("id", "not a job id (UUID)"))
+}
+
+fn parse_timeout(raw: Option<&str>) -> Result<Duration, ApiError> {
+    let Some(raw) = raw else { return Ok(DEFAULT_JOB_TIMEOUT) };
+    let d = humantime::parse_duration(raw).map_err(|_| ApiError::invalid("timeout", format!("{raw:?} is not a duration like 60s")))?;
+    if d.is_zero() || d > MAX_JOB_TIMEOUT {
+        return Err(ApiError::invalid("timeout", "must be between 1ms and 1h"));
+    }
+    Ok(d)
+}
+
+fn created(job: &Job) -> Response {
+    let body = Created { job_id: job.id, status: JobStatus::Submitted, target: job.target.to_string(), expected: job.expected.clone() };
+    let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/jobs/{}", job.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// Create a job for any operation (job:write, plus the operation's own permission).
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = CreateJob,
+    responses((status = 201, body = Created), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, JsonBody(body): JsonBody<CreateJob>) -> Result<Response, ApiError> {
+    let operation = Operation::parse(&body.operation.type_name, body.operation.data)?;
+    // A generic job must not be a way around the operation's own permission.
+    who.require(operation.permission())?;
+    let target: Target = body.target.as_deref().unwrap_or("_any").parse()?;
+    let timeout = parse_timeout(body.timeout.as_deref())?.max(operation.expected_runtime() + Duration::from_secs(5));
+    let submission = Submission {
+        operation,
+        target,
+        timeout,
+        created_by: who.subject.clone(),
+        traceparent: Some(super::traceparent(&headers)),
+        retry_of: None,
+    };
+    let (job, _) = s.jobs.submit(submission, false).await?;
+    Ok(created(&job))
+}
+
+/// List jobs, newest first (job:read).
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
+    params(("status" = Option<String>, Query), ("operation" = Option<String>, Query), ("target" = Option<String>, Query),
+           ("limit" = Option<usize>, Query, description = "1-1000, default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = JobList), (status = 400, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list(State(s): State<AppState>, params: Params) -> Result<axum::Json<JobList>, ApiError> {
+    params.only(&["status", "operation", "target", "limit", "cursor"])?;
+    let filter = ListFilter {
+        status: params
+            .get("status")
+            .map(|v| v.parse::<JobStatus>().map_err(|()| ApiError::invalid("status", format!("unknown status {v:?}"))))
+            .transpose()?,
+        operation: params
+            .get("operation")
+            .map(|v| {
+                if crate::job::OPERATION_TYPES.contains(&v) { Ok(v.to_owned()) } else { Err(ApiError::invalid("operation", format!("unknown operation {v:?}"))) }
+            })
+            .transpose()?,
+        target: params.get("target").map(str::parse::<Target>).transpose()?,
+    };
+    let page = s.jobs.store.list(&filter, params.cursor()?, params.limit(50, 1000)?).await?;
+    Ok(axum::Json(JobList {
+        jobs: page
+            .jobs
+            .into_iter()
+            .map(|(j, v)| JobSummary {
+                id: j.id,
+                operation: j.operation.type_name().to_owned(),
+                target: j.target.to_string(),
+                created_at: j.created_at,
+                created_by: j.created_by,
+                status: v.status,
+            })
+            .collect(),
+        next_cursor: page.next_cursor.map(|c| c.to_string()),
+    }))
+}
+
+/// One job with its timeline and per-host results (job:read).
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = JobDetail), (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<JobDetail>, ApiError> {
+    let id = parse_job_id(&id)?;
+    let job = s.jobs.store.get(id).await?.ok_or(ApiError::NotFound { what: "job", name: id.to_string() })?;
+    let (progress, view) = s.jobs.store.view(&job, OffsetDateTime::now_utc()).await?;
+    let mut timeline = progress.events;
+    timeline.sort_by_key(|e| e.at);
+    Ok(axum::Json(JobDetail {
+        id: job.id,
+        operation: job.operation.to_request(),
+        kind: job.operation.kind(),
+        target: job.target.to_string(),
+        created_at: job.created_at,
+        created_by: job.created_by,
+        expected: job.expected,
+        timeout_ms: job.timeout_ms,
+        retry_of: job.retry_of,
+        trace_id: job.trace_id,
+        status: view.status,
+        hosts: view.hosts,
+        timeline,
+        results: view.results,
+    }))
+}
+
+/// Delete a job and its results (job:write).
+#[utoipa::path(delete, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    let id = parse_job_id(&id)?;
+    if s.jobs.store.delete(id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::NotFound { what: "job", name: id.to_string() }) }
+}
+
+/// Run a job's operation again as a new job, optionally on a new target (job:write).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path)), request_body = RetryJob,
+    responses((status = 201, body = Created), (status = 404, body = Problem)), security(("bearer" = [])))]
+pub async fn retry(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    // The body is optional: empty means "same target".
+    let body: RetryJob = if body.iter().all(u8::is_ascii_whitespace) {
+        RetryJob::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?
+    };
+    let id = parse_job_id(&id)?;
+    let old = s.jobs.store.get(id).await?.ok_or(ApiError::NotFound { what: "job", name: id.to_string() })?;
+    who.require(old.operation.permission())?;
+    let target = match body.target {
+        Some(t) => t.parse()?,
+        None => old.target.clone(),
+    };
+    let submission = Submission {
+        operation: old.operation,
+        target,
+        timeout: Duration::from_millis(old.timeout_ms),
+        created_by: who.subject.clone(),
+        traceparent: Some(super::traceparent(&headers)),
+        retry_of: Some(old.id),
+    };
+    let (job, _) = s.jobs.submit(submission, false).await?;
+    Ok(created(&job))
+}
+
+/// Counts of stored jobs (job:read).
+#[utoipa::path(get, path = "/api/v1/jobs/stats", tag = "jobs", responses((status = 200, body = JobStats)), security(("bearer" = [])))]
+pub async fn stats(State(s): State<AppState>) -> Result<axum::Json<JobStats>, ApiError> {
+    const WINDOW: usize = 500;
+    let total = s.jobs.store.count().await?;
+    let page = s.jobs.store.list(&ListFilter::default(), None, WINDOW).await?;
+    let mut by_status = BTreeMap::new();
+    let mut by_operation = BTreeMap::new();
+    for (j, v) in &page.jobs {
+        *by_status.entry(v.status.as_str().to_owned()).or_insert(0) += 1;
+        *by_operation.entry(j.operation.type_name().to_owned()).or_insert(0) += 1;
+    }
+    Ok(axum::Json(JobStats { total, by_status, by_operation, window: WINDOW }))
+}

@@ -1,0 +1,152 @@
+//! Domain endpoints: node, network and command. Each builds an operation and runs
+//! it as a job, synchronously or (`async=true`) returning 202 and the job's URL.
+
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::api::AppState;
+use crate::api::auth::Principal;
+use crate::api::error::ApiError;
+use crate::api::extract::{JsonBody, Params};
+use crate::api::service::{JobOutcome, Submission};
+use crate::job::{CommandExec, CommandShell, DnsGet, DnsSet, HostnameSet, Operation, Ping};
+
+/// The default wait, stretched for operations that legitimately run longer.
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub job_id: uuid::Uuid,
+    pub status: crate::job::JobStatus,
+}
+
+/// Run `op` for the caller with the request's `target`, `timeout` and `async`.
+pub(crate) async fn run(state: &AppState, who: &Principal, headers: &HeaderMap, params: &Params, op: Operation) -> Result<Response, ApiError> {
+    params.only(&["target", "timeout", "async"])?;
+    // Domain endpoints take the operation's data as the whole body: name fields as
+    // the caller wrote them.
+    op.validate().map_err(|mut e| {
+        if let Some(f) = e.field.strip_prefix("operation.data.") {
+            e.field = f.to_owned();
+        }
+        ApiError::InvalidInput(e)
+    })?;
+    let target = params.target()?;
+    let wait_async = params.flag("async")?;
+    let timeout = params.timeout()?.unwrap_or_else(|| DEFAULT_WAIT.max(op.expected_runtime() + Duration::from_secs(5)));
+    let submission = Submission {
+        operation: op,
+        target,
+        timeout,
+        created_by: who.subject.clone(),
+        traceparent: Some(super::traceparent(headers)),
+        retry_of: None,
+    };
+    let (job, sub) = state.jobs.submit(submission, !wait_async).await?;
+    match sub {
+        None => Ok(accepted(job.id)),
+        Some(sub) => {
+            let outcome: JobOutcome = state.jobs.wait(&job, sub).await?;
+            Ok(axum::Json(outcome).into_response())
+        }
+    }
+}
+
+pub(crate) fn accepted(id: uuid::Uuid) -> Response {
+    let mut resp = (StatusCode::ACCEPTED, axum::Json(Accepted { job_id: id, status: crate::job::JobStatus::Submitted })).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/jobs/{id}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+macro_rules! query_endpoint {
+    ($name:ident, $path:literal, $op:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(get, path = $path, tag = "node",
+            params(("target" = Option<String>, Query, description = "_any (default), _all, a hostname or key:value"),
+                   ("timeout" = Option<String>, Query, description = "synchronous wait, e.g. 30s (max 300s)"),
+                   ("async" = Option<bool>, Query, description = "return 202 and the job id at once")),
+            responses((status = 200, body = JobOutcome), (status = 202, body = Accepted), (status = 400, body = crate::api::error::Problem),
+                      (status = 401, body = crate::api::error::Problem), (status = 403, body = crate::api::error::Problem),
+                      (status = 404, body = crate::api::error::Problem), (status = 504, body = crate::api::error::Problem)),
+            security(("bearer" = [])))]
+        pub async fn $name(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+            run(&s, &who, &headers, &params, $op).await
+        }
+    };
+}
+
+query_endpoint!(hostname, "/api/v1/node/hostname", Operation::HostnameGet, "The host's hostname (node:read).");
+query_endpoint!(status, "/api/v1/node/status", Operation::StatusGet, "Hostname, uptime, OS, load, memory and disks in one (node:read).");
+query_endpoint!(uptime, "/api/v1/node/uptime", Operation::UptimeGet, "Uptime (node:read).");
+query_endpoint!(os, "/api/v1/node/os", Operation::OsGet, "Operating system and kernel (node:read).");
+query_endpoint!(disk, "/api/v1/node/disk", Operation::DiskGet, "Usage of each real mounted filesystem (node:read).");
+query_endpoint!(memory, "/api/v1/node/memory", Operation::MemoryGet, "Memory and swap (node:read).");
+query_endpoint!(load, "/api/v1/node/load", Operation::LoadGet, "Load averages (node:read).");
+
+/// Set the hostname (node:write).
+#[utoipa::path(put, path = "/api/v1/node/hostname", tag = "node", request_body = HostnameSet,
+    responses((status = 200, body = JobOutcome), (status = 202, body = Accepted), (status = 400, body = crate::api::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn set_hostname(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, JsonBody(body): JsonBody<HostnameSet>) -> Result<Response, ApiError> {
+    run(&s, &who, &headers, &params, Operation::HostnameSet(body)).await
+}
+
+/// DNS servers and search domains of an interface (network:read).
+#[utoipa::path(get, path = "/api/v1/network/dns/{interface}", tag = "network",
+    params(("interface" = String, Path, description = "interface name")),
+    responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn dns_get(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, Path(interface): Path<String>) -> Result<Response, ApiError> {
+    run(&s, &who, &headers, &params, Operation::DnsGet(DnsGet { interface })).await
+}
+
+/// The body of `PUT /network/dns/{interface}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsBody {
+    #[serde(default)]
+    pub servers: Vec<String>,
+    #[serde(default)]
+    pub search_domains: Vec<String>,
+}
+
+/// Set an interface's DNS servers and search domains (network:write).
+#[utoipa::path(put, path = "/api/v1/network/dns/{interface}", tag = "network", request_body = DnsBody,
+    params(("interface" = String, Path, description = "interface name")),
+    responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn dns_set(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, Path(interface): Path<String>, JsonBody(body): JsonBody<DnsBody>) -> Result<Response, ApiError> {
+    let op = Operation::DnsSet(DnsSet { interface, servers: body.servers, search_domains: body.search_domains });
+    run(&s, &who, &headers, &params, op).await
+}
+
+/// ICMP echo from the agent (network:read).
+#[utoipa::path(post, path = "/api/v1/network/ping", tag = "network", request_body = Ping,
+    responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn ping(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, JsonBody(body): JsonBody<Ping>) -> Result<Response, ApiError> {
+    run(&s, &who, &headers, &params, Operation::Ping(body)).await
+}
+
+/// Run a program with arguments, no shell (command:execute).
+#[utoipa::path(post, path = "/api/v1/command/exec", tag = "command", request_body = CommandExec,
+    responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn exec(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, JsonBody(body): JsonBody<CommandExec>) -> Result<Response, ApiError> {
+    run(&s, &who, &headers, &params, Operation::CommandExec(body)).await
+}
+
+/// Run a command line with /bin/sh -c (command:execute).
+#[utoipa::path(post, path = "/api/v1/command/shell", tag = "command", request_body = CommandShell,
+    responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn shell(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, JsonBody(body): JsonBody<CommandShell>) -> Result<Response, ApiError> {
+    run(&s, &who, &headers, &params, Operation::CommandShell(body)).await
+}

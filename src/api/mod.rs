@@ -1,0 +1,106 @@
+//! The REST API (SPEC §5): authenticates, turns requests into jobs, waits for
+//! results. It never touches the operating system.
+//!
+//! * [`router`] builds the whole API with each route's permission beside it;
+//! * [`error`] is the one error → problem+json mapping;
+//! * [`handlers`] translate HTTP to [`crate::job::Operation`] and back;
+//! * [`service`] creates jobs and waits for them, free of HTTP.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod handlers;
+pub mod openapi;
+pub mod service;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{MethodRouter, delete, get, post, put};
+
+use self::auth::{Authenticator, Guard, guard};
+use self::error::{ApiError, Problem, problem_response};
+use self::extract::BodyLimit;
+use self::service::JobService;
+use crate::config::NatsConfig;
+use crate::job::Names;
+use crate::rbac::Permission;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub jobs: JobService,
+    pub auth: Arc<Authenticator>,
+    pub nats: async_nats::Client,
+    pub names: Names,
+    pub nats_config: Arc<NatsConfig>,
+    pub started: Instant,
+}
+
+/// Build the router. `max_body_bytes` caps request bodies (413 beyond).
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    use Permission::*;
+    use handlers::{agents, jobs, node, system};
+    let auth = state.auth.clone();
+    let g = move |permission: Permission, route: MethodRouter<AppState>| {
+        route.route_layer(from_fn_with_state(Guard { auth: auth.clone(), permission }, guard))
+    };
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/health/ready", get(system::ready))
+        .route("/api/v1/version", get(system::version))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/health/status", g(HealthRead, get(system::status)))
+        .route("/api/v1/node/hostname", g(NodeRead, get(node::hostname)).merge(g(NodeWrite, put(node::set_hostname))))
+        .route("/api/v1/node/status", g(NodeRead, get(node::status)))
+        .route("/api/v1/node/uptime", g(NodeRead, get(node::uptime)))
+        .route("/api/v1/node/os", g(NodeRead, get(node::os)))
+        .route("/api/v1/node/disk", g(NodeRead, get(node::disk)))
+        .route("/api/v1/node/memory", g(NodeRead, get(node::memory)))
+        .route("/api/v1/node/load", g(NodeRead, get(node::load)))
+        .route(
+            "/api/v1/network/dns/{interface}",
+            g(NetworkRead, get(node::dns_get)).merge(g(NetworkWrite, put(node::dns_set))),
+        )
+        .route("/api/v1/network/ping", g(NetworkRead, post(node::ping)))
+        .route("/api/v1/command/exec", g(CommandExecute, post(node::exec)))
+        .route("/api/v1/command/shell", g(CommandExecute, post(node::shell)))
+        .route("/api/v1/jobs", g(JobRead, get(jobs::list)).merge(g(JobWrite, post(jobs::create))))
+        .route("/api/v1/jobs/stats", g(JobRead, get(jobs::stats)))
+        .route("/api/v1/jobs/{id}", g(JobRead, get(jobs::get)).merge(g(JobWrite, delete(jobs::remove))))
+        .route("/api/v1/jobs/{id}/retry", g(JobWrite, post(jobs::retry)))
+        .route("/api/v1/agents", g(AgentRead, get(agents::list)))
+        .route("/api/v1/agents/{hostname}", g(AgentRead, get(agents::get)))
+        .fallback(|| async { ApiError::NotFound { what: "route", name: String::new() } })
+        .method_not_allowed_fallback(|| async {
+            problem_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &Problem {
+                    type_uri: "https://osapi.dev/problems/method-not-allowed".into(),
+                    title: "Method Not Allowed".into(),
+                    status: 405,
+                    detail: "this path does not accept that method".into(),
+                    field: None,
+                    permission: None,
+                    job_id: None,
+                },
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(BodyLimit(max_body_bytes)))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
+            tracing::error!("a request handler panicked");
+            ApiError::Internal("the handler failed unexpectedly".into()).into_response_owned()
+        }))
+        .with_state(state)
+}
+
+impl ApiError {
+    fn into_response_owned(self) -> axum::response::Response {
+        axum::response::IntoResponse::into_response(self)
+    }
+}

@@ -1,0 +1,123 @@
+//! Creating jobs and waiting for them: the API's use of the job store, free of HTTP.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::bus::{JobStore, LiveAgents};
+use crate::job::{Expected, HostResult, Job, JobStatus, Operation, Target, compute_status};
+
+/// The synchronous answer of a domain endpoint.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct JobOutcome {
+    pub job_id: Uuid,
+    pub status: JobStatus,
+    pub results: Vec<HostResult>,
+}
+
+/// What a caller asks for when creating a job.
+pub struct Submission {
+    pub operation: Operation,
+    pub target: Target,
+    pub timeout: Duration,
+    pub created_by: String,
+    pub traceparent: Option<String>,
+    pub retry_of: Option<Uuid>,
+}
+
+#[derive(Clone)]
+pub struct JobService {
+    pub store: JobStore,
+    pub live: LiveAgents,
+}
+
+impl JobService {
+    /// Which hosts must answer, from the agents live now. A target no live agent
+    /// matches is refused here rather than becoming a job that waits forever.
+    pub fn expected(&self, target: &Target) -> Result<Expected, ApiError> {
+        let agents = self.live.snapshot();
+        let hosts: Vec<String> = agents
+            .iter()
+            .filter(|a| target.matches(&a.hostname, a.labels.iter()))
+            .map(|a| a.hostname.clone())
+            .collect();
+        if hosts.is_empty() {
+            return Err(ApiError::NoAgent(target.to_string()));
+        }
+        Ok(match target {
+            Target::Any => Expected::Any,
+            _ => Expected::Hosts(hosts),
+        })
+    }
+
+    /// Store and announce a job. With `wait`, subscribe to its results first and
+    /// return the subscription.
+    pub async fn submit(&self, s: Submission, wait: bool) -> Result<(Job, Option<async_nats::Subscriber>), ApiError> {
+        let expected = self.expected(&s.target)?;
+        let job = Job {
+            id: Uuid::now_v7(),
+            operation: s.operation,
+            target: s.target,
+            created_at: OffsetDateTime::now_utc(),
+            created_by: s.created_by,
+            expected,
+            timeout_ms: u64::try_from(s.timeout.as_millis()).unwrap_or(u64::MAX),
+            retry_of: s.retry_of,
+            trace_id: s.traceparent.as_deref().and_then(trace_id_of),
+        };
+        self.store.create(&job).await?;
+        let sub = if wait { Some(self.store.subscribe_results(job.id).await?) } else { None };
+        self.store.announce(&job, s.traceparent.as_deref()).await?;
+        tracing::info!(job_id = %job.id, operation = job.operation.type_name(), target = %job.target, "job created");
+        Ok((job, sub))
+    }
+
+    /// Collect results until every expected host answered or the job's deadline.
+    pub async fn wait(&self, job: &Job, mut sub: async_nats::Subscriber) -> Result<JobOutcome, ApiError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(job.timeout_ms);
+        let mut results: Vec<HostResult> = Vec::new();
+        loop {
+            let done = match &job.expected {
+                Expected::Any => !results.is_empty(),
+                Expected::Hosts(h) => h.iter().all(|h| results.iter().any(|r| &r.hostname == h)),
+            };
+            if done {
+                break;
+            }
+            match tokio::time::timeout_at(deadline, sub.next()).await {
+                Ok(Some(msg)) => match serde_json::from_slice::<HostResult>(&msg.payload) {
+                    Ok(r) => {
+                        results.retain(|old| old.hostname != r.hostname);
+                        results.push(r);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "ignoring an unreadable result"),
+                },
+                Ok(None) => return Err(ApiError::Internal("result subscription closed".into())),
+                Err(_) => break,
+            }
+        }
+        let _ = sub.unsubscribe().await;
+        if results.is_empty() {
+            return Err(ApiError::WaitTimeout { job_id: job.id.to_string(), timeout_ms: job.timeout_ms });
+        }
+        // Past this point missing hosts are past the deadline: compute at the deadline.
+        let now = OffsetDateTime::now_utc().max(job.deadline());
+        let complete = match &job.expected {
+            Expected::Any => true,
+            Expected::Hosts(h) => h.len() == results.len(),
+        };
+        let at = if complete { OffsetDateTime::now_utc() } else { now };
+        let view = compute_status(job, &[], &results, at);
+        Ok(JobOutcome { job_id: job.id, status: view.status, results: view.results })
+    }
+}
+
+/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
+pub fn trace_id_of(traceparent: &str) -> Option<String> {
+    let mut parts = traceparent.split('-');
+    let (_version, trace) = (parts.next()?, parts.next()?);
+    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then(|| trace.to_owned())
+}

@@ -1,0 +1,86 @@
+//! `osapi`: the daemons and admin tools. Parsing lives in `osapi::cli::admin`,
+//! the daemons in `osapi::daemon`; this file only wires them.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use osapi::cli::admin::{
+    AgentStart, ApiCommand, Command, ConfigCommand, NatsCommand, NodeCommand, Osapi, StartOnly, TokenCommand,
+};
+use osapi::config::Config;
+use osapi::{daemon, telemetry, token};
+
+fn main() -> ExitCode {
+    let args = Osapi::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("osapi: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(args: &Osapi) -> anyhow::Result<Config> {
+    Config::load_from_process_env(&args.osapi_file).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn run(args: Osapi) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        Command::Config { command: ConfigCommand::Check } => {
+            let problems = match load(&args) {
+                Ok(cfg) => cfg.check_all().into_iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                Err(e) => e.to_string().lines().map(str::to_owned).collect(),
+            };
+            if problems.is_empty() {
+                println!("{}: OK", args.osapi_file.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            for p in &problems {
+                println!("{p}");
+            }
+            eprintln!("{} problem(s) in {}", problems.len(), args.osapi_file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+        Command::Token { command } => {
+            let cfg = load(&args)?;
+            let key = token::TokenKey::new(cfg.api.server.security.signing_key()?)?;
+            match command {
+                TokenCommand::Generate(g) => {
+                    let ttl = i64::try_from(g.ttl.as_secs()).context("ttl too long")?;
+                    let perms = (!g.permissions.is_empty()).then(|| g.permissions.clone());
+                    println!("{}", key.issue(&g.subject, g.roles.clone(), perms, token::now_unix(), ttl));
+                }
+                TokenCommand::Validate { token } => {
+                    let claims = key.verify(token.trim(), token::now_unix())?;
+                    let effective = cfg.api.server.security.role_table().effective(&claims.roles, claims.permissions.as_deref());
+                    let out = serde_json::json!({
+                        "claims": claims,
+                        "effective_permissions": effective.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+                    });
+                    println!("{}", serde_json::to_string_pretty(&out)?);
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let cfg = load(&args)?;
+    telemetry::init_logging(args.debug || cfg.debug);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match &args.command {
+            Command::Nats { command: NatsCommand::Server { command: StartOnly::Start } } => daemon::run_nats(&cfg).await,
+            Command::Api { command: ApiCommand::Server { command: StartOnly::Start } } => {
+                daemon::run_api(&cfg, daemon::shutdown_signal()?).await
+            }
+            Command::Node { command: NodeCommand::Agent { command: AgentStart::Start(a) } } => {
+                daemon::run_agent(&cfg, a.simulate, daemon::shutdown_signal()?).await
+            }
+            Command::Start => daemon::run_all(&cfg).await,
+            Command::Config { .. } | Command::Token { .. } => Ok(()),
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,136 @@
+//! Creating (or adopting) the JOBS stream and the KV buckets.
+//!
+//! Buckets are made by creating their backing stream `KV_<bucket>` directly and
+//! then opening it, because async-nats' `create_key_value` cannot parse the
+//! account-info reply of nats-server 2.9 (CRATES.md); the stream settings are
+//! exactly what a KV bucket has, so every client sees a normal bucket.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+
+use super::BusError;
+use crate::config::{BucketConfig, DiscardPolicy, NatsConfig, StorageKind, StreamConfig};
+use crate::job::Names;
+
+
+/// The four buckets and the job stream, opened.
+#[derive(Clone)]
+pub struct Buckets {
+    pub jobs: kv::Store,
+    pub responses: kv::Store,
+    pub audit: kv::Store,
+    pub registry: kv::Store,
+    pub stream: stream::Stream,
+}
+
+fn storage(kind: StorageKind) -> stream::StorageType {
+    match kind {
+        StorageKind::File => stream::StorageType::File,
+        StorageKind::Memory => stream::StorageType::Memory,
+    }
+}
+
+/// Create or adopt everything the job system needs under `names`.
+pub async fn provision(js: &jetstream::Context, names: &Names, cfg: &NatsConfig) -> Result<Buckets, BusError> {
+    let stream = ensure_stream(js, job_stream_config(names, &cfg.stream)).await?;
+    let kv_settings = |bucket: &str| BucketConfig {
+        bucket: bucket.to_owned(),
+        ttl: cfg.kv.ttl,
+        max_bytes: cfg.kv.max_bytes,
+        storage: cfg.kv.storage,
+        replicas: cfg.kv.replicas,
+    };
+    let jobs = ensure_bucket(js, &names.resource(&cfg.kv.jobs_bucket), &kv_settings(&cfg.kv.jobs_bucket)).await?;
+    let responses =
+        ensure_bucket(js, &names.resource(&cfg.kv.responses_bucket), &kv_settings(&cfg.kv.responses_bucket)).await?;
+    let audit = ensure_bucket(js, &names.resource(&cfg.audit.bucket), &cfg.audit).await?;
+    let registry = ensure_bucket(js, &names.resource(&cfg.registry.bucket), &cfg.registry).await?;
+    Ok(Buckets { jobs, responses, audit, registry, stream })
+}
+
+fn job_stream_config(names: &Names, s: &StreamConfig) -> stream::Config {
+    stream::Config {
+        name: names.resource(&s.name),
+        subjects: vec![names.subject("jobs.>")],
+        max_age: s.max_age,
+        max_messages: s.max_msgs.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)),
+        storage: storage(s.storage),
+        num_replicas: s.replicas,
+        discard: match s.discard {
+            DiscardPolicy::Old => stream::DiscardPolicy::Old,
+            DiscardPolicy::New => stream::DiscardPolicy::New,
+        },
+        duplicate_window: s.max_age.min(Duration::from_secs(120)),
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+fn bucket_stream_config(bucket: &str, b: &BucketConfig) -> stream::Config {
+    stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_age: b.ttl,
+        max_bytes: i64::try_from(b.max_bytes).unwrap_or(i64::MAX),
+        storage: storage(b.storage),
+        num_replicas: b.replicas,
+        discard: stream::DiscardPolicy::New,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        duplicate_window: b.ttl.min(Duration::from_secs(120)),
+        max_message_size: -1,
+        ..Default::default()
+    }
+}
+
+async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<stream::Stream, BusError> {
+    let name = config.name.clone();
+    match js.get_stream(&name).await {
+        Ok(existing) => {
+            let current = &existing.cached_info().config;
+            // Adopt an existing stream; bring limits in line with the configuration
+            // when they differ (replicas and limits can be changed in place).
+            if current.max_age != config.max_age
+                || current.num_replicas != config.num_replicas
+                || current.max_bytes != config.max_bytes
+                || current.max_messages != config.max_messages
+            {
+                js.update_stream(&config)
+                    .await
+                    .map_err(|e| BusError::Provision { what: format!("stream {name} (update)"), detail: e.to_string() })?;
+            }
+            Ok(existing)
+        }
+        Err(_) => match js.create_stream(config).await {
+            Ok(s) => Ok(s),
+            // Another process may have created it between our get and create.
+            Err(create_err) => js
+                .get_stream(&name)
+                .await
+                .map_err(|_| BusError::Provision { what: format!("stream {name}"), detail: create_err.to_string() }),
+        },
+    }
+}
+
+async fn ensure_bucket(js: &jetstream::Context, bucket: &str, b: &BucketConfig) -> Result<kv::Store, BusError> {
+    ensure_stream(js, bucket_stream_config(bucket, b)).await?;
+    js.get_key_value(bucket)
+        .await
+        .map_err(|e| BusError::Provision { what: format!("bucket {bucket}"), detail: e.to_string() })
+}
+
+/// Open the buckets without creating anything: for readiness checks.
+pub async fn check(js: &jetstream::Context, names: &Names, cfg: &NatsConfig) -> Result<(), BusError> {
+    for b in [&cfg.kv.jobs_bucket, &cfg.kv.responses_bucket, &cfg.audit.bucket, &cfg.registry.bucket] {
+        let bucket = names.resource(b);
+        js.get_stream(format!("KV_{bucket}"))
+            .await
+            .map_err(|e| BusError::Provision { what: format!("bucket {bucket}"), detail: e.to_string() })?;
+    }
+    let s = names.resource(&cfg.stream.name);
+    js.get_stream(&s).await.map_err(|e| BusError::Provision { what: format!("stream {s}"), detail: e.to_string() })?;
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! The job store: immutable job definitions in the jobs bucket, append-only events
+//! and per-host results in the responses bucket, notifications on the JOBS stream.
+//!
+//! Keys in the responses bucket: `<job>.ev.<uuid>` for each event (a new key per
+//! event, so nothing is ever overwritten) and `<job>.res.<hostname>` for each
+//! host's result. A KV put is an ordinary publish on `$KV.<bucket>.<key>`, so the
+//! API waits for results with a plain subscription instead of polling.
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, kv, stream};
+use futures::{StreamExt, TryStreamExt};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{BusError, Buckets};
+use crate::job::{HostResult, Job, JobEvent, JobStatus, JobView, Names, Target, compute_status};
+
+pub const RESULT_HEADER_TRACEPARENT: &str = "traceparent";
+/// How many jobs one listing request may inspect when filters skip most of them;
+/// past this it returns a cursor so listing stays cheap however many jobs exist.
+const MAX_SCAN: usize = 500;
+
+/// Everything a host has said about a job so far.
+#[derive(Debug, Clone, Default)]
+pub struct JobProgress {
+    pub events: Vec<JobEvent>,
+    pub results: Vec<HostResult>,
+}
+
+/// Filters of `GET /jobs`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<JobStatus>,
+    pub operation: Option<String>,
+    pub target: Option<Target>,
+}
+
+/// One page of jobs, newest first, with their derived view.
+pub struct JobPage {
+    pub jobs: Vec<(Job, JobView)>,
+    /// Pass back to continue below the last job inspected; `None` at the end.
+    pub next_cursor: Option<u64>,
+}
+
+#[derive(Clone)]
+pub struct JobStore {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    jobs: kv::Store,
+    responses: kv::Store,
+    names: Names,
+    job_stream: String,
+}
+
+fn is_tombstone(headers: &HeaderMap) -> bool {
+    headers.get("KV-Operation").is_some_and(|v| matches!(v.as_str(), "DEL" | "PURGE"))
+}
+
+impl JobStore {
+    pub fn new(client: async_nats::Client, buckets: &Buckets, names: Names) -> Self {
+        JobStore {
+            js: jetstream::new(client.clone()),
+            client,
+            jobs: buckets.jobs.clone(),
+            responses: buckets.responses.clone(),
+            job_stream: buckets.stream.cached_info().config.name.clone(),
+            names,
+        }
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Store a new job. Fails with [`BusError::Conflict`] if the id exists.
+    pub async fn create(&self, job: &Job) -> Result<(), BusError> {
+        let body = serde_json::to_vec(job).map_err(|source| BusError::Corrupt { what: "job", source })?;
+        self.jobs.create(job.id.to_string(), body.into()).await.map_err(|e| match e.kind() {
+            kv::CreateErrorKind::AlreadyExists => BusError::Conflict(job.id.to_string()),
+            _ => BusError::request("storing a job", e),
+        })?;
+        Ok(())
+    }
+
+    /// Announce a stored job on its subject; agents take it from there.
+    pub async fn announce(&self, job: &Job, traceparent: Option<&str>) -> Result<(), BusError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", job.id.to_string().as_str());
+        if let Some(tp) = traceparent {
+            headers.insert(RESULT_HEADER_TRACEPARENT, tp);
+        }
+        let subject = job.target.subject(&self.names, job.operation.kind());
+        self.js
+            .publish_with_headers(subject, headers, job.id.to_string().into())
+            .await
+            .map_err(|e| BusError::request("announcing a job", e))?
+            .await
+            .map_err(|e| BusError::request("announcing a job", e))?;
+        Ok(())
+    }
+
+    /// Subscribe to a job's results as they are written. Subscribe before
+    /// announcing, so no result can slip past.
+    pub async fn subscribe_results(&self, id: Uuid) -> Result<async_nats::Subscriber, BusError> {
+        self.client
+            .subscribe(format!("{}{id}.res.>", self.responses.prefix))
+            .await
+            .map_err(|e| BusError::request("subscribing to results", e))
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<Job>, BusError> {
+        match self.jobs.get(id.to_string()).await.map_err(|e| BusError::request("reading a job", e))? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|source| BusError::Corrupt { what: "job", source })?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn append_event(&self, id: Uuid, event: &JobEvent) -> Result<(), BusError> {
+        let body = serde_json::to_vec(event).map_err(|source| BusError::Corrupt { what: "event", source })?;
+        self.responses
+            .put(format!("{id}.ev.{}", Uuid::now_v7()), body.into())
+            .await
+            .map_err(|e| BusError::request("appending a job event", e))?;
+        Ok(())
+    }
+
+    pub async fn put_result(&self, id: Uuid, result: &HostResult) -> Result<(), BusError> {
+        let body = serde_json::to_vec(result).map_err(|source| BusError::Corrupt { what: "result", source })?;
+        self.responses
+            .put(format!("{id}.res.{}", super::registry::registry_key(&result.hostname)), body.into())
+            .await
+            .map_err(|e| BusError::request("storing a job result", e))?;
+        Ok(())
+    }
+
+    /// Read every event and result of a job, in the order they were written.
+    pub async fn progress(&self, id: Uuid) -> Result<JobProgress, BusError> {
+        let filter = format!("{}{id}.>", self.responses.prefix);
+        let ev_prefix = format!("{}{id}.ev.", self.responses.prefix);
+        let stream = &self.responses.stream;
+        let mut progress = JobProgress::default();
+        let mut next = 1u64;
+        loop {
+            let msg = match stream.direct_get_next_for_subject(filter.as_str(), Some(next)).await {
+                Ok(m) => m,
+                Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => break,
+                Err(e) => return Err(BusError::request("reading job progress", e)),
+            };
+            next = msg.sequence + 1;
+            if is_tombstone(&msg.headers) {
+                continue;
+            }
+            if msg.subject.starts_with(ev_prefix.as_str()) {
+                match serde_json::from_slice(&msg.payload) {
+                    Ok(ev) => progress.events.push(ev),
+                    Err(source) => return Err(BusError::Corrupt { what: "event", source }),
+                }
+            } else {
+                match serde_json::from_slice(&msg.payload) {
+                    Ok(r) => progress.results.push(r),
+                    Err(source) => return Err(BusError::Corrupt { what: "result", source }),
+                }
+            }
+        }
+        Ok(progress)
+    }
+
+    /// A job's derived view at `now`.
+    pub async fn view(&self, job: &Job, now: OffsetDateTime) -> Result<(JobProgress, JobView), BusError> {
+        let p = self.progress(job.id).await?;
+        let v = compute_status(job, &p.events, &p.results, now);
+        Ok((p, v))
+    }
+
+    /// Jobs newest first, from `cursor` (a stream sequence) downwards when given.
+    pub async fn list(&self, filter: &ListFilter, cursor: Option<u64>, limit: usize) -> Result<JobPage, BusError> {
+        let info = self.jobs.stream.get_info().await.map_err(|e| BusError::request("listing jobs", e))?;
+        let first = info.state.first_sequence.max(1);
+        // `next` is the highest sequence not yet inspected; 0 means none left.
+        let mut next = cursor.unwrap_or(info.state.last_sequence).min(info.state.last_sequence);
+        let now = OffsetDateTime::now_utc();
+        let mut jobs = Vec::new();
+        let mut scanned = 0usize;
+        while next >= first && next > 0 && scanned < MAX_SCAN {
+            // Fetch a window of candidates concurrently; requests pipeline on one connection.
+            let low = first.max(next.saturating_sub(31));
+            let window: Vec<u64> = (low..=next).rev().collect();
+            scanned += window.len();
+            let fetched: Vec<(u64, Option<Job>)> = futures::stream::iter(window)
+                .map(|s| async move { Ok::<_, BusError>((s, self.job_at(s).await?)) })
+                .buffered(16)
+                .try_collect()
+                .await?;
+            let candidates = fetched.into_iter().filter_map(|(s, j)| j.map(|j| (s, j))).filter(|(_, j)| {
+                filter.operation.as_deref().is_none_or(|op| op == j.operation.type_name())
+                    && filter.target.as_ref().is_none_or(|t| *t == j.target)
+            });
+            let viewed: Vec<(u64, Job, JobView)> = futures::stream::iter(candidates)
+                .map(|(s, j)| async move {
+                    let (_, v) = self.view(&j, now).await?;
+                    Ok::<_, BusError>((s, j, v))
+                })
+                .buffered(16)
+                .try_collect()
+                .await?;
+            next = low - 1;
+            for (s, j, v) in viewed {
+                if filter.status.is_some_and(|st| st != v.status) {
+                    continue;
+                }
+                if jobs.len() == limit {
+                    next = s;
+                    break;
+                }
+                jobs.push((j, v));
+            }
+            if jobs.len() == limit {
+                break;
+            }
+        }
+        let next_cursor = (next >= first && next > 0).then_some(next);
+        Ok(JobPage { jobs, next_cursor })
+    }
+
+    async fn job_at(&self, seq: u64) -> Result<Option<Job>, BusError> {
+        match self.jobs.stream.direct_get(seq).await {
+            Ok(msg) if is_tombstone(&msg.headers) => Ok(None),
+            Ok(msg) => Ok(serde_json::from_slice(&msg.payload).ok()),
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BusError::request("listing jobs", e)),
+        }
+    }
+
+    /// Remove a job and everything agents wrote about it. Returns false if unknown.
+    pub async fn delete(&self, id: Uuid) -> Result<bool, BusError> {
+        if self.get(id).await?.is_none() {
+            return Ok(false);
+        }
+        self.jobs.purge(id.to_string()).await.map_err(|e| BusError::request("deleting a job", e))?;
+        self.responses
+            .stream
+            .purge()
+            .filter(format!("{}{id}.>", self.responses.prefix))
+            .await
+            .map_err(|e| BusError::request("deleting job results", e))?;
+        Ok(true)
+    }
+
+    /// Number of jobs stored (approximately: deleted ones leave a marker until it expires).
+    pub async fn count(&self) -> Result<u64, BusError> {
+        let info = self.jobs.stream.get_info().await.map_err(|e| BusError::request("counting jobs", e))?;
+        Ok(info.state.messages)
+    }
+
+    /// Whether NATS and the job stream answer.
+    pub async fn ping(&self) -> Result<(), BusError> {
+        self.js.get_stream(&self.job_stream).await.map_err(|e| BusError::request("checking the job stream", e))?;
+        Ok(())
+    }
+}

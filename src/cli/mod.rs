@@ -1,0 +1,3 @@
+//! Command lines: `admin` for `osapi`; the `osapictl` client is being added.
+
+pub mod admin;

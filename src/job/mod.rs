@@ -1,0 +1,23 @@
+//! The job domain, pure and transport-free.
+//!
+//! * [`Operation`] — every read or change of a host, with its input, validation,
+//!   kind (query/modify) and the permission it needs;
+//! * [`Target`] — which agents a job is for, and the NATS subject that reaches them;
+//! * [`Names`] — every NATS name under the deployment's namespace;
+//! * [`Job`], [`JobEvent`], [`HostResult`] — the immutable job, its append-only
+//!   events and per-host results, and [`compute_status`] that derives the status.
+
+mod names;
+mod operation;
+mod record;
+mod status;
+mod target;
+
+pub use names::Names;
+pub use operation::{
+    CommandExec, CommandShell, DnsGet, DnsSet, HostnameSet, InvalidInput, Kind, MAX_COMMAND_TIMEOUT,
+    OPERATION_TYPES, Operation, OperationRequest, Ping, is_valid_label_value,
+};
+pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Stage};
+pub use status::{HostProgress, JobStatus, JobView, compute_status};
+pub use target::{InvalidTarget, Target, is_valid_hostname};

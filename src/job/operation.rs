@@ -1,0 +1,527 @@
+//! Operations: the one typed vocabulary shared by API, CLI and agent (SPEC §4).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::target::{is_label_value, is_valid_hostname};
+use crate::rbac::Permission;
+
+/// The longest command timeout an API accepts; agents may configure less.
+pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest per-probe ping timeout.
+const MAX_PING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether an operation only reads the host or changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Query,
+    Modify,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Query => "query",
+            Kind::Modify => "modify",
+        }
+    }
+}
+
+/// A request's input that fails validation; `field` is a dotted path into the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidInput {
+    pub field: String,
+    pub reason: String,
+}
+
+impl InvalidInput {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        InvalidInput { field: field.into(), reason: reason.into() }
+    }
+}
+
+/// `node.hostname.set`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostnameSet {
+    pub hostname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretty: Option<String>,
+}
+
+/// `network.dns.get`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsGet {
+    pub interface: String,
+}
+
+/// `network.dns.set`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSet {
+    pub interface: String,
+    #[serde(default)]
+    pub servers: Vec<String>,
+    #[serde(default)]
+    pub search_domains: Vec<String>,
+}
+
+/// `network.ping.do`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ping {
+    pub address: String,
+    #[serde(default = "default_ping_count")]
+    pub count: u32,
+    /// Per-probe timeout, e.g. `"1s"`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[schema(value_type = Option<String>)]
+    pub timeout: Option<Duration>,
+}
+
+fn default_ping_count() -> u32 {
+    4
+}
+
+/// `command.exec.execute`: a program and its arguments, no shell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandExec {
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[schema(value_type = Option<String>)]
+    pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// `command.shell.execute`: a command line run by `/bin/sh -c`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandShell {
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[schema(value_type = Option<String>)]
+    pub timeout: Option<Duration>,
+}
+
+/// Every operation a job can carry. Serialised as `{"type": "...", "data": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", try_from = "OperationRequest")]
+pub enum Operation {
+    #[serde(rename = "node.hostname.get")]
+    HostnameGet,
+    #[serde(rename = "node.hostname.set")]
+    HostnameSet(HostnameSet),
+    #[serde(rename = "node.status.get")]
+    StatusGet,
+    #[serde(rename = "node.uptime.get")]
+    UptimeGet,
+    #[serde(rename = "node.os.get")]
+    OsGet,
+    #[serde(rename = "node.disk.get")]
+    DiskGet,
+    #[serde(rename = "node.memory.get")]
+    MemoryGet,
+    #[serde(rename = "node.load.get")]
+    LoadGet,
+    #[serde(rename = "network.dns.get")]
+    DnsGet(DnsGet),
+    #[serde(rename = "network.dns.set")]
+    DnsSet(DnsSet),
+    #[serde(rename = "network.ping.do")]
+    Ping(Ping),
+    #[serde(rename = "command.exec.execute")]
+    CommandExec(CommandExec),
+    #[serde(rename = "command.shell.execute")]
+    CommandShell(CommandShell),
+}
+
+/// The wire form of an operation before it is checked: a type name and its data.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperationRequest {
+    /// One of the operation types, e.g. `node.hostname.get`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The operation's input; omitted or `null` for operations without input.
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl TryFrom<OperationRequest> for Operation {
+    type Error = InvalidInput;
+    fn try_from(req: OperationRequest) -> Result<Self, Self::Error> {
+        Operation::parse(&req.type_name, req.data)
+    }
+}
+
+/// Every operation type name, in the order of SPEC §4.
+pub const OPERATION_TYPES: [&str; 13] = [
+    "node.hostname.get",
+    "node.hostname.set",
+    "node.status.get",
+    "node.uptime.get",
+    "node.os.get",
+    "node.disk.get",
+    "node.memory.get",
+    "node.load.get",
+    "network.dns.get",
+    "network.dns.set",
+    "network.ping.do",
+    "command.exec.execute",
+    "command.shell.execute",
+];
+
+impl Operation {
+    /// Build and validate an operation from its type name and JSON data. Errors
+    /// name the field as `operation.type` or `operation.data.<path>`.
+    pub fn parse(type_name: &str, data: serde_json::Value) -> Result<Operation, InvalidInput> {
+        fn no_input(type_name: &str, data: &serde_json::Value) -> Result<(), InvalidInput> {
+            match data {
+                serde_json::Value::Null => Ok(()),
+                serde_json::Value::Object(m) if m.is_empty() => Ok(()),
+                _ => Err(InvalidInput::new("operation.data", format!("{type_name} takes no input"))),
+            }
+        }
+        let op = match type_name {
+            "node.hostname.get" => no_input(type_name, &data).map(|()| Operation::HostnameGet)?,
+            "node.status.get" => no_input(type_name, &data).map(|()| Operation::StatusGet)?,
+            "node.uptime.get" => no_input(type_name, &data).map(|()| Operation::UptimeGet)?,
+            "node.os.get" => no_input(type_name, &data).map(|()| Operation::OsGet)?,
+            "node.disk.get" => no_input(type_name, &data).map(|()| Operation::DiskGet)?,
+            "node.memory.get" => no_input(type_name, &data).map(|()| Operation::MemoryGet)?,
+            "node.load.get" => no_input(type_name, &data).map(|()| Operation::LoadGet)?,
+            "node.hostname.set" => Operation::HostnameSet(typed_data(data)?),
+            "network.dns.get" => Operation::DnsGet(typed_data(data)?),
+            "network.dns.set" => Operation::DnsSet(typed_data(data)?),
+            "network.ping.do" => Operation::Ping(typed_data(data)?),
+            "command.exec.execute" => Operation::CommandExec(typed_data(data)?),
+            "command.shell.execute" => Operation::CommandShell(typed_data(data)?),
+            other => {
+                return Err(InvalidInput::new(
+                    "operation.type",
+                    format!("unknown operation {other:?}; known: {}", OPERATION_TYPES.join(", ")),
+                ));
+            }
+        };
+        op.validate()?;
+        Ok(op)
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Operation::HostnameGet => "node.hostname.get",
+            Operation::HostnameSet(_) => "node.hostname.set",
+            Operation::StatusGet => "node.status.get",
+            Operation::UptimeGet => "node.uptime.get",
+            Operation::OsGet => "node.os.get",
+            Operation::DiskGet => "node.disk.get",
+            Operation::MemoryGet => "node.memory.get",
+            Operation::LoadGet => "node.load.get",
+            Operation::DnsGet(_) => "network.dns.get",
+            Operation::DnsSet(_) => "network.dns.set",
+            Operation::Ping(_) => "network.ping.do",
+            Operation::CommandExec(_) => "command.exec.execute",
+            Operation::CommandShell(_) => "command.shell.execute",
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            Operation::HostnameSet(_)
+            | Operation::DnsSet(_)
+            | Operation::CommandExec(_)
+            | Operation::CommandShell(_) => Kind::Modify,
+            _ => Kind::Query,
+        }
+    }
+
+    /// The permission a caller needs for this operation, on top of whatever the
+    /// endpoint itself demands (for `POST /jobs`, `job:write`).
+    pub fn permission(&self) -> Permission {
+        match self {
+            Operation::HostnameSet(_) => Permission::NodeWrite,
+            Operation::DnsGet(_) | Operation::Ping(_) => Permission::NetworkRead,
+            Operation::DnsSet(_) => Permission::NetworkWrite,
+            Operation::CommandExec(_) | Operation::CommandShell(_) => Permission::CommandExecute,
+            _ => Permission::NodeRead,
+        }
+    }
+
+    /// Whether running this operation twice on a host is harmless. Jobs that are
+    /// not are never re-run after a host started them (SPEC §4).
+    pub fn is_idempotent(&self) -> bool {
+        !matches!(self, Operation::CommandExec(_) | Operation::CommandShell(_))
+    }
+
+    /// The longest time the operation may legitimately run on the agent, so the
+    /// job's deadline can allow for it.
+    pub fn expected_runtime(&self) -> Duration {
+        match self {
+            Operation::CommandExec(c) => c.timeout.unwrap_or(Duration::from_secs(30)),
+            Operation::CommandShell(c) => c.timeout.unwrap_or(Duration::from_secs(30)),
+            Operation::Ping(p) => {
+                p.timeout.unwrap_or(Duration::from_secs(1)).saturating_mul(p.count) + Duration::from_secs(p.count.into())
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Check the input; called when the job is created and again by the agent.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        let field = |name: &str| format!("operation.data.{name}");
+        match self {
+            Operation::HostnameSet(h) => {
+                if !is_valid_hostname(&h.hostname) {
+                    return Err(InvalidInput::new(
+                        field("hostname"),
+                        "must be an RFC 1123 hostname: 1-253 characters, labels of 1-63 letters, digits or hyphens, not starting or ending with a hyphen",
+                    ));
+                }
+                if let Some(p) = &h.pretty {
+                    if p.len() > 255 || p.chars().any(char::is_control) {
+                        return Err(InvalidInput::new(field("pretty"), "at most 255 characters, no control characters"));
+                    }
+                }
+            }
+            Operation::DnsGet(d) => validate_interface(&d.interface, &field("interface"))?,
+            Operation::DnsSet(d) => {
+                validate_interface(&d.interface, &field("interface"))?;
+                for (i, s) in d.servers.iter().enumerate() {
+                    if s.parse::<IpAddr>().is_err() {
+                        return Err(InvalidInput::new(format!("{}[{i}]", field("servers")), format!("{s:?} is not an IPv4 or IPv6 address")));
+                    }
+                }
+                for (i, s) in d.search_domains.iter().enumerate() {
+                    let name = s.strip_prefix('~').unwrap_or(s);
+                    if !(name == "." || is_valid_hostname(name.trim_end_matches('.'))) {
+                        return Err(InvalidInput::new(format!("{}[{i}]", field("search_domains")), format!("{s:?} is not a valid domain")));
+                    }
+                }
+            }
+            Operation::Ping(p) => {
+                if p.address.is_empty() || p.address.len() > 253 || p.address.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(InvalidInput::new(field("address"), "must be a hostname or IP address"));
+                }
+                if !(1..=100).contains(&p.count) {
+                    return Err(InvalidInput::new(field("count"), "must be between 1 and 100"));
+                }
+                if let Some(t) = p.timeout {
+                    if t.is_zero() || t > MAX_PING_TIMEOUT {
+                        return Err(InvalidInput::new(field("timeout"), "must be between 1ms and 30s"));
+                    }
+                }
+            }
+            Operation::CommandExec(c) => {
+                validate_command(&c.command, &field("command"))?;
+                validate_timeout(c.timeout, &field("timeout"))?;
+                validate_cwd(c.cwd.as_deref(), &field("cwd"))?;
+                for (i, a) in c.args.iter().enumerate() {
+                    if a.contains('\0') {
+                        return Err(InvalidInput::new(format!("{}[{i}]", field("args")), "must not contain NUL"));
+                    }
+                }
+                for (k, v) in &c.env {
+                    if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                        return Err(InvalidInput::new(format!("{}.{k}", field("env")), "names must be non-empty without '=' or NUL; values without NUL"));
+                    }
+                }
+            }
+            Operation::CommandShell(c) => {
+                validate_command(&c.command, &field("command"))?;
+                validate_timeout(c.timeout, &field("timeout"))?;
+                validate_cwd(c.cwd.as_deref(), &field("cwd"))?;
+            }
+            Operation::HostnameGet
+            | Operation::StatusGet
+            | Operation::UptimeGet
+            | Operation::OsGet
+            | Operation::DiskGet
+            | Operation::MemoryGet
+            | Operation::LoadGet => {}
+        }
+        Ok(())
+    }
+
+    /// The request form of this operation (type name and data).
+    pub fn to_request(&self) -> OperationRequest {
+        let value = serde_json::to_value(self).unwrap_or_default();
+        OperationRequest {
+            type_name: self.type_name().to_owned(),
+            data: value.get("data").cloned().unwrap_or_default(),
+        }
+    }
+}
+
+fn typed_data<T: DeserializeOwned>(data: serde_json::Value) -> Result<T, InvalidInput> {
+    let data = if data.is_null() { serde_json::Value::Object(Default::default()) } else { data };
+    serde_path_to_error::deserialize(data).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() { "operation.data".to_owned() } else { format!("operation.data.{path}") };
+        InvalidInput::new(field, e.into_inner().to_string())
+    })
+}
+
+/// A Linux interface name: 1–15 bytes, no `/`, whitespace or `:`.
+fn validate_interface(name: &str, field: &str) -> Result<(), InvalidInput> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+    if ok { Ok(()) } else { Err(InvalidInput::new(field, "not a valid interface name (1-15 characters, no '/', ':' or whitespace)")) }
+}
+
+fn validate_command(command: &str, field: &str) -> Result<(), InvalidInput> {
+    if command.trim().is_empty() {
+        return Err(InvalidInput::new(field, "must not be empty"));
+    }
+    if command.contains('\0') {
+        return Err(InvalidInput::new(field, "must not contain NUL"));
+    }
+    Ok(())
+}
+
+fn validate_timeout(timeout: Option<Duration>, field: &str) -> Result<(), InvalidInput> {
+    match timeout {
+        Some(t) if t.is_zero() || t > MAX_COMMAND_TIMEOUT => Err(InvalidInput::new(field, "must be between 1s and 300s")),
+        _ => Ok(()),
+    }
+}
+
+fn validate_cwd(cwd: Option<&str>, field: &str) -> Result<(), InvalidInput> {
+    match cwd {
+        Some(c) if !c.starts_with('/') || c.contains('\0') => Err(InvalidInput::new(field, "must be an absolute path")),
+        _ => Ok(()),
+    }
+}
+
+/// Label values are checked where labels enter (config); exported for the agent.
+pub fn is_valid_label_value(s: &str) -> bool {
+    is_label_value(s)
+}
+
+/// Optional durations as human strings (`"1s"`, `"500ms"`) or whole seconds.
+pub(crate) mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::Seconds(s)) => Ok(Some(Duration::from_secs(s))),
+            Some(Raw::Text(t)) => humantime::parse_duration(&t)
+                .map(Some)
+                .map_err(|e| serde::de::Error::custom(format!("invalid duration {t:?}: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_type_parses_and_round_trips() {
+        let cases = [
+            ("node.hostname.get", json!(null)),
+            ("node.hostname.set", json!({"hostname": "web-01", "pretty": "Web 1"})),
+            ("node.status.get", json!({})),
+            ("node.uptime.get", json!(null)),
+            ("node.os.get", json!(null)),
+            ("node.disk.get", json!(null)),
+            ("node.memory.get", json!(null)),
+            ("node.load.get", json!(null)),
+            ("network.dns.get", json!({"interface": "eth0"})),
+            ("network.dns.set", json!({"interface": "eth0", "servers": ["1.1.1.1", "2606:4700::1111"], "search_domains": ["example.com"]})),
+            ("network.ping.do", json!({"address": "127.0.0.1", "count": 3, "timeout": "1s"})),
+            ("command.exec.execute", json!({"command": "/bin/echo", "args": ["a", "b"]})),
+            ("command.shell.execute", json!({"command": "echo hi | tr a-z A-Z", "timeout": 5})),
+        ];
+        assert_eq!(cases.len(), OPERATION_TYPES.len());
+        for (t, data) in cases {
+            let op = Operation::parse(t, data).unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert_eq!(op.type_name(), t);
+            let text = serde_json::to_string(&op).unwrap();
+            let back: Operation = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, op, "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_type_names_the_field() {
+        let e = Operation::parse("node.reboot", json!(null)).unwrap_err();
+        assert_eq!(e.field, "operation.type");
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_fields_name_the_field() {
+        let e = Operation::parse("network.ping.do", json!({"address": "x", "count": "three"})).unwrap_err();
+        assert_eq!(e.field, "operation.data.count");
+        let e = Operation::parse("node.hostname.set", json!({"hostname": "a", "colour": 1})).unwrap_err();
+        assert_eq!(e.field, "operation.data", "{e}");
+        assert!(e.reason.contains("colour"));
+        let e = Operation::parse("node.hostname.get", json!({"x": 1})).unwrap_err();
+        assert_eq!(e.field, "operation.data");
+    }
+
+    #[test]
+    fn validation_rejects_bad_values() {
+        let bad = [
+            ("node.hostname.set", json!({"hostname": "-bad"}), "operation.data.hostname"),
+            ("node.hostname.set", json!({"hostname": "a..b"}), "operation.data.hostname"),
+            ("network.dns.set", json!({"interface": "eth0", "servers": ["1.2.3"]}), "operation.data.servers[0]"),
+            ("network.dns.set", json!({"interface": "eth0", "search_domains": ["bad domain"]}), "operation.data.search_domains[0]"),
+            ("network.dns.get", json!({"interface": "a/b"}), "operation.data.interface"),
+            ("network.ping.do", json!({"address": "x", "count": 0}), "operation.data.count"),
+            ("network.ping.do", json!({"address": "x", "count": 101}), "operation.data.count"),
+            ("command.exec.execute", json!({"command": ""}), "operation.data.command"),
+            ("command.exec.execute", json!({"command": "x", "timeout": "301s"}), "operation.data.timeout"),
+            ("command.shell.execute", json!({"command": "x", "cwd": "relative"}), "operation.data.cwd"),
+        ];
+        for (t, data, field) in bad {
+            let e = Operation::parse(t, data.clone()).unwrap_err();
+            assert_eq!(e.field, field, "{t} {data}: {e}");
+        }
+    }
+
+    #[test]
+    fn kinds_permissions_and_idempotence() {
+        let exec = Operation::parse("command.exec.execute", json!({"command": "true"})).unwrap();
+        assert_eq!(exec.kind(), Kind::Modify);
+        assert_eq!(exec.permission(), Permission::CommandExecute);
+        assert!(!exec.is_idempotent());
+        assert_eq!(Operation::HostnameGet.permission(), Permission::NodeRead);
+        assert_eq!(Operation::HostnameGet.kind(), Kind::Query);
+        assert!(Operation::HostnameGet.is_idempotent());
+    }
+}

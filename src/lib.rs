@@ -1,0 +1,29 @@
+//! OSAPI turns a Linux host into a managed appliance.
+//!
+//! Three processes cooperate over NATS JetStream:
+//!
+//! * the **NATS supervisor** ([`natsd`]) runs a real `nats-server` with JetStream;
+//! * the **API server** ([`api`]) authenticates requests, turns them into jobs and
+//!   waits for their results; it never touches the operating system;
+//! * the **agent** ([`agent`]) consumes jobs addressed to its host and runs them
+//!   through the [`provider`] traits.
+//!
+//! Start reading at [`job`]: the [`job::Operation`] enum is the one vocabulary shared
+//! by the API, the CLI ([`cli`]) and the agent. [`bus`] is everything that speaks NATS.
+//! Domain modules ([`job`], [`rbac`], [`provider`]) never depend on transports.
+
+pub mod agent;
+pub mod api;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod job;
+pub mod natsd;
+pub mod provider;
+pub mod rbac;
+pub mod telemetry;
+pub mod token;
+
+/// The version every component reports.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,303 @@
+//! Rendering [`Settings`] as a nats-server configuration file.
+//!
+//! The output uses the JSON-compatible subset of nats-server's configuration
+//! syntax: quoted keys, double-quoted strings, `{}` blocks and `[]` lists. It is
+//! not strictly JSON, because nats-server's lexer only knows the escapes `\"`,
+//! `\\`, `\t`, `\n`, `\r` and `\xXX` (no `\uXXXX`): other control characters
+//! are written as `\xXX`. `$` needs no escape inside a quoted string; variable
+//! references only exist for unquoted values.
+
+use std::fmt::Write as _;
+
+use super::{ServerAuth, Settings};
+
+/// Renders the nats-server configuration for `settings`, with the monitoring
+/// endpoint on `127.0.0.1:monitor_port`.
+///
+/// The settings are used as given; [`Settings::validate`] is the caller's job.
+pub fn generate_config(settings: &Settings, monitor_port: u16) -> String {
+    let mut out = String::new();
+    out.push_str("{\n");
+    // "host"/"port" rather than "listen": an IPv6 host needs no brackets this way.
+    field(&mut out, 1, "host", &quote(&settings.host));
+    field(&mut out, 1, "port", &settings.port.to_string());
+    if let Some(name) = &settings.server_name {
+        field(&mut out, 1, "server_name", &quote(name));
+    }
+    // Monitoring is only for our own health probe; never expose it.
+    field(
+        &mut out,
+        1,
+        "http",
+        &quote(&format!("127.0.0.1:{monitor_port}")),
+    );
+    // The journal (or our tracing subscriber) stamps every line already.
+    field(&mut out, 1, "logtime", "false");
+
+    out.push_str("  \"jetstream\": {\n");
+    field(
+        &mut out,
+        2,
+        "store_dir",
+        &quote(&settings.store_dir.to_string_lossy()),
+    );
+    close_block(&mut out, 1);
+
+    match &settings.auth {
+        ServerAuth::None => {}
+        ServerAuth::UserPass(users) => {
+            let entries = users
+                .iter()
+                .map(|(user, password)| {
+                    format!(
+                        "{{\"user\": {}, \"password\": {}}}",
+                        quote(user),
+                        quote(password)
+                    )
+                })
+                .collect::<Vec<_>>();
+            authorization(&mut out, &entries);
+        }
+        ServerAuth::Nkey(keys) => {
+            let entries = keys
+                .iter()
+                .map(|key| format!("{{\"nkey\": {}}}", quote(key)))
+                .collect::<Vec<_>>();
+            authorization(&mut out, &entries);
+        }
+    }
+
+    if let Some(cluster) = &settings.cluster {
+        out.push_str("  \"cluster\": {\n");
+        if !cluster.name.is_empty() {
+            field(&mut out, 2, "name", &quote(&cluster.name));
+        }
+        // Peers are other hosts, so routes listen on every interface.
+        field(&mut out, 2, "host", &quote("0.0.0.0"));
+        field(&mut out, 2, "port", &cluster.port.to_string());
+        let routes = cluster
+            .routes
+            .iter()
+            .map(|route| quote(&route_url(route)))
+            .collect::<Vec<_>>();
+        list(&mut out, 2, "routes", &routes);
+        close_block(&mut out, 1);
+    }
+
+    // Every entry above ends with ",\n"; the last comma is dropped here so the
+    // file stays JSON-shaped (nats-server would accept it either way).
+    trim_trailing_comma(&mut out);
+    out.push_str("}\n");
+    out
+}
+
+/// Quotes `s` as a nats-server double-quoted string.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // Only ASCII control characters reach here, so one byte each.
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn route_url(route: &str) -> String {
+    if route.contains("://") {
+        route.to_owned()
+    } else {
+        format!("nats-route://{route}")
+    }
+}
+
+fn indent(out: &mut String, level: usize) {
+    for _ in 0..level {
+        out.push_str("  ");
+    }
+}
+
+fn field(out: &mut String, level: usize, key: &str, value: &str) {
+    indent(out, level);
+    let _ = writeln!(out, "{}: {value},", quote(key));
+}
+
+fn list(out: &mut String, level: usize, key: &str, items: &[String]) {
+    indent(out, level);
+    let _ = writeln!(out, "{}: [", quote(key));
+    for (i, item) in items.iter().enumerate() {
+        indent(out, level + 1);
+        out.push_str(item);
+        out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+    }
+    indent(out, level);
+    out.push_str("],\n");
+}
+
+fn authorization(out: &mut String, users: &[String]) {
+    out.push_str("  \"authorization\": {\n");
+    list(out, 2, "users", users);
+    close_block(out, 1);
+}
+
+fn close_block(out: &mut String, level: usize) {
+    trim_trailing_comma(out);
+    indent(out, level);
+    out.push_str("},\n");
+}
+
+fn trim_trailing_comma(out: &mut String) {
+    if out.ends_with(",\n") {
+        out.truncate(out.len() - 2);
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::natsd::{ClusterSettings, resolve_binary};
+    use std::path::Path;
+
+    fn settings() -> Settings {
+        Settings {
+            binary: "nats-server".into(),
+            host: "127.0.0.1".into(),
+            port: 4222,
+            store_dir: "/var/lib/osapi/nats".into(),
+            server_name: None,
+            auth: ServerAuth::None,
+            cluster: None,
+            monitor_port: None,
+            run_dir: "/run/osapi".into(),
+        }
+    }
+
+    fn json(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON-shaped ({e}):\n{text}"))
+    }
+
+    /// Lets the real nats-server parse the text (`-t` only checks the config).
+    fn assert_nats_accepts(text: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("test.conf");
+        std::fs::write(&path, text).unwrap();
+        let binary = resolve_binary(Path::new("nats-server")).unwrap();
+        let out = std::process::Command::new(binary)
+            .arg("-c")
+            .arg(&path)
+            .arg("-t")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nats-server rejected:\n{text}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn minimal_config_has_listen_jetstream_and_monitoring() {
+        let text = generate_config(&settings(), 18222);
+        let v = json(&text);
+        assert_eq!(v["host"], "127.0.0.1");
+        assert_eq!(v["port"], 4222);
+        assert_eq!(v["http"], "127.0.0.1:18222");
+        assert_eq!(v["jetstream"]["store_dir"], "/var/lib/osapi/nats");
+        assert!(v.get("authorization").is_none());
+        assert!(v.get("cluster").is_none());
+        assert!(v.get("server_name").is_none());
+        assert_nats_accepts(&text);
+    }
+
+    #[test]
+    fn user_pass_block_escapes_special_characters() {
+        let password = "p\"a\\s$s{w}\t#o'r\nd\u{1}é";
+        let mut s = settings();
+        s.auth = ServerAuth::UserPass(vec![
+            ("admin".into(), password.into()),
+            ("we\"ird".into(), "$HOME".into()),
+        ]);
+        let text = generate_config(&s, 8222);
+        assert!(
+            text.contains(r#"{"user": "admin", "password": "p\"a\\s$s{w}\t#o'r\nd\x01é"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"{"user": "we\"ird", "password": "$HOME"}"#),
+            "{text}"
+        );
+        assert_nats_accepts(&text);
+    }
+
+    #[test]
+    fn quote_round_trips_through_json_without_control_bytes() {
+        for s in [
+            "",
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "$VAR",
+            "${x}",
+            "tab\tnl\ncr\r",
+            "ü€😀",
+        ] {
+            let back: String = serde_json::from_str(&quote(s)).unwrap();
+            assert_eq!(back, s);
+        }
+        assert_eq!(quote("\u{0}\u{1b}\u{7f}"), r#""\x00\x1b\x7f""#);
+    }
+
+    #[test]
+    fn nkey_block_lists_public_keys() {
+        let key = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4";
+        let mut s = settings();
+        s.auth = ServerAuth::Nkey(vec![key.into()]);
+        let text = generate_config(&s, 8222);
+        let v = json(&text);
+        assert_eq!(v["authorization"]["users"][0]["nkey"], key);
+        assert_nats_accepts(&text);
+    }
+
+    #[test]
+    fn cluster_block_has_routes_and_server_name() {
+        let mut s = settings();
+        s.server_name = Some("host-a".into());
+        s.cluster = Some(ClusterSettings {
+            name: "osapi".into(),
+            port: 6222,
+            routes: vec!["nats-route://10.0.0.2:6222".into(), "10.0.0.3:6222".into()],
+        });
+        let text = generate_config(&s, 8222);
+        let v = json(&text);
+        assert_eq!(v["server_name"], "host-a");
+        assert_eq!(v["cluster"]["name"], "osapi");
+        assert_eq!(v["cluster"]["host"], "0.0.0.0");
+        assert_eq!(v["cluster"]["port"], 6222);
+        assert_eq!(
+            v["cluster"]["routes"],
+            serde_json::json!(["nats-route://10.0.0.2:6222", "nats-route://10.0.0.3:6222"])
+        );
+        assert_nats_accepts(&text);
+    }
+
+    #[test]
+    fn ipv6_host_needs_no_brackets() {
+        let mut s = settings();
+        s.host = "::1".into();
+        let text = generate_config(&s, 8222);
+        assert_eq!(json(&text)["host"], "::1");
+        assert_nats_accepts(&text);
+    }
+}

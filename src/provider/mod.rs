@@ -1,0 +1,741 @@
+//! Agent providers (SPEC §8): one trait per host capability.
+//!
+//! The agent's dispatch maps each [`crate::job::Operation`] onto one of these traits
+//! and never touches the operating system itself. That keeps dispatch testable with
+//! a fake ([`sim`]) and lets each real implementation be tested against the real
+//! service. Traits are object safe (methods return a [`BoxFuture`]) so the agent can
+//! hold them as `Arc<dyn …>` inside one [`Providers`] value.
+//!
+//! Implementations:
+//! * [`procfs`]: OS, uptime, load, memory and disks from `/proc`, `/etc/os-release`,
+//!   `uname` and `statvfs`; hostname read through `uname` ([`procfs::UnameHostname`]).
+//! * [`sim`]: fixed, optionally slow data for pipeline tests and benchmarks.
+//! * [`Unsupported`]: DNS, ping and command until their real providers land; every
+//!   call fails with [`ProviderError::Unsupported`].
+//!
+//! Errors are [`ProviderError`]; the agent reports them in the host's result (with
+//! [`ProviderError::code`]) and carries on — a provider error never stops the agent.
+
+pub mod procfs;
+pub mod sim;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A boxed, `Send` future: what every provider method returns, so the traits stay
+/// object safe without an `async_trait` dependency.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Shorthand for provider results.
+pub type ProviderResult<T> = Result<T, ProviderError>;
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// Why a provider could not do what was asked.
+///
+/// Each variant has a stable machine-readable [`code`](ProviderError::code) that the
+/// agent puts in the host's result next to the human-readable message.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The named object does not exist (e.g. an unknown network interface).
+    #[error("{what} not found: {name}")]
+    NotFound { what: &'static str, name: String },
+
+    /// The agent lacks the privilege for this operation.
+    #[error("permission denied for {operation}: {detail}")]
+    PermissionDenied {
+        operation: &'static str,
+        detail: String,
+    },
+
+    /// A service the provider depends on is not there (e.g. systemd-hostnamed).
+    #[error("{service} is unavailable: {detail}")]
+    Unavailable {
+        service: &'static str,
+        detail: String,
+    },
+
+    /// The input was rejected before touching the host.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput { field: &'static str, reason: String },
+
+    /// An I/O error, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+
+    /// This agent has no implementation of the operation (yet).
+    #[error("{operation} is not implemented on this agent yet")]
+    Unsupported { operation: &'static str },
+
+    /// A system file did not have the expected format.
+    #[error("cannot parse {file}: {detail}")]
+    Parse { file: String, detail: String },
+}
+
+impl ProviderError {
+    /// Stable machine-readable code of the error kind.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProviderError::NotFound { .. } => "not_found",
+            ProviderError::PermissionDenied { .. } => "permission_denied",
+            ProviderError::Unavailable { .. } => "unavailable",
+            ProviderError::InvalidInput { .. } => "invalid_input",
+            ProviderError::Io { .. } => "io_error",
+            ProviderError::Unsupported { .. } => "unsupported",
+            ProviderError::Parse { .. } => "parse_error",
+        }
+    }
+
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        ProviderError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Builds a parse error for `file`.
+    pub fn parse(file: impl Into<String>, detail: impl Into<String>) -> Self {
+        ProviderError::Parse {
+            file: file.into(),
+            detail: detail.into(),
+        }
+    }
+
+    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        ProviderError::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hostname
+// ---------------------------------------------------------------------------
+
+/// Where hostname information came from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HostnameSource {
+    /// `org.freedesktop.hostname1` (systemd-hostnamed).
+    Hostnamed,
+    /// The kernel's `uname` nodename: hostnamed was not available.
+    Uname,
+}
+
+/// The host's names.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct HostnameInfo {
+    /// The current (transient) hostname, as the kernel has it.
+    pub hostname: String,
+    /// The configured hostname (`/etc/hostname`), when the source knows it.
+    pub static_hostname: Option<String>,
+    /// The free-form, human-readable name, when set and known.
+    pub pretty_hostname: Option<String>,
+    pub source: HostnameSource,
+}
+
+/// Input of `node.hostname.set`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct HostnameChange {
+    /// New static and transient hostname.
+    pub hostname: String,
+    /// New pretty hostname; `None` leaves it unchanged.
+    #[serde(default)]
+    pub pretty: Option<String>,
+}
+
+impl HostnameChange {
+    /// Longest hostname accepted: Linux's `HOST_NAME_MAX`, which hostnamed enforces.
+    pub const MAX_HOSTNAME_LEN: usize = 64;
+    /// Longest pretty hostname accepted.
+    pub const MAX_PRETTY_LEN: usize = 255;
+
+    /// Checks the input the way hostnamed would, so every provider (and the job
+    /// layer) rejects the same names with the same message.
+    pub fn validate(&self) -> ProviderResult<()> {
+        validate_hostname(&self.hostname)?;
+        if let Some(pretty) = &self.pretty {
+            if pretty.len() > Self::MAX_PRETTY_LEN {
+                return Err(ProviderError::invalid(
+                    "pretty",
+                    format!("longer than {} bytes", Self::MAX_PRETTY_LEN),
+                ));
+            }
+            if pretty.chars().any(char::is_control) {
+                return Err(ProviderError::invalid(
+                    "pretty",
+                    "contains control characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Validates a hostname: dot-separated labels of ASCII letters, digits and `-`, no
+/// label empty or starting/ending with `-`, at most 64 bytes in all.
+pub fn validate_hostname(name: &str) -> ProviderResult<()> {
+    let field = "hostname";
+    if name.is_empty() {
+        return Err(ProviderError::invalid(field, "must not be empty"));
+    }
+    if name.len() > HostnameChange::MAX_HOSTNAME_LEN {
+        return Err(ProviderError::invalid(
+            field,
+            format!("longer than {} bytes", HostnameChange::MAX_HOSTNAME_LEN),
+        ));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(ProviderError::invalid(field, "contains an empty label"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(ProviderError::invalid(
+                field,
+                "only ASCII letters, digits, '-' and '.' are allowed",
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(ProviderError::invalid(
+                field,
+                "a label must not start or end with '-'",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads and sets the host's names.
+pub trait HostnameProvider: Send + Sync {
+    /// Current hostname, static and pretty hostnames where known, and the source.
+    fn get(&self) -> BoxFuture<'_, ProviderResult<HostnameInfo>>;
+
+    /// Sets the static and transient hostname (and the pretty one when given);
+    /// returns the names as they are afterwards.
+    fn set<'a>(&'a self, change: &'a HostnameChange)
+    -> BoxFuture<'a, ProviderResult<HostnameInfo>>;
+}
+
+// ---------------------------------------------------------------------------
+// Host information
+// ---------------------------------------------------------------------------
+
+/// The running kernel, from `uname`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct KernelInfo {
+    /// e.g. `Linux`.
+    pub name: String,
+    /// e.g. `6.1.0-18-amd64`.
+    pub release: String,
+    /// Hardware architecture, e.g. `x86_64`.
+    pub machine: String,
+}
+
+/// Operating system, from `/etc/os-release`, plus the kernel.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct OsInfo {
+    /// `NAME`, e.g. `Debian GNU/Linux`.
+    pub name: String,
+    /// `ID`, e.g. `debian`.
+    pub id: String,
+    /// `VERSION_ID`, e.g. `12`; absent on rolling releases.
+    pub version_id: Option<String>,
+    /// `PRETTY_NAME`, e.g. `Debian GNU/Linux 12 (bookworm)`.
+    pub pretty_name: String,
+    pub kernel: KernelInfo,
+}
+
+/// Time since boot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct UptimeInfo {
+    /// Whole seconds since boot.
+    pub seconds: u64,
+    /// e.g. `3 days, 4 hours, 5 minutes`.
+    pub human: String,
+}
+
+/// Load averages and task counts, from `/proc/loadavg`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct LoadInfo {
+    pub load1: f64,
+    pub load5: f64,
+    pub load15: f64,
+    /// Tasks currently runnable.
+    pub running_tasks: u64,
+    /// Tasks (threads) in existence.
+    pub total_tasks: u64,
+}
+
+/// Memory and swap in bytes, from `/proc/meminfo`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct MemoryInfo {
+    pub total_bytes: u64,
+    /// Memory available for new work without swapping (`MemAvailable`).
+    pub available_bytes: u64,
+    /// `total - available`.
+    pub used_bytes: u64,
+    /// Completely unused memory (`MemFree`).
+    pub free_bytes: u64,
+    pub buffers_bytes: Option<u64>,
+    pub cached_bytes: Option<u64>,
+    pub swap_total_bytes: u64,
+    pub swap_used_bytes: u64,
+    pub swap_free_bytes: u64,
+    /// `used / total`, 0–100, two decimals.
+    pub used_percent: f64,
+    /// `swap used / swap total`, 0–100, two decimals; 0 without swap.
+    pub swap_used_percent: f64,
+}
+
+/// One real mounted filesystem, from `statvfs`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct DiskInfo {
+    pub mount_point: String,
+    /// The mount source, e.g. `/dev/sda1`, `overlay`, `server:/export`.
+    pub device: String,
+    pub fs_type: String,
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    /// Space available to unprivileged users (excludes root-reserved blocks).
+    pub free_bytes: u64,
+    /// `used / (used + free)`, as `df` computes it, 0–100, two decimals.
+    pub used_percent: f64,
+}
+
+/// Everything `node.status.get` reports, in one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct NodeStatus {
+    pub hostname: String,
+    pub uptime: UptimeInfo,
+    /// OS release and (in `os.kernel`) the running kernel.
+    pub os: OsInfo,
+    pub load: LoadInfo,
+    pub memory: MemoryInfo,
+    pub disks: Vec<DiskInfo>,
+}
+
+/// Read-only facts about the host.
+pub trait HostInfoProvider: Send + Sync {
+    fn os(&self) -> BoxFuture<'_, ProviderResult<OsInfo>>;
+    fn uptime(&self) -> BoxFuture<'_, ProviderResult<UptimeInfo>>;
+    fn load(&self) -> BoxFuture<'_, ProviderResult<LoadInfo>>;
+    fn memory(&self) -> BoxFuture<'_, ProviderResult<MemoryInfo>>;
+    /// Real mounted filesystems; pseudo filesystems are skipped.
+    fn disks(&self) -> BoxFuture<'_, ProviderResult<Vec<DiskInfo>>>;
+    /// Hostname, uptime, OS and kernel, load, memory and disks in one.
+    fn status(&self) -> BoxFuture<'_, ProviderResult<NodeStatus>>;
+}
+
+// ---------------------------------------------------------------------------
+// DNS (types and trait only; implementation comes later)
+// ---------------------------------------------------------------------------
+
+/// Where DNS configuration came from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsSource {
+    /// `org.freedesktop.resolve1` (systemd-resolved), per link.
+    Resolved,
+    /// `/etc/resolv.conf`: resolved was not available; not per interface.
+    ResolvConf,
+}
+
+/// DNS servers and search domains of one interface.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct DnsConfig {
+    pub interface: String,
+    /// Server IP addresses.
+    pub servers: Vec<String>,
+    pub search_domains: Vec<String>,
+    pub source: DnsSource,
+}
+
+/// Input of `network.dns.set`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct DnsChange {
+    pub interface: String,
+    /// Server IP addresses; replaces the current list.
+    pub servers: Vec<String>,
+    /// Replaces the current search domains.
+    #[serde(default)]
+    pub search_domains: Vec<String>,
+}
+
+/// Result of `network.dns.set`: the configuration afterwards, and whether it will
+/// survive a reboot (resolved's runtime settings do not on their own).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct DnsChangeResult {
+    pub interface: String,
+    pub servers: Vec<String>,
+    pub search_domains: Vec<String>,
+    pub source: DnsSource,
+    /// The change was also written where the host's network manager reads it.
+    pub persisted: bool,
+}
+
+/// Reads and sets per-interface DNS configuration.
+pub trait DnsProvider: Send + Sync {
+    /// Fails with [`ProviderError::NotFound`] for an unknown interface.
+    fn get<'a>(&'a self, interface: &'a str) -> BoxFuture<'a, ProviderResult<DnsConfig>>;
+    fn set<'a>(&'a self, change: &'a DnsChange) -> BoxFuture<'a, ProviderResult<DnsChangeResult>>;
+}
+
+// ---------------------------------------------------------------------------
+// Ping (types and trait only; implementation comes later)
+// ---------------------------------------------------------------------------
+
+/// Input of `network.ping.do`. Durations are typed here; the job layer owns the
+/// wire format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PingRequest {
+    /// Host name or IPv4/IPv6 address.
+    pub address: String,
+    /// Echo requests to send.
+    pub count: u32,
+    /// How long to wait for each reply.
+    pub timeout: Duration,
+}
+
+impl PingRequest {
+    /// Echo requests sent when the caller does not say.
+    pub const DEFAULT_COUNT: u32 = 4;
+}
+
+/// Outcome of a ping run. Round-trip times are absent when nothing came back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct PingResult {
+    /// The address as asked.
+    pub address: String,
+    /// The IP address actually pinged.
+    pub resolved: String,
+    pub sent: u32,
+    pub received: u32,
+    pub loss_percent: f64,
+    pub rtt_min_ms: Option<f64>,
+    pub rtt_avg_ms: Option<f64>,
+    pub rtt_max_ms: Option<f64>,
+    pub rtt_stddev_ms: Option<f64>,
+}
+
+/// ICMP echo without spawning `ping`.
+pub trait PingProvider: Send + Sync {
+    fn ping<'a>(&'a self, request: &'a PingRequest) -> BoxFuture<'a, ProviderResult<PingResult>>;
+}
+
+// ---------------------------------------------------------------------------
+// Command (types and trait only; implementation comes later)
+// ---------------------------------------------------------------------------
+
+/// Timeout of a command when the caller gives none (SPEC §8). The upper bound
+/// (300 s) is enforced where inputs are validated, in [`crate::job`].
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Input of `command.exec.execute`: a program and its arguments, no shell.
+///
+/// The output cap (`max_output_bytes`) is not here: it is the agent's setting, given
+/// to the command provider when it is built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecRequest {
+    pub command: String,
+    pub args: Vec<String>,
+    pub cwd: Option<String>,
+    /// Extra environment variables for the child.
+    pub env: BTreeMap<String, String>,
+    /// `None` means [`DEFAULT_COMMAND_TIMEOUT`]. On expiry the whole process group
+    /// is killed.
+    pub timeout: Option<Duration>,
+}
+
+/// Input of `command.shell.execute`: run by `/bin/sh -c`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShellRequest {
+    pub command: String,
+    pub cwd: Option<String>,
+    /// `None` means [`DEFAULT_COMMAND_TIMEOUT`]. On expiry the whole process group
+    /// is killed.
+    pub timeout: Option<Duration>,
+}
+
+/// Outcome of a command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct CommandResult {
+    pub stdout: String,
+    pub stderr: String,
+    /// Exit code when the process exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal number when the process was killed by a signal.
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub truncated_stdout: bool,
+    pub truncated_stderr: bool,
+    pub duration_ms: u64,
+}
+
+/// Runs commands on the host.
+pub trait CommandProvider: Send + Sync {
+    fn exec<'a>(&'a self, request: &'a ExecRequest)
+    -> BoxFuture<'a, ProviderResult<CommandResult>>;
+    fn shell<'a>(
+        &'a self,
+        request: &'a ShellRequest,
+    ) -> BoxFuture<'a, ProviderResult<CommandResult>>;
+}
+
+// ---------------------------------------------------------------------------
+// Unsupported placeholder
+// ---------------------------------------------------------------------------
+
+/// Stands in for providers not written yet, so the agent can be wired now: every
+/// call fails with [`ProviderError::Unsupported`] naming the operation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unsupported;
+
+fn unsupported<'a, T: Send + 'a>(operation: &'static str) -> BoxFuture<'a, ProviderResult<T>> {
+    Box::pin(std::future::ready(Err(ProviderError::Unsupported {
+        operation,
+    })))
+}
+
+impl DnsProvider for Unsupported {
+    fn get<'a>(&'a self, _interface: &'a str) -> BoxFuture<'a, ProviderResult<DnsConfig>> {
+        unsupported("network.dns.get")
+    }
+    fn set<'a>(&'a self, _change: &'a DnsChange) -> BoxFuture<'a, ProviderResult<DnsChangeResult>> {
+        unsupported("network.dns.set")
+    }
+}
+
+impl PingProvider for Unsupported {
+    fn ping<'a>(&'a self, _request: &'a PingRequest) -> BoxFuture<'a, ProviderResult<PingResult>> {
+        unsupported("network.ping.do")
+    }
+}
+
+impl CommandProvider for Unsupported {
+    fn exec<'a>(
+        &'a self,
+        _request: &'a ExecRequest,
+    ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
+        unsupported("command.exec.execute")
+    }
+    fn shell<'a>(
+        &'a self,
+        _request: &'a ShellRequest,
+    ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
+        unsupported("command.shell.execute")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The bundle
+// ---------------------------------------------------------------------------
+
+/// Every provider the agent needs, in one cheaply clonable value.
+#[derive(Clone)]
+pub struct Providers {
+    pub hostname: Arc<dyn HostnameProvider>,
+    pub host_info: Arc<dyn HostInfoProvider>,
+    pub dns: Arc<dyn DnsProvider>,
+    pub ping: Arc<dyn PingProvider>,
+    pub command: Arc<dyn CommandProvider>,
+}
+
+impl Providers {
+    /// The providers for the real host: `/proc` and friends for host facts,
+    /// `uname` for the hostname, and [`Unsupported`] for what is not written yet.
+    pub fn system() -> Self {
+        Providers {
+            hostname: Arc::new(procfs::UnameHostname),
+            host_info: Arc::new(procfs::ProcfsHostInfo),
+            dns: Arc::new(Unsupported),
+            ping: Arc::new(Unsupported),
+            command: Arc::new(Unsupported),
+        }
+    }
+}
+
+impl fmt::Debug for Providers {
+    // The trait objects are not Debug; say what the struct is without them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Providers").finish_non_exhaustive()
+    }
+}
+
+/// Rounds a percentage to two decimals, so results do not carry float noise.
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    let p = part as f64 * 100.0 / whole as f64;
+    (p * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_stable() {
+        let cases: Vec<(ProviderError, &str)> = vec![
+            (
+                ProviderError::NotFound {
+                    what: "interface",
+                    name: "eth9".into(),
+                },
+                "not_found",
+            ),
+            (
+                ProviderError::PermissionDenied {
+                    operation: "node.hostname.set",
+                    detail: "x".into(),
+                },
+                "permission_denied",
+            ),
+            (
+                ProviderError::Unavailable {
+                    service: "systemd-hostnamed",
+                    detail: "x".into(),
+                },
+                "unavailable",
+            ),
+            (ProviderError::invalid("hostname", "bad"), "invalid_input"),
+            (
+                ProviderError::io("reading /proc/x", io::Error::other("boom")),
+                "io_error",
+            ),
+            (
+                ProviderError::Unsupported {
+                    operation: "network.dns.get",
+                },
+                "unsupported",
+            ),
+            (ProviderError::parse("/proc/meminfo", "bad"), "parse_error"),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.code(), code, "{err}");
+        }
+        let err = ProviderError::NotFound {
+            what: "interface",
+            name: "eth9".into(),
+        };
+        assert_eq!(err.to_string(), "interface not found: eth9");
+    }
+
+    #[test]
+    fn hostname_validation() {
+        for ok in ["web-01", "a", "web-01.example.com", "X9"] {
+            assert!(validate_hostname(ok).is_ok(), "{ok}");
+        }
+        let long = "a".repeat(65);
+        for bad in [
+            "",
+            "-web",
+            "web-",
+            "a..b",
+            "web_01",
+            "wéb",
+            "a b",
+            long.as_str(),
+            ".",
+        ] {
+            let err = validate_hostname(bad).err();
+            assert!(
+                matches!(
+                    err,
+                    Some(ProviderError::InvalidInput {
+                        field: "hostname",
+                        ..
+                    })
+                ),
+                "{bad:?} -> {err:?}"
+            );
+        }
+        let change = HostnameChange {
+            hostname: "ok".into(),
+            pretty: Some("bad\nname".into()),
+        };
+        assert!(matches!(
+            change.validate(),
+            Err(ProviderError::InvalidInput {
+                field: "pretty",
+                ..
+            })
+        ));
+        let change = HostnameChange {
+            hostname: "ok".into(),
+            pretty: Some("Web server, rack 3".into()),
+        };
+        assert!(change.validate().is_ok());
+    }
+
+    #[tokio::test]
+    async fn unsupported_names_the_operation() {
+        let providers = Providers::system();
+        let err = providers.dns.get("eth0").await.err();
+        assert!(matches!(
+            err,
+            Some(ProviderError::Unsupported {
+                operation: "network.dns.get"
+            })
+        ));
+        let request = ShellRequest {
+            command: "true".into(),
+            cwd: None,
+            timeout: Some(DEFAULT_COMMAND_TIMEOUT),
+        };
+        let err = providers.command.shell(&request).await.err();
+        let Some(err) = err else {
+            panic!("expected an error")
+        };
+        assert_eq!(err.code(), "unsupported");
+        assert_eq!(
+            err.to_string(),
+            "command.shell.execute is not implemented on this agent yet"
+        );
+    }
+
+    #[test]
+    fn percent_rounds_and_handles_zero() {
+        assert_eq!(percent(1, 3), 33.33);
+        assert_eq!(percent(5, 0), 0.0);
+        assert_eq!(percent(10, 10), 100.0);
+    }
+
+    #[test]
+    fn results_serialize_snake_case() {
+        let info = HostnameInfo {
+            hostname: "h".into(),
+            static_hostname: None,
+            pretty_hostname: Some("P".into()),
+            source: HostnameSource::Uname,
+        };
+        let json = serde_json::to_value(&info).ok();
+        assert_eq!(
+            json,
+            Some(serde_json::json!({
+                "hostname": "h", "static_hostname": null, "pretty_hostname": "P", "source": "uname"
+            }))
+        );
+        let src = serde_json::to_value(DnsSource::ResolvConf).ok();
+        assert_eq!(src, Some(serde_json::json!("resolv_conf")));
+    }
+}

@@ -1,0 +1,197 @@
+//! Permissions and roles (SPEC §6).
+//!
+//! A token carries roles, or an explicit `permissions` list that replaces role
+//! expansion. Built-in roles can be extended or replaced by custom roles from the
+//! configuration. Everything here is pure data: the API's auth layer applies it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// One permission, written `resource:verb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Permission {
+    NodeRead,
+    NodeWrite,
+    NetworkRead,
+    NetworkWrite,
+    JobRead,
+    JobWrite,
+    CommandExecute,
+    HealthRead,
+    AuditRead,
+    AgentRead,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 10] = [
+        Permission::NodeRead,
+        Permission::NodeWrite,
+        Permission::NetworkRead,
+        Permission::NetworkWrite,
+        Permission::JobRead,
+        Permission::JobWrite,
+        Permission::CommandExecute,
+        Permission::HealthRead,
+        Permission::AuditRead,
+        Permission::AgentRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::NodeRead => "node:read",
+            Permission::NodeWrite => "node:write",
+            Permission::NetworkRead => "network:read",
+            Permission::NetworkWrite => "network:write",
+            Permission::JobRead => "job:read",
+            Permission::JobWrite => "job:write",
+            Permission::CommandExecute => "command:execute",
+            Permission::HealthRead => "health:read",
+            Permission::AuditRead => "audit:read",
+            Permission::AgentRead => "agent:read",
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no permission.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown permission {0:?} (known: node:read, node:write, network:read, network:write, job:read, job:write, command:execute, health:read, audit:read, agent:read)")]
+pub struct UnknownPermission(pub String);
+
+impl FromStr for Permission {
+    type Err = UnknownPermission;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Permission::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownPermission(s.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Permission {
+    type Error = UnknownPermission;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Permission> for String {
+    fn from(p: Permission) -> String {
+        p.as_str().to_owned()
+    }
+}
+
+pub type PermissionSet = BTreeSet<Permission>;
+
+/// The role table: built-in roles, overlaid with custom ones from the configuration.
+#[derive(Debug, Clone)]
+pub struct Roles {
+    table: BTreeMap<String, PermissionSet>,
+}
+
+impl Default for Roles {
+    fn default() -> Self {
+        Self::with_custom(&BTreeMap::new())
+    }
+}
+
+impl Roles {
+    /// Built-in roles (`admin`, `write`, `read`), then `custom` on top: a custom role
+    /// with a built-in's name replaces that built-in's set.
+    pub fn with_custom(custom: &BTreeMap<String, PermissionSet>) -> Self {
+        use Permission::*;
+        let admin: PermissionSet = Permission::ALL.into_iter().collect();
+        let write: PermissionSet = admin
+            .iter()
+            .copied()
+            .filter(|p| !matches!(p, AuditRead | CommandExecute))
+            .collect();
+        let read: PermissionSet = admin
+            .iter()
+            .copied()
+            .filter(|p| p.as_str().ends_with(":read") && *p != AuditRead)
+            .collect();
+        let mut table = BTreeMap::from([
+            ("admin".to_owned(), admin),
+            ("write".to_owned(), write),
+            ("read".to_owned(), read),
+        ]);
+        for (name, perms) in custom {
+            table.insert(name.clone(), perms.clone());
+        }
+        Roles { table }
+    }
+
+    pub fn get(&self, role: &str) -> Option<&PermissionSet> {
+        self.table.get(role)
+    }
+
+    /// The effective permissions of a principal: an explicit permission list wins,
+    /// otherwise the union of its known roles (unknown role names grant nothing).
+    pub fn effective(&self, roles: &[String], explicit: Option<&[Permission]>) -> PermissionSet {
+        match explicit {
+            Some(perms) => perms.iter().copied().collect(),
+            None => roles
+                .iter()
+                .filter_map(|r| self.table.get(r))
+                .flatten()
+                .copied()
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Permission::*;
+
+    #[test]
+    fn builtin_roles_match_the_spec() {
+        let roles = Roles::default();
+        assert_eq!(roles.get("admin").unwrap().len(), 10);
+        let write = roles.get("write").unwrap();
+        assert!(!write.contains(&AuditRead) && !write.contains(&CommandExecute));
+        assert!(write.contains(&NodeWrite) && write.contains(&JobWrite));
+        let read = roles.get("read").unwrap();
+        assert_eq!(
+            read.iter().copied().collect::<Vec<_>>(),
+            vec![NodeRead, NetworkRead, JobRead, HealthRead, AgentRead]
+        );
+    }
+
+    #[test]
+    fn explicit_permissions_replace_roles() {
+        let roles = Roles::default();
+        let eff = roles.effective(&["admin".into()], Some(&[NodeRead]));
+        assert_eq!(eff.into_iter().collect::<Vec<_>>(), vec![NodeRead]);
+    }
+
+    #[test]
+    fn custom_role_adds_and_replaces() {
+        let custom = BTreeMap::from([
+            ("ops".to_owned(), PermissionSet::from([CommandExecute])),
+            ("read".to_owned(), PermissionSet::from([HealthRead])),
+        ]);
+        let roles = Roles::with_custom(&custom);
+        let eff = roles.effective(&["ops".into(), "read".into(), "nobody".into()], None);
+        assert_eq!(eff.into_iter().collect::<Vec<_>>(), vec![CommandExecute, HealthRead]);
+    }
+
+    #[test]
+    fn permission_round_trips_and_rejects_unknown() {
+        for p in Permission::ALL {
+            assert_eq!(p.as_str().parse::<Permission>().unwrap(), p);
+        }
+        assert!("node:delete".parse::<Permission>().is_err());
+    }
+}
