@@ -70,7 +70,7 @@ pub(crate) fn deserialize_all<T: DeserializeOwned + Default>(tree: &mut Node) ->
             Err(e) => {
                 let (path, origin) = e.at.unwrap_or_else(|| (KeyPath::default(), tree.origin.clone()));
                 let removed = tree.remove(&path);
-                problems.push(Located { path, origin, message: e.message });
+                problems.push(Located { path, origin, message: humanize(&e.message) });
                 // An error at the root (or one we cannot pin to a node) ends the
                 // loop: retrying would give the same error forever.
                 if !removed {
@@ -79,6 +79,28 @@ pub(crate) fn deserialize_all<T: DeserializeOwned + Default>(tree: &mut Node) ->
             }
         }
     }
+}
+
+/// Rewords serde's Rust-flavoured messages (`expected u16`) for operators.
+fn humanize(message: &str) -> String {
+    const TYPES: [(&str, &str); 8] = [
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u32", "expected a whole number from 0 to 4294967295"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a string", "expected text"),
+    ];
+    let mut m = message.to_owned();
+    for (from, to) in TYPES {
+        if m.ends_with(from) {
+            m.truncate(m.len() - from.len());
+            m.push_str(to);
+        }
+    }
+    m.replace("unknown variant", "unknown value")
 }
 
 /// Deserializer for one node, knowing its own path.

@@ -150,6 +150,7 @@ impl Node {
     }
 
     /// The node at `path`, if present.
+    #[cfg(test)]
     pub fn get(&self, path: &KeyPath) -> Option<&Node> {
         let mut node = self;
         for seg in &path.0 {

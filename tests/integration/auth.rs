@@ -92,7 +92,7 @@ async fn custom_roles_permission_claims_and_generic_jobs() {
     .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["permission"], "command:execute");
-    let (_, jobs) = stack.get_json("/api/v1/jobs", &stack.token(&["admin"])).await;
+    let (_, jobs) = stack.get_json("/api/v1/jobs?operation=command.shell.execute", &stack.token(&["admin"])).await;
     assert!(jobs["jobs"].as_array().unwrap().is_empty(), "a job was created: {jobs}");
     // ...while write may create a node job through the same endpoint.
     let (status, _) =

@@ -18,7 +18,7 @@ async fn bad_input_is_400_naming_the_field() {
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
         ("unknown operation", post("/api/v1/jobs", json!({"operation": {"type": "node.reboot"}})), 400, "operation.type"),
         ("missing operation", post("/api/v1/jobs", json!({"target": "_any"})), 400, "body"),
-        ("unknown body field", post("/api/v1/jobs", json!({"operation": {"type": "node.load.get"}, "colour": 1})), 400, "body"),
+        ("unknown body field", post("/api/v1/jobs", json!({"operation": {"type": "node.load.get"}, "colour": 1})), 400, "colour"),
         ("wrong data type", post("/api/v1/jobs", json!({"operation": {"type": "network.ping.do", "data": {"address": "x", "count": "three"}}})), 400, "operation.data.count"),
         ("data out of range", post("/api/v1/jobs", json!({"operation": {"type": "network.ping.do", "data": {"address": "x", "count": 1000}}})), 400, "operation.data.count"),
         ("bad target syntax", post("/api/v1/jobs", json!({"operation": {"type": "node.load.get"}, "target": "a:b..c"})), 400, "target"),
