@@ -44,7 +44,7 @@ pub enum CliError {
     /// The API answered with an error status (its problem+json body, or one made
     /// up from a body that was not one).
     #[error("{}", api_message(*.status, .problem))]
-    Api { status: u16, problem: Problem },
+    Api { status: u16, problem: Box<Problem> },
     #[error("cannot reach the API at {url}: {}", root_cause(.source))]
     Connect {
         url: String,
@@ -145,7 +145,14 @@ pub fn exit_code(result: &Result<Status, CliError>) -> u8 {
 /// job the problem names when its detail does not already say so.
 fn api_message(status: u16, p: &Problem) -> String {
     let mut msg = format!("{} ({status}): {}", p.title, p.detail);
-    for (label, value) in [("field", &p.field), ("permission", &p.permission), ("job", &p.job_id)] {
+    // The server's input errors read "field: reason"; permissions and job ids are
+    // distinctive enough to look for anywhere in the detail.
+    if let Some(f) = &p.field {
+        if !p.detail.starts_with(&format!("{f}:")) {
+            msg.push_str(&format!(" [field: {f}]"));
+        }
+    }
+    for (label, value) in [("permission", &p.permission), ("job", &p.job_id)] {
         if let Some(v) = value {
             if !p.detail.contains(v.as_str()) {
                 msg.push_str(&format!(" [{label}: {v}]"));
@@ -184,7 +191,7 @@ mod tests {
     #[test]
     fn auth_problems_exit_3_others_1() {
         for (status, code) in [(401, 3), (403, 3), (400, 1), (404, 1), (409, 1), (500, 1), (503, 1), (504, 1)] {
-            let e = CliError::Api { status, problem: problem(status, "x") };
+            let e = CliError::Api { status, problem: Box::new(problem(status, "x")) };
             assert_eq!(e.exit_code(), code, "{status}");
         }
     }
@@ -211,10 +218,10 @@ mod tests {
             error: Some(JobError { code: "x".into(), message: "y".into() }),
             duration_ms: 1,
         };
-        assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::Completed, &[ok.clone()]))), 0);
+        assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::Completed, std::slice::from_ref(&ok)))), 0);
         assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::PartialFailure, &[ok.clone(), bad]))), 1);
         assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::Timeout, &[]))), 1);
-        assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::Failed, &[ok.clone()]))), 1);
+        assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::Failed, std::slice::from_ref(&ok)))), 1);
         assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::Processing, &[ok]))), 0);
     }
 
@@ -226,5 +233,11 @@ mod tests {
         let mut p = problem(400, "must be a hostname");
         p.field = Some("hostname".into());
         assert_eq!(api_message(400, &p), "Title (400): must be a hostname [field: hostname]");
+        let mut p = problem(400, "hostname: must be an RFC 1123 hostname");
+        p.field = Some("hostname".into());
+        assert_eq!(api_message(400, &p), "Title (400): hostname: must be an RFC 1123 hostname");
+        let mut p = problem(504, "no host answered");
+        p.job_id = Some("0190".into());
+        assert_eq!(api_message(504, &p), "Title (504): no host answered [job: 0190]");
     }
 }

@@ -103,7 +103,14 @@ fn api_server(raw: RawApiServer, credentials: Option<&Path>, p: &mut Problems) -
     let d = ApiServerConfig::default();
     let sec = raw.security.unwrap_or_default();
     let key = "api.server.security";
-    let signing_key_source = secret(sec.signing_key, sec.signing_key_file, key, "signing_key", "signing_key_file", p);
+    let signing_key_source = secret(
+        sec.signing_key,
+        sec.signing_key_file,
+        key,
+        "signing_key",
+        "signing_key_file",
+        p,
+    );
     let mut roles = BTreeMap::new();
     for (name, perms) in sec.roles.unwrap_or_default() {
         let mut set = PermissionSet::new();
@@ -126,13 +133,22 @@ fn api_server(raw: RawApiServer, credentials: Option<&Path>, p: &mut Problems) -
             Some(s) if s.as_os_str().is_empty() => None,
             Some(s) => Some(s),
         },
-        nats: connection(raw.nats.unwrap_or_default(), "api.server.nats", credentials, p),
+        nats: connection(
+            raw.nats.unwrap_or_default(),
+            "api.server.nats",
+            credentials,
+            p,
+        ),
         security: ApiSecurity {
             signing_key_source,
             credentials_directory: credentials.map(Path::to_path_buf),
             roles,
             cors: CorsConfig {
-                allow_origins: sec.cors.unwrap_or_default().allow_origins.unwrap_or_default(),
+                allow_origins: sec
+                    .cors
+                    .unwrap_or_default()
+                    .allow_origins
+                    .unwrap_or_default(),
             },
         },
         request_timeout: dur(raw.request_timeout, d.request_timeout),
@@ -158,18 +174,27 @@ fn api_client(raw: RawApiClient, p: &mut Problems) -> ApiClientConfig {
     }
 }
 
-fn connection(raw: RawNatsConnection, key: &str, credentials: Option<&Path>, p: &mut Problems) -> NatsConnection {
+fn connection(
+    raw: RawNatsConnection,
+    key: &str,
+    credentials: Option<&Path>,
+    p: &mut Problems,
+) -> NatsConnection {
     let d = NatsConnection::default();
     let auth = raw.auth.unwrap_or_default();
     let akey = format!("{key}.auth");
     let username = text(auth.username);
-    let password_set = text(auth.password.clone()).is_some() || path(auth.password_file.clone()).is_some();
+    let password_set =
+        text(auth.password.clone()).is_some() || path(auth.password_file.clone()).is_some();
     let seed_set = path(auth.nkey_seed_file.clone()).is_some();
     let kind = auth.kind.unwrap_or(AuthType::None);
     // Settings for another auth type are most likely a forgotten `type:`.
     let stray = |p: &mut Problems, field: &str, set: bool| {
         if set {
-            p.push(format!("{akey}.{field}"), format!("is set but {akey}.type is not the type that uses it"));
+            p.push(
+                format!("{akey}.{field}"),
+                format!("is set but {akey}.type is not the type that uses it"),
+            );
         }
     };
     let auth = match kind {
@@ -181,13 +206,25 @@ fn connection(raw: RawNatsConnection, key: &str, credentials: Option<&Path>, p: 
         }
         AuthType::UserPass => {
             stray(p, "nkey_seed_file", seed_set);
-            let password = secret(auth.password, auth.password_file, &akey, "password", "password_file", p)
-                .or_else(|| credentials.map(|dir| SecretSource::File(dir.join(NATS_PASSWORD_CREDENTIAL))));
+            let password = secret(
+                auth.password,
+                auth.password_file,
+                &akey,
+                "password",
+                "password_file",
+                p,
+            )
+            .or_else(|| {
+                credentials.map(|dir| SecretSource::File(dir.join(NATS_PASSWORD_CREDENTIAL)))
+            });
             match (username, password) {
                 (Some(username), Some(password)) => NatsClientAuth::UserPass { username, password },
                 (username, password) => {
                     if username.is_none() {
-                        p.push(format!("{akey}.username"), "required when auth.type is user_pass");
+                        p.push(
+                            format!("{akey}.username"),
+                            "required when auth.type is user_pass",
+                        );
                     }
                     if password.is_none() && !password_set {
                         p.push(
@@ -205,7 +242,8 @@ fn connection(raw: RawNatsConnection, key: &str, credentials: Option<&Path>, p: 
         AuthType::Nkey => {
             stray(p, "username", username.is_some());
             stray(p, "password", password_set);
-            let seed = path(auth.nkey_seed_file).or_else(|| credentials.map(|dir| dir.join(NATS_NKEY_CREDENTIAL)));
+            let seed = path(auth.nkey_seed_file)
+                .or_else(|| credentials.map(|dir| dir.join(NATS_NKEY_CREDENTIAL)));
             match seed {
                 Some(seed_file) => NatsClientAuth::Nkey { seed_file },
                 None => {
@@ -241,17 +279,26 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
     let key = "nats.server.auth";
     let auth = match auth.kind.unwrap_or(AuthType::None) {
         AuthType::None | AuthType::Nkey if !users.is_empty() => {
-            p.push(format!("{key}.users"), "users are only used when auth.type is user_pass");
+            p.push(
+                format!("{key}.users"),
+                "users are only used when auth.type is user_pass",
+            );
             NatsServerAuth::None
         }
         AuthType::None if !nkeys.is_empty() => {
-            p.push(format!("{key}.nkeys"), "nkeys are only used when auth.type is nkey");
+            p.push(
+                format!("{key}.nkeys"),
+                "nkeys are only used when auth.type is nkey",
+            );
             NatsServerAuth::None
         }
         AuthType::None => NatsServerAuth::None,
         AuthType::UserPass => {
             if !nkeys.is_empty() {
-                p.push(format!("{key}.nkeys"), "nkeys are only used when auth.type is nkey");
+                p.push(
+                    format!("{key}.nkeys"),
+                    "nkeys are only used when auth.type is nkey",
+                );
             }
             if users.is_empty() {
                 p.push(format!("{key}.users"), "user_pass needs at least one user");
@@ -259,7 +306,14 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
             let mut out = Vec::new();
             for (i, u) in users.into_iter().enumerate() {
                 let ukey = format!("{key}.users[{i}]");
-                let password = secret(u.password, u.password_file, &ukey, "password", "password_file", p);
+                let password = secret(
+                    u.password,
+                    u.password_file,
+                    &ukey,
+                    "password",
+                    "password_file",
+                    p,
+                );
                 match (text(u.username), password) {
                     (Some(username), Some(password)) => out.push(NatsUser { username, password }),
                     (username, password) => {
@@ -267,7 +321,10 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
                             p.push(format!("{ukey}.username"), "required");
                         }
                         if password.is_none() {
-                            p.push(format!("{ukey}.password"), "password or password_file is required");
+                            p.push(
+                                format!("{ukey}.password"),
+                                "password or password_file is required",
+                            );
                         }
                     }
                 }
@@ -276,7 +333,10 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
         }
         AuthType::Nkey => {
             if nkeys.is_empty() {
-                p.push(format!("{key}.nkeys"), "nkey auth needs at least one public user nkey");
+                p.push(
+                    format!("{key}.nkeys"),
+                    "nkey auth needs at least one public user nkey",
+                );
             }
             NatsServerAuth::Nkey { nkeys }
         }
@@ -291,7 +351,10 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
         }),
         None => {
             if !routes.is_empty() {
-                p.push("nats.server.cluster.name", "required when cluster routes are set");
+                p.push(
+                    "nats.server.cluster.name",
+                    "required when cluster routes are set",
+                );
             }
             None
         }
@@ -341,23 +404,32 @@ fn bucket(raw: RawBucket, d: BucketConfig) -> BucketConfig {
     }
 }
 
+// Not built from `AgentConfig::default()`: that would read the kernel's
+// hostname even when the file sets one.
 fn agent(raw: RawAgent, credentials: Option<&Path>, p: &mut Problems) -> AgentConfig {
     let consumer = raw.consumer.unwrap_or_default();
     let command = raw.command.unwrap_or_default();
     let dc = ConsumerConfig::default();
     let dcmd = CommandConfig::default();
     AgentConfig {
-        nats: connection(raw.nats.unwrap_or_default(), "node.agent.nats", credentials, p),
+        nats: connection(
+            raw.nats.unwrap_or_default(),
+            "node.agent.nats",
+            credentials,
+            p,
+        ),
         // Only read the kernel's hostname when the file does not say.
         hostname: text(raw.hostname).unwrap_or_else(system_hostname),
         labels: raw.labels.unwrap_or_default(),
-        max_jobs: raw.max_jobs.unwrap_or(10),
+        max_jobs: raw.max_jobs.unwrap_or(DEFAULT_MAX_JOBS),
         consumer: ConsumerConfig {
             max_deliver: consumer.max_deliver.unwrap_or(dc.max_deliver),
             ack_wait: dur(consumer.ack_wait, dc.ack_wait),
-            back_off: consumer.back_off.map_or(dc.back_off, |v| v.into_iter().map(|d| d.0).collect()),
+            back_off: consumer
+                .back_off
+                .map_or(dc.back_off, |v| v.into_iter().map(|d| d.0).collect()),
         },
-        heartbeat_interval: dur(raw.heartbeat_interval, std::time::Duration::from_secs(10)),
+        heartbeat_interval: dur(raw.heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL),
         command: CommandConfig {
             default_timeout: dur(command.default_timeout, dcmd.default_timeout),
             max_timeout: dur(command.max_timeout, dcmd.max_timeout),

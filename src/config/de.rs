@@ -26,7 +26,10 @@ pub(crate) struct DeError {
 
 impl DeError {
     fn located(message: String, path: KeyPath, origin: Origin) -> DeError {
-        DeError { message, at: Some((path, origin)) }
+        DeError {
+            message,
+            at: Some((path, origin)),
+        }
     }
 
     /// Attaches a place unless a deeper one is already known.
@@ -48,7 +51,10 @@ impl std::error::Error for DeError {}
 
 impl de::Error for DeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        DeError { message: msg.to_string(), at: None }
+        DeError {
+            message: msg.to_string(),
+            at: None,
+        }
     }
 }
 
@@ -65,12 +71,20 @@ pub(crate) struct Located {
 pub(crate) fn deserialize_all<T: DeserializeOwned + Default>(tree: &mut Node) -> (T, Vec<Located>) {
     let mut problems = Vec::new();
     loop {
-        match T::deserialize(NodeDe { node: tree, path: KeyPath::default() }) {
+        match T::deserialize(NodeDe {
+            node: tree,
+            path: KeyPath::default(),
+        }) {
             Ok(value) => return (value, problems),
             Err(e) => {
-                let (path, origin) = e.at.unwrap_or_else(|| (KeyPath::default(), tree.origin.clone()));
+                let (path, origin) =
+                    e.at.unwrap_or_else(|| (KeyPath::default(), tree.origin.clone()));
                 let removed = tree.remove(&path);
-                problems.push(Located { path, origin, message: humanize(&e.message) });
+                problems.push(Located {
+                    path,
+                    origin,
+                    message: humanize(&e.message),
+                });
                 // An error at the root (or one we cannot pin to a node) ends the
                 // loop: retrying would give the same error forever.
                 if !removed {
@@ -86,7 +100,10 @@ fn humanize(message: &str) -> String {
     const TYPES: [(&str, &str); 8] = [
         ("expected u8", "expected a whole number from 0 to 255"),
         ("expected u16", "expected a whole number from 0 to 65535"),
-        ("expected u32", "expected a whole number from 0 to 4294967295"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
         ("expected u64", "expected a whole number, 0 or more"),
         ("expected usize", "expected a whole number, 0 or more"),
         ("expected i64", "expected a whole number"),
@@ -129,13 +146,15 @@ fn distance(a: &str, b: &str) -> usize {
     for i in 0..=a.len() {
         d[i * w] = i;
     }
-    for j in 0..=b.len() {
-        d[j] = j;
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[(i - 1) * w + j] + 1).min(d[i * w + j - 1] + 1).min(d[(i - 1) * w + j - 1] + cost);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[(i - 2) * w + j - 2] + 1);
             }
@@ -294,7 +313,11 @@ struct SeqAcc<'a> {
 
 impl<'a> SeqAcc<'a> {
     fn new(items: &'a [Node], path: &'a KeyPath) -> Self {
-        SeqAcc { items, next: 0, path }
+        SeqAcc {
+            items,
+            next: 0,
+            path,
+        }
     }
 }
 
@@ -314,7 +337,10 @@ impl<'de> de::SeqAccess<'de> for SeqAcc<'_> {
             }
             let path = self.path.child_index(index);
             return seed
-                .deserialize(NodeDe { node: item, path: path.clone() })
+                .deserialize(NodeDe {
+                    node: item,
+                    path: path.clone(),
+                })
                 .map(Some)
                 .map_err(|e| e.at(&path, &item.origin));
         }
@@ -331,14 +357,22 @@ struct MapAcc<'a> {
 
 impl<'a> MapAcc<'a> {
     fn new(entries: &'a [Entry], path: &'a KeyPath) -> Self {
-        MapAcc { entries, next: 0, current: None, path }
+        MapAcc {
+            entries,
+            next: 0,
+            current: None,
+            path,
+        }
     }
 }
 
 impl<'de> de::MapAccess<'de> for MapAcc<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         while let Some(entry) = self.entries.get(self.next) {
             self.next += 1;
             if entry.value.kind == Kind::Removed {
@@ -347,18 +381,27 @@ impl<'de> de::MapAccess<'de> for MapAcc<'_> {
             self.current = Some(entry);
             let d: StrDeserializer<'_, DeError> = entry.key.as_str().into_deserializer();
             let path = self.path.child_key(&entry.key);
-            return seed.deserialize(d).map(Some).map_err(|e| e.at(&path, &entry.key_origin));
+            return seed
+                .deserialize(d)
+                .map(Some)
+                .map_err(|e| e.at(&path, &entry.key_origin));
         }
         Ok(None)
     }
 
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, DeError> {
         let Some(entry) = self.current.take() else {
             return Err(de::Error::custom("value requested before key"));
         };
         let path = self.path.child_key(&entry.key);
-        seed.deserialize(NodeDe { node: &entry.value, path: path.clone() })
-            .map_err(|e| e.at(&path, &entry.value.origin))
+        seed.deserialize(NodeDe {
+            node: &entry.value,
+            path: path.clone(),
+        })
+        .map_err(|e| e.at(&path, &entry.value.origin))
     }
 }
 
@@ -384,10 +427,16 @@ mod tests {
 
     #[test]
     fn collects_every_problem() {
-        let mut tree =
-            parse_yaml("inner:\n  prot: 1\n  port: 99999\n  name: 12\nlist: [1, x, 3]\nextra: 1\n", None).unwrap();
+        let mut tree = parse_yaml(
+            "inner:\n  prot: 1\n  port: 99999\n  name: 12\nlist: [1, x, 3]\nextra: 1\n",
+            None,
+        )
+        .unwrap();
         let (v, problems): (Outer, _) = deserialize_all(&mut tree);
-        let got: Vec<String> = problems.iter().map(|p| format!("{} {:?}", p.path, p.origin)).collect();
+        let got: Vec<String> = problems
+            .iter()
+            .map(|p| format!("{} {:?}", p.path, p.origin))
+            .collect();
         assert_eq!(problems.len(), 4, "{problems:#?}");
         assert!(got.contains(&"inner.prot File(2)".to_owned()), "{got:?}");
         assert!(got.contains(&"inner.port File(3)".to_owned()), "{got:?}");

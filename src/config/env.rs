@@ -12,8 +12,9 @@ use super::tree::{Kind, Node, Origin, parse_yaml};
 
 /// `OSAPI_*` variables that are not configuration keys: the CLI's own settings
 /// (`osapictl` reads `OSAPI_URL`/`OSAPI_TOKEN`/`OSAPI_TOKEN_FILE`, SPEC §9) and
-/// the config file path flag's variable.
-pub const NON_CONFIG_ENV_VARS: &[&str] = &["OSAPI_URL", "OSAPI_TOKEN", "OSAPI_TOKEN_FILE", "OSAPI_OSAPI_FILE"];
+/// `OSAPI_FILE`, the environment form of `osapi -f`.
+pub const NON_CONFIG_ENV_VARS: &[&str] =
+    &["OSAPI_URL", "OSAPI_TOKEN", "OSAPI_TOKEN_FILE", "OSAPI_FILE"];
 
 /// Grafts every `OSAPI_*` variable of `env` onto `tree`, returning problems
 /// (unknown names, unparseable values). Other variables are ignored.
@@ -38,12 +39,17 @@ pub(crate) fn apply(tree: &mut Node, env: &[(String, String)]) -> Vec<ConfigProb
         // (`OSAPI_NODE_AGENT_LABELS_GROUP=web.dev` → labels.group).
         let (path, kind) = if let Some(&i) = schema.by_env.get(name) {
             (schema.keys[i].path.clone(), schema.keys[i].kind)
-        } else if let Some((key, entry)) = schema.keys.iter().filter(|k| k.kind == KeyKind::Map).find_map(|k| {
-            name.strip_prefix(&k.env_var)
-                .and_then(|rest| rest.strip_prefix('_'))
-                .filter(|rest| !rest.is_empty())
-                .map(|rest| (k, rest.to_ascii_lowercase()))
-        }) {
+        } else if let Some((key, entry)) = schema
+            .keys
+            .iter()
+            .filter(|k| k.kind == KeyKind::Map)
+            .find_map(|k| {
+                name.strip_prefix(&k.env_var)
+                    .and_then(|rest| rest.strip_prefix('_'))
+                    .filter(|rest| !rest.is_empty())
+                    .map(|rest| (k, rest.to_ascii_lowercase()))
+            })
+        {
             let mut path = key.path.clone();
             path.push(entry);
             (path, KeyKind::Scalar)
@@ -57,7 +63,8 @@ pub(crate) fn apply(tree: &mut Node, env: &[(String, String)]) -> Vec<ConfigProb
             let near = super::de::suggest(name, schema.keys.iter().map(|k| k.env_var.as_str()));
             let message = match near {
                 Some(s) => format!("unknown configuration variable (did you mean {s}?)"),
-                None => "unknown configuration variable (see docs/configuration.md for the names)".to_owned(),
+                None => "unknown configuration variable (see docs/configuration.md for the names)"
+                    .to_owned(),
             };
             problems.push(problem("", message));
             continue;
@@ -65,13 +72,18 @@ pub(crate) fn apply(tree: &mut Node, env: &[(String, String)]) -> Vec<ConfigProb
         let origin = Origin::Env(name.clone());
         let node = match kind {
             KeyKind::Text | KeyKind::Enum => Node::new(Kind::Str(value.clone()), origin),
-            KeyKind::Scalar | KeyKind::List | KeyKind::Map => match parse_yaml(value, Some(&origin)) {
-                Ok(node) => node,
-                Err(e) => {
-                    problems.push(problem(&path.join("."), format!("cannot parse value: {}", e.message)));
-                    continue;
+            KeyKind::Scalar | KeyKind::List | KeyKind::Map => {
+                match parse_yaml(value, Some(&origin)) {
+                    Ok(node) => node,
+                    Err(e) => {
+                        problems.push(problem(
+                            &path.join("."),
+                            format!("cannot parse value: {}", e.message),
+                        ));
+                        continue;
+                    }
                 }
-            },
+            }
         };
         tree.set(&path, node);
     }

@@ -5,8 +5,8 @@
 //!
 //! 1. the file is parsed into a generic tree that remembers lines (`tree.rs`);
 //! 2. `OSAPI_*` variables are grafted on, resolved against the key schema that
-//!    is traced from the raw structs themselves ;
-//! 3. the tree is deserialized into the raw file structs ([`raw`], all
+//!    is traced from the raw structs themselves (`schema.rs`, `env.rs`);
+//! 3. the tree is deserialized into the raw file structs (`raw.rs`, all
 //!    `deny_unknown_fields`) by a deserializer that reports every unknown key
 //!    and bad value with its line, not just the first (`de.rs`);
 //! 4. raw → typed [`Config`] applies defaults and pairs secrets (`build.rs`);
@@ -78,7 +78,10 @@ pub fn known_keys() -> Vec<KeyInfo> {
         .map(|s| {
             s.keys
                 .iter()
-                .map(|k| KeyInfo { key: k.path.join("."), env_var: k.env_var.clone() })
+                .map(|k| KeyInfo {
+                    key: k.path.join("."),
+                    env_var: k.env_var.clone(),
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -139,7 +142,12 @@ impl Config {
     }
 }
 
-fn load_file(path: &Path, env: &[(String, String)], optional: bool, depth: Depth) -> Result<Config, ConfigErrors> {
+fn load_file(
+    path: &Path,
+    env: &[(String, String)],
+    optional: bool,
+    depth: Depth,
+) -> Result<Config, ConfigErrors> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => Some(t),
         Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => None,
@@ -151,7 +159,13 @@ fn load_file(path: &Path, env: &[(String, String)], optional: bool, depth: Depth
             return Err(ConfigErrors(vec![problem]));
         }
     };
-    from_source(text.as_deref(), Format::for_path(path), Some(path), env, depth)
+    from_source(
+        text.as_deref(),
+        Format::for_path(path),
+        Some(path),
+        env,
+        depth,
+    )
 }
 
 fn from_source(
@@ -189,6 +203,13 @@ fn from_source(
 
     let mut problems = env::apply(&mut tree, env);
     let (raw, located) = de::deserialize_all::<raw::RawConfig>(&mut tree);
+    // A key that failed to parse was replaced by its default; checks on that
+    // default would only add noise.
+    let failed: Vec<String> = located
+        .iter()
+        .map(|l| l.path.to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
     problems.extend(located.into_iter().map(|l| {
         let mut p = ConfigProblem::new(l.path.to_string(), l.message);
         place(&mut p, &l.origin);
@@ -205,9 +226,6 @@ fn from_source(
         Depth::Validate => config.validate(),
         Depth::CheckAll => config.check_all(),
     };
-    // A key that already failed to parse was replaced by its default; checks
-    // on that default would only add noise.
-    let failed: Vec<String> = problems.iter().map(|p| p.key.clone()).filter(|k| !k.is_empty()).collect();
     for mut p in built.0.into_iter().chain(semantic) {
         if failed.iter().any(|f| is_under(&p.key, f)) {
             continue;
@@ -223,7 +241,11 @@ fn from_source(
     }
     // File problems in line order first; then the rest in discovery order.
     problems.sort_by_key(|p| (p.line.is_none(), p.line));
-    if problems.is_empty() { Ok(config) } else { Err(ConfigErrors(problems)) }
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(problems))
+    }
 }
 
 fn place(p: &mut ConfigProblem, origin: &Origin) {

@@ -77,7 +77,10 @@ fn trace() -> Result<Schema, String> {
     // Bounded: each round learns one key; the format has ~100.
     for _ in 0..10_000 {
         let before = state.borrow().leaves.len();
-        match RawConfig::deserialize(Tracer { path: Vec::new(), state: &state }) {
+        match RawConfig::deserialize(Tracer {
+            path: Vec::new(),
+            state: &state,
+        }) {
             Ok(_) => return Ok(build_schema(state.into_inner())),
             Err(e) if e.0 == RESTART && state.borrow().leaves.len() > before => continue,
             Err(e) => return Err(format!("cannot derive the configuration schema: {}", e.0)),
@@ -91,7 +94,11 @@ fn build_schema(state: TraceState) -> Schema {
     for (path, kind) in state.leaves {
         let env_var = env_name(&path);
         schema.by_env.insert(env_var.clone(), schema.keys.len());
-        schema.keys.push(SchemaKey { path, kind, env_var });
+        schema.keys.push(SchemaKey {
+            path,
+            kind,
+            env_var,
+        });
     }
     for path in state.sections.into_iter().filter(|p| !p.is_empty()) {
         schema.sections.insert(env_name(&path), path.join("."));
@@ -190,7 +197,11 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
                 })
                 .collect()
         };
-        v.visit_map(TraceMap { fields: pending, next: 0, tracer: self })
+        v.visit_map(TraceMap {
+            fields: pending,
+            next: 0,
+            tracer: self,
+        })
     }
 
     serde::forward_to_deserialize_any! {
@@ -208,7 +219,10 @@ struct TraceMap<'s> {
 impl<'de> de::MapAccess<'de> for TraceMap<'_> {
     type Error = TraceError;
 
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, TraceError> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, TraceError> {
         let Some(field) = self.fields.get(self.next) else {
             return Ok(None);
         };
@@ -216,12 +230,18 @@ impl<'de> de::MapAccess<'de> for TraceMap<'_> {
         seed.deserialize(d).map(Some)
     }
 
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, TraceError> {
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, TraceError> {
         let field = self.fields.get(self.next).copied().unwrap_or_default();
         self.next += 1;
         let mut path = self.tracer.path.clone();
         path.push(field.to_owned());
-        seed.deserialize(Tracer { path, state: self.tracer.state })
+        seed.deserialize(Tracer {
+            path,
+            state: self.tracer.state,
+        })
     }
 }
 
@@ -243,12 +263,18 @@ mod tests {
         assert_eq!(keys.get("api.server.port"), Some(&KeyKind::Scalar));
         assert_eq!(keys.get("api.server.listen"), Some(&KeyKind::Text));
         assert_eq!(keys.get("node.agent.labels"), Some(&KeyKind::Map));
-        assert_eq!(keys.get("node.agent.consumer.back_off"), Some(&KeyKind::List));
+        assert_eq!(
+            keys.get("node.agent.consumer.back_off"),
+            Some(&KeyKind::List)
+        );
         assert_eq!(keys.get("nats.stream.storage"), Some(&KeyKind::Enum));
         assert_eq!(keys.get("nats.kv.jobs_bucket"), Some(&KeyKind::Text));
         assert_eq!(keys.get("api.server.nats.auth.type"), Some(&KeyKind::Enum));
         assert_eq!(keys.get("api.server.request_timeout"), Some(&KeyKind::Text));
-        assert_eq!(keys.get("api.server.max_body_bytes"), Some(&KeyKind::Scalar));
+        assert_eq!(
+            keys.get("api.server.max_body_bytes"),
+            Some(&KeyKind::Scalar)
+        );
         assert!(!keys.contains_key("api.server"));
         assert!(keys.len() > 60, "{}", keys.len());
     }
@@ -258,7 +284,10 @@ mod tests {
         let schema = schema().unwrap();
         assert_eq!(schema.by_env.len(), schema.keys.len());
         for name in schema.by_env.keys() {
-            assert!(!schema.sections.contains_key(name), "{name} is both a key and a section");
+            assert!(
+                !schema.sections.contains_key(name),
+                "{name} is both a key and a section"
+            );
         }
         let k = &schema.keys[schema.by_env["OSAPI_NODE_AGENT_CONSUMER_ACK_WAIT"]];
         assert_eq!(k.path.join("."), "node.agent.consumer.ack_wait");

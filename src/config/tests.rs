@@ -11,7 +11,10 @@ const SHIPPED: &str = include_str!("../../packaging/osapi.yaml");
 const DOCS: &str = include_str!("../../docs/configuration.md");
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 fn yaml_err(text: &str, env: &[(String, String)]) -> ConfigErrors {
@@ -31,18 +34,27 @@ fn defaults_match_the_spec() {
     assert!(!c.debug);
     assert_eq!(c.api.server.port, 8080);
     assert_eq!(c.api.server.listen.to_string(), "0.0.0.0");
-    assert_eq!(c.api.server.unix_socket, Some(PathBuf::from("/run/osapi/api.sock")));
+    assert_eq!(
+        c.api.server.unix_socket,
+        Some(PathBuf::from("/run/osapi/api.sock"))
+    );
     assert_eq!(c.api.server.request_timeout, Duration::from_secs(30));
     assert_eq!(c.api.server.max_body_bytes, 1 << 20);
     assert_eq!(c.api.server.security.signing_key_source, None);
     assert!(c.api.server.security.cors.allow_origins.is_empty());
-    assert_eq!(c.api.server.nats.servers, vec!["nats://127.0.0.1:4222".to_owned()]);
+    assert_eq!(
+        c.api.server.nats.servers,
+        vec!["nats://127.0.0.1:4222".to_owned()]
+    );
     assert_eq!(c.api.server.nats.namespace, "osapi");
     assert_eq!(c.api.server.nats.auth, NatsClientAuth::None);
     assert_eq!(c.api.client.url, "http://127.0.0.1:8080");
     assert_eq!(c.nats.server.host, "127.0.0.1");
     assert_eq!(c.nats.server.port, 4222);
-    assert_eq!(c.nats.server.store_dir, PathBuf::from("/var/lib/osapi/nats"));
+    assert_eq!(
+        c.nats.server.store_dir,
+        PathBuf::from("/var/lib/osapi/nats")
+    );
     assert_eq!(c.nats.server.binary, PathBuf::from("nats-server"));
     assert_eq!(c.nats.server.cluster, None);
     assert_eq!(c.nats.stream.name, "JOBS");
@@ -63,7 +75,10 @@ fn defaults_match_the_spec() {
     assert_eq!(c.node.agent.consumer.max_deliver, 5);
     assert_eq!(c.node.agent.consumer.ack_wait, Duration::from_secs(120));
     assert_eq!(c.node.agent.heartbeat_interval, Duration::from_secs(10));
-    assert_eq!(c.node.agent.command.default_timeout, Duration::from_secs(30));
+    assert_eq!(
+        c.node.agent.command.default_timeout,
+        Duration::from_secs(30)
+    );
     assert_eq!(c.node.agent.command.max_timeout, Duration::from_secs(300));
     assert_eq!(c.node.agent.command.max_output_bytes, 1 << 20);
     assert!(!c.telemetry.tracing.enabled);
@@ -74,7 +89,11 @@ fn defaults_match_the_spec() {
 #[test]
 fn empty_file_gives_the_defaults() {
     for text in ["", "# only a comment\n", "{}", "api:\n  server:\n"] {
-        assert_eq!(Config::from_str_yaml(text, &[]).unwrap(), Config::default(), "{text:?}");
+        assert_eq!(
+            Config::from_str_yaml(text, &[]).unwrap(),
+            Config::default(),
+            "{text:?}"
+        );
     }
     assert_eq!(Config::from_str_toml("", &[]).unwrap(), Config::default());
 }
@@ -84,7 +103,8 @@ fn shipped_file_loads_and_holds_the_defaults() {
     let c = Config::from_str_yaml(SHIPPED, &[]).unwrap_or_else(|e| panic!("{e}"));
     assert!(c.validate().is_empty());
     let mut expected = Config::default();
-    expected.api.server.security.signing_key_source = Some(SecretSource::File("/etc/osapi/signing.key".into()));
+    expected.api.server.security.signing_key_source =
+        Some(SecretSource::File("/etc/osapi/signing.key".into()));
     assert_eq!(c, expected);
 }
 
@@ -96,7 +116,10 @@ fn shipped_file_lists_every_key() {
         .map(|k| k.key)
         .filter(|k| tree.get(&KeyPath::parse(k)).is_none())
         .collect();
-    assert!(missing.is_empty(), "keys missing from packaging/osapi.yaml: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "keys missing from packaging/osapi.yaml: {missing:?}"
+    );
 }
 
 #[test]
@@ -106,7 +129,10 @@ fn docs_name_every_key_and_variable() {
         .filter(|k| !DOCS.contains(&format!("`{}`", k.env_var)))
         .map(|k| k.env_var)
         .collect();
-    assert!(missing.is_empty(), "variables missing from docs/configuration.md: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "variables missing from docs/configuration.md: {missing:?}"
+    );
 }
 
 const SAMPLE_YAML: &str = r#"
@@ -225,9 +251,20 @@ fn yaml_and_toml_give_the_same_config() {
             password: SecretSource::File("/etc/osapi/nats.pw".into())
         }
     );
-    assert_eq!(y.api.server.nats.tls.as_ref().and_then(|t| t.ca_file.clone()), Some("/etc/ssl/ca.pem".into()));
     assert_eq!(
-        y.api.server.security.roles["ops"].iter().copied().collect::<Vec<_>>(),
+        y.api
+            .server
+            .nats
+            .tls
+            .as_ref()
+            .and_then(|t| t.ca_file.clone()),
+        Some("/etc/ssl/ca.pem".into())
+    );
+    assert_eq!(
+        y.api.server.security.roles["ops"]
+            .iter()
+            .copied()
+            .collect::<Vec<_>>(),
         vec![Permission::NodeRead, Permission::CommandExecute]
     );
     assert!(y.api.server.security.role_table().get("ops").is_some());
@@ -238,7 +275,10 @@ fn yaml_and_toml_give_the_same_config() {
     assert_eq!(y.nats.kv.jobs_bucket, "jq");
     assert_eq!(y.nats.kv.responses_bucket, "job-responses");
     assert_eq!(y.node.agent.labels["group"], "web.dev.us-east");
-    assert_eq!(y.node.agent.consumer.back_off, vec![Duration::from_secs(10), Duration::from_secs(20)]);
+    assert_eq!(
+        y.node.agent.consumer.back_off,
+        vec![Duration::from_secs(10), Duration::from_secs(20)]
+    );
     assert_eq!(y.telemetry.tracing.exporter, TraceExporter::Otlp);
 }
 
@@ -247,7 +287,10 @@ fn environment_wins_and_handles_lists_and_maps() {
     let file = "api:\n  server:\n    port: 9000\nnode:\n  agent:\n    labels: {zone: a}\n";
     let e = env(&[
         ("OSAPI_API_SERVER_PORT", "9100"),
-        ("OSAPI_API_SERVER_NATS_SERVERS", "[nats://a:4222, nats://b:4222]"),
+        (
+            "OSAPI_API_SERVER_NATS_SERVERS",
+            "[nats://a:4222, nats://b:4222]",
+        ),
         ("OSAPI_NODE_AGENT_LABELS", "{group: web.dev}"),
         ("OSAPI_NODE_AGENT_LABELS_RACK_ID", "r1"),
         ("OSAPI_NODE_AGENT_CONSUMER_ACK_WAIT", "45s"),
@@ -263,14 +306,23 @@ fn environment_wins_and_handles_lists_and_maps() {
         // Not configuration: ignored.
         ("OSAPI_URL", "http://x"),
         ("OSAPI_TOKEN", "t"),
+        ("OSAPI_FILE", "/etc/osapi/other.yaml"),
         ("PATH", "/bin"),
     ]);
     let c = Config::from_str_yaml(file, &e).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.api.server.port, 9100);
-    assert_eq!(c.api.server.nats.servers, vec!["nats://a:4222".to_owned(), "nats://b:4222".to_owned()]);
+    assert_eq!(
+        c.api.server.nats.servers,
+        vec!["nats://a:4222".to_owned(), "nats://b:4222".to_owned()]
+    );
     // A whole-map variable replaces the file's map; entry variables add to it.
     assert_eq!(
-        c.node.agent.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        c.node
+            .agent
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
         vec!["group=web.dev", "rack_id=r1"]
     );
     assert_eq!(c.node.agent.consumer.ack_wait, Duration::from_secs(45));
@@ -280,7 +332,10 @@ fn environment_wins_and_handles_lists_and_maps() {
     assert_eq!(c.api.server.max_body_bytes, 4 << 20);
     assert_eq!(
         c.api.server.nats.auth,
-        NatsClientAuth::UserPass { username: "api".into(), password: SecretSource::Inline("*p: #w".into()) }
+        NatsClientAuth::UserPass {
+            username: "api".into(),
+            password: SecretSource::Inline("*p: #w".into())
+        }
     );
     assert_eq!(c.node.agent.hostname, "1234");
 }
@@ -293,7 +348,11 @@ fn environment_alone_without_a_file() {
     assert_eq!(c.api.server.port, 7000);
     let err = Config::load(&missing, &[]).unwrap_err();
     assert_eq!(err.len(), 1);
-    assert!(err.to_string().contains("cannot read the configuration file"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("cannot read the configuration file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -306,7 +365,13 @@ fn unknown_key_names_key_and_line() {
     let p = &err.0[0];
     assert_eq!(p.key, "api.server.prot");
     assert_eq!(p.line, Some(4));
-    assert_eq!(err.to_string(), format!("{}:4: api.server.prot: unknown key (did you mean port?)", path.display()));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:4: api.server.prot: unknown key (did you mean port?)",
+            path.display()
+        )
+    );
 }
 
 #[test]
@@ -317,10 +382,18 @@ fn every_problem_is_reported_at_once() {
     let lines: Vec<_> = err.0.iter().map(|p| (p.key.as_str(), p.line)).collect();
     assert_eq!(
         lines,
-        vec![("api.server.port", Some(3)), ("api.server.lsiten", Some(4)), ("node.agnet", Some(6))]
+        vec![
+            ("api.server.port", Some(3)),
+            ("api.server.lsiten", Some(4)),
+            ("node.agnet", Some(6))
+        ]
     );
     assert!(err.0[0].message.contains("99999"), "{}", err.0[0].message);
-    assert!(err.0[2].message.contains("did you mean agent?"), "{}", err.0[2].message);
+    assert!(
+        err.0[2].message.contains("did you mean agent?"),
+        "{}",
+        err.0[2].message
+    );
     assert_eq!(err.to_string().lines().count(), 3);
 }
 
@@ -372,22 +445,45 @@ node:
     ] {
         assert!(k.contains(&want), "missing {want} in:\n{err}");
     }
-    let timeout = err.0.iter().find(|p| p.key == "api.server.request_timeout").unwrap();
+    let timeout = err
+        .0
+        .iter()
+        .find(|p| p.key == "api.server.request_timeout")
+        .unwrap();
     assert_eq!(timeout.line, Some(4));
-    assert!(timeout.message.contains("invalid duration"), "{}", timeout.message);
-    let perm = err.0.iter().find(|p| p.key == "api.server.security.roles.ops[1]").unwrap();
+    assert!(
+        timeout.message.contains("invalid duration"),
+        "{}",
+        timeout.message
+    );
+    let perm = err
+        .0
+        .iter()
+        .find(|p| p.key == "api.server.security.roles.ops[1]")
+        .unwrap();
     assert_eq!(perm.line, Some(8));
 }
 
 #[test]
 fn duration_errors_name_the_key() {
-    let err = yaml_err("node:\n  agent:\n    consumer:\n      ack_wait: 2 fortnights\n", &[]);
+    let err = yaml_err(
+        "node:\n  agent:\n    consumer:\n      ack_wait: 2 fortnights\n",
+        &[],
+    );
     assert_eq!(keys(&err), vec!["node.agent.consumer.ack_wait"]);
     assert_eq!(err.0[0].line, Some(4));
-    let err = yaml_err("", &env(&[("OSAPI_NODE_AGENT_HEARTBEAT_INTERVAL", "often")]));
+    let err = yaml_err(
+        "",
+        &env(&[("OSAPI_NODE_AGENT_HEARTBEAT_INTERVAL", "often")]),
+    );
     assert_eq!(keys(&err), vec!["node.agent.heartbeat_interval"]);
-    assert_eq!(err.0[0].env_var.as_deref(), Some("OSAPI_NODE_AGENT_HEARTBEAT_INTERVAL"));
-    assert!(err.to_string().starts_with("OSAPI_NODE_AGENT_HEARTBEAT_INTERVAL: node.agent.heartbeat_interval: invalid duration"));
+    assert_eq!(
+        err.0[0].env_var.as_deref(),
+        Some("OSAPI_NODE_AGENT_HEARTBEAT_INTERVAL")
+    );
+    assert!(err.to_string().starts_with(
+        "OSAPI_NODE_AGENT_HEARTBEAT_INTERVAL: node.agent.heartbeat_interval: invalid duration"
+    ));
 }
 
 #[test]
@@ -395,11 +491,19 @@ fn unknown_environment_variable_is_an_error() {
     let err = yaml_err("", &env(&[("OSAPI_API_SERVER_PROT", "1")]));
     assert_eq!(err.len(), 1);
     assert_eq!(err.0[0].env_var.as_deref(), Some("OSAPI_API_SERVER_PROT"));
-    assert!(err.to_string().contains("did you mean OSAPI_API_SERVER_PORT?"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("did you mean OSAPI_API_SERVER_PORT?"),
+        "{err}"
+    );
     let err = yaml_err("", &env(&[("OSAPI_API_SERVER", "{port: 1}")]));
     assert!(err.to_string().contains("section"), "{err}");
     let err = yaml_err("", &env(&[("OSAPI_API_SERVER_PORT", "[1")]));
-    assert!(err.to_string().contains("OSAPI_API_SERVER_PORT: api.server.port: cannot parse value"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("OSAPI_API_SERVER_PORT: api.server.port: cannot parse value"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -427,12 +531,18 @@ fn secrets_do_not_leak_in_debug() {
     assert!(!dbg.contains("TOPSECRET"), "{dbg}");
     assert!(!dbg.contains("HUNTER2"), "{dbg}");
     assert!(dbg.contains("<redacted>"));
-    assert_eq!(c.api.server.security.signing_key().unwrap(), b"TOPSECRETTOPSECRETTOPSECRETTOPSECRET");
+    assert_eq!(
+        c.api.server.security.signing_key().unwrap(),
+        b"TOPSECRETTOPSECRETTOPSECRETTOPSECRET"
+    );
 }
 
 #[test]
 fn secret_sources_are_exclusive() {
-    let err = yaml_err("api:\n  client:\n    security: {bearer_token: t, bearer_token_file: /t}\n", &[]);
+    let err = yaml_err(
+        "api:\n  client:\n    security: {bearer_token: t, bearer_token_file: /t}\n",
+        &[],
+    );
     assert_eq!(keys(&err), vec!["api.client.security.bearer_token"]);
     assert_eq!(err.0[0].line, Some(3));
     let err = yaml_err(
@@ -447,16 +557,28 @@ fn signing_key_from_credentials_directory() {
     let dir = tempfile::tempdir().unwrap();
     let creds = env(&[("CREDENTIALS_DIRECTORY", &dir.path().to_string_lossy())]);
     let c = Config::from_str_yaml("", &creds).unwrap();
-    assert_eq!(c.api.server.security.credentials_directory.as_deref(), Some(dir.path()));
-    // Missing credential file: a clear error, also from check_all.
-    assert!(matches!(c.api.server.security.signing_key(), Err(ConfigError::SecretFile { .. })));
     assert_eq!(
-        c.check_all().iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
+        c.api.server.security.credentials_directory.as_deref(),
+        Some(dir.path())
+    );
+    // Missing credential file: a clear error, also from check_all.
+    assert!(matches!(
+        c.api.server.security.signing_key(),
+        Err(ConfigError::SecretFile { .. })
+    ));
+    assert_eq!(
+        c.check_all()
+            .iter()
+            .map(|p| p.key.as_str())
+            .collect::<Vec<_>>(),
         vec!["api.server.security.signing_key_file"]
     );
 
     std::fs::write(dir.path().join("signing.key"), "short\n").unwrap();
-    assert!(matches!(c.api.server.security.signing_key(), Err(ConfigError::SigningKeyTooShort { len: 5, .. })));
+    assert!(matches!(
+        c.api.server.security.signing_key(),
+        Err(ConfigError::SigningKeyTooShort { len: 5, .. })
+    ));
 
     let key = "k".repeat(40);
     std::fs::write(dir.path().join("signing.key"), format!("{key}\n")).unwrap();
@@ -464,12 +586,22 @@ fn signing_key_from_credentials_directory() {
     assert!(c.check_all().is_empty());
 
     // A configured key wins over the credential.
-    let c = Config::from_str_yaml("api: {server: {security: {signing_key_file: /nonexistent/key}}}", &creds).unwrap();
-    assert!(matches!(c.api.server.security.signing_key(), Err(ConfigError::SecretFile { .. })));
+    let c = Config::from_str_yaml(
+        "api: {server: {security: {signing_key_file: /nonexistent/key}}}",
+        &creds,
+    )
+    .unwrap();
+    assert!(matches!(
+        c.api.server.security.signing_key(),
+        Err(ConfigError::SecretFile { .. })
+    ));
 
     // No key anywhere.
     let c = Config::from_str_yaml("", &[]).unwrap();
-    assert!(matches!(c.api.server.security.signing_key(), Err(ConfigError::NoSigningKey)));
+    assert!(matches!(
+        c.api.server.security.signing_key(),
+        Err(ConfigError::NoSigningKey)
+    ));
 }
 
 #[test]
@@ -532,10 +664,16 @@ fn known_keys_and_env_names() {
     let keys = known_keys();
     let port = keys.iter().find(|k| k.key == "api.server.port").unwrap();
     assert_eq!(port.env_var, "OSAPI_API_SERVER_PORT");
-    let ack = keys.iter().find(|k| k.key == "node.agent.consumer.ack_wait").unwrap();
+    let ack = keys
+        .iter()
+        .find(|k| k.key == "node.agent.consumer.ack_wait")
+        .unwrap();
     assert_eq!(ack.env_var, "OSAPI_NODE_AGENT_CONSUMER_ACK_WAIT");
     // No key's variable starts with a map key's variable (entry syntax stays unambiguous).
-    for map in ["OSAPI_NODE_AGENT_LABELS_", "OSAPI_API_SERVER_SECURITY_ROLES_"] {
+    for map in [
+        "OSAPI_NODE_AGENT_LABELS_",
+        "OSAPI_API_SERVER_SECURITY_ROLES_",
+    ] {
         assert!(!keys.iter().any(|k| k.env_var.starts_with(map)), "{map}");
     }
 }
@@ -544,4 +682,36 @@ fn known_keys_and_env_names() {
 fn heartbeat_must_beat_registry_ttl() {
     let err = yaml_err("node: {agent: {heartbeat_interval: 30s}}", &[]);
     assert_eq!(keys(&err), vec!["node.agent.heartbeat_interval"]);
+}
+
+#[test]
+fn odd_documents() {
+    // A list at the top: one problem, at the document.
+    let err = yaml_err("- a\n- b\n", &[]);
+    assert_eq!(err.len(), 1, "{err}");
+    assert_eq!(err.0[0].key, "");
+    // Anchors and merge keys work.
+    let c = Config::from_str_yaml(
+        "x-nats: &n {servers: [nats://n:4222], namespace: prod}\napi: {server: {nats: *n}}\nnode: {agent: {nats: {<<: *n, client_name: agent}}}\n",
+        &[],
+    );
+    // `x-nats` is not a key of ours: reported, the rest still loads.
+    let err = c.unwrap_err();
+    assert_eq!(keys(&err), vec!["x-nats"], "{err}");
+    // Numeric label keys and values are text.
+    let c = Config::from_str_yaml("node: {agent: {labels: {rack: 12, v: 1.20}}}", &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.node.agent.labels["rack"], "12");
+    assert_eq!(c.node.agent.labels["v"], "1.20");
+}
+
+#[test]
+fn defaults_are_not_given_a_line() {
+    let err = yaml_err("debug: false\nnats: {registry: {ttl: 5s}}\n", &[]);
+    let hb = err
+        .0
+        .iter()
+        .find(|p| p.key == "node.agent.heartbeat_interval")
+        .unwrap();
+    assert_eq!(hb.line, None, "{err}");
 }

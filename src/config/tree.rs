@@ -119,7 +119,11 @@ pub(crate) struct Node {
 
 impl Node {
     pub fn new(kind: Kind, origin: Origin) -> Node {
-        Node { kind, origin, text: None }
+        Node {
+            kind,
+            origin,
+            text: None,
+        }
     }
 
     pub fn empty_map() -> Node {
@@ -165,8 +169,9 @@ impl Node {
 
     /// Where the value at `path` was written: the value's own line, or, when the
     /// value is absent, the nearest enclosing node that has a place.
+    /// A key the file never mentions has no place (`Origin::None`).
     pub fn origin_of(&self, path: &KeyPath) -> Origin {
-        let mut best = self.origin.clone();
+        let mut best = Origin::None;
         let mut node = self;
         for seg in &path.0 {
             let next = match (seg, &node.kind) {
@@ -401,7 +406,12 @@ fn convert_yaml(v: serde_saphyr::Spanned<YValue>, src: &str, env: Option<&Origin
         YValue::F64(x) => (Kind::Float(x), text()),
         YValue::Str(s) => (Kind::Str(s), None),
         YValue::Seq(items) => (
-            Kind::Seq(items.into_iter().map(|i| convert_yaml(i, src, env)).collect()),
+            Kind::Seq(
+                items
+                    .into_iter()
+                    .map(|i| convert_yaml(i, src, env))
+                    .collect(),
+            ),
             None,
         ),
         YValue::Map(entries) => (
@@ -471,9 +481,12 @@ fn convert_toml(v: toml::Spanned<toml::de::DeValue<'_>>, src: &str, lines: &Line
         DeValue::Boolean(b) => Kind::Bool(b),
         // No key of ours is a date; keep it as text so the error says what it got.
         DeValue::Datetime(d) => Kind::Str(d.to_string()),
-        DeValue::Array(items) => {
-            Kind::Seq(items.into_iter().map(|i| convert_toml(i, src, lines)).collect())
-        }
+        DeValue::Array(items) => Kind::Seq(
+            items
+                .into_iter()
+                .map(|i| convert_toml(i, src, lines))
+                .collect(),
+        ),
         DeValue::Table(table) => {
             let mut entries: Vec<Entry> = table
                 .into_iter()
@@ -524,6 +537,9 @@ mod tests {
         let n = parse_toml("debug = true\n\n[api.server]\nport = 9\n").unwrap();
         let port = n.get(&KeyPath::parse("api.server.port")).unwrap();
         assert_eq!(port.origin, Origin::File(4));
-        assert_eq!(n.origin_of(&KeyPath::parse("api.server.port")), Origin::File(4));
+        assert_eq!(
+            n.origin_of(&KeyPath::parse("api.server.port")),
+            Origin::File(4)
+        );
     }
 }

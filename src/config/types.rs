@@ -42,7 +42,9 @@ pub enum ConfigError {
          or provide a systemd credential named {SIGNING_KEY_CREDENTIAL}"
     )]
     NoSigningKey,
-    #[error("signing key from {from} is {len} bytes; at least {MIN_SIGNING_KEY_BYTES} are required")]
+    #[error(
+        "signing key from {from} is {len} bytes; at least {MIN_SIGNING_KEY_BYTES} are required"
+    )]
     SigningKeyTooShort { from: String, len: usize },
     #[error("secret from {from} is not valid UTF-8")]
     NotUtf8 { from: String },
@@ -77,7 +79,9 @@ impl SecretSource {
 
     /// The secret as text (passwords, tokens).
     pub fn read_string(&self) -> Result<String, ConfigError> {
-        String::from_utf8(self.read()?).map_err(|_| ConfigError::NotUtf8 { from: self.describe() })
+        String::from_utf8(self.read()?).map_err(|_| ConfigError::NotUtf8 {
+            from: self.describe(),
+        })
     }
 
     /// Where it comes from, for messages (never the value).
@@ -128,25 +132,13 @@ pub enum TraceExporter {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
     pub debug: bool,
     pub api: ApiConfig,
     pub nats: NatsConfig,
     pub node: NodeConfig,
     pub telemetry: TelemetryConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            debug: false,
-            api: ApiConfig::default(),
-            nats: NatsConfig::default(),
-            node: NodeConfig::default(),
-            telemetry: TelemetryConfig::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -206,10 +198,15 @@ impl ApiSecurity {
     /// Reads the signing key: inline, else the configured file, else
     /// `$CREDENTIALS_DIRECTORY/signing.key`. It must be at least 32 bytes.
     pub fn signing_key(&self) -> Result<Vec<u8>, ConfigError> {
-        let source = self.signing_key_location().ok_or(ConfigError::NoSigningKey)?;
+        let source = self
+            .signing_key_location()
+            .ok_or(ConfigError::NoSigningKey)?;
         let key = source.read()?;
         if key.len() < MIN_SIGNING_KEY_BYTES {
-            return Err(ConfigError::SigningKeyTooShort { from: source.describe(), len: key.len() });
+            return Err(ConfigError::SigningKeyTooShort {
+                from: source.describe(),
+                len: key.len(),
+            });
         }
         Ok(key)
     }
@@ -310,9 +307,13 @@ impl Default for NatsServerConfig {
 pub enum NatsServerAuth {
     #[default]
     None,
-    UserPass { users: Vec<NatsUser> },
+    UserPass {
+        users: Vec<NatsUser>,
+    },
     /// Public user nkeys (`U…`).
-    Nkey { nkeys: Vec<String> },
+    Nkey {
+        nkeys: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -442,8 +443,13 @@ impl Default for NatsConnection {
 pub enum NatsClientAuth {
     #[default]
     None,
-    UserPass { username: String, password: SecretSource },
-    Nkey { seed_file: PathBuf },
+    UserPass {
+        username: String,
+        password: SecretSource,
+    },
+    Nkey {
+        seed_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -470,15 +476,18 @@ pub struct AgentConfig {
     pub command: CommandConfig,
 }
 
+pub(crate) const DEFAULT_MAX_JOBS: usize = 10;
+pub(crate) const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+
 impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
             nats: NatsConnection::default(),
             hostname: system_hostname(),
             labels: BTreeMap::new(),
-            max_jobs: 10,
+            max_jobs: DEFAULT_MAX_JOBS,
             consumer: ConsumerConfig::default(),
-            heartbeat_interval: Duration::from_secs(10),
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             command: CommandConfig::default(),
         }
     }
@@ -512,7 +521,10 @@ impl Default for ConsumerConfig {
         ConsumerConfig {
             max_deliver: 5,
             ack_wait: Duration::from_secs(120),
-            back_off: [120, 300, 600, 1200].into_iter().map(Duration::from_secs).collect(),
+            back_off: [120, 300, 600, 1200]
+                .into_iter()
+                .map(Duration::from_secs)
+                .collect(),
         }
     }
 }

@@ -14,7 +14,9 @@ pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// `[A-Za-z0-9_-]+`: label keys, label value segments, bucket and stream names.
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl Config {
@@ -30,7 +32,10 @@ impl Config {
         }
         if let Some(sock) = &s.unix_socket {
             if !sock.is_absolute() {
-                p.push("api.server.unix_socket", "must be an absolute path (or \"\" to disable)");
+                p.push(
+                    "api.server.unix_socket",
+                    "must be an absolute path (or \"\" to disable)",
+                );
             }
         }
         connection(&mut p, "api.server.nats", &s.nats);
@@ -39,23 +44,34 @@ impl Config {
             if key.len() < MIN_SIGNING_KEY_BYTES {
                 p.push(
                     "api.server.security.signing_key",
-                    format!("is {} bytes; at least {MIN_SIGNING_KEY_BYTES} are required", key.len()),
+                    format!(
+                        "is {} bytes; at least {MIN_SIGNING_KEY_BYTES} are required",
+                        key.len()
+                    ),
                 );
             }
         }
         for name in sec.roles.keys() {
             if !is_token(name) {
-                p.push(format!("api.server.security.roles.{name}"), "role names must match [A-Za-z0-9_-]+");
+                p.push(
+                    format!("api.server.security.roles.{name}"),
+                    "role names must match [A-Za-z0-9_-]+",
+                );
             }
         }
         for (i, origin) in sec.cors.allow_origins.iter().enumerate() {
             if origin.trim().is_empty() {
-                p.push(format!("api.server.security.cors.allow_origins[{i}]"), "must not be empty");
+                p.push(
+                    format!("api.server.security.cors.allow_origins[{i}]"),
+                    "must not be empty",
+                );
             }
         }
 
         let c = &self.api.client;
-        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) || c.url.len() < "http://x".len() {
+        if !(c.url.starts_with("http://") || c.url.starts_with("https://"))
+            || c.url.len() < "http://x".len()
+        {
             p.push("api.client.url", "must be an http:// or https:// URL");
         }
 
@@ -73,9 +89,13 @@ impl Config {
                 // Public user nkeys: 'U' + base32, 56 characters.
                 let ok = k.len() == 56
                     && k.starts_with('U')
-                    && k.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b));
+                    && k.bytes()
+                        .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b));
                 if !ok {
-                    p.push(format!("nats.server.auth.nkeys[{i}]"), "must be a public user nkey (56 characters, starting with U)");
+                    p.push(
+                        format!("nats.server.auth.nkeys[{i}]"),
+                        "must be a public user nkey (56 characters, starting with U)",
+                    );
                 }
             }
         }
@@ -83,7 +103,10 @@ impl Config {
             for (i, u) in users.iter().enumerate() {
                 if let SecretSource::Inline(pw) = &u.password {
                     if pw.is_empty() {
-                        p.push(format!("nats.server.auth.users[{i}].password"), "must not be empty");
+                        p.push(
+                            format!("nats.server.auth.users[{i}].password"),
+                            "must not be empty",
+                        );
                     }
                 }
             }
@@ -94,7 +117,10 @@ impl Config {
             }
             port(&mut p, "nats.server.cluster.port", cl.port);
             if cl.port == n.port {
-                p.push("nats.server.cluster.port", "must differ from nats.server.port");
+                p.push(
+                    "nats.server.cluster.port",
+                    "must differ from nats.server.port",
+                );
             }
             urls(&mut p, "nats.server.cluster.routes", &cl.routes, false);
         }
@@ -105,18 +131,27 @@ impl Config {
         }
         positive(&mut p, "nats.stream.max_age", st.max_age);
         if st.max_msgs == Some(0) {
-            p.push("nats.stream.max_msgs", "must be at least 1 (leave it unset for no limit)");
+            p.push(
+                "nats.stream.max_msgs",
+                "must be at least 1 (leave it unset for no limit)",
+            );
         }
         replicas(&mut p, "nats.stream.replicas", st.replicas);
 
         let kv = &self.nats.kv;
-        for (key, name) in [("nats.kv.jobs_bucket", &kv.jobs_bucket), ("nats.kv.responses_bucket", &kv.responses_bucket)] {
+        for (key, name) in [
+            ("nats.kv.jobs_bucket", &kv.jobs_bucket),
+            ("nats.kv.responses_bucket", &kv.responses_bucket),
+        ] {
             if !is_token(name) {
                 p.push(key, "must match [A-Za-z0-9_-]+");
             }
         }
         if kv.jobs_bucket == kv.responses_bucket {
-            p.push("nats.kv.responses_bucket", "must differ from nats.kv.jobs_bucket");
+            p.push(
+                "nats.kv.responses_bucket",
+                "must differ from nats.kv.jobs_bucket",
+            );
         }
         positive(&mut p, "nats.kv.ttl", kv.ttl);
         if kv.max_bytes == 0 {
@@ -130,13 +165,21 @@ impl Config {
         connection(&mut p, "node.agent.nats", &a.nats);
         let host_ok = !a.hostname.is_empty()
             && a.hostname.len() <= 253
-            && a.hostname.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            && a.hostname
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
         if !host_ok {
-            p.push("node.agent.hostname", "must be a host name ([A-Za-z0-9._-], at most 253 characters)");
+            p.push(
+                "node.agent.hostname",
+                "must be a host name ([A-Za-z0-9._-], at most 253 characters)",
+            );
         }
         for (k, v) in &a.labels {
             if !is_token(k) {
-                p.push(format!("node.agent.labels.{k}"), "label keys must match [A-Za-z0-9_-]+");
+                p.push(
+                    format!("node.agent.labels.{k}"),
+                    "label keys must match [A-Za-z0-9_-]+",
+                );
             } else if !v.split('.').all(is_token) {
                 p.push(
                     format!("node.agent.labels.{k}"),
@@ -166,7 +209,11 @@ impl Config {
                 ),
             );
         }
-        positive(&mut p, "node.agent.heartbeat_interval", a.heartbeat_interval);
+        positive(
+            &mut p,
+            "node.agent.heartbeat_interval",
+            a.heartbeat_interval,
+        );
         // A heartbeat slower than the registry TTL makes live agents flicker out.
         if !a.heartbeat_interval.is_zero() && a.heartbeat_interval >= self.nats.registry.ttl {
             p.push(
@@ -178,22 +225,35 @@ impl Config {
             );
         }
         let cmd = &a.command;
-        positive(&mut p, "node.agent.command.default_timeout", cmd.default_timeout);
+        positive(
+            &mut p,
+            "node.agent.command.default_timeout",
+            cmd.default_timeout,
+        );
         positive(&mut p, "node.agent.command.max_timeout", cmd.max_timeout);
         if cmd.default_timeout > cmd.max_timeout {
-            p.push("node.agent.command.default_timeout", "must not exceed node.agent.command.max_timeout");
+            p.push(
+                "node.agent.command.default_timeout",
+                "must not exceed node.agent.command.max_timeout",
+            );
         }
         if cmd.max_timeout > MAX_COMMAND_TIMEOUT {
             p.push("node.agent.command.max_timeout", "must be at most 1h");
         }
         if cmd.max_output_bytes == 0 {
-            p.push("node.agent.command.max_output_bytes", "must be at least 1 byte");
+            p.push(
+                "node.agent.command.max_output_bytes",
+                "must be at least 1 byte",
+            );
         }
 
         let t = &self.telemetry.tracing;
         if let Some(e) = &t.otlp_endpoint {
             if !(e.starts_with("http://") || e.starts_with("https://")) {
-                p.push("telemetry.tracing.otlp_endpoint", "must be an http:// or https:// URL");
+                p.push(
+                    "telemetry.tracing.otlp_endpoint",
+                    "must be an http:// or https:// URL",
+                );
             }
         }
         p.0
@@ -225,7 +285,11 @@ impl Config {
         check_connection(&mut p, "node.agent.nats", &self.node.agent.nats);
         if let NatsServerAuth::UserPass { users } = &self.nats.server.auth {
             for (i, u) in users.iter().enumerate() {
-                readable_secret(&mut p, &format!("nats.server.auth.users[{i}].password_file"), &u.password);
+                readable_secret(
+                    &mut p,
+                    &format!("nats.server.auth.users[{i}].password_file"),
+                    &u.password,
+                );
             }
         }
         problems.extend(p.0);
@@ -252,11 +316,19 @@ fn readable_file(p: &mut Problems, key: &str, path: &Path) {
 fn check_connection(p: &mut Problems, key: &str, c: &NatsConnection) {
     match &c.auth {
         NatsClientAuth::None => {}
-        NatsClientAuth::UserPass { password, .. } => readable_secret(p, &format!("{key}.auth.password_file"), password),
-        NatsClientAuth::Nkey { seed_file } => readable_file(p, &format!("{key}.auth.nkey_seed_file"), seed_file),
+        NatsClientAuth::UserPass { password, .. } => {
+            readable_secret(p, &format!("{key}.auth.password_file"), password)
+        }
+        NatsClientAuth::Nkey { seed_file } => {
+            readable_file(p, &format!("{key}.auth.nkey_seed_file"), seed_file)
+        }
     }
     if let Some(tls) = &c.tls {
-        for (name, file) in [("ca_file", &tls.ca_file), ("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+        for (name, file) in [
+            ("ca_file", &tls.ca_file),
+            ("cert_file", &tls.cert_file),
+            ("key_file", &tls.key_file),
+        ] {
             if let Some(f) = file {
                 readable_file(p, &format!("{key}.tls.{name}"), f);
             }
@@ -294,7 +366,10 @@ fn urls(p: &mut Problems, key: &str, urls: &[String], required: bool) {
     }
     for (i, u) in urls.iter().enumerate() {
         if u.trim().is_empty() || u.chars().any(char::is_whitespace) {
-            p.push(format!("{key}[{i}]"), "must be a non-empty URL without spaces");
+            p.push(
+                format!("{key}[{i}]"),
+                "must be a non-empty URL without spaces",
+            );
         }
     }
 }
@@ -325,8 +400,15 @@ fn connection(p: &mut Problems, key: &str, c: &NatsConnection) {
     }
     if let Some(tls) = &c.tls {
         if tls.cert_file.is_some() != tls.key_file.is_some() {
-            let missing = if tls.cert_file.is_some() { "key_file" } else { "cert_file" };
-            p.push(format!("{key}.tls.{missing}"), "cert_file and key_file go together: set both or neither");
+            let missing = if tls.cert_file.is_some() {
+                "key_file"
+            } else {
+                "cert_file"
+            };
+            p.push(
+                format!("{key}.tls.{missing}"),
+                "cert_file and key_file go together: set both or neither",
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The test harness: real nats-server, real `osapi` processes on free ports, and
 //! readiness waits (polling a condition, never a fixed sleep).
 //!
-//! `OSAPI_TEST_NATS_SERVER` picks the nats-server binary (CI runs the suite once
+//! `TEST_NATS_SERVER` picks the nats-server binary (CI runs the suite once
 //! with Debian's 2.9 and once with a current 2.x); default `nats-server`.
 
 use std::collections::BTreeMap;
@@ -56,7 +56,7 @@ impl Nats {
     pub async fn start() -> Nats {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let binary = std::env::var_os("OSAPI_TEST_NATS_SERVER").map(PathBuf::from).unwrap_or_else(|| "nats-server".into());
+        let binary = std::env::var_os("TEST_NATS_SERVER").map(PathBuf::from).unwrap_or_else(|| "nats-server".into());
         let sup = Supervisor::start(natsd::Settings {
             binary,
             host: "127.0.0.1".into(),

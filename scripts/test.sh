@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, then the integration suite against Debian's
+# nats-server 2.9 and again against a current 2.x. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+export PATH="$HOME/.cargo/bin:/usr/sbin:$PATH"
+
+debian_nats=$(command -v nats-server)
+current_nats=$PWD/.cache/nats-server-current/nats-server
+
+cargo build --all-targets --locked
+cargo test --locked --lib --bins
+echo "== integration tests against $("$debian_nats" --version)"
+TEST_NATS_SERVER=$debian_nats cargo test --locked --test integration
+echo "== integration tests against $("$current_nats" --version)"
+TEST_NATS_SERVER=$current_nats cargo test --locked --test integration

@@ -1,0 +1,461 @@
+//! Each command: build the request, send it, print the answer, decide the exit
+//! status. Domain commands build a typed [`Operation`] first so bad input is
+//! refused locally with the server's own rules (exit 2) and the confirmation
+//! rule can ask the operation's kind.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::args::{
+    AgentCommand, AuditCommand, CommandCommand, Commands, DnsCommand, Global, HealthCommand, HostnameAction, JobCommand,
+    JobSpec, NetworkCommand, NodeCommand, OutputFormat,
+};
+use super::client::{Client, Request, decode};
+use super::confirm::confirm;
+use super::error::{CliError, Status};
+use super::output::{self, emit};
+use super::progress::{self, Progress};
+use crate::api::handlers::agents::AgentList;
+use crate::api::handlers::jobs::{Created, JobDetail, JobList, JobStats};
+use crate::api::handlers::node::Accepted;
+use crate::api::handlers::system::{Health, HealthStatus, Version};
+use crate::api::service::JobOutcome;
+use crate::bus::AgentInfo;
+use crate::job::{CommandExec, CommandShell, DnsGet, DnsSet, Expected, HostnameSet, InvalidInput, Operation, Ping};
+
+/// The server's default synchronous wait (SPEC §5).
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+/// The server's default deadline of a job created through `POST /jobs`.
+const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(60);
+/// Extra time on top of the server's wait before the client gives up itself:
+/// the server answers 504 on its own deadline, which is the better message.
+const HTTP_GRACE: Duration = Duration::from_secs(15);
+
+/// What every command needs.
+pub(super) struct Ctx {
+    pub global: Global,
+    pub client: Client,
+}
+
+impl Ctx {
+    fn format(&self) -> OutputFormat {
+        self.global.output
+    }
+
+    /// A note for people on stderr, in table mode only (machine formats stay quiet).
+    fn note(&self, text: &str) {
+        if self.format() == OutputFormat::Table {
+            eprintln!("{text}");
+        }
+    }
+}
+
+pub(super) async fn dispatch(ctx: &Ctx, cmd: Commands) -> Result<Status, CliError> {
+    match cmd {
+        Commands::Node(c) => node(ctx, c).await,
+        Commands::Network(c) => network(ctx, c).await,
+        Commands::Command(c) => command(ctx, c).await,
+        Commands::Job(c) => job(ctx, c).await,
+        Commands::Agent(c) => agent(ctx, c).await,
+        Commands::Audit(c) => audit(ctx, c).await,
+        Commands::Health { check } => health(ctx, check).await,
+        Commands::Metrics => metrics(ctx).await,
+        Commands::Version => version(ctx).await,
+        // Handled before settings are resolved; kept total for the compiler.
+        Commands::Completions { shell } => {
+            let mut out = Vec::new();
+            super::args::completions(shell, &mut out);
+            output::print(&String::from_utf8_lossy(&out))?;
+            Ok(Status::Ok)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Domain commands
+// ---------------------------------------------------------------------------
+
+async fn node(ctx: &Ctx, c: NodeCommand) -> Result<Status, CliError> {
+    let get = |op: Operation, path: &str| (op, Method::GET, path.to_owned(), None);
+    let (op, method, path, body) = match c {
+        NodeCommand::Hostname { action: None | Some(HostnameAction::Get) } => get(Operation::HostnameGet, "/api/v1/node/hostname"),
+        NodeCommand::Hostname { action: Some(HostnameAction::Set { name, pretty }) } => {
+            let input = HostnameSet { hostname: name, pretty };
+            let body = to_body(&input)?;
+            (Operation::HostnameSet(input), Method::PUT, "/api/v1/node/hostname".to_owned(), Some(body))
+        }
+        NodeCommand::Status => get(Operation::StatusGet, "/api/v1/node/status"),
+        NodeCommand::Uptime => get(Operation::UptimeGet, "/api/v1/node/uptime"),
+        NodeCommand::Os => get(Operation::OsGet, "/api/v1/node/os"),
+        NodeCommand::Disk => get(Operation::DiskGet, "/api/v1/node/disk"),
+        NodeCommand::Memory => get(Operation::MemoryGet, "/api/v1/node/memory"),
+        NodeCommand::Load => get(Operation::LoadGet, "/api/v1/node/load"),
+    };
+    domain(ctx, op, method, path, body).await
+}
+
+async fn network(ctx: &Ctx, c: NetworkCommand) -> Result<Status, CliError> {
+    match c {
+        NetworkCommand::Dns(DnsCommand::Get { interface }) => {
+            let path = format!("/api/v1/network/dns/{}", path_segment(&interface));
+            domain(ctx, Operation::DnsGet(DnsGet { interface }), Method::GET, path, None).await
+        }
+        NetworkCommand::Dns(DnsCommand::Set { interface, servers, search_domains }) => {
+            let path = format!("/api/v1/network/dns/{}", path_segment(&interface));
+            let body = json!({ "servers": servers, "search_domains": search_domains });
+            let op = Operation::DnsSet(DnsSet { interface, servers, search_domains });
+            domain(ctx, op, Method::PUT, path, Some(body)).await
+        }
+        NetworkCommand::Ping { address, count, probe_timeout } => {
+            let input = Ping { address, count: count.unwrap_or(4), timeout: probe_timeout };
+            let body = to_body(&input)?;
+            domain(ctx, Operation::Ping(input), Method::POST, "/api/v1/network/ping".into(), Some(body)).await
+        }
+    }
+}
+
+async fn command(ctx: &Ctx, c: CommandCommand) -> Result<Status, CliError> {
+    match c {
+        CommandCommand::Exec { cwd, env, command_timeout, argv } => {
+            let mut argv = argv.into_iter();
+            let command = argv.next().unwrap_or_default();
+            let input = CommandExec { command, args: argv.collect(), cwd, timeout: command_timeout, env: env.into_iter().collect::<BTreeMap<_, _>>() };
+            let body = to_body(&input)?;
+            domain(ctx, Operation::CommandExec(input), Method::POST, "/api/v1/command/exec".into(), Some(body)).await
+        }
+        CommandCommand::Shell { command, cwd, command_timeout } => {
+            let input = CommandShell { command, cwd, timeout: command_timeout };
+            let body = to_body(&input)?;
+            domain(ctx, Operation::CommandShell(input), Method::POST, "/api/v1/command/shell".into(), Some(body)).await
+        }
+    }
+}
+
+/// Run a domain endpoint: validate, confirm, send with `target`/`timeout`/`async`,
+/// print one row per host.
+async fn domain(ctx: &Ctx, op: Operation, method: Method, path: String, body: Option<Value>) -> Result<Status, CliError> {
+    op.validate().map_err(|e| bad_input(e, ""))?;
+    let g = &ctx.global;
+    confirm(op.kind(), op.type_name(), &g.target, g.yes)?;
+    let mut req = Request::new(method, path).query("target", g.target.clone());
+    if let Some(t) = g.timeout {
+        req = req.query("timeout", duration_param(t));
+    }
+    if g.async_ {
+        req = req.query("async", "true");
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    // Mirror the server's default wait, which stretches for long operations.
+    let wait = g.timeout.unwrap_or_else(|| DEFAULT_WAIT.max(op.expected_runtime() + Duration::from_secs(5)));
+    req = req.timeout(Some(wait + HTTP_GRACE));
+
+    let label = format!("waiting for {} on {}", op.type_name(), g.target);
+    let reply = progress::while_waiting(&label, ctx.client.send(&req)).await?;
+    let raw = reply.json()?;
+    if reply.status == 202 {
+        let accepted: Accepted = decode(&raw, "accepted job")?;
+        emit(ctx.format(), &raw, || output::accepted_table(&accepted, reply.location.as_deref()))?;
+        ctx.note(&format!("follow it with: osapictl job get {}", accepted.job_id));
+        return Ok(Status::Ok);
+    }
+    let outcome: JobOutcome = decode(&raw, "job outcome")?;
+    emit(ctx.format(), &raw, || output::results_table(op.type_name(), &outcome.results))?;
+    let status = Status::of_job(outcome.status, &outcome.results);
+    if status == Status::SomeFailed {
+        ctx.note(&format!("job {} {}", outcome.job_id, outcome.status.as_str()));
+    }
+    Ok(status)
+}
+
+// ---------------------------------------------------------------------------
+// Jobs
+// ---------------------------------------------------------------------------
+
+async fn job(ctx: &Ctx, c: JobCommand) -> Result<Status, CliError> {
+    match c {
+        JobCommand::Add(spec) => job_create(ctx, spec, false).await,
+        JobCommand::Run(spec) => job_create(ctx, spec, true).await,
+        JobCommand::List { status, operation, filter_target, limit, cursor } => {
+            let req = Request::get("/api/v1/jobs")
+                .query_opt("status", status)
+                .query_opt("operation", operation)
+                .query_opt("target", filter_target)
+                .query_opt("limit", limit)
+                .query_opt("cursor", cursor);
+            let raw = ctx.client.json(&req).await?;
+            let list: JobList = decode(&raw, "job list")?;
+            emit(ctx.format(), &raw, || output::job_list_table(&list))?;
+            if let Some(next) = &list.next_cursor {
+                ctx.note(&format!("more jobs: add --cursor {next}"));
+            }
+            Ok(Status::Ok)
+        }
+        JobCommand::Get { id } => {
+            let raw = ctx.client.json(&Request::get(job_path(id))).await?;
+            let detail: JobDetail = decode(&raw, "job")?;
+            emit(ctx.format(), &raw, || output::job_detail_table(&detail))?;
+            Ok(Status::of_job(detail.status, &detail.results))
+        }
+        JobCommand::Delete { id } => {
+            ctx.client.send(&Request::new(Method::DELETE, job_path(id))).await?;
+            let raw = json!({ "job_id": id, "deleted": true });
+            emit(ctx.format(), &raw, || format!("job {id} deleted"))?;
+            Ok(Status::Ok)
+        }
+        JobCommand::Retry { id, new_target } => {
+            let body = match new_target {
+                Some(t) => json!({ "target": t }),
+                None => json!({}),
+            };
+            let req = Request::new(Method::POST, format!("{}/retry", job_path(id))).json(body);
+            let raw = ctx.client.json(&req).await?;
+            let created: Created = decode(&raw, "created job")?;
+            emit(ctx.format(), &raw, || output::created_table(&created))?;
+            ctx.note(&format!("follow it with: osapictl job get {}", created.job_id));
+            Ok(Status::Ok)
+        }
+        JobCommand::Stats => {
+            let raw = ctx.client.json(&Request::get("/api/v1/jobs/stats")).await?;
+            let stats: JobStats = decode(&raw, "job stats")?;
+            emit(ctx.format(), &raw, || output::job_stats_table(&stats))?;
+            Ok(Status::Ok)
+        }
+    }
+}
+
+fn job_path(id: Uuid) -> String {
+    format!("/api/v1/jobs/{id}")
+}
+
+/// `job add` (print the id) and `job run` (wait for the end).
+async fn job_create(ctx: &Ctx, spec: JobSpec, follow: bool) -> Result<Status, CliError> {
+    let g = &ctx.global;
+    let data = spec.data.unwrap_or(Value::Null);
+    let op = Operation::parse(&spec.op_type, data.clone()).map_err(|e| bad_input(e, "--data"))?;
+    confirm(op.kind(), op.type_name(), &g.target, g.yes)?;
+    let mut body = json!({ "operation": { "type": spec.op_type, "data": data }, "target": g.target });
+    if let Some(t) = g.timeout {
+        body["timeout"] = Value::String(duration_param(t));
+    }
+    let raw = ctx.client.json(&Request::new(Method::POST, "/api/v1/jobs").json(body)).await?;
+    let created: Created = decode(&raw, "created job")?;
+    if !follow || g.async_ {
+        emit(ctx.format(), &raw, || output::created_table(&created))?;
+        ctx.note(&format!("follow it with: osapictl job get {}", created.job_id));
+        return Ok(Status::Ok);
+    }
+    let timeout = g.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT).max(op.expected_runtime() + Duration::from_secs(5));
+    follow_job(ctx, created.job_id, timeout).await
+}
+
+/// Poll a job until its status is final (the server turns missing hosts into
+/// `timeout` at the job's deadline), or give up a little after that deadline.
+async fn follow_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Status, CliError> {
+    let started = Instant::now();
+    let mut deadline = started + timeout + HTTP_GRACE;
+    let mut progress = Progress::new();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let raw = ctx.client.json(&Request::get(job_path(id))).await?;
+        let detail: JobDetail = decode(&raw, "job")?;
+        // The job knows its own deadline better than our guess.
+        deadline = deadline.min(started + Duration::from_millis(detail.timeout_ms) + HTTP_GRACE).max(started + HTTP_GRACE);
+        let done = detail.status.is_final();
+        if done || Instant::now() >= deadline {
+            progress.finish();
+            emit(ctx.format(), &raw, || output::job_detail_table(&detail))?;
+            if !done {
+                return Err(CliError::StillRunning { job_id: id, status: detail.status, waited: progress.elapsed() });
+            }
+            return Ok(Status::of_job(detail.status, &detail.results));
+        }
+        let expected = match &detail.expected {
+            Expected::Any => 1,
+            Expected::Hosts(h) => h.len(),
+        };
+        let text = format!("job {id} {}: {}/{expected} hosts answered", detail.status.as_str(), detail.results.len());
+        let until = Instant::now() + pause;
+        while Instant::now() < until {
+            progress.update(&text);
+            tokio::time::sleep(Duration::from_millis(200).min(until.saturating_duration_since(Instant::now()))).await;
+        }
+        pause = (pause * 3 / 2).min(Duration::from_secs(2));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Agents, audit, health, metrics, version
+// ---------------------------------------------------------------------------
+
+async fn agent(ctx: &Ctx, c: AgentCommand) -> Result<Status, CliError> {
+    match c {
+        AgentCommand::List => {
+            let raw = ctx.client.json(&Request::get("/api/v1/agents")).await?;
+            let list: AgentList = decode(&raw, "agent list")?;
+            emit(ctx.format(), &raw, || output::agents_table(&list.agents))?;
+        }
+        AgentCommand::Get { hostname } => {
+            let raw = ctx.client.json(&Request::get(format!("/api/v1/agents/{}", path_segment(&hostname)))).await?;
+            let info: AgentInfo = decode(&raw, "agent")?;
+            emit(ctx.format(), &raw, || output::agent_table(&info))?;
+        }
+    }
+    Ok(Status::Ok)
+}
+
+async fn audit(ctx: &Ctx, c: AuditCommand) -> Result<Status, CliError> {
+    match c {
+        AuditCommand::List { user, since, until, limit, cursor } => {
+            let req = Request::get("/api/v1/audit")
+                .query_opt("user", user)
+                .query_opt("since", since)
+                .query_opt("until", until)
+                .query_opt("limit", limit)
+                .query_opt("cursor", cursor);
+            let raw = ctx.client.json(&req).await?;
+            emit(ctx.format(), &raw, || output::audit_list_table(&raw))?;
+            if let Some(next) = raw.get("next_cursor").and_then(Value::as_str) {
+                ctx.note(&format!("more entries: add --cursor {next}"));
+            }
+        }
+        AuditCommand::Get { id } => {
+            let raw = ctx.client.json(&Request::get(format!("/api/v1/audit/{}", path_segment(&id)))).await?;
+            emit(ctx.format(), &raw, || output::kv_table(&raw))?;
+        }
+        AuditCommand::Export { output_file } => {
+            // Streamed and possibly long: no overall timeout.
+            let req = Request::get("/api/v1/audit/export").timeout(None);
+            match output_file.filter(|p| p.as_os_str() != "-") {
+                Some(path) => {
+                    let open = || {
+                        std::fs::File::create(&path)
+                            .map_err(|source| CliError::Io { doing: format!("create {}", path.display()), source })
+                    };
+                    let n = ctx.client.download(&req, open).await?;
+                    eprintln!("wrote {} to {}", output::human_bytes(n), path.display());
+                }
+                None => {
+                    ctx.client.download(&req, || Ok(std::io::stdout())).await?;
+                }
+            }
+        }
+    }
+    Ok(Status::Ok)
+}
+
+async fn health(ctx: &Ctx, check: Option<HealthCommand>) -> Result<Status, CliError> {
+    match check {
+        None | Some(HealthCommand::Ready) => {
+            let path = if check.is_some() { "/health/ready" } else { "/health" };
+            let raw = ctx.client.json(&Request::get(path)).await?;
+            let h: Health = decode(&raw, "health")?;
+            emit(ctx.format(), &raw, || output::health_table(&h))?;
+            Ok(Status::Ok)
+        }
+        Some(HealthCommand::Status) => {
+            // A degraded server answers 503 with the full report: show it, exit 1.
+            let reply = ctx.client.send_any(&Request::get("/api/v1/health/status")).await?;
+            let report = match reply.status {
+                200 | 503 => reply.json().ok().and_then(|raw| Some((decode::<HealthStatus>(&raw, "health status").ok()?, raw))),
+                _ => None,
+            };
+            let Some((report, raw)) = report else {
+                return Err(CliError::Api { status: reply.status, problem: Box::new(super::client::problem_from(reply.status, &reply.body)) });
+            };
+            emit(ctx.format(), &raw, || output::health_status_table(&report))?;
+            Ok(if reply.status == 200 { Status::Ok } else { Status::SomeFailed })
+        }
+    }
+}
+
+async fn metrics(ctx: &Ctx) -> Result<Status, CliError> {
+    // Prometheus text whatever -o says: it is already a machine format.
+    let reply = ctx.client.send(&Request::get("/metrics")).await?;
+    output::print(&reply.text())?;
+    Ok(Status::Ok)
+}
+
+async fn version(ctx: &Ctx) -> Result<Status, CliError> {
+    let raw = ctx.client.json(&Request::get("/api/v1/version")).await?;
+    let v: Version = decode(&raw, "version")?;
+    emit(ctx.format(), &raw, || output::version_table(&v))?;
+    Ok(Status::Ok)
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+fn to_body<T: serde::Serialize>(input: &T) -> Result<Value, CliError> {
+    serde_json::to_value(input).map_err(|source| CliError::Decode { what: "request body", source })
+}
+
+/// A validation failure as a usage error naming the flag or argument.
+/// `operation.data.hostname` → `hostname` (domain commands, whose flags carry
+/// those names) or `--data field hostname` (job commands).
+fn bad_input(e: InvalidInput, data_flag: &str) -> CliError {
+    let arg = match e.field.strip_prefix("operation.data") {
+        Some("") if !data_flag.is_empty() => data_flag.to_owned(),
+        Some(rest) => {
+            let rest = rest.trim_start_matches('.');
+            if data_flag.is_empty() { rest.to_owned() } else { format!("{data_flag} field {rest}") }
+        }
+        None if e.field == "operation.type" => "--type".to_owned(),
+        None => e.field.clone(),
+    };
+    CliError::BadArgument { arg, reason: e.reason }
+}
+
+/// The server reads `timeout` as a human duration; whole seconds when possible.
+fn duration_param(d: Duration) -> String {
+    if d.subsec_nanos() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis().max(1)) }
+}
+
+/// Percent-encode a value placed in a URL path (interface names, hostnames and
+/// audit ids are validated, but the URL must not depend on that).
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_for_the_server() {
+        assert_eq!(duration_param(Duration::from_secs(30)), "30s");
+        assert_eq!(duration_param(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(path_segment("eth0"), "eth0");
+        assert_eq!(path_segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn validation_errors_name_the_argument() {
+        let e = Operation::HostnameSet(HostnameSet { hostname: "-bad-".into(), pretty: None }).validate().unwrap_err();
+        let err = bad_input(e, "");
+        assert!(matches!(&err, CliError::BadArgument { arg, .. } if arg == "hostname"), "{err}");
+        assert_eq!(err.exit_code(), 2);
+        let e = Operation::parse("node.hostname.set", json!({"hostname": "-bad-"})).unwrap_err();
+        assert!(matches!(bad_input(e, "--data"), CliError::BadArgument { arg, .. } if arg == "--data field hostname"));
+        let e = Operation::parse("node.os.get", json!({"x": 1})).unwrap_err();
+        assert!(matches!(bad_input(e, "--data"), CliError::BadArgument { arg, .. } if arg == "--data"));
+    }
+}

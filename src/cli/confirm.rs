@@ -1,0 +1,78 @@
+//! The confirmation before a change that fans out (SPEC §9): a modify operation
+//! sent to `_all` or a label group asks `[y/N]` on the terminal unless `--yes`.
+//! Without a terminal to ask on, it refuses (exit 2) rather than guess.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use super::error::CliError;
+use crate::job::Kind;
+
+/// Whether an operation of `kind` sent to `target` needs confirming.
+pub fn needs_confirmation(kind: Kind, target: &str) -> bool {
+    kind == Kind::Modify && (target == "_all" || target.contains(':'))
+}
+
+/// Ask on the process's terminal when needed.
+pub fn confirm(kind: Kind, operation: &str, target: &str, yes: bool) -> Result<(), CliError> {
+    if yes || !needs_confirmation(kind, target) {
+        return Ok(());
+    }
+    let interactive = std::io::stdin().is_terminal();
+    confirm_with(operation, target, interactive, &mut std::io::stdin().lock(), &mut std::io::stderr())
+}
+
+/// The prompt itself, with its input and output given (for tests).
+pub fn confirm_with(
+    operation: &str,
+    target: &str,
+    interactive: bool,
+    input: &mut dyn BufRead,
+    prompt_to: &mut dyn Write,
+) -> Result<(), CliError> {
+    let refuse = || CliError::ConfirmationRequired { operation: operation.to_owned(), target: target.to_owned() };
+    if !interactive {
+        return Err(refuse());
+    }
+    let io = |source| CliError::Io { doing: "ask for confirmation".into(), source };
+    write!(prompt_to, "About to run {operation} on {target}. Continue? [y/N] ").map_err(io)?;
+    prompt_to.flush().map_err(io)?;
+    let mut answer = String::new();
+    input.read_line(&mut answer).map_err(io)?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(CliError::Declined { operation: operation.to_owned(), target: target.to_owned() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_modifies_to_all_or_labels_need_it() {
+        assert!(needs_confirmation(Kind::Modify, "_all"));
+        assert!(needs_confirmation(Kind::Modify, "group:web.dev"));
+        assert!(!needs_confirmation(Kind::Modify, "_any"));
+        assert!(!needs_confirmation(Kind::Modify, "web-01"));
+        assert!(!needs_confirmation(Kind::Query, "_all"));
+        assert!(!needs_confirmation(Kind::Query, "group:web"));
+        // --yes and harmless targets never reach the prompt.
+        assert!(confirm(Kind::Modify, "command.shell.execute", "_all", true).is_ok());
+        assert!(confirm(Kind::Query, "node.status.get", "_all", false).is_ok());
+    }
+
+    #[test]
+    fn answers_and_refusal() {
+        let mut out = Vec::new();
+        assert!(confirm_with("node.hostname.set", "_all", true, &mut &b"y\n"[..], &mut out).is_ok());
+        assert_eq!(String::from_utf8_lossy(&out), "About to run node.hostname.set on _all. Continue? [y/N] ");
+        assert!(confirm_with("x", "_all", true, &mut &b"YES\n"[..], &mut Vec::new()).is_ok());
+        for no in [&b"\n"[..], b"n\n", b"", b"maybe\n"] {
+            let e = confirm_with("x", "_all", true, &mut &no[..], &mut Vec::new()).unwrap_err();
+            assert!(matches!(e, CliError::Declined { .. }));
+        }
+        let e = confirm_with("x", "g:v", false, &mut &b"y\n"[..], &mut Vec::new()).unwrap_err();
+        assert!(matches!(e, CliError::ConfirmationRequired { .. }));
+        assert_eq!(e.exit_code(), 2);
+    }
+}

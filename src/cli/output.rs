@@ -1,0 +1,684 @@
+//! Printing answers: `table` for people (one row per host, readable columns for
+//! the common operations, a flattened key/value fallback for the rest), `json`
+//! (the server's answer, pretty) and `yaml` (the same through serde-saphyr).
+//!
+//! JSON and YAML print the raw answer rather than a re-serialised typed value, so
+//! fields a newer server adds are not lost. Tables read the typed value and, for
+//! per-host data, the JSON `data` of each result: host data has no Rust type in
+//! the answer, and a lenient reader shows what it can of an unexpected shape.
+
+use std::io::Write;
+
+use comfy_table::{Table, presets};
+use serde_json::Value;
+use time::{OffsetDateTime, UtcOffset};
+
+use super::args::OutputFormat;
+use super::error::CliError;
+use crate::api::handlers::jobs::{Created, JobDetail, JobList, JobStats};
+use crate::api::handlers::node::Accepted;
+use crate::api::handlers::system::{Health, HealthStatus, Version};
+use crate::bus::AgentInfo;
+use crate::job::{Expected, HostResult, HostStatus};
+
+/// Render `raw` in `format`; `table` builds the table form only when asked for.
+pub fn render(format: OutputFormat, raw: &Value, table: impl FnOnce() -> String) -> Result<String, CliError> {
+    match format {
+        OutputFormat::Table => Ok(table()),
+        OutputFormat::Json => {
+            serde_json::to_string_pretty(raw).map_err(|e| CliError::Render { format: "JSON", reason: e.to_string() })
+        }
+        OutputFormat::Yaml => serde_saphyr::to_string(raw).map_err(|e| CliError::Render { format: "YAML", reason: e.to_string() }),
+    }
+}
+
+/// Render and print on stdout.
+pub fn emit(format: OutputFormat, raw: &Value, table: impl FnOnce() -> String) -> Result<(), CliError> {
+    print(&render(format, raw, table)?)
+}
+
+/// Print on stdout with a final newline. A closed pipe (`osapictl … | head`) is
+/// not an error worth reporting.
+pub fn print(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    let result = if text.ends_with('\n') { out.write_all(text.as_bytes()) } else { writeln!(out, "{text}") };
+    match result.and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|source| CliError::Io { doing: "write to standard output".into(), source }),
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(header.iter().copied());
+    t
+}
+
+/// Two columns, FIELD and VALUE.
+fn pairs_table(rows: &[(String, String)]) -> String {
+    let mut t = table(&["FIELD", "VALUE"]);
+    for (k, v) in rows {
+        t.add_row([k.as_str(), v.as_str()]);
+    }
+    t.to_string()
+}
+
+// ---------------------------------------------------------------------------
+// Per-host results
+// ---------------------------------------------------------------------------
+
+/// How the data of one operation type is laid out: its columns, and its rows
+/// (usually one; one per filesystem for disks).
+struct View {
+    columns: &'static [&'static str],
+    rows: fn(&Value) -> Vec<Vec<String>>,
+}
+
+fn view_for(op_type: &str) -> View {
+    match op_type {
+        "node.hostname.get" | "node.hostname.set" => View { columns: &["NAME", "STATIC", "PRETTY", "SOURCE"], rows: hostname_rows },
+        "node.status.get" => View { columns: &["UPTIME", "OS", "KERNEL", "LOAD", "MEMORY", "DISKS"], rows: status_rows },
+        "node.uptime.get" => View { columns: &["UPTIME", "SECONDS"], rows: uptime_rows },
+        "node.os.get" => View { columns: &["OS", "KERNEL", "ARCH"], rows: os_rows },
+        "node.disk.get" => View { columns: &["MOUNT", "DEVICE", "TYPE", "SIZE", "USED", "FREE", "USE%"], rows: disk_rows },
+        "node.memory.get" => View { columns: &["TOTAL", "USED", "AVAILABLE", "USE%", "SWAP"], rows: memory_rows },
+        "node.load.get" => View { columns: &["1M", "5M", "15M", "TASKS"], rows: load_rows },
+        "network.dns.get" => View { columns: &["INTERFACE", "SERVERS", "SEARCH", "SOURCE"], rows: dns_rows },
+        "network.dns.set" => View { columns: &["INTERFACE", "SERVERS", "SEARCH", "SOURCE", "PERSISTED"], rows: dns_set_rows },
+        "network.ping.do" => View { columns: &["ADDRESS", "SENT", "RECEIVED", "LOSS", "RTT MIN/AVG/MAX"], rows: ping_rows },
+        "command.exec.execute" | "command.shell.execute" => View { columns: &["EXIT", "STDOUT", "STDERR"], rows: command_rows },
+        _ => View { columns: &["DATA"], rows: |v| vec![vec![compact_json(v)]] },
+    }
+}
+
+pub fn host_status(s: HostStatus) -> &'static str {
+    match s {
+        HostStatus::Completed => "completed",
+        HostStatus::Failed => "failed",
+        HostStatus::Timeout => "timeout",
+    }
+}
+
+fn failure_text(r: &HostResult) -> String {
+    match (&r.error, r.status) {
+        (Some(e), _) => format!("{}: {}", e.code, e.message),
+        (None, HostStatus::Timeout) => "no answer before the deadline".into(),
+        (None, _) => String::new(),
+    }
+}
+
+/// One row per host (per filesystem for disks): HOST, STATUS, the operation's
+/// columns, TIME. A failed host shows its error in the first data column.
+pub fn results_table(op_type: &str, results: &[HostResult]) -> String {
+    let view = view_for(op_type);
+    let header: Vec<&str> = ["HOST", "STATUS"].into_iter().chain(view.columns.iter().copied()).chain(["TIME"]).collect();
+    let mut t = table(&header);
+    for r in results {
+        let lead = [r.hostname.clone(), host_status(r.status).to_owned()];
+        let time = human_ms(r.duration_ms);
+        let data_rows = match (&r.data, r.status) {
+            (Some(d), HostStatus::Completed) => (view.rows)(d),
+            _ => vec![std::iter::once(failure_text(r)).chain(std::iter::repeat_n(String::new(), view.columns.len() - 1)).collect()],
+        };
+        if data_rows.is_empty() {
+            let blank = std::iter::repeat_n(String::new(), view.columns.len());
+            t.add_row(lead.iter().cloned().chain(blank).chain([time.clone()]));
+        }
+        for row in data_rows {
+            t.add_row(lead.iter().cloned().chain(row).chain([time.clone()]));
+        }
+    }
+    t.to_string()
+}
+
+fn s(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn u(v: &Value, key: &str) -> Option<u64> {
+    v.get(key).and_then(Value::as_u64)
+}
+
+fn f(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
+}
+
+fn bytes(v: &Value, key: &str) -> String {
+    u(v, key).map(human_bytes).unwrap_or_default()
+}
+
+fn pct(v: &Value, key: &str) -> String {
+    f(v, key).map(|p| format!("{p:.0}%")).unwrap_or_default()
+}
+
+fn list(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::Array(items)) => {
+            items.iter().map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(", ")
+        }
+        _ => s(v, key),
+    }
+}
+
+fn hostname_rows(v: &Value) -> Vec<Vec<String>> {
+    vec![vec![s(v, "hostname"), s(v, "static_hostname"), s(v, "pretty_hostname"), s(v, "source")]]
+}
+
+fn uptime_rows(v: &Value) -> Vec<Vec<String>> {
+    vec![vec![s(v, "human"), s(v, "seconds")]]
+}
+
+fn os_rows(v: &Value) -> Vec<Vec<String>> {
+    let k = v.get("kernel").cloned().unwrap_or(Value::Null);
+    vec![vec![s(v, "pretty_name"), s(&k, "release"), s(&k, "machine")]]
+}
+
+fn disk_row(d: &Value) -> Vec<String> {
+    vec![
+        s(d, "mount_point"),
+        s(d, "device"),
+        s(d, "fs_type"),
+        bytes(d, "total_bytes"),
+        bytes(d, "used_bytes"),
+        bytes(d, "free_bytes"),
+        pct(d, "used_percent"),
+    ]
+}
+
+fn disk_rows(v: &Value) -> Vec<Vec<String>> {
+    match v.as_array() {
+        Some(disks) => disks.iter().map(disk_row).collect(),
+        None => vec![std::iter::once(compact_json(v)).chain(std::iter::repeat_n(String::new(), 6)).collect()],
+    }
+}
+
+fn memory_line(m: &Value) -> String {
+    format!("{} / {} ({})", bytes(m, "used_bytes"), bytes(m, "total_bytes"), pct(m, "used_percent"))
+}
+
+fn memory_rows(v: &Value) -> Vec<Vec<String>> {
+    let swap = match u(v, "swap_total_bytes") {
+        Some(0) | None => "none".to_owned(),
+        Some(_) => format!("{} / {}", bytes(v, "swap_used_bytes"), bytes(v, "swap_total_bytes")),
+    };
+    vec![vec![bytes(v, "total_bytes"), bytes(v, "used_bytes"), bytes(v, "available_bytes"), pct(v, "used_percent"), swap]]
+}
+
+fn load_triplet(l: &Value) -> [String; 3] {
+    ["load1", "load5", "load15"].map(|k| f(l, k).map(|x| format!("{x:.2}")).unwrap_or_default())
+}
+
+fn load_rows(v: &Value) -> Vec<Vec<String>> {
+    let [l1, l5, l15] = load_triplet(v);
+    vec![vec![l1, l5, l15, format!("{}/{}", s(v, "running_tasks"), s(v, "total_tasks"))]]
+}
+
+fn status_rows(v: &Value) -> Vec<Vec<String>> {
+    let null = Value::Null;
+    let os = v.get("os").unwrap_or(&null);
+    let kernel = os.get("kernel").unwrap_or(&null);
+    let disks = v.get("disks").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    // The fullest filesystem is the one an operator looks for.
+    let fullest = disks.iter().max_by(|a, b| f(a, "used_percent").unwrap_or(0.0).total_cmp(&f(b, "used_percent").unwrap_or(0.0)));
+    let disks_text = match fullest {
+        Some(d) => {
+            let mounts = if disks.len() == 1 { "1 mount".to_owned() } else { format!("{} mounts", disks.len()) };
+            format!("{mounts}, fullest {} {}", s(d, "mount_point"), pct(d, "used_percent"))
+        }
+        None => "none".into(),
+    };
+    vec![vec![
+        s(v.get("uptime").unwrap_or(&null), "human"),
+        s(os, "pretty_name"),
+        format!("{} {}", s(kernel, "release"), s(kernel, "machine")).trim().to_owned(),
+        load_triplet(v.get("load").unwrap_or(&null)).join(" "),
+        memory_line(v.get("memory").unwrap_or(&null)),
+        disks_text,
+    ]]
+}
+
+fn dns_rows(v: &Value) -> Vec<Vec<String>> {
+    vec![vec![s(v, "interface"), list(v, "servers"), list(v, "search_domains"), s(v, "source")]]
+}
+
+fn dns_set_rows(v: &Value) -> Vec<Vec<String>> {
+    let persisted = match v.get("persisted").and_then(Value::as_bool) {
+        Some(true) => "yes",
+        Some(false) => "no (runtime only)",
+        None => "",
+    };
+    let mut row = dns_rows(v).remove(0);
+    row.push(persisted.to_owned());
+    vec![row]
+}
+
+fn ping_rows(v: &Value) -> Vec<Vec<String>> {
+    let (addr, resolved) = (s(v, "address"), s(v, "resolved"));
+    let address = if resolved.is_empty() || resolved == addr { addr } else { format!("{addr} ({resolved})") };
+    let ms = |k: &str| f(v, k).map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+    let rtt = if f(v, "rtt_avg_ms").is_some() {
+        format!("{}/{}/{} ms", ms("rtt_min_ms"), ms("rtt_avg_ms"), ms("rtt_max_ms"))
+    } else {
+        "-".into()
+    };
+    vec![vec![address, s(v, "sent"), s(v, "received"), f(v, "loss_percent").map(|p| format!("{p:.0}%")).unwrap_or_default(), rtt]]
+}
+
+fn command_rows(v: &Value) -> Vec<Vec<String>> {
+    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let exit = if flag("timed_out") {
+        "timed out".to_owned()
+    } else if let Some(sig) = v.get("signal").and_then(Value::as_i64) {
+        format!("signal {sig}")
+    } else {
+        s(v, "exit_code")
+    };
+    let output = |key: &str, truncated: &str| {
+        let mut text = s(v, key).trim_end_matches('\n').to_owned();
+        if flag(truncated) {
+            text.push_str("\n… (truncated)");
+        }
+        text
+    };
+    vec![vec![exit, output("stdout", "truncated_stdout"), output("stderr", "truncated_stderr")]]
+}
+
+// ---------------------------------------------------------------------------
+// Jobs
+// ---------------------------------------------------------------------------
+
+fn expected_text(e: &Expected) -> String {
+    match e {
+        Expected::Any => "any one agent".into(),
+        Expected::Hosts(h) => h.join(", "),
+    }
+}
+
+pub fn accepted_table(a: &Accepted, location: Option<&str>) -> String {
+    let mut rows = vec![("job".to_owned(), a.job_id.to_string()), ("status".to_owned(), a.status.as_str().to_owned())];
+    if let Some(l) = location {
+        rows.push(("location".into(), l.to_owned()));
+    }
+    pairs_table(&rows)
+}
+
+pub fn created_table(c: &Created) -> String {
+    pairs_table(&[
+        ("job".into(), c.job_id.to_string()),
+        ("status".into(), c.status.as_str().to_owned()),
+        ("target".into(), c.target.clone()),
+        ("expected".into(), expected_text(&c.expected)),
+    ])
+}
+
+pub fn job_list_table(list: &JobList) -> String {
+    let mut t = table(&["ID", "OPERATION", "TARGET", "STATUS", "CREATED", "BY"]);
+    for j in &list.jobs {
+        t.add_row([
+            j.id.to_string(),
+            j.operation.clone(),
+            j.target.clone(),
+            j.status.as_str().to_owned(),
+            human_time(j.created_at),
+            j.created_by.clone(),
+        ]);
+    }
+    t.to_string()
+}
+
+pub fn job_detail_table(d: &JobDetail) -> String {
+    let data = if d.operation.data.is_null() { String::new() } else { compact_json(&d.operation.data) };
+    let mut rows = vec![
+        ("job".to_owned(), d.id.to_string()),
+        ("operation".into(), format!("{} ({})", d.operation.type_name, d.kind.as_str())),
+    ];
+    if !data.is_empty() {
+        rows.push(("data".into(), data));
+    }
+    rows.extend([
+        ("target".into(), d.target.clone()),
+        ("expected".into(), expected_text(&d.expected)),
+        ("status".into(), d.status.as_str().to_owned()),
+        ("created".into(), human_time(d.created_at)),
+        ("created by".into(), d.created_by.clone()),
+        ("timeout".into(), human_ms(d.timeout_ms)),
+    ]);
+    if let Some(r) = d.retry_of {
+        rows.push(("retry of".into(), r.to_string()));
+    }
+    if let Some(t) = &d.trace_id {
+        rows.push(("trace id".into(), t.clone()));
+    }
+    let mut out = pairs_table(&rows);
+    if !d.hosts.is_empty() {
+        let mut t = table(&["HOST", "STATE", "ATTEMPTS"]);
+        for h in &d.hosts {
+            t.add_row([h.hostname.clone(), h.state.clone(), h.attempts.to_string()]);
+        }
+        out.push_str(&format!("\n\nHosts\n{t}"));
+    }
+    if !d.results.is_empty() {
+        out.push_str(&format!("\n\nResults\n{}", results_table(&d.operation.type_name, &d.results)));
+    }
+    if !d.timeline.is_empty() {
+        let mut t = table(&["AT", "HOST", "STAGE", "ATTEMPT", "DETAIL"]);
+        for e in &d.timeline {
+            let stage = serde_json::to_value(e.stage).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            t.add_row([human_time(e.at), e.hostname.clone(), stage, e.attempt.to_string(), e.detail.clone().unwrap_or_default()]);
+        }
+        out.push_str(&format!("\n\nTimeline\n{t}"));
+    }
+    out
+}
+
+pub fn job_stats_table(st: &JobStats) -> String {
+    let mut rows = vec![("total stored".to_owned(), st.total.to_string())];
+    rows.extend(st.by_status.iter().map(|(k, v)| (format!("status {k}"), v.to_string())));
+    rows.extend(st.by_operation.iter().map(|(k, v)| (format!("operation {k}"), v.to_string())));
+    let mut out = pairs_table(&rows);
+    out.push_str(&format!("\n(status and operation counts cover the latest {} jobs)", st.window));
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Agents, health, version
+// ---------------------------------------------------------------------------
+
+fn labels_text(a: &AgentInfo) -> String {
+    a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
+
+pub fn agents_table(agents: &[AgentInfo]) -> String {
+    let mut t = table(&["HOSTNAME", "LABELS", "VERSION", "STARTED", "HEARTBEAT", "JOBS"]);
+    for a in agents {
+        t.add_row([
+            a.hostname.clone(),
+            labels_text(a),
+            a.version.clone(),
+            human_time(a.started_at),
+            human_time(a.heartbeat_at),
+            format!("{}/{}", a.running_jobs, a.max_jobs),
+        ]);
+    }
+    t.to_string()
+}
+
+pub fn agent_table(a: &AgentInfo) -> String {
+    pairs_table(&[
+        ("hostname".into(), a.hostname.clone()),
+        ("labels".into(), labels_text(a)),
+        ("version".into(), a.version.clone()),
+        ("started".into(), human_time(a.started_at)),
+        ("heartbeat".into(), human_time(a.heartbeat_at)),
+        ("running jobs".into(), a.running_jobs.to_string()),
+        ("max jobs".into(), a.max_jobs.to_string()),
+    ])
+}
+
+pub fn health_table(h: &Health) -> String {
+    pairs_table(&[("status".into(), h.status.clone())])
+}
+
+pub fn health_status_table(h: &HealthStatus) -> String {
+    let mut out = pairs_table(&[
+        ("status".into(), h.status.clone()),
+        ("version".into(), h.version.clone()),
+        ("uptime".into(), humantime::format_duration(std::time::Duration::from_secs(h.uptime_seconds)).to_string()),
+        ("memory (RSS)".into(), h.memory_rss_bytes.map(human_bytes).unwrap_or_default()),
+        ("nats".into(), h.nats.clone()),
+        ("agents live".into(), h.agents_live.to_string()),
+    ]);
+    let mut t = table(&["COMPONENT", "OK", "DETAIL"]);
+    for c in &h.components {
+        t.add_row([c.name.clone(), if c.ok { "yes" } else { "NO" }.to_owned(), c.detail.clone().unwrap_or_default()]);
+    }
+    out.push_str(&format!("\n\nComponents\n{t}"));
+    out
+}
+
+pub fn version_table(server: &Version) -> String {
+    pairs_table(&[
+        ("client".into(), crate::VERSION.to_owned()),
+        ("server".into(), server.version.clone()),
+        ("api".into(), server.api.clone()),
+    ])
+}
+
+// ---------------------------------------------------------------------------
+// Generic fallbacks
+// ---------------------------------------------------------------------------
+
+/// Any JSON value as FIELD/VALUE rows, nested keys dotted (`a.b[0].c`).
+pub fn kv_table(v: &Value) -> String {
+    let mut rows = Vec::new();
+    flatten("", v, &mut rows);
+    pairs_table(&rows)
+}
+
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    let key = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") };
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                flatten(&key(k), v, out);
+            }
+        }
+        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+            let text = items.iter().map(scalar).collect::<Vec<_>>().join(", ");
+            out.push((prefix.to_owned(), text));
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), item, out);
+            }
+        }
+        other => out.push((prefix.to_owned(), scalar(other))),
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A list of objects as a table: the preferred columns that occur, else the keys
+/// of the first object.
+pub fn objects_table(items: &[Value], preferred: &[&str]) -> String {
+    let present: Vec<&str> = preferred.iter().copied().filter(|k| items.iter().any(|i| i.get(*k).is_some())).collect();
+    let columns: Vec<String> = if present.is_empty() {
+        items.first().and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    } else {
+        present.iter().map(|s| (*s).to_owned()).collect()
+    };
+    let header: Vec<String> = columns.iter().map(|c| c.to_uppercase()).collect();
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(header);
+    for item in items {
+        t.add_row(columns.iter().map(|c| match item.get(c) {
+            Some(v @ (Value::Object(_) | Value::Array(_))) => compact_json(v),
+            Some(v) => scalar(v),
+            None => String::new(),
+        }));
+    }
+    t.to_string()
+}
+
+/// An audit listing: the first array in the answer (or the answer itself), with
+/// the columns an operator scans for.
+pub fn audit_list_table(v: &Value) -> String {
+    let items = match v {
+        Value::Array(a) => Some(a),
+        Value::Object(m) => m.values().find_map(Value::as_array),
+        _ => None,
+    };
+    match items {
+        Some(items) => objects_table(
+            items,
+            &["id", "timestamp", "user", "method", "path", "response_code", "duration_ms", "job_id"],
+        ),
+        None => kv_table(v),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Humanising
+// ---------------------------------------------------------------------------
+
+fn compact_json(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `1.5 GiB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 { format!("{value:.1} {}", UNITS[unit]) } else { format!("{value:.0} {}", UNITS[unit]) }
+}
+
+/// `850ms`, `2.3s`, `4m 10s`.
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        humantime::format_duration(std::time::Duration::from_secs(ms / 1000)).to_string()
+    }
+}
+
+/// `2024-05-01 12:00:03Z`: UTC to the second.
+pub fn human_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::service::JobOutcome;
+    use crate::job::{JobError, JobStatus};
+    use serde_json::json;
+
+    fn outcome() -> JobOutcome {
+        JobOutcome {
+            job_id: uuid::Uuid::nil(),
+            status: JobStatus::PartialFailure,
+            results: vec![
+                HostResult {
+                    hostname: "web-01".into(),
+                    status: HostStatus::Completed,
+                    data: Some(json!({"hostname": "web-01", "static_hostname": "web-01", "pretty_hostname": null, "source": "hostnamed"})),
+                    error: None,
+                    duration_ms: 12,
+                },
+                HostResult {
+                    hostname: "web-02".into(),
+                    status: HostStatus::Failed,
+                    data: None,
+                    error: Some(JobError { code: "unavailable".into(), message: "hostnamed is not running".into() }),
+                    duration_ms: 1500,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn outcome_table_has_a_row_per_host_with_data_or_error() {
+        let o = outcome();
+        let text = results_table("node.hostname.get", &o.results);
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines.iter().find(|l| l.contains("HOST")).unwrap();
+        for col in ["HOST", "STATUS", "NAME", "SOURCE", "TIME"] {
+            assert!(header.contains(col), "{col} in {header}");
+        }
+        let ok = lines.iter().find(|l| l.contains("web-01")).unwrap();
+        assert!(ok.contains("completed") && ok.contains("hostnamed") && ok.contains("12ms"), "{ok}");
+        let bad = lines.iter().find(|l| l.contains("web-02")).unwrap();
+        assert!(bad.contains("failed") && bad.contains("unavailable: hostnamed is not running") && bad.contains("1.5s"), "{bad}");
+        assert_eq!(crate::cli::error::Status::of_job(o.status, &o.results), crate::cli::error::Status::SomeFailed);
+    }
+
+    #[test]
+    fn json_and_yaml_print_the_raw_answer() {
+        let raw = serde_json::to_value(outcome()).unwrap();
+        let j = render(OutputFormat::Json, &raw, || unreachable!()).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&j).unwrap(), raw);
+        let y = render(OutputFormat::Yaml, &raw, || unreachable!()).unwrap();
+        assert!(y.contains("web-02") && y.contains("partial_failure"), "{y}");
+        let back: Value = serde_saphyr::from_str(&y).unwrap();
+        assert_eq!(back["results"][1]["error"]["code"], "unavailable");
+    }
+
+    #[test]
+    fn disks_get_a_row_per_mount_with_human_sizes() {
+        let r = HostResult {
+            hostname: "h".into(),
+            status: HostStatus::Completed,
+            data: Some(json!([
+                {"mount_point": "/", "device": "/dev/sda1", "fs_type": "ext4", "total_bytes": 53687091200u64,
+                 "used_bytes": 21474836480u64, "free_bytes": 32212254720u64, "used_percent": 40.0},
+                {"mount_point": "/boot", "device": "/dev/sda2", "fs_type": "vfat", "total_bytes": 536870912,
+                 "used_bytes": 1048576, "free_bytes": 535822336, "used_percent": 0.2}
+            ])),
+            error: None,
+            duration_ms: 3,
+        };
+        let text = results_table("node.disk.get", &[r]);
+        assert!(text.contains("50 GiB") && text.contains("20 GiB") && text.contains("40%"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.contains("/dev/sda")).count(), 2);
+    }
+
+    #[test]
+    fn unknown_shapes_fall_back_to_compact_json_and_kv() {
+        let r = HostResult { hostname: "h".into(), status: HostStatus::Completed, data: Some(json!({"x": 1})), error: None, duration_ms: 0 };
+        assert!(results_table("future.op", std::slice::from_ref(&r)).contains(r#"{"x":1}"#));
+        let kv = kv_table(&json!({"a": {"b": [1, 2], "c": [{"d": "e"}]}, "f": null}));
+        assert!(kv.contains("a.b") && kv.contains("1, 2") && kv.contains("a.c[0].d"), "{kv}");
+    }
+
+    #[test]
+    fn timeouts_without_an_error_say_so() {
+        let r = HostResult { hostname: "slow".into(), status: HostStatus::Timeout, data: None, error: None, duration_ms: 0 };
+        assert!(results_table("node.os.get", &[r]).contains("no answer before the deadline"));
+    }
+
+    #[test]
+    fn humanising() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(16 * 1024 * 1024 * 1024), "16 GiB");
+        assert_eq!(human_ms(850), "850ms");
+        assert_eq!(human_ms(2300), "2.3s");
+        assert_eq!(human_ms(250_000), "4m 10s");
+        let t = OffsetDateTime::from_unix_timestamp(1_714_564_803).unwrap();
+        assert_eq!(human_time(t), "2024-05-01 12:00:03Z");
+    }
+}
