@@ -29,19 +29,20 @@ fn load(args: &Osapi) -> anyhow::Result<Config> {
 fn run(args: Osapi) -> anyhow::Result<ExitCode> {
     match &args.command {
         Command::Config { command: ConfigCommand::Check } => {
-            let problems = match load(&args) {
-                Ok(cfg) => cfg.check_all().into_iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                Err(e) => e.to_string().lines().map(str::to_owned).collect(),
-            };
-            if problems.is_empty() {
-                println!("{}: OK", args.osapi_file.display());
-                return Ok(ExitCode::SUCCESS);
-            }
-            for p in &problems {
-                println!("{p}");
-            }
-            eprintln!("{} problem(s) in {}", problems.len(), args.osapi_file.display());
-            return Ok(ExitCode::FAILURE);
+            // Everything at once: syntax, unknown keys, values, and every secret.
+            return Ok(match Config::check_file(&args.osapi_file, &osapi::config::process_env()) {
+                Ok(_) => {
+                    println!("{}: OK", args.osapi_file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    for p in &errors.0 {
+                        println!("{p}");
+                    }
+                    eprintln!("{} problem(s) in {}", errors.0.len(), args.osapi_file.display());
+                    ExitCode::FAILURE
+                }
+            });
         }
         Command::Token { command } => {
             let cfg = load(&args)?;

@@ -5,6 +5,8 @@ mod harness;
 
 mod admin;
 mod auth;
+mod cli;
 mod input;
 mod jobs;
+mod lifecycle;
 mod routing;
