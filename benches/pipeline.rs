@@ -1,1 +1,281 @@
-fn main(){}
+//! Pipeline benchmark: prints figures, asserts nothing. Results: docs/benchmarks.md.
+//!
+//! `cargo bench --bench pipeline` (`TEST_NATS_SERVER` picks the nats-server binary).
+//! Everything runs on loopback through the integration-test harness: a real
+//! nats-server, the `osapi` API process and agent processes. Every loop is bounded
+//! by a request count and a wall-clock limit, so it stops by itself.
+
+#![allow(dead_code)]
+
+#[path = "../tests/integration/harness.rs"]
+mod harness;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use harness::{AgentSpec, Stack, wait_for};
+use serde_json::json;
+
+/// Builds one request of a load run.
+type MakeRequest = Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync>;
+
+/// Latencies of one measured run.
+struct Stats {
+    samples: Vec<Duration>,
+    errors: usize,
+    wall: Duration,
+}
+
+impl Stats {
+    fn pct(&self, p: f64) -> Duration {
+        if self.samples.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.samples.len() as f64 * p).ceil() as usize).clamp(1, self.samples.len()) - 1;
+        self.samples[i]
+    }
+
+    fn print(&self, scenario: &str, clients: usize) {
+        let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
+        let rate = (self.samples.len() + self.errors) as f64 / self.wall.as_secs_f64();
+        println!(
+            "{scenario:<34} {clients:>7} {:>8} {:>4} {:>8} {:>8} {:>8} {:>8} {:>8.0}",
+            self.samples.len(),
+            self.errors,
+            ms(self.pct(0.50)),
+            ms(self.pct(0.90)),
+            ms(self.pct(0.99)),
+            ms(self.pct(1.0)),
+            rate
+        );
+    }
+}
+
+fn header(title: &str) {
+    println!("\n## {title}\n");
+    println!(
+        "{:<34} {:>7} {:>8} {:>4} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "scenario", "clients", "requests", "err", "p50 ms", "p90 ms", "p99 ms", "max ms", "req/s"
+    );
+}
+
+/// `total` requests (or until `limit` passes) from `clients` concurrent loops;
+/// a request answering anything but `expect` counts as an error.
+async fn load(
+    make: &MakeRequest,
+    expect: u16,
+    clients: usize,
+    total: usize,
+    limit: Duration,
+) -> Stats {
+    let issued = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let deadline = start + limit;
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (make, issued) = (make.clone(), issued.clone());
+            tokio::spawn(async move {
+                let (mut samples, mut errors) = (Vec::new(), 0);
+                while issued.fetch_add(1, Ordering::Relaxed) < total && Instant::now() < deadline {
+                    let t = Instant::now();
+                    let ok = match make().send().await {
+                        Ok(resp) => resp.status().as_u16() == expect && resp.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if ok {
+                        samples.push(t.elapsed())
+                    } else {
+                        errors += 1
+                    }
+                }
+                (samples, errors)
+            })
+        })
+        .collect();
+    let mut stats = Stats {
+        samples: Vec::new(),
+        errors: 0,
+        wall: Duration::ZERO,
+    };
+    for t in tasks {
+        let (s, e) = t.await.expect("load task");
+        stats.samples.extend(s);
+        stats.errors += e;
+    }
+    stats.wall = start.elapsed();
+    stats.samples.sort();
+    stats
+}
+
+/// A warm-up (not reported), then the measured run.
+async fn measure(scenario: &str, make: &MakeRequest, expect: u16, clients: usize, total: usize) {
+    load(
+        make,
+        expect,
+        clients,
+        (total / 10).max(clients),
+        Duration::from_secs(10),
+    )
+    .await;
+    load(make, expect, clients, total, Duration::from_secs(30))
+        .await
+        .print(scenario, clients);
+}
+
+fn get(stack: &Stack, path: &str, token: &str) -> MakeRequest {
+    let (http, url, token) = (stack.http.clone(), stack.url(path), token.to_owned());
+    Arc::new(move || http.get(&url).bearer_auth(&token))
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    kib / 1024.0
+}
+
+/// VmRSS of the API, the first agent and nats-server after `idle` without requests.
+async fn print_rss(stack: &Stack, when: &str, idle: Duration) {
+    tokio::time::sleep(idle).await;
+    let nats = stack.nats.sup.as_ref().map_or(0, |s| s.pid());
+    println!(
+        "RSS {when:<38} api {:>6.1} MiB   agent {:>6.1} MiB   nats-server {:>6.1} MiB",
+        rss_mib(stack.api.child.id()),
+        rss_mib(stack.agents[0].1.child.id()),
+        rss_mib(nats)
+    );
+}
+
+/// Synchronous `GET /node/hostname` through API → NATS → one real agent → API,
+/// then `_all` to 10 agents; RSS idle before and after the load.
+async fn hostname_pipeline() {
+    let mut stack = Stack::start(&[AgentSpec::real("bench-01")]).await;
+    let token = stack.token(&["admin"]);
+    print_rss(&stack, "idle after start (1 agent)", Duration::from_secs(5)).await;
+
+    header("GET /api/v1/node/hostname (sync, _any, 1 real agent, max_jobs 10)");
+    let any = get(&stack, "/api/v1/node/hostname", &token);
+    for clients in [1, 8, 64] {
+        measure("hostname _any", &any, 200, clients, 2000).await;
+    }
+    print_rss(
+        &stack,
+        "idle 5 s after the _any load",
+        Duration::from_secs(5),
+    )
+    .await;
+
+    for i in 2..=10 {
+        stack
+            .add_agent(AgentSpec::real(&format!("bench-{i:02}")))
+            .await;
+    }
+    let (status, body) = stack
+        .get_json("/api/v1/node/hostname?target=_all", &token)
+        .await;
+    let answered = body["results"].as_array().map_or(0, Vec::len);
+    assert!(
+        status == 200 && answered == 10,
+        "_all answered by {answered} agents: {body}"
+    );
+    header("GET /api/v1/node/hostname?target=_all (sync, 10 real agents)");
+    let all = get(&stack, "/api/v1/node/hostname?target=_all", &token);
+    for clients in [1, 8] {
+        measure("hostname _all (10 agents)", &all, 200, clients, 500).await;
+    }
+    print_rss(
+        &stack,
+        "idle 5 s after the _all load",
+        Duration::from_secs(5),
+    )
+    .await;
+    let newest = stack
+        .agents
+        .last()
+        .map(|(_, p)| rss_mib(p.child.id()))
+        .unwrap_or(f64::NAN);
+    println!("RSS of an agent that only ran _all jobs: {newest:.1} MiB");
+}
+
+/// Create jobs with `POST /jobs` (64 in flight), then wait until the newest
+/// 500 are all completed and `want` jobs are stored.
+async fn create_jobs(stack: &Stack, token: &str, count: usize, want: u64) {
+    let (http, url, token2) = (
+        stack.http.clone(),
+        stack.url("/api/v1/jobs"),
+        token.to_owned(),
+    );
+    let body = json!({"operation": {"type": "node.hostname.get"}, "timeout": "1h"});
+    let make: MakeRequest = Arc::new(move || http.post(&url).bearer_auth(&token2).json(&body));
+    let stats = load(&make, 201, 64, count, Duration::from_secs(300)).await;
+    stats.print("POST /jobs (async create)", 64);
+    assert_eq!(stats.errors, 0, "job creation failed");
+    wait_for("the jobs to complete", Duration::from_secs(600), || async {
+        let (_, s) = stack.get_json("/api/v1/jobs/stats", token).await;
+        let done = s["total"].as_u64() >= Some(want)
+            && s["by_status"]
+                .as_object()
+                .is_some_and(|m| m.keys().all(|k| k == "completed"));
+        done.then_some(())
+    })
+    .await;
+}
+
+/// `GET /jobs?limit=50` with 100 and with 10,000 jobs stored.
+async fn job_listing() {
+    let stack = Stack::start(&[AgentSpec::real("sim-01").simulate(Duration::ZERO)]).await;
+    let token = stack.token(&["admin"]);
+    let list = get(&stack, "/api/v1/jobs?limit=50", &token);
+    // Nothing fails, so this filter inspects the most a listing may (500 jobs).
+    let failed = get(&stack, "/api/v1/jobs?limit=50&status=failed", &token);
+    header("Job creation and GET /api/v1/jobs (1 simulated agent, zero delay)");
+    let mut stored = 0;
+    for target in [100, 10_000] {
+        create_jobs(&stack, &token, target - stored, target as u64).await;
+        stored = target;
+        measure(
+            &format!("GET /jobs?limit=50 ({target} jobs)"),
+            &list,
+            200,
+            1,
+            50,
+        )
+        .await;
+        measure(
+            &format!("  &status=failed ({target} jobs)"),
+            &failed,
+            200,
+            1,
+            50,
+        )
+        .await;
+    }
+}
+
+fn nats_version() -> String {
+    let binary = std::env::var("TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+    let out = std::process::Command::new(&binary)
+        .arg("--version")
+        .output();
+    let version = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|e| e.to_string());
+    format!("{binary}: {version}")
+}
+
+fn main() {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("osapi pipeline benchmark — {}; {cpus} CPUs", nats_version());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        hostname_pipeline().await;
+        job_listing().await;
+    });
+}
