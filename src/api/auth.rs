@@ -65,3 +65,47 @@ pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Resu
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request as HttpRequest, StatusCode};
+    use axum::middleware::from_fn_with_state;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    fn app() -> (Router, TokenKey) {
+        let key = TokenKey::new(b"unit-test-key-unit-test-key-0123".to_vec()).unwrap();
+        let auth = Arc::new(Authenticator { key: key.clone(), roles: Roles::default() });
+        let guarded = get(|axum::Extension(p): axum::Extension<Principal>| async move { p.subject })
+            .route_layer(from_fn_with_state(Guard { auth, permission: Permission::AuditRead }, guard));
+        (Router::new().route("/x", guarded), key)
+    }
+
+    async fn call(app: Router, auth: Option<String>) -> (StatusCode, String) {
+        let mut req = HttpRequest::get("/x");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn guard_allows_forbids_and_rejects() {
+        let (app, key) = app();
+        let now = now_unix();
+        let admin = key.issue("alice", vec!["admin".into()], None, now, 60);
+        let read = key.issue("bob", vec!["read".into()], None, now, 60);
+        assert_eq!(call(app.clone(), Some(format!("Bearer {admin}"))).await, (StatusCode::OK, "alice".into()));
+        let (status, body) = call(app.clone(), Some(format!("Bearer {read}"))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("audit:read"), "{body}");
+        assert_eq!(call(app.clone(), None).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(call(app, Some(format!("Token {admin}"))).await.0, StatusCode::UNAUTHORIZED);
+    }
+}

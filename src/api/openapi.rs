@@ -37,3 +37,29 @@ pub struct ApiDoc;
 pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_lists_every_route_with_its_methods() {
+        let doc = ApiDoc::openapi();
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
+        let paths = json["paths"].as_object().unwrap();
+        for (path, method) in [
+            ("/health", "get"),
+            ("/api/v1/node/hostname", "get"),
+            ("/api/v1/node/hostname", "put"),
+            ("/api/v1/network/dns/{interface}", "put"),
+            ("/api/v1/command/exec", "post"),
+            ("/api/v1/jobs", "post"),
+            ("/api/v1/jobs/{id}/retry", "post"),
+            ("/api/v1/agents/{hostname}", "get"),
+        ] {
+            assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+        }
+        assert!(json["components"]["securitySchemes"]["bearer"].is_object());
+    }
+}
