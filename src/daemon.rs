@@ -34,7 +34,11 @@ pub enum DaemonError {
     #[error(transparent)]
     Nats(#[from] natsd::NatsdError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: String, #[source] source: std::io::Error },
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the embedded nats-server exited unexpectedly ({0})")]
     NatsExited(String),
     #[error("cannot install signal handlers: {0}")]
@@ -72,11 +76,16 @@ pub fn nats_settings(cfg: &Config) -> Result<natsd::Settings, DaemonError> {
     let auth = match &s.auth {
         NatsServerAuth::None => ServerAuth::None,
         NatsServerAuth::UserPass { users } => ServerAuth::UserPass(
-            users.iter().map(|u| Ok((u.username.clone(), u.password.read_string()?))).collect::<Result<_, ConfigError>>()?,
+            users
+                .iter()
+                .map(|u| Ok((u.username.clone(), u.password.read_string()?)))
+                .collect::<Result<_, ConfigError>>()?,
         ),
         NatsServerAuth::Nkey { nkeys } => ServerAuth::Nkey(nkeys.clone()),
     };
-    let run_dir = std::env::var_os("RUNTIME_DIRECTORY").map(PathBuf::from).unwrap_or_else(|| s.store_dir.join("run"));
+    let run_dir = std::env::var_os("RUNTIME_DIRECTORY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| s.store_dir.join("run"));
     Ok(natsd::Settings {
         binary: s.binary.clone(),
         host: s.host.clone(),
@@ -84,7 +93,11 @@ pub fn nats_settings(cfg: &Config) -> Result<natsd::Settings, DaemonError> {
         store_dir: s.store_dir.clone(),
         server_name: None,
         auth,
-        cluster: s.cluster.as_ref().map(|c| ClusterSettings { name: c.name.clone(), port: c.port, routes: c.routes.clone() }),
+        cluster: s.cluster.as_ref().map(|c| ClusterSettings {
+            name: c.name.clone(),
+            port: c.port,
+            routes: c.routes.clone(),
+        }),
         monitor_port: None,
         run_dir,
     })
@@ -113,14 +126,20 @@ pub async fn api_state(cfg: &Config) -> Result<AppState, DaemonError> {
     let js = async_nats::jetstream::new(client.clone());
     let buckets = bus::provision(&js, &names, &cfg.nats).await?;
     let store = JobStore::new(client.clone(), &buckets, names.clone());
-    let live = Registry::new(buckets.registry.clone(), cfg.nats.registry.ttl).watch().await?;
+    let live = Registry::new(buckets.registry.clone(), cfg.nats.registry.ttl)
+        .watch()
+        .await?;
     Ok(AppState {
         jobs: JobService { store, live },
-        auth: Arc::new(Authenticator { key, roles: server.security.role_table() }),
+        auth: Arc::new(Authenticator {
+            key,
+            roles: server.security.role_table(),
+        }),
         nats: client,
         names,
         nats_config: Arc::new(cfg.nats.clone()),
         started: Instant::now(),
+        default_wait: server.request_timeout,
     })
 }
 
@@ -128,9 +147,18 @@ pub async fn api_state(cfg: &Config) -> Result<AppState, DaemonError> {
 pub async fn run_api(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
     let server = &cfg.api.server;
     let state = api_state(cfg).await?;
-    let router = api::router(state, usize::try_from(server.max_body_bytes).unwrap_or(usize::MAX));
+    let http = api::HttpOptions {
+        max_body_bytes: usize::try_from(server.max_body_bytes).unwrap_or(usize::MAX),
+        allow_origins: server.security.cors.allow_origins.clone(),
+    };
+    let router = api::router(state, &http);
     let addr = std::net::SocketAddr::new(server.listen, server.port);
-    let listener = TcpListener::bind(addr).await.map_err(|source| DaemonError::Listen { addr: addr.to_string(), source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| DaemonError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
     tracing::info!(%addr, "API listening");
     let mut servers = tokio::task::JoinSet::new();
     if let Some(path) = &server.unix_socket {
@@ -143,16 +171,23 @@ pub async fn run_api(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<()
                 let router = router.clone();
                 let shutdown = shutdown.clone();
                 servers.spawn(async move {
-                    let _ = axum::serve(unix, router).with_graceful_shutdown(stopped(shutdown)).await;
+                    let _ = axum::serve(unix, router)
+                        .with_graceful_shutdown(stopped(shutdown))
+                        .await;
                 });
             }
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "not serving on the unix socket"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "not serving on the unix socket")
+            }
         }
     }
     servers.spawn(async move {
-        let _ = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(stopped(shutdown))
-            .await;
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped(shutdown))
+        .await;
     });
     while servers.join_next().await.is_some() {}
     Ok(())
@@ -161,9 +196,15 @@ pub async fn run_api(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<()
 /// `osapi node agent start`: consume jobs until a signal. With `simulate`, the
 /// agent answers from simulated providers that take that long per job (for tests
 /// and benchmarks of the pipeline; never for real hosts).
-pub async fn run_agent(cfg: &Config, simulate: Option<Duration>, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+pub async fn run_agent(
+    cfg: &Config,
+    simulate: Option<Duration>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
     let providers = match simulate {
-        Some(delay) => crate::provider::sim::SimProviders::new(cfg.node.agent.hostname.clone(), delay),
+        Some(delay) => {
+            crate::provider::sim::SimProviders::new(cfg.node.agent.hostname.clone(), delay)
+        }
         None => Providers::system(),
     };
     let settings = AgentSettings {

@@ -64,7 +64,9 @@ impl fmt::Display for Permission {
 
 /// A string that names no permission.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown permission {0:?} (known: node:read, node:write, network:read, network:write, job:read, job:write, command:execute, health:read, audit:read, agent:read)")]
+#[error(
+    "unknown permission {0:?} (known: node:read, node:write, network:read, network:write, job:read, job:write, command:execute, health:read, audit:read, agent:read)"
+)]
 pub struct UnknownPermission(pub String);
 
 impl FromStr for Permission {
@@ -184,7 +186,10 @@ mod tests {
         ]);
         let roles = Roles::with_custom(&custom);
         let eff = roles.effective(&["ops".into(), "read".into(), "nobody".into()], None);
-        assert_eq!(eff.into_iter().collect::<Vec<_>>(), vec![CommandExecute, HealthRead]);
+        assert_eq!(
+            eff.into_iter().collect::<Vec<_>>(),
+            vec![CommandExecute, HealthRead]
+        );
     }
 
     #[test]

@@ -91,8 +91,22 @@ impl TokenKey {
 
     /// Issue a token for `sub` with `roles` (and optionally explicit permissions),
     /// valid for `ttl` from `now` (unix seconds).
-    pub fn issue(&self, sub: &str, roles: Vec<String>, permissions: Option<Vec<Permission>>, now: i64, ttl_secs: i64) -> String {
-        let claims = Claims { sub: sub.to_owned(), roles, permissions, iat: now, exp: now + ttl_secs, iss: ISSUER.to_owned() };
+    pub fn issue(
+        &self,
+        sub: &str,
+        roles: Vec<String>,
+        permissions: Option<Vec<Permission>>,
+        now: i64,
+        ttl_secs: i64,
+    ) -> String {
+        let claims = Claims {
+            sub: sub.to_owned(),
+            roles,
+            permissions,
+            iat: now,
+            exp: now + ttl_secs,
+            iss: ISSUER.to_owned(),
+        };
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         // Serialising a struct of strings and integers cannot fail.
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
@@ -106,22 +120,32 @@ impl TokenKey {
     /// Verify a token at `now` (unix seconds) and return its claims.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(TokenError::Malformed);
         };
-        let header_bytes = URL_SAFE_NO_PAD.decode(h).map_err(|_| TokenError::Malformed)?;
-        let header: Header = serde_json::from_slice(&header_bytes).map_err(|_| TokenError::BadHeader)?;
+        let header_bytes = URL_SAFE_NO_PAD
+            .decode(h)
+            .map_err(|_| TokenError::Malformed)?;
+        let header: Header =
+            serde_json::from_slice(&header_bytes).map_err(|_| TokenError::BadHeader)?;
         if header.alg != "HS256" {
             return Err(TokenError::Algorithm(header.alg));
         }
-        let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| TokenError::Malformed)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| TokenError::Malformed)?;
         let mut mac = self.mac();
         mac.update(h.as_bytes());
         mac.update(b".");
         mac.update(p.as_bytes());
         mac.verify_slice(&sig).map_err(|_| TokenError::Signature)?;
-        let payload = URL_SAFE_NO_PAD.decode(p).map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|e| TokenError::Claims(e.to_string()))?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(p)
+            .map_err(|_| TokenError::Malformed)?;
+        let claims: Claims =
+            serde_json::from_slice(&payload).map_err(|e| TokenError::Claims(e.to_string()))?;
         if claims.iss != ISSUER {
             return Err(TokenError::Issuer);
         }
@@ -156,7 +180,10 @@ mod tests {
         let p = URL_SAFE_NO_PAD.encode(claims);
         let mut mac = HmacSha256::new_from_slice(k).unwrap();
         mac.update(format!("{h}.{p}").as_bytes());
-        format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+        format!(
+            "{h}.{p}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
     }
 
     #[test]
@@ -173,25 +200,66 @@ mod tests {
         let good_claims = r#"{"sub":"a","roles":["admin"],"iat":1000,"exp":5000,"iss":"osapi"}"#;
         let secret = b"0123456789abcdef0123456789abcdef";
         // alg none with an empty signature
-        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode(good_claims));
-        assert_eq!(k.verify(&none, 1001), Err(TokenError::Algorithm("none".into())));
-        assert!(matches!(k.verify(&forge(r#"{"alg":"HS512"}"#, good_claims, secret), 1001), Err(TokenError::Algorithm(_))));
-        assert!(matches!(k.verify(&forge(r#"{"alg":"RS256"}"#, good_claims, secret), 1001), Err(TokenError::Algorithm(_))));
-        assert_eq!(k.verify(&forge(r#"{"alg":"HS256"}"#, good_claims, b"another key another key another!!"), 1001), Err(TokenError::Signature));
-        assert_eq!(k.verify(&forge(r#"{"alg":"HS256"}"#, good_claims, secret), 9000), Err(TokenError::Expired));
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(good_claims)
+        );
+        assert_eq!(
+            k.verify(&none, 1001),
+            Err(TokenError::Algorithm("none".into()))
+        );
+        assert!(matches!(
+            k.verify(&forge(r#"{"alg":"HS512"}"#, good_claims, secret), 1001),
+            Err(TokenError::Algorithm(_))
+        ));
+        assert!(matches!(
+            k.verify(&forge(r#"{"alg":"RS256"}"#, good_claims, secret), 1001),
+            Err(TokenError::Algorithm(_))
+        ));
+        assert_eq!(
+            k.verify(
+                &forge(
+                    r#"{"alg":"HS256"}"#,
+                    good_claims,
+                    b"another key another key another!!"
+                ),
+                1001
+            ),
+            Err(TokenError::Signature)
+        );
+        assert_eq!(
+            k.verify(&forge(r#"{"alg":"HS256"}"#, good_claims, secret), 9000),
+            Err(TokenError::Expired)
+        );
         let no_roles = r#"{"sub":"a","iat":1000,"exp":5000,"iss":"osapi"}"#;
-        assert!(matches!(k.verify(&forge(r#"{"alg":"HS256"}"#, no_roles, secret), 1001), Err(TokenError::Claims(_))));
+        assert!(matches!(
+            k.verify(&forge(r#"{"alg":"HS256"}"#, no_roles, secret), 1001),
+            Err(TokenError::Claims(_))
+        ));
         let bad_iss = r#"{"sub":"a","roles":[],"iat":1000,"exp":5000,"iss":"x"}"#;
-        assert_eq!(k.verify(&forge(r#"{"alg":"HS256"}"#, bad_iss, secret), 1001), Err(TokenError::Issuer));
+        assert_eq!(
+            k.verify(&forge(r#"{"alg":"HS256"}"#, bad_iss, secret), 1001),
+            Err(TokenError::Issuer)
+        );
         assert_eq!(k.verify("garbage", 1001), Err(TokenError::Malformed));
         assert_eq!(k.verify("a.b.c.d", 1001), Err(TokenError::Malformed));
         assert_eq!(k.verify("", 1001), Err(TokenError::Malformed));
         // leeway: just expired is still fine
-        assert!(k.verify(&forge(r#"{"alg":"HS256"}"#, good_claims, secret), 5000 + LEEWAY_SECS).is_ok());
+        assert!(
+            k.verify(
+                &forge(r#"{"alg":"HS256"}"#, good_claims, secret),
+                5000 + LEEWAY_SECS
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn short_keys_are_refused() {
-        assert_eq!(TokenKey::new(b"short".to_vec()).unwrap_err(), TokenError::KeyTooShort);
+        assert_eq!(
+            TokenKey::new(b"short".to_vec()).unwrap_err(),
+            TokenError::KeyTooShort
+        );
     }
 }

@@ -8,20 +8,34 @@ use crate::provider::{HostnameChange, ProviderError, Providers};
 
 fn to_value<T: Serialize>(r: Result<T, ProviderError>) -> Result<serde_json::Value, JobError> {
     match r {
-        Ok(v) => serde_json::to_value(v).map_err(|e| JobError { code: "internal".into(), message: e.to_string() }),
-        Err(e) => Err(JobError { code: e.code().into(), message: e.to_string() }),
+        Ok(v) => serde_json::to_value(v).map_err(|e| JobError {
+            code: "internal".into(),
+            message: e.to_string(),
+        }),
+        Err(e) => Err(JobError {
+            code: e.code().into(),
+            message: e.to_string(),
+        }),
     }
 }
 
 /// Run one operation on this host and return its result data.
 pub async fn dispatch(op: &Operation, p: &Providers) -> Result<serde_json::Value, JobError> {
     // Inputs were validated at creation; check again, the agent trusts nothing.
-    op.validate().map_err(|e| JobError { code: "invalid_input".into(), message: e.to_string() })?;
+    op.validate().map_err(|e| JobError {
+        code: "invalid_input".into(),
+        message: e.to_string(),
+    })?;
     match op {
         Operation::HostnameGet => to_value(p.hostname.get().await),
-        Operation::HostnameSet(h) => {
-            to_value(p.hostname.set(&HostnameChange { hostname: h.hostname.clone(), pretty: h.pretty.clone() }).await)
-        }
+        Operation::HostnameSet(h) => to_value(
+            p.hostname
+                .set(&HostnameChange {
+                    hostname: h.hostname.clone(),
+                    pretty: h.pretty.clone(),
+                })
+                .await,
+        ),
         Operation::StatusGet => to_value(p.host_info.status().await),
         Operation::UptimeGet => to_value(p.host_info.uptime().await),
         Operation::OsGet => to_value(p.host_info.os().await),
@@ -60,7 +74,11 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Result<serde_json::Value
         ),
         Operation::CommandShell(c) => to_value(
             p.command
-                .shell(&crate::provider::ShellRequest { command: c.command.clone(), cwd: c.cwd.clone(), timeout: c.timeout })
+                .shell(&crate::provider::ShellRequest {
+                    command: c.command.clone(),
+                    cwd: c.cwd.clone(),
+                    timeout: c.timeout,
+                })
                 .await,
         ),
     }

@@ -48,7 +48,18 @@ pub struct AgentSettings {
 
 /// Consumer names allow no dots, wildcards or whitespace.
 fn consumer_name(names: &Names, parts: &str) -> String {
-    names.resource(&parts.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect::<String>())
+    names.resource(
+        &parts
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>(),
+    )
 }
 
 /// A short stable hash of a filter subject, so consumer names stay unique and
@@ -81,7 +92,11 @@ pub async fn run(
     ready: impl FnOnce(),
 ) -> Result<(), AgentError> {
     let names = Names::new(settings.namespace.clone());
-    let client = bus::connect(&settings.agent.nats, &format!("osapi-agent-{}", settings.agent.hostname)).await?;
+    let client = bus::connect(
+        &settings.agent.nats,
+        &format!("osapi-agent-{}", settings.agent.hostname),
+    )
+    .await?;
     let js = jetstream::new(client.clone());
     let buckets = bus::provision(&js, &names, &settings.nats).await?;
     let store = JobStore::new(client.clone(), &buckets, names.clone());
@@ -90,7 +105,10 @@ pub async fn run(
 
     let mut filters = vec![("any".to_owned(), names.subject("jobs.*._any"))];
     for f in Target::agent_filters(&cfg.hostname, cfg.labels.iter()) {
-        filters.push((format!("agent-{}-{}", cfg.hostname, short_hash(&f)), names.subject(&f)));
+        filters.push((
+            format!("agent-{}-{}", cfg.hostname, short_hash(&f)),
+            names.subject(&f),
+        ));
     }
     let mut streams = Vec::new();
     for (name, filter) in filters {
@@ -109,13 +127,19 @@ pub async fn run(
             .stream
             .get_or_create_consumer(&durable, config)
             .await
-            .map_err(|e| AgentError::Consumer { name: durable.clone(), detail: e.to_string() })?;
+            .map_err(|e| AgentError::Consumer {
+                name: durable.clone(),
+                detail: e.to_string(),
+            })?;
         let messages = consumer
             .stream()
             .max_messages_per_batch(cfg.max_jobs)
             .messages()
             .await
-            .map_err(|e| AgentError::Consumer { name: durable.clone(), detail: e.to_string() })?;
+            .map_err(|e| AgentError::Consumer {
+                name: durable.clone(),
+                detail: e.to_string(),
+            })?;
         streams.push(messages);
     }
     let mut messages = futures::stream::select_all(streams);
@@ -198,7 +222,10 @@ pub async fn run(
         match tokio::time::timeout_at(deadline.into(), tasks.join_next()).await {
             Ok(_) => {}
             Err(_) => {
-                tracing::warn!(left = tasks.len(), "stop grace over; releasing running jobs for redelivery");
+                tracing::warn!(
+                    left = tasks.len(),
+                    "stop grace over; releasing running jobs for redelivery"
+                );
                 tasks.abort_all();
                 break;
             }
@@ -214,13 +241,23 @@ pub async fn run(
 /// Handle one delivered job message; every outcome ends in an ack, a nak, or
 /// (only when NATS itself is unreachable) no answer so JetStream redelivers.
 async fn handle(shared: &Shared, msg: jetstream::Message) {
-    let attempt = msg.info().map(|i| u64::try_from(i.delivered).unwrap_or(1)).unwrap_or(1);
-    let Ok(id) = std::str::from_utf8(&msg.payload).unwrap_or_default().parse::<Uuid>() else {
+    let attempt = msg
+        .info()
+        .map(|i| u64::try_from(i.delivered).unwrap_or(1))
+        .unwrap_or(1);
+    let Ok(id) = std::str::from_utf8(&msg.payload)
+        .unwrap_or_default()
+        .parse::<Uuid>()
+    else {
         tracing::warn!(subject = %msg.subject, "dropping a job message without a job id");
         let _ = msg.ack_with(AckKind::Term).await;
         return;
     };
-    let traceparent = msg.headers.as_ref().and_then(|h| h.get(bus::RESULT_HEADER_TRACEPARENT)).map(|v| v.to_string());
+    let traceparent = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(bus::RESULT_HEADER_TRACEPARENT))
+        .map(|v| v.to_string());
     let span = tracing::info_span!("job", job_id = %id, attempt, traceparent = traceparent.as_deref().unwrap_or(""));
     let _enter = span.enter();
     match run_job(shared, &msg, id, attempt).await {
@@ -236,7 +273,12 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
     }
 }
 
-async fn run_job(shared: &Shared, msg: &jetstream::Message, id: Uuid, attempt: u64) -> Result<(), BusError> {
+async fn run_job(
+    shared: &Shared,
+    msg: &jetstream::Message,
+    id: Uuid,
+    attempt: u64,
+) -> Result<(), BusError> {
     let store = &shared.store;
     let Some(job) = store.get(id).await? else {
         tracing::info!("job no longer exists (deleted or expired); skipping");
@@ -249,9 +291,14 @@ async fn run_job(shared: &Shared, msg: &jetstream::Message, id: Uuid, attempt: u
         attempt,
         detail,
     };
-    store.append_event(id, &event(Stage::Acknowledged, None)).await?;
+    store
+        .append_event(id, &event(Stage::Acknowledged, None))
+        .await?;
 
-    if attempt > 1 && !job.operation.is_idempotent() && already_started(store, &job, &shared.hostname).await? {
+    if attempt > 1
+        && !job.operation.is_idempotent()
+        && already_started(store, &job, &shared.hostname).await?
+    {
         let error = JobError {
             code: "interrupted".into(),
             message: "the job was interrupted after it started and is not safe to run again".into(),
@@ -265,7 +312,8 @@ async fn run_job(shared: &Shared, msg: &jetstream::Message, id: Uuid, attempt: u
     let work = dispatch(&job.operation, &shared.providers);
     tokio::pin!(work);
     // Tell JetStream we are alive, well inside ack_wait, for as long as we run.
-    let mut keepalive = tokio::time::interval((shared.ack_wait / 3).max(Duration::from_millis(100)));
+    let mut keepalive =
+        tokio::time::interval((shared.ack_wait / 3).max(Duration::from_millis(100)));
     keepalive.tick().await;
     let outcome = loop {
         tokio::select! {
@@ -280,10 +328,9 @@ async fn run_job(shared: &Shared, msg: &jetstream::Message, id: Uuid, attempt: u
 /// otherwise only this host's.
 async fn already_started(store: &JobStore, job: &Job, hostname: &str) -> Result<bool, BusError> {
     let progress = store.progress(job.id).await?;
-    Ok(progress
-        .events
-        .iter()
-        .any(|e| e.stage == Stage::Started && (job.expected == Expected::Any || e.hostname == hostname)))
+    Ok(progress.events.iter().any(|e| {
+        e.stage == Stage::Started && (job.expected == Expected::Any || e.hostname == hostname)
+    }))
 }
 
 async fn finish(
@@ -300,12 +347,34 @@ async fn finish(
     };
     let detail = error.as_ref().map(|e| format!("{}: {}", e.code, e.message));
     match &error {
-        None => tracing::info!(operation = job.operation.type_name(), duration_ms, "job completed"),
-        Some(e) => tracing::warn!(operation = job.operation.type_name(), code = %e.code, message = %e.message, "job failed"),
+        None => tracing::info!(
+            operation = job.operation.type_name(),
+            duration_ms,
+            "job completed"
+        ),
+        Some(e) => {
+            tracing::warn!(operation = job.operation.type_name(), code = %e.code, message = %e.message, "job failed")
+        }
     }
-    let result = HostResult { hostname: shared.hostname.clone(), status, data, error, duration_ms };
-    let stage = if status == HostStatus::Completed { Stage::Completed } else { Stage::Failed };
-    let event = JobEvent { at: OffsetDateTime::now_utc(), hostname: shared.hostname.clone(), stage, attempt, detail };
+    let result = HostResult {
+        hostname: shared.hostname.clone(),
+        status,
+        data,
+        error,
+        duration_ms,
+    };
+    let stage = if status == HostStatus::Completed {
+        Stage::Completed
+    } else {
+        Stage::Failed
+    };
+    let event = JobEvent {
+        at: OffsetDateTime::now_utc(),
+        hostname: shared.hostname.clone(),
+        stage,
+        attempt,
+        detail,
+    };
     // The event first: once the result is visible the API may answer, and the
     // timeline should already be complete by then.
     shared.store.append_event(job.id, &event).await?;
@@ -320,8 +389,17 @@ mod tests {
     #[test]
     fn consumer_names_are_valid_and_distinct() {
         let n = Names::new("osapi");
-        let a = consumer_name(&n, &format!("agent-web.example.com-{}", short_hash("jobs.*._all")));
-        let b = consumer_name(&n, &format!("agent-web.example.com-{}", short_hash("jobs.*.host.web.example.com")));
+        let a = consumer_name(
+            &n,
+            &format!("agent-web.example.com-{}", short_hash("jobs.*._all")),
+        );
+        let b = consumer_name(
+            &n,
+            &format!(
+                "agent-web.example.com-{}",
+                short_hash("jobs.*.host.web.example.com")
+            ),
+        );
         assert_ne!(a, b);
         assert!(a.starts_with("osapi-agent-web_example_com-"));
         assert!(!a.contains('.') && !a.contains('*'));

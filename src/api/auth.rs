@@ -32,13 +32,19 @@ pub struct Principal {
 
 impl Principal {
     pub fn require(&self, perm: Permission) -> Result<(), ApiError> {
-        if self.permissions.contains(&perm) { Ok(()) } else { Err(ApiError::Forbidden(perm)) }
+        if self.permissions.contains(&perm) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(perm))
+        }
     }
 }
 
 impl Authenticator {
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let value = headers.get(header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or(ApiError::MissingToken)?;
         let value = value.to_str().map_err(|_| ApiError::MissingToken)?;
         let token = value
             .strip_prefix("Bearer ")
@@ -46,8 +52,14 @@ impl Authenticator {
             .ok_or(ApiError::MissingToken)?
             .trim();
         let claims = self.key.verify(token, now_unix())?;
-        let permissions = self.roles.effective(&claims.roles, claims.permissions.as_deref());
-        Ok(Principal { subject: claims.sub, roles: claims.roles, permissions })
+        let permissions = self
+            .roles
+            .effective(&claims.roles, claims.permissions.as_deref());
+        Ok(Principal {
+            subject: claims.sub,
+            roles: claims.roles,
+            permissions,
+        })
     }
 }
 
@@ -59,7 +71,11 @@ pub struct Guard {
 }
 
 /// Middleware: authenticate, authorise, and hand the [`Principal`] to the handler.
-pub async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn guard(
+    State(g): State<Guard>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let principal = g.auth.authenticate(req.headers())?;
     principal.require(g.permission)?;
     req.extensions_mut().insert(principal);
@@ -78,9 +94,19 @@ mod tests {
 
     fn app() -> (Router, TokenKey) {
         let key = TokenKey::new(b"unit-test-key-unit-test-key-0123".to_vec()).unwrap();
-        let auth = Arc::new(Authenticator { key: key.clone(), roles: Roles::default() });
-        let guarded = get(|axum::Extension(p): axum::Extension<Principal>| async move { p.subject })
-            .route_layer(from_fn_with_state(Guard { auth, permission: Permission::AuditRead }, guard));
+        let auth = Arc::new(Authenticator {
+            key: key.clone(),
+            roles: Roles::default(),
+        });
+        let guarded =
+            get(|axum::Extension(p): axum::Extension<Principal>| async move { p.subject })
+                .route_layer(from_fn_with_state(
+                    Guard {
+                        auth,
+                        permission: Permission::AuditRead,
+                    },
+                    guard,
+                ));
         (Router::new().route("/x", guarded), key)
     }
 
@@ -91,7 +117,9 @@ mod tests {
         }
         let resp = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
         let status = resp.status();
-        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -101,11 +129,17 @@ mod tests {
         let now = now_unix();
         let admin = key.issue("alice", vec!["admin".into()], None, now, 60);
         let read = key.issue("bob", vec!["read".into()], None, now, 60);
-        assert_eq!(call(app.clone(), Some(format!("Bearer {admin}"))).await, (StatusCode::OK, "alice".into()));
+        assert_eq!(
+            call(app.clone(), Some(format!("Bearer {admin}"))).await,
+            (StatusCode::OK, "alice".into())
+        );
         let (status, body) = call(app.clone(), Some(format!("Bearer {read}"))).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(body.contains("audit:read"), "{body}");
         assert_eq!(call(app.clone(), None).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(call(app, Some(format!("Token {admin}"))).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            call(app, Some(format!("Token {admin}"))).await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
 }

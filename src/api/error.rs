@@ -130,7 +130,10 @@ impl ApiError {
 pub fn problem_response(status: StatusCode, body: &Problem) -> Response {
     let text = serde_json::to_string(body).unwrap_or_default();
     let mut resp = (status, text).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     resp
 }
 
@@ -142,7 +145,8 @@ impl IntoResponse for ApiError {
         }
         let mut resp = problem_response(status, &self.to_problem());
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -163,6 +167,9 @@ mod tests {
     #[test]
     fn invalid_input_names_the_field() {
         let p = ApiError::invalid("operation.type", "unknown").to_problem();
-        assert_eq!((p.status, p.field.as_deref()), (400, Some("operation.type")));
+        assert_eq!(
+            (p.status, p.field.as_deref()),
+            (400, Some("operation.type"))
+        );
     }
 }

@@ -23,15 +23,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
         let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
             Ok(axum::Json(v)) => v,
-            Err(JsonRejection::MissingJsonContentType(_)) => return Err(ApiError::UnsupportedMediaType),
-            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => return Err(ApiError::TooLarge { limit }),
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::TooLarge { limit });
+            }
             Err(rej) => return Err(ApiError::invalid("body", rej.body_text())),
         };
-        serde_path_to_error::deserialize(value).map(JsonBody).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::invalid(field, e.into_inner().to_string())
-        })
+        serde_path_to_error::deserialize(value)
+            .map(JsonBody)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." { "body".to_owned() } else { path };
+                ApiError::invalid(field, e.into_inner().to_string())
+            })
     }
 }
 
@@ -60,7 +66,10 @@ impl Params {
     /// Refuse parameters the endpoint does not know, so typos are not ignored.
     pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
         match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => Err(ApiError::invalid(k.clone(), format!("unknown query parameter (allowed: {})", allowed.join(", ")))),
+            Some(k) => Err(ApiError::invalid(
+                k.clone(),
+                format!("unknown query parameter (allowed: {})", allowed.join(", ")),
+            )),
             None => Ok(()),
         }
     }
@@ -74,12 +83,16 @@ impl Params {
 
     /// `timeout` as a human duration (`30s`) or whole seconds, 1s..=300s.
     pub fn timeout(&self) -> Result<Option<Duration>, ApiError> {
-        let Some(raw) = self.0.get("timeout") else { return Ok(None) };
+        let Some(raw) = self.0.get("timeout") else {
+            return Ok(None);
+        };
         let d = raw
             .parse::<u64>()
             .map(Duration::from_secs)
             .or_else(|_| humantime::parse_duration(raw))
-            .map_err(|_| ApiError::invalid("timeout", format!("{raw:?} is not a duration like 30s")))?;
+            .map_err(|_| {
+                ApiError::invalid("timeout", format!("{raw:?} is not a duration like 30s"))
+            })?;
         if d.is_zero() || d > MAX_WAIT {
             return Err(ApiError::invalid("timeout", "must be between 1ms and 300s"));
         }
@@ -90,7 +103,10 @@ impl Params {
         match self.0.get(name).map(String::as_str) {
             None | Some("false") | Some("0") => Ok(false),
             Some("true") | Some("1") | Some("") => Ok(true),
-            Some(other) => Err(ApiError::invalid(name, format!("{other:?} is not true or false"))),
+            Some(other) => Err(ApiError::invalid(
+                name,
+                format!("{other:?} is not true or false"),
+            )),
         }
     }
 
@@ -99,7 +115,10 @@ impl Params {
             None => Ok(default),
             Some(raw) => match raw.parse::<usize>() {
                 Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(ApiError::invalid("limit", format!("must be an integer between 1 and {max}"))),
+                _ => Err(ApiError::invalid(
+                    "limit",
+                    format!("must be an integer between 1 and {max}"),
+                )),
             },
         }
     }
@@ -113,7 +132,9 @@ impl Params {
                 .ok()
                 .filter(|n| *n > 0)
                 .map(Some)
-                .ok_or_else(|| ApiError::invalid("cursor", "not a cursor returned by a previous page")),
+                .ok_or_else(|| {
+                    ApiError::invalid("cursor", "not a cursor returned by a previous page")
+                }),
         }
     }
 

@@ -14,13 +14,14 @@ pub mod openapi;
 pub mod service;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, delete, get, post, put};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use self::auth::{Authenticator, Guard, guard};
 use self::error::{ApiError, Problem, problem_response};
@@ -39,15 +40,56 @@ pub struct AppState {
     pub names: Names,
     pub nats_config: Arc<NatsConfig>,
     pub started: Instant,
+    /// How long domain endpoints wait when the caller gives no `timeout`
+    /// (`api.server.request_timeout`).
+    pub default_wait: Duration,
 }
 
-/// Build the router. `max_body_bytes` caps request bodies (413 beyond).
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+/// HTTP-level settings of the router.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Bodies larger than this are refused with 413.
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS; empty sends no CORS headers, `*` allows any.
+    pub allow_origins: Vec<String>,
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::PUT, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("traceparent"),
+            ])
+            .expose_headers([header::LOCATION]),
+    )
+}
+
+/// Build the router.
+pub fn router(state: AppState, http: &HttpOptions) -> Router {
+    let max_body_bytes = http.max_body_bytes;
     use Permission::*;
     use handlers::{agents, jobs, node, system};
     let auth = state.auth.clone();
     let g = move |permission: Permission, route: MethodRouter<AppState>| {
-        route.route_layer(from_fn_with_state(Guard { auth: auth.clone(), permission }, guard))
+        route.route_layer(from_fn_with_state(
+            Guard {
+                auth: auth.clone(),
+                permission,
+            },
+            guard,
+        ))
     };
     Router::new()
         .route("/health", get(system::health))
@@ -55,7 +97,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/v1/version", get(system::version))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/health/status", g(HealthRead, get(system::status)))
-        .route("/api/v1/node/hostname", g(NodeRead, get(node::hostname)).merge(g(NodeWrite, put(node::set_hostname))))
+        .route(
+            "/api/v1/node/hostname",
+            g(NodeRead, get(node::hostname)).merge(g(NodeWrite, put(node::set_hostname))),
+        )
         .route("/api/v1/node/status", g(NodeRead, get(node::status)))
         .route("/api/v1/node/uptime", g(NodeRead, get(node::uptime)))
         .route("/api/v1/node/os", g(NodeRead, get(node::os)))
@@ -68,14 +113,28 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/api/v1/network/ping", g(NetworkRead, post(node::ping)))
         .route("/api/v1/command/exec", g(CommandExecute, post(node::exec)))
-        .route("/api/v1/command/shell", g(CommandExecute, post(node::shell)))
-        .route("/api/v1/jobs", g(JobRead, get(jobs::list)).merge(g(JobWrite, post(jobs::create))))
+        .route(
+            "/api/v1/command/shell",
+            g(CommandExecute, post(node::shell)),
+        )
+        .route(
+            "/api/v1/jobs",
+            g(JobRead, get(jobs::list)).merge(g(JobWrite, post(jobs::create))),
+        )
         .route("/api/v1/jobs/stats", g(JobRead, get(jobs::stats)))
-        .route("/api/v1/jobs/{id}", g(JobRead, get(jobs::get)).merge(g(JobWrite, delete(jobs::remove))))
+        .route(
+            "/api/v1/jobs/{id}",
+            g(JobRead, get(jobs::get)).merge(g(JobWrite, delete(jobs::remove))),
+        )
         .route("/api/v1/jobs/{id}/retry", g(JobWrite, post(jobs::retry)))
         .route("/api/v1/agents", g(AgentRead, get(agents::list)))
         .route("/api/v1/agents/{hostname}", g(AgentRead, get(agents::get)))
-        .fallback(|| async { ApiError::NotFound { what: "route", name: String::new() } })
+        .fallback(|| async {
+            ApiError::NotFound {
+                what: "route",
+                name: String::new(),
+            }
+        })
         .method_not_allowed_fallback(|| async {
             problem_response(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -96,6 +155,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             tracing::error!("a request handler panicked");
             ApiError::Internal("the handler failed unexpectedly".into()).into_response_owned()
         }))
+        .layer(tower::util::option_layer(cors(&http.allow_origins)))
         .with_state(state)
 }
 

@@ -12,7 +12,12 @@ impl Modify for BearerAuth {
         if let Some(components) = openapi.components.as_mut() {
             components.add_security_scheme(
                 "bearer",
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format("JWT")
+                        .build(),
+                ),
             );
         }
     }
@@ -46,7 +51,10 @@ mod tests {
     fn document_lists_every_route_with_its_methods() {
         let doc = ApiDoc::openapi();
         let json = serde_json::to_value(&doc).unwrap();
-        assert_eq!(json["openapi"].as_str().map(|v| v.starts_with("3.1")), Some(true));
+        assert_eq!(
+            json["openapi"].as_str().map(|v| v.starts_with("3.1")),
+            Some(true)
+        );
         let paths = json["paths"].as_object().unwrap();
         for (path, method) in [
             ("/health", "get"),
@@ -58,7 +66,10 @@ mod tests {
             ("/api/v1/jobs/{id}/retry", "post"),
             ("/api/v1/agents/{hostname}", "get"),
         ] {
-            assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+            assert!(
+                paths.get(path).and_then(|p| p.get(method)).is_some(),
+                "{method} {path} missing"
+            );
         }
         assert!(json["components"]["securitySchemes"]["bearer"].is_object());
     }

@@ -55,7 +55,11 @@ impl JobService {
 
     /// Store and announce a job. With `wait`, subscribe to its results first and
     /// return the subscription.
-    pub async fn submit(&self, s: Submission, wait: bool) -> Result<(Job, Option<async_nats::Subscriber>), ApiError> {
+    pub async fn submit(
+        &self,
+        s: Submission,
+        wait: bool,
+    ) -> Result<(Job, Option<async_nats::Subscriber>), ApiError> {
         let expected = self.expected(&s.target)?;
         let job = Job {
             id: Uuid::now_v7(),
@@ -69,14 +73,22 @@ impl JobService {
             trace_id: s.traceparent.as_deref().and_then(trace_id_of),
         };
         self.store.create(&job).await?;
-        let sub = if wait { Some(self.store.subscribe_results(job.id).await?) } else { None };
+        let sub = if wait {
+            Some(self.store.subscribe_results(job.id).await?)
+        } else {
+            None
+        };
         self.store.announce(&job, s.traceparent.as_deref()).await?;
         tracing::info!(job_id = %job.id, operation = job.operation.type_name(), target = %job.target, "job created");
         Ok((job, sub))
     }
 
     /// Collect results until every expected host answered or the job's deadline.
-    pub async fn wait(&self, job: &Job, mut sub: async_nats::Subscriber) -> Result<JobOutcome, ApiError> {
+    pub async fn wait(
+        &self,
+        job: &Job,
+        mut sub: async_nats::Subscriber,
+    ) -> Result<JobOutcome, ApiError> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(job.timeout_ms);
         let mut results: Vec<HostResult> = Vec::new();
         loop {
@@ -101,7 +113,10 @@ impl JobService {
         }
         let _ = sub.unsubscribe().await;
         if results.is_empty() {
-            return Err(ApiError::WaitTimeout { job_id: job.id.to_string(), timeout_ms: job.timeout_ms });
+            return Err(ApiError::WaitTimeout {
+                job_id: job.id.to_string(),
+                timeout_ms: job.timeout_ms,
+            });
         }
         // Past this point missing hosts are past the deadline: compute at the deadline.
         let now = OffsetDateTime::now_utc().max(job.deadline());
@@ -109,9 +124,17 @@ impl JobService {
             Expected::Any => true,
             Expected::Hosts(h) => h.len() == results.len(),
         };
-        let at = if complete { OffsetDateTime::now_utc() } else { now };
+        let at = if complete {
+            OffsetDateTime::now_utc()
+        } else {
+            now
+        };
         let view = compute_status(job, &[], &results, at);
-        Ok(JobOutcome { job_id: job.id, status: view.status, results: view.results })
+        Ok(JobOutcome {
+            job_id: job.id,
+            status: view.status,
+            results: view.results,
+        })
     }
 }
 

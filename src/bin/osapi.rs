@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use osapi::cli::admin::{
-    AgentStart, ApiCommand, Command, ConfigCommand, NatsCommand, NodeCommand, Osapi, StartOnly, TokenCommand,
+    AgentStart, ApiCommand, Command, ConfigCommand, NatsCommand, NodeCommand, Osapi, StartOnly,
+    TokenCommand,
 };
 use osapi::config::Config;
 use osapi::{daemon, telemetry, token};
@@ -28,21 +29,29 @@ fn load(args: &Osapi) -> anyhow::Result<Config> {
 
 fn run(args: Osapi) -> anyhow::Result<ExitCode> {
     match &args.command {
-        Command::Config { command: ConfigCommand::Check } => {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
             // Everything at once: syntax, unknown keys, values, and every secret.
-            return Ok(match Config::check_file(&args.osapi_file, &osapi::config::process_env()) {
-                Ok(_) => {
-                    println!("{}: OK", args.osapi_file.display());
-                    ExitCode::SUCCESS
-                }
-                Err(errors) => {
-                    for p in &errors.0 {
-                        println!("{p}");
+            return Ok(
+                match Config::check_file(&args.osapi_file, &osapi::config::process_env()) {
+                    Ok(_) => {
+                        println!("{}: OK", args.osapi_file.display());
+                        ExitCode::SUCCESS
                     }
-                    eprintln!("{} problem(s) in {}", errors.0.len(), args.osapi_file.display());
-                    ExitCode::FAILURE
-                }
-            });
+                    Err(errors) => {
+                        for p in &errors.0 {
+                            println!("{p}");
+                        }
+                        eprintln!(
+                            "{} problem(s) in {}",
+                            errors.0.len(),
+                            args.osapi_file.display()
+                        );
+                        ExitCode::FAILURE
+                    }
+                },
+            );
         }
         Command::Token { command } => {
             let cfg = load(&args)?;
@@ -51,11 +60,19 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
                 TokenCommand::Generate(g) => {
                     let ttl = i64::try_from(g.ttl.as_secs()).context("ttl too long")?;
                     let perms = (!g.permissions.is_empty()).then(|| g.permissions.clone());
-                    println!("{}", key.issue(&g.subject, g.roles.clone(), perms, token::now_unix(), ttl));
+                    println!(
+                        "{}",
+                        key.issue(&g.subject, g.roles.clone(), perms, token::now_unix(), ttl)
+                    );
                 }
                 TokenCommand::Validate { token } => {
                     let claims = key.verify(token.trim(), token::now_unix())?;
-                    let effective = cfg.api.server.security.role_table().effective(&claims.roles, claims.permissions.as_deref());
+                    let effective = cfg
+                        .api
+                        .server
+                        .security
+                        .role_table()
+                        .effective(&claims.roles, claims.permissions.as_deref());
                     let out = serde_json::json!({
                         "claims": claims,
                         "effective_permissions": effective.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
@@ -69,16 +86,29 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
     }
     let cfg = load(&args)?;
     telemetry::init_logging(args.debug || cfg.debug);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         match &args.command {
-            Command::Nats { command: NatsCommand::Server { command: StartOnly::Start } } => daemon::run_nats(&cfg).await,
-            Command::Api { command: ApiCommand::Server { command: StartOnly::Start } } => {
-                daemon::run_api(&cfg, daemon::shutdown_signal()?).await
-            }
-            Command::Node { command: NodeCommand::Agent { command: AgentStart::Start(a) } } => {
-                daemon::run_agent(&cfg, a.simulate, daemon::shutdown_signal()?).await
-            }
+            Command::Nats {
+                command:
+                    NatsCommand::Server {
+                        command: StartOnly::Start,
+                    },
+            } => daemon::run_nats(&cfg).await,
+            Command::Api {
+                command:
+                    ApiCommand::Server {
+                        command: StartOnly::Start,
+                    },
+            } => daemon::run_api(&cfg, daemon::shutdown_signal()?).await,
+            Command::Node {
+                command:
+                    NodeCommand::Agent {
+                        command: AgentStart::Start(a),
+                    },
+            } => daemon::run_agent(&cfg, a.simulate, daemon::shutdown_signal()?).await,
             Command::Start => daemon::run_all(&cfg).await,
             Command::Config { .. } | Command::Token { .. } => Ok(()),
         }

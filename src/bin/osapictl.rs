@@ -9,7 +9,10 @@ fn main() -> ExitCode {
     // clap exits with 2 on bad flags and 0 after --help/--version.
     let cli = osapi::cli::Cli::parse();
     // One request at a time: a current-thread runtime is enough.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("osapictl: cannot start the async runtime: {e}");

@@ -12,7 +12,11 @@ use crate::config::{NatsClientAuth, NatsConnection};
 /// the client reconnects on its own.
 pub async fn connect(conn: &NatsConnection, default_name: &str) -> Result<Client, BusError> {
     let mut opts = ConnectOptions::new()
-        .name(conn.client_name.clone().unwrap_or_else(|| default_name.to_owned()))
+        .name(
+            conn.client_name
+                .clone()
+                .unwrap_or_else(|| default_name.to_owned()),
+        )
         .connection_timeout(Duration::from_secs(5))
         .request_timeout(Some(Duration::from_secs(5)))
         .max_reconnects(None::<usize>);
@@ -22,8 +26,11 @@ pub async fn connect(conn: &NatsConnection, default_name: &str) -> Result<Client
             opts = opts.user_and_password(username.clone(), password.read_string()?);
         }
         NatsClientAuth::Nkey { seed_file } => {
-            let seed = std::fs::read_to_string(seed_file)
-                .map_err(|source| BusError::Credentials { path: seed_file.display().to_string(), source })?;
+            let seed =
+                std::fs::read_to_string(seed_file).map_err(|source| BusError::Credentials {
+                    path: seed_file.display().to_string(),
+                    source,
+                })?;
             opts = opts.nkey(seed.trim().to_owned());
         }
     }
@@ -39,9 +46,15 @@ pub async fn connect(conn: &NatsConnection, default_name: &str) -> Result<Client
     let addrs = conn
         .servers
         .iter()
-        .map(|s| s.parse::<ServerAddr>().map_err(|_| BusError::BadServer(s.clone())))
+        .map(|s| {
+            s.parse::<ServerAddr>()
+                .map_err(|_| BusError::BadServer(s.clone()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     opts.connect(addrs.as_slice())
         .await
-        .map_err(|source| BusError::Connect { servers: conn.servers.join(","), source })
+        .map_err(|source| BusError::Connect {
+            servers: conn.servers.join(","),
+            source,
+        })
 }

@@ -16,9 +16,17 @@ pub use store::{JobPage, JobProgress, JobStore, ListFilter, RESULT_HEADER_TRACEP
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("cannot connect to NATS at {servers}: {source}")]
-    Connect { servers: String, #[source] source: async_nats::ConnectError },
+    Connect {
+        servers: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
     #[error("cannot read NATS credentials from {path}: {source}")]
-    Credentials { path: String, #[source] source: std::io::Error },
+    Credentials {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("NATS credentials: {0}")]
     Secret(#[from] crate::config::ConfigError),
     #[error("invalid NATS server address {0:?}")]
@@ -28,13 +36,20 @@ pub enum BusError {
     #[error("NATS request failed while {doing}: {detail}")]
     Request { doing: &'static str, detail: String },
     #[error("stored {what} is not valid JSON: {source}")]
-    Corrupt { what: &'static str, #[source] source: serde_json::Error },
+    Corrupt {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("job {0} already exists")]
     Conflict(String),
 }
 
 impl BusError {
     pub(crate) fn request(doing: &'static str, err: impl std::fmt::Display) -> Self {
-        BusError::Request { doing, detail: err.to_string() }
+        BusError::Request {
+            doing,
+            detail: err.to_string(),
+        }
     }
 }

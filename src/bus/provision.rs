@@ -13,7 +13,6 @@ use super::BusError;
 use crate::config::{BucketConfig, DiscardPolicy, NatsConfig, StorageKind, StreamConfig};
 use crate::job::Names;
 
-
 /// The four buckets and the job stream, opened.
 #[derive(Clone)]
 pub struct Buckets {
@@ -32,7 +31,11 @@ fn storage(kind: StorageKind) -> stream::StorageType {
 }
 
 /// Create or adopt everything the job system needs under `names`.
-pub async fn provision(js: &jetstream::Context, names: &Names, cfg: &NatsConfig) -> Result<Buckets, BusError> {
+pub async fn provision(
+    js: &jetstream::Context,
+    names: &Names,
+    cfg: &NatsConfig,
+) -> Result<Buckets, BusError> {
     let stream = ensure_stream(js, job_stream_config(names, &cfg.stream)).await?;
     let kv_settings = |bucket: &str| BucketConfig {
         bucket: bucket.to_owned(),
@@ -41,12 +44,27 @@ pub async fn provision(js: &jetstream::Context, names: &Names, cfg: &NatsConfig)
         storage: cfg.kv.storage,
         replicas: cfg.kv.replicas,
     };
-    let jobs = ensure_bucket(js, &names.resource(&cfg.kv.jobs_bucket), &kv_settings(&cfg.kv.jobs_bucket)).await?;
-    let responses =
-        ensure_bucket(js, &names.resource(&cfg.kv.responses_bucket), &kv_settings(&cfg.kv.responses_bucket)).await?;
+    let jobs = ensure_bucket(
+        js,
+        &names.resource(&cfg.kv.jobs_bucket),
+        &kv_settings(&cfg.kv.jobs_bucket),
+    )
+    .await?;
+    let responses = ensure_bucket(
+        js,
+        &names.resource(&cfg.kv.responses_bucket),
+        &kv_settings(&cfg.kv.responses_bucket),
+    )
+    .await?;
     let audit = ensure_bucket(js, &names.resource(&cfg.audit.bucket), &cfg.audit).await?;
     let registry = ensure_bucket(js, &names.resource(&cfg.registry.bucket), &cfg.registry).await?;
-    Ok(Buckets { jobs, responses, audit, registry, stream })
+    Ok(Buckets {
+        jobs,
+        responses,
+        audit,
+        registry,
+        stream,
+    })
 }
 
 fn job_stream_config(names: &Names, s: &StreamConfig) -> stream::Config {
@@ -54,7 +72,9 @@ fn job_stream_config(names: &Names, s: &StreamConfig) -> stream::Config {
         name: names.resource(&s.name),
         subjects: vec![names.subject("jobs.>")],
         max_age: s.max_age,
-        max_messages: s.max_msgs.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)),
+        max_messages: s
+            .max_msgs
+            .map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)),
         storage: storage(s.storage),
         num_replicas: s.replicas,
         discard: match s.discard {
@@ -86,7 +106,10 @@ fn bucket_stream_config(bucket: &str, b: &BucketConfig) -> stream::Config {
     }
 }
 
-async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<stream::Stream, BusError> {
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> Result<stream::Stream, BusError> {
     let name = config.name.clone();
     match js.get_stream(&name).await {
         Ok(existing) => {
@@ -100,37 +123,62 @@ async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Resul
             {
                 js.update_stream(&config)
                     .await
-                    .map_err(|e| BusError::Provision { what: format!("stream {name} (update)"), detail: e.to_string() })?;
+                    .map_err(|e| BusError::Provision {
+                        what: format!("stream {name} (update)"),
+                        detail: e.to_string(),
+                    })?;
             }
             Ok(existing)
         }
         Err(_) => match js.create_stream(config).await {
             Ok(s) => Ok(s),
             // Another process may have created it between our get and create.
-            Err(create_err) => js
-                .get_stream(&name)
-                .await
-                .map_err(|_| BusError::Provision { what: format!("stream {name}"), detail: create_err.to_string() }),
+            Err(create_err) => js.get_stream(&name).await.map_err(|_| BusError::Provision {
+                what: format!("stream {name}"),
+                detail: create_err.to_string(),
+            }),
         },
     }
 }
 
-async fn ensure_bucket(js: &jetstream::Context, bucket: &str, b: &BucketConfig) -> Result<kv::Store, BusError> {
+async fn ensure_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    b: &BucketConfig,
+) -> Result<kv::Store, BusError> {
     ensure_stream(js, bucket_stream_config(bucket, b)).await?;
     js.get_key_value(bucket)
         .await
-        .map_err(|e| BusError::Provision { what: format!("bucket {bucket}"), detail: e.to_string() })
+        .map_err(|e| BusError::Provision {
+            what: format!("bucket {bucket}"),
+            detail: e.to_string(),
+        })
 }
 
 /// Open the buckets without creating anything: for readiness checks.
-pub async fn check(js: &jetstream::Context, names: &Names, cfg: &NatsConfig) -> Result<(), BusError> {
-    for b in [&cfg.kv.jobs_bucket, &cfg.kv.responses_bucket, &cfg.audit.bucket, &cfg.registry.bucket] {
+pub async fn check(
+    js: &jetstream::Context,
+    names: &Names,
+    cfg: &NatsConfig,
+) -> Result<(), BusError> {
+    for b in [
+        &cfg.kv.jobs_bucket,
+        &cfg.kv.responses_bucket,
+        &cfg.audit.bucket,
+        &cfg.registry.bucket,
+    ] {
         let bucket = names.resource(b);
         js.get_stream(format!("KV_{bucket}"))
             .await
-            .map_err(|e| BusError::Provision { what: format!("bucket {bucket}"), detail: e.to_string() })?;
+            .map_err(|e| BusError::Provision {
+                what: format!("bucket {bucket}"),
+                detail: e.to_string(),
+            })?;
     }
     let s = names.resource(&cfg.stream.name);
-    js.get_stream(&s).await.map_err(|e| BusError::Provision { what: format!("stream {s}"), detail: e.to_string() })?;
+    js.get_stream(&s).await.map_err(|e| BusError::Provision {
+        what: format!("stream {s}"),
+        detail: e.to_string(),
+    })?;
     Ok(())
 }

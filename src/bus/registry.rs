@@ -32,7 +32,16 @@ pub struct AgentInfo {
 
 /// KV keys cannot hold every character a hostname might; dots are fine.
 pub(crate) fn registry_key(hostname: &str) -> String {
-    hostname.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect()
+    hostname
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Writes and reads heartbeats.
@@ -48,7 +57,10 @@ impl Registry {
     }
 
     pub async fn heartbeat(&self, info: &AgentInfo) -> Result<(), BusError> {
-        let body = serde_json::to_vec(info).map_err(|source| BusError::Corrupt { what: "agent info", source })?;
+        let body = serde_json::to_vec(info).map_err(|source| BusError::Corrupt {
+            what: "agent info",
+            source,
+        })?;
         self.kv
             .put(registry_key(&info.hostname), body.into())
             .await
@@ -58,19 +70,31 @@ impl Registry {
 
     /// Remove an agent at graceful shutdown, so it leaves the live set at once.
     pub async fn remove(&self, hostname: &str) -> Result<(), BusError> {
-        self.kv.purge(registry_key(hostname)).await.map_err(|e| BusError::request("removing a heartbeat", e))
+        self.kv
+            .purge(registry_key(hostname))
+            .await
+            .map_err(|e| BusError::request("removing a heartbeat", e))
     }
 
     /// Follow the registry into a [`LiveAgents`] view. The returned view is filled
     /// with the current heartbeats before this returns.
     pub async fn watch(&self) -> Result<LiveAgents, BusError> {
-        let live = LiveAgents { inner: Arc::new(RwLock::new(HashMap::new())), ttl: self.ttl };
-        let mut watch = self.kv.watch_with_history(">").await.map_err(|e| BusError::request("watching the registry", e))?;
+        let live = LiveAgents {
+            inner: Arc::new(RwLock::new(HashMap::new())),
+            ttl: self.ttl,
+        };
+        let mut watch = self
+            .kv
+            .watch_with_history(">")
+            .await
+            .map_err(|e| BusError::request("watching the registry", e))?;
         // Drain what is stored now (the last entry has delta 0), then keep
         // following in the background.
         let stored = self.kv.status().await.map(|s| s.values()).unwrap_or(0);
         if stored > 0 {
-            while let Ok(Some(Ok(entry))) = tokio::time::timeout(Duration::from_secs(5), watch.next()).await {
+            while let Ok(Some(Ok(entry))) =
+                tokio::time::timeout(Duration::from_secs(5), watch.next()).await
+            {
                 let last = entry.delta == 0;
                 live.apply(entry);
                 if last {
@@ -106,15 +130,21 @@ pub struct LiveAgents {
 
 impl LiveAgents {
     fn apply(&self, entry: kv::Entry) {
-        let Ok(mut map) = self.inner.write() else { return };
+        let Ok(mut map) = self.inner.write() else {
+            return;
+        };
         match entry.operation {
             kv::Operation::Put => match serde_json::from_slice::<AgentInfo>(&entry.value) {
                 Ok(info) => {
-                    let stored = OffsetDateTime::from_unix_timestamp_nanos(entry.created.unix_timestamp_nanos())
-                        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+                    let stored = OffsetDateTime::from_unix_timestamp_nanos(
+                        entry.created.unix_timestamp_nanos(),
+                    )
+                    .unwrap_or_else(|_| OffsetDateTime::now_utc());
                     map.insert(entry.key, (info, stored));
                 }
-                Err(e) => tracing::warn!(key = %entry.key, error = %e, "ignoring an unreadable heartbeat"),
+                Err(e) => {
+                    tracing::warn!(key = %entry.key, error = %e, "ignoring an unreadable heartbeat")
+                }
             },
             kv::Operation::Delete | kv::Operation::Purge => {
                 map.remove(&entry.key);
@@ -126,9 +156,14 @@ impl LiveAgents {
     pub fn snapshot(&self) -> Vec<AgentInfo> {
         let now = OffsetDateTime::now_utc();
         let ttl = time::Duration::try_from(self.ttl).unwrap_or(time::Duration::seconds(30));
-        let Ok(map) = self.inner.read() else { return Vec::new() };
-        let mut agents: Vec<AgentInfo> =
-            map.values().filter(|(_, stored)| now - *stored < ttl).map(|(info, _)| info.clone()).collect();
+        let Ok(map) = self.inner.read() else {
+            return Vec::new();
+        };
+        let mut agents: Vec<AgentInfo> = map
+            .values()
+            .filter(|(_, stored)| now - *stored < ttl)
+            .map(|(info, _)| info.clone())
+            .collect();
         agents.sort_by(|a, b| a.hostname.cmp(&b.hostname));
         agents
     }

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{BusError, Buckets};
+use super::{Buckets, BusError};
 use crate::job::{HostResult, Job, JobEvent, JobStatus, JobView, Names, Target, compute_status};
 
 pub const RESULT_HEADER_TRACEPARENT: &str = "traceparent";
@@ -53,7 +53,9 @@ pub struct JobStore {
 }
 
 fn is_tombstone(headers: &HeaderMap) -> bool {
-    headers.get("KV-Operation").is_some_and(|v| matches!(v.as_str(), "DEL" | "PURGE"))
+    headers
+        .get("KV-Operation")
+        .is_some_and(|v| matches!(v.as_str(), "DEL" | "PURGE"))
 }
 
 impl JobStore {
@@ -74,11 +76,17 @@ impl JobStore {
 
     /// Store a new job. Fails with [`BusError::Conflict`] if the id exists.
     pub async fn create(&self, job: &Job) -> Result<(), BusError> {
-        let body = serde_json::to_vec(job).map_err(|source| BusError::Corrupt { what: "job", source })?;
-        self.jobs.create(job.id.to_string(), body.into()).await.map_err(|e| match e.kind() {
-            kv::CreateErrorKind::AlreadyExists => BusError::Conflict(job.id.to_string()),
-            _ => BusError::request("storing a job", e),
+        let body = serde_json::to_vec(job).map_err(|source| BusError::Corrupt {
+            what: "job",
+            source,
         })?;
+        self.jobs
+            .create(job.id.to_string(), body.into())
+            .await
+            .map_err(|e| match e.kind() {
+                kv::CreateErrorKind::AlreadyExists => BusError::Conflict(job.id.to_string()),
+                _ => BusError::request("storing a job", e),
+            })?;
         Ok(())
     }
 
@@ -109,14 +117,27 @@ impl JobStore {
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Job>, BusError> {
-        match self.jobs.get(id.to_string()).await.map_err(|e| BusError::request("reading a job", e))? {
-            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|source| BusError::Corrupt { what: "job", source })?)),
+        match self
+            .jobs
+            .get(id.to_string())
+            .await
+            .map_err(|e| BusError::request("reading a job", e))?
+        {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|source| {
+                BusError::Corrupt {
+                    what: "job",
+                    source,
+                }
+            })?)),
             None => Ok(None),
         }
     }
 
     pub async fn append_event(&self, id: Uuid, event: &JobEvent) -> Result<(), BusError> {
-        let body = serde_json::to_vec(event).map_err(|source| BusError::Corrupt { what: "event", source })?;
+        let body = serde_json::to_vec(event).map_err(|source| BusError::Corrupt {
+            what: "event",
+            source,
+        })?;
         self.responses
             .put(format!("{id}.ev.{}", Uuid::now_v7()), body.into())
             .await
@@ -125,9 +146,18 @@ impl JobStore {
     }
 
     pub async fn put_result(&self, id: Uuid, result: &HostResult) -> Result<(), BusError> {
-        let body = serde_json::to_vec(result).map_err(|source| BusError::Corrupt { what: "result", source })?;
+        let body = serde_json::to_vec(result).map_err(|source| BusError::Corrupt {
+            what: "result",
+            source,
+        })?;
         self.responses
-            .put(format!("{id}.res.{}", super::registry::registry_key(&result.hostname)), body.into())
+            .put(
+                format!(
+                    "{id}.res.{}",
+                    super::registry::registry_key(&result.hostname)
+                ),
+                body.into(),
+            )
             .await
             .map_err(|e| BusError::request("storing a job result", e))?;
         Ok(())
@@ -141,7 +171,10 @@ impl JobStore {
         let mut progress = JobProgress::default();
         let mut next = 1u64;
         loop {
-            let msg = match stream.direct_get_next_for_subject(filter.as_str(), Some(next)).await {
+            let msg = match stream
+                .direct_get_next_for_subject(filter.as_str(), Some(next))
+                .await
+            {
                 Ok(m) => m,
                 Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => break,
                 Err(e) => return Err(BusError::request("reading job progress", e)),
@@ -153,12 +186,22 @@ impl JobStore {
             if msg.subject.starts_with(ev_prefix.as_str()) {
                 match serde_json::from_slice(&msg.payload) {
                     Ok(ev) => progress.events.push(ev),
-                    Err(source) => return Err(BusError::Corrupt { what: "event", source }),
+                    Err(source) => {
+                        return Err(BusError::Corrupt {
+                            what: "event",
+                            source,
+                        });
+                    }
                 }
             } else {
                 match serde_json::from_slice(&msg.payload) {
                     Ok(r) => progress.results.push(r),
-                    Err(source) => return Err(BusError::Corrupt { what: "result", source }),
+                    Err(source) => {
+                        return Err(BusError::Corrupt {
+                            what: "result",
+                            source,
+                        });
+                    }
                 }
             }
         }
@@ -166,18 +209,34 @@ impl JobStore {
     }
 
     /// A job's derived view at `now`.
-    pub async fn view(&self, job: &Job, now: OffsetDateTime) -> Result<(JobProgress, JobView), BusError> {
+    pub async fn view(
+        &self,
+        job: &Job,
+        now: OffsetDateTime,
+    ) -> Result<(JobProgress, JobView), BusError> {
         let p = self.progress(job.id).await?;
         let v = compute_status(job, &p.events, &p.results, now);
         Ok((p, v))
     }
 
     /// Jobs newest first, from `cursor` (a stream sequence) downwards when given.
-    pub async fn list(&self, filter: &ListFilter, cursor: Option<u64>, limit: usize) -> Result<JobPage, BusError> {
-        let info = self.jobs.stream.get_info().await.map_err(|e| BusError::request("listing jobs", e))?;
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> Result<JobPage, BusError> {
+        let info = self
+            .jobs
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| BusError::request("listing jobs", e))?;
         let first = info.state.first_sequence.max(1);
         // `next` is the highest sequence not yet inspected; 0 means none left.
-        let mut next = cursor.unwrap_or(info.state.last_sequence).min(info.state.last_sequence);
+        let mut next = cursor
+            .unwrap_or(info.state.last_sequence)
+            .min(info.state.last_sequence);
         let now = OffsetDateTime::now_utc();
         let mut jobs = Vec::new();
         let mut scanned = 0usize;
@@ -191,10 +250,16 @@ impl JobStore {
                 .buffered(16)
                 .try_collect()
                 .await?;
-            let candidates = fetched.into_iter().filter_map(|(s, j)| j.map(|j| (s, j))).filter(|(_, j)| {
-                filter.operation.as_deref().is_none_or(|op| op == j.operation.type_name())
-                    && filter.target.as_ref().is_none_or(|t| *t == j.target)
-            });
+            let candidates = fetched
+                .into_iter()
+                .filter_map(|(s, j)| j.map(|j| (s, j)))
+                .filter(|(_, j)| {
+                    filter
+                        .operation
+                        .as_deref()
+                        .is_none_or(|op| op == j.operation.type_name())
+                        && filter.target.as_ref().is_none_or(|t| *t == j.target)
+                });
             let viewed: Vec<(u64, Job, JobView)> = futures::stream::iter(candidates)
                 .map(|(s, j)| async move {
                     let (_, v) = self.view(&j, now).await?;
@@ -236,7 +301,10 @@ impl JobStore {
         if self.get(id).await?.is_none() {
             return Ok(false);
         }
-        self.jobs.purge(id.to_string()).await.map_err(|e| BusError::request("deleting a job", e))?;
+        self.jobs
+            .purge(id.to_string())
+            .await
+            .map_err(|e| BusError::request("deleting a job", e))?;
         self.responses
             .stream
             .purge()
@@ -248,13 +316,21 @@ impl JobStore {
 
     /// Number of jobs stored (approximately: deleted ones leave a marker until it expires).
     pub async fn count(&self) -> Result<u64, BusError> {
-        let info = self.jobs.stream.get_info().await.map_err(|e| BusError::request("counting jobs", e))?;
+        let info = self
+            .jobs
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| BusError::request("counting jobs", e))?;
         Ok(info.state.messages)
     }
 
     /// Whether NATS and the job stream answer.
     pub async fn ping(&self) -> Result<(), BusError> {
-        self.js.get_stream(&self.job_stream).await.map_err(|e| BusError::request("checking the job stream", e))?;
+        self.js
+            .get_stream(&self.job_stream)
+            .await
+            .map_err(|e| BusError::request("checking the job stream", e))?;
         Ok(())
     }
 }

@@ -9,10 +9,21 @@ use clap::{Args, Parser, Subcommand};
 use crate::rbac::Permission;
 
 #[derive(Debug, Parser)]
-#[command(name = "osapi", version, about = "OSAPI daemons and admin tools", propagate_version = true)]
+#[command(
+    name = "osapi",
+    version,
+    about = "OSAPI daemons and admin tools",
+    propagate_version = true
+)]
 pub struct Osapi {
     /// Configuration file (YAML, or TOML when it ends in .toml).
-    #[arg(short = 'f', long = "osapi-file", global = true, default_value = "/etc/osapi/osapi.yaml", env = "OSAPI_FILE")]
+    #[arg(
+        short = 'f',
+        long = "osapi-file",
+        global = true,
+        default_value = "/etc/osapi/osapi.yaml",
+        env = "OSAPI_FILE"
+    )]
     pub osapi_file: PathBuf,
     /// Verbose logging.
     #[arg(long, global = true)]
@@ -148,10 +159,33 @@ mod tests {
 
     #[test]
     fn parses_token_generate() {
-        let o = Osapi::try_parse_from(["osapi", "token", "generate", "-r", "admin", "-u", "alice", "-p", "node:read", "--ttl", "1h"]).unwrap();
-        let Command::Token { command: TokenCommand::Generate(g) } = o.command else { panic!() };
+        let o = Osapi::try_parse_from([
+            "osapi",
+            "token",
+            "generate",
+            "-r",
+            "admin",
+            "-u",
+            "alice",
+            "-p",
+            "node:read",
+            "--ttl",
+            "1h",
+        ])
+        .unwrap();
+        let Command::Token {
+            command: TokenCommand::Generate(g),
+        } = o.command
+        else {
+            panic!()
+        };
         assert_eq!(g.permissions, vec![Permission::NodeRead]);
         assert_eq!(g.ttl, Duration::from_secs(3600));
-        assert!(Osapi::try_parse_from(["osapi", "token", "generate", "-r", "admin", "-u", "a", "-p", "node:fly"]).is_err());
+        assert!(
+            Osapi::try_parse_from([
+                "osapi", "token", "generate", "-r", "admin", "-u", "a", "-p", "node:fly"
+            ])
+            .is_err()
+        );
     }
 }

@@ -19,7 +19,14 @@ use uuid::Uuid;
 use crate::job::{OPERATION_TYPES, Target};
 
 /// Every job status a listing can be filtered by.
-pub const JOB_STATUSES: [&str; 6] = ["submitted", "processing", "completed", "failed", "partial_failure", "timeout"];
+pub const JOB_STATUSES: [&str; 6] = [
+    "submitted",
+    "processing",
+    "completed",
+    "failed",
+    "partial_failure",
+    "timeout",
+];
 
 /// `osapictl`: the client of the OSAPI REST API.
 #[derive(Debug, Parser)]
@@ -49,7 +56,12 @@ pub struct Global {
     #[arg(long, global = true, value_name = "URL")]
     pub url: Option<String>,
     /// Bearer token [env: OSAPI_TOKEN]
-    #[arg(long, global = true, value_name = "TOKEN", conflicts_with = "token_file")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        conflicts_with = "token_file"
+    )]
     pub token: Option<String>,
     /// File holding the bearer token [env: OSAPI_TOKEN_FILE]
     #[arg(long, global = true, value_name = "PATH")]
@@ -348,14 +360,17 @@ pub fn completions(shell: Shell, out: &mut dyn std::io::Write) {
 }
 
 fn parse_target(s: &str) -> Result<String, String> {
-    s.parse::<Target>().map(|_| s.to_owned()).map_err(|e| e.to_string())
+    s.parse::<Target>()
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// A human duration (`30s`, `1m 30s`, `500ms`) or whole seconds.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = match s.trim().parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
-        Err(_) => humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?} is not a duration like 30s: {e}"))?,
+        Err(_) => humantime::parse_duration(s.trim())
+            .map_err(|e| format!("{s:?} is not a duration like 30s: {e}"))?,
     };
     if d.is_zero() {
         return Err("must be longer than zero".into());
@@ -372,7 +387,10 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 
 fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     let (text, from) = match s.strip_prefix('@') {
-        Some(path) => (std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?, path),
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?,
+            path,
+        ),
         None => (s.to_owned(), "the argument"),
     };
     serde_json::from_str(&text).map_err(|e| format!("{from} is not valid JSON: {e}"))
@@ -384,9 +402,12 @@ fn parse_time(s: &str) -> Result<String, String> {
     if time::OffsetDateTime::parse(s, &Rfc3339).is_ok() {
         return Ok(s.to_owned());
     }
-    let ago = humantime::parse_duration(s).map_err(|_| format!("{s:?} is neither an RFC 3339 time nor a duration like 1h"))?;
+    let ago = humantime::parse_duration(s)
+        .map_err(|_| format!("{s:?} is neither an RFC 3339 time nor a duration like 1h"))?;
     let ago = time::Duration::try_from(ago).map_err(|e| e.to_string())?;
-    (time::OffsetDateTime::now_utc() - ago).format(&Rfc3339).map_err(|e| e.to_string())
+    (time::OffsetDateTime::now_utc() - ago)
+        .format(&Rfc3339)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -414,7 +435,13 @@ mod tests {
 
     #[test]
     fn every_shell_generates() {
-        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Elvish, Shell::PowerShell] {
+        for shell in [
+            Shell::Bash,
+            Shell::Zsh,
+            Shell::Fish,
+            Shell::Elvish,
+            Shell::PowerShell,
+        ] {
             let mut out = Vec::new();
             completions(shell, &mut out);
             assert!(!out.is_empty(), "{shell}");
@@ -423,25 +450,45 @@ mod tests {
 
     #[test]
     fn global_flags_go_anywhere() {
-        let cli = parse(&["node", "status", "--target", "_all", "-o", "json", "--timeout", "45s"]).unwrap();
+        let cli = parse(&[
+            "node",
+            "status",
+            "--target",
+            "_all",
+            "-o",
+            "json",
+            "--timeout",
+            "45s",
+        ])
+        .unwrap();
         assert_eq!(cli.global.target, "_all");
         assert_eq!(cli.global.output, OutputFormat::Json);
         assert_eq!(cli.global.timeout, Some(Duration::from_secs(45)));
         let cli = parse(&["--yes", "--async", "node", "hostname"]).unwrap();
         assert!(cli.global.yes && cli.global.async_);
-        assert!(matches!(cli.command, Commands::Node(NodeCommand::Hostname { action: None })));
+        assert!(matches!(
+            cli.command,
+            Commands::Node(NodeCommand::Hostname { action: None })
+        ));
         assert_eq!(cli.global.target, "_any");
     }
 
     #[test]
     fn exec_takes_the_rest_as_argv() {
-        let cli = parse(&["command", "exec", "--env", "A=b=c", "--cwd", "/tmp", "--", "ls", "-l", "--all"]).unwrap();
-        let Commands::Command(CommandCommand::Exec { argv, env, cwd, .. }) = cli.command else { panic!("not exec") };
+        let cli = parse(&[
+            "command", "exec", "--env", "A=b=c", "--cwd", "/tmp", "--", "ls", "-l", "--all",
+        ])
+        .unwrap();
+        let Commands::Command(CommandCommand::Exec { argv, env, cwd, .. }) = cli.command else {
+            panic!("not exec")
+        };
         assert_eq!(argv, ["ls", "-l", "--all"]);
         assert_eq!(env, [("A".to_owned(), "b=c".to_owned())]);
         assert_eq!(cwd.as_deref(), Some("/tmp"));
         let cli = parse(&["command", "exec", "uname", "-a"]).unwrap();
-        let Commands::Command(CommandCommand::Exec { argv, .. }) = cli.command else { panic!("not exec") };
+        let Commands::Command(CommandCommand::Exec { argv, .. }) = cli.command else {
+            panic!("not exec")
+        };
         assert_eq!(argv, ["uname", "-a"]);
     }
 
@@ -449,7 +496,14 @@ mod tests {
     fn bad_arguments_are_usage_errors() {
         for bad in [
             &["command", "exec", "--env", "NOEQUALS", "--", "true"][..],
-            &["job", "add", "--type", "node.hostname.get", "--data", "{not json"],
+            &[
+                "job",
+                "add",
+                "--type",
+                "node.hostname.get",
+                "--data",
+                "{not json",
+            ],
             &["job", "add", "--type", "node.nothing"],
             &["job", "get", "not-a-uuid"],
             &["node", "status", "--target", "bad target"],
@@ -464,8 +518,25 @@ mod tests {
 
     #[test]
     fn dns_set_collects_servers_and_domains() {
-        let cli = parse(&["network", "dns", "set", "eth0", "--server", "1.1.1.1,9.9.9.9", "--server", "::1", "--search", "example.com"]).unwrap();
-        let Commands::Network(NetworkCommand::Dns(DnsCommand::Set { interface, servers, search_domains })) = cli.command else {
+        let cli = parse(&[
+            "network",
+            "dns",
+            "set",
+            "eth0",
+            "--server",
+            "1.1.1.1,9.9.9.9",
+            "--server",
+            "::1",
+            "--search",
+            "example.com",
+        ])
+        .unwrap();
+        let Commands::Network(NetworkCommand::Dns(DnsCommand::Set {
+            interface,
+            servers,
+            search_domains,
+        })) = cli.command
+        else {
             panic!("not dns set")
         };
         assert_eq!(interface, "eth0");
@@ -476,16 +547,23 @@ mod tests {
     #[test]
     fn audit_export_file_flag_does_not_clash_with_output() {
         let cli = parse(&["audit", "export", "-O", "audit.jsonl", "-o", "json"]).unwrap();
-        let Commands::Audit(AuditCommand::Export { output_file }) = cli.command else { panic!("not export") };
+        let Commands::Audit(AuditCommand::Export { output_file }) = cli.command else {
+            panic!("not export")
+        };
         assert_eq!(output_file, Some(PathBuf::from("audit.jsonl")));
         assert_eq!(cli.global.output, OutputFormat::Json);
     }
 
     #[test]
     fn times_accept_rfc3339_and_durations_ago() {
-        assert_eq!(parse_time("2024-01-02T03:04:05Z").unwrap(), "2024-01-02T03:04:05Z");
+        assert_eq!(
+            parse_time("2024-01-02T03:04:05Z").unwrap(),
+            "2024-01-02T03:04:05Z"
+        );
         let t = parse_time("1h").unwrap();
-        assert!(time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok());
+        assert!(
+            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok()
+        );
         assert!(parse_time("yesterday-ish").is_err());
     }
 }

@@ -29,7 +29,13 @@ pub struct Request {
 
 impl Request {
     pub fn new(method: Method, path: impl Into<String>) -> Self {
-        Request { method, path: path.into(), query: Vec::new(), body: None, timeout: Some(DEFAULT_REQUEST_TIMEOUT) }
+        Request {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+            timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+        }
     }
 
     pub fn get(path: impl Into<String>) -> Self {
@@ -71,7 +77,10 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON.
     pub fn json(&self) -> Result<serde_json::Value, CliError> {
-        serde_json::from_slice(&self.body).map_err(|source| CliError::Decode { what: "response body", source })
+        serde_json::from_slice(&self.body).map_err(|source| CliError::Decode {
+            what: "response body",
+            source,
+        })
     }
 
     pub fn text(&self) -> String {
@@ -81,7 +90,10 @@ impl Reply {
 
 /// Decode the typed view of an answer while keeping the raw JSON for `-o json`,
 /// so fields this client does not know are still shown.
-pub fn decode<T: DeserializeOwned>(raw: &serde_json::Value, what: &'static str) -> Result<T, CliError> {
+pub fn decode<T: DeserializeOwned>(
+    raw: &serde_json::Value,
+    what: &'static str,
+) -> Result<T, CliError> {
     serde_json::from_value(raw.clone()).map_err(|source| CliError::Decode { what, source })
 }
 
@@ -103,7 +115,12 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(CliError::ClientSetup)?;
-        Ok(Client { http, base: settings.url.clone(), token: settings.token.clone(), traceparent: new_traceparent() })
+        Ok(Client {
+            http,
+            base: settings.url.clone(),
+            token: settings.token.clone(),
+            traceparent: new_traceparent(),
+        })
     }
 
     /// The trace context sent with every request of this invocation.
@@ -120,7 +137,10 @@ impl Client {
             .http
             .request(req.method.clone(), format!("{}{}", self.base, req.path))
             .header("traceparent", &self.traceparent)
-            .header(ACCEPT, "application/json, application/problem+json;q=0.9, */*;q=0.1");
+            .header(
+                ACCEPT,
+                "application/json, application/problem+json;q=0.9, */*;q=0.1",
+            );
         if !req.query.is_empty() {
             b = b.query(&req.query);
         }
@@ -138,21 +158,45 @@ impl Client {
 
     fn transport_error(&self, req: &Request, e: reqwest::Error) -> CliError {
         if e.is_connect() {
-            CliError::Connect { url: self.base.clone(), source: e }
+            CliError::Connect {
+                url: self.base.clone(),
+                source: e,
+            }
         } else if e.is_timeout() {
-            CliError::Timeout { url: self.base.clone(), after: req.timeout.unwrap_or_default() }
+            CliError::Timeout {
+                url: self.base.clone(),
+                after: req.timeout.unwrap_or_default(),
+            }
         } else {
-            CliError::Transport { url: format!("{}{}", self.base, req.path), source: e }
+            CliError::Transport {
+                url: format!("{}{}", self.base, req.path),
+                source: e,
+            }
         }
     }
 
     /// Send and read the whole answer, whatever its status.
     pub async fn send_any(&self, req: &Request) -> Result<Reply, CliError> {
-        let resp = self.builder(req).send().await.map_err(|e| self.transport_error(req, e))?;
+        let resp = self
+            .builder(req)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(req, e))?;
         let status = resp.status().as_u16();
-        let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = resp.bytes().await.map_err(|e| self.transport_error(req, e))?;
-        Ok(Reply { status, location, body })
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(req, e))?;
+        Ok(Reply {
+            status,
+            location,
+            body,
+        })
     }
 
     /// Send; an error status becomes [`CliError::Api`].
@@ -161,7 +205,10 @@ impl Client {
         if (200..300).contains(&reply.status) {
             Ok(reply)
         } else {
-            Err(CliError::Api { status: reply.status, problem: Box::new(problem_from(reply.status, &reply.body)) })
+            Err(CliError::Api {
+                status: reply.status,
+                problem: Box::new(problem_from(reply.status, &reply.body)),
+            })
         }
     }
 
@@ -178,16 +225,33 @@ impl Client {
         req: &Request,
         open: impl FnOnce() -> Result<W, CliError>,
     ) -> Result<u64, CliError> {
-        let mut resp = self.builder(req).send().await.map_err(|e| self.transport_error(req, e))?;
+        let mut resp = self
+            .builder(req)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(req, e))?;
         let status = resp.status();
         if !status.is_success() {
-            let body = resp.bytes().await.map_err(|e| self.transport_error(req, e))?;
-            return Err(CliError::Api { status: status.as_u16(), problem: Box::new(problem_from(status.as_u16(), &body)) });
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| self.transport_error(req, e))?;
+            return Err(CliError::Api {
+                status: status.as_u16(),
+                problem: Box::new(problem_from(status.as_u16(), &body)),
+            });
         }
         let mut out = open()?;
         let mut written = 0u64;
-        let io = |source| CliError::Io { doing: "write the export".into(), source };
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(req, e))? {
+        let io = |source| CliError::Io {
+            doing: "write the export".into(),
+            source,
+        };
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(req, e))?
+        {
             out.write_all(&chunk).map_err(io)?;
             written += chunk.len() as u64;
         }
@@ -211,15 +275,31 @@ pub fn problem_from(status: u16, body: &[u8]) -> Problem {
     if let Ok(p) = serde_json::from_slice::<Problem>(body) {
         return p;
     }
-    let title = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error").to_owned();
+    let title = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+        .to_owned();
     let text = String::from_utf8_lossy(body);
-    let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     let detail = if first.is_empty() {
         format!("the API answered {status} {title}")
     } else {
         first.chars().take(200).collect()
     };
-    Problem { type_uri: "about:blank".into(), title, status, detail, field: None, permission: None, job_id: None }
+    Problem {
+        type_uri: "about:blank".into(),
+        title,
+        status,
+        detail,
+        field: None,
+        permission: None,
+        job_id: None,
+    }
 }
 
 #[cfg(test)]
@@ -235,34 +315,56 @@ mod tests {
         assert_eq!(parts[1].len(), 32);
         assert_eq!(parts[2].len(), 16);
         assert_eq!(parts[3], "01");
-        assert!(parts[1..3].iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())));
+        assert!(parts[1..3].iter().all(|p| {
+            p.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        }));
         assert_ne!(parts[1], "0".repeat(32));
-        assert_eq!(crate::api::service::trace_id_of(&tp).as_deref(), Some(parts[1]));
+        assert_eq!(
+            crate::api::service::trace_id_of(&tp).as_deref(),
+            Some(parts[1])
+        );
         assert_ne!(new_traceparent(), tp);
     }
 
     #[test]
     fn problem_json_is_parsed() {
-        let body = br#"{"type":"https://osapi.dev/problems/forbidden","title":"Forbidden","status":403,
+        let body =
+            br#"{"type":"https://osapi.dev/problems/forbidden","title":"Forbidden","status":403,
             "detail":"missing permission command:execute","permission":"command:execute"}"#;
         let p = problem_from(403, body);
         assert_eq!(p.status, 403);
         assert_eq!(p.permission.as_deref(), Some("command:execute"));
-        let e = CliError::Api { status: 403, problem: Box::new(p) };
+        let e = CliError::Api {
+            status: 403,
+            problem: Box::new(p),
+        };
         assert_eq!(e.exit_code(), 3);
-        assert_eq!(e.to_string(), "Forbidden (403): missing permission command:execute");
+        assert_eq!(
+            e.to_string(),
+            "Forbidden (403): missing permission command:execute"
+        );
 
         let body = br#"{"type":"https://osapi.dev/problems/invalid-input","title":"Bad Request","status":400,
             "detail":"must be between 1 and 100","field":"count"}"#;
-        let e = CliError::Api { status: 400, problem: Box::new(problem_from(400, body)) };
-        assert_eq!(e.to_string(), "Bad Request (400): must be between 1 and 100 [field: count]");
+        let e = CliError::Api {
+            status: 400,
+            problem: Box::new(problem_from(400, body)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Bad Request (400): must be between 1 and 100 [field: count]"
+        );
         assert_eq!(e.exit_code(), 1);
     }
 
     #[test]
     fn other_error_bodies_become_problems() {
         let p = problem_from(502, b"\n<html>Bad gateway from proxy</html>\n");
-        assert_eq!((p.status, p.title.as_str(), p.type_uri.as_str()), (502, "Bad Gateway", "about:blank"));
+        assert_eq!(
+            (p.status, p.title.as_str(), p.type_uri.as_str()),
+            (502, "Bad Gateway", "about:blank")
+        );
         assert_eq!(p.detail, "<html>Bad gateway from proxy</html>");
         let p = problem_from(404, b"");
         assert_eq!(p.detail, "the API answered 404 Not Found");
@@ -270,8 +372,14 @@ mod tests {
 
     #[test]
     fn requests_collect_query_and_body() {
-        let r = Request::get("/api/v1/jobs").query("limit", "5").query_opt("cursor", None::<String>).query_opt("status", Some("failed"));
-        assert_eq!(r.query, vec![("limit", "5".to_owned()), ("status", "failed".to_owned())]);
+        let r = Request::get("/api/v1/jobs")
+            .query("limit", "5")
+            .query_opt("cursor", None::<String>)
+            .query_opt("status", Some("failed"));
+        assert_eq!(
+            r.query,
+            vec![("limit", "5".to_owned()), ("status", "failed".to_owned())]
+        );
         assert_eq!(r.timeout, Some(DEFAULT_REQUEST_TIMEOUT));
     }
 }

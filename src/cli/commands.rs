@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::args::{
-    AgentCommand, AuditCommand, CommandCommand, Commands, DnsCommand, Global, HealthCommand, HostnameAction, JobCommand,
-    JobSpec, NetworkCommand, NodeCommand, OutputFormat,
+    AgentCommand, AuditCommand, CommandCommand, Commands, DnsCommand, Global, HealthCommand,
+    HostnameAction, JobCommand, JobSpec, NetworkCommand, NodeCommand, OutputFormat,
 };
 use super::client::{Client, Request, decode};
 use super::confirm::confirm;
@@ -25,7 +25,9 @@ use crate::api::handlers::node::Accepted;
 use crate::api::handlers::system::{Health, HealthStatus, Version};
 use crate::api::service::JobOutcome;
 use crate::bus::AgentInfo;
-use crate::job::{CommandExec, CommandShell, DnsGet, DnsSet, Expected, HostnameSet, InvalidInput, Operation, Ping};
+use crate::job::{
+    CommandExec, CommandShell, DnsGet, DnsSet, Expected, HostnameSet, InvalidInput, Operation, Ping,
+};
 
 /// The server's default synchronous wait (SPEC §5).
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -82,11 +84,23 @@ pub(super) async fn dispatch(ctx: &Ctx, cmd: Commands) -> Result<Status, CliErro
 async fn node(ctx: &Ctx, c: NodeCommand) -> Result<Status, CliError> {
     let get = |op: Operation, path: &str| (op, Method::GET, path.to_owned(), None);
     let (op, method, path, body) = match c {
-        NodeCommand::Hostname { action: None | Some(HostnameAction::Get) } => get(Operation::HostnameGet, "/api/v1/node/hostname"),
-        NodeCommand::Hostname { action: Some(HostnameAction::Set { name, pretty }) } => {
-            let input = HostnameSet { hostname: name, pretty };
+        NodeCommand::Hostname {
+            action: None | Some(HostnameAction::Get),
+        } => get(Operation::HostnameGet, "/api/v1/node/hostname"),
+        NodeCommand::Hostname {
+            action: Some(HostnameAction::Set { name, pretty }),
+        } => {
+            let input = HostnameSet {
+                hostname: name,
+                pretty,
+            };
             let body = to_body(&input)?;
-            (Operation::HostnameSet(input), Method::PUT, "/api/v1/node/hostname".to_owned(), Some(body))
+            (
+                Operation::HostnameSet(input),
+                Method::PUT,
+                "/api/v1/node/hostname".to_owned(),
+                Some(body),
+            )
         }
         NodeCommand::Status => get(Operation::StatusGet, "/api/v1/node/status"),
         NodeCommand::Uptime => get(Operation::UptimeGet, "/api/v1/node/uptime"),
@@ -102,42 +116,111 @@ async fn network(ctx: &Ctx, c: NetworkCommand) -> Result<Status, CliError> {
     match c {
         NetworkCommand::Dns(DnsCommand::Get { interface }) => {
             let path = format!("/api/v1/network/dns/{}", path_segment(&interface));
-            domain(ctx, Operation::DnsGet(DnsGet { interface }), Method::GET, path, None).await
+            domain(
+                ctx,
+                Operation::DnsGet(DnsGet { interface }),
+                Method::GET,
+                path,
+                None,
+            )
+            .await
         }
-        NetworkCommand::Dns(DnsCommand::Set { interface, servers, search_domains }) => {
+        NetworkCommand::Dns(DnsCommand::Set {
+            interface,
+            servers,
+            search_domains,
+        }) => {
             let path = format!("/api/v1/network/dns/{}", path_segment(&interface));
             let body = json!({ "servers": servers, "search_domains": search_domains });
-            let op = Operation::DnsSet(DnsSet { interface, servers, search_domains });
+            let op = Operation::DnsSet(DnsSet {
+                interface,
+                servers,
+                search_domains,
+            });
             domain(ctx, op, Method::PUT, path, Some(body)).await
         }
-        NetworkCommand::Ping { address, count, probe_timeout } => {
-            let input = Ping { address, count: count.unwrap_or(4), timeout: probe_timeout };
+        NetworkCommand::Ping {
+            address,
+            count,
+            probe_timeout,
+        } => {
+            let input = Ping {
+                address,
+                count: count.unwrap_or(4),
+                timeout: probe_timeout,
+            };
             let body = to_body(&input)?;
-            domain(ctx, Operation::Ping(input), Method::POST, "/api/v1/network/ping".into(), Some(body)).await
+            domain(
+                ctx,
+                Operation::Ping(input),
+                Method::POST,
+                "/api/v1/network/ping".into(),
+                Some(body),
+            )
+            .await
         }
     }
 }
 
 async fn command(ctx: &Ctx, c: CommandCommand) -> Result<Status, CliError> {
     match c {
-        CommandCommand::Exec { cwd, env, command_timeout, argv } => {
+        CommandCommand::Exec {
+            cwd,
+            env,
+            command_timeout,
+            argv,
+        } => {
             let mut argv = argv.into_iter();
             let command = argv.next().unwrap_or_default();
-            let input = CommandExec { command, args: argv.collect(), cwd, timeout: command_timeout, env: env.into_iter().collect::<BTreeMap<_, _>>() };
+            let input = CommandExec {
+                command,
+                args: argv.collect(),
+                cwd,
+                timeout: command_timeout,
+                env: env.into_iter().collect::<BTreeMap<_, _>>(),
+            };
             let body = to_body(&input)?;
-            domain(ctx, Operation::CommandExec(input), Method::POST, "/api/v1/command/exec".into(), Some(body)).await
+            domain(
+                ctx,
+                Operation::CommandExec(input),
+                Method::POST,
+                "/api/v1/command/exec".into(),
+                Some(body),
+            )
+            .await
         }
-        CommandCommand::Shell { command, cwd, command_timeout } => {
-            let input = CommandShell { command, cwd, timeout: command_timeout };
+        CommandCommand::Shell {
+            command,
+            cwd,
+            command_timeout,
+        } => {
+            let input = CommandShell {
+                command,
+                cwd,
+                timeout: command_timeout,
+            };
             let body = to_body(&input)?;
-            domain(ctx, Operation::CommandShell(input), Method::POST, "/api/v1/command/shell".into(), Some(body)).await
+            domain(
+                ctx,
+                Operation::CommandShell(input),
+                Method::POST,
+                "/api/v1/command/shell".into(),
+                Some(body),
+            )
+            .await
         }
     }
 }
 
 /// Run a domain endpoint: validate, confirm, send with `target`/`timeout`/`async`,
 /// print one row per host.
-async fn domain(ctx: &Ctx, op: Operation, method: Method, path: String, body: Option<Value>) -> Result<Status, CliError> {
+async fn domain(
+    ctx: &Ctx,
+    op: Operation,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+) -> Result<Status, CliError> {
     op.validate().map_err(|e| bad_input(e, ""))?;
     let g = &ctx.global;
     confirm(op.kind(), op.type_name(), &g.target, g.yes)?;
@@ -152,7 +235,9 @@ async fn domain(ctx: &Ctx, op: Operation, method: Method, path: String, body: Op
         req = req.json(b);
     }
     // Mirror the server's default wait, which stretches for long operations.
-    let wait = g.timeout.unwrap_or_else(|| DEFAULT_WAIT.max(op.expected_runtime() + Duration::from_secs(5)));
+    let wait = g
+        .timeout
+        .unwrap_or_else(|| DEFAULT_WAIT.max(op.expected_runtime() + Duration::from_secs(5)));
     req = req.timeout(Some(wait + HTTP_GRACE));
 
     let label = format!("waiting for {} on {}", op.type_name(), g.target);
@@ -160,15 +245,26 @@ async fn domain(ctx: &Ctx, op: Operation, method: Method, path: String, body: Op
     let raw = reply.json()?;
     if reply.status == 202 {
         let accepted: Accepted = decode(&raw, "accepted job")?;
-        emit(ctx.format(), &raw, || output::accepted_table(&accepted, reply.location.as_deref()))?;
-        ctx.note(&format!("follow it with: osapictl job get {}", accepted.job_id));
+        emit(ctx.format(), &raw, || {
+            output::accepted_table(&accepted, reply.location.as_deref())
+        })?;
+        ctx.note(&format!(
+            "follow it with: osapictl job get {}",
+            accepted.job_id
+        ));
         return Ok(Status::Ok);
     }
     let outcome: JobOutcome = decode(&raw, "job outcome")?;
-    emit(ctx.format(), &raw, || output::results_table(op.type_name(), &outcome.results))?;
+    emit(ctx.format(), &raw, || {
+        output::results_table(op.type_name(), &outcome.results)
+    })?;
     let status = Status::of_job(outcome.status, &outcome.results);
     if status == Status::SomeFailed {
-        ctx.note(&format!("job {} {}", outcome.job_id, outcome.status.as_str()));
+        ctx.note(&format!(
+            "job {} {}",
+            outcome.job_id,
+            outcome.status.as_str()
+        ));
     }
     Ok(status)
 }
@@ -181,7 +277,13 @@ async fn job(ctx: &Ctx, c: JobCommand) -> Result<Status, CliError> {
     match c {
         JobCommand::Add(spec) => job_create(ctx, spec, false).await,
         JobCommand::Run(spec) => job_create(ctx, spec, true).await,
-        JobCommand::List { status, operation, filter_target, limit, cursor } => {
+        JobCommand::List {
+            status,
+            operation,
+            filter_target,
+            limit,
+            cursor,
+        } => {
             let req = Request::get("/api/v1/jobs")
                 .query_opt("status", status)
                 .query_opt("operation", operation)
@@ -203,7 +305,9 @@ async fn job(ctx: &Ctx, c: JobCommand) -> Result<Status, CliError> {
             Ok(Status::of_job(detail.status, &detail.results))
         }
         JobCommand::Delete { id } => {
-            ctx.client.send(&Request::new(Method::DELETE, job_path(id))).await?;
+            ctx.client
+                .send(&Request::new(Method::DELETE, job_path(id)))
+                .await?;
             let raw = json!({ "job_id": id, "deleted": true });
             emit(ctx.format(), &raw, || format!("job {id} deleted"))?;
             Ok(Status::Ok)
@@ -217,7 +321,10 @@ async fn job(ctx: &Ctx, c: JobCommand) -> Result<Status, CliError> {
             let raw = ctx.client.json(&req).await?;
             let created: Created = decode(&raw, "created job")?;
             emit(ctx.format(), &raw, || output::created_table(&created))?;
-            ctx.note(&format!("follow it with: osapictl job get {}", created.job_id));
+            ctx.note(&format!(
+                "follow it with: osapictl job get {}",
+                created.job_id
+            ));
             Ok(Status::Ok)
         }
         JobCommand::Stats => {
@@ -239,18 +346,28 @@ async fn job_create(ctx: &Ctx, spec: JobSpec, follow: bool) -> Result<Status, Cl
     let data = spec.data.unwrap_or(Value::Null);
     let op = Operation::parse(&spec.op_type, data.clone()).map_err(|e| bad_input(e, "--data"))?;
     confirm(op.kind(), op.type_name(), &g.target, g.yes)?;
-    let mut body = json!({ "operation": { "type": spec.op_type, "data": data }, "target": g.target });
+    let mut body =
+        json!({ "operation": { "type": spec.op_type, "data": data }, "target": g.target });
     if let Some(t) = g.timeout {
         body["timeout"] = Value::String(duration_param(t));
     }
-    let raw = ctx.client.json(&Request::new(Method::POST, "/api/v1/jobs").json(body)).await?;
+    let raw = ctx
+        .client
+        .json(&Request::new(Method::POST, "/api/v1/jobs").json(body))
+        .await?;
     let created: Created = decode(&raw, "created job")?;
     if !follow || g.async_ {
         emit(ctx.format(), &raw, || output::created_table(&created))?;
-        ctx.note(&format!("follow it with: osapictl job get {}", created.job_id));
+        ctx.note(&format!(
+            "follow it with: osapictl job get {}",
+            created.job_id
+        ));
         return Ok(Status::Ok);
     }
-    let timeout = g.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT).max(op.expected_runtime() + Duration::from_secs(5));
+    let timeout = g
+        .timeout
+        .unwrap_or(DEFAULT_JOB_TIMEOUT)
+        .max(op.expected_runtime() + Duration::from_secs(5));
     follow_job(ctx, created.job_id, timeout).await
 }
 
@@ -265,13 +382,19 @@ async fn follow_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Status, Cl
         let raw = ctx.client.json(&Request::get(job_path(id))).await?;
         let detail: JobDetail = decode(&raw, "job")?;
         // The job knows its own deadline better than our guess.
-        deadline = deadline.min(started + Duration::from_millis(detail.timeout_ms) + HTTP_GRACE).max(started + HTTP_GRACE);
+        deadline = deadline
+            .min(started + Duration::from_millis(detail.timeout_ms) + HTTP_GRACE)
+            .max(started + HTTP_GRACE);
         let done = detail.status.is_final();
         if done || Instant::now() >= deadline {
             progress.finish();
             emit(ctx.format(), &raw, || output::job_detail_table(&detail))?;
             if !done {
-                return Err(CliError::StillRunning { job_id: id, status: detail.status, waited: progress.elapsed() });
+                return Err(CliError::StillRunning {
+                    job_id: id,
+                    status: detail.status,
+                    waited: progress.elapsed(),
+                });
             }
             return Ok(Status::of_job(detail.status, &detail.results));
         }
@@ -279,11 +402,18 @@ async fn follow_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Status, Cl
             Expected::Any => 1,
             Expected::Hosts(h) => h.len(),
         };
-        let text = format!("job {id} {}: {}/{expected} hosts answered", detail.status.as_str(), detail.results.len());
+        let text = format!(
+            "job {id} {}: {}/{expected} hosts answered",
+            detail.status.as_str(),
+            detail.results.len()
+        );
         let until = Instant::now() + pause;
         while Instant::now() < until {
             progress.update(&text);
-            tokio::time::sleep(Duration::from_millis(200).min(until.saturating_duration_since(Instant::now()))).await;
+            tokio::time::sleep(
+                Duration::from_millis(200).min(until.saturating_duration_since(Instant::now())),
+            )
+            .await;
         }
         pause = (pause * 3 / 2).min(Duration::from_secs(2));
     }
@@ -301,7 +431,13 @@ async fn agent(ctx: &Ctx, c: AgentCommand) -> Result<Status, CliError> {
             emit(ctx.format(), &raw, || output::agents_table(&list.agents))?;
         }
         AgentCommand::Get { hostname } => {
-            let raw = ctx.client.json(&Request::get(format!("/api/v1/agents/{}", path_segment(&hostname)))).await?;
+            let raw = ctx
+                .client
+                .json(&Request::get(format!(
+                    "/api/v1/agents/{}",
+                    path_segment(&hostname)
+                )))
+                .await?;
             let info: AgentInfo = decode(&raw, "agent")?;
             emit(ctx.format(), &raw, || output::agent_table(&info))?;
         }
@@ -311,7 +447,13 @@ async fn agent(ctx: &Ctx, c: AgentCommand) -> Result<Status, CliError> {
 
 async fn audit(ctx: &Ctx, c: AuditCommand) -> Result<Status, CliError> {
     match c {
-        AuditCommand::List { user, since, until, limit, cursor } => {
+        AuditCommand::List {
+            user,
+            since,
+            until,
+            limit,
+            cursor,
+        } => {
             let req = Request::get("/api/v1/audit")
                 .query_opt("user", user)
                 .query_opt("since", since)
@@ -325,7 +467,13 @@ async fn audit(ctx: &Ctx, c: AuditCommand) -> Result<Status, CliError> {
             }
         }
         AuditCommand::Get { id } => {
-            let raw = ctx.client.json(&Request::get(format!("/api/v1/audit/{}", path_segment(&id)))).await?;
+            let raw = ctx
+                .client
+                .json(&Request::get(format!(
+                    "/api/v1/audit/{}",
+                    path_segment(&id)
+                )))
+                .await?;
             emit(ctx.format(), &raw, || output::kv_table(&raw))?;
         }
         AuditCommand::Export { output_file } => {
@@ -334,8 +482,10 @@ async fn audit(ctx: &Ctx, c: AuditCommand) -> Result<Status, CliError> {
             match output_file.filter(|p| p.as_os_str() != "-") {
                 Some(path) => {
                     let open = || {
-                        std::fs::File::create(&path)
-                            .map_err(|source| CliError::Io { doing: format!("create {}", path.display()), source })
+                        std::fs::File::create(&path).map_err(|source| CliError::Io {
+                            doing: format!("create {}", path.display()),
+                            source,
+                        })
                     };
                     let n = ctx.client.download(&req, open).await?;
                     eprintln!("wrote {} to {}", output::human_bytes(n), path.display());
@@ -352,7 +502,11 @@ async fn audit(ctx: &Ctx, c: AuditCommand) -> Result<Status, CliError> {
 async fn health(ctx: &Ctx, check: Option<HealthCommand>) -> Result<Status, CliError> {
     match check {
         None | Some(HealthCommand::Ready) => {
-            let path = if check.is_some() { "/health/ready" } else { "/health" };
+            let path = if check.is_some() {
+                "/health/ready"
+            } else {
+                "/health"
+            };
             let raw = ctx.client.json(&Request::get(path)).await?;
             let h: Health = decode(&raw, "health")?;
             emit(ctx.format(), &raw, || output::health_table(&h))?;
@@ -360,16 +514,28 @@ async fn health(ctx: &Ctx, check: Option<HealthCommand>) -> Result<Status, CliEr
         }
         Some(HealthCommand::Status) => {
             // A degraded server answers 503 with the full report: show it, exit 1.
-            let reply = ctx.client.send_any(&Request::get("/api/v1/health/status")).await?;
+            let reply = ctx
+                .client
+                .send_any(&Request::get("/api/v1/health/status"))
+                .await?;
             let report = match reply.status {
-                200 | 503 => reply.json().ok().and_then(|raw| Some((decode::<HealthStatus>(&raw, "health status").ok()?, raw))),
+                200 | 503 => reply.json().ok().and_then(|raw| {
+                    Some((decode::<HealthStatus>(&raw, "health status").ok()?, raw))
+                }),
                 _ => None,
             };
             let Some((report, raw)) = report else {
-                return Err(CliError::Api { status: reply.status, problem: Box::new(super::client::problem_from(reply.status, &reply.body)) });
+                return Err(CliError::Api {
+                    status: reply.status,
+                    problem: Box::new(super::client::problem_from(reply.status, &reply.body)),
+                });
             };
             emit(ctx.format(), &raw, || output::health_status_table(&report))?;
-            Ok(if reply.status == 200 { Status::Ok } else { Status::SomeFailed })
+            Ok(if reply.status == 200 {
+                Status::Ok
+            } else {
+                Status::SomeFailed
+            })
         }
     }
 }
@@ -393,7 +559,10 @@ async fn version(ctx: &Ctx) -> Result<Status, CliError> {
 // ---------------------------------------------------------------------------
 
 fn to_body<T: serde::Serialize>(input: &T) -> Result<Value, CliError> {
-    serde_json::to_value(input).map_err(|source| CliError::Decode { what: "request body", source })
+    serde_json::to_value(input).map_err(|source| CliError::Decode {
+        what: "request body",
+        source,
+    })
 }
 
 /// A validation failure as a usage error naming the flag or argument.
@@ -404,17 +573,28 @@ fn bad_input(e: InvalidInput, data_flag: &str) -> CliError {
         Some("") if !data_flag.is_empty() => data_flag.to_owned(),
         Some(rest) => {
             let rest = rest.trim_start_matches('.');
-            if data_flag.is_empty() { rest.to_owned() } else { format!("{data_flag} field {rest}") }
+            if data_flag.is_empty() {
+                rest.to_owned()
+            } else {
+                format!("{data_flag} field {rest}")
+            }
         }
         None if e.field == "operation.type" => "--type".to_owned(),
         None => e.field.clone(),
     };
-    CliError::BadArgument { arg, reason: e.reason }
+    CliError::BadArgument {
+        arg,
+        reason: e.reason,
+    }
 }
 
 /// The server reads `timeout` as a human duration; whole seconds when possible.
 fn duration_param(d: Duration) -> String {
-    if d.subsec_nanos() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis().max(1)) }
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis().max(1))
+    }
 }
 
 /// Percent-encode a value placed in a URL path (interface names, hostnames and
@@ -449,13 +629,25 @@ mod tests {
 
     #[test]
     fn validation_errors_name_the_argument() {
-        let e = Operation::HostnameSet(HostnameSet { hostname: "-bad-".into(), pretty: None }).validate().unwrap_err();
+        let e = Operation::HostnameSet(HostnameSet {
+            hostname: "-bad-".into(),
+            pretty: None,
+        })
+        .validate()
+        .unwrap_err();
         let err = bad_input(e, "");
-        assert!(matches!(&err, CliError::BadArgument { arg, .. } if arg == "hostname"), "{err}");
+        assert!(
+            matches!(&err, CliError::BadArgument { arg, .. } if arg == "hostname"),
+            "{err}"
+        );
         assert_eq!(err.exit_code(), 2);
         let e = Operation::parse("node.hostname.set", json!({"hostname": "-bad-"})).unwrap_err();
-        assert!(matches!(bad_input(e, "--data"), CliError::BadArgument { arg, .. } if arg == "--data field hostname"));
+        assert!(
+            matches!(bad_input(e, "--data"), CliError::BadArgument { arg, .. } if arg == "--data field hostname")
+        );
         let e = Operation::parse("node.os.get", json!({"x": 1})).unwrap_err();
-        assert!(matches!(bad_input(e, "--data"), CliError::BadArgument { arg, .. } if arg == "--data"));
+        assert!(
+            matches!(bad_input(e, "--data"), CliError::BadArgument { arg, .. } if arg == "--data")
+        );
     }
 }

@@ -18,7 +18,13 @@ pub fn confirm(kind: Kind, operation: &str, target: &str, yes: bool) -> Result<(
         return Ok(());
     }
     let interactive = std::io::stdin().is_terminal();
-    confirm_with(operation, target, interactive, &mut std::io::stdin().lock(), &mut std::io::stderr())
+    confirm_with(
+        operation,
+        target,
+        interactive,
+        &mut std::io::stdin().lock(),
+        &mut std::io::stderr(),
+    )
 }
 
 /// The prompt itself, with its input and output given (for tests).
@@ -29,18 +35,31 @@ pub fn confirm_with(
     input: &mut dyn BufRead,
     prompt_to: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let refuse = || CliError::ConfirmationRequired { operation: operation.to_owned(), target: target.to_owned() };
+    let refuse = || CliError::ConfirmationRequired {
+        operation: operation.to_owned(),
+        target: target.to_owned(),
+    };
     if !interactive {
         return Err(refuse());
     }
-    let io = |source| CliError::Io { doing: "ask for confirmation".into(), source };
-    write!(prompt_to, "About to run {operation} on {target}. Continue? [y/N] ").map_err(io)?;
+    let io = |source| CliError::Io {
+        doing: "ask for confirmation".into(),
+        source,
+    };
+    write!(
+        prompt_to,
+        "About to run {operation} on {target}. Continue? [y/N] "
+    )
+    .map_err(io)?;
     prompt_to.flush().map_err(io)?;
     let mut answer = String::new();
     input.read_line(&mut answer).map_err(io)?;
     match answer.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Ok(()),
-        _ => Err(CliError::Declined { operation: operation.to_owned(), target: target.to_owned() }),
+        _ => Err(CliError::Declined {
+            operation: operation.to_owned(),
+            target: target.to_owned(),
+        }),
     }
 }
 
@@ -64,8 +83,20 @@ mod tests {
     #[test]
     fn answers_and_refusal() {
         let mut out = Vec::new();
-        assert!(confirm_with("node.hostname.set", "_all", true, &mut &b"y\n"[..], &mut out).is_ok());
-        assert_eq!(String::from_utf8_lossy(&out), "About to run node.hostname.set on _all. Continue? [y/N] ");
+        assert!(
+            confirm_with(
+                "node.hostname.set",
+                "_all",
+                true,
+                &mut &b"y\n"[..],
+                &mut out
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "About to run node.hostname.set on _all. Continue? [y/N] "
+        );
         assert!(confirm_with("x", "_all", true, &mut &b"YES\n"[..], &mut Vec::new()).is_ok());
         for no in [&b"\n"[..], b"n\n", b"", b"maybe\n"] {
             let e = confirm_with("x", "_all", true, &mut &no[..], &mut Vec::new()).unwrap_err();

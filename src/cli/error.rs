@@ -32,9 +32,16 @@ pub enum Status {
 impl Status {
     /// A job's status and results as an exit status.
     pub fn of_job(status: JobStatus, results: &[HostResult]) -> Status {
-        let job_failed = matches!(status, JobStatus::Failed | JobStatus::PartialFailure | JobStatus::Timeout);
+        let job_failed = matches!(
+            status,
+            JobStatus::Failed | JobStatus::PartialFailure | JobStatus::Timeout
+        );
         let host_failed = results.iter().any(|r| r.status != HostStatus::Completed);
-        if job_failed || host_failed { Status::SomeFailed } else { Status::Ok }
+        if job_failed || host_failed {
+            Status::SomeFailed
+        } else {
+            Status::Ok
+        }
     }
 }
 
@@ -89,7 +96,9 @@ pub enum CliError {
     /// sending, with the same rules as the server).
     #[error("invalid {arg}: {reason}")]
     BadArgument { arg: String, reason: String },
-    #[error("refusing to run {operation} on {target}: standard input is not a terminal to confirm on; pass --yes")]
+    #[error(
+        "refusing to run {operation} on {target}: standard input is not a terminal to confirm on; pass --yes"
+    )]
     ConfirmationRequired { operation: String, target: String },
     #[error("aborted: {operation} on {target} was not confirmed")]
     Declined { operation: String, target: String },
@@ -100,17 +109,26 @@ pub enum CliError {
         source: std::io::Error,
     },
     #[error("cannot render the answer as {format}: {reason}")]
-    Render { format: &'static str, reason: String },
+    Render {
+        format: &'static str,
+        reason: String,
+    },
     #[error("job {job_id} is still {} after waiting {}; follow it with `osapictl job get {job_id}`",
         .status.as_str(), humantime::format_duration(*.waited))]
-    StillRunning { job_id: Uuid, status: JobStatus, waited: Duration },
+    StillRunning {
+        job_id: Uuid,
+        status: JobStatus,
+        waited: Duration,
+    },
 }
 
 impl CliError {
     /// The exit status for this failure.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Api { status: 401 | 403, .. } => EXIT_AUTH,
+            CliError::Api {
+                status: 401 | 403, ..
+            } => EXIT_AUTH,
             CliError::InvalidUrl { .. }
             | CliError::ConfigRead { .. }
             | CliError::ConfigParse { .. }
@@ -190,17 +208,35 @@ mod tests {
 
     #[test]
     fn auth_problems_exit_3_others_1() {
-        for (status, code) in [(401, 3), (403, 3), (400, 1), (404, 1), (409, 1), (500, 1), (503, 1), (504, 1)] {
-            let e = CliError::Api { status, problem: Box::new(problem(status, "x")) };
+        for (status, code) in [
+            (401, 3),
+            (403, 3),
+            (400, 1),
+            (404, 1),
+            (409, 1),
+            (500, 1),
+            (503, 1),
+            (504, 1),
+        ] {
+            let e = CliError::Api {
+                status,
+                problem: Box::new(problem(status, "x")),
+            };
             assert_eq!(e.exit_code(), code, "{status}");
         }
     }
 
     #[test]
     fn local_argument_problems_exit_2() {
-        let e = CliError::BadArgument { arg: "hostname".into(), reason: "bad".into() };
+        let e = CliError::BadArgument {
+            arg: "hostname".into(),
+            reason: "bad".into(),
+        };
         assert_eq!(e.exit_code(), 2);
-        let e = CliError::ConfirmationRequired { operation: "node.hostname.set".into(), target: "_all".into() };
+        let e = CliError::ConfirmationRequired {
+            operation: "node.hostname.set".into(),
+            target: "_all".into(),
+        };
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("--yes"));
         let e = CliError::EmptyToken { path: "/t".into() };
@@ -210,34 +246,76 @@ mod tests {
     #[test]
     fn results_decide_success() {
         use crate::job::JobError;
-        let ok = HostResult { hostname: "a".into(), status: HostStatus::Completed, data: None, error: None, duration_ms: 1 };
+        let ok = HostResult {
+            hostname: "a".into(),
+            status: HostStatus::Completed,
+            data: None,
+            error: None,
+            duration_ms: 1,
+        };
         let bad = HostResult {
             hostname: "b".into(),
             status: HostStatus::Failed,
             data: None,
-            error: Some(JobError { code: "x".into(), message: "y".into() }),
+            error: Some(JobError {
+                code: "x".into(),
+                message: "y".into(),
+            }),
             duration_ms: 1,
         };
-        assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::Completed, std::slice::from_ref(&ok)))), 0);
-        assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::PartialFailure, &[ok.clone(), bad]))), 1);
+        assert_eq!(
+            exit_code(&Ok(Status::of_job(
+                JobStatus::Completed,
+                std::slice::from_ref(&ok)
+            ))),
+            0
+        );
+        assert_eq!(
+            exit_code(&Ok(Status::of_job(
+                JobStatus::PartialFailure,
+                &[ok.clone(), bad]
+            ))),
+            1
+        );
         assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::Timeout, &[]))), 1);
-        assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::Failed, std::slice::from_ref(&ok)))), 1);
-        assert_eq!(exit_code(&Ok(Status::of_job(JobStatus::Processing, &[ok]))), 0);
+        assert_eq!(
+            exit_code(&Ok(Status::of_job(
+                JobStatus::Failed,
+                std::slice::from_ref(&ok)
+            ))),
+            1
+        );
+        assert_eq!(
+            exit_code(&Ok(Status::of_job(JobStatus::Processing, &[ok]))),
+            0
+        );
     }
 
     #[test]
     fn api_message_adds_what_the_detail_lacks() {
         let mut p = problem(403, "missing permission audit:read");
         p.permission = Some("audit:read".into());
-        assert_eq!(api_message(403, &p), "Title (403): missing permission audit:read");
+        assert_eq!(
+            api_message(403, &p),
+            "Title (403): missing permission audit:read"
+        );
         let mut p = problem(400, "must be a hostname");
         p.field = Some("hostname".into());
-        assert_eq!(api_message(400, &p), "Title (400): must be a hostname [field: hostname]");
+        assert_eq!(
+            api_message(400, &p),
+            "Title (400): must be a hostname [field: hostname]"
+        );
         let mut p = problem(400, "hostname: must be an RFC 1123 hostname");
         p.field = Some("hostname".into());
-        assert_eq!(api_message(400, &p), "Title (400): hostname: must be an RFC 1123 hostname");
+        assert_eq!(
+            api_message(400, &p),
+            "Title (400): hostname: must be an RFC 1123 hostname"
+        );
         let mut p = problem(504, "no host answered");
         p.job_id = Some("0190".into());
-        assert_eq!(api_message(504, &p), "Title (504): no host answered [job: 0190]");
+        assert_eq!(
+            api_message(504, &p),
+            "Title (504): no host answered [job: 0190]"
+        );
     }
 }

@@ -37,17 +37,30 @@ pub async fn run(cli: Cli) -> Result<Status, CliError> {
         return Ok(Status::Ok);
     }
     let g = &cli.global;
-    let flags = SettingFlags { url: g.url.clone(), token: g.token.clone(), token_file: g.token_file.clone(), config: g.config.clone() };
+    let flags = SettingFlags {
+        url: g.url.clone(),
+        token: g.token.clone(),
+        token_file: g.token_file.clone(),
+        config: g.config.clone(),
+    };
     let settings = settings::resolve(&flags)?;
     let client = client::Client::new(&settings)?;
-    let ctx = commands::Ctx { global: cli.global, client };
-    commands::dispatch(&ctx, cli.command).await.map_err(|e| explain_unauthorized(e, &settings))
+    let ctx = commands::Ctx {
+        global: cli.global,
+        client,
+    };
+    commands::dispatch(&ctx, cli.command)
+        .await
+        .map_err(|e| explain_unauthorized(e, &settings))
 }
 
 /// A 401 says only "missing/invalid token"; add what this client sent.
 fn explain_unauthorized(err: CliError, settings: &Settings) -> CliError {
     match err {
-        CliError::Api { status: 401, mut problem } => {
+        CliError::Api {
+            status: 401,
+            mut problem,
+        } => {
             match &settings.token_source {
                 None => problem.detail.push_str(
                     " (no token was sent: pass --token or --token-file, set OSAPI_TOKEN or OSAPI_TOKEN_FILE, \
@@ -55,7 +68,10 @@ fn explain_unauthorized(err: CliError, settings: &Settings) -> CliError {
                 ),
                 Some(src) => problem.detail.push_str(&format!(" (the token from {src} was refused)")),
             }
-            CliError::Api { status: 401, problem }
+            CliError::Api {
+                status: 401,
+                problem,
+            }
         }
         other => other,
     }

@@ -22,18 +22,30 @@ use crate::bus::AgentInfo;
 use crate::job::{Expected, HostResult, HostStatus};
 
 /// Render `raw` in `format`; `table` builds the table form only when asked for.
-pub fn render(format: OutputFormat, raw: &Value, table: impl FnOnce() -> String) -> Result<String, CliError> {
+pub fn render(
+    format: OutputFormat,
+    raw: &Value,
+    table: impl FnOnce() -> String,
+) -> Result<String, CliError> {
     match format {
         OutputFormat::Table => Ok(table()),
-        OutputFormat::Json => {
-            serde_json::to_string_pretty(raw).map_err(|e| CliError::Render { format: "JSON", reason: e.to_string() })
-        }
-        OutputFormat::Yaml => serde_saphyr::to_string(raw).map_err(|e| CliError::Render { format: "YAML", reason: e.to_string() }),
+        OutputFormat::Json => serde_json::to_string_pretty(raw).map_err(|e| CliError::Render {
+            format: "JSON",
+            reason: e.to_string(),
+        }),
+        OutputFormat::Yaml => serde_saphyr::to_string(raw).map_err(|e| CliError::Render {
+            format: "YAML",
+            reason: e.to_string(),
+        }),
     }
 }
 
 /// Render and print on stdout.
-pub fn emit(format: OutputFormat, raw: &Value, table: impl FnOnce() -> String) -> Result<(), CliError> {
+pub fn emit(
+    format: OutputFormat,
+    raw: &Value,
+    table: impl FnOnce() -> String,
+) -> Result<(), CliError> {
     print(&render(format, raw, table)?)
 }
 
@@ -41,10 +53,17 @@ pub fn emit(format: OutputFormat, raw: &Value, table: impl FnOnce() -> String) -
 /// not an error worth reporting.
 pub fn print(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
-    let result = if text.ends_with('\n') { out.write_all(text.as_bytes()) } else { writeln!(out, "{text}") };
+    let result = if text.ends_with('\n') {
+        out.write_all(text.as_bytes())
+    } else {
+        writeln!(out, "{text}")
+    };
     match result.and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|source| CliError::Io { doing: "write to standard output".into(), source }),
+        other => other.map_err(|source| CliError::Io {
+            doing: "write to standard output".into(),
+            source,
+        }),
     }
 }
 
@@ -77,18 +96,54 @@ struct View {
 
 fn view_for(op_type: &str) -> View {
     match op_type {
-        "node.hostname.get" | "node.hostname.set" => View { columns: &["NAME", "STATIC", "PRETTY", "SOURCE"], rows: hostname_rows },
-        "node.status.get" => View { columns: &["UPTIME", "OS", "KERNEL", "LOAD", "MEMORY", "DISKS"], rows: status_rows },
-        "node.uptime.get" => View { columns: &["UPTIME", "SECONDS"], rows: uptime_rows },
-        "node.os.get" => View { columns: &["OS", "KERNEL", "ARCH"], rows: os_rows },
-        "node.disk.get" => View { columns: &["MOUNT", "DEVICE", "TYPE", "SIZE", "USED", "FREE", "USE%"], rows: disk_rows },
-        "node.memory.get" => View { columns: &["TOTAL", "USED", "AVAILABLE", "USE%", "SWAP"], rows: memory_rows },
-        "node.load.get" => View { columns: &["1M", "5M", "15M", "TASKS"], rows: load_rows },
-        "network.dns.get" => View { columns: &["INTERFACE", "SERVERS", "SEARCH", "SOURCE"], rows: dns_rows },
-        "network.dns.set" => View { columns: &["INTERFACE", "SERVERS", "SEARCH", "SOURCE", "PERSISTED"], rows: dns_set_rows },
-        "network.ping.do" => View { columns: &["ADDRESS", "SENT", "RECEIVED", "LOSS", "RTT MIN/AVG/MAX"], rows: ping_rows },
-        "command.exec.execute" | "command.shell.execute" => View { columns: &["EXIT", "STDOUT", "STDERR"], rows: command_rows },
-        _ => View { columns: &["DATA"], rows: |v| vec![vec![compact_json(v)]] },
+        "node.hostname.get" | "node.hostname.set" => View {
+            columns: &["NAME", "STATIC", "PRETTY", "SOURCE"],
+            rows: hostname_rows,
+        },
+        "node.status.get" => View {
+            columns: &["UPTIME", "OS", "KERNEL", "LOAD", "MEMORY", "DISKS"],
+            rows: status_rows,
+        },
+        "node.uptime.get" => View {
+            columns: &["UPTIME", "SECONDS"],
+            rows: uptime_rows,
+        },
+        "node.os.get" => View {
+            columns: &["OS", "KERNEL", "ARCH"],
+            rows: os_rows,
+        },
+        "node.disk.get" => View {
+            columns: &["MOUNT", "DEVICE", "TYPE", "SIZE", "USED", "FREE", "USE%"],
+            rows: disk_rows,
+        },
+        "node.memory.get" => View {
+            columns: &["TOTAL", "USED", "AVAILABLE", "USE%", "SWAP"],
+            rows: memory_rows,
+        },
+        "node.load.get" => View {
+            columns: &["1M", "5M", "15M", "TASKS"],
+            rows: load_rows,
+        },
+        "network.dns.get" => View {
+            columns: &["INTERFACE", "SERVERS", "SEARCH", "SOURCE"],
+            rows: dns_rows,
+        },
+        "network.dns.set" => View {
+            columns: &["INTERFACE", "SERVERS", "SEARCH", "SOURCE", "PERSISTED"],
+            rows: dns_set_rows,
+        },
+        "network.ping.do" => View {
+            columns: &["ADDRESS", "SENT", "RECEIVED", "LOSS", "RTT MIN/AVG/MAX"],
+            rows: ping_rows,
+        },
+        "command.exec.execute" | "command.shell.execute" => View {
+            columns: &["EXIT", "STDOUT", "STDERR"],
+            rows: command_rows,
+        },
+        _ => View {
+            columns: &["DATA"],
+            rows: |v| vec![vec![compact_json(v)]],
+        },
     }
 }
 
@@ -112,14 +167,22 @@ fn failure_text(r: &HostResult) -> String {
 /// columns, TIME. A failed host shows its error in the first data column.
 pub fn results_table(op_type: &str, results: &[HostResult]) -> String {
     let view = view_for(op_type);
-    let header: Vec<&str> = ["HOST", "STATUS"].into_iter().chain(view.columns.iter().copied()).chain(["TIME"]).collect();
+    let header: Vec<&str> = ["HOST", "STATUS"]
+        .into_iter()
+        .chain(view.columns.iter().copied())
+        .chain(["TIME"])
+        .collect();
     let mut t = table(&header);
     for r in results {
         let lead = [r.hostname.clone(), host_status(r.status).to_owned()];
         let time = human_ms(r.duration_ms);
         let data_rows = match (&r.data, r.status) {
             (Some(d), HostStatus::Completed) => (view.rows)(d),
-            _ => vec![std::iter::once(failure_text(r)).chain(std::iter::repeat_n(String::new(), view.columns.len() - 1)).collect()],
+            _ => vec![
+                std::iter::once(failure_text(r))
+                    .chain(std::iter::repeat_n(String::new(), view.columns.len() - 1))
+                    .collect(),
+            ],
         };
         if data_rows.is_empty() {
             let blank = std::iter::repeat_n(String::new(), view.columns.len());
@@ -158,15 +221,26 @@ fn pct(v: &Value, key: &str) -> String {
 
 fn list(v: &Value, key: &str) -> String {
     match v.get(key) {
-        Some(Value::Array(items)) => {
-            items.iter().map(|i| i.as_str().map(str::to_owned).unwrap_or_else(|| i.to_string())).collect::<Vec<_>>().join(", ")
-        }
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| i.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
         _ => s(v, key),
     }
 }
 
 fn hostname_rows(v: &Value) -> Vec<Vec<String>> {
-    vec![vec![s(v, "hostname"), s(v, "static_hostname"), s(v, "pretty_hostname"), s(v, "source")]]
+    vec![vec![
+        s(v, "hostname"),
+        s(v, "static_hostname"),
+        s(v, "pretty_hostname"),
+        s(v, "source"),
+    ]]
 }
 
 fn uptime_rows(v: &Value) -> Vec<Vec<String>> {
@@ -175,7 +249,11 @@ fn uptime_rows(v: &Value) -> Vec<Vec<String>> {
 
 fn os_rows(v: &Value) -> Vec<Vec<String>> {
     let k = v.get("kernel").cloned().unwrap_or(Value::Null);
-    vec![vec![s(v, "pretty_name"), s(&k, "release"), s(&k, "machine")]]
+    vec![vec![
+        s(v, "pretty_name"),
+        s(&k, "release"),
+        s(&k, "machine"),
+    ]]
 }
 
 fn disk_row(d: &Value) -> Vec<String> {
@@ -193,20 +271,39 @@ fn disk_row(d: &Value) -> Vec<String> {
 fn disk_rows(v: &Value) -> Vec<Vec<String>> {
     match v.as_array() {
         Some(disks) => disks.iter().map(disk_row).collect(),
-        None => vec![std::iter::once(compact_json(v)).chain(std::iter::repeat_n(String::new(), 6)).collect()],
+        None => vec![
+            std::iter::once(compact_json(v))
+                .chain(std::iter::repeat_n(String::new(), 6))
+                .collect(),
+        ],
     }
 }
 
 fn memory_line(m: &Value) -> String {
-    format!("{} / {} ({})", bytes(m, "used_bytes"), bytes(m, "total_bytes"), pct(m, "used_percent"))
+    format!(
+        "{} / {} ({})",
+        bytes(m, "used_bytes"),
+        bytes(m, "total_bytes"),
+        pct(m, "used_percent")
+    )
 }
 
 fn memory_rows(v: &Value) -> Vec<Vec<String>> {
     let swap = match u(v, "swap_total_bytes") {
         Some(0) | None => "none".to_owned(),
-        Some(_) => format!("{} / {}", bytes(v, "swap_used_bytes"), bytes(v, "swap_total_bytes")),
+        Some(_) => format!(
+            "{} / {}",
+            bytes(v, "swap_used_bytes"),
+            bytes(v, "swap_total_bytes")
+        ),
     };
-    vec![vec![bytes(v, "total_bytes"), bytes(v, "used_bytes"), bytes(v, "available_bytes"), pct(v, "used_percent"), swap]]
+    vec![vec![
+        bytes(v, "total_bytes"),
+        bytes(v, "used_bytes"),
+        bytes(v, "available_bytes"),
+        pct(v, "used_percent"),
+        swap,
+    ]]
 }
 
 fn load_triplet(l: &Value) -> [String; 3] {
@@ -215,27 +312,50 @@ fn load_triplet(l: &Value) -> [String; 3] {
 
 fn load_rows(v: &Value) -> Vec<Vec<String>> {
     let [l1, l5, l15] = load_triplet(v);
-    vec![vec![l1, l5, l15, format!("{}/{}", s(v, "running_tasks"), s(v, "total_tasks"))]]
+    vec![vec![
+        l1,
+        l5,
+        l15,
+        format!("{}/{}", s(v, "running_tasks"), s(v, "total_tasks")),
+    ]]
 }
 
 fn status_rows(v: &Value) -> Vec<Vec<String>> {
     let null = Value::Null;
     let os = v.get("os").unwrap_or(&null);
     let kernel = os.get("kernel").unwrap_or(&null);
-    let disks = v.get("disks").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let disks = v
+        .get("disks")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     // The fullest filesystem is the one an operator looks for.
-    let fullest = disks.iter().max_by(|a, b| f(a, "used_percent").unwrap_or(0.0).total_cmp(&f(b, "used_percent").unwrap_or(0.0)));
+    let fullest = disks.iter().max_by(|a, b| {
+        f(a, "used_percent")
+            .unwrap_or(0.0)
+            .total_cmp(&f(b, "used_percent").unwrap_or(0.0))
+    });
     let disks_text = match fullest {
         Some(d) => {
-            let mounts = if disks.len() == 1 { "1 mount".to_owned() } else { format!("{} mounts", disks.len()) };
-            format!("{mounts}, fullest {} {}", s(d, "mount_point"), pct(d, "used_percent"))
+            let mounts = if disks.len() == 1 {
+                "1 mount".to_owned()
+            } else {
+                format!("{} mounts", disks.len())
+            };
+            format!(
+                "{mounts}, fullest {} {}",
+                s(d, "mount_point"),
+                pct(d, "used_percent")
+            )
         }
         None => "none".into(),
     };
     vec![vec![
         s(v.get("uptime").unwrap_or(&null), "human"),
         s(os, "pretty_name"),
-        format!("{} {}", s(kernel, "release"), s(kernel, "machine")).trim().to_owned(),
+        format!("{} {}", s(kernel, "release"), s(kernel, "machine"))
+            .trim()
+            .to_owned(),
         load_triplet(v.get("load").unwrap_or(&null)).join(" "),
         memory_line(v.get("memory").unwrap_or(&null)),
         disks_text,
@@ -243,7 +363,12 @@ fn status_rows(v: &Value) -> Vec<Vec<String>> {
 }
 
 fn dns_rows(v: &Value) -> Vec<Vec<String>> {
-    vec![vec![s(v, "interface"), list(v, "servers"), list(v, "search_domains"), s(v, "source")]]
+    vec![vec![
+        s(v, "interface"),
+        list(v, "servers"),
+        list(v, "search_domains"),
+        s(v, "source"),
+    ]]
 }
 
 fn dns_set_rows(v: &Value) -> Vec<Vec<String>> {
@@ -259,14 +384,35 @@ fn dns_set_rows(v: &Value) -> Vec<Vec<String>> {
 
 fn ping_rows(v: &Value) -> Vec<Vec<String>> {
     let (addr, resolved) = (s(v, "address"), s(v, "resolved"));
-    let address = if resolved.is_empty() || resolved == addr { addr } else { format!("{addr} ({resolved})") };
-    let ms = |k: &str| f(v, k).map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+    let address = if resolved.is_empty() || resolved == addr {
+        addr
+    } else {
+        format!("{addr} ({resolved})")
+    };
+    let ms = |k: &str| {
+        f(v, k)
+            .map(|x| format!("{x:.2}"))
+            .unwrap_or_else(|| "-".into())
+    };
     let rtt = if f(v, "rtt_avg_ms").is_some() {
-        format!("{}/{}/{} ms", ms("rtt_min_ms"), ms("rtt_avg_ms"), ms("rtt_max_ms"))
+        format!(
+            "{}/{}/{} ms",
+            ms("rtt_min_ms"),
+            ms("rtt_avg_ms"),
+            ms("rtt_max_ms")
+        )
     } else {
         "-".into()
     };
-    vec![vec![address, s(v, "sent"), s(v, "received"), f(v, "loss_percent").map(|p| format!("{p:.0}%")).unwrap_or_default(), rtt]]
+    vec![vec![
+        address,
+        s(v, "sent"),
+        s(v, "received"),
+        f(v, "loss_percent")
+            .map(|p| format!("{p:.0}%"))
+            .unwrap_or_default(),
+        rtt,
+    ]]
 }
 
 fn command_rows(v: &Value) -> Vec<Vec<String>> {
@@ -285,7 +431,11 @@ fn command_rows(v: &Value) -> Vec<Vec<String>> {
         }
         text
     };
-    vec![vec![exit, output("stdout", "truncated_stdout"), output("stderr", "truncated_stderr")]]
+    vec![vec![
+        exit,
+        output("stdout", "truncated_stdout"),
+        output("stderr", "truncated_stderr"),
+    ]]
 }
 
 // ---------------------------------------------------------------------------
@@ -300,7 +450,10 @@ fn expected_text(e: &Expected) -> String {
 }
 
 pub fn accepted_table(a: &Accepted, location: Option<&str>) -> String {
-    let mut rows = vec![("job".to_owned(), a.job_id.to_string()), ("status".to_owned(), a.status.as_str().to_owned())];
+    let mut rows = vec![
+        ("job".to_owned(), a.job_id.to_string()),
+        ("status".to_owned(), a.status.as_str().to_owned()),
+    ];
     if let Some(l) = location {
         rows.push(("location".into(), l.to_owned()));
     }
@@ -332,10 +485,17 @@ pub fn job_list_table(list: &JobList) -> String {
 }
 
 pub fn job_detail_table(d: &JobDetail) -> String {
-    let data = if d.operation.data.is_null() { String::new() } else { compact_json(&d.operation.data) };
+    let data = if d.operation.data.is_null() {
+        String::new()
+    } else {
+        compact_json(&d.operation.data)
+    };
     let mut rows = vec![
         ("job".to_owned(), d.id.to_string()),
-        ("operation".into(), format!("{} ({})", d.operation.type_name, d.kind.as_str())),
+        (
+            "operation".into(),
+            format!("{} ({})", d.operation.type_name, d.kind.as_str()),
+        ),
     ];
     if !data.is_empty() {
         rows.push(("data".into(), data));
@@ -363,13 +523,25 @@ pub fn job_detail_table(d: &JobDetail) -> String {
         out.push_str(&format!("\n\nHosts\n{t}"));
     }
     if !d.results.is_empty() {
-        out.push_str(&format!("\n\nResults\n{}", results_table(&d.operation.type_name, &d.results)));
+        out.push_str(&format!(
+            "\n\nResults\n{}",
+            results_table(&d.operation.type_name, &d.results)
+        ));
     }
     if !d.timeline.is_empty() {
         let mut t = table(&["AT", "HOST", "STAGE", "ATTEMPT", "DETAIL"]);
         for e in &d.timeline {
-            let stage = serde_json::to_value(e.stage).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            t.add_row([human_time(e.at), e.hostname.clone(), stage, e.attempt.to_string(), e.detail.clone().unwrap_or_default()]);
+            let stage = serde_json::to_value(e.stage)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            t.add_row([
+                human_time(e.at),
+                e.hostname.clone(),
+                stage,
+                e.attempt.to_string(),
+                e.detail.clone().unwrap_or_default(),
+            ]);
         }
         out.push_str(&format!("\n\nTimeline\n{t}"));
     }
@@ -378,10 +550,21 @@ pub fn job_detail_table(d: &JobDetail) -> String {
 
 pub fn job_stats_table(st: &JobStats) -> String {
     let mut rows = vec![("total stored".to_owned(), st.total.to_string())];
-    rows.extend(st.by_status.iter().map(|(k, v)| (format!("status {k}"), v.to_string())));
-    rows.extend(st.by_operation.iter().map(|(k, v)| (format!("operation {k}"), v.to_string())));
+    rows.extend(
+        st.by_status
+            .iter()
+            .map(|(k, v)| (format!("status {k}"), v.to_string())),
+    );
+    rows.extend(
+        st.by_operation
+            .iter()
+            .map(|(k, v)| (format!("operation {k}"), v.to_string())),
+    );
     let mut out = pairs_table(&rows);
-    out.push_str(&format!("\n(status and operation counts cover the latest {} jobs)", st.window));
+    out.push_str(&format!(
+        "\n(status and operation counts cover the latest {} jobs)",
+        st.window
+    ));
     out
 }
 
@@ -390,11 +573,22 @@ pub fn job_stats_table(st: &JobStats) -> String {
 // ---------------------------------------------------------------------------
 
 fn labels_text(a: &AgentInfo) -> String {
-    a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+    a.labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn agents_table(agents: &[AgentInfo]) -> String {
-    let mut t = table(&["HOSTNAME", "LABELS", "VERSION", "STARTED", "HEARTBEAT", "JOBS"]);
+    let mut t = table(&[
+        "HOSTNAME",
+        "LABELS",
+        "VERSION",
+        "STARTED",
+        "HEARTBEAT",
+        "JOBS",
+    ]);
     for a in agents {
         t.add_row([
             a.hostname.clone(),
@@ -428,14 +622,25 @@ pub fn health_status_table(h: &HealthStatus) -> String {
     let mut out = pairs_table(&[
         ("status".into(), h.status.clone()),
         ("version".into(), h.version.clone()),
-        ("uptime".into(), humantime::format_duration(std::time::Duration::from_secs(h.uptime_seconds)).to_string()),
-        ("memory (RSS)".into(), h.memory_rss_bytes.map(human_bytes).unwrap_or_default()),
+        (
+            "uptime".into(),
+            humantime::format_duration(std::time::Duration::from_secs(h.uptime_seconds))
+                .to_string(),
+        ),
+        (
+            "memory (RSS)".into(),
+            h.memory_rss_bytes.map(human_bytes).unwrap_or_default(),
+        ),
         ("nats".into(), h.nats.clone()),
         ("agents live".into(), h.agents_live.to_string()),
     ]);
     let mut t = table(&["COMPONENT", "OK", "DETAIL"]);
     for c in &h.components {
-        t.add_row([c.name.clone(), if c.ok { "yes" } else { "NO" }.to_owned(), c.detail.clone().unwrap_or_default()]);
+        t.add_row([
+            c.name.clone(),
+            if c.ok { "yes" } else { "NO" }.to_owned(),
+            c.detail.clone().unwrap_or_default(),
+        ]);
     }
     out.push_str(&format!("\n\nComponents\n{t}"));
     out
@@ -461,7 +666,13 @@ pub fn kv_table(v: &Value) -> String {
 }
 
 fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
-    let key = |k: &str| if prefix.is_empty() { k.to_owned() } else { format!("{prefix}.{k}") };
+    let key = |k: &str| {
+        if prefix.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
     match v {
         Value::Object(m) => {
             for (k, v) in m {
@@ -492,9 +703,17 @@ fn scalar(v: &Value) -> String {
 /// A list of objects as a table: the preferred columns that occur, else the keys
 /// of the first object.
 pub fn objects_table(items: &[Value], preferred: &[&str]) -> String {
-    let present: Vec<&str> = preferred.iter().copied().filter(|k| items.iter().any(|i| i.get(*k).is_some())).collect();
+    let present: Vec<&str> = preferred
+        .iter()
+        .copied()
+        .filter(|k| items.iter().any(|i| i.get(*k).is_some()))
+        .collect();
     let columns: Vec<String> = if present.is_empty() {
-        items.first().and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        items
+            .first()
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     } else {
         present.iter().map(|s| (*s).to_owned()).collect()
     };
@@ -523,7 +742,16 @@ pub fn audit_list_table(v: &Value) -> String {
     match items {
         Some(items) => objects_table(
             items,
-            &["id", "timestamp", "user", "method", "path", "response_code", "duration_ms", "job_id"],
+            &[
+                "id",
+                "timestamp",
+                "user",
+                "method",
+                "path",
+                "response_code",
+                "duration_ms",
+                "job_id",
+            ],
         ),
         None => kv_table(v),
     }
@@ -552,7 +780,11 @@ pub fn human_bytes(n: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if value < 10.0 { format!("{value:.1} {}", UNITS[unit]) } else { format!("{value:.0} {}", UNITS[unit]) }
+    if value < 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
 }
 
 /// `850ms`, `2.3s`, `4m 10s`.
@@ -595,7 +827,9 @@ mod tests {
                 HostResult {
                     hostname: "web-01".into(),
                     status: HostStatus::Completed,
-                    data: Some(json!({"hostname": "web-01", "static_hostname": "web-01", "pretty_hostname": null, "source": "hostnamed"})),
+                    data: Some(
+                        json!({"hostname": "web-01", "static_hostname": "web-01", "pretty_hostname": null, "source": "hostnamed"}),
+                    ),
                     error: None,
                     duration_ms: 12,
                 },
@@ -603,7 +837,10 @@ mod tests {
                     hostname: "web-02".into(),
                     status: HostStatus::Failed,
                     data: None,
-                    error: Some(JobError { code: "unavailable".into(), message: "hostnamed is not running".into() }),
+                    error: Some(JobError {
+                        code: "unavailable".into(),
+                        message: "hostnamed is not running".into(),
+                    }),
                     duration_ms: 1500,
                 },
             ],
@@ -620,10 +857,21 @@ mod tests {
             assert!(header.contains(col), "{col} in {header}");
         }
         let ok = lines.iter().find(|l| l.contains("web-01")).unwrap();
-        assert!(ok.contains("completed") && ok.contains("hostnamed") && ok.contains("12ms"), "{ok}");
+        assert!(
+            ok.contains("completed") && ok.contains("hostnamed") && ok.contains("12ms"),
+            "{ok}"
+        );
         let bad = lines.iter().find(|l| l.contains("web-02")).unwrap();
-        assert!(bad.contains("failed") && bad.contains("unavailable: hostnamed is not running") && bad.contains("1.5s"), "{bad}");
-        assert_eq!(crate::cli::error::Status::of_job(o.status, &o.results), crate::cli::error::Status::SomeFailed);
+        assert!(
+            bad.contains("failed")
+                && bad.contains("unavailable: hostnamed is not running")
+                && bad.contains("1.5s"),
+            "{bad}"
+        );
+        assert_eq!(
+            crate::cli::error::Status::of_job(o.status, &o.results),
+            crate::cli::error::Status::SomeFailed
+        );
     }
 
     #[test]
@@ -652,21 +900,39 @@ mod tests {
             duration_ms: 3,
         };
         let text = results_table("node.disk.get", &[r]);
-        assert!(text.contains("50 GiB") && text.contains("20 GiB") && text.contains("40%"), "{text}");
+        assert!(
+            text.contains("50 GiB") && text.contains("20 GiB") && text.contains("40%"),
+            "{text}"
+        );
         assert_eq!(text.lines().filter(|l| l.contains("/dev/sda")).count(), 2);
     }
 
     #[test]
     fn unknown_shapes_fall_back_to_compact_json_and_kv() {
-        let r = HostResult { hostname: "h".into(), status: HostStatus::Completed, data: Some(json!({"x": 1})), error: None, duration_ms: 0 };
+        let r = HostResult {
+            hostname: "h".into(),
+            status: HostStatus::Completed,
+            data: Some(json!({"x": 1})),
+            error: None,
+            duration_ms: 0,
+        };
         assert!(results_table("future.op", std::slice::from_ref(&r)).contains(r#"{"x":1}"#));
         let kv = kv_table(&json!({"a": {"b": [1, 2], "c": [{"d": "e"}]}, "f": null}));
-        assert!(kv.contains("a.b") && kv.contains("1, 2") && kv.contains("a.c[0].d"), "{kv}");
+        assert!(
+            kv.contains("a.b") && kv.contains("1, 2") && kv.contains("a.c[0].d"),
+            "{kv}"
+        );
     }
 
     #[test]
     fn timeouts_without_an_error_say_so() {
-        let r = HostResult { hostname: "slow".into(), status: HostStatus::Timeout, data: None, error: None, duration_ms: 0 };
+        let r = HostResult {
+            hostname: "slow".into(),
+            status: HostStatus::Timeout,
+            data: None,
+            error: None,
+            duration_ms: 0,
+        };
         assert!(results_table("node.os.get", &[r]).contains("no answer before the deadline"));
     }
 

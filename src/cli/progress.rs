@@ -18,7 +18,12 @@ pub struct Progress {
 
 impl Progress {
     pub fn new() -> Self {
-        Progress { enabled: std::io::stderr().is_terminal(), started: Instant::now(), frame: 0, width: 0 }
+        Progress {
+            enabled: std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            frame: 0,
+            width: 0,
+        }
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -30,7 +35,11 @@ impl Progress {
         if !self.enabled || self.started.elapsed() < SHOW_AFTER {
             return;
         }
-        let line = format!("{} {text} ({}s)", FRAMES[self.frame % FRAMES.len()], self.started.elapsed().as_secs());
+        let line = format!(
+            "{} {text} ({}s)",
+            FRAMES[self.frame % FRAMES.len()],
+            self.started.elapsed().as_secs()
+        );
         self.frame += 1;
         let pad = self.width.saturating_sub(line.chars().count());
         self.width = self.width.max(line.chars().count());

@@ -103,8 +103,16 @@ pub fn default_config_paths(env: &HashMap<String, String>) -> Vec<PathBuf> {
         .get("XDG_CONFIG_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .or_else(|| env.get("HOME").filter(|h| !h.is_empty()).map(|h| Path::new(h).join(".config")));
-    user_dir.map(|d| d.join("osapi").join("osapictl.yaml")).into_iter().chain([PathBuf::from(SYSTEM_CONFIG)]).collect()
+        .or_else(|| {
+            env.get("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| Path::new(h).join(".config"))
+        });
+    user_dir
+        .map(|d| d.join("osapi").join("osapictl.yaml"))
+        .into_iter()
+        .chain([PathBuf::from(SYSTEM_CONFIG)])
+        .collect()
 }
 
 /// A token, inline or in a file, before the file is read.
@@ -114,7 +122,11 @@ enum TokenSpec {
 }
 
 /// Resolve with an explicit environment and list of default files (for tests).
-pub fn resolve_with(flags: &SettingFlags, env: &HashMap<String, String>, defaults: &[PathBuf]) -> Result<Settings, CliError> {
+pub fn resolve_with(
+    flags: &SettingFlags,
+    env: &HashMap<String, String>,
+    defaults: &[PathBuf],
+) -> Result<Settings, CliError> {
     let env_var = |name: &str| env.get(name).filter(|v| !v.trim().is_empty()).cloned();
 
     let mut url = flags
@@ -131,20 +143,30 @@ pub fn resolve_with(flags: &SettingFlags, env: &HashMap<String, String>, default
     if token.is_none() {
         token = env_var("OSAPI_TOKEN")
             .map(|t| (TokenSpec::Inline(t), Source::Env("OSAPI_TOKEN")))
-            .or_else(|| env_var("OSAPI_TOKEN_FILE").map(|p| (TokenSpec::File(p.into()), Source::Env("OSAPI_TOKEN_FILE"))));
+            .or_else(|| {
+                env_var("OSAPI_TOKEN_FILE")
+                    .map(|p| (TokenSpec::File(p.into()), Source::Env("OSAPI_TOKEN_FILE")))
+            });
     }
 
     // Files are read only when they could matter, except an explicit --config,
     // whose mistakes should always surface.
     let files: Vec<(PathBuf, bool)> = match &flags.config {
         Some(p) => vec![(p.clone(), true)],
-        None if url.is_none() || token.is_none() => defaults.iter().map(|p| (p.clone(), false)).collect(),
+        None if url.is_none() || token.is_none() => {
+            defaults.iter().map(|p| (p.clone(), false)).collect()
+        }
         None => Vec::new(),
     };
     for (path, explicit) in files {
-        let Some(client) = read_client_section(&path, explicit)? else { continue };
+        let Some(client) = read_client_section(&path, explicit)? else {
+            continue;
+        };
         if url.is_none() {
-            url = client.url.filter(|u| !u.trim().is_empty()).map(|u| (u, Source::File(path.clone())));
+            url = client
+                .url
+                .filter(|u| !u.trim().is_empty())
+                .map(|u| (u, Source::File(path.clone())));
         }
         if token.is_none() {
             let sec = client.security.unwrap_or_default();
@@ -164,12 +186,20 @@ pub fn resolve_with(flags: &SettingFlags, env: &HashMap<String, String>, default
         Some((TokenSpec::Inline(t), src)) => (Some(t.trim().to_owned()), Some(src)),
         Some((TokenSpec::File(p), src)) => (Some(read_token_file(&p)?), Some(src)),
     };
-    Ok(Settings { url, url_source, token, token_source })
+    Ok(Settings {
+        url,
+        url_source,
+        token,
+        token_source,
+    })
 }
 
 fn normalise_url(raw: &str) -> Result<String, CliError> {
     let raw = raw.trim();
-    let bad = |reason: &str| CliError::InvalidUrl { url: raw.to_owned(), reason: reason.to_owned() };
+    let bad = |reason: &str| CliError::InvalidUrl {
+        url: raw.to_owned(),
+        reason: reason.to_owned(),
+    };
     let parsed = reqwest::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("only http:// and https:// are supported"));
@@ -181,10 +211,15 @@ fn normalise_url(raw: &str) -> Result<String, CliError> {
 }
 
 fn read_token_file(path: &Path) -> Result<String, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|source| CliError::TokenFile { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::TokenFile {
+        path: path.to_owned(),
+        source,
+    })?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(CliError::EmptyToken { path: path.to_owned() });
+        return Err(CliError::EmptyToken {
+            path: path.to_owned(),
+        });
     }
     Ok(token.to_owned())
 }
@@ -224,21 +259,33 @@ fn read_client_section(path: &Path, explicit: bool) -> Result<Option<FileClient>
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(_) if !explicit => return Ok(None),
-        Err(source) => return Err(CliError::ConfigRead { path: path.to_owned(), source }),
+        Err(source) => {
+            return Err(CliError::ConfigRead {
+                path: path.to_owned(),
+                source,
+            });
+        }
     };
-    Ok(parse_client_section(path, &text)?.api.and_then(|a| a.client))
+    Ok(parse_client_section(path, &text)?
+        .api
+        .and_then(|a| a.client))
 }
 
 fn parse_client_section(path: &Path, text: &str) -> Result<FileRoot, CliError> {
     if text.trim().is_empty() {
         return Ok(FileRoot::default());
     }
-    let parse_error = |reason: String| CliError::ConfigParse { path: path.to_owned(), reason };
+    let parse_error = |reason: String| CliError::ConfigParse {
+        path: path.to_owned(),
+        reason,
+    };
     // SPEC §3: a path ending in .toml is TOML with the same schema.
     if path.extension().is_some_and(|e| e == "toml") {
         toml::from_str(text).map_err(|e| parse_error(e.to_string()))
     } else {
-        serde_saphyr::from_str::<Option<FileRoot>>(text).map(Option::unwrap_or_default).map_err(|e| parse_error(e.to_string()))
+        serde_saphyr::from_str::<Option<FileRoot>>(text)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| parse_error(e.to_string()))
     }
 }
 
@@ -247,7 +294,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -287,20 +337,39 @@ nats:
         let defaults = [file.clone()];
 
         let s = resolve_with(&SettingFlags::default(), &env(&[]), &defaults).unwrap();
-        assert_eq!((s.url.as_str(), s.token.as_deref()), ("http://file.example:9000", Some("file-token")));
+        assert_eq!(
+            (s.url.as_str(), s.token.as_deref()),
+            ("http://file.example:9000", Some("file-token"))
+        );
         assert_eq!(s.token_source, Some(Source::File(file.clone())));
 
-        let e = env(&[("OSAPI_URL", "http://env.example:1"), ("OSAPI_TOKEN", "env-token")]);
+        let e = env(&[
+            ("OSAPI_URL", "http://env.example:1"),
+            ("OSAPI_TOKEN", "env-token"),
+        ]);
         let s = resolve_with(&SettingFlags::default(), &e, &defaults).unwrap();
-        assert_eq!((s.url.as_str(), s.token.as_deref()), ("http://env.example:1", Some("env-token")));
+        assert_eq!(
+            (s.url.as_str(), s.token.as_deref()),
+            ("http://env.example:1", Some("env-token"))
+        );
 
-        let flags = SettingFlags { url: Some("https://flag.example".into()), token: Some("flag-token".into()), ..Default::default() };
+        let flags = SettingFlags {
+            url: Some("https://flag.example".into()),
+            token: Some("flag-token".into()),
+            ..Default::default()
+        };
         let s = resolve_with(&flags, &e, &defaults).unwrap();
-        assert_eq!((s.url.as_str(), s.token.as_deref()), ("https://flag.example", Some("flag-token")));
+        assert_eq!(
+            (s.url.as_str(), s.token.as_deref()),
+            ("https://flag.example", Some("flag-token"))
+        );
         assert_eq!(s.url_source, Source::Flag("--url"));
 
         // Each setting on its own: a flag URL does not stop the token coming from the env.
-        let flags = SettingFlags { url: Some("https://flag.example".into()), ..Default::default() };
+        let flags = SettingFlags {
+            url: Some("https://flag.example".into()),
+            ..Default::default()
+        };
         let s = resolve_with(&flags, &e, &defaults).unwrap();
         assert_eq!(s.token.as_deref(), Some("env-token"));
     }
@@ -309,12 +378,18 @@ nats:
     fn token_files_are_read_and_trimmed_and_levels_win_whole() {
         let dir = tempfile::tempdir().unwrap();
         let tok = write(dir.path(), "tok", "  from-file\n");
-        let flags = SettingFlags { token_file: Some(tok.clone()), ..Default::default() };
+        let flags = SettingFlags {
+            token_file: Some(tok.clone()),
+            ..Default::default()
+        };
         // A token file flag beats an inline token in the environment.
         let s = resolve_with(&flags, &env(&[("OSAPI_TOKEN", "env-token")]), &[]).unwrap();
         assert_eq!(s.token.as_deref(), Some("from-file"));
         // In the environment, OSAPI_TOKEN beats OSAPI_TOKEN_FILE.
-        let e = env(&[("OSAPI_TOKEN", "env-token"), ("OSAPI_TOKEN_FILE", tok.to_str().unwrap())]);
+        let e = env(&[
+            ("OSAPI_TOKEN", "env-token"),
+            ("OSAPI_TOKEN_FILE", tok.to_str().unwrap()),
+        ]);
         let s = resolve_with(&SettingFlags::default(), &e, &[]).unwrap();
         assert_eq!(s.token.as_deref(), Some("env-token"));
         let e = env(&[("OSAPI_TOKEN_FILE", tok.to_str().unwrap())]);
@@ -322,10 +397,22 @@ nats:
         assert_eq!(s.token.as_deref(), Some("from-file"));
 
         let empty = write(dir.path(), "empty", "\n");
-        let flags = SettingFlags { token_file: Some(empty), ..Default::default() };
-        assert!(matches!(resolve_with(&flags, &env(&[]), &[]), Err(CliError::EmptyToken { .. })));
-        let flags = SettingFlags { token_file: Some(dir.path().join("missing")), ..Default::default() };
-        assert!(matches!(resolve_with(&flags, &env(&[]), &[]), Err(CliError::TokenFile { .. })));
+        let flags = SettingFlags {
+            token_file: Some(empty),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve_with(&flags, &env(&[]), &[]),
+            Err(CliError::EmptyToken { .. })
+        ));
+        let flags = SettingFlags {
+            token_file: Some(dir.path().join("missing")),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve_with(&flags, &env(&[]), &[]),
+            Err(CliError::TokenFile { .. })
+        ));
     }
 
     #[test]
@@ -335,7 +422,10 @@ nats:
         let user = write(
             dir.path(),
             "osapictl.yaml",
-            &format!("api:\n  client:\n    security:\n      bearer_token_file: {}\n", tok.display()),
+            &format!(
+                "api:\n  client:\n    security:\n      bearer_token_file: {}\n",
+                tok.display()
+            ),
         );
         let system = write(dir.path(), "osapi.yaml", SERVER_CONFIG);
         let defaults = [dir.path().join("absent.yaml"), user, system.clone()];
@@ -349,13 +439,23 @@ nats:
     fn explicit_config_replaces_the_defaults_and_must_exist() {
         let dir = tempfile::tempdir().unwrap();
         let system = write(dir.path(), "osapi.yaml", SERVER_CONFIG);
-        let mine = write(dir.path(), "mine.yaml", "api: {client: {url: 'http://mine:1'}}\n");
-        let flags = SettingFlags { config: Some(mine), ..Default::default() };
+        let mine = write(
+            dir.path(),
+            "mine.yaml",
+            "api: {client: {url: 'http://mine:1'}}\n",
+        );
+        let flags = SettingFlags {
+            config: Some(mine),
+            ..Default::default()
+        };
         let s = resolve_with(&flags, &env(&[]), &[system]).unwrap();
         assert_eq!(s.url, "http://mine:1");
         assert!(s.token.is_none());
 
-        let flags = SettingFlags { config: Some(dir.path().join("nope.yaml")), ..Default::default() };
+        let flags = SettingFlags {
+            config: Some(dir.path().join("nope.yaml")),
+            ..Default::default()
+        };
         let err = resolve_with(&flags, &env(&[]), &[]).unwrap_err();
         assert!(matches!(err, CliError::ConfigRead { .. }));
         assert_eq!(err.exit_code(), 2);
@@ -364,30 +464,64 @@ nats:
     #[test]
     fn toml_and_odd_files() {
         let dir = tempfile::tempdir().unwrap();
-        let t = write(dir.path(), "c.toml", "[api.client]\nurl = \"http://toml:2\"\n[nats.server]\nport = 1\n");
-        let flags = SettingFlags { config: Some(t), ..Default::default() };
-        assert_eq!(resolve_with(&flags, &env(&[]), &[]).unwrap().url, "http://toml:2");
+        let t = write(
+            dir.path(),
+            "c.toml",
+            "[api.client]\nurl = \"http://toml:2\"\n[nats.server]\nport = 1\n",
+        );
+        let flags = SettingFlags {
+            config: Some(t),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve_with(&flags, &env(&[]), &[]).unwrap().url,
+            "http://toml:2"
+        );
 
         let e = write(dir.path(), "empty.yaml", "");
-        let flags = SettingFlags { config: Some(e), ..Default::default() };
-        assert_eq!(resolve_with(&flags, &env(&[]), &[]).unwrap().url, DEFAULT_URL);
+        let flags = SettingFlags {
+            config: Some(e),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve_with(&flags, &env(&[]), &[]).unwrap().url,
+            DEFAULT_URL
+        );
 
         let bad = write(dir.path(), "bad.yaml", "api: [unclosed\n");
-        let flags = SettingFlags { config: Some(bad), ..Default::default() };
-        assert!(matches!(resolve_with(&flags, &env(&[]), &[]), Err(CliError::ConfigParse { .. })));
+        let flags = SettingFlags {
+            config: Some(bad),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve_with(&flags, &env(&[]), &[]),
+            Err(CliError::ConfigParse { .. })
+        ));
     }
 
     #[test]
     fn urls_are_checked() {
         for bad in ["ftp://x", "not a url", "unix:///run/osapi/api.sock"] {
-            let flags = SettingFlags { url: Some(bad.into()), ..Default::default() };
-            assert!(matches!(resolve_with(&flags, &env(&[]), &[]), Err(CliError::InvalidUrl { .. })), "{bad}");
+            let flags = SettingFlags {
+                url: Some(bad.into()),
+                ..Default::default()
+            };
+            assert!(
+                matches!(
+                    resolve_with(&flags, &env(&[]), &[]),
+                    Err(CliError::InvalidUrl { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn debug_hides_the_token() {
-        let flags = SettingFlags { token: Some("s3cr3t".into()), ..Default::default() };
+        let flags = SettingFlags {
+            token: Some("s3cr3t".into()),
+            ..Default::default()
+        };
         assert!(!format!("{flags:?}").contains("s3cr3t"));
         let s = resolve_with(&flags, &env(&[]), &[]).unwrap();
         assert!(!format!("{s:?}").contains("s3cr3t"));
@@ -396,9 +530,18 @@ nats:
     #[test]
     fn user_config_path_follows_xdg_then_home() {
         let p = default_config_paths(&env(&[("HOME", "/home/u")]));
-        assert_eq!(p, [PathBuf::from("/home/u/.config/osapi/osapictl.yaml"), PathBuf::from(SYSTEM_CONFIG)]);
+        assert_eq!(
+            p,
+            [
+                PathBuf::from("/home/u/.config/osapi/osapictl.yaml"),
+                PathBuf::from(SYSTEM_CONFIG)
+            ]
+        );
         let p = default_config_paths(&env(&[("HOME", "/home/u"), ("XDG_CONFIG_HOME", "/x")]));
         assert_eq!(p[0], PathBuf::from("/x/osapi/osapictl.yaml"));
-        assert_eq!(default_config_paths(&env(&[])), [PathBuf::from(SYSTEM_CONFIG)]);
+        assert_eq!(
+            default_config_paths(&env(&[])),
+            [PathBuf::from(SYSTEM_CONFIG)]
+        );
     }
 }

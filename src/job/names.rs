@@ -9,7 +9,9 @@ pub struct Names {
 
 impl Names {
     pub fn new(namespace: impl Into<String>) -> Self {
-        Names { namespace: namespace.into() }
+        Names {
+            namespace: namespace.into(),
+        }
     }
 
     pub fn namespace(&self) -> &str {

@@ -42,7 +42,10 @@ pub struct InvalidInput {
 
 impl InvalidInput {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        InvalidInput { field: field.into(), reason: reason.into() }
+        InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
@@ -81,7 +84,11 @@ pub struct Ping {
     #[serde(default = "default_ping_count")]
     pub count: u32,
     /// Per-probe timeout, e.g. `"1s"`.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     #[schema(value_type = Option<String>)]
     pub timeout: Option<Duration>,
 }
@@ -99,7 +106,11 @@ pub struct CommandExec {
     pub args: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     #[schema(value_type = Option<String>)]
     pub timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -113,7 +124,11 @@ pub struct CommandShell {
     pub command: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     #[schema(value_type = Option<String>)]
     pub timeout: Option<Duration>,
 }
@@ -194,7 +209,10 @@ impl Operation {
             match data {
                 serde_json::Value::Null => Ok(()),
                 serde_json::Value::Object(m) if m.is_empty() => Ok(()),
-                _ => Err(InvalidInput::new("operation.data", format!("{type_name} takes no input"))),
+                _ => Err(InvalidInput::new(
+                    "operation.data",
+                    format!("{type_name} takes no input"),
+                )),
             }
         }
         let op = match type_name {
@@ -214,7 +232,10 @@ impl Operation {
             other => {
                 return Err(InvalidInput::new(
                     "operation.type",
-                    format!("unknown operation {other:?}; known: {}", OPERATION_TYPES.join(", ")),
+                    format!(
+                        "unknown operation {other:?}; known: {}",
+                        OPERATION_TYPES.join(", ")
+                    ),
                 ));
             }
         };
@@ -275,7 +296,10 @@ impl Operation {
             Operation::CommandExec(c) => c.timeout.unwrap_or(Duration::from_secs(30)),
             Operation::CommandShell(c) => c.timeout.unwrap_or(Duration::from_secs(30)),
             Operation::Ping(p) => {
-                p.timeout.unwrap_or(Duration::from_secs(1)).saturating_mul(p.count) + Duration::from_secs(p.count.into())
+                p.timeout
+                    .unwrap_or(Duration::from_secs(1))
+                    .saturating_mul(p.count)
+                    + Duration::from_secs(p.count.into())
             }
             _ => Duration::ZERO,
         }
@@ -294,7 +318,10 @@ impl Operation {
                 }
                 if let Some(p) = &h.pretty {
                     if p.len() > 255 || p.chars().any(char::is_control) {
-                        return Err(InvalidInput::new(field("pretty"), "at most 255 characters, no control characters"));
+                        return Err(InvalidInput::new(
+                            field("pretty"),
+                            "at most 255 characters, no control characters",
+                        ));
                     }
                 }
             }
@@ -303,26 +330,46 @@ impl Operation {
                 validate_interface(&d.interface, &field("interface"))?;
                 for (i, s) in d.servers.iter().enumerate() {
                     if s.parse::<IpAddr>().is_err() {
-                        return Err(InvalidInput::new(format!("{}[{i}]", field("servers")), format!("{s:?} is not an IPv4 or IPv6 address")));
+                        return Err(InvalidInput::new(
+                            format!("{}[{i}]", field("servers")),
+                            format!("{s:?} is not an IPv4 or IPv6 address"),
+                        ));
                     }
                 }
                 for (i, s) in d.search_domains.iter().enumerate() {
                     let name = s.strip_prefix('~').unwrap_or(s);
                     if !(name == "." || is_valid_hostname(name.trim_end_matches('.'))) {
-                        return Err(InvalidInput::new(format!("{}[{i}]", field("search_domains")), format!("{s:?} is not a valid domain")));
+                        return Err(InvalidInput::new(
+                            format!("{}[{i}]", field("search_domains")),
+                            format!("{s:?} is not a valid domain"),
+                        ));
                     }
                 }
             }
             Operation::Ping(p) => {
-                if p.address.is_empty() || p.address.len() > 253 || p.address.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    return Err(InvalidInput::new(field("address"), "must be a hostname or IP address"));
+                if p.address.is_empty()
+                    || p.address.len() > 253
+                    || p.address
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(InvalidInput::new(
+                        field("address"),
+                        "must be a hostname or IP address",
+                    ));
                 }
                 if !(1..=100).contains(&p.count) {
-                    return Err(InvalidInput::new(field("count"), "must be between 1 and 100"));
+                    return Err(InvalidInput::new(
+                        field("count"),
+                        "must be between 1 and 100",
+                    ));
                 }
                 if let Some(t) = p.timeout {
                     if t.is_zero() || t > MAX_PING_TIMEOUT {
-                        return Err(InvalidInput::new(field("timeout"), "must be between 1ms and 30s"));
+                        return Err(InvalidInput::new(
+                            field("timeout"),
+                            "must be between 1ms and 30s",
+                        ));
                     }
                 }
             }
@@ -332,12 +379,18 @@ impl Operation {
                 validate_cwd(c.cwd.as_deref(), &field("cwd"))?;
                 for (i, a) in c.args.iter().enumerate() {
                     if a.contains('\0') {
-                        return Err(InvalidInput::new(format!("{}[{i}]", field("args")), "must not contain NUL"));
+                        return Err(InvalidInput::new(
+                            format!("{}[{i}]", field("args")),
+                            "must not contain NUL",
+                        ));
                     }
                 }
                 for (k, v) in &c.env {
                     if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-                        return Err(InvalidInput::new(format!("{}.{k}", field("env")), "names must be non-empty without '=' or NUL; values without NUL"));
+                        return Err(InvalidInput::new(
+                            format!("{}.{k}", field("env")),
+                            "names must be non-empty without '=' or NUL; values without NUL",
+                        ));
                     }
                 }
             }
@@ -368,10 +421,18 @@ impl Operation {
 }
 
 fn typed_data<T: DeserializeOwned>(data: serde_json::Value) -> Result<T, InvalidInput> {
-    let data = if data.is_null() { serde_json::Value::Object(Default::default()) } else { data };
+    let data = if data.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        data
+    };
     serde_path_to_error::deserialize(data).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." || path.is_empty() { "operation.data".to_owned() } else { format!("operation.data.{path}") };
+        let field = if path == "." || path.is_empty() {
+            "operation.data".to_owned()
+        } else {
+            format!("operation.data.{path}")
+        };
         InvalidInput::new(field, e.into_inner().to_string())
     })
 }
@@ -382,8 +443,17 @@ fn validate_interface(name: &str, field: &str) -> Result<(), InvalidInput> {
         && name.len() <= 15
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
-    if ok { Ok(()) } else { Err(InvalidInput::new(field, "not a valid interface name (1-15 characters, no '/', ':' or whitespace)")) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidInput::new(
+            field,
+            "not a valid interface name (1-15 characters, no '/', ':' or whitespace)",
+        ))
+    }
 }
 
 fn validate_command(command: &str, field: &str) -> Result<(), InvalidInput> {
@@ -398,14 +468,18 @@ fn validate_command(command: &str, field: &str) -> Result<(), InvalidInput> {
 
 fn validate_timeout(timeout: Option<Duration>, field: &str) -> Result<(), InvalidInput> {
     match timeout {
-        Some(t) if t.is_zero() || t > MAX_COMMAND_TIMEOUT => Err(InvalidInput::new(field, "must be between 1s and 300s")),
+        Some(t) if t.is_zero() || t > MAX_COMMAND_TIMEOUT => {
+            Err(InvalidInput::new(field, "must be between 1s and 300s"))
+        }
         _ => Ok(()),
     }
 }
 
 fn validate_cwd(cwd: Option<&str>, field: &str) -> Result<(), InvalidInput> {
     match cwd {
-        Some(c) if !c.starts_with('/') || c.contains('\0') => Err(InvalidInput::new(field, "must be an absolute path")),
+        Some(c) if !c.starts_with('/') || c.contains('\0') => {
+            Err(InvalidInput::new(field, "must be an absolute path"))
+        }
         _ => Ok(()),
     }
 }
@@ -454,7 +528,10 @@ mod tests {
     fn every_type_parses_and_round_trips() {
         let cases = [
             ("node.hostname.get", json!(null)),
-            ("node.hostname.set", json!({"hostname": "web-01", "pretty": "Web 1"})),
+            (
+                "node.hostname.set",
+                json!({"hostname": "web-01", "pretty": "Web 1"}),
+            ),
             ("node.status.get", json!({})),
             ("node.uptime.get", json!(null)),
             ("node.os.get", json!(null)),
@@ -462,10 +539,22 @@ mod tests {
             ("node.memory.get", json!(null)),
             ("node.load.get", json!(null)),
             ("network.dns.get", json!({"interface": "eth0"})),
-            ("network.dns.set", json!({"interface": "eth0", "servers": ["1.1.1.1", "2606:4700::1111"], "search_domains": ["example.com"]})),
-            ("network.ping.do", json!({"address": "127.0.0.1", "count": 3, "timeout": "1s"})),
-            ("command.exec.execute", json!({"command": "/bin/echo", "args": ["a", "b"]})),
-            ("command.shell.execute", json!({"command": "echo hi | tr a-z A-Z", "timeout": 5})),
+            (
+                "network.dns.set",
+                json!({"interface": "eth0", "servers": ["1.1.1.1", "2606:4700::1111"], "search_domains": ["example.com"]}),
+            ),
+            (
+                "network.ping.do",
+                json!({"address": "127.0.0.1", "count": 3, "timeout": "1s"}),
+            ),
+            (
+                "command.exec.execute",
+                json!({"command": "/bin/echo", "args": ["a", "b"]}),
+            ),
+            (
+                "command.shell.execute",
+                json!({"command": "echo hi | tr a-z A-Z", "timeout": 5}),
+            ),
         ];
         assert_eq!(cases.len(), OPERATION_TYPES.len());
         for (t, data) in cases {
@@ -485,9 +574,11 @@ mod tests {
 
     #[test]
     fn wrong_types_and_unknown_fields_name_the_field() {
-        let e = Operation::parse("network.ping.do", json!({"address": "x", "count": "three"})).unwrap_err();
+        let e = Operation::parse("network.ping.do", json!({"address": "x", "count": "three"}))
+            .unwrap_err();
         assert_eq!(e.field, "operation.data.count");
-        let e = Operation::parse("node.hostname.set", json!({"hostname": "a", "colour": 1})).unwrap_err();
+        let e = Operation::parse("node.hostname.set", json!({"hostname": "a", "colour": 1}))
+            .unwrap_err();
         assert_eq!(e.field, "operation.data.colour", "{e}");
         let e = Operation::parse("node.hostname.get", json!({"x": 1})).unwrap_err();
         assert_eq!(e.field, "operation.data");
@@ -496,16 +587,56 @@ mod tests {
     #[test]
     fn validation_rejects_bad_values() {
         let bad = [
-            ("node.hostname.set", json!({"hostname": "-bad"}), "operation.data.hostname"),
-            ("node.hostname.set", json!({"hostname": "a..b"}), "operation.data.hostname"),
-            ("network.dns.set", json!({"interface": "eth0", "servers": ["1.2.3"]}), "operation.data.servers[0]"),
-            ("network.dns.set", json!({"interface": "eth0", "search_domains": ["bad domain"]}), "operation.data.search_domains[0]"),
-            ("network.dns.get", json!({"interface": "a/b"}), "operation.data.interface"),
-            ("network.ping.do", json!({"address": "x", "count": 0}), "operation.data.count"),
-            ("network.ping.do", json!({"address": "x", "count": 101}), "operation.data.count"),
-            ("command.exec.execute", json!({"command": ""}), "operation.data.command"),
-            ("command.exec.execute", json!({"command": "x", "timeout": "301s"}), "operation.data.timeout"),
-            ("command.shell.execute", json!({"command": "x", "cwd": "relative"}), "operation.data.cwd"),
+            (
+                "node.hostname.set",
+                json!({"hostname": "-bad"}),
+                "operation.data.hostname",
+            ),
+            (
+                "node.hostname.set",
+                json!({"hostname": "a..b"}),
+                "operation.data.hostname",
+            ),
+            (
+                "network.dns.set",
+                json!({"interface": "eth0", "servers": ["1.2.3"]}),
+                "operation.data.servers[0]",
+            ),
+            (
+                "network.dns.set",
+                json!({"interface": "eth0", "search_domains": ["bad domain"]}),
+                "operation.data.search_domains[0]",
+            ),
+            (
+                "network.dns.get",
+                json!({"interface": "a/b"}),
+                "operation.data.interface",
+            ),
+            (
+                "network.ping.do",
+                json!({"address": "x", "count": 0}),
+                "operation.data.count",
+            ),
+            (
+                "network.ping.do",
+                json!({"address": "x", "count": 101}),
+                "operation.data.count",
+            ),
+            (
+                "command.exec.execute",
+                json!({"command": ""}),
+                "operation.data.command",
+            ),
+            (
+                "command.exec.execute",
+                json!({"command": "x", "timeout": "301s"}),
+                "operation.data.timeout",
+            ),
+            (
+                "command.shell.execute",
+                json!({"command": "x", "cwd": "relative"}),
+                "operation.data.cwd",
+            ),
         ];
         for (t, data, field) in bad {
             let e = Operation::parse(t, data.clone()).unwrap_err();

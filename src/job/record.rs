@@ -39,12 +39,15 @@ pub struct Job {
 
 impl Job {
     pub fn deadline(&self) -> OffsetDateTime {
-        self.created_at + time::Duration::milliseconds(i64::try_from(self.timeout_ms).unwrap_or(i64::MAX / 2))
+        self.created_at
+            + time::Duration::milliseconds(i64::try_from(self.timeout_ms).unwrap_or(i64::MAX / 2))
     }
 }
 
 /// A step in a job's life on one host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// The agent received the job (attempt N).

@@ -74,19 +74,33 @@ pub struct JobView {
 }
 
 /// Derive the status of `job` at `now` from its events and results.
-pub fn compute_status(job: &Job, events: &[JobEvent], results: &[HostResult], now: OffsetDateTime) -> JobView {
+pub fn compute_status(
+    job: &Job,
+    events: &[JobEvent],
+    results: &[HostResult],
+    now: OffsetDateTime,
+) -> JobView {
     let mut hosts: BTreeMap<String, HostProgress> = BTreeMap::new();
     if let Expected::Hosts(expected) = &job.expected {
         for h in expected {
-            hosts.insert(h.clone(), HostProgress { hostname: h.clone(), state: "pending".into(), attempts: 0 });
+            hosts.insert(
+                h.clone(),
+                HostProgress {
+                    hostname: h.clone(),
+                    state: "pending".into(),
+                    attempts: 0,
+                },
+            );
         }
     }
     for ev in events {
-        let entry = hosts.entry(ev.hostname.clone()).or_insert_with(|| HostProgress {
-            hostname: ev.hostname.clone(),
-            state: "pending".into(),
-            attempts: 0,
-        });
+        let entry = hosts
+            .entry(ev.hostname.clone())
+            .or_insert_with(|| HostProgress {
+                hostname: ev.hostname.clone(),
+                state: "pending".into(),
+                attempts: 0,
+            });
         entry.attempts = entry.attempts.max(ev.attempt);
         if entry.state != "completed" && entry.state != "failed" {
             entry.state = match ev.stage {
@@ -100,11 +114,13 @@ pub fn compute_status(job: &Job, events: &[JobEvent], results: &[HostResult], no
     }
     let mut results: Vec<HostResult> = results.to_vec();
     for r in &results {
-        let entry = hosts.entry(r.hostname.clone()).or_insert_with(|| HostProgress {
-            hostname: r.hostname.clone(),
-            state: "pending".into(),
-            attempts: 1,
-        });
+        let entry = hosts
+            .entry(r.hostname.clone())
+            .or_insert_with(|| HostProgress {
+                hostname: r.hostname.clone(),
+                state: "pending".into(),
+                attempts: 1,
+            });
         entry.state = match r.status {
             HostStatus::Completed => "completed",
             HostStatus::Failed => "failed",
@@ -123,8 +139,16 @@ pub fn compute_status(job: &Job, events: &[JobEvent], results: &[HostResult], no
     if !all_answered && past_deadline {
         // Name every host that did not answer, so the operator learns who.
         let missing: Vec<String> = match &job.expected {
-            Expected::Any => vec![hosts.keys().next().cloned().unwrap_or_else(|| "_any".to_owned())],
-            Expected::Hosts(expected) => expected.iter().filter(|h| !answered(h)).cloned().collect(),
+            Expected::Any => vec![
+                hosts
+                    .keys()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| "_any".to_owned()),
+            ],
+            Expected::Hosts(expected) => {
+                expected.iter().filter(|h| !answered(h)).cloned().collect()
+            }
         };
         for h in missing {
             if let Some(p) = hosts.get_mut(&h) {
@@ -134,17 +158,33 @@ pub fn compute_status(job: &Job, events: &[JobEvent], results: &[HostResult], no
                 hostname: h,
                 status: HostStatus::Timeout,
                 data: None,
-                error: Some(super::JobError { code: "timeout".into(), message: "no answer before the job's deadline".into() }),
+                error: Some(super::JobError {
+                    code: "timeout".into(),
+                    message: "no answer before the job's deadline".into(),
+                }),
                 duration_ms: 0,
             });
         }
     }
 
-    let ok = results.iter().filter(|r| r.status == HostStatus::Completed).count();
-    let failed = results.iter().filter(|r| r.status == HostStatus::Failed).count();
-    let timed_out = results.iter().filter(|r| r.status == HostStatus::Timeout).count();
+    let ok = results
+        .iter()
+        .filter(|r| r.status == HostStatus::Completed)
+        .count();
+    let failed = results
+        .iter()
+        .filter(|r| r.status == HostStatus::Failed)
+        .count();
+    let timed_out = results
+        .iter()
+        .filter(|r| r.status == HostStatus::Timeout)
+        .count();
     let status = if timed_out > 0 {
-        if ok + failed == 0 { JobStatus::Timeout } else { JobStatus::PartialFailure }
+        if ok + failed == 0 {
+            JobStatus::Timeout
+        } else {
+            JobStatus::PartialFailure
+        }
     } else if all_answered {
         match (ok, failed) {
             (_, 0) => JobStatus::Completed,
@@ -156,7 +196,11 @@ pub fn compute_status(job: &Job, events: &[JobEvent], results: &[HostResult], no
     } else {
         JobStatus::Submitted
     };
-    JobView { status, hosts: hosts.into_values().collect(), results }
+    JobView {
+        status,
+        hosts: hosts.into_values().collect(),
+        results,
+    }
 }
 
 #[cfg(test)]
@@ -182,10 +226,22 @@ mod tests {
         OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(ms)
     }
     fn ev(host: &str, stage: Stage, attempt: u64) -> JobEvent {
-        JobEvent { at: at(1), hostname: host.into(), stage, attempt, detail: None }
+        JobEvent {
+            at: at(1),
+            hostname: host.into(),
+            stage,
+            attempt,
+            detail: None,
+        }
     }
     fn res(host: &str, status: HostStatus) -> HostResult {
-        HostResult { hostname: host.into(), status, data: None, error: None, duration_ms: 1 }
+        HostResult {
+            hostname: host.into(),
+            status,
+            data: None,
+            error: None,
+            duration_ms: 1,
+        }
     }
     fn hosts(h: &[&str]) -> Expected {
         Expected::Hosts(h.iter().map(|s| s.to_string()).collect())
@@ -194,18 +250,39 @@ mod tests {
     #[test]
     fn submitted_then_processing() {
         let j = job(hosts(&["a", "b"]));
-        assert_eq!(compute_status(&j, &[], &[], at(10)).status, JobStatus::Submitted);
+        assert_eq!(
+            compute_status(&j, &[], &[], at(10)).status,
+            JobStatus::Submitted
+        );
         let evs = [ev("a", Stage::Acknowledged, 1)];
-        assert_eq!(compute_status(&j, &evs, &[], at(10)).status, JobStatus::Processing);
+        assert_eq!(
+            compute_status(&j, &evs, &[], at(10)).status,
+            JobStatus::Processing
+        );
     }
 
     #[test]
     fn all_answered_decides_completed_failed_partial() {
         let j = job(hosts(&["a", "b"]));
         let s = |r: &[HostResult]| compute_status(&j, &[], r, at(10)).status;
-        assert_eq!(s(&[res("a", HostStatus::Completed), res("b", HostStatus::Completed)]), JobStatus::Completed);
-        assert_eq!(s(&[res("a", HostStatus::Failed), res("b", HostStatus::Failed)]), JobStatus::Failed);
-        assert_eq!(s(&[res("a", HostStatus::Completed), res("b", HostStatus::Failed)]), JobStatus::PartialFailure);
+        assert_eq!(
+            s(&[
+                res("a", HostStatus::Completed),
+                res("b", HostStatus::Completed)
+            ]),
+            JobStatus::Completed
+        );
+        assert_eq!(
+            s(&[res("a", HostStatus::Failed), res("b", HostStatus::Failed)]),
+            JobStatus::Failed
+        );
+        assert_eq!(
+            s(&[
+                res("a", HostStatus::Completed),
+                res("b", HostStatus::Failed)
+            ]),
+            JobStatus::PartialFailure
+        );
         assert_eq!(s(&[res("a", HostStatus::Completed)]), JobStatus::Processing);
     }
 
@@ -214,7 +291,12 @@ mod tests {
         let j = job(hosts(&["a", "b", "c"]));
         let v = compute_status(&j, &[], &[res("a", HostStatus::Completed)], at(5000));
         assert_eq!(v.status, JobStatus::PartialFailure);
-        let timed: Vec<_> = v.results.iter().filter(|r| r.status == HostStatus::Timeout).map(|r| r.hostname.as_str()).collect();
+        let timed: Vec<_> = v
+            .results
+            .iter()
+            .filter(|r| r.status == HostStatus::Timeout)
+            .map(|r| r.hostname.as_str())
+            .collect();
         assert_eq!(timed, vec!["b", "c"]);
         let v = compute_status(&j, &[], &[], at(5000));
         assert_eq!(v.status, JobStatus::Timeout);
@@ -224,11 +306,18 @@ mod tests {
     #[test]
     fn any_completes_with_one_answer_and_tracks_attempts() {
         let j = job(Expected::Any);
-        let evs = [ev("a", Stage::Started, 1), ev("b", Stage::Acknowledged, 2), ev("b", Stage::Completed, 2)];
+        let evs = [
+            ev("a", Stage::Started, 1),
+            ev("b", Stage::Acknowledged, 2),
+            ev("b", Stage::Completed, 2),
+        ];
         let v = compute_status(&j, &evs, &[res("b", HostStatus::Completed)], at(10));
         assert_eq!(v.status, JobStatus::Completed);
         assert_eq!(v.hosts.len(), 2);
         assert_eq!(v.hosts[1].attempts, 2);
-        assert_eq!(compute_status(&j, &[], &[], at(5000)).status, JobStatus::Timeout);
+        assert_eq!(
+            compute_status(&j, &[], &[], at(5000)).status,
+            JobStatus::Timeout
+        );
     }
 }

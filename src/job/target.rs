@@ -31,7 +31,9 @@ pub struct InvalidTarget {
 
 /// `[A-Za-z0-9_-]+`: a label key or one dot segment of a label value.
 pub(crate) fn is_label_segment(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A label value: dot-separated segments.
@@ -49,7 +51,9 @@ pub fn is_valid_hostname(s: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -57,7 +61,10 @@ impl FromStr for Target {
     type Err = InvalidTarget;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason| InvalidTarget { target: s.to_owned(), reason };
+        let invalid = |reason| InvalidTarget {
+            target: s.to_owned(),
+            reason,
+        };
         match s {
             "_any" => return Ok(Target::Any),
             "_all" => return Ok(Target::All),
@@ -69,9 +76,14 @@ impl FromStr for Target {
                 return Err(invalid("label key must match [A-Za-z0-9_-]+"));
             }
             if !is_label_value(value) {
-                return Err(invalid("label value must be dot-separated segments matching [A-Za-z0-9_-]+"));
+                return Err(invalid(
+                    "label value must be dot-separated segments matching [A-Za-z0-9_-]+",
+                ));
             }
-            return Ok(Target::Label { key: key.to_owned(), value: value.to_owned() });
+            return Ok(Target::Label {
+                key: key.to_owned(),
+                value: value.to_owned(),
+            });
         }
         if s.starts_with('_') {
             return Err(invalid("only _any and _all start with an underscore"));
@@ -178,16 +190,34 @@ mod tests {
     fn parses_every_kind() {
         assert_eq!("_any".parse::<Target>().unwrap(), Target::Any);
         assert_eq!("_all".parse::<Target>().unwrap(), Target::All);
-        assert_eq!("web-01".parse::<Target>().unwrap(), Target::Host("web-01".into()));
+        assert_eq!(
+            "web-01".parse::<Target>().unwrap(),
+            Target::Host("web-01".into())
+        );
         assert_eq!(
             "group:web.dev".parse::<Target>().unwrap(),
-            Target::Label { key: "group".into(), value: "web.dev".into() }
+            Target::Label {
+                key: "group".into(),
+                value: "web.dev".into()
+            }
         );
     }
 
     #[test]
     fn rejects_bad_syntax() {
-        for bad in ["", "_some", "group:", ":web", "group:web..dev", "gr oup:web", "-host", "host-", "a..b", "group:web.*", "a>b"] {
+        for bad in [
+            "",
+            "_some",
+            "group:",
+            ":web",
+            "group:web..dev",
+            "gr oup:web",
+            "-host",
+            "host-",
+            "a..b",
+            "group:web.*",
+            "a>b",
+        ] {
             assert!(bad.parse::<Target>().is_err(), "{bad:?} accepted");
         }
     }
@@ -211,9 +241,18 @@ mod tests {
         let n = Names::new("osapi");
         let t = |s: &str| s.parse::<Target>().unwrap();
         assert_eq!(t("_any").subject(&n, Kind::Query), "osapi.jobs.query._any");
-        assert_eq!(t("_all").subject(&n, Kind::Modify), "osapi.jobs.modify._all");
-        assert_eq!(t("web-01").subject(&n, Kind::Query), "osapi.jobs.query.host.web-01");
-        assert_eq!(t("group:web.dev").subject(&n, Kind::Modify), "osapi.jobs.modify.label.group.web.dev");
+        assert_eq!(
+            t("_all").subject(&n, Kind::Modify),
+            "osapi.jobs.modify._all"
+        );
+        assert_eq!(
+            t("web-01").subject(&n, Kind::Query),
+            "osapi.jobs.query.host.web-01"
+        );
+        assert_eq!(
+            t("group:web.dev").subject(&n, Kind::Modify),
+            "osapi.jobs.modify.label.group.web.dev"
+        );
     }
 
     #[test]
@@ -221,7 +260,12 @@ mod tests {
         let labels = BTreeMap::from([("group".to_owned(), "web.dev".to_owned())]);
         assert_eq!(
             Target::agent_filters("web-01", labels.iter()),
-            vec!["jobs.*._all", "jobs.*.host.web-01", "jobs.*.label.group.web", "jobs.*.label.group.web.dev"]
+            vec![
+                "jobs.*._all",
+                "jobs.*.host.web-01",
+                "jobs.*.label.group.web",
+                "jobs.*.label.group.web.dev"
+            ]
         );
     }
 

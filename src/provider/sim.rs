@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use super::procfs::humanize_duration;
 use super::{
-    BoxFuture, CommandProvider, CommandResult, DiskInfo, ExecRequest, ShellRequest, HostInfoProvider, HostnameChange, HostnameInfo, HostnameProvider,
-    HostnameSource, KernelInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, ProviderResult,
-    Providers, Unsupported, UptimeInfo, percent,
+    BoxFuture, CommandProvider, CommandResult, DiskInfo, ExecRequest, HostInfoProvider,
+    HostnameChange, HostnameInfo, HostnameProvider, HostnameSource, KernelInfo, LoadInfo,
+    MemoryInfo, NodeStatus, OsInfo, ProviderResult, Providers, ShellRequest, Unsupported,
+    UptimeInfo, percent,
 };
 
 const GIB: u64 = 1024 * 1024 * 1024;
@@ -314,11 +315,17 @@ impl SimCommand {
 }
 
 impl CommandProvider for SimCommand {
-    fn exec<'a>(&'a self, _request: &'a ExecRequest) -> BoxFuture<'a, ProviderResult<CommandResult>> {
+    fn exec<'a>(
+        &'a self,
+        _request: &'a ExecRequest,
+    ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(self.pretend())
     }
 
-    fn shell<'a>(&'a self, _request: &'a ShellRequest) -> BoxFuture<'a, ProviderResult<CommandResult>> {
+    fn shell<'a>(
+        &'a self,
+        _request: &'a ShellRequest,
+    ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(self.pretend())
     }
 }

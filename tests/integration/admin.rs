@@ -8,12 +8,34 @@ use crate::harness::{OSAPI, free_port, spawn, wait_for, write_file};
 #[test]
 fn config_check_reports_every_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let good = write_file(dir.path(), "good.yaml", "api:\n  server:\n    security:\n      signing_key: \"0123456789abcdef0123456789abcdef\"\n");
-    let out = Command::new(OSAPI).args(["-f"]).arg(&good).args(["config", "check"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let good = write_file(
+        dir.path(),
+        "good.yaml",
+        "api:\n  server:\n    security:\n      signing_key: \"0123456789abcdef0123456789abcdef\"\n",
+    );
+    let out = Command::new(OSAPI)
+        .args(["-f"])
+        .arg(&good)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let bad = write_file(dir.path(), "bad.yaml", "api:\n  server:\n    prot: 80\n    port: 0\nnode:\n  agent:\n    max_jobz: 3\n");
-    let out = Command::new(OSAPI).args(["-f"]).arg(&bad).args(["config", "check"]).output().unwrap();
+    let bad = write_file(
+        dir.path(),
+        "bad.yaml",
+        "api:\n  server:\n    prot: 80\n    port: 0\nnode:\n  agent:\n    max_jobz: 3\n",
+    );
+    let out = Command::new(OSAPI)
+        .args(["-f"])
+        .arg(&bad)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("api.server.prot"), "{text}");
@@ -24,19 +46,56 @@ fn config_check_reports_every_problem() {
 #[test]
 fn token_generate_and_validate_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_file(dir.path(), "c.yaml", "api:\n  server:\n    security:\n      signing_key: \"0123456789abcdef0123456789abcdef\"\n");
-    let out = Command::new(OSAPI).arg("-f").arg(&cfg).args(["token", "generate", "-r", "read", "-u", "alice"]).output().unwrap();
+    let cfg = write_file(
+        dir.path(),
+        "c.yaml",
+        "api:\n  server:\n    security:\n      signing_key: \"0123456789abcdef0123456789abcdef\"\n",
+    );
+    let out = Command::new(OSAPI)
+        .arg("-f")
+        .arg(&cfg)
+        .args(["token", "generate", "-r", "read", "-u", "alice"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let out = Command::new(OSAPI).arg("-f").arg(&cfg).args(["token", "validate", &token]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(OSAPI)
+        .arg("-f")
+        .arg(&cfg)
+        .args(["token", "validate", &token])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["claims"]["sub"], "alice");
-    assert!(v["effective_permissions"].as_array().unwrap().contains(&"node:read".into()));
-    assert!(!v["effective_permissions"].as_array().unwrap().contains(&"audit:read".into()));
+    assert!(
+        v["effective_permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&"node:read".into())
+    );
+    assert!(
+        !v["effective_permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&"audit:read".into())
+    );
     // A token signed with another key is refused.
-    let other = write_file(dir.path(), "o.yaml", "api:\n  server:\n    security:\n      signing_key: \"another-key-another-key-another-key!!\"\n");
-    let out = Command::new(OSAPI).arg("-f").arg(&other).args(["token", "validate", &token]).output().unwrap();
+    let other = write_file(
+        dir.path(),
+        "o.yaml",
+        "api:\n  server:\n    security:\n      signing_key: \"another-key-another-key-another-key!!\"\n",
+    );
+    let out = Command::new(OSAPI)
+        .arg("-f")
+        .arg(&other)
+        .args(["token", "validate", &token])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
 }
 
@@ -47,9 +106,18 @@ async fn embedded_nats_serves_jetstream_and_stops_cleanly() {
     let cfg = write_file(
         dir.path(),
         "n.yaml",
-        &format!("nats:\n  server:\n    port: {port}\n    store_dir: {}\n", dir.path().join("js").display()),
+        &format!(
+            "nats:\n  server:\n    port: {port}\n    store_dir: {}\n",
+            dir.path().join("js").display()
+        ),
     );
-    let mut proc = spawn("nats supervisor", Command::new(OSAPI).arg("-f").arg(&cfg).args(["nats", "server", "start"]));
+    let mut proc = spawn(
+        "nats supervisor",
+        Command::new(OSAPI)
+            .arg("-f")
+            .arg(&cfg)
+            .args(["nats", "server", "start"]),
+    );
     let client = wait_for("embedded NATS", Duration::from_secs(30), || async {
         async_nats::connect(format!("127.0.0.1:{port}")).await.ok()
     })
@@ -58,8 +126,15 @@ async fn embedded_nats_serves_jetstream_and_stops_cleanly() {
     let info = js.query_account().await.ok();
     // JetStream answers (account info parses on 2.10+; on 2.9 creating a stream proves it).
     let stream = js
-        .create_stream(async_nats::jetstream::stream::Config { name: "PROBE".into(), subjects: vec!["probe".into()], ..Default::default() })
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "PROBE".into(),
+            subjects: vec!["probe".into()],
+            ..Default::default()
+        })
         .await;
     assert!(info.is_some() || stream.is_ok(), "JetStream not available");
-    assert!(proc.terminate().success(), "supervisor did not exit cleanly on SIGTERM");
+    assert!(
+        proc.terminate().success(),
+        "supervisor did not exit cleanly on SIGTERM"
+    );
 }

@@ -5,14 +5,19 @@ use std::time::Duration;
 use crate::harness::{AgentSpec, Stack};
 
 fn text(out: &std::process::Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn osapictl_reads_nodes_jobs_and_agents() {
     let stack = Stack::start(&[
         AgentSpec::real("cli-a").label("group", "web"),
-        AgentSpec::real("cli-b").label("group", "web").simulate(Duration::ZERO),
+        AgentSpec::real("cli-b")
+            .label("group", "web")
+            .simulate(Duration::ZERO),
     ])
     .await;
     let admin = stack.token(&["admin"]);
@@ -21,10 +26,16 @@ async fn osapictl_reads_nodes_jobs_and_agents() {
     let out = stack.osapictl(&admin, &["--target", "_all", "node", "hostname"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("cli-a") && stdout.contains("cli-b"), "{stdout}");
+    assert!(
+        stdout.contains("cli-a") && stdout.contains("cli-b"),
+        "{stdout}"
+    );
 
     // JSON output is the API's answer.
-    let out = stack.osapictl(&admin, &["-o", "json", "--target", "cli-a", "node", "memory"]);
+    let out = stack.osapictl(
+        &admin,
+        &["-o", "json", "--target", "cli-a", "node", "memory"],
+    );
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["results"][0]["hostname"], "cli-a");
@@ -36,27 +47,50 @@ async fn osapictl_reads_nodes_jobs_and_agents() {
     assert!(text(&out).0.contains("cli-b"));
 
     // job run waits for the result; job list shows it.
-    let out = stack.osapictl(&admin, &["-o", "json", "job", "run", "--type", "node.load.get"]);
+    let out = stack.osapictl(
+        &admin,
+        &["-o", "json", "job", "run", "--type", "node.load.get"],
+    );
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(job["status"], "completed", "{job}");
     let out = stack.osapictl(&admin, &["job", "list"]);
-    assert!(text(&out).0.contains(job["id"].as_str().unwrap()), "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains(job["id"].as_str().unwrap()),
+        "{:?}",
+        text(&out)
+    );
 
     // A failed host makes exit status 1: DNS is not implemented on this agent yet.
-    let out = stack.osapictl(&admin, &["--target", "cli-a", "network", "dns", "get", "lo"]);
+    let out = stack.osapictl(
+        &admin,
+        &["--target", "cli-a", "network", "dns", "get", "lo"],
+    );
     assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
 
     // Auth errors are exit 3 with one clear line.
     let out = stack.osapictl("not-a-token", &["node", "uptime"]);
     assert_eq!(out.status.code(), Some(3), "{:?}", text(&out));
-    let out = stack.osapictl(&stack.token(&["read"]), &["job", "add", "--type", "node.load.get"]);
+    let out = stack.osapictl(
+        &stack.token(&["read"]),
+        &["job", "add", "--type", "node.load.get"],
+    );
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("job:write"), "{stderr}");
 
     // A change fanned out to a label group needs --yes when nobody can answer a prompt.
-    let out = stack.osapictl(&admin, &["--target", "group:web", "node", "hostname", "set", "renamed"]);
+    let out = stack.osapictl(
+        &admin,
+        &[
+            "--target",
+            "group:web",
+            "node",
+            "hostname",
+            "set",
+            "renamed",
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
     assert!(text(&out).1.contains("--yes"));
 
@@ -69,10 +103,20 @@ async fn osapictl_reads_nodes_jobs_and_agents() {
 fn osapictl_reports_an_unreachable_api() {
     let port = crate::harness::free_port();
     let out = std::process::Command::new(crate::harness::OSAPICTL)
-        .args(["--url", &format!("http://127.0.0.1:{port}"), "--token", "x", "version"])
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--token",
+            "x",
+            "version",
+        ])
         .env("HOME", std::env::temp_dir())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the API"), "{:?}", out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach the API"),
+        "{:?}",
+        out
+    );
 }

@@ -56,7 +56,9 @@ impl Nats {
     pub async fn start() -> Nats {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let binary = std::env::var_os("TEST_NATS_SERVER").map(PathBuf::from).unwrap_or_else(|| "nats-server".into());
+        let binary = std::env::var_os("TEST_NATS_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| "nats-server".into());
         let sup = Supervisor::start(natsd::Settings {
             binary,
             host: "127.0.0.1".into(),
@@ -70,7 +72,11 @@ impl Nats {
         })
         .await
         .expect("nats-server starts");
-        Nats { url: format!("nats://127.0.0.1:{port}"), sup: Some(sup), _dir: dir }
+        Nats {
+            url: format!("nats://127.0.0.1:{port}"),
+            sup: Some(sup),
+            _dir: dir,
+        }
     }
 }
 
@@ -85,7 +91,11 @@ pub struct AgentSpec {
 
 impl AgentSpec {
     pub fn real(hostname: &str) -> Self {
-        AgentSpec { hostname: hostname.into(), labels: BTreeMap::new(), simulate: None }
+        AgentSpec {
+            hostname: hostname.into(),
+            labels: BTreeMap::new(),
+            simulate: None,
+        }
     }
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.insert(key.into(), value.into());
@@ -100,7 +110,6 @@ impl AgentSpec {
 /// A child process killed when dropped.
 pub struct Proc {
     pub child: Child,
-    pub name: String,
 }
 
 impl Proc {
@@ -127,24 +136,32 @@ impl Drop for Proc {
 /// The API plus agents on one NATS, in a namespace of their own.
 pub struct Stack {
     pub nats: Nats,
+    /// Kept for the stack's lifetime (dropping it stops the API); benches read its pid.
+    #[allow(dead_code)]
     pub api: Proc,
     pub agents: Vec<(AgentSpec, Proc)>,
     pub base: String,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
-    pub namespace: String,
     key: TokenKey,
 }
 
 pub struct StackOptions {
+    /// Appended to the generated config at top level (e.g. a `nats:` section).
     pub extra_config: String,
     pub ack_wait: Duration,
+    /// Extra environment for the API process (`OSAPI_*` overrides).
+    pub api_env: Vec<(String, String)>,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
-        StackOptions { extra_config: String::new(), ack_wait: Duration::from_secs(30) }
+        StackOptions {
+            extra_config: String::new(),
+            ack_wait: Duration::from_secs(30),
+            api_env: Vec::new(),
+        }
     }
 }
 
@@ -191,17 +208,43 @@ node:
             extra = opts.extra_config,
         );
         std::fs::write(&config, text).expect("write config");
-        let api = spawn("api", Command::new(OSAPI).args(["-f"]).arg(&config).args(["api", "server", "start"]));
+        let api = spawn(
+            "api",
+            Command::new(OSAPI)
+                .args(["-f"])
+                .arg(&config)
+                .args(["api", "server", "start"])
+                .envs(opts.api_env),
+        );
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
         let key = TokenKey::new(SIGNING_KEY.as_bytes().to_vec()).expect("key");
-        let mut stack = Stack { nats, api, agents: Vec::new(), base, http, dir, config, namespace, key };
+        let mut stack = Stack {
+            nats,
+            api,
+            agents: Vec::new(),
+            base,
+            http,
+            dir,
+            config,
+            key,
+        };
         let ready_url = format!("{}/health/ready", stack.base);
         let http = stack.http.clone();
         wait_for("API readiness", Duration::from_secs(30), || {
             let http = http.clone();
             let url = ready_url.clone();
-            async move { http.get(url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status() == 200)
+                    .map(|_| ())
+            }
         })
         .await;
         for spec in agents {
@@ -219,31 +262,68 @@ node:
 
     pub fn spawn_agent(&self, spec: &AgentSpec) -> Proc {
         let mut cmd = Command::new(OSAPI);
-        cmd.args(["-f"]).arg(&self.config).args(["node", "agent", "start"]);
+        cmd.args(["-f"])
+            .arg(&self.config)
+            .args(["node", "agent", "start"]);
         if let Some(d) = spec.simulate {
-            cmd.arg("--simulate").arg(humantime::format_duration(d).to_string());
+            cmd.arg("--simulate")
+                .arg(humantime::format_duration(d).to_string());
         }
         cmd.env("OSAPI_NODE_AGENT_HOSTNAME", &spec.hostname);
-        let labels: Vec<String> = spec.labels.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        cmd.env("OSAPI_NODE_AGENT_LABELS", format!("{{{}}}", labels.join(", ")));
+        let labels: Vec<String> = spec
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        cmd.env(
+            "OSAPI_NODE_AGENT_LABELS",
+            format!("{{{}}}", labels.join(", ")),
+        );
         spawn(&format!("agent {}", spec.hostname), &mut cmd)
     }
 
     pub async fn wait_agent_live(&self, hostname: &str) {
         let token = self.token(&["admin"]);
-        wait_for(&format!("agent {hostname} to be live"), Duration::from_secs(30), || {
-            let req = self.get(&format!("/api/v1/agents/{hostname}"), &token);
-            async move { req.send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
-        })
+        wait_for(
+            &format!("agent {hostname} to be live"),
+            Duration::from_secs(30),
+            || {
+                let req = self.get(&format!("/api/v1/agents/{hostname}"), &token);
+                async move {
+                    req.send()
+                        .await
+                        .ok()
+                        .filter(|r| r.status() == 200)
+                        .map(|_| ())
+                }
+            },
+        )
         .await;
     }
 
     pub fn token(&self, roles: &[&str]) -> String {
-        self.key.issue("tester", roles.iter().map(|r| r.to_string()).collect(), None, osapi::token::now_unix(), 3600)
+        self.key.issue(
+            "tester",
+            roles.iter().map(|r| r.to_string()).collect(),
+            None,
+            osapi::token::now_unix(),
+            3600,
+        )
     }
 
-    pub fn token_for(&self, sub: &str, roles: &[&str], perms: Option<Vec<osapi::rbac::Permission>>) -> String {
-        self.key.issue(sub, roles.iter().map(|r| r.to_string()).collect(), perms, osapi::token::now_unix(), 3600)
+    pub fn token_for(
+        &self,
+        sub: &str,
+        roles: &[&str],
+        perms: Option<Vec<osapi::rbac::Permission>>,
+    ) -> String {
+        self.key.issue(
+            sub,
+            roles.iter().map(|r| r.to_string()).collect(),
+            perms,
+            osapi::token::now_unix(),
+            3600,
+        )
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -254,7 +334,12 @@ node:
         self.http.get(self.url(path)).bearer_auth(token)
     }
 
-    pub fn request(&self, method: reqwest::Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
         self.http.request(method, self.url(path)).bearer_auth(token)
     }
 
@@ -263,8 +348,30 @@ node:
         send_json(self.get(path, token)).await
     }
 
+    /// Wait until job `id` has an event of `stage` (from `host`, when given).
+    pub async fn wait_job_event(&self, token: &str, id: &str, stage: &str, host: Option<&str>) {
+        wait_for(
+            &format!("job {id} to reach {stage}"),
+            Duration::from_secs(20),
+            || async {
+                let (_, job) = self.get_json(&format!("/api/v1/jobs/{id}"), token).await;
+                job["timeline"]
+                    .as_array()?
+                    .iter()
+                    .any(|e| e["stage"] == stage && host.is_none_or(|h| e["hostname"] == h))
+                    .then_some(())
+            },
+        )
+        .await
+    }
+
     pub fn agent_mut(&mut self, hostname: &str) -> &mut Proc {
-        &mut self.agents.iter_mut().find(|(s, _)| s.hostname == hostname).expect("agent").1
+        &mut self
+            .agents
+            .iter_mut()
+            .find(|(s, _)| s.hostname == hostname)
+            .expect("agent")
+            .1
     }
 
     /// Run `osapictl` against this stack with `token`.
@@ -283,13 +390,20 @@ pub async fn send_json(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = req.send().await.expect("request");
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
     // Child output goes to the test's own stderr, so a failing test shows it.
-    let child = cmd.stdin(Stdio::null()).env("RUST_LOG", "info").spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-    Proc { child, name: name.into() }
+    let child = cmd
+        .stdin(Stdio::null())
+        .env("RUST_LOG", "info")
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+    Proc { child }
 }
 
 pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {

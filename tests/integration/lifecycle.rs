@@ -6,21 +6,25 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{AgentSpec, OSAPI, SIGNING_KEY, Stack, StackOptions, free_port, send_json, spawn, wait_for, write_file};
+use crate::harness::{
+    AgentSpec, OSAPI, SIGNING_KEY, Stack, StackOptions, free_port, send_json, spawn, wait_for,
+    write_file,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopping_agent_finishes_its_running_job() {
-    let mut stack = Stack::start(&[AgentSpec::real("grace").simulate(Duration::from_secs(2))]).await;
+    let mut stack =
+        Stack::start(&[AgentSpec::real("grace").simulate(Duration::from_secs(2))]).await;
     let token = stack.token(&["admin"]);
-    let (status, body) =
-        send_json(stack.request(reqwest::Method::POST, "/api/v1/jobs", &token).json(&json!({"operation": {"type": "node.uptime.get"}}))).await;
+    let (status, body) = send_json(
+        stack
+            .request(reqwest::Method::POST, "/api/v1/jobs", &token)
+            .json(&json!({"operation": {"type": "node.uptime.get"}})),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     let id = body["job_id"].as_str().unwrap().to_owned();
-    wait_for("the job to start", Duration::from_secs(20), || async {
-        let (_, job) = stack.get_json(&format!("/api/v1/jobs/{id}"), &token).await;
-        job["timeline"].as_array()?.iter().any(|e| e["stage"] == "started").then_some(())
-    })
-    .await;
+    stack.wait_job_event(&token, &id, "started", None).await;
     let status = stack.agent_mut("grace").terminate();
     assert!(status.success(), "agent exit: {status:?}");
     // It finished the job before exiting, and left the registry at once.
@@ -32,14 +36,22 @@ async fn a_stopping_agent_finishes_its_running_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_agent_expires_with_the_registry_ttl() {
-    let opts = StackOptions { extra_config: "nats:\n  registry:\n    ttl: 3s\n".into(), ..Default::default() };
-    let mut stack = Stack::start_with(&[AgentSpec::real("ghost").simulate(Duration::ZERO)], opts).await;
+    let opts = StackOptions {
+        extra_config: "nats:\n  registry:\n    ttl: 3s\n".into(),
+        ..Default::default()
+    };
+    let mut stack =
+        Stack::start_with(&[AgentSpec::real("ghost").simulate(Duration::ZERO)], opts).await;
     let token = stack.token(&["admin"]);
     stack.agent_mut("ghost").kill9();
-    wait_for("the dead agent to expire", Duration::from_secs(20), || async {
-        let (status, _) = stack.get_json("/api/v1/agents/ghost", &token).await;
-        (status == 404).then_some(())
-    })
+    wait_for(
+        "the dead agent to expire",
+        Duration::from_secs(20),
+        || async {
+            let (status, _) = stack.get_json("/api/v1/agents/ghost", &token).await;
+            (status == 404).then_some(())
+        },
+    )
     .await;
     // With nobody live, a job is refused at creation rather than left waiting.
     let (status, body) = stack.get_json("/api/v1/node/hostname", &token).await;
@@ -54,7 +66,12 @@ async fn the_api_reports_nats_outages_as_503() {
         sup.stop(Duration::from_secs(5)).await.expect("stop nats");
     }
     let resp = wait_for("readiness to fail", Duration::from_secs(20), || async {
-        let r = stack.http.get(stack.url("/health/ready")).send().await.ok()?;
+        let r = stack
+            .http
+            .get(stack.url("/health/ready"))
+            .send()
+            .await
+            .ok()?;
         (r.status() == 503).then_some(r)
     })
     .await;
@@ -62,17 +79,49 @@ async fn the_api_reports_nats_outages_as_503() {
     let (status, body) = stack.get_json("/api/v1/jobs", &token).await;
     assert_eq!(status, 503, "{body}");
     // Liveness still answers: the process is fine, its dependency is not.
-    assert_eq!(stack.http.get(stack.url("/health")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        stack
+            .http
+            .get(stack.url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_supervisor_exits_nonzero_when_nats_dies() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = write_file(dir.path(), "n.yaml", &format!("nats:\n  server:\n    port: {port}\n    store_dir: {}\n", dir.path().join("js").display()));
-    let mut sup = spawn("nats supervisor", Command::new(OSAPI).arg("-f").arg(&cfg).args(["nats", "server", "start"]));
-    wait_for("embedded NATS", Duration::from_secs(30), || async { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok() }).await;
-    let children = std::fs::read_to_string(format!("/proc/{}/task/{}/children", sup.child.id(), sup.child.id())).unwrap_or_default();
+    let cfg = write_file(
+        dir.path(),
+        "n.yaml",
+        &format!(
+            "nats:\n  server:\n    port: {port}\n    store_dir: {}\n",
+            dir.path().join("js").display()
+        ),
+    );
+    let mut sup = spawn(
+        "nats supervisor",
+        Command::new(OSAPI)
+            .arg("-f")
+            .arg(&cfg)
+            .args(["nats", "server", "start"]),
+    );
+    wait_for("embedded NATS", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
+    let children = std::fs::read_to_string(format!(
+        "/proc/{}/task/{}/children",
+        sup.child.id(),
+        sup.child.id()
+    ))
+    .unwrap_or_default();
     // The child may have been forked from another thread of the supervisor.
     let child_pid: i32 = match children.split_whitespace().next() {
         Some(pid) => pid.parse().unwrap(),
@@ -84,9 +133,16 @@ async fn the_supervisor_exits_nonzero_when_nats_dies() {
                 .expect("nats-server child")
         }
     };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child_pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     let status = sup.child.wait().unwrap();
-    assert!(!status.success(), "supervisor exited 0 after its child died");
+    assert!(
+        !status.success(),
+        "supervisor exited 0 after its child died"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,20 +157,39 @@ async fn osapi_start_runs_the_whole_suite() {
             dir.path().join("js").display()
         ),
     );
-    let mut all = spawn("osapi start", Command::new(OSAPI).arg("-f").arg(&cfg).arg("start"));
+    let mut all = spawn(
+        "osapi start",
+        Command::new(OSAPI).arg("-f").arg(&cfg).arg("start"),
+    );
     let http = reqwest::Client::new();
     let key = osapi::token::TokenKey::new(SIGNING_KEY.as_bytes().to_vec()).unwrap();
-    let token = key.issue("t", vec!["admin".into()], None, osapi::token::now_unix(), 600);
-    let body: serde_json::Value = wait_for("the suite to answer", Duration::from_secs(60), || async {
-        let r = http.get(format!("http://127.0.0.1:{api_port}/api/v1/node/hostname")).bearer_auth(&token).send().await.ok()?;
-        if r.status() != 200 {
-            return None;
-        }
-        r.json().await.ok()
-    })
-    .await;
+    let token = key.issue(
+        "t",
+        vec!["admin".into()],
+        None,
+        osapi::token::now_unix(),
+        600,
+    );
+    let body: serde_json::Value =
+        wait_for("the suite to answer", Duration::from_secs(60), || async {
+            let r = http
+                .get(format!("http://127.0.0.1:{api_port}/api/v1/node/hostname"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?;
+            if r.status() != 200 {
+                return None;
+            }
+            r.json().await.ok()
+        })
+        .await;
     assert_eq!(body["results"][0]["hostname"], "all-in-one", "{body}");
     assert!(all.terminate().success());
     // Nothing keeps listening once it is gone.
-    assert!(tokio::net::TcpStream::connect(("127.0.0.1", nats_port)).await.is_err());
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", nats_port))
+            .await
+            .is_err()
+    );
 }

@@ -17,7 +17,10 @@ use crate::api::error::{ApiError, Problem};
 use crate::api::extract::{JsonBody, Params};
 use crate::api::service::Submission;
 use crate::bus::ListFilter;
-use crate::job::{Expected, HostProgress, HostResult, Job, JobEvent, JobStatus, Operation, OperationRequest, Target};
+use crate::job::{
+    Expected, HostProgress, HostResult, Job, JobEvent, JobStatus, Operation, OperationRequest,
+    Target,
+};
 
 /// Default deadline of a job created through `POST /jobs`.
 const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(60);
@@ -109,12 +112,16 @@ pub struct RetryJob {
 }
 
 fn parse_job_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse().map_err(|_| ApiError::invalid("id", "not a job id (UUID)"))
+    raw.parse()
+        .map_err(|_| ApiError::invalid("id", "not a job id (UUID)"))
 }
 
 fn parse_timeout(raw: Option<&str>) -> Result<Duration, ApiError> {
-    let Some(raw) = raw else { return Ok(DEFAULT_JOB_TIMEOUT) };
-    let d = humantime::parse_duration(raw).map_err(|_| ApiError::invalid("timeout", format!("{raw:?} is not a duration like 60s")))?;
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_JOB_TIMEOUT);
+    };
+    let d = humantime::parse_duration(raw)
+        .map_err(|_| ApiError::invalid("timeout", format!("{raw:?} is not a duration like 60s")))?;
     if d.is_zero() || d > MAX_JOB_TIMEOUT {
         return Err(ApiError::invalid("timeout", "must be between 1ms and 1h"));
     }
@@ -122,7 +129,12 @@ fn parse_timeout(raw: Option<&str>) -> Result<Duration, ApiError> {
 }
 
 fn created(job: &Job) -> Response {
-    let body = Created { job_id: job.id, status: JobStatus::Submitted, target: job.target.to_string(), expected: job.expected.clone() };
+    let body = Created {
+        job_id: job.id,
+        status: JobStatus::Submitted,
+        target: job.target.to_string(),
+        expected: job.expected.clone(),
+    };
     let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/jobs/{}", job.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -134,12 +146,18 @@ fn created(job: &Job) -> Response {
 #[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = CreateJob,
     responses((status = 201, body = Created), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn create(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, JsonBody(body): JsonBody<CreateJob>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CreateJob>,
+) -> Result<Response, ApiError> {
     let operation = Operation::parse(&body.operation.type_name, body.operation.data)?;
     // A generic job must not be a way around the operation's own permission.
     who.require(operation.permission())?;
     let target: Target = body.target.as_deref().unwrap_or("_any").parse()?;
-    let timeout = parse_timeout(body.timeout.as_deref())?.max(operation.expected_runtime() + Duration::from_secs(5));
+    let timeout = parse_timeout(body.timeout.as_deref())?
+        .max(operation.expected_runtime() + Duration::from_secs(5));
     let submission = Submission {
         operation,
         target,
@@ -158,22 +176,39 @@ pub async fn create(State(s): State<AppState>, Extension(who): Extension<Princip
            ("limit" = Option<usize>, Query, description = "1-1000, default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = JobList), (status = 400, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list(State(s): State<AppState>, params: Params) -> Result<axum::Json<JobList>, ApiError> {
+pub async fn list(
+    State(s): State<AppState>,
+    params: Params,
+) -> Result<axum::Json<JobList>, ApiError> {
     params.only(&["status", "operation", "target", "limit", "cursor"])?;
     let filter = ListFilter {
         status: params
             .get("status")
-            .map(|v| v.parse::<JobStatus>().map_err(|()| ApiError::invalid("status", format!("unknown status {v:?}"))))
+            .map(|v| {
+                v.parse::<JobStatus>()
+                    .map_err(|()| ApiError::invalid("status", format!("unknown status {v:?}")))
+            })
             .transpose()?,
         operation: params
             .get("operation")
             .map(|v| {
-                if crate::job::OPERATION_TYPES.contains(&v) { Ok(v.to_owned()) } else { Err(ApiError::invalid("operation", format!("unknown operation {v:?}"))) }
+                if crate::job::OPERATION_TYPES.contains(&v) {
+                    Ok(v.to_owned())
+                } else {
+                    Err(ApiError::invalid(
+                        "operation",
+                        format!("unknown operation {v:?}"),
+                    ))
+                }
             })
             .transpose()?,
         target: params.get("target").map(str::parse::<Target>).transpose()?,
     };
-    let page = s.jobs.store.list(&filter, params.cursor()?, params.limit(50, 1000)?).await?;
+    let page = s
+        .jobs
+        .store
+        .list(&filter, params.cursor()?, params.limit(50, 1000)?)
+        .await?;
     Ok(axum::Json(JobList {
         jobs: page
             .jobs
@@ -195,9 +230,15 @@ pub async fn list(State(s): State<AppState>, params: Params) -> Result<axum::Jso
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
     responses((status = 200, body = JobDetail), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<axum::Json<JobDetail>, ApiError> {
+pub async fn get(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<JobDetail>, ApiError> {
     let id = parse_job_id(&id)?;
-    let job = s.jobs.store.get(id).await?.ok_or(ApiError::NotFound { what: "job", name: id.to_string() })?;
+    let job = s.jobs.store.get(id).await?.ok_or(ApiError::NotFound {
+        what: "job",
+        name: id.to_string(),
+    })?;
     let (progress, view) = s.jobs.store.view(&job, OffsetDateTime::now_utc()).await?;
     let mut timeline = progress.events;
     timeline.sort_by_key(|e| e.at);
@@ -222,15 +263,31 @@ pub async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<ax
 /// Delete a job and its results (job:write).
 #[utoipa::path(delete, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
-pub async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn remove(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let id = parse_job_id(&id)?;
-    if s.jobs.store.delete(id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::NotFound { what: "job", name: id.to_string() }) }
+    if s.jobs.store.delete(id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound {
+            what: "job",
+            name: id.to_string(),
+        })
+    }
 }
 
 /// Run a job's operation again as a new job, optionally on a new target (job:write).
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path)), request_body = RetryJob,
     responses((status = 201, body = Created), (status = 404, body = Problem)), security(("bearer" = [])))]
-pub async fn retry(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn retry(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     // The body is optional: empty means "same target".
     let body: RetryJob = if body.iter().all(u8::is_ascii_whitespace) {
         RetryJob::default()
@@ -238,7 +295,10 @@ pub async fn retry(State(s): State<AppState>, Extension(who): Extension<Principa
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?
     };
     let id = parse_job_id(&id)?;
-    let old = s.jobs.store.get(id).await?.ok_or(ApiError::NotFound { what: "job", name: id.to_string() })?;
+    let old = s.jobs.store.get(id).await?.ok_or(ApiError::NotFound {
+        what: "job",
+        name: id.to_string(),
+    })?;
     who.require(old.operation.permission())?;
     let target = match body.target {
         Some(t) => t.parse()?,
@@ -261,12 +321,23 @@ pub async fn retry(State(s): State<AppState>, Extension(who): Extension<Principa
 pub async fn stats(State(s): State<AppState>) -> Result<axum::Json<JobStats>, ApiError> {
     const WINDOW: usize = 500;
     let total = s.jobs.store.count().await?;
-    let page = s.jobs.store.list(&ListFilter::default(), None, WINDOW).await?;
+    let page = s
+        .jobs
+        .store
+        .list(&ListFilter::default(), None, WINDOW)
+        .await?;
     let mut by_status = BTreeMap::new();
     let mut by_operation = BTreeMap::new();
     for (j, v) in &page.jobs {
         *by_status.entry(v.status.as_str().to_owned()).or_insert(0) += 1;
-        *by_operation.entry(j.operation.type_name().to_owned()).or_insert(0) += 1;
+        *by_operation
+            .entry(j.operation.type_name().to_owned())
+            .or_insert(0) += 1;
     }
-    Ok(axum::Json(JobStats { total, by_status, by_operation, window: WINDOW }))
+    Ok(axum::Json(JobStats {
+        total,
+        by_status,
+        by_operation,
+        window: WINDOW,
+    }))
 }

@@ -16,9 +16,6 @@ use crate::api::extract::{JsonBody, Params};
 use crate::api::service::{JobOutcome, Submission};
 use crate::job::{CommandExec, CommandShell, DnsGet, DnsSet, HostnameSet, Operation, Ping};
 
-/// The default wait, stretched for operations that legitimately run longer.
-const DEFAULT_WAIT: Duration = Duration::from_secs(30);
-
 #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub job_id: uuid::Uuid,
@@ -26,7 +23,13 @@ pub struct Accepted {
 }
 
 /// Run `op` for the caller with the request's `target`, `timeout` and `async`.
-pub(crate) async fn run(state: &AppState, who: &Principal, headers: &HeaderMap, params: &Params, op: Operation) -> Result<Response, ApiError> {
+pub(crate) async fn run(
+    state: &AppState,
+    who: &Principal,
+    headers: &HeaderMap,
+    params: &Params,
+    op: Operation,
+) -> Result<Response, ApiError> {
     params.only(&["target", "timeout", "async"])?;
     // Domain endpoints take the operation's data as the whole body: name fields as
     // the caller wrote them.
@@ -38,7 +41,12 @@ pub(crate) async fn run(state: &AppState, who: &Principal, headers: &HeaderMap, 
     })?;
     let target = params.target()?;
     let wait_async = params.flag("async")?;
-    let timeout = params.timeout()?.unwrap_or_else(|| DEFAULT_WAIT.max(op.expected_runtime() + Duration::from_secs(5)));
+    // The default wait stretches for operations that legitimately run longer.
+    let timeout = params.timeout()?.unwrap_or_else(|| {
+        state
+            .default_wait
+            .max(op.expected_runtime() + Duration::from_secs(5))
+    });
     let submission = Submission {
         operation: op,
         target,
@@ -58,7 +66,14 @@ pub(crate) async fn run(state: &AppState, who: &Principal, headers: &HeaderMap, 
 }
 
 pub(crate) fn accepted(id: uuid::Uuid) -> Response {
-    let mut resp = (StatusCode::ACCEPTED, axum::Json(Accepted { job_id: id, status: crate::job::JobStatus::Submitted })).into_response();
+    let mut resp = (
+        StatusCode::ACCEPTED,
+        axum::Json(Accepted {
+            job_id: id,
+            status: crate::job::JobStatus::Submitted,
+        }),
+    )
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/jobs/{id}")) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -82,19 +97,60 @@ macro_rules! query_endpoint {
     };
 }
 
-query_endpoint!(hostname, "/api/v1/node/hostname", Operation::HostnameGet, "The host's hostname (node:read).");
-query_endpoint!(status, "/api/v1/node/status", Operation::StatusGet, "Hostname, uptime, OS, load, memory and disks in one (node:read).");
-query_endpoint!(uptime, "/api/v1/node/uptime", Operation::UptimeGet, "Uptime (node:read).");
-query_endpoint!(os, "/api/v1/node/os", Operation::OsGet, "Operating system and kernel (node:read).");
-query_endpoint!(disk, "/api/v1/node/disk", Operation::DiskGet, "Usage of each real mounted filesystem (node:read).");
-query_endpoint!(memory, "/api/v1/node/memory", Operation::MemoryGet, "Memory and swap (node:read).");
-query_endpoint!(load, "/api/v1/node/load", Operation::LoadGet, "Load averages (node:read).");
+query_endpoint!(
+    hostname,
+    "/api/v1/node/hostname",
+    Operation::HostnameGet,
+    "The host's hostname (node:read)."
+);
+query_endpoint!(
+    status,
+    "/api/v1/node/status",
+    Operation::StatusGet,
+    "Hostname, uptime, OS, load, memory and disks in one (node:read)."
+);
+query_endpoint!(
+    uptime,
+    "/api/v1/node/uptime",
+    Operation::UptimeGet,
+    "Uptime (node:read)."
+);
+query_endpoint!(
+    os,
+    "/api/v1/node/os",
+    Operation::OsGet,
+    "Operating system and kernel (node:read)."
+);
+query_endpoint!(
+    disk,
+    "/api/v1/node/disk",
+    Operation::DiskGet,
+    "Usage of each real mounted filesystem (node:read)."
+);
+query_endpoint!(
+    memory,
+    "/api/v1/node/memory",
+    Operation::MemoryGet,
+    "Memory and swap (node:read)."
+);
+query_endpoint!(
+    load,
+    "/api/v1/node/load",
+    Operation::LoadGet,
+    "Load averages (node:read)."
+);
 
 /// Set the hostname (node:write).
 #[utoipa::path(put, path = "/api/v1/node/hostname", tag = "node", request_body = HostnameSet,
     responses((status = 200, body = JobOutcome), (status = 202, body = Accepted), (status = 400, body = crate::api::error::Problem)),
     security(("bearer" = [])))]
-pub async fn set_hostname(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, JsonBody(body): JsonBody<HostnameSet>) -> Result<Response, ApiError> {
+pub async fn set_hostname(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    params: Params,
+    JsonBody(body): JsonBody<HostnameSet>,
+) -> Result<Response, ApiError> {
     run(&s, &who, &headers, &params, Operation::HostnameSet(body)).await
 }
 
@@ -103,8 +159,21 @@ pub async fn set_hostname(State(s): State<AppState>, Extension(who): Extension<P
     params(("interface" = String, Path, description = "interface name")),
     responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
     security(("bearer" = [])))]
-pub async fn dns_get(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, Path(interface): Path<String>) -> Result<Response, ApiError> {
-    run(&s, &who, &headers, &params, Operation::DnsGet(DnsGet { interface })).await
+pub async fn dns_get(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    params: Params,
+    Path(interface): Path<String>,
+) -> Result<Response, ApiError> {
+    run(
+        &s,
+        &who,
+        &headers,
+        &params,
+        Operation::DnsGet(DnsGet { interface }),
+    )
+    .await
 }
 
 /// The body of `PUT /network/dns/{interface}`.
@@ -122,8 +191,19 @@ pub struct DnsBody {
     params(("interface" = String, Path, description = "interface name")),
     responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
     security(("bearer" = [])))]
-pub async fn dns_set(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, Path(interface): Path<String>, JsonBody(body): JsonBody<DnsBody>) -> Result<Response, ApiError> {
-    let op = Operation::DnsSet(DnsSet { interface, servers: body.servers, search_domains: body.search_domains });
+pub async fn dns_set(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    params: Params,
+    Path(interface): Path<String>,
+    JsonBody(body): JsonBody<DnsBody>,
+) -> Result<Response, ApiError> {
+    let op = Operation::DnsSet(DnsSet {
+        interface,
+        servers: body.servers,
+        search_domains: body.search_domains,
+    });
     run(&s, &who, &headers, &params, op).await
 }
 
@@ -131,7 +211,13 @@ pub async fn dns_set(State(s): State<AppState>, Extension(who): Extension<Princi
 #[utoipa::path(post, path = "/api/v1/network/ping", tag = "network", request_body = Ping,
     responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
     security(("bearer" = [])))]
-pub async fn ping(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, JsonBody(body): JsonBody<Ping>) -> Result<Response, ApiError> {
+pub async fn ping(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    params: Params,
+    JsonBody(body): JsonBody<Ping>,
+) -> Result<Response, ApiError> {
     run(&s, &who, &headers, &params, Operation::Ping(body)).await
 }
 
@@ -139,7 +225,13 @@ pub async fn ping(State(s): State<AppState>, Extension(who): Extension<Principal
 #[utoipa::path(post, path = "/api/v1/command/exec", tag = "command", request_body = CommandExec,
     responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
     security(("bearer" = [])))]
-pub async fn exec(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, JsonBody(body): JsonBody<CommandExec>) -> Result<Response, ApiError> {
+pub async fn exec(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    params: Params,
+    JsonBody(body): JsonBody<CommandExec>,
+) -> Result<Response, ApiError> {
     run(&s, &who, &headers, &params, Operation::CommandExec(body)).await
 }
 
@@ -147,6 +239,12 @@ pub async fn exec(State(s): State<AppState>, Extension(who): Extension<Principal
 #[utoipa::path(post, path = "/api/v1/command/shell", tag = "command", request_body = CommandShell,
     responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
     security(("bearer" = [])))]
-pub async fn shell(State(s): State<AppState>, Extension(who): Extension<Principal>, headers: HeaderMap, params: Params, JsonBody(body): JsonBody<CommandShell>) -> Result<Response, ApiError> {
+pub async fn shell(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    params: Params,
+    JsonBody(body): JsonBody<CommandShell>,
+) -> Result<Response, ApiError> {
     run(&s, &who, &headers, &params, Operation::CommandShell(body)).await
 }

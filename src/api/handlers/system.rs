@@ -42,20 +42,32 @@ pub struct HealthStatus {
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Health)))]
 pub async fn health() -> axum::Json<Health> {
-    axum::Json(Health { status: "ok".into() })
+    axum::Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// Readiness: 503 until NATS and every bucket answer.
 #[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, body = Health), (status = 503, body = crate::api::error::Problem)))]
 pub async fn ready(State(s): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
-    crate::bus::check(&async_nats::jetstream::new(s.nats.clone()), &s.names, &s.nats_config).await?;
-    Ok(axum::Json(Health { status: "ready".into() }))
+    crate::bus::check(
+        &async_nats::jetstream::new(s.nats.clone()),
+        &s.names,
+        &s.nats_config,
+    )
+    .await?;
+    Ok(axum::Json(Health {
+        status: "ready".into(),
+    }))
 }
 
 /// The version of this server.
 #[utoipa::path(get, path = "/api/v1/version", tag = "health", responses((status = 200, body = Version)))]
 pub async fn version() -> axum::Json<Version> {
-    axum::Json(Version { version: crate::VERSION.into(), api: "v1".into() })
+    axum::Json(Version {
+        version: crate::VERSION.into(),
+        api: "v1".into(),
+    })
 }
 
 /// Components, live agents, uptime, memory and version (health:read).
@@ -71,18 +83,40 @@ pub async fn status(State(s): State<AppState>) -> Response {
     });
     let cfg = &s.nats_config;
     let streams = [
-        (format!("stream {}", s.names.resource(&cfg.stream.name)), s.names.resource(&cfg.stream.name)),
-        (format!("bucket {}", s.names.resource(&cfg.kv.jobs_bucket)), format!("KV_{}", s.names.resource(&cfg.kv.jobs_bucket))),
-        (format!("bucket {}", s.names.resource(&cfg.kv.responses_bucket)), format!("KV_{}", s.names.resource(&cfg.kv.responses_bucket))),
-        (format!("bucket {}", s.names.resource(&cfg.audit.bucket)), format!("KV_{}", s.names.resource(&cfg.audit.bucket))),
-        (format!("bucket {}", s.names.resource(&cfg.registry.bucket)), format!("KV_{}", s.names.resource(&cfg.registry.bucket))),
+        (
+            format!("stream {}", s.names.resource(&cfg.stream.name)),
+            s.names.resource(&cfg.stream.name),
+        ),
+        (
+            format!("bucket {}", s.names.resource(&cfg.kv.jobs_bucket)),
+            format!("KV_{}", s.names.resource(&cfg.kv.jobs_bucket)),
+        ),
+        (
+            format!("bucket {}", s.names.resource(&cfg.kv.responses_bucket)),
+            format!("KV_{}", s.names.resource(&cfg.kv.responses_bucket)),
+        ),
+        (
+            format!("bucket {}", s.names.resource(&cfg.audit.bucket)),
+            format!("KV_{}", s.names.resource(&cfg.audit.bucket)),
+        ),
+        (
+            format!("bucket {}", s.names.resource(&cfg.registry.bucket)),
+            format!("KV_{}", s.names.resource(&cfg.registry.bucket)),
+        ),
     ];
     for (name, stream) in streams {
         let (ok, detail) = match js.get_stream(&stream).await {
-            Ok(st) => (true, format!("{} messages", st.cached_info().state.messages)),
+            Ok(st) => (
+                true,
+                format!("{} messages", st.cached_info().state.messages),
+            ),
             Err(e) => (false, e.to_string()),
         };
-        components.push(Component { name, ok, detail: Some(detail) });
+        components.push(Component {
+            name,
+            ok,
+            detail: Some(detail),
+        });
     }
     let all_ok = components.iter().all(|c| c.ok);
     let body = HealthStatus {
@@ -94,7 +128,11 @@ pub async fn status(State(s): State<AppState>) -> Response {
         agents_live: s.jobs.live.snapshot().len(),
         components,
     };
-    let code = if all_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, axum::Json(body)).into_response()
 }
 
