@@ -91,14 +91,7 @@ impl JobService {
     ) -> Result<JobOutcome, ApiError> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(job.timeout_ms);
         let mut results: Vec<HostResult> = Vec::new();
-        loop {
-            let done = match &job.expected {
-                Expected::Any => !results.is_empty(),
-                Expected::Hosts(h) => h.iter().all(|h| results.iter().any(|r| &r.hostname == h)),
-            };
-            if done {
-                break;
-            }
+        while !job.expected.is_answered_by(&results) {
             match tokio::time::timeout_at(deadline, sub.next()).await {
                 Ok(Some(msg)) => match serde_json::from_slice::<HostResult>(&msg.payload) {
                     Ok(r) => {
@@ -118,16 +111,12 @@ impl JobService {
                 timeout_ms: job.timeout_ms,
             });
         }
-        // Past this point missing hosts are past the deadline: compute at the deadline.
-        let now = OffsetDateTime::now_utc().max(job.deadline());
-        let complete = match &job.expected {
-            Expected::Any => true,
-            Expected::Hosts(h) => h.len() == results.len(),
-        };
-        let at = if complete {
-            OffsetDateTime::now_utc()
-        } else {
+        // Hosts still missing here did not answer by the deadline: judge them there.
+        let now = OffsetDateTime::now_utc();
+        let at = if job.expected.is_answered_by(&results) {
             now
+        } else {
+            now.max(job.deadline())
         };
         let view = compute_status(job, &[], &results, at);
         Ok(JobOutcome {

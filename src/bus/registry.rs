@@ -114,11 +114,6 @@ impl Registry {
         });
         Ok(live)
     }
-
-    /// Read every live heartbeat straight from the bucket (for tools and tests).
-    pub async fn list(&self) -> Result<Vec<AgentInfo>, BusError> {
-        Ok(self.watch().await?.snapshot())
-    }
 }
 
 /// The API's view of live agents: the last heartbeat of each, and when NATS stored it.

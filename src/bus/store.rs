@@ -49,7 +49,6 @@ pub struct JobStore {
     jobs: kv::Store,
     responses: kv::Store,
     names: Names,
-    job_stream: String,
 }
 
 fn is_tombstone(headers: &HeaderMap) -> bool {
@@ -65,13 +64,8 @@ impl JobStore {
             client,
             jobs: buckets.jobs.clone(),
             responses: buckets.responses.clone(),
-            job_stream: buckets.stream.cached_info().config.name.clone(),
             names,
         }
-    }
-
-    pub fn names(&self) -> &Names {
-        &self.names
     }
 
     /// Store a new job. Fails with [`BusError::Conflict`] if the id exists.
@@ -323,14 +317,5 @@ impl JobStore {
             .await
             .map_err(|e| BusError::request("counting jobs", e))?;
         Ok(info.state.messages)
-    }
-
-    /// Whether NATS and the job stream answer.
-    pub async fn ping(&self) -> Result<(), BusError> {
-        self.js
-            .get_stream(&self.job_stream)
-            .await
-            .map_err(|e| BusError::request("checking the job stream", e))?;
-        Ok(())
     }
 }

@@ -16,7 +16,7 @@ mod target;
 pub use names::Names;
 pub use operation::{
     CommandExec, CommandShell, DnsGet, DnsSet, HostnameSet, InvalidInput, Kind,
-    MAX_COMMAND_TIMEOUT, OPERATION_TYPES, Operation, OperationRequest, Ping, is_valid_label_value,
+    MAX_COMMAND_TIMEOUT, OPERATION_TYPES, Operation, OperationRequest, Ping,
 };
 pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Stage};
 pub use status::{HostProgress, JobStatus, JobView, compute_status};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::target::{is_label_value, is_valid_hostname};
+use super::target::is_valid_hostname;
 use crate::rbac::Permission;
 
 /// The longest command timeout an API accepts; agents may configure less.
@@ -482,11 +482,6 @@ fn validate_cwd(cwd: Option<&str>, field: &str) -> Result<(), InvalidInput> {
         }
         _ => Ok(()),
     }
-}
-
-/// Label values are checked where labels enter (config); exported for the agent.
-pub fn is_valid_label_value(s: &str) -> bool {
-    is_label_value(s)
 }
 
 /// Optional durations as human strings (`"1s"`, `"500ms"`) or whole seconds.

@@ -18,6 +18,18 @@ pub enum Expected {
     Hosts(Vec<String>),
 }
 
+impl Expected {
+    /// Whether these results answer everyone the job expects.
+    pub fn is_answered_by(&self, results: &[HostResult]) -> bool {
+        match self {
+            Expected::Any => !results.is_empty(),
+            Expected::Hosts(hosts) => hosts
+                .iter()
+                .all(|h| results.iter().any(|r| &r.hostname == h)),
+        }
+    }
+}
+
 /// The job as created: stored once, never changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {

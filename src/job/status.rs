@@ -130,10 +130,7 @@ pub fn compute_status(
     }
 
     let answered = |h: &str| results.iter().any(|r| r.hostname == h);
-    let all_answered = match &job.expected {
-        Expected::Any => !results.is_empty(),
-        Expected::Hosts(expected) => expected.iter().all(|h| answered(h)),
-    };
+    let all_answered = job.expected.is_answered_by(&results);
     let past_deadline = now >= job.deadline();
 
     if !all_answered && past_deadline {

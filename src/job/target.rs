@@ -154,11 +154,6 @@ impl Target {
         }
     }
 
-    /// True for targets that may address several agents, each of which answers.
-    pub fn is_broadcast(&self) -> bool {
-        matches!(self, Target::All | Target::Label { .. })
-    }
-
     /// The filter subjects (without namespace) an agent consumes for its own
     /// per-agent consumers: `_all`, its host subject, and every prefix of each label.
     /// `_any` is consumed through a consumer shared by all agents and is not listed.
