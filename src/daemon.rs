@@ -18,6 +18,7 @@ use crate::config::{Config, ConfigError, NatsServerAuth};
 use crate::job::Names;
 use crate::natsd::{self, ClusterSettings, ServerAuth, Supervisor};
 use crate::provider::Providers;
+use crate::systemd::{self, Activated};
 use crate::token::TokenKey;
 
 /// Why a daemon stopped with an error.
@@ -41,6 +42,8 @@ pub enum DaemonError {
     },
     #[error("the embedded nats-server exited unexpectedly ({0})")]
     NatsExited(String),
+    #[error("socket activation: {0}")]
+    Activation(#[source] std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
 }
@@ -104,13 +107,50 @@ pub fn nats_settings(cfg: &Config) -> Result<natsd::Settings, DaemonError> {
 }
 
 /// `osapi nats server start`: run nats-server until a signal, or fail when it dies.
+/// Socket-activated, the child binds a private loopback port and the supervisor
+/// relays the activated sockets to it.
 pub async fn run_nats(cfg: &Config) -> Result<(), DaemonError> {
     let shutdown = shutdown_signal()?;
-    let mut sup = Supervisor::start(nats_settings(cfg)?).await?;
+    let activated = systemd::activated_sockets().map_err(DaemonError::Activation)?;
+    let mut settings = nats_settings(cfg)?;
+    let mut relays = Vec::new();
+    if !activated.is_empty() {
+        settings.host = "127.0.0.1".into();
+        settings.port = crate::natsd::ports::find_free_port().map_err(DaemonError::Activation)?;
+        for (socket, name) in activated {
+            match socket {
+                Activated::Tcp(l) => {
+                    relays.push(TcpListener::from_std(l).map_err(DaemonError::Activation)?)
+                }
+                Activated::Unix(_) => {
+                    tracing::warn!(%name, "ignoring a unix socket passed to the NATS supervisor")
+                }
+            }
+        }
+    }
+    systemd::status("starting nats-server");
+    let mut sup = Supervisor::start(settings).await?;
+    let child: std::net::SocketAddr = sup
+        .client_addr()
+        .parse()
+        .map_err(|_| DaemonError::NatsExited(format!("bad child address {}", sup.client_addr())))?;
+    for listener in relays {
+        tokio::spawn(natsd::forward(listener, child));
+    }
+    let monitor = Arc::new(sup.monitor_addr());
+    let _watchdog = systemd::spawn_watchdog(move || {
+        let monitor = monitor.clone();
+        async move { natsd::jetstream_ready(*monitor).await.is_ok() }
+    });
     tracing::info!(addr = %sup.client_addr(), "embedded NATS ready");
+    systemd::ready(&format!(
+        "nats-server ready (JetStream on) at {}",
+        sup.client_addr()
+    ));
     tokio::select! {
-        status = sup.wait() => Err(DaemonError::NatsExited(format!("{:?}", status?))),
+        status = sup.wait() => Err(DaemonError::NatsExited(format!("{:?}; last output: {}", status?, sup.stderr_tail()))),
         _ = stopped(shutdown) => {
+            systemd::stopping("stopping nats-server");
             sup.stop(Duration::from_secs(10)).await?;
             Ok(())
         }
@@ -143,59 +183,106 @@ pub async fn api_state(cfg: &Config) -> Result<AppState, DaemonError> {
     })
 }
 
-/// `osapi api server start`: serve until a signal.
-pub async fn run_api(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+/// Where the API listens: the sockets systemd passed, or the configured address.
+async fn api_listeners(cfg: &Config) -> Result<Vec<Activated>, DaemonError> {
     let server = &cfg.api.server;
-    let state = api_state(cfg).await?;
-    let http = api::HttpOptions {
-        max_body_bytes: usize::try_from(server.max_body_bytes).unwrap_or(usize::MAX),
-        allow_origins: server.security.cors.allow_origins.clone(),
-    };
-    let router = api::router(state, &http);
+    let activated = systemd::activated_sockets().map_err(DaemonError::Activation)?;
+    if !activated.is_empty() {
+        return Ok(activated.into_iter().map(|(s, _)| s).collect());
+    }
     let addr = std::net::SocketAddr::new(server.listen, server.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| DaemonError::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
-    tracing::info!(%addr, "API listening");
-    let mut servers = tokio::task::JoinSet::new();
+    let tcp = std::net::TcpListener::bind(addr).map_err(|source| DaemonError::Listen {
+        addr: addr.to_string(),
+        source,
+    })?;
+    tcp.set_nonblocking(true).map_err(DaemonError::Activation)?;
+    let mut listeners = vec![Activated::Tcp(tcp)];
     if let Some(path) = &server.unix_socket {
         // The unix socket is a convenience for local clients; a host without
         // /run/osapi (a development machine) still gets the TCP listener.
         let _ = std::fs::remove_file(path);
-        match tokio::net::UnixListener::bind(path) {
-            Ok(unix) => {
-                tracing::info!(path = %path.display(), "API listening on unix socket");
-                let router = router.clone();
-                let shutdown = shutdown.clone();
-                servers.spawn(async move {
-                    let _ = axum::serve(unix, router)
-                        .with_graceful_shutdown(stopped(shutdown))
-                        .await;
-                });
-            }
+        match std::os::unix::net::UnixListener::bind(path)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        {
+            Ok(unix) => listeners.push(Activated::Unix(unix)),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "not serving on the unix socket")
             }
         }
     }
-    servers.spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(shutdown))
-        .await;
-    });
-    while servers.join_next().await.is_some() {}
+    Ok(listeners)
+}
+
+/// Serve `router` on every listener until `shutdown`.
+async fn serve_all(
+    listeners: Vec<Activated>,
+    router: axum::Router,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), DaemonError> {
+    let mut servers = tokio::task::JoinSet::new();
+    for listener in listeners {
+        let router = router.clone();
+        let shutdown = stopped(shutdown.clone());
+        match listener {
+            Activated::Tcp(l) => {
+                let l = TcpListener::from_std(l).map_err(DaemonError::Activation)?;
+                tracing::info!(addr = ?l.local_addr().ok(), "listening");
+                servers.spawn(async move {
+                    axum::serve(
+                        l,
+                        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                    )
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                });
+            }
+            Activated::Unix(l) => {
+                let l = tokio::net::UnixListener::from_std(l).map_err(DaemonError::Activation)?;
+                tracing::info!(path = ?l.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p.display().to_string())), "listening");
+                servers.spawn(async move {
+                    axum::serve(l, router)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                });
+            }
+        }
+    }
+    while let Some(done) = servers.join_next().await {
+        if let Ok(Err(e)) = done {
+            tracing::warn!(error = %e, "a listener stopped");
+        }
+    }
     Ok(())
+}
+
+/// `osapi api server start`: serve until a signal. Connections that arrive on an
+/// activated socket before NATS is reachable wait in its backlog and are served
+/// once the API is ready.
+pub async fn run_api(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+    let server = &cfg.api.server;
+    let listeners = api_listeners(cfg).await?;
+    systemd::status("connecting to NATS");
+    let state = api_state(cfg).await?;
+    let nats = state.nats.clone();
+    let http = api::HttpOptions {
+        max_body_bytes: usize::try_from(server.max_body_bytes).unwrap_or(usize::MAX),
+        allow_origins: server.security.cors.allow_origins.clone(),
+    };
+    let router = api::router(state, &http);
+    let _watchdog = systemd::spawn_watchdog(move || {
+        let nats = nats.clone();
+        async move { bus::round_trip(&nats).await }
+    });
+    systemd::ready("serving the API");
+    let result = serve_all(listeners, router, shutdown).await;
+    systemd::stopping("API stopped");
+    result
 }
 
 /// `osapi node agent start`: consume jobs until a signal. With `simulate`, the
 /// agent answers from simulated providers that take that long per job (for tests
-/// and benchmarks of the pipeline; never for real hosts).
+/// and benchmarks of the pipeline; never for real hosts). Its own health and
+/// metrics are served on the sockets systemd passes it.
 pub async fn run_agent(
     cfg: &Config,
     simulate: Option<Duration>,
@@ -205,7 +292,7 @@ pub async fn run_agent(
         Some(delay) => {
             crate::provider::sim::SimProviders::new(cfg.node.agent.hostname.clone(), delay)
         }
-        None => Providers::system(),
+        None => Providers::system(&cfg.node.agent.command),
     };
     let settings = AgentSettings {
         agent: cfg.node.agent.clone(),
@@ -213,8 +300,31 @@ pub async fn run_agent(
         namespace: cfg.node.agent.nats.namespace.clone(),
         stop_grace: Duration::from_secs(20),
     };
-    agent::run(settings, providers, shutdown, || {}).await?;
-    Ok(())
+    let (ready_tx, ready_rx) = watch::channel(None);
+    let listeners = systemd::activated_sockets().map_err(DaemonError::Activation)?;
+    let endpoints = tokio::spawn(serve_all(
+        listeners.into_iter().map(|(s, _)| s).collect(),
+        agent::http::router(ready_rx),
+        shutdown.clone(),
+    ));
+    systemd::status("connecting to NATS");
+    let mut watchdog = None;
+    let result = agent::run(settings, providers, shutdown, |handle| {
+        let probe = handle.clone();
+        watchdog = systemd::spawn_watchdog(move || {
+            let probe = probe.clone();
+            async move { probe.healthy().await }
+        });
+        let _ = ready_tx.send(Some(handle));
+        systemd::ready("consuming jobs");
+    })
+    .await;
+    systemd::stopping("agent stopped");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    endpoints.abort();
+    result.map_err(DaemonError::from)
 }
 
 /// `osapi start`: NATS, the API and one agent in one process tree.

@@ -22,6 +22,7 @@ pub mod job;
 pub mod natsd;
 pub mod provider;
 pub mod rbac;
+pub mod systemd;
 pub mod telemetry;
 pub mod token;
 

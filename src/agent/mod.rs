@@ -10,6 +10,7 @@
 //! redelivered while alive; a job whose agent died is redelivered by JetStream.
 
 mod dispatch;
+pub mod http;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,12 +22,14 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-pub use dispatch::dispatch;
+pub use dispatch::{Outcome, dispatch};
 
 use crate::bus::{self, AgentInfo, BusError, JobStore, Registry};
 use crate::config::{AgentConfig, NatsConfig};
 use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Names, Stage, Target};
 use crate::provider::Providers;
+use crate::telemetry::trace::TraceContext;
+use tracing::Instrument;
 
 /// Why the agent could not run.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,30 @@ pub enum AgentError {
     Bus(#[from] BusError),
     #[error("cannot create consumer {name}: {detail}")]
     Consumer { name: String, detail: String },
+}
+
+/// A view of a running agent for its health endpoints and the watchdog.
+#[derive(Clone)]
+pub struct AgentHandle {
+    client: async_nats::Client,
+    running: Arc<Semaphore>,
+    max_jobs: usize,
+}
+
+impl AgentHandle {
+    pub fn running_jobs(&self) -> usize {
+        self.max_jobs
+            .saturating_sub(self.running.available_permits())
+    }
+
+    pub fn max_jobs(&self) -> usize {
+        self.max_jobs
+    }
+
+    /// NATS answers a round trip now: a wedged connection is not healthy.
+    pub async fn healthy(&self) -> bool {
+        crate::bus::round_trip(&self.client).await
+    }
 }
 
 /// What the agent needs to run, resolved from the configuration.
@@ -76,6 +103,8 @@ fn short_hash(s: &str) -> String {
 
 struct Shared {
     store: JobStore,
+    /// For the server's current `max_payload`, which every stored result must fit.
+    client: async_nats::Client,
     providers: Providers,
     hostname: String,
     ack_wait: Duration,
@@ -89,7 +118,7 @@ pub async fn run(
     settings: AgentSettings,
     providers: Providers,
     mut shutdown: watch::Receiver<bool>,
-    ready: impl FnOnce(),
+    ready: impl FnOnce(AgentHandle),
 ) -> Result<(), AgentError> {
     let names = Names::new(settings.namespace.clone());
     let client = bus::connect(
@@ -146,6 +175,7 @@ pub async fn run(
 
     let shared = Arc::new(Shared {
         store,
+        client: client.clone(),
         providers,
         hostname: cfg.hostname.clone(),
         ack_wait: cfg.consumer.ack_wait,
@@ -184,7 +214,11 @@ pub async fn run(
         })
     };
     tracing::info!(hostname = %shared.hostname, "agent consuming jobs");
-    ready();
+    ready(AgentHandle {
+        client: client.clone(),
+        running: shared.running.clone(),
+        max_jobs: shared.max_jobs,
+    });
 
     let mut tasks = JoinSet::new();
     loop {
@@ -253,24 +287,29 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
         let _ = msg.ack_with(AckKind::Term).await;
         return;
     };
-    let traceparent = msg
+    // Continue the API's trace, so this job's log lines share its trace_id.
+    let header = msg
         .headers
         .as_ref()
-        .and_then(|h| h.get(bus::RESULT_HEADER_TRACEPARENT))
+        .and_then(|h| h.get(bus::TRACEPARENT_HEADER))
         .map(|v| v.to_string());
-    let span = tracing::info_span!("job", job_id = %id, attempt, traceparent = traceparent.as_deref().unwrap_or(""));
-    let _enter = span.enter();
-    match run_job(shared, &msg, id, attempt).await {
-        Ok(()) => {
-            if let Err(e) = msg.ack().await {
-                tracing::warn!(error = %e, "could not acknowledge a finished job");
+    let ctx = TraceContext::continue_from(header.as_deref());
+    let span = tracing::info_span!("job", job_id = %id, attempt, trace_id = %ctx.trace_id_hex(), span_id = %ctx.span_id_hex());
+    async {
+        match run_job(shared, &msg, id, attempt).await {
+            Ok(()) => {
+                if let Err(e) = msg.ack().await {
+                    tracing::warn!(error = %e, "could not acknowledge a finished job");
+                }
+            }
+            // NATS trouble mid-job: leave it unacked so it is redelivered.
+            Err(e) => {
+                tracing::warn!(error = %e, "job could not be recorded; it will be redelivered")
             }
         }
-        Err(e) => {
-            // NATS trouble mid-job: leave it unacked so it is redelivered.
-            tracing::warn!(error = %e, "job could not be recorded; it will be redelivered");
-        }
     }
+    .instrument(span)
+    .await
 }
 
 async fn run_job(
@@ -304,7 +343,14 @@ async fn run_job(
             message: "the job was interrupted after it started and is not safe to run again".into(),
         };
         tracing::warn!("redelivered non-idempotent job already started; marking it interrupted");
-        return finish(shared, &job, Err(error), Duration::ZERO, attempt).await;
+        return finish(
+            shared,
+            &job,
+            Outcome::failed(error),
+            Duration::ZERO,
+            attempt,
+        )
+        .await;
     }
 
     store.append_event(id, &event(Stage::Started, None)).await?;
@@ -333,20 +379,43 @@ async fn already_started(store: &JobStore, job: &Job, hostname: &str) -> Result<
     }))
 }
 
+/// Bytes of a NATS message kept free for headers when fitting a result.
+const RESULT_HEADROOM: usize = 4096;
+
 async fn finish(
     shared: &Shared,
     job: &Job,
-    outcome: Result<serde_json::Value, JobError>,
+    outcome: Outcome,
     elapsed: Duration,
     attempt: u64,
 ) -> Result<(), BusError> {
     let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
-    let (status, data, error) = match outcome {
-        Ok(data) => (HostStatus::Completed, Some(data), None),
-        Err(e) => (HostStatus::Failed, None, Some(e)),
+    // Failed whenever there is an error; the data (e.g. a failed command's output)
+    // is kept either way.
+    let status = if outcome.is_success() {
+        HostStatus::Completed
+    } else {
+        HostStatus::Failed
     };
-    let detail = error.as_ref().map(|e| format!("{}: {}", e.code, e.message));
-    match &error {
+    let Outcome { data, error } = outcome;
+    let mut result = HostResult {
+        hostname: shared.hostname.clone(),
+        status,
+        data,
+        error,
+        duration_ms,
+    };
+    // Room for the message's headers; the rest is the result's own budget.
+    let limit = shared.client.max_payload().saturating_sub(RESULT_HEADROOM);
+    if dispatch::fit_result(&mut result, limit) {
+        tracing::warn!(limit, "the result was cut to fit in one NATS message");
+    }
+    let status = result.status;
+    let detail = result
+        .error
+        .as_ref()
+        .map(|e| format!("{}: {}", e.code, e.message));
+    match &result.error {
         None => tracing::info!(
             operation = job.operation.type_name(),
             duration_ms,
@@ -356,13 +425,6 @@ async fn finish(
             tracing::warn!(operation = job.operation.type_name(), code = %e.code, message = %e.message, "job failed")
         }
     }
-    let result = HostResult {
-        hostname: shared.hostname.clone(),
-        status,
-        data,
-        error,
-        duration_ms,
-    };
     let stage = if status == HostStatus::Completed {
         Stage::Completed
     } else {

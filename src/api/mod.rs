@@ -12,6 +12,7 @@ pub mod extract;
 pub mod handlers;
 pub mod openapi;
 pub mod service;
+mod trace;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -155,6 +156,7 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
             tracing::error!("a request handler panicked");
             ApiError::Internal("the handler failed unexpectedly".into()).into_response_owned()
         }))
+        .layer(axum::middleware::from_fn(trace::trace_requests))
         .layer(tower::util::option_layer(cors(&http.allow_origins)))
         .with_state(state)
 }

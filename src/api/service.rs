@@ -8,7 +8,10 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use crate::bus::{JobStore, LiveAgents};
-use crate::job::{Expected, HostResult, Job, JobStatus, Operation, Target, compute_status};
+use crate::job::{
+    Expected, HostResult, HostStatus, Job, JobStatus, Operation, Target, compute_status,
+};
+use crate::telemetry::trace::TraceContext;
 
 /// The synchronous answer of a domain endpoint.
 #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -16,6 +19,16 @@ pub struct JobOutcome {
     pub job_id: Uuid,
     pub status: JobStatus,
     pub results: Vec<HostResult>,
+}
+
+impl JobOutcome {
+    /// True when some host answered and every answer failed with `code`.
+    pub fn all_failed_with(&self, code: &str) -> bool {
+        !self.results.is_empty()
+            && self.results.iter().all(|r| {
+                r.status == HostStatus::Failed && r.error.as_ref().is_some_and(|e| e.code == code)
+            })
+    }
 }
 
 /// What a caller asks for when creating a job.
@@ -70,7 +83,11 @@ impl JobService {
             expected,
             timeout_ms: u64::try_from(s.timeout.as_millis()).unwrap_or(u64::MAX),
             retry_of: s.retry_of,
-            trace_id: s.traceparent.as_deref().and_then(trace_id_of),
+            trace_id: s
+                .traceparent
+                .as_deref()
+                .and_then(TraceContext::parse)
+                .map(|t| t.trace_id_hex()),
         };
         self.store.create(&job).await?;
         let sub = if wait {
@@ -125,11 +142,4 @@ impl JobService {
             results: view.results,
         })
     }
-}
-
-/// The trace id of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
-pub fn trace_id_of(traceparent: &str) -> Option<String> {
-    let mut parts = traceparent.split('-');
-    let (_version, trace) = (parts.next()?, parts.next()?);
-    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit())).then(|| trace.to_owned())
 }

@@ -85,7 +85,13 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     let cfg = load(&args)?;
-    telemetry::init_logging(args.debug || cfg.debug);
+    let identifier = match &args.command {
+        Command::Nats { .. } => "osapi-nats",
+        Command::Api { .. } => "osapi-api",
+        Command::Node { .. } => "osapi-agent",
+        _ => "osapi",
+    };
+    telemetry::init_logging(args.debug || cfg.debug, identifier);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

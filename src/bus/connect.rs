@@ -58,3 +58,12 @@ pub async fn connect(conn: &NatsConnection, default_name: &str) -> Result<Client
             source,
         })
 }
+
+/// Whether the server answers a PING within a second: the connection state alone
+/// can say "connected" over a wedged link.
+pub async fn round_trip(client: &Client) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), client.flush()).await,
+        Ok(Ok(()))
+    )
+}

@@ -7,10 +7,10 @@ mod provision;
 mod registry;
 mod store;
 
-pub use connect::connect;
+pub use connect::{connect, round_trip};
 pub use provision::{Buckets, check, provision};
 pub use registry::{AgentInfo, LiveAgents, Registry};
-pub use store::{JobPage, JobProgress, JobStore, ListFilter, RESULT_HEADER_TRACEPARENT};
+pub use store::{JobPage, JobProgress, JobStore, ListFilter, TRACEPARENT_HEADER};
 
 /// A failure talking to NATS. Each variant says what we were doing.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{Buckets, BusError};
 use crate::job::{HostResult, Job, JobEvent, JobStatus, JobView, Names, Target, compute_status};
 
-pub const RESULT_HEADER_TRACEPARENT: &str = "traceparent";
+pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// How many jobs one listing request may inspect when filters skip most of them;
 /// past this it returns a cursor so listing stays cheap however many jobs exist.
 const MAX_SCAN: usize = 500;
@@ -89,7 +89,7 @@ impl JobStore {
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", job.id.to_string().as_str());
         if let Some(tp) = traceparent {
-            headers.insert(RESULT_HEADER_TRACEPARENT, tp);
+            headers.insert(TRACEPARENT_HEADER, tp);
         }
         let subject = job.target.subject(&self.names, job.operation.kind());
         self.js

@@ -260,12 +260,9 @@ impl Client {
     }
 }
 
-/// A fresh W3C trace context: version 00, random trace and span ids, sampled.
+/// A fresh W3C trace context: the CLI starts the trace.
 pub fn new_traceparent() -> String {
-    // All-zero ids are invalid in W3C trace context.
-    let trace: u128 = rand::random::<u128>().max(1);
-    let span: u64 = rand::random::<u64>().max(1);
-    format!("00-{trace:032x}-{span:016x}-01")
+    crate::telemetry::trace::TraceContext::new_root().to_string()
 }
 
 /// The problem in an error answer. A body that is not problem+json (a proxy's
@@ -321,7 +318,9 @@ mod tests {
         }));
         assert_ne!(parts[1], "0".repeat(32));
         assert_eq!(
-            crate::api::service::trace_id_of(&tp).as_deref(),
+            crate::telemetry::trace::TraceContext::parse(&tp)
+                .map(|t| t.trace_id_hex())
+                .as_deref(),
             Some(parts[1])
         );
         assert_ne!(new_traceparent(), tp);

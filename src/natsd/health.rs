@@ -17,7 +17,7 @@ const MAX_RESPONSE: u64 = 64 * 1024;
 
 /// Checks that the server is healthy with JetStream enabled; the error says why
 /// not, for the "not ready" report.
-pub(crate) async fn jetstream_ready(monitor: SocketAddr) -> Result<(), String> {
+pub async fn jetstream_ready(monitor: SocketAddr) -> Result<(), String> {
     let (status, body) = get(monitor, "/healthz?js-enabled-only=true").await?;
     if status != 200 {
         return Err(format!("/healthz answered {status}: {}", snippet(&body)));

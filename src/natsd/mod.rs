@@ -48,6 +48,7 @@
 //! field when activation lands.
 
 mod config;
+mod forward;
 mod health;
 pub mod ports;
 mod supervisor;
@@ -57,6 +58,8 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 pub use config::generate_config;
+pub use forward::forward;
+pub use health::jetstream_ready;
 pub use supervisor::{DEFAULT_READY_TIMEOUT, Supervisor, resolve_binary};
 
 /// What the supervisor needs to run one nats-server.

@@ -97,6 +97,11 @@ impl Supervisor {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        // nats-server speaks none of systemd's protocols; our notify socket,
+        // passed sockets and watchdog are ours alone.
+        for var in crate::systemd::MANAGER_ENV {
+            cmd.env_remove(var);
+        }
         let parent = std::process::id();
         // SAFETY: the closure runs between fork and exec, so it must only make
         // async-signal-safe calls and must not allocate: prctl(2) and getppid(2)
@@ -180,6 +185,14 @@ impl Supervisor {
     /// The monitoring endpoint, always on 127.0.0.1.
     pub fn monitor_addr(&self) -> SocketAddr {
         self.monitor_addr
+    }
+
+    /// Whether the child still answers its health check with JetStream on (for
+    /// the watchdog).
+    pub async fn healthy(&self) -> bool {
+        super::health::jetstream_ready(self.monitor_addr)
+            .await
+            .is_ok()
     }
 
     /// The child's process id.

@@ -87,6 +87,8 @@ pub struct AgentSpec {
     pub labels: BTreeMap<String, String>,
     /// Simulated providers with this delay; None = the real providers.
     pub simulate: Option<Duration>,
+    /// Extra environment for the agent process.
+    pub env: BTreeMap<String, String>,
 }
 
 impl AgentSpec {
@@ -95,7 +97,12 @@ impl AgentSpec {
             hostname: hostname.into(),
             labels: BTreeMap::new(),
             simulate: None,
+            env: BTreeMap::new(),
         }
+    }
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
     }
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.insert(key.into(), value.into());
@@ -279,6 +286,11 @@ node:
             "OSAPI_NODE_AGENT_LABELS",
             format!("{{{}}}", labels.join(", ")),
         );
+        // Real agents never reach this machine's own system bus (its hostnamed or
+        // resolved): a test that wants D-Bus passes its private bus in `env`.
+        let no_bus = format!("unix:path={}/no-system-bus", self.dir.path().display());
+        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", no_bus);
+        cmd.envs(&spec.env);
         spawn(&format!("agent {}", spec.hostname), &mut cmd)
     }
 
@@ -410,4 +422,39 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).expect("write");
     p
+}
+
+/// The real journald, started for the test when none is running. Dropping the
+/// guard stops it again (only if this test started it).
+pub struct Journald(Option<Proc>);
+
+pub fn journald() -> Journald {
+    let socket = Path::new(osapi::telemetry::JOURNAL_SOCKET);
+    if socket.exists() {
+        return Journald(None);
+    }
+    let proc = spawn(
+        "journald",
+        &mut Command::new("/usr/lib/systemd/systemd-journald"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "journald did not create {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Journald(Some(proc))
+}
+
+impl Drop for Journald {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.0.take() {
+            p.terminate();
+            // Leave no socket behind: later processes would log into the void.
+            let _ = std::fs::remove_dir_all("/run/systemd/journal");
+        }
+    }
 }

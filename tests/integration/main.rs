@@ -1,12 +1,16 @@
 //! One integration test binary: real nats-server, real `osapi` and `osapictl`
 //! processes. See `harness` for how they are started and awaited.
 
+mod dbus_harness;
 mod harness;
 
 mod admin;
 mod auth;
 mod cli;
+mod dbus;
 mod input;
 mod jobs;
 mod lifecycle;
+mod providers;
 mod routing;
+mod systemd;

@@ -8,18 +8,11 @@ pub mod system;
 
 use axum::http::HeaderMap;
 
-/// The caller's W3C trace context, or a new one when the caller sent none.
+/// This request's W3C trace context, as set by the tracing middleware (which
+/// continues the caller's trace or starts one).
 pub(crate) fn traceparent(headers: &HeaderMap) -> String {
-    headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .filter(|tp| super::service::trace_id_of(tp).is_some())
-        .map(str::to_owned)
-        .unwrap_or_else(new_traceparent)
-}
-
-fn new_traceparent() -> String {
-    let trace: u128 = rand::random();
-    let span: u64 = rand::random();
-    format!("00-{trace:032x}-{span:016x}-01")
+    let header = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    crate::telemetry::trace::TraceContext::parse(header.unwrap_or_default())
+        .unwrap_or_else(|| crate::telemetry::trace::TraceContext::continue_from(header))
+        .to_string()
 }
