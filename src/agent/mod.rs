@@ -294,7 +294,14 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
         .and_then(|h| h.get(bus::TRACEPARENT_HEADER))
         .map(|v| v.to_string());
     let ctx = TraceContext::continue_from(header.as_deref());
-    let span = tracing::info_span!("job", job_id = %id, attempt, trace_id = %ctx.trace_id_hex(), span_id = %ctx.span_id_hex());
+    let span = tracing::info_span!(
+        "job",
+        job_id = %id,
+        attempt,
+        trace_id = %ctx.trace_id_hex(),
+        span_id = %ctx.span_id_hex(),
+        parent_span_id = %ctx.parent_span_id_hex(),
+    );
     async {
         match run_job(shared, &msg, id, attempt).await {
             Ok(()) => {

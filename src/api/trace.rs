@@ -27,11 +27,20 @@ pub async fn trace_requests(mut req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let method = req.method().clone();
-    let span = tracing::info_span!("request", %method, %route, trace_id = %ctx.trace_id_hex(), span_id = %ctx.span_id_hex());
+    let span = tracing::info_span!(
+        "request",
+        %method,
+        %route,
+        trace_id = %ctx.trace_id_hex(),
+        span_id = %ctx.span_id_hex(),
+        parent_span_id = %ctx.parent_span_id_hex(),
+        status = tracing::field::Empty,
+    );
     let started = Instant::now();
     async move {
         let resp = next.run(req).await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        tracing::Span::current().record("status", resp.status().as_u16());
         tracing::info!(
             status = resp.status().as_u16(),
             duration_ms,

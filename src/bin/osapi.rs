@@ -91,11 +91,12 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
         Command::Node { .. } => "osapi-agent",
         _ => "osapi",
     };
-    telemetry::init_logging(args.debug || cfg.debug, identifier);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let export = telemetry::init_logging(args.debug || cfg.debug, identifier, &cfg.telemetry.tracing);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        if let Some(task) = export {
+            tokio::spawn(task);
+        }
         match &args.command {
             Command::Nats {
                 command:

@@ -85,6 +85,10 @@ pub struct Global {
     /// Do not ask before changing every host or a label group
     #[arg(short = 'y', long, global = true)]
     pub yes: bool,
+    /// Print the request's trace context (traceparent) on stderr, to find it in the
+    /// server's logs (`journalctl TRACE_ID=…`)
+    #[arg(long, global = true)]
+    pub debug: bool,
 }
 
 /// How answers are printed.

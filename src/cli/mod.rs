@@ -45,6 +45,9 @@ pub async fn run(cli: Cli) -> Result<Status, CliError> {
     };
     let settings = settings::resolve(&flags)?;
     let client = client::Client::new(&settings)?;
+    if g.debug {
+        eprintln!("osapictl: traceparent {}", client.traceparent());
+    }
     let ctx = commands::Ctx {
         global: cli.global,
         client,

@@ -10,6 +10,8 @@ pub struct TraceContext {
     pub trace_id: u128,
     pub span_id: u64,
     pub flags: u8,
+    /// The caller's span, when this hop continues a trace.
+    pub parent_span_id: Option<u64>,
 }
 
 impl TraceContext {
@@ -19,6 +21,7 @@ impl TraceContext {
             trace_id: nonzero(rand::random()),
             span_id: nonzero(rand::random()),
             flags: 1,
+            parent_span_id: None,
         }
     }
 
@@ -47,6 +50,7 @@ impl TraceContext {
             trace_id,
             span_id,
             flags: u8::from_str_radix(flags, 16).ok()?,
+            parent_span_id: None,
         })
     }
 
@@ -54,6 +58,7 @@ impl TraceContext {
     pub fn child(&self) -> Self {
         TraceContext {
             span_id: nonzero(rand::random()),
+            parent_span_id: Some(self.span_id),
             ..*self
         }
     }
@@ -71,6 +76,11 @@ impl TraceContext {
 
     pub fn span_id_hex(&self) -> String {
         format!("{:016x}", self.span_id)
+    }
+
+    /// The parent span id in hex, or empty for a trace's root.
+    pub fn parent_span_id_hex(&self) -> String {
+        self.parent_span_id.map(|p| format!("{p:016x}")).unwrap_or_default()
     }
 }
 
@@ -100,6 +110,7 @@ mod tests {
         let child = TraceContext::continue_from(Some(tp));
         assert_eq!(child.trace_id, ctx.trace_id);
         assert_ne!(child.span_id, ctx.span_id);
+        assert_eq!(child.parent_span_id, Some(ctx.span_id));
     }
 
     #[test]

@@ -424,37 +424,37 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-/// The real journald, started for the test when none is running. Dropping the
-/// guard stops it again (only if this test started it).
-pub struct Journald(Option<Proc>);
+/// The real journald, started for the tests that need it when none is running,
+/// and stopped again when the last of them is done (tests run in parallel).
+pub struct Journald;
+
+static JOURNALD: std::sync::Mutex<(usize, Option<Proc>)> = std::sync::Mutex::new((0, None));
 
 pub fn journald() -> Journald {
     let socket = Path::new(osapi::telemetry::JOURNAL_SOCKET);
-    if socket.exists() {
-        return Journald(None);
+    let mut state = JOURNALD.lock().unwrap_or_else(|e| e.into_inner());
+    state.0 += 1;
+    if state.1.is_none() && !socket.exists() {
+        state.1 = Some(spawn("journald", &mut Command::new("/usr/lib/systemd/systemd-journald")));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "journald did not create {}", socket.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
-    let proc = spawn(
-        "journald",
-        &mut Command::new("/usr/lib/systemd/systemd-journald"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "journald did not create {}",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Journald(Some(proc))
+    Journald
 }
 
 impl Drop for Journald {
     fn drop(&mut self) {
-        if let Some(mut p) = self.0.take() {
-            p.terminate();
-            // Leave no socket behind: later processes would log into the void.
-            let _ = std::fs::remove_dir_all("/run/systemd/journal");
+        let mut state = JOURNALD.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 -= 1;
+        if state.0 == 0 {
+            if let Some(mut p) = state.1.take() {
+                p.terminate();
+                // Leave no socket behind: later processes would log into the void.
+                let _ = std::fs::remove_dir_all("/run/systemd/journal");
+            }
         }
     }
 }

@@ -14,3 +14,4 @@ mod lifecycle;
 mod providers;
 mod routing;
 mod systemd;
+mod tracing;
