@@ -90,6 +90,17 @@ async fn targets_reach_exactly_the_addressed_agents() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["field"], "target");
 
+    // Health status reports the components, the three live agents and the version.
+    let (status, health) = stack.get_json("/api/v1/health/status", &stack.token(&["read"])).await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["agents_live"], 3);
+    assert_eq!(health["version"], osapi::VERSION);
+    assert!(health["memory_rss_bytes"].as_u64().unwrap() > 0);
+    let components = health["components"].as_array().unwrap();
+    assert!(components.len() >= 6, "{health}");
+    assert!(components.iter().all(|c| c["ok"] == true), "{health}");
+
     // The agents endpoint lists all three with their labels.
     let (status, body) = stack
         .get_json("/api/v1/agents", &stack.token(&["admin"]))
