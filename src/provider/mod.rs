@@ -9,14 +9,20 @@
 //! Implementations:
 //! * [`procfs`]: OS, uptime, load, memory and disks from `/proc`, `/etc/os-release`,
 //!   `uname` and `statvfs`; hostname read through `uname` ([`procfs::UnameHostname`]).
+//! * [`hostnamed`]: hostname through systemd-hostnamed on the system bus, `uname`
+//!   when it is not there ([`hostnamed::HostnamedHostname`]).
+//! * [`resolved`]: per-interface DNS through systemd-resolved, `/etc/resolv.conf`
+//!   when it is not there ([`resolved::ResolvedDns`]).
 //! * [`sim`]: fixed, optionally slow data for pipeline tests and benchmarks.
-//! * [`Unsupported`]: DNS, ping and command until their real providers land; every
-//!   call fails with [`ProviderError::Unsupported`].
+//! * [`Unsupported`]: ping and command until their real providers land; every call
+//!   fails with [`ProviderError::Unsupported`].
 //!
 //! Errors are [`ProviderError`]; the agent reports them in the host's result (with
 //! [`ProviderError::code`]) and carries on — a provider error never stops the agent.
 
+pub mod hostnamed;
 pub mod procfs;
+pub mod resolved;
 pub mod sim;
 
 use std::collections::BTreeMap;
@@ -346,7 +352,7 @@ pub trait HostInfoProvider: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------
-// DNS (types and trait only; implementation comes later)
+// DNS (implementation in [`resolved`])
 // ---------------------------------------------------------------------------
 
 /// Where DNS configuration came from.
@@ -390,6 +396,9 @@ pub struct DnsChangeResult {
     pub source: DnsSource,
     /// The change was also written where the host's network manager reads it.
     pub persisted: bool,
+    /// Where the change was persisted, or why it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Reads and sets per-interface DNS configuration.
@@ -561,12 +570,16 @@ pub struct Providers {
 
 impl Providers {
     /// The providers for the real host: `/proc` and friends for host facts,
-    /// `uname` for the hostname, and [`Unsupported`] for what is not written yet.
+    /// systemd-hostnamed and systemd-resolved on the system bus for the hostname and
+    /// DNS (with `uname` and `/etc/resolv.conf` as read fallbacks), and
+    /// [`Unsupported`] for what is not written yet.
     pub fn system() -> Self {
+        // One system-bus connection for both D-Bus providers, made on first use.
+        let bus = Arc::new(hostnamed::SystemBus::new());
         Providers {
-            hostname: Arc::new(procfs::UnameHostname),
+            hostname: Arc::new(hostnamed::HostnamedHostname::new(bus.clone())),
             host_info: Arc::new(procfs::ProcfsHostInfo),
-            dns: Arc::new(Unsupported),
+            dns: Arc::new(resolved::ResolvedDns::new(bus)),
             ping: Arc::new(Unsupported),
             command: Arc::new(Unsupported),
         }
@@ -690,7 +703,7 @@ mod tests {
     #[tokio::test]
     async fn unsupported_names_the_operation() {
         let providers = Providers::system();
-        let err = providers.dns.get("eth0").await.err();
+        let err = DnsProvider::get(&Unsupported, "eth0").await.err();
         assert!(matches!(
             err,
             Some(ProviderError::Unsupported {

@@ -61,10 +61,20 @@ async fn osapictl_reads_nodes_jobs_and_agents() {
         text(&out)
     );
 
-    // A failed host makes exit status 1: DNS is not implemented on this agent yet.
+    // A failed host makes exit status 1: the harness gives real agents no system bus,
+    // so setting DNS fails (systemd-resolved unavailable).
     let out = stack.osapictl(
         &admin,
-        &["--target", "cli-a", "network", "dns", "get", "lo"],
+        &[
+            "--target",
+            "cli-a",
+            "network",
+            "dns",
+            "set",
+            "lo",
+            "--server",
+            "192.0.2.1",
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
 

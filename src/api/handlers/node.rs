@@ -47,6 +47,13 @@ pub(crate) async fn run(
             .default_wait
             .max(op.expected_runtime() + Duration::from_secs(5))
     });
+    // DNS names an interface: when no answering host has it, the answer is a 404
+    // naming it (SPEC §5) rather than a 200 whose every result failed.
+    let interface = match &op {
+        Operation::DnsGet(d) => Some(d.interface.clone()),
+        Operation::DnsSet(d) => Some(d.interface.clone()),
+        _ => None,
+    };
     let submission = Submission {
         operation: op,
         target,
@@ -60,6 +67,19 @@ pub(crate) async fn run(
         None => Ok(accepted(job.id)),
         Some(sub) => {
             let outcome: JobOutcome = state.jobs.wait(&job, sub).await?;
+            if let Some(name) = interface.filter(|_| outcome.all_failed_with("not_found")) {
+                let hosts: Vec<&str> = outcome
+                    .results
+                    .iter()
+                    .map(|r| r.hostname.as_str())
+                    .collect();
+                return Err(ApiError::NotFoundOnHosts {
+                    what: "interface",
+                    name,
+                    hosts: hosts.join(", "),
+                    job_id: outcome.job_id.to_string(),
+                });
+            }
             Ok(axum::Json(outcome).into_response())
         }
     }
@@ -157,7 +177,8 @@ pub async fn set_hostname(
 /// DNS servers and search domains of an interface (network:read).
 #[utoipa::path(get, path = "/api/v1/network/dns/{interface}", tag = "network",
     params(("interface" = String, Path, description = "interface name")),
-    responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
+    responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem),
+              (status = 404, description = "no answering host has the interface", body = crate::api::error::Problem)),
     security(("bearer" = [])))]
 pub async fn dns_get(
     State(s): State<AppState>,
@@ -189,7 +210,8 @@ pub struct DnsBody {
 /// Set an interface's DNS servers and search domains (network:write).
 #[utoipa::path(put, path = "/api/v1/network/dns/{interface}", tag = "network", request_body = DnsBody,
     params(("interface" = String, Path, description = "interface name")),
-    responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem)),
+    responses((status = 200, body = JobOutcome), (status = 400, body = crate::api::error::Problem),
+              (status = 404, description = "no answering host has the interface", body = crate::api::error::Problem)),
     security(("bearer" = [])))]
 pub async fn dns_set(
     State(s): State<AppState>,
