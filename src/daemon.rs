@@ -137,16 +137,16 @@ pub async fn run_nats(cfg: &Config) -> Result<(), DaemonError> {
     for listener in relays {
         tokio::spawn(natsd::forward(listener, child));
     }
-    let monitor = Arc::new(sup.monitor_addr());
-    let _watchdog = systemd::spawn_watchdog(move || {
-        let monitor = monitor.clone();
-        async move { natsd::jetstream_ready(*monitor).await.is_ok() }
-    });
     tracing::info!(addr = %sup.client_addr(), "embedded NATS ready");
     systemd::ready(&format!(
         "nats-server ready (JetStream on) at {}",
         sup.client_addr()
     ));
+    let monitor = Arc::new(sup.monitor_addr());
+    let _watchdog = systemd::spawn_watchdog(move || {
+        let monitor = monitor.clone();
+        async move { natsd::jetstream_ready(*monitor).await.is_ok() }
+    });
     tokio::select! {
         status = sup.wait() => Err(DaemonError::NatsExited(format!("{:?}; last output: {}", status?, sup.stderr_tail()))),
         _ = stopped(shutdown) => {
@@ -269,11 +269,11 @@ pub async fn run_api(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<()
         allow_origins: server.security.cors.allow_origins.clone(),
     };
     let router = api::router(state, &http);
+    systemd::ready("serving the API");
     let _watchdog = systemd::spawn_watchdog(move || {
         let nats = nats.clone();
         async move { bus::round_trip(&nats).await }
     });
-    systemd::ready("serving the API");
     let result = serve_all(listeners, router, shutdown).await;
     systemd::stopping("API stopped");
     result
@@ -310,13 +310,13 @@ pub async fn run_agent(
     systemd::status("connecting to NATS");
     let mut watchdog = None;
     let result = agent::run(settings, providers, shutdown, |handle| {
+        systemd::ready("consuming jobs");
         let probe = handle.clone();
         watchdog = systemd::spawn_watchdog(move || {
             let probe = probe.clone();
             async move { probe.healthy().await }
         });
         let _ = ready_tx.send(Some(handle));
-        systemd::ready("consuming jobs");
     })
     .await;
     systemd::stopping("agent stopped");

@@ -55,6 +55,8 @@ where
     let interval = sd_notify::watchdog_enabled()? / 2;
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval.max(Duration::from_millis(10)));
+        // The first tick is immediate; READY=1 itself counts as the first sign of life.
+        tick.tick().await;
         loop {
             tick.tick().await;
             if healthy().await {
