@@ -1,34 +1,188 @@
 //! Operation → provider: the agent's whole vocabulary in one match, testable with
 //! fake providers.
+//!
+//! The answer is an [`Outcome`]: data, an error, or both. Both is how a command
+//! that ran but did not succeed (non-zero exit, killed by a signal, timed out) is
+//! reported: the host's result is failed, and the output is still there.
+//!
+//! [`fit_result`] makes a result fit in one NATS message before it is stored:
+//! command output is capped per stream by the agent's `max_output_bytes`, but
+//! stdout and stderr together (1 MiB each by default) can exceed the server's
+//! `max_payload` (1 MB by default), and a result that cannot be stored would
+//! otherwise look like a dead agent and end up `interrupted`.
+
+use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::Value;
 
-use crate::job::{JobError, Operation};
-use crate::provider::{HostnameChange, ProviderError, Providers};
+use crate::job::{HostResult, HostStatus, JobError, Operation};
+use crate::provider::{
+    CommandResult, DnsChange, ExecRequest, HostnameChange, PingRequest, ProviderError, Providers,
+    ShellRequest,
+};
 
-fn to_value<T: Serialize>(r: Result<T, ProviderError>) -> Result<serde_json::Value, JobError> {
-    match r {
-        Ok(v) => serde_json::to_value(v).map_err(|e| JobError {
-            code: "internal".into(),
-            message: e.to_string(),
-        }),
-        Err(e) => Err(JobError {
-            code: e.code().into(),
-            message: e.to_string(),
-        }),
+/// Per-probe ping timeout when the request gives none, as `ping -W` defaults.
+const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What running an operation on this host produced. The host's result is failed
+/// exactly when `error` is set; `data` may accompany an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub data: Option<Value>,
+    pub error: Option<JobError>,
+}
+
+impl Outcome {
+    /// Success with data.
+    pub fn ok(data: Value) -> Self {
+        Outcome {
+            data: Some(data),
+            error: None,
+        }
+    }
+
+    /// Failure without data.
+    pub fn failed(error: JobError) -> Self {
+        Outcome {
+            data: None,
+            error: Some(error),
+        }
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.error.is_none()
     }
 }
 
-/// Run one operation on this host and return its result data.
-pub async fn dispatch(op: &Operation, p: &Providers) -> Result<serde_json::Value, JobError> {
+fn job_error(code: &str, message: impl Into<String>) -> JobError {
+    JobError {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+fn provider_error(e: &ProviderError) -> JobError {
+    job_error(e.code(), e.to_string())
+}
+
+fn serialize<T: Serialize>(v: &T) -> Result<Value, JobError> {
+    serde_json::to_value(v).map_err(|e| job_error("internal", e.to_string()))
+}
+
+fn to_outcome<T: Serialize>(r: Result<T, ProviderError>) -> Outcome {
+    match r.as_ref().map_err(provider_error).and_then(serialize) {
+        Ok(v) => Outcome::ok(v),
+        Err(e) => Outcome::failed(e),
+    }
+}
+
+/// A command that ran is a success only when it exited 0; otherwise its output is
+/// kept next to the reason (`timed_out`, `signal`, `exit_status`).
+fn command_outcome(r: Result<CommandResult, ProviderError>) -> Outcome {
+    let result = match r {
+        Ok(result) => result,
+        Err(e) => return Outcome::failed(provider_error(&e)),
+    };
+    let error = command_failure(&result);
+    match serialize(&result) {
+        Ok(data) => Outcome {
+            data: Some(data),
+            error,
+        },
+        Err(e) => Outcome::failed(e),
+    }
+}
+
+/// Why a command that ran counts as failed, if it does.
+pub(crate) fn command_failure(r: &CommandResult) -> Option<JobError> {
+    if r.timed_out {
+        return Some(job_error(
+            "timed_out",
+            format!(
+                "timed out after {:.1}s; its process group was killed",
+                r.duration_ms as f64 / 1000.0
+            ),
+        ));
+    }
+    if let Some(sig) = r.signal {
+        let name = nix::sys::signal::Signal::try_from(sig)
+            .map(|s| format!(" ({})", s.as_str()))
+            .unwrap_or_default();
+        return Some(job_error("signal", format!("killed by signal {sig}{name}")));
+    }
+    match r.exit_code {
+        Some(0) => None,
+        Some(code) => Some(job_error(
+            "exit_status",
+            format!("exited with status {code}"),
+        )),
+        None => Some(job_error(
+            "exit_status",
+            "the command did not report an exit status",
+        )),
+    }
+}
+
+/// Shrinks `result` until its JSON is at most `limit` bytes: the longest string
+/// field of `data` is cut (at a character boundary) and its `truncated_<field>`
+/// flag set when it has one — for commands, that is stdout or stderr. If cutting
+/// strings is not enough, the data is dropped and the result fails with
+/// `result_too_large`. Returns whether anything was cut.
+pub(crate) fn fit_result(result: &mut HostResult, limit: usize) -> bool {
+    let size = |r: &HostResult| serde_json::to_vec(r).map(|v| v.len()).unwrap_or(usize::MAX);
+    let mut cut = false;
+    // Each round removes at least the excess (a character never serialises shorter
+    // than its UTF-8 bytes), so a few rounds suffice; the bound is a safeguard.
+    for _ in 0..8 {
+        let total = size(result);
+        if total <= limit {
+            return cut;
+        }
+        let excess = total - limit;
+        let Some(Value::Object(fields)) = result.data.as_mut() else {
+            break;
+        };
+        let longest = fields
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.len())))
+            .max_by_key(|(_, len)| *len);
+        let Some((key, len)) = longest.filter(|(_, len)| *len > 0) else {
+            break;
+        };
+        if let Some(Value::String(text)) = fields.get_mut(&key) {
+            let mut keep = len.saturating_sub(excess);
+            while !text.is_char_boundary(keep) {
+                keep -= 1;
+            }
+            text.truncate(keep);
+        }
+        if let Some(flag @ Value::Bool(_)) = fields.get_mut(&format!("truncated_{key}")) {
+            *flag = Value::Bool(true);
+        }
+        cut = true;
+    }
+    if size(result) > limit {
+        result.data = None;
+        result.error = Some(job_error(
+            "result_too_large",
+            format!("the result does not fit in one NATS message ({limit} bytes)"),
+        ));
+        result.status = HostStatus::Failed;
+        cut = true;
+    }
+    cut
+}
+
+/// Run one operation on this host.
+pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
     // Inputs were validated at creation; check again, the agent trusts nothing.
-    op.validate().map_err(|e| JobError {
-        code: "invalid_input".into(),
-        message: e.to_string(),
-    })?;
+    if let Err(e) = op.validate() {
+        return Outcome::failed(job_error("invalid_input", e.to_string()));
+    }
     match op {
-        Operation::HostnameGet => to_value(p.hostname.get().await),
-        Operation::HostnameSet(h) => to_value(
+        Operation::HostnameGet => to_outcome(p.hostname.get().await),
+        Operation::HostnameSet(h) => to_outcome(
             p.hostname
                 .set(&HostnameChange {
                     hostname: h.hostname.clone(),
@@ -36,34 +190,34 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Result<serde_json::Value
                 })
                 .await,
         ),
-        Operation::StatusGet => to_value(p.host_info.status().await),
-        Operation::UptimeGet => to_value(p.host_info.uptime().await),
-        Operation::OsGet => to_value(p.host_info.os().await),
-        Operation::DiskGet => to_value(p.host_info.disks().await),
-        Operation::MemoryGet => to_value(p.host_info.memory().await),
-        Operation::LoadGet => to_value(p.host_info.load().await),
-        Operation::DnsGet(d) => to_value(p.dns.get(&d.interface).await),
-        Operation::DnsSet(d) => to_value(
+        Operation::StatusGet => to_outcome(p.host_info.status().await),
+        Operation::UptimeGet => to_outcome(p.host_info.uptime().await),
+        Operation::OsGet => to_outcome(p.host_info.os().await),
+        Operation::DiskGet => to_outcome(p.host_info.disks().await),
+        Operation::MemoryGet => to_outcome(p.host_info.memory().await),
+        Operation::LoadGet => to_outcome(p.host_info.load().await),
+        Operation::DnsGet(d) => to_outcome(p.dns.get(&d.interface).await),
+        Operation::DnsSet(d) => to_outcome(
             p.dns
-                .set(&crate::provider::DnsChange {
+                .set(&DnsChange {
                     interface: d.interface.clone(),
                     servers: d.servers.clone(),
                     search_domains: d.search_domains.clone(),
                 })
                 .await,
         ),
-        Operation::Ping(ping) => to_value(
+        Operation::Ping(ping) => to_outcome(
             p.ping
-                .ping(&crate::provider::PingRequest {
+                .ping(&PingRequest {
                     address: ping.address.clone(),
                     count: ping.count,
-                    timeout: ping.timeout.unwrap_or(std::time::Duration::from_secs(1)),
+                    timeout: ping.timeout.unwrap_or(DEFAULT_PING_TIMEOUT),
                 })
                 .await,
         ),
-        Operation::CommandExec(c) => to_value(
+        Operation::CommandExec(c) => command_outcome(
             p.command
-                .exec(&crate::provider::ExecRequest {
+                .exec(&ExecRequest {
                     command: c.command.clone(),
                     args: c.args.clone(),
                     cwd: c.cwd.clone(),
@@ -72,14 +226,117 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Result<serde_json::Value
                 })
                 .await,
         ),
-        Operation::CommandShell(c) => to_value(
+        Operation::CommandShell(c) => command_outcome(
             p.command
-                .shell(&crate::provider::ShellRequest {
+                .shell(&ShellRequest {
                     command: c.command.clone(),
                     cwd: c.cwd.clone(),
                     timeout: c.timeout,
                 })
                 .await,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ran(exit_code: Option<i32>, signal: Option<i32>, timed_out: bool) -> CommandResult {
+        CommandResult {
+            stdout: "out".into(),
+            stderr: String::new(),
+            exit_code,
+            signal,
+            timed_out,
+            truncated_stdout: false,
+            truncated_stderr: false,
+            duration_ms: 1500,
+        }
+    }
+
+    fn host_result(data: Value) -> HostResult {
+        HostResult {
+            hostname: "h".into(),
+            status: HostStatus::Completed,
+            data: Some(data),
+            error: None,
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn results_are_cut_to_fit() {
+        let data = serde_json::to_value(CommandResult {
+            stdout: "é".repeat(3000),
+            stderr: "x".repeat(1000),
+            ..ran(Some(0), None, false)
+        })
+        .unwrap_or_default();
+        let mut r = host_result(data);
+        assert!(!fit_result(&mut r.clone(), 100_000), "fits already");
+        assert!(fit_result(&mut r, 4000));
+        let len = serde_json::to_vec(&r)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        assert!(len <= 4000, "{len}");
+        let d = r.data.clone().unwrap_or_default();
+        assert_eq!(d["truncated_stdout"], true);
+        assert_eq!(d["truncated_stderr"], false);
+        assert!(
+            d["stdout"]
+                .as_str()
+                .is_some_and(|s| s.chars().all(|c| c == 'é'))
+        );
+        assert_eq!(r.status, HostStatus::Completed);
+
+        // Nothing to cut: the data goes, and the result says why.
+        let mut r = host_result(serde_json::json!({"n": vec![1; 1000]}));
+        assert!(fit_result(&mut r, 200));
+        assert_eq!(r.data, None);
+        assert_eq!(r.status, HostStatus::Failed);
+        assert_eq!(r.error.map(|e| e.code), Some("result_too_large".into()));
+    }
+
+    #[test]
+    fn command_results_map_to_outcomes() {
+        let ok = command_outcome(Ok(ran(Some(0), None, false)));
+        assert!(ok.is_success());
+        assert_eq!(
+            ok.data.as_ref().map(|d| d["stdout"].clone()),
+            Some("out".into())
+        );
+
+        let exit = command_outcome(Ok(ran(Some(1), None, false)));
+        let e = exit.error.clone().map(|e| (e.code, e.message));
+        assert_eq!(
+            e,
+            Some(("exit_status".into(), "exited with status 1".into()))
+        );
+        assert_eq!(exit.data.map(|d| d["exit_code"].clone()), Some(1.into()));
+
+        let sig = command_outcome(Ok(ran(None, Some(15), false)));
+        let e = sig.error.map(|e| (e.code, e.message));
+        assert_eq!(
+            e,
+            Some(("signal".into(), "killed by signal 15 (SIGTERM)".into()))
+        );
+
+        let late = command_outcome(Ok(ran(None, Some(9), true)));
+        assert_eq!(
+            late.error.as_ref().map(|e| e.code.as_str()),
+            Some("timed_out")
+        );
+        assert!(late.data.is_some());
+
+        let missing = command_outcome(Err(ProviderError::NotFound {
+            what: "program",
+            name: "nope".into(),
+        }));
+        assert_eq!(missing.data, None);
+        assert_eq!(
+            missing.error.map(|e| (e.code, e.message)),
+            Some(("not_found".into(), "program not found: nope".into()))
+        );
     }
 }

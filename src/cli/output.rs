@@ -176,8 +176,10 @@ pub fn results_table(op_type: &str, results: &[HostResult]) -> String {
     for r in results {
         let lead = [r.hostname.clone(), host_status(r.status).to_owned()];
         let time = human_ms(r.duration_ms);
+        // A failed result may still carry data (a command's exit code and output):
+        // show it, it says more than the error line.
         let data_rows = match (&r.data, r.status) {
-            (Some(d), HostStatus::Completed) => (view.rows)(d),
+            (Some(d), HostStatus::Completed | HostStatus::Failed) => (view.rows)(d),
             _ => vec![
                 std::iter::once(failure_text(r))
                     .chain(std::iter::repeat_n(String::new(), view.columns.len() - 1))
@@ -921,6 +923,30 @@ mod tests {
         assert!(
             kv.contains("a.b") && kv.contains("1, 2") && kv.contains("a.c[0].d"),
             "{kv}"
+        );
+    }
+
+    #[test]
+    fn failed_commands_still_show_exit_and_output() {
+        let r = HostResult {
+            hostname: "h".into(),
+            status: HostStatus::Failed,
+            data: Some(
+                json!({"stdout": "", "stderr": "ls: cannot access '/nope'\n",
+                "exit_code": 2, "signal": null, "timed_out": false,
+                "truncated_stdout": false, "truncated_stderr": false, "duration_ms": 3}),
+            ),
+            error: Some(JobError {
+                code: "exit_status".into(),
+                message: "exited with status 2".into(),
+            }),
+            duration_ms: 3,
+        };
+        let text = results_table("command.exec.execute", &[r]);
+        let row = text.lines().find(|l| l.contains("failed")).unwrap();
+        assert!(
+            row.contains(" 2 ") && row.contains("cannot access"),
+            "{text}"
         );
     }
 

@@ -13,14 +13,19 @@
 //!   when it is not there ([`hostnamed::HostnamedHostname`]).
 //! * [`resolved`]: per-interface DNS through systemd-resolved, `/etc/resolv.conf`
 //!   when it is not there ([`resolved::ResolvedDns`]).
+//! * [`command`]: programs and shell command lines, with timeouts that kill the
+//!   whole process group and capped output ([`command::HostCommand`]).
+//! * [`ping`]: ICMP echo over datagram or raw ICMP sockets ([`ping::IcmpPing`]).
 //! * [`sim`]: fixed, optionally slow data for pipeline tests and benchmarks.
-//! * [`Unsupported`]: ping and command until their real providers land; every call
-//!   fails with [`ProviderError::Unsupported`].
+//! * [`Unsupported`]: a placeholder whose every call fails with
+//!   [`ProviderError::Unsupported`].
 //!
 //! Errors are [`ProviderError`]; the agent reports them in the host's result (with
 //! [`ProviderError::code`]) and carries on — a provider error never stops the agent.
 
+pub mod command;
 pub mod hostnamed;
+pub mod ping;
 pub mod procfs;
 pub mod resolved;
 pub mod sim;
@@ -409,7 +414,7 @@ pub trait DnsProvider: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------
-// Ping (types and trait only; implementation comes later)
+// Ping (implementation in [`ping`])
 // ---------------------------------------------------------------------------
 
 /// Input of `network.ping.do`. Durations are typed here; the job layer owns the
@@ -451,7 +456,7 @@ pub trait PingProvider: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------
-// Command (types and trait only; implementation comes later)
+// Command (implementation in [`command`])
 // ---------------------------------------------------------------------------
 
 /// Timeout of a command when the caller gives none (SPEC §8). The upper bound
@@ -469,8 +474,9 @@ pub struct ExecRequest {
     pub cwd: Option<String>,
     /// Extra environment variables for the child.
     pub env: BTreeMap<String, String>,
-    /// `None` means [`DEFAULT_COMMAND_TIMEOUT`]. On expiry the whole process group
-    /// is killed.
+    /// `None` means the agent's `node.agent.command.default_timeout`
+    /// ([`DEFAULT_COMMAND_TIMEOUT`] unless configured). On expiry the whole process
+    /// group is killed.
     pub timeout: Option<Duration>,
 }
 
@@ -479,8 +485,9 @@ pub struct ExecRequest {
 pub struct ShellRequest {
     pub command: String,
     pub cwd: Option<String>,
-    /// `None` means [`DEFAULT_COMMAND_TIMEOUT`]. On expiry the whole process group
-    /// is killed.
+    /// `None` means the agent's `node.agent.command.default_timeout`
+    /// ([`DEFAULT_COMMAND_TIMEOUT`] unless configured). On expiry the whole process
+    /// group is killed.
     pub timeout: Option<Duration>,
 }
 
@@ -571,17 +578,17 @@ pub struct Providers {
 impl Providers {
     /// The providers for the real host: `/proc` and friends for host facts,
     /// systemd-hostnamed and systemd-resolved on the system bus for the hostname and
-    /// DNS (with `uname` and `/etc/resolv.conf` as read fallbacks), and
-    /// [`Unsupported`] for what is not written yet.
-    pub fn system() -> Self {
+    /// DNS (with `uname` and `/etc/resolv.conf` as read fallbacks), ICMP sockets for
+    /// ping, and commands with the agent's `node.agent.command` limits.
+    pub fn system(command: &crate::config::CommandConfig) -> Self {
         // One system-bus connection for both D-Bus providers, made on first use.
         let bus = Arc::new(hostnamed::SystemBus::new());
         Providers {
             hostname: Arc::new(hostnamed::HostnamedHostname::new(bus.clone())),
             host_info: Arc::new(procfs::ProcfsHostInfo),
             dns: Arc::new(resolved::ResolvedDns::new(bus)),
-            ping: Arc::new(Unsupported),
-            command: Arc::new(Unsupported),
+            ping: Arc::new(ping::IcmpPing::new()),
+            command: Arc::new(command::HostCommand::new(command)),
         }
     }
 }
@@ -702,7 +709,6 @@ mod tests {
 
     #[tokio::test]
     async fn unsupported_names_the_operation() {
-        let providers = Providers::system();
         let err = DnsProvider::get(&Unsupported, "eth0").await.err();
         assert!(matches!(
             err,
@@ -715,7 +721,7 @@ mod tests {
             cwd: None,
             timeout: Some(DEFAULT_COMMAND_TIMEOUT),
         };
-        let err = providers.command.shell(&request).await.err();
+        let err = Unsupported.shell(&request).await.err();
         let Some(err) = err else {
             panic!("expected an error")
         };

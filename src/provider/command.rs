@@ -1,0 +1,491 @@
+//! Commands on the host (`command.exec.execute`, `command.shell.execute`).
+//!
+//! [`HostCommand`] runs a program with an argument list (no shell) or a command
+//! line through `/bin/sh -c`, with:
+//! * stdin on `/dev/null`, the agent's environment plus the request's `env`, and
+//!   the request's working directory (checked first, so a missing one is named);
+//! * its own process group (`process_group(0)`), so the whole tree it starts can be
+//!   killed: on timeout every process of the group gets SIGKILL and the result
+//!   says `timed_out`;
+//! * stdout and stderr read concurrently, each kept up to `max_output_bytes`
+//!   (flagged `truncated_*`) and drained past that, so a chatty child never blocks
+//!   on a full pipe; decoded as lossy UTF-8.
+//!
+//! The timeout covers the whole run, including the wait for output: a background
+//! process that keeps the pipes open after the main process exited is killed with
+//! the group when the timeout expires. Processes that leave the group (`setsid`)
+//! are out of reach; the agent then stops reading their output shortly after the
+//! kill instead of waiting for it.
+//!
+//! A command that ran is always `Ok`, whatever its exit status; the agent decides
+//! that a non-zero exit, a signal or a timeout is a failed job (and still reports
+//! the output). Errors are for commands that could not be started.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use super::{
+    BoxFuture, CommandProvider, CommandResult, ExecRequest, ProviderError, ProviderResult,
+    ShellRequest,
+};
+use crate::config::CommandConfig;
+
+/// The shell behind `command.shell.execute`.
+pub const SHELL: &str = "/bin/sh";
+
+/// How long output is still read after the process group was killed. Only a
+/// process that escaped the group can keep the pipes open that long.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Size of each read from a pipe.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Runs commands on this host, with the agent's limits.
+#[derive(Debug, Clone)]
+pub struct HostCommand {
+    default_timeout: Duration,
+    max_timeout: Duration,
+    max_output_bytes: usize,
+}
+
+impl HostCommand {
+    /// A provider with the agent's `node.agent.command` limits.
+    pub fn new(config: &CommandConfig) -> Self {
+        HostCommand {
+            // Validation keeps default ≤ max; min() keeps that true for hand-built configs.
+            default_timeout: config.default_timeout.min(config.max_timeout),
+            max_timeout: config.max_timeout,
+            max_output_bytes: usize::try_from(config.max_output_bytes).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The timeout to apply: the request's, else the agent's default. A request
+    /// above this agent's maximum is refused rather than silently shortened.
+    fn timeout_for(&self, requested: Option<Duration>) -> ProviderResult<Duration> {
+        match requested {
+            None => Ok(self.default_timeout),
+            Some(t) if t.is_zero() => Err(ProviderError::InvalidInput {
+                field: "timeout",
+                reason: "must be positive".into(),
+            }),
+            Some(t) if t > self.max_timeout => Err(ProviderError::InvalidInput {
+                field: "timeout",
+                reason: format!(
+                    "{} exceeds this agent's maximum of {}",
+                    humantime::format_duration(t),
+                    humantime::format_duration(self.max_timeout)
+                ),
+            }),
+            Some(t) => Ok(t),
+        }
+    }
+
+    async fn run(
+        &self,
+        mut cmd: Command,
+        program: &str,
+        cwd: Option<&str>,
+        timeout: Option<Duration>,
+        operation: &'static str,
+    ) -> ProviderResult<CommandResult> {
+        let limit = self.timeout_for(timeout)?;
+        if let Some(dir) = cwd {
+            check_cwd(dir).await?;
+            cmd.current_dir(dir);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| spawn_error(e, program, operation))?;
+        // With process_group(0) the child's pid is its group id.
+        let mut group = ProcessGroup::new(child.id());
+        let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take())
+        else {
+            return Err(ProviderError::io(
+                format!("running {program}"),
+                io::Error::other("the child's output pipes are missing"),
+            ));
+        };
+
+        let mut out = Capture::new(self.max_output_bytes);
+        let mut err = Capture::new(self.max_output_bytes);
+        let (mut out_buf, mut err_buf) = (vec![0u8; READ_CHUNK], vec![0u8; READ_CHUNK]);
+        let (mut out_open, mut err_open) = (true, true);
+        let mut status: Option<ExitStatus> = None;
+        let deadline = tokio::time::Instant::from_std(started + limit);
+        let mut timed_out = false;
+
+        // One loop, no spawned readers: both pipes and the exit are awaited together
+        // so neither pipe can fill up while we wait on the other.
+        while out_open || err_open || status.is_none() {
+            tokio::select! {
+                r = stdout.read(&mut out_buf), if out_open => match r {
+                    Ok(0) => out_open = false,
+                    Ok(n) => out.push(&out_buf[..n]),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading a command's stdout failed");
+                        out_open = false;
+                    }
+                },
+                r = stderr.read(&mut err_buf), if err_open => match r {
+                    Ok(0) => err_open = false,
+                    Ok(n) => err.push(&err_buf[..n]),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading a command's stderr failed");
+                        err_open = false;
+                    }
+                },
+                s = child.wait(), if status.is_none() => match s {
+                    Ok(s) => status = Some(s),
+                    Err(e) => return Err(ProviderError::io(format!("waiting for {program}"), e)),
+                },
+                _ = tokio::time::sleep_until(deadline), if !timed_out => {
+                    timed_out = true;
+                    group.kill();
+                }
+                _ = tokio::time::sleep_until(deadline + KILL_GRACE), if timed_out => break,
+            }
+        }
+        if status.is_none() {
+            // Not even SIGKILL ended it in time (uninterruptible sleep): stop waiting.
+            let _ = child.start_kill();
+        }
+        // Finished normally: leave any background process that let go of our pipes.
+        group.disarm();
+
+        let (stdout, truncated_stdout) = out.finish();
+        let (stderr, truncated_stderr) = err.finish();
+        Ok(CommandResult {
+            stdout,
+            stderr,
+            exit_code: status.and_then(|s| s.code()),
+            signal: status.and_then(|s| s.signal()),
+            timed_out,
+            truncated_stdout,
+            truncated_stderr,
+            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+    }
+}
+
+impl CommandProvider for HostCommand {
+    fn exec<'a>(
+        &'a self,
+        request: &'a ExecRequest,
+    ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
+        Box::pin(async move {
+            let mut cmd = Command::new(&request.command);
+            cmd.args(&request.args).envs(&request.env);
+            self.run(
+                cmd,
+                &request.command,
+                request.cwd.as_deref(),
+                request.timeout,
+                "command.exec.execute",
+            )
+            .await
+        })
+    }
+
+    fn shell<'a>(
+        &'a self,
+        request: &'a ShellRequest,
+    ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
+        Box::pin(async move {
+            let mut cmd = Command::new(SHELL);
+            cmd.arg("-c").arg(&request.command);
+            self.run(
+                cmd,
+                SHELL,
+                request.cwd.as_deref(),
+                request.timeout,
+                "command.shell.execute",
+            )
+            .await
+        })
+    }
+}
+
+/// Checked before spawning: a failed `chdir` in the child looks exactly like a
+/// missing program, and the user should be told which of the two it was.
+async fn check_cwd(dir: &str) -> ProviderResult<()> {
+    match tokio::fs::metadata(dir).await {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(ProviderError::InvalidInput {
+            field: "cwd",
+            reason: format!("{dir} is not a directory"),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ProviderError::NotFound {
+            what: "cwd",
+            name: dir.to_owned(),
+        }),
+        Err(e) => Err(ProviderError::io(format!("checking cwd {dir}"), e)),
+    }
+}
+
+fn spawn_error(e: io::Error, program: &str, operation: &'static str) -> ProviderError {
+    let not_found = e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR);
+    if not_found {
+        ProviderError::NotFound {
+            what: "program",
+            name: program.to_owned(),
+        }
+    } else if e.kind() == io::ErrorKind::PermissionDenied {
+        ProviderError::PermissionDenied {
+            operation,
+            detail: format!("cannot execute {program}: {e}"),
+        }
+    } else {
+        ProviderError::io(format!("starting {program}"), e)
+    }
+}
+
+/// The child's process group. Killed on timeout, and on drop unless disarmed: a
+/// job abandoned mid-run (agent stopping) must not leave its processes behind.
+struct ProcessGroup {
+    pgid: Option<Pid>,
+}
+
+impl ProcessGroup {
+    fn new(pid: Option<u32>) -> Self {
+        ProcessGroup {
+            pgid: pid.and_then(|p| i32::try_from(p).ok()).map(Pid::from_raw),
+        }
+    }
+
+    /// SIGKILL to every process of the group (`kill(-pgid, SIGKILL)`).
+    fn kill(&self) {
+        if let Some(pgid) = self.pgid {
+            // ESRCH: everyone is gone already, which is what we wanted.
+            if let Err(e) = killpg(pgid, Signal::SIGKILL) {
+                if e != nix::errno::Errno::ESRCH {
+                    tracing::warn!(pgid = pgid.as_raw(), error = %e, "could not kill a command's process group");
+                }
+            }
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.pgid = None;
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One output stream: keeps the first `cap` bytes, counts the rest as truncated.
+#[derive(Debug)]
+pub(crate) struct Capture {
+    buf: Vec<u8>,
+    cap: usize,
+    truncated: bool,
+}
+
+impl Capture {
+    pub(crate) fn new(cap: usize) -> Self {
+        Capture {
+            buf: Vec::new(),
+            cap,
+            truncated: false,
+        }
+    }
+
+    /// Keeps what still fits; anything beyond the cap is dropped and flagged.
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        let room = self.cap.saturating_sub(self.buf.len());
+        if chunk.len() > room {
+            self.truncated = true;
+        }
+        self.buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+
+    /// The text (lossy UTF-8) and whether it was cut. A cut through a multi-byte
+    /// character drops the partial character instead of showing U+FFFD for it.
+    pub(crate) fn finish(mut self) -> (String, bool) {
+        if self.truncated {
+            let keep = self.buf.len() - partial_utf8_tail(&self.buf);
+            self.buf.truncate(keep);
+        }
+        let text = match String::from_utf8(self.buf) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
+        (text, self.truncated)
+    }
+}
+
+/// Length of an incomplete UTF-8 sequence at the end of `bytes` (0–3).
+fn partial_utf8_tail(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let b = bytes[bytes.len() - back];
+        if b & 0xC0 == 0x80 {
+            continue; // continuation byte: look further back for the lead byte
+        }
+        let needed = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => return 0, // ASCII or invalid: nothing partial to trim
+        };
+        return if needed > back { back } else { 0 };
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn provider(max_output_bytes: u64) -> HostCommand {
+        HostCommand::new(&CommandConfig {
+            default_timeout: Duration::from_secs(30),
+            max_timeout: Duration::from_secs(300),
+            max_output_bytes,
+        })
+    }
+
+    fn exec(command: &str, args: &[&str]) -> ExecRequest {
+        ExecRequest {
+            command: command.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            cwd: None,
+            env: BTreeMap::new(),
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn capture_caps_and_flags() {
+        let mut c = Capture::new(5);
+        c.push(b"abc");
+        c.push(b"defgh");
+        c.push(b"ijk");
+        assert_eq!(c.finish(), ("abcde".to_owned(), true));
+
+        let mut c = Capture::new(5);
+        c.push(b"abcde");
+        assert_eq!(c.finish(), ("abcde".to_owned(), false));
+
+        let mut c = Capture::new(0);
+        c.push(b"x");
+        assert_eq!(c.finish(), (String::new(), true));
+    }
+
+    #[test]
+    fn capture_does_not_split_characters() {
+        // "é" is two bytes: a cap of 2 would cut it in half.
+        let mut c = Capture::new(2);
+        c.push("aé".as_bytes());
+        assert_eq!(c.finish(), ("a".to_owned(), true));
+        // Invalid bytes inside are replaced, not dropped.
+        let mut c = Capture::new(10);
+        c.push(b"a\xffb");
+        assert_eq!(c.finish(), ("a\u{fffd}b".to_owned(), false));
+    }
+
+    #[test]
+    fn partial_tail_lengths() {
+        assert_eq!(partial_utf8_tail(b"abc"), 0);
+        assert_eq!(partial_utf8_tail("é".as_bytes()), 0);
+        assert_eq!(partial_utf8_tail(&"é".as_bytes()[..1]), 1);
+        assert_eq!(partial_utf8_tail(&"€".as_bytes()[..2]), 2);
+        assert_eq!(partial_utf8_tail(&"😀".as_bytes()[..3]), 3);
+        assert_eq!(partial_utf8_tail("😀".as_bytes()), 0);
+        assert_eq!(partial_utf8_tail(b""), 0);
+    }
+
+    #[test]
+    fn timeouts_default_and_cap() {
+        let p = provider(1024);
+        assert_eq!(p.timeout_for(None).ok(), Some(Duration::from_secs(30)));
+        assert_eq!(
+            p.timeout_for(Some(Duration::from_secs(5))).ok(),
+            Some(Duration::from_secs(5))
+        );
+        let err = p.timeout_for(Some(Duration::from_secs(301))).err();
+        assert!(
+            matches!(
+                err,
+                Some(ProviderError::InvalidInput {
+                    field: "timeout",
+                    ..
+                })
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn runs_and_reports() {
+        let p = provider(1024);
+        let r = p.exec(&exec("/bin/echo", &["a", "b"])).await;
+        let r = r.map_err(|e| e.to_string());
+        assert!(
+            matches!(&r, Ok(r) if r.stdout == "a b\n" && r.exit_code == Some(0)),
+            "{r:?}"
+        );
+
+        let err = p.exec(&exec("/no/such/program", &[])).await.err();
+        assert!(
+            matches!(&err, Some(ProviderError::NotFound { what: "program", name }) if name == "/no/such/program"),
+            "{err:?}"
+        );
+
+        let mut req = exec("pwd", &[]);
+        req.cwd = Some("/no/such/dir".into());
+        let err = p.exec(&req).await.err();
+        assert!(
+            matches!(&err, Some(ProviderError::NotFound { what: "cwd", .. })),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_group() {
+        let p = provider(1024);
+        let req = ShellRequest {
+            command: "echo started; sleep 100 & sleep 100".into(),
+            cwd: None,
+            timeout: Some(Duration::from_millis(300)),
+        };
+        let r = p.shell(&req).await.map_err(|e| e.to_string());
+        let Ok(r) = r else { panic!("{r:?}") };
+        assert!(r.timed_out, "{r:?}");
+        assert_eq!(r.signal, Some(9), "{r:?}");
+        // The output written before the kill is kept.
+        assert_eq!(r.stdout, "started\n");
+    }
+
+    #[tokio::test]
+    async fn large_output_is_capped_and_drained() {
+        let p = provider(1000);
+        let req = ShellRequest {
+            command: "head -c 300000 /dev/zero | tr '\\0' a; head -c 300000 /dev/zero >&2".into(),
+            cwd: None,
+            timeout: Some(Duration::from_secs(20)),
+        };
+        let r = p.shell(&req).await.map_err(|e| e.to_string());
+        let Ok(r) = r else { panic!("{r:?}") };
+        assert_eq!(r.exit_code, Some(0));
+        assert_eq!(r.stdout.len(), 1000);
+        assert!(r.truncated_stdout && r.truncated_stderr);
+        assert!(!r.timed_out);
+    }
+}

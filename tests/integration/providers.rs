@@ -1,0 +1,442 @@
+//! The real ping and command providers, through the real API and real agents:
+//! what a user sees in `results[0]`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{AgentSpec, OSAPI, Stack, StackOptions, send_json, spawn, wait_for};
+
+/// POST a domain endpoint and wait for its answer: (HTTP status, body).
+async fn post(stack: &Stack, token: &str, path: &str, body: Value) -> (u16, Value) {
+    send_json(
+        stack
+            .request(reqwest::Method::POST, path, token)
+            .json(&body),
+    )
+    .await
+}
+
+/// The one host's result of a finished synchronous request.
+async fn result(stack: &Stack, token: &str, path: &str, body: Value) -> Value {
+    let (status, resp) = post(stack, token, path, body).await;
+    assert_eq!(status, 200, "{resp}");
+    assert_eq!(resp["results"].as_array().map(Vec::len), Some(1), "{resp}");
+    resp["results"][0].clone()
+}
+
+/// Start a job without waiting (`?async=true`); its id.
+async fn submit(stack: &Stack, token: &str, path: &str, body: Value) -> String {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let (status, resp) = post(stack, token, &format!("{path}{sep}async=true"), body).await;
+    assert_eq!(status, 202, "{resp}");
+    resp["job_id"].as_str().unwrap().to_owned()
+}
+
+async fn wait_final(stack: &Stack, token: &str, id: &str) -> Value {
+    wait_for("a final job status", Duration::from_secs(60), || async {
+        let (_, body) = stack.get_json(&format!("/api/v1/jobs/{id}"), token).await;
+        let s = body["status"].as_str().unwrap_or("");
+        (!s.is_empty() && !["submitted", "processing"].contains(&s)).then_some(body)
+    })
+    .await
+}
+
+/// Pids of live processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<(i32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        // Zombies have an empty cmdline: only the living match.
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if cmdline.contains(marker) {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// A `sleep` duration unique to this test run, so its processes can be found.
+fn marker_duration() -> String {
+    let n = u32::from_le_bytes(uuid::Uuid::now_v7().as_bytes()[12..16].try_into().unwrap());
+    format!("100.{:09}", n % 1_000_000_000)
+}
+
+/// A real agent with extra `OSAPI_*` environment (configuration overrides).
+async fn add_agent_with_env(stack: &mut Stack, hostname: &str, env: &[(&str, &str)]) {
+    let mut cmd = Command::new(OSAPI);
+    cmd.arg("-f")
+        .arg(&stack.config)
+        .args(["node", "agent", "start"])
+        .env("OSAPI_NODE_AGENT_HOSTNAME", hostname)
+        .envs(env.iter().copied());
+    let proc = spawn(&format!("agent {hostname}"), &mut cmd);
+    stack.agents.push((AgentSpec::real(hostname), proc));
+    stack.wait_agent_live(hostname).await;
+}
+
+fn has_ipv6_loopback() -> bool {
+    std::fs::read_to_string("/proc/net/if_inet6")
+        .map(|t| {
+            t.lines()
+                .any(|l| l.starts_with("00000000000000000000000000000001"))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_loopback_unreachable_and_unknown_hosts() {
+    let stack = Stack::start(&[AgentSpec::real("pinger")]).await;
+    let token = stack.token(&["admin"]);
+    let ping = "/api/v1/network/ping";
+
+    let mut loopbacks = vec!["127.0.0.1"];
+    if has_ipv6_loopback() {
+        loopbacks.push("::1");
+    } else {
+        eprintln!("this machine has no ::1 on lo; IPv6 ping not tested");
+    }
+    for address in loopbacks {
+        let r = result(
+            &stack,
+            &token,
+            ping,
+            json!({"address": address, "count": 3, "timeout": "1s"}),
+        )
+        .await;
+        assert_eq!(r["status"], "completed", "{r}");
+        let d = &r["data"];
+        assert_eq!(d["address"], address, "{r}");
+        assert_eq!(d["resolved"], address, "{r}");
+        assert_eq!(
+            (d["sent"].as_u64(), d["received"].as_u64()),
+            (Some(3), Some(3)),
+            "{r}"
+        );
+        assert_eq!(d["loss_percent"].as_f64(), Some(0.0), "{r}");
+        let (min, avg, max) = (
+            d["rtt_min_ms"].as_f64().unwrap(),
+            d["rtt_avg_ms"].as_f64().unwrap(),
+            d["rtt_max_ms"].as_f64().unwrap(),
+        );
+        assert!(min >= 0.0 && min <= avg && avg <= max, "{r}");
+        assert!(d["rtt_stddev_ms"].as_f64().is_some(), "{r}");
+    }
+
+    // TEST-NET-2: nothing answers an echo there (on this machine a router sends
+    // back an ICMP error, which must not count as a reply). 192.0.2.1, the usual
+    // choice, is this test machine's own gateway and does answer.
+    let r = result(
+        &stack,
+        &token,
+        ping,
+        json!({"address": "198.51.100.1", "count": 1, "timeout": "300ms"}),
+    )
+    .await;
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["data"]["sent"], 1, "{r}");
+    assert_eq!(r["data"]["received"], 0, "{r}");
+    assert_eq!(r["data"]["loss_percent"].as_f64(), Some(100.0), "{r}");
+    assert!(r["data"]["rtt_avg_ms"].is_null(), "{r}");
+
+    let r = result(
+        &stack,
+        &token,
+        ping,
+        json!({"address": "no-such-host.invalid", "count": 1}),
+    )
+    .await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["code"], "not_found", "{r}");
+    assert_eq!(
+        r["error"]["message"], "host not found: no-such-host.invalid",
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_and_shell_report_output_and_status() {
+    let stack = Stack::start(&[AgentSpec::real("runner")]).await;
+    let token = stack.token(&["admin"]);
+    let (exec, shell) = ("/api/v1/command/exec", "/api/v1/command/shell");
+
+    let r = result(
+        &stack,
+        &token,
+        exec,
+        json!({"command": "/bin/echo", "args": ["a", "b"]}),
+    )
+    .await;
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["data"]["stdout"], "a b\n", "{r}");
+    assert_eq!(r["data"]["stderr"], "", "{r}");
+    assert_eq!(r["data"]["exit_code"], 0, "{r}");
+    assert_eq!(r["data"]["timed_out"], false, "{r}");
+    assert!(r["data"]["duration_ms"].is_u64(), "{r}");
+
+    // No shell: metacharacters reach the program as they are.
+    let literal = "$(id); * `id` > /dev/null";
+    let r = result(
+        &stack,
+        &token,
+        exec,
+        json!({"command": "/bin/echo", "args": [literal]}),
+    )
+    .await;
+    assert_eq!(r["data"]["stdout"], format!("{literal}\n"), "{r}");
+
+    let r = result(
+        &stack,
+        &token,
+        shell,
+        json!({"command": "echo hello | tr a-z A-Z"}),
+    )
+    .await;
+    assert_eq!(r["status"], "completed", "{r}");
+    assert_eq!(r["data"]["stdout"], "HELLO\n", "{r}");
+
+    let r = result(
+        &stack,
+        &token,
+        shell,
+        json!({"command": "echo oops >&2; exit 3"}),
+    )
+    .await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["code"], "exit_status", "{r}");
+    assert_eq!(r["data"]["stderr"], "oops\n", "{r}");
+
+    // A non-zero exit is a failed result that still has its data.
+    let r = result(&stack, &token, exec, json!({"command": "false"})).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["code"], "exit_status", "{r}");
+    assert_eq!(r["error"]["message"], "exited with status 1", "{r}");
+    assert_eq!(r["data"]["exit_code"], 1, "{r}");
+
+    let r = result(&stack, &token, exec, json!({"command": "/no/such/program"})).await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["code"], "not_found", "{r}");
+    assert_eq!(
+        r["error"]["message"], "program not found: /no/such/program",
+        "{r}"
+    );
+    assert!(r["data"].is_null(), "{r}");
+
+    let r = result(
+        &stack,
+        &token,
+        shell,
+        json!({"command": "pwd", "cwd": "/tmp"}),
+    )
+    .await;
+    assert_eq!(r["data"]["stdout"], "/tmp\n", "{r}");
+    let r = result(
+        &stack,
+        &token,
+        exec,
+        json!({"command": "pwd", "cwd": "/no/such/dir"}),
+    )
+    .await;
+    assert_eq!(r["status"], "failed", "{r}");
+    assert_eq!(r["error"]["message"], "cwd not found: /no/such/dir", "{r}");
+
+    let r = result(
+        &stack,
+        &token,
+        exec,
+        json!({"command": "/bin/sh", "args": ["-c", "printf %s \"$GREETING\""],
+               "env": {"GREETING": "hi there"}}),
+    )
+    .await;
+    assert_eq!(r["data"]["stdout"], "hi there", "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_output_is_capped_and_still_reported() {
+    let mut stack = Stack::start(&[AgentSpec::real("default-cap")]).await;
+    add_agent_with_env(
+        &mut stack,
+        "small-cap",
+        &[("OSAPI_NODE_AGENT_COMMAND_MAX_OUTPUT_BYTES", "64KiB")],
+    )
+    .await;
+    let token = stack.token(&["admin"]);
+    let five_mib = json!({"command": "head -c 5242880 /dev/zero | tr '\\0' a", "timeout": "60s"});
+
+    // The agent's configured cap: exactly the first 64 KiB, flagged; the rest is
+    // drained, so the command still finishes normally.
+    let r = result(
+        &stack,
+        &token,
+        "/api/v1/command/shell?target=small-cap",
+        five_mib.clone(),
+    )
+    .await;
+    assert_eq!(r["status"], "completed", "{:.300}", r.to_string());
+    let stdout = r["data"]["stdout"].as_str().unwrap();
+    assert_eq!(stdout.len(), 64 << 10);
+    assert!(stdout.bytes().all(|b| b == b'a'));
+    assert_eq!(r["data"]["truncated_stdout"], true);
+    assert_eq!(r["data"]["truncated_stderr"], false);
+    assert_eq!(r["data"]["exit_code"], 0);
+
+    // The default cap (1 MiB) is above what one NATS message holds (1 MB by
+    // default): the result is cut a little further to fit, and still arrives.
+    let r = result(
+        &stack,
+        &token,
+        "/api/v1/command/shell?target=default-cap",
+        five_mib,
+    )
+    .await;
+    assert_eq!(r["status"], "completed", "{:.300}", r.to_string());
+    let len = r["data"]["stdout"].as_str().unwrap().len();
+    assert!((1_000_000..=1 << 20).contains(&len), "{len}");
+    assert_eq!(r["data"]["truncated_stdout"], true);
+    assert_eq!(r["data"]["exit_code"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_command_loses_its_whole_process_group() {
+    let stack = Stack::start(&[AgentSpec::real("sleeper")]).await;
+    let token = stack.token(&["admin"]);
+    let marker = marker_duration();
+    // Two sleeps: one in the background, one in the foreground.
+    let id = submit(
+        &stack,
+        &token,
+        "/api/v1/command/shell",
+        json!({"command": format!("sleep {marker} & sleep {marker}"), "timeout": "2s"}),
+    )
+    .await;
+    let sleeping =
+        |pids: &[(i32, String)]| pids.iter().filter(|(_, c)| c.starts_with("sleep ")).count();
+    wait_for("both sleeps to run", Duration::from_secs(20), || async {
+        (sleeping(&processes_with(&marker)) == 2).then_some(())
+    })
+    .await;
+
+    let job = wait_final(&stack, &token, &id).await;
+    let r = &job["results"][0];
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(r["error"]["code"], "timed_out", "{job}");
+    assert_eq!(r["data"]["timed_out"], true, "{job}");
+    assert_eq!(r["data"]["signal"], 9, "{job}");
+    // SIGKILL went to the group: nothing of it is left (allowing the kernel a
+    // moment to finish tearing the processes down).
+    wait_for(
+        "the process group to be gone",
+        Duration::from_secs(10),
+        || async { processes_with(&marker).is_empty().then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_whose_agent_died_is_interrupted_not_rerun() {
+    let opts = StackOptions {
+        ack_wait: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let mut stack = Stack::start_with(&[AgentSpec::real("first")], opts).await;
+    let token = stack.token(&["admin"]);
+    let file = stack.dir.path().join("runs.txt");
+    let marker = marker_duration();
+    let id = submit(
+        &stack,
+        &token,
+        "/api/v1/command/shell?target=_any",
+        json!({"command": format!("echo run >> {}; sleep {marker}", file.display())}),
+    )
+    .await;
+    stack
+        .wait_job_event(&token, &id, "started", Some("first"))
+        .await;
+    wait_for("the command to run", Duration::from_secs(20), || async {
+        lines(&file).is_some_and(|n| n >= 1).then_some(())
+    })
+    .await;
+    stack.agent_mut("first").kill9();
+    stack.add_agent(AgentSpec::real("second")).await;
+
+    let job = wait_final(&stack, &token, &id).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["results"][0]["hostname"], "second", "{job}");
+    assert_eq!(job["results"][0]["error"]["code"], "interrupted", "{job}");
+    assert_eq!(lines(&file), Some(1), "the command ran twice");
+
+    // The first run outlived its agent (its own process group); end it.
+    for (pid, _) in processes_with(&marker) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+fn lines(path: &Path) -> Option<usize> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|t| t.lines().count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osapictl_shows_command_output_and_ping_statistics() {
+    let stack = Stack::start(&[AgentSpec::real("ctl")]).await;
+    let token = stack.token(&["admin"]);
+    let run = |args: &[&str]| {
+        let out = stack.osapictl(&token, args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stdout, stderr)
+    };
+
+    let (code, stdout, stderr) = run(&["command", "exec", "--", "/bin/echo", "-n", "hello world"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.contains("ctl"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("completed") && row.contains(" 0 ") && row.contains("hello world"),
+        "{stdout}"
+    );
+
+    // A failed command still shows its exit code and what it printed; exit 1.
+    let (code, stdout, stderr) = run(&["command", "shell", "echo oops >&2; exit 3"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.contains("ctl"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("failed") && row.contains(" 3 ") && row.contains("oops"),
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = run(&[
+        "network",
+        "ping",
+        "127.0.0.1",
+        "--count",
+        "2",
+        "--probe-timeout",
+        "1s",
+    ]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.contains("ctl"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("127.0.0.1") && row.contains(" 0% ") && row.contains(" ms"),
+        "{stdout}"
+    );
+}
