@@ -9,6 +9,8 @@ export PATH="$HOME/.cargo/bin:/usr/sbin:$PATH"
 debian_nats=$(command -v nats-server)
 current_nats=$PWD/.cache/nats-server-current/nats-server
 
+echo "== systemd units: verify and exposure"
+./packaging/check.sh units
 cargo build --all-targets --locked
 cargo test --locked --lib --bins
 echo "== integration tests against $("$debian_nats" --version)"
