@@ -22,6 +22,25 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
+# promtool (Debian's prometheus package) checks the /metrics outputs in the tests.
+# Its postinst would start a Prometheus server: a policy-rc.d refuses that during
+# the install (when the host has none of its own), and its chatter is kept quiet.
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "installing prometheus (for promtool)" >&2
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  apt-get update -qq
+  if ! out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus 2>&1); then
+    echo "$out" >&2
+    [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+    exit 1
+  fi
+  [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
+fi
+
 # systemd-resolved for the DNS provider tests, unpacked rather than installed: its
 # postinst would point /etc/resolv.conf at the stub resolver. The tests run it
 # standalone on a private bus; it needs its user and its D-Bus policy file.

@@ -11,11 +11,14 @@ use tokio::sync::watch;
 
 use crate::agent::{self, AgentSettings};
 use crate::api::auth::Authenticator;
+use crate::api::metrics::ApiMetrics;
 use crate::api::service::JobService;
 use crate::api::{self, AppState};
+use crate::audit::{AuditError, AuditStore, AuditWriter, Auditor, BUFFER_CAPACITY, JournalSink};
 use crate::bus::{self, JobStore, Registry};
 use crate::config::{Config, ConfigError, NatsServerAuth};
 use crate::job::Names;
+use crate::metrics::{self, MetricsError};
 use crate::natsd::{self, ClusterSettings, ServerAuth, Supervisor};
 use crate::provider::Providers;
 use crate::systemd::{self, Activated};
@@ -46,7 +49,14 @@ pub enum DaemonError {
     Activation(#[source] std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
+
+/// How long a stopping API keeps storing buffered audit entries in the bucket.
+const AUDIT_FLUSH_GRACE: Duration = Duration::from_secs(5);
 
 /// A watch that flips to `true` on SIGTERM or SIGINT.
 pub fn shutdown_signal() -> Result<watch::Receiver<bool>, DaemonError> {
@@ -157,8 +167,12 @@ pub async fn run_nats(cfg: &Config) -> Result<(), DaemonError> {
     }
 }
 
-/// Connect, provision and build the API's state.
-pub async fn api_state(cfg: &Config) -> Result<AppState, DaemonError> {
+/// Connect, provision and build the API's state, with its metrics in `registry`,
+/// and the audit writer to [`AuditWriter::finish`] when the API stops.
+pub async fn api_state(
+    cfg: &Config,
+    registry: &prometheus::Registry,
+) -> Result<(AppState, AuditWriter), DaemonError> {
     let server = &cfg.api.server;
     let key = TokenKey::new(server.security.signing_key()?)?;
     let names = Names::new(server.nats.namespace.clone());
@@ -169,8 +183,21 @@ pub async fn api_state(cfg: &Config) -> Result<AppState, DaemonError> {
     let live = Registry::new(buckets.registry.clone(), cfg.nats.registry.ttl)
         .watch()
         .await?;
-    Ok(AppState {
-        jobs: JobService { store, live },
+    let api_metrics = ApiMetrics::new(registry)?;
+    api_metrics.watch_nats(client.clone())?;
+    let audit = AuditStore::new(buckets.audit.clone());
+    let (auditor, audit_writer) = Auditor::start(
+        audit.clone(),
+        Some(JournalSink::system()),
+        BUFFER_CAPACITY,
+        registry,
+    )?;
+    let state = AppState {
+        jobs: JobService {
+            store,
+            live,
+            metrics: api_metrics.jobs(),
+        },
         auth: Arc::new(Authenticator {
             key,
             roles: server.security.role_table(),
@@ -180,7 +207,11 @@ pub async fn api_state(cfg: &Config) -> Result<AppState, DaemonError> {
         nats_config: Arc::new(cfg.nats.clone()),
         started: Instant::now(),
         default_wait: server.request_timeout,
-    })
+        auditor,
+        audit,
+        metrics: api_metrics,
+    };
+    Ok((state, audit_writer))
 }
 
 /// Where the API listens: the sockets systemd passed, or the configured address.
@@ -259,10 +290,19 @@ async fn serve_all(
 /// activated socket before NATS is reachable wait in its backlog and are served
 /// once the API is ready.
 pub async fn run_api(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
+    serve_api(cfg, shutdown, &metrics::new_registry()?).await
+}
+
+/// The API with its metrics in `registry` (shared with the agent in `osapi start`).
+async fn serve_api(
+    cfg: &Config,
+    shutdown: watch::Receiver<bool>,
+    registry: &prometheus::Registry,
+) -> Result<(), DaemonError> {
     let server = &cfg.api.server;
     let listeners = api_listeners(cfg).await?;
     systemd::status("connecting to NATS");
-    let state = api_state(cfg).await?;
+    let (state, audit_writer) = api_state(cfg, registry).await?;
     let nats = state.nats.clone();
     let http = api::HttpOptions {
         max_body_bytes: usize::try_from(server.max_body_bytes).unwrap_or(usize::MAX),
@@ -276,6 +316,7 @@ pub async fn run_api(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<()
     });
     let result = serve_all(listeners, router, shutdown).await;
     systemd::stopping("API stopped");
+    audit_writer.finish(AUDIT_FLUSH_GRACE).await;
     result
 }
 
@@ -288,6 +329,16 @@ pub async fn run_agent(
     simulate: Option<Duration>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
+    serve_agent(cfg, simulate, shutdown, &metrics::new_registry()?).await
+}
+
+/// The agent with its metrics in `registry` (shared with the API in `osapi start`).
+async fn serve_agent(
+    cfg: &Config,
+    simulate: Option<Duration>,
+    shutdown: watch::Receiver<bool>,
+    registry: &prometheus::Registry,
+) -> Result<(), DaemonError> {
     let providers = match simulate {
         Some(delay) => {
             crate::provider::sim::SimProviders::new(cfg.node.agent.hostname.clone(), delay)
@@ -299,12 +350,13 @@ pub async fn run_agent(
         nats: cfg.nats.clone(),
         namespace: cfg.node.agent.nats.namespace.clone(),
         stop_grace: Duration::from_secs(20),
+        metrics: agent::AgentMetrics::new(registry)?,
     };
     let (ready_tx, ready_rx) = watch::channel(None);
     let listeners = systemd::activated_sockets().map_err(DaemonError::Activation)?;
     let endpoints = tokio::spawn(serve_all(
         listeners.into_iter().map(|(s, _)| s).collect(),
-        agent::http::router(ready_rx),
+        agent::http::router(ready_rx, registry.clone()),
         shutdown.clone(),
     ));
     systemd::status("connecting to NATS");
@@ -327,13 +379,15 @@ pub async fn run_agent(
     result.map_err(DaemonError::from)
 }
 
-/// `osapi start`: NATS, the API and one agent in one process tree.
+/// `osapi start`: NATS, the API and one agent in one process tree. One metrics
+/// registry for the process: the API's `/metrics` shows the agent's too.
 pub async fn run_all(cfg: &Config) -> Result<(), DaemonError> {
     let shutdown = shutdown_signal()?;
+    let registry = metrics::new_registry()?;
     let mut sup = Supervisor::start(nats_settings(cfg)?).await?;
     tracing::info!(addr = %sup.client_addr(), "embedded NATS ready");
-    let api = run_api(cfg, shutdown.clone());
-    let agent = run_agent(cfg, None, shutdown.clone());
+    let api = serve_api(cfg, shutdown.clone(), &registry);
+    let agent = serve_agent(cfg, None, shutdown.clone(), &registry);
     let result = tokio::select! {
         status = sup.wait() => Err(DaemonError::NatsExited(format!("{:?}", status?))),
         r = async { tokio::try_join!(api, agent).map(|_| ()) } => r,

@@ -14,11 +14,13 @@
 
 pub mod agent;
 pub mod api;
+pub mod audit;
 pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod job;
+pub mod metrics;
 pub mod natsd;
 pub mod provider;
 pub mod rbac;

@@ -13,15 +13,17 @@ use super::AgentHandle;
 /// `None` until the agent consumes jobs.
 pub type ReadyState = watch::Receiver<Option<AgentHandle>>;
 
-pub fn router(state: ReadyState) -> Router {
+/// `registry` is the agent's (see [`super::AgentMetrics`]); it is served from the
+/// start, before the agent is ready.
+pub fn router(state: ReadyState, registry: prometheus::Registry) -> Router {
     Router::new()
         .route(
             "/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
         .with_state(state)
+        .route("/metrics", get(metrics).with_state(registry))
 }
 
 async fn ready(State(state): State<ReadyState>) -> impl IntoResponse {
@@ -42,14 +44,12 @@ async fn ready(State(state): State<ReadyState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<ReadyState>) -> impl IntoResponse {
-    let handle = state.borrow().clone();
-    let (running, max) = handle
-        .as_ref()
-        .map_or((0, 0), |h| (h.running_jobs(), h.max_jobs()));
-    let body = format!(
-        "# HELP osapi_agent_running_jobs Jobs running now.\n# TYPE osapi_agent_running_jobs gauge\nosapi_agent_running_jobs {running}\n\
-         # HELP osapi_agent_max_jobs Jobs this agent runs at once at most.\n# TYPE osapi_agent_max_jobs gauge\nosapi_agent_max_jobs {max}\n"
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+async fn metrics(State(registry): State<prometheus::Registry>) -> axum::response::Response {
+    match crate::metrics::render(&registry) {
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot render metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
 }

@@ -11,6 +11,7 @@
 
 mod dispatch;
 pub mod http;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 pub use dispatch::{Outcome, dispatch};
+pub use metrics::AgentMetrics;
 
 use crate::bus::{self, AgentInfo, BusError, JobStore, Registry};
 use crate::config::{AgentConfig, NatsConfig};
@@ -71,6 +73,8 @@ pub struct AgentSettings {
     pub namespace: String,
     /// How long a graceful stop waits for running jobs before releasing them.
     pub stop_grace: Duration,
+    /// Where the agent's metrics go (served by [`http`]).
+    pub metrics: AgentMetrics,
 }
 
 /// Consumer names allow no dots, wildcards or whitespace.
@@ -110,6 +114,7 @@ struct Shared {
     ack_wait: Duration,
     running: Arc<Semaphore>,
     max_jobs: usize,
+    metrics: AgentMetrics,
 }
 
 /// Run the agent until `shutdown` resolves; then stop taking jobs, let running
@@ -181,7 +186,9 @@ pub async fn run(
         ack_wait: cfg.consumer.ack_wait,
         running: Arc::new(Semaphore::new(cfg.max_jobs)),
         max_jobs: cfg.max_jobs,
+        metrics: settings.metrics.clone(),
     });
+    shared.metrics.set_max_jobs(cfg.max_jobs);
     let started_at = OffsetDateTime::now_utc();
     let (hostname, labels, max_jobs) = (cfg.hostname.clone(), cfg.labels.clone(), cfg.max_jobs);
     let info = move |running: usize| AgentInfo {
@@ -208,6 +215,7 @@ pub async fn run(
                 tick.tick().await;
                 let running = shared.max_jobs - shared.running.available_permits();
                 if let Err(e) = registry.heartbeat(&info(running)).await {
+                    shared.metrics.heartbeat_failed();
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
             }
@@ -237,6 +245,7 @@ pub async fn run(
                     let Ok(permit) = permit else { break };
                     let shared = shared.clone();
                     tasks.spawn(async move {
+                        let _running = shared.metrics.running();
                         handle(&shared, msg).await;
                         drop(permit);
                     });
@@ -350,6 +359,11 @@ async fn run_job(
             message: "the job was interrupted after it started and is not safe to run again".into(),
         };
         tracing::warn!("redelivered non-idempotent job already started; marking it interrupted");
+        shared.metrics.finished(
+            job.operation.type_name(),
+            metrics::JobOutcome::Interrupted,
+            None,
+        );
         return finish(
             shared,
             &job,
@@ -374,6 +388,15 @@ async fn run_job(
             _ = keepalive.tick() => { let _ = msg.ack_with(AckKind::Progress).await; }
         }
     };
+    shared.metrics.finished(
+        job.operation.type_name(),
+        if outcome.is_success() {
+            metrics::JobOutcome::Completed
+        } else {
+            metrics::JobOutcome::Failed
+        },
+        Some(started.elapsed().as_secs_f64()),
+    );
     finish(shared, &job, outcome, started.elapsed(), attempt).await
 }
 

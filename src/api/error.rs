@@ -156,7 +156,13 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(error = %self, status = status.as_u16(), "request failed");
         }
-        let mut resp = problem_response(status, &self.to_problem());
+        let problem = self.to_problem();
+        let mut resp = problem_response(status, &problem);
+        // The request created a job before it failed (e.g. a 504): the audit
+        // entry names it.
+        if let Some(job) = problem.job_id.as_deref().and_then(|j| j.parse().ok()) {
+            resp.extensions_mut().insert(super::audit::CreatedJob(job));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -4,12 +4,16 @@
 //! * [`router`] builds the whole API with each route's permission beside it;
 //! * [`error`] is the one error → problem+json mapping;
 //! * [`handlers`] translate HTTP to [`crate::job::Operation`] and back;
-//! * [`service`] creates jobs and waits for them, free of HTTP.
+//! * [`service`] creates jobs and waits for them, free of HTTP;
+//! * [`audit`] records one audit entry per request to a protected route, and
+//!   [`metrics`] counts and times every request.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod handlers;
+pub mod metrics;
 pub mod openapi;
 pub mod service;
 mod trace;
@@ -24,10 +28,13 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodRouter, delete, get, post, put};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use self::audit::{AuditLayer, OperationIds, audit_requests};
 use self::auth::{Authenticator, Guard, guard};
 use self::error::{ApiError, Problem, problem_response};
 use self::extract::BodyLimit;
+use self::metrics::ApiMetrics;
 use self::service::JobService;
+use crate::audit::{AuditStore, Auditor};
 use crate::config::NatsConfig;
 use crate::job::Names;
 use crate::rbac::Permission;
@@ -44,6 +51,11 @@ pub struct AppState {
     /// How long domain endpoints wait when the caller gives no `timeout`
     /// (`api.server.request_timeout`).
     pub default_wait: Duration,
+    /// Records an audit entry per request to a protected route.
+    pub auditor: Auditor,
+    /// The audit bucket, for the audit endpoints.
+    pub audit: AuditStore,
+    pub metrics: ApiMetrics,
 }
 
 /// HTTP-level settings of the router.
@@ -81,20 +93,30 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 pub fn router(state: AppState, http: &HttpOptions) -> Router {
     let max_body_bytes = http.max_body_bytes;
     use Permission::*;
-    use handlers::{agents, jobs, node, system};
+    use handlers::{agents, audit, jobs, node, system};
     let auth = state.auth.clone();
-    let g = move |permission: Permission, route: MethodRouter<AppState>| {
-        route.route_layer(from_fn_with_state(
-            Guard {
-                auth: auth.clone(),
-                permission,
-            },
-            guard,
-        ))
+    let auditing = AuditLayer {
+        auth: state.auth.clone(),
+        auditor: state.auditor.clone(),
+        operations: Arc::new(OperationIds::of_api()),
     };
+    // The audit layer wraps the guard, so refusals (401, 403) are audited too.
+    let g = move |permission: Permission, route: MethodRouter<AppState>| {
+        route
+            .route_layer(from_fn_with_state(
+                Guard {
+                    auth: auth.clone(),
+                    permission,
+                },
+                guard,
+            ))
+            .route_layer(from_fn_with_state(auditing.clone(), audit_requests))
+    };
+    let measured = state.metrics.clone();
     Router::new()
         .route("/health", get(system::health))
         .route("/health/ready", get(system::ready))
+        .route("/metrics", get(metrics::serve))
         .route("/api/v1/version", get(system::version))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/health/status", g(HealthRead, get(system::status)))
@@ -130,6 +152,9 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
         .route("/api/v1/jobs/{id}/retry", g(JobWrite, post(jobs::retry)))
         .route("/api/v1/agents", g(AgentRead, get(agents::list)))
         .route("/api/v1/agents/{hostname}", g(AgentRead, get(agents::get)))
+        .route("/api/v1/audit", g(AuditRead, get(audit::list)))
+        .route("/api/v1/audit/export", g(AuditRead, get(audit::export)))
+        .route("/api/v1/audit/{id}", g(AuditRead, get(audit::get)))
         .fallback(|| async {
             ApiError::NotFound {
                 what: "route",
@@ -156,6 +181,7 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
             tracing::error!("a request handler panicked");
             ApiError::Internal("the handler failed unexpectedly".into()).into_response_owned()
         }))
+        .layer(from_fn_with_state(measured, metrics::measure))
         .layer(axum::middleware::from_fn(trace::trace_requests))
         .layer(tower::util::option_layer(cors(&http.allow_origins)))
         .with_state(state)

@@ -3,7 +3,8 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{agents, jobs, node, system};
+use super::handlers::{agents, audit, jobs, node, system};
+use super::metrics;
 
 struct BearerAuth;
 
@@ -23,6 +24,37 @@ impl Modify for BearerAuth {
     }
 }
 
+/// operationIds unique across the document (OpenAPI requires it; handlers'
+/// function names repeat, e.g. `list`): `<tag>_<function>`, or the function name
+/// alone when it already starts with its tag. Audit entries name operations by
+/// these ids.
+struct UniqueOperationIds;
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let tag = op.tags.as_ref().and_then(|t| t.first()).cloned();
+                if let (Some(tag), Some(id)) = (tag, op.operation_id.as_mut())
+                    && *id != tag
+                    && !id.starts_with(&format!("{tag}_"))
+                {
+                    *id = format!("{tag}_{id}");
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "OSAPI", description = "Manage Linux hosts as appliances: jobs over NATS JetStream, run by agents."),
@@ -32,9 +64,10 @@ impl Modify for BearerAuth {
         node::dns_get, node::dns_set, node::ping, node::exec, node::shell,
         jobs::create, jobs::list, jobs::get, jobs::remove, jobs::retry, jobs::stats,
         agents::list, agents::get,
+        audit::list, audit::get, audit::export, metrics::serve,
     ),
     components(schemas(crate::job::OperationRequest, crate::job::HostResult, crate::job::JobError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &UniqueOperationIds),
 )]
 pub struct ApiDoc;
 

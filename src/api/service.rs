@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::metrics::JobMetrics;
 use crate::bus::{JobStore, LiveAgents};
 use crate::job::{
     Expected, HostResult, HostStatus, Job, JobStatus, Operation, Target, compute_status,
@@ -45,6 +46,8 @@ pub struct Submission {
 pub struct JobService {
     pub store: JobStore,
     pub live: LiveAgents,
+    /// `osapi_jobs_created_total`, `osapi_sync_wait_duration_seconds`.
+    pub metrics: JobMetrics,
 }
 
 impl JobService {
@@ -96,6 +99,7 @@ impl JobService {
             None
         };
         self.store.announce(&job, s.traceparent.as_deref()).await?;
+        self.metrics.created(job.operation.type_name());
         tracing::info!(job_id = %job.id, operation = job.operation.type_name(), target = %job.target, "job created");
         Ok((job, sub))
     }
@@ -106,7 +110,8 @@ impl JobService {
         job: &Job,
         mut sub: async_nats::Subscriber,
     ) -> Result<JobOutcome, ApiError> {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(job.timeout_ms);
+        let started = tokio::time::Instant::now();
+        let deadline = started + Duration::from_millis(job.timeout_ms);
         let mut results: Vec<HostResult> = Vec::new();
         while !job.expected.is_answered_by(&results) {
             match tokio::time::timeout_at(deadline, sub.next()).await {
@@ -122,6 +127,8 @@ impl JobService {
             }
         }
         let _ = sub.unsubscribe().await;
+        self.metrics
+            .waited(job.operation.type_name(), started.elapsed().as_secs_f64());
         if results.is_empty() {
             return Err(ApiError::WaitTimeout {
                 job_id: job.id.to_string(),

@@ -3,11 +3,13 @@
 //! registry. The domain types come from [`crate::job`]; this module only moves them.
 
 mod connect;
+mod pager;
 mod provision;
 mod registry;
 mod store;
 
 pub use connect::{connect, round_trip};
+pub use pager::{Order, StreamPager};
 pub use provision::{Buckets, check, provision};
 pub use registry::{AgentInfo, LiveAgents, Registry};
 pub use store::{JobPage, JobProgress, JobStore, ListFilter, TRACEPARENT_HEADER};

@@ -12,6 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::pager::{Order, StreamPager, is_tombstone};
 use super::{Buckets, BusError};
 use crate::job::{HostResult, Job, JobEvent, JobStatus, JobView, Names, Target, compute_status};
 
@@ -49,12 +50,6 @@ pub struct JobStore {
     jobs: kv::Store,
     responses: kv::Store,
     names: Names,
-}
-
-fn is_tombstone(headers: &HeaderMap) -> bool {
-    headers
-        .get("KV-Operation")
-        .is_some_and(|v| matches!(v.as_str(), "DEL" | "PURGE"))
 }
 
 impl JobStore {
@@ -220,33 +215,20 @@ impl JobStore {
         cursor: Option<u64>,
         limit: usize,
     ) -> Result<JobPage, BusError> {
-        let info = self
-            .jobs
-            .stream
-            .get_info()
-            .await
-            .map_err(|e| BusError::request("listing jobs", e))?;
-        let first = info.state.first_sequence.max(1);
-        // `next` is the highest sequence not yet inspected; 0 means none left.
-        let mut next = cursor
-            .unwrap_or(info.state.last_sequence)
-            .min(info.state.last_sequence);
+        let mut pager = StreamPager::open(
+            &self.jobs.stream,
+            Order::NewestFirst,
+            cursor,
+            "listing jobs",
+        )
+        .await?;
         let now = OffsetDateTime::now_utc();
         let mut jobs = Vec::new();
-        let mut scanned = 0usize;
-        while next >= first && next > 0 && scanned < MAX_SCAN {
-            // Fetch a window of candidates concurrently; requests pipeline on one connection.
-            let low = first.max(next.saturating_sub(31));
-            let window: Vec<u64> = (low..=next).rev().collect();
-            scanned += window.len();
-            let fetched: Vec<(u64, Option<Job>)> = futures::stream::iter(window)
-                .map(|s| async move { Ok::<_, BusError>((s, self.job_at(s).await?)) })
-                .buffered(16)
-                .try_collect()
-                .await?;
-            let candidates = fetched
+        while !pager.is_done() && pager.scanned() < MAX_SCAN {
+            let candidates = pager
+                .next_window::<Job>()
+                .await?
                 .into_iter()
-                .filter_map(|(s, j)| j.map(|j| (s, j)))
                 .filter(|(_, j)| {
                     filter
                         .operation
@@ -262,13 +244,12 @@ impl JobStore {
                 .buffered(16)
                 .try_collect()
                 .await?;
-            next = low - 1;
             for (s, j, v) in viewed {
                 if filter.status.is_some_and(|st| st != v.status) {
                     continue;
                 }
                 if jobs.len() == limit {
-                    next = s;
+                    pager.resume_at(s);
                     break;
                 }
                 jobs.push((j, v));
@@ -277,17 +258,10 @@ impl JobStore {
                 break;
             }
         }
-        let next_cursor = (next >= first && next > 0).then_some(next);
-        Ok(JobPage { jobs, next_cursor })
-    }
-
-    async fn job_at(&self, seq: u64) -> Result<Option<Job>, BusError> {
-        match self.jobs.stream.direct_get(seq).await {
-            Ok(msg) if is_tombstone(&msg.headers) => Ok(None),
-            Ok(msg) => Ok(serde_json::from_slice(&msg.payload).ok()),
-            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(BusError::request("listing jobs", e)),
-        }
+        Ok(JobPage {
+            jobs,
+            next_cursor: pager.cursor(),
+        })
     }
 
     /// Remove a job and everything agents wrote about it. Returns false if unknown.

@@ -336,12 +336,21 @@ pub enum AuditCommand {
         /// Entry id
         id: String,
     },
-    /// Every entry as JSON lines. The file flag is -O/--output-file because -o is the
-    /// global output format
+    /// Every entry as JSON lines, oldest first. The file flag is -O/--output-file
+    /// because -o is the global output format
     Export {
         /// Write to FILE instead of standard output
         #[arg(short = 'O', long = "output-file", value_name = "FILE")]
         output_file: Option<PathBuf>,
+        /// Only requests of this user (token subject)
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Only entries at or after this time: RFC 3339, or a duration ago such as 1h
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        since: Option<String>,
+        /// Only entries before this time: RFC 3339, or a duration ago such as 10m
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        until: Option<String>,
     },
 }
 
@@ -551,7 +560,7 @@ mod tests {
     #[test]
     fn audit_export_file_flag_does_not_clash_with_output() {
         let cli = parse(&["audit", "export", "-O", "audit.jsonl", "-o", "json"]).unwrap();
-        let Commands::Audit(AuditCommand::Export { output_file }) = cli.command else {
+        let Commands::Audit(AuditCommand::Export { output_file, .. }) = cli.command else {
             panic!("not export")
         };
         assert_eq!(output_file, Some(PathBuf::from("audit.jsonl")));

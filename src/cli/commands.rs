@@ -476,9 +476,18 @@ async fn audit(ctx: &Ctx, c: AuditCommand) -> Result<Status, CliError> {
                 .await?;
             emit(ctx.format(), &raw, || output::kv_table(&raw))?;
         }
-        AuditCommand::Export { output_file } => {
+        AuditCommand::Export {
+            output_file,
+            user,
+            since,
+            until,
+        } => {
             // Streamed and possibly long: no overall timeout.
-            let req = Request::get("/api/v1/audit/export").timeout(None);
+            let req = Request::get("/api/v1/audit/export")
+                .query_opt("user", user)
+                .query_opt("since", since)
+                .query_opt("until", until)
+                .timeout(None);
             match output_file.filter(|p| p.as_os_str() != "-") {
                 Some(path) => {
                     let open = || {

@@ -49,6 +49,8 @@ fn init_tls() {
 pub struct Nats {
     pub sup: Option<Supervisor>,
     pub url: String,
+    /// What `sup` was started with, so [`Nats::restart`] brings back the same server.
+    settings: natsd::Settings,
     _dir: tempfile::TempDir,
 }
 
@@ -59,7 +61,7 @@ impl Nats {
         let binary = std::env::var_os("TEST_NATS_SERVER")
             .map(PathBuf::from)
             .unwrap_or_else(|| "nats-server".into());
-        let sup = Supervisor::start(natsd::Settings {
+        let settings = natsd::Settings {
             binary,
             host: "127.0.0.1".into(),
             port,
@@ -69,14 +71,31 @@ impl Nats {
             cluster: None,
             monitor_port: None,
             run_dir: dir.path().join("run"),
-        })
-        .await
-        .expect("nats-server starts");
+        };
+        let sup = Supervisor::start(settings.clone())
+            .await
+            .expect("nats-server starts");
         Nats {
             url: format!("nats://127.0.0.1:{port}"),
             sup: Some(sup),
+            settings,
             _dir: dir,
         }
+    }
+
+    /// Stop the server (when running) and start it again on the same port and
+    /// store directory: clients reconnect and find their streams and buckets.
+    pub async fn restart(&mut self) {
+        if let Some(sup) = self.sup.take() {
+            sup.stop(Duration::from_secs(10))
+                .await
+                .expect("nats-server stops");
+        }
+        self.sup = Some(
+            Supervisor::start(self.settings.clone())
+                .await
+                .expect("nats-server starts again"),
+        );
     }
 }
 
@@ -435,10 +454,17 @@ pub fn journald() -> Journald {
     let mut state = JOURNALD.lock().unwrap_or_else(|e| e.into_inner());
     state.0 += 1;
     if state.1.is_none() && !socket.exists() {
-        state.1 = Some(spawn("journald", &mut Command::new("/usr/lib/systemd/systemd-journald")));
+        state.1 = Some(spawn(
+            "journald",
+            &mut Command::new("/usr/lib/systemd/systemd-journald"),
+        ));
         let deadline = Instant::now() + Duration::from_secs(10);
         while !socket.exists() {
-            assert!(Instant::now() < deadline, "journald did not create {}", socket.display());
+            assert!(
+                Instant::now() < deadline,
+                "journald did not create {}",
+                socket.display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -457,4 +483,42 @@ impl Drop for Journald {
             }
         }
     }
+}
+
+/// `systemd-socket-activate` in front of `osapi ARGS`, passing the environment the
+/// daemon needs (it starts children with nothing but what `-E` names).
+pub fn socket_activate(listen: &[String], names: &str, env: &[&str], args: &[&str]) -> Command {
+    let mut cmd = Command::new("systemd-socket-activate");
+    for l in listen {
+        cmd.arg("-l").arg(l);
+    }
+    cmd.arg(format!("--fdname={names}"));
+    for var in ["PATH", "RUST_LOG", "TEST_NATS_SERVER"] {
+        if std::env::var_os(var).is_some() {
+            cmd.arg("-E").arg(var);
+        }
+    }
+    for pair in env {
+        cmd.arg("-E").arg(pair);
+    }
+    cmd.arg(OSAPI).args(args);
+    cmd
+}
+
+/// One HTTP/1.1 GET over a unix socket; the raw answer, headers included.
+pub async fn http_over_unix(path: &Path, request_path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(path)
+        .await
+        .expect("connect unix socket");
+    stream
+        .write_all(
+            format!("GET {request_path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
 }

@@ -11,6 +11,7 @@ mod dbus;
 mod input;
 mod jobs;
 mod lifecycle;
+mod observability;
 mod providers;
 mod routing;
 mod systemd;

@@ -7,10 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::harness::{
-    AgentSpec, Nats, OSAPI, SIGNING_KEY, Stack, free_port, spawn, wait_for, write_file,
+    AgentSpec, Nats, OSAPI, SIGNING_KEY, Stack, free_port, http_over_unix, socket_activate, spawn,
+    wait_for, write_file,
 };
 
 /// A notify socket like systemd's: collects the datagrams a daemon sends.
@@ -202,42 +201,6 @@ async fn nats_supervisor_and_agent_notify_ready() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     assert!(sup.terminate().success());
     assert!(nnotify.wait_for("STOPPING=1", Duration::from_secs(5)));
-}
-
-/// `systemd-socket-activate` in front of `osapi ARGS`, passing the environment the
-/// daemon needs (it starts children with nothing but what `-E` names).
-fn socket_activate(listen: &[String], names: &str, env: &[&str], args: &[&str]) -> Command {
-    let mut cmd = Command::new("systemd-socket-activate");
-    for l in listen {
-        cmd.arg("-l").arg(l);
-    }
-    cmd.arg(format!("--fdname={names}"));
-    for var in ["PATH", "RUST_LOG", "TEST_NATS_SERVER"] {
-        if std::env::var_os(var).is_some() {
-            cmd.arg("-E").arg(var);
-        }
-    }
-    for pair in env {
-        cmd.arg("-E").arg(pair);
-    }
-    cmd.arg(OSAPI).args(args);
-    cmd
-}
-
-async fn http_over_unix(path: &Path, request_path: &str) -> String {
-    let mut stream = tokio::net::UnixStream::connect(path)
-        .await
-        .expect("connect unix socket");
-    stream
-        .write_all(
-            format!("GET {request_path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).await.unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

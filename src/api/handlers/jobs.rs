@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::api::AppState;
+use crate::api::audit::CreatedJob;
 use crate::api::auth::Principal;
 use crate::api::error::{ApiError, Problem};
 use crate::api::extract::{JsonBody, Params};
@@ -139,6 +140,7 @@ fn created(job: &Job) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/jobs/{}", job.id)) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
+    resp.extensions_mut().insert(CreatedJob(job.id));
     resp
 }
 

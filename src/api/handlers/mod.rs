@@ -2,6 +2,7 @@
 //! [`Operation`](crate::job::Operation) or a store query and the answer back.
 
 pub mod agents;
+pub mod audit;
 pub mod jobs;
 pub mod node;
 pub mod system;

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::api::AppState;
+use crate::api::audit::CreatedJob;
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
 use crate::api::extract::{JsonBody, Params};
@@ -80,7 +81,9 @@ pub(crate) async fn run(
                     job_id: outcome.job_id.to_string(),
                 });
             }
-            Ok(axum::Json(outcome).into_response())
+            let mut resp = axum::Json(outcome).into_response();
+            resp.extensions_mut().insert(CreatedJob(job.id));
+            Ok(resp)
         }
     }
 }
@@ -97,6 +100,7 @@ pub(crate) fn accepted(id: uuid::Uuid) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/jobs/{id}")) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
+    resp.extensions_mut().insert(CreatedJob(id));
     resp
 }
 
