@@ -82,6 +82,48 @@ async fn add_agent_with_env(stack: &mut Stack, hostname: &str, env: &[(&str, &st
     stack.wait_agent_live(hostname).await;
 }
 
+/// A test host that receives pings and never answers: a network namespace joined
+/// to this one by a veth pair, with `icmp_echo_ignore_all` set inside it.
+struct SilentHost {
+    netns: String,
+    host_if: String,
+    address: String,
+}
+
+impl SilentHost {
+    fn create() -> SilentHost {
+        let tag = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+        let subnet = rand::random::<u8>() & 0x3f;
+        let host = SilentHost {
+            netns: format!("osapi-silent-{tag}"),
+            host_if: format!("ossil{tag}a"),
+            address: format!("10.213.{subnet}.2"),
+        };
+        let peer = format!("ossil{tag}b");
+        let ns = host.netns.as_str();
+        let run = |args: &[&str]| {
+            let out = Command::new(args[0]).args(&args[1..]).output().expect("run ip");
+            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        run(&["ip", "netns", "add", ns]);
+        run(&["ip", "link", "add", &host.host_if, "type", "veth", "peer", "name", &peer]);
+        run(&["ip", "link", "set", &peer, "netns", ns]);
+        run(&["ip", "addr", "add", &format!("10.213.{subnet}.1/30"), "dev", &host.host_if]);
+        run(&["ip", "link", "set", &host.host_if, "up"]);
+        run(&["ip", "netns", "exec", ns, "ip", "addr", "add", &format!("{}/30", host.address), "dev", &peer]);
+        run(&["ip", "netns", "exec", ns, "ip", "link", "set", &peer, "up"]);
+        run(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"]);
+        host
+    }
+}
+
+impl Drop for SilentHost {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.netns]).output();
+    }
+}
+
 fn has_ipv6_loopback() -> bool {
     std::fs::read_to_string("/proc/net/if_inet6")
         .map(|t| {
@@ -130,14 +172,15 @@ async fn ping_loopback_unreachable_and_unknown_hosts() {
         assert!(d["rtt_stddev_ms"].as_f64().is_some(), "{r}");
     }
 
-    // TEST-NET-2: nothing answers an echo there (on this machine a router sends
-    // back an ICMP error, which must not count as a reply). 192.0.2.1, the usual
-    // choice, is this test machine's own gateway and does answer.
+    // A host that never answers: our own test host in a network namespace that
+    // ignores echo requests. (Probing a documentation address would send
+    // traffic off this machine; this stays on a veth we made.)
+    let silent = SilentHost::create();
     let r = result(
         &stack,
         &token,
         ping,
-        json!({"address": "198.51.100.1", "count": 1, "timeout": "300ms"}),
+        json!({"address": silent.address, "count": 1, "timeout": "300ms"}),
     )
     .await;
     assert_eq!(r["status"], "completed", "{r}");
@@ -145,6 +188,7 @@ async fn ping_loopback_unreachable_and_unknown_hosts() {
     assert_eq!(r["data"]["received"], 0, "{r}");
     assert_eq!(r["data"]["loss_percent"].as_f64(), Some(100.0), "{r}");
     assert!(r["data"]["rtt_avg_ms"].is_null(), "{r}");
+    drop(silent);
 
     let r = result(
         &stack,
