@@ -3,7 +3,7 @@
 # one agent in one process tree (`osapi start`), with a development config under
 # ./dev (signing key, admin token). Installs what is missing first.
 #
-#   OSAPI_PORT (default 8080) and OSAPI_NATS_PORT (default 4223, so Debian's own
+#   API_PORT (default 8080) and NATS_PORT (default 4223, so Debian's own
 #   nats-server.service on 4222 is never in the way) choose the ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:/usr/sbin:$PATH"
 cargo build --release --locked --bins
 
-api_port=${OSAPI_PORT:-8080}
-nats_port=${OSAPI_NATS_PORT:-4223}
+api_port=${API_PORT:-8080}
+nats_port=${NATS_PORT:-4223}
 mkdir -p dev
 umask 077
 [ -s dev/signing.key ] || head -c 48 /dev/urandom | base64 -w0 > dev/signing.key
