@@ -11,6 +11,12 @@
 //! Start reading at [`job`]: the [`job::Operation`] enum is the one vocabulary shared
 //! by the API, the CLI ([`cli`]) and the agent. [`bus`] is everything that speaks NATS.
 //! Domain modules ([`job`], [`rbac`], [`provider`]) never depend on transports.
+//!
+//! Around them: [`config`] (file → environment → validated `Config`), [`token`]
+//! (JWT), [`audit`] (one entry per API request, journal and bucket), [`metrics`]
+//! (Prometheus registries), [`telemetry`] (journald/stderr logging, W3C trace
+//! context, span export), [`systemd`] (sd_notify, watchdog, socket activation),
+//! and [`daemon`], which turns a `Config` into the running daemons.
 
 pub mod agent;
 pub mod api;
