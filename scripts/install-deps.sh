@@ -16,6 +16,13 @@ python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
 [ -x /usr/lib/systemd/systemd-hostnamed ] && command -v busctl >/dev/null 2>&1 || need_apt+=(systemd)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
 command -v unshare >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
+# Packaging checks (packaging/check.sh) and the appliance test
+# (scripts/appliance-test.sh): systemd-analyze comes with systemd above.
+command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
+command -v rpm >/dev/null 2>&1 || need_apt+=(rpm)
+command -v rpmlint >/dev/null 2>&1 || need_apt+=(rpmlint)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need_apt+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || [ -x /usr/bin/systemd-nspawn ] || need_apt+=(systemd-container)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}" >&2
   apt-get update -qq

@@ -29,6 +29,15 @@ fn load(args: &Osapi) -> anyhow::Result<Config> {
 
 fn run(args: Osapi) -> anyhow::Result<ExitCode> {
     match &args.command {
+        Command::GenerateDocs { dir } => {
+            // Packaging step: needs no configuration.
+            for path in osapi::cli::admin::generate_docs(dir)
+                .with_context(|| format!("writing to {}", dir.display()))?
+            {
+                println!("{}", path.display());
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => {
@@ -117,7 +126,7 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
                     },
             } => daemon::run_agent(&cfg, a.simulate, daemon::shutdown_signal()?).await,
             Command::Start => daemon::run_all(&cfg).await,
-            Command::Config { .. } | Command::Token { .. } => Ok(()),
+            Command::Config { .. } | Command::Token { .. } | Command::GenerateDocs { .. } => Ok(()),
         }
     })?;
     Ok(ExitCode::SUCCESS)

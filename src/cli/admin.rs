@@ -61,6 +61,13 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Write the man pages and shell completions of osapi and osapictl (packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Output directory: man pages in DIR/man, completions in
+        /// DIR/completions/{bash,zsh,fish}.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +155,63 @@ pub fn command() -> clap::Command {
     <Osapi as clap::CommandFactory>::command()
 }
 
+/// `osapi generate-docs DIR`: man pages for `osapi` and `osapictl` (one page per
+/// command and subcommand, `osapi.1`, `osapictl.1`, `osapictl-node.1`, ...) in
+/// `DIR/man`, and bash, zsh and fish completions for both binaries in
+/// `DIR/completions/<shell>/` under the names each shell looks for. Everything
+/// comes from the clap definitions ([`command`] and [`crate::cli::command`]);
+/// hidden commands get neither pages nor completions. Returns the files written.
+pub fn generate_docs(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    use clap_complete::Shell;
+    let mut written = Vec::new();
+    let man = dir.join("man");
+    std::fs::create_dir_all(&man)?;
+    for cmd in [command(), crate::cli::command()] {
+        write_man_pages(cmd, &man, &mut written)?;
+    }
+    for (shell, file) in [
+        (Shell::Bash, "{}"),
+        (Shell::Zsh, "_{}"),
+        (Shell::Fish, "{}.fish"),
+    ] {
+        let out = dir.join("completions").join(shell.to_string());
+        std::fs::create_dir_all(&out)?;
+        for mut cmd in [command(), crate::cli::command()] {
+            let name = cmd.get_name().to_owned();
+            let path = out.join(file.replace("{}", &name));
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, &name, &mut buf);
+            std::fs::write(&path, buf)?;
+            written.push(path);
+        }
+    }
+    Ok(written)
+}
+
+/// One page for `cmd` and, recursively, one per visible subcommand, named like
+/// git's: `osapictl-node-hostname.1` (what `clap_mangen::generate_to` does, but
+/// keeping the list of files).
+fn write_man_pages(
+    cmd: clap::Command,
+    dir: &std::path::Path,
+    written: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    fn walk(
+        cmd: clap::Command,
+        dir: &std::path::Path,
+        written: &mut Vec<PathBuf>,
+    ) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            walk(sub, dir, written)?;
+        }
+        written.push(clap_mangen::Man::new(cmd).generate_to(dir)?);
+        Ok(())
+    }
+    let mut cmd = cmd.disable_help_subcommand(true);
+    cmd.build();
+    walk(cmd, dir, written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +219,35 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         command().debug_assert();
+    }
+
+    #[test]
+    fn generate_docs_writes_pages_and_completions() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = generate_docs(dir.path()).unwrap();
+        for f in [
+            "man/osapi.1",
+            "man/osapictl.1",
+            "man/osapi-token-generate.1",
+            "man/osapictl-node-hostname.1",
+            "completions/bash/osapi",
+            "completions/bash/osapictl",
+            "completions/zsh/_osapi",
+            "completions/zsh/_osapictl",
+            "completions/fish/osapi.fish",
+            "completions/fish/osapictl.fish",
+        ] {
+            let path = dir.path().join(f);
+            assert!(written.contains(&path), "{f} not written: {written:?}");
+            assert!(std::fs::metadata(&path).unwrap().len() > 0, "{f} is empty");
+        }
+        let page = std::fs::read_to_string(dir.path().join("man/osapi.1")).unwrap();
+        assert!(
+            page.starts_with(".ie") || page.contains(".TH osapi 1"),
+            "{page}"
+        );
+        assert!(!page.contains("generate-docs"), "hidden command documented");
+        assert!(!dir.path().join("man/osapi-generate-docs.1").exists());
     }
 
     #[test]

@@ -105,7 +105,27 @@ fn shipped_file_loads_and_holds_the_defaults() {
     let mut expected = Config::default();
     expected.api.server.security.signing_key_source =
         Some(SecretSource::File("/etc/osapi/signing.key".into()));
+    // The embedded NATS is shipped on 4223, clear of Debian's own
+    // nats-server.service on 4222 (docs/architecture.md, Packaging and units).
+    expected.nats.server.port = 4223;
+    expected.api.server.nats.servers = vec!["nats://127.0.0.1:4223".to_owned()];
+    expected.node.agent.nats.servers = vec!["nats://127.0.0.1:4223".to_owned()];
     assert_eq!(c, expected);
+}
+
+#[test]
+fn shipped_nats_port_matches_the_socket_unit() {
+    const SOCKET: &str = include_str!("../../systemd/osapi-nats.socket");
+    let c = Config::from_str_yaml(SHIPPED, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let listen = format!("ListenStream={}:{}", c.nats.server.host, c.nats.server.port);
+    assert!(
+        SOCKET.lines().any(|l| l.trim() == listen),
+        "osapi-nats.socket does not say {listen}"
+    );
+    assert_ne!(
+        c.nats.server.port, 4222,
+        "collides with Debian's nats-server.service"
+    );
 }
 
 #[test]
