@@ -104,10 +104,11 @@ pub fn nats_settings(cfg: &Config) -> Result<natsd::Settings, DaemonError> {
         host: s.host.clone(),
         port: s.port,
         store_dir: s.store_dir.clone(),
-        server_name: None,
+        server_name: s.server_name.clone(),
         auth,
         cluster: s.cluster.as_ref().map(|c| ClusterSettings {
             name: c.name.clone(),
+            host: c.host.clone(),
             port: c.port,
             routes: c.routes.clone(),
         }),
@@ -176,9 +177,10 @@ pub async fn api_state(
     let server = &cfg.api.server;
     let key = TokenKey::new(server.security.signing_key()?)?;
     let names = Names::new(server.nats.namespace.clone());
-    let client = bus::connect(&server.nats, "osapi-api").await?;
+    let (client, connects) = bus::connect_watched(&server.nats, "osapi-api").await?;
     let js = async_nats::jetstream::new(client.clone());
     let buckets = bus::provision(&js, &names, &cfg.nats).await?;
+    bus::reprovision_on_reconnect(js, names.clone(), cfg.nats.clone(), connects.clone());
     let store = JobStore::new(client.clone(), &buckets, names.clone());
     let live = Registry::new(buckets.registry.clone(), cfg.nats.registry.ttl)
         .watch()
@@ -197,6 +199,7 @@ pub async fn api_state(
             store,
             live,
             metrics: api_metrics.jobs(),
+            connects,
         },
         auth: Arc::new(Authenticator {
             key,

@@ -11,6 +11,9 @@ pub enum JobOutcome {
     Failed,
     /// A redelivered non-idempotent job that had already started: not run again.
     Interrupted,
+    /// Delivered after its deadline (the agent was cut off): not run, because
+    /// the host has already been reported as not answering.
+    Expired,
 }
 
 impl JobOutcome {
@@ -19,6 +22,7 @@ impl JobOutcome {
             JobOutcome::Completed => "completed",
             JobOutcome::Failed => "failed",
             JobOutcome::Interrupted => "interrupted",
+            JobOutcome::Expired => "expired",
         }
     }
 }

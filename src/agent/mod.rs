@@ -14,19 +14,20 @@ pub mod http;
 pub mod metrics;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 pub use dispatch::{Outcome, dispatch};
 pub use metrics::AgentMetrics;
 
-use crate::bus::{self, AgentInfo, BusError, JobStore, Registry};
+use crate::bus::{self, AgentInfo, BusError, Claim, JobStore, Registry};
 use crate::config::{AgentConfig, NatsConfig};
 use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Names, Stage, Target};
 use crate::provider::Providers;
@@ -126,13 +127,15 @@ pub async fn run(
     ready: impl FnOnce(AgentHandle),
 ) -> Result<(), AgentError> {
     let names = Names::new(settings.namespace.clone());
-    let client = bus::connect(
+    let (client, connects) = bus::connect_watched(
         &settings.agent.nats,
         &format!("osapi-agent-{}", settings.agent.hostname),
     )
     .await?;
     let js = jetstream::new(client.clone());
     let buckets = bus::provision(&js, &names, &settings.nats).await?;
+    let reprovision =
+        bus::reprovision_on_reconnect(js.clone(), names.clone(), settings.nats.clone(), connects);
     let store = JobStore::new(client.clone(), &buckets, names.clone());
     let registry = Registry::new(buckets.registry.clone(), settings.nats.registry.ttl);
     let cfg = &settings.agent;
@@ -144,7 +147,15 @@ pub async fn run(
             names.subject(&f),
         ));
     }
-    let mut streams = Vec::new();
+    // Each consumer is followed by a task of its own that feeds one channel and
+    // recreates its consumer when deliveries stop for good (consumer or stream
+    // lost with a NATS node, a store wiped); the channel's small capacity keeps
+    // jobs in JetStream rather than in our memory while all slots are busy.
+    let (deliveries_tx, mut deliveries) = mpsc::channel(cfg.max_jobs);
+    let mut consumers = JoinSet::new();
+    // Consumers being recreated right now; while any is, no heartbeat goes out,
+    // so the registry never lists an agent that cannot receive its jobs.
+    let recovering = Arc::new(AtomicUsize::new(0));
     for (name, filter) in filters {
         let durable = consumer_name(&names, &name);
         let config = consumer::pull::Config {
@@ -157,26 +168,41 @@ pub async fn run(
             backoff: cfg.consumer.back_off.clone(),
             ..Default::default()
         };
-        let consumer = buckets
-            .stream
-            .get_or_create_consumer(&durable, config)
-            .await
-            .map_err(|e| AgentError::Consumer {
-                name: durable.clone(),
-                detail: e.to_string(),
-            })?;
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(cfg.max_jobs)
-            .messages()
-            .await
-            .map_err(|e| AgentError::Consumer {
-                name: durable.clone(),
-                detail: e.to_string(),
-            })?;
-        streams.push(messages);
+        // A consumer the server refuses is a configuration problem to report at
+        // start; one that is slow to appear (a new replicated consumer electing
+        // its leader, a cluster still forming) is waited for.
+        let deadline = Instant::now() + CONSUMER_PATIENCE;
+        let messages = loop {
+            match open_consumer(&buckets.stream, &durable, &config, cfg.max_jobs).await {
+                Ok(m) => break m,
+                Err(detail) if bus::transient_detail(&detail) && Instant::now() < deadline => {
+                    tracing::info!(consumer = %durable, error = %detail, "consumer not ready yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(detail) => {
+                    return Err(AgentError::Consumer {
+                        name: durable.clone(),
+                        detail,
+                    });
+                }
+            }
+        };
+        consumers.spawn(follow_consumer(
+            Follow {
+                stream: buckets.stream.clone(),
+                durable,
+                config,
+                batch: cfg.max_jobs,
+                js: js.clone(),
+                names: names.clone(),
+                nats: settings.nats.clone(),
+                recovering: recovering.clone(),
+            },
+            messages,
+            deliveries_tx.clone(),
+        ));
     }
-    let mut messages = futures::stream::select_all(streams);
+    drop(deliveries_tx);
 
     let shared = Arc::new(Shared {
         store,
@@ -202,17 +228,27 @@ pub async fn run(
     };
     // Announce ourselves only once every consumer exists, so a job created for us
     // after the API sees us cannot be missed.
-    registry.heartbeat(&info(0)).await?;
+    // A just-created replicated bucket may not have its leader yet.
+    let first = info(0);
+    bus::retry_transient("announcing the agent", CONSUMER_PATIENCE, |_| {
+        registry.heartbeat(&first)
+    })
+    .await?;
     let heartbeat = {
         let registry = registry.clone();
         let shared = shared.clone();
         let interval = cfg.heartbeat_interval;
         let info = info.clone();
+        let recovering = recovering.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.tick().await;
             loop {
                 tick.tick().await;
+                if recovering.load(Ordering::SeqCst) > 0 {
+                    tracing::debug!("consumers recovering; heartbeat held back");
+                    continue;
+                }
                 let running = shared.max_jobs - shared.running.available_permits();
                 if let Err(e) = registry.heartbeat(&info(running)).await {
                     shared.metrics.heartbeat_failed();
@@ -233,8 +269,8 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.changed() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            next = messages.next() => match next {
-                Some(Ok(msg)) => {
+            next = deliveries.recv() => match next {
+                Some(msg) => {
                     let permit = tokio::select! {
                         p = shared.running.clone().acquire_owned() => p,
                         _ = shutdown.changed() => {
@@ -250,13 +286,18 @@ pub async fn run(
                         drop(permit);
                     });
                 }
-                Some(Err(e)) => tracing::warn!(error = %e, "error receiving jobs"),
                 None => break,
             }
         }
     }
     tracing::info!(running = tasks.len(), "agent stopping");
-    drop(messages);
+    consumers.abort_all();
+    reprovision.abort();
+    // Jobs delivered but not started go back at once rather than after ack_wait.
+    while let Ok(msg) = deliveries.try_recv() {
+        let _ = msg.ack_with(AckKind::Nak(None)).await;
+    }
+    drop(deliveries);
     heartbeat.abort();
     // Running jobs get a grace period; jobs still running after it are abandoned
     // unacknowledged and JetStream redelivers them to another agent.
@@ -312,12 +353,22 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
         parent_span_id = %ctx.parent_span_id_hex(),
     );
     async {
-        match run_job(shared, &msg, id, attempt).await {
-            Ok(()) => {
-                if let Err(e) = msg.ack().await {
-                    tracing::warn!(error = %e, "could not acknowledge a finished job");
-                }
+        let work = run_job(shared, id, attempt);
+        tokio::pin!(work);
+        // Tell JetStream we are alive, well inside ack_wait, for as long as we
+        // handle the job: while it runs, and while its result is being stored
+        // (which takes retries when a NATS node has just died).
+        let mut keepalive =
+            tokio::time::interval((shared.ack_wait / 3).max(Duration::from_millis(100)));
+        keepalive.tick().await;
+        let done = loop {
+            tokio::select! {
+                done = &mut work => break done,
+                _ = keepalive.tick() => { let _ = msg.ack_with(AckKind::Progress).await; }
             }
+        };
+        match done {
+            Ok(()) => ack_finished(&msg).await,
             // NATS trouble mid-job: leave it unacked so it is redelivered.
             Err(e) => {
                 tracing::warn!(error = %e, "job could not be recorded; it will be redelivered")
@@ -328,12 +379,7 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
     .await
 }
 
-async fn run_job(
-    shared: &Shared,
-    msg: &jetstream::Message,
-    id: Uuid,
-    attempt: u64,
-) -> Result<(), BusError> {
+async fn run_job(shared: &Shared, id: Uuid, attempt: u64) -> Result<(), BusError> {
     let store = &shared.store;
     let Some(job) = store.get(id).await? else {
         tracing::info!("job no longer exists (deleted or expired); skipping");
@@ -346,19 +392,77 @@ async fn run_job(
         attempt,
         detail,
     };
+    // `_all` and label jobs name the hosts live when they were created; one
+    // that reached us anyway (we were away, or joined since) is not ours to run:
+    // its report would list a host the operator was never told about.
+    let expects_us = match &job.expected {
+        Expected::Any => true,
+        Expected::Hosts(hosts) => hosts.contains(&shared.hostname),
+    };
+    if !expects_us {
+        tracing::info!("job does not expect this host (not live at its creation); skipping");
+        return Ok(());
+    }
+    // Past its deadline the API has already reported this host as not
+    // answering (an agent cut off from NATS gets its backlog on return). Running
+    // it now would contradict that report, and a command could run after the
+    // operator, told it did not, has already run it again.
+    if OffsetDateTime::now_utc() >= job.deadline() {
+        tracing::warn!("job delivered after its deadline; not running it");
+        shared.metrics.finished(
+            job.operation.type_name(),
+            metrics::JobOutcome::Expired,
+            None,
+        );
+        return store
+            .append_event(
+                id,
+                &event(
+                    Stage::Acknowledged,
+                    Some("not run: delivered after the job's deadline".into()),
+                ),
+            )
+            .await;
+    }
     store
         .append_event(id, &event(Stage::Acknowledged, None))
         .await?;
 
-    if attempt > 1
-        && !job.operation.is_idempotent()
-        && already_started(store, &job, &shared.hostname).await?
+    // A redelivery, e.g. after an acknowledgement lost while a NATS node died:
+    // a job that already has its result is done, whatever kind it is.
+    let earlier = if attempt > 1 {
+        Some(store.progress(id).await?)
+    } else {
+        None
+    };
+    let counts = |host: &str| job.expected == Expected::Any || host == shared.hostname;
+    if earlier
+        .as_ref()
+        .is_some_and(|p| p.results.iter().any(|r| counts(&r.hostname)))
     {
+        tracing::info!("redelivered job already has its result; not running it again");
+        return Ok(());
+    }
+    // A job that must not run twice is claimed first, atomically: of two
+    // deliveries racing (a redelivery while a first attempt slowed by a NATS
+    // failover still runs), exactly one runs it; the other reports it
+    // interrupted. For `_any` one claim covers every host.
+    let claimed = if job.operation.is_idempotent() {
+        None
+    } else {
+        let scope = match job.expected {
+            Expected::Any => "any".to_owned(),
+            Expected::Hosts(_) => format!("host.{}", shared.hostname),
+        };
+        let token = format!("{}/{}", shared.hostname, Uuid::now_v7());
+        Some(store.claim(id, &scope, &token).await?)
+    };
+    if let Some(Claim::Taken(by)) = claimed {
         let error = JobError {
             code: "interrupted".into(),
             message: "the job was interrupted after it started and is not safe to run again".into(),
         };
-        tracing::warn!("redelivered non-idempotent job already started; marking it interrupted");
+        tracing::warn!(claimed_by = %by, "non-idempotent job already started elsewhere; marking it interrupted");
         shared.metrics.finished(
             job.operation.type_name(),
             metrics::JobOutcome::Interrupted,
@@ -376,18 +480,7 @@ async fn run_job(
 
     store.append_event(id, &event(Stage::Started, None)).await?;
     let started = Instant::now();
-    let work = dispatch(&job.operation, &shared.providers);
-    tokio::pin!(work);
-    // Tell JetStream we are alive, well inside ack_wait, for as long as we run.
-    let mut keepalive =
-        tokio::time::interval((shared.ack_wait / 3).max(Duration::from_millis(100)));
-    keepalive.tick().await;
-    let outcome = loop {
-        tokio::select! {
-            out = &mut work => break out,
-            _ = keepalive.tick() => { let _ = msg.ack_with(AckKind::Progress).await; }
-        }
-    };
+    let outcome = dispatch(&job.operation, &shared.providers).await;
     shared.metrics.finished(
         job.operation.type_name(),
         if outcome.is_success() {
@@ -400,13 +493,132 @@ async fn run_job(
     finish(shared, &job, outcome, started.elapsed(), attempt).await
 }
 
-/// For `_any` any host's start counts (the job is meant to run once anywhere);
-/// otherwise only this host's.
-async fn already_started(store: &JobStore, job: &Job, hostname: &str) -> Result<bool, BusError> {
-    let progress = store.progress(job.id).await?;
-    Ok(progress.events.iter().any(|e| {
-        e.stage == Stage::Started && (job.expected == Expected::Any || e.hostname == hostname)
-    }))
+/// Acknowledge a finished job and wait for the server to confirm, trying again
+/// briefly: a lost acknowledgement means a redelivery (which finds the result
+/// and does nothing), so this only saves work.
+async fn ack_finished(msg: &jetstream::Message) {
+    let mut delay = Duration::from_millis(100);
+    for attempt in 1..=5 {
+        match msg.double_ack().await {
+            Ok(()) => return,
+            Err(e) if attempt == 5 => {
+                tracing::warn!(error = %e, "could not acknowledge a finished job; it will be redelivered and skipped")
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+}
+
+/// Create (or find) a consumer and start pulling from it.
+async fn open_consumer(
+    stream: &jetstream::stream::Stream,
+    durable: &str,
+    config: &consumer::pull::Config,
+    batch: usize,
+) -> Result<consumer::pull::Stream, String> {
+    let consumer = stream
+        .get_or_create_consumer(durable, config.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    consumer
+        .stream()
+        .max_messages_per_batch(batch)
+        .expires(PULL_EXPIRES)
+        .heartbeat(PULL_HEARTBEAT)
+        .messages()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// How long the agent waits at start for a consumer the server is slow to create.
+const CONSUMER_PATIENCE: Duration = Duration::from_secs(60);
+
+/// How long one pull request waits on the server before the client pulls again.
+/// Short, because a pull request dies with the server that held it (a
+/// consumer's leader moves when a cluster node fails) and the client only
+/// notices when the request should have expired: this bounds that stall.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+/// Idle heartbeat of pull requests, so a silent server shows in the logs.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// What a consumer's task needs to bring it back.
+struct Follow {
+    stream: jetstream::stream::Stream,
+    durable: String,
+    config: consumer::pull::Config,
+    batch: usize,
+    js: jetstream::Context,
+    names: Names,
+    nats: NatsConfig,
+    recovering: Arc<AtomicUsize>,
+}
+
+/// Forward one consumer's deliveries until the agent stops; when they stop for
+/// good, recreate the consumer (and, if it is gone, the stream and buckets).
+async fn follow_consumer(
+    f: Follow,
+    mut messages: consumer::pull::Stream,
+    tx: mpsc::Sender<jetstream::Message>,
+) {
+    use consumer::pull::MessagesErrorKind as Kind;
+    loop {
+        let mut quiet = false;
+        while let Some(next) = messages.next().await {
+            match next {
+                Ok(msg) => {
+                    quiet = false;
+                    if tx.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+                // The stream pulls again by itself (on expiry, on reconnect) and
+                // keeps its inbox: pull requests still waiting on the server
+                // deliver there. A new stream would leave them behind to swallow
+                // jobs until ack_wait, so only a consumer that is gone for good
+                // (deleted, or no JetStream answering for it) is recreated.
+                Err(e) if matches!(e.kind(), Kind::ConsumerDeleted | Kind::NoResponders) => {
+                    tracing::warn!(consumer = %f.durable, error = %e, "consumer lost");
+                    break;
+                }
+                Err(e) if e.kind() == Kind::MissingHeartbeat => {
+                    if !quiet {
+                        tracing::warn!(consumer = %f.durable, "NATS silent on our pull request; waiting for it to come back");
+                        quiet = true;
+                    }
+                }
+                Err(e) => tracing::warn!(consumer = %f.durable, error = %e, "error receiving jobs"),
+            }
+        }
+        tracing::warn!(consumer = %f.durable, "consumer stopped delivering; recreating it");
+        f.recovering.fetch_add(1, Ordering::SeqCst);
+        let mut delay = Duration::from_millis(100);
+        messages = loop {
+            match open_consumer(&f.stream, &f.durable, &f.config, f.batch).await {
+                Ok(m) => break m,
+                Err(e) => {
+                    tracing::warn!(consumer = %f.durable, error = %e, "cannot recreate the consumer yet");
+                    // The stream itself is gone (a wiped store): bring it back.
+                    let stream_gone =
+                        e.contains("stream not found") || e.contains("error code 10059");
+                    if stream_gone {
+                        match bus::provision(&f.js, &f.names, &f.nats).await {
+                            Ok(_) => tracing::info!("job stream provisioned again"),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot provision the job stream yet")
+                            }
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        };
+        f.recovering.fetch_sub(1, Ordering::SeqCst);
+        tracing::info!(consumer = %f.durable, "consumer recreated; receiving jobs again");
+    }
 }
 
 /// Bytes of a NATS message kept free for headers when fitting a result.

@@ -14,6 +14,9 @@ use crate::job::{
 };
 use crate::telemetry::trace::TraceContext;
 
+/// How long a waiter past its deadline may spend reading the stored results.
+const STORED_RESULTS_WAIT: Duration = Duration::from_secs(2);
+
 /// The synchronous answer of a domain endpoint.
 #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct JobOutcome {
@@ -48,6 +51,10 @@ pub struct JobService {
     pub live: LiveAgents,
     /// `osapi_jobs_created_total`, `osapi_sync_wait_duration_seconds`.
     pub metrics: JobMetrics,
+    /// Changes on every NATS reconnect ([`crate::bus::connect_watched`]): results
+    /// published while we were away never reach the subscription, so a waiter
+    /// reads the stored ones again.
+    pub connects: tokio::sync::watch::Receiver<u64>,
 }
 
 impl JobService {
@@ -113,20 +120,49 @@ impl JobService {
         let started = tokio::time::Instant::now();
         let deadline = started + Duration::from_millis(job.timeout_ms);
         let mut results: Vec<HostResult> = Vec::new();
+        let mut connects = self.connects.clone();
+        connects.mark_unchanged();
+        let merge = |results: &mut Vec<HostResult>, r: HostResult| {
+            results.retain(|old| old.hostname != r.hostname);
+            results.push(r);
+        };
         while !job.expected.is_answered_by(&results) {
-            match tokio::time::timeout_at(deadline, sub.next()).await {
-                Ok(Some(msg)) => match serde_json::from_slice::<HostResult>(&msg.payload) {
-                    Ok(r) => {
-                        results.retain(|old| old.hostname != r.hostname);
-                        results.push(r);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "ignoring an unreadable result"),
+            tokio::select! {
+                next = tokio::time::timeout_at(deadline, sub.next()) => match next {
+                    Ok(Some(msg)) => match serde_json::from_slice::<HostResult>(&msg.payload) {
+                        Ok(r) => merge(&mut results, r),
+                        Err(e) => tracing::warn!(error = %e, "ignoring an unreadable result"),
+                    },
+                    Ok(None) => return Err(ApiError::Internal("result subscription closed".into())),
+                    Err(_) => break,
                 },
-                Ok(None) => return Err(ApiError::Internal("result subscription closed".into())),
-                Err(_) => break,
+                Ok(()) = connects.changed() => {
+                    if let Ok(Ok(p)) = tokio::time::timeout_at(deadline, self.store.progress(job.id)).await {
+                        for r in p.results {
+                            merge(&mut results, r);
+                        }
+                    }
+                }
             }
         }
         let _ = sub.unsubscribe().await;
+        // The stored results are the truth: anything the subscription missed
+        // (a reconnect we did not notice in time) is read back before a host is
+        // reported as not answering.
+        if !job.expected.is_answered_by(&results) {
+            let stored =
+                tokio::time::timeout(STORED_RESULTS_WAIT, self.store.progress(job.id)).await;
+            for r in stored
+                .ok()
+                .and_then(Result::ok)
+                .map(|p| p.results)
+                .unwrap_or_default()
+            {
+                if !results.iter().any(|old| old.hostname == r.hostname) {
+                    results.push(r);
+                }
+            }
+        }
         self.metrics
             .waited(job.operation.type_name(), started.elapsed().as_secs_f64());
         if results.is_empty() {

@@ -1,8 +1,10 @@
 //! Connecting to NATS with the configured servers, auth and TLS.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::{Client, ConnectOptions, ServerAddr};
+use async_nats::{Client, ConnectOptions, Event, ServerAddr};
+use tokio::sync::watch;
 
 use super::BusError;
 use crate::config::{NatsClientAuth, NatsConnection};
@@ -11,7 +13,41 @@ use crate::config::{NatsClientAuth, NatsConnection};
 /// reached or refuse our credentials, instead of retrying silently; once connected,
 /// the client reconnects on its own.
 pub async fn connect(conn: &NatsConnection, default_name: &str) -> Result<Client, BusError> {
+    connect_watched(conn, default_name)
+        .await
+        .map(|(client, _)| client)
+}
+
+/// [`connect`], plus a counter of connections made (the first one included) that
+/// changes on every reconnect, for work that must follow one: re-provisioning,
+/// re-reading results published while we were away.
+pub async fn connect_watched(
+    conn: &NatsConnection,
+    default_name: &str,
+) -> Result<(Client, watch::Receiver<u64>), BusError> {
+    let (connects_tx, connects) = watch::channel(0u64);
+    let connects_tx = Arc::new(connects_tx);
     let mut opts = ConnectOptions::new()
+        .event_callback(move |event| {
+            let connects_tx = connects_tx.clone();
+            async move {
+                match event {
+                    Event::Connected => {
+                        connects_tx.send_modify(|n| *n += 1);
+                        if *connects_tx.borrow() > 1 {
+                            tracing::info!("reconnected to NATS");
+                        }
+                    }
+                    Event::Disconnected => tracing::warn!("lost the NATS connection; reconnecting"),
+                    Event::ServerError(e) => tracing::warn!(error = %e, "NATS server error"),
+                    Event::ClientError(e) => tracing::warn!(error = %e, "NATS client error"),
+                    Event::LameDuckMode => {
+                        tracing::info!("NATS server entering lame duck mode; will move to another")
+                    }
+                    other => tracing::debug!(event = %other, "NATS connection event"),
+                }
+            }
+        })
         .name(
             conn.client_name
                 .clone()
@@ -51,12 +87,47 @@ pub async fn connect(conn: &NatsConnection, default_name: &str) -> Result<Client
                 .map_err(|_| BusError::BadServer(s.clone()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    opts.connect(addrs.as_slice())
+    let client = opts
+        .connect(addrs.as_slice())
         .await
-        .map_err(|source| BusError::Connect {
+        .map_err(|e| BusError::Connect {
             servers: conn.servers.join(","),
-            source,
-        })
+            reason: connect_reason(&e, &conn.auth),
+        })?;
+    Ok((client, connects))
+}
+
+/// Why the first connection failed, in words an operator can act on. Credentials
+/// and certificates are named, because retrying would not fix either.
+fn connect_reason(e: &async_nats::ConnectError, auth: &NatsClientAuth) -> String {
+    use async_nats::ConnectErrorKind as Kind;
+    // The innermost error says what happened; the outer ones repeat it.
+    let mut inner: &dyn std::error::Error = e;
+    while let Some(next) = inner.source() {
+        inner = next;
+    }
+    let detail = inner.to_string();
+    let credentials = || match auth {
+        NatsClientAuth::None => "a connection without credentials (auth.type none)".to_owned(),
+        NatsClientAuth::UserPass { username, .. } => format!("user {username:?}'s password"),
+        NatsClientAuth::Nkey { seed_file } => format!("the nkey in {}", seed_file.display()),
+    };
+    match e.kind() {
+        Kind::AuthorizationViolation => {
+            format!(
+                "authorization violation: the server refused {}",
+                credentials()
+            )
+        }
+        Kind::Authentication => format!("cannot sign the server's challenge: {detail}"),
+        Kind::Tls => format!("TLS failed: {detail}"),
+        Kind::TimedOut => "no answer (timed out)".to_owned(),
+        // rustls reports a certificate it does not trust as an I/O error.
+        _ if detail.contains("certificate") => {
+            format!("TLS failed, the server's certificate is not trusted: {detail}")
+        }
+        _ => detail,
+    }
 }
 
 /// Whether the server answers a PING within a second: the connection state alone

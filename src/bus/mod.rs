@@ -8,21 +8,19 @@ mod provision;
 mod registry;
 mod store;
 
-pub use connect::{connect, round_trip};
+pub use connect::{connect, connect_watched, round_trip};
 pub use pager::{Order, StreamPager};
-pub use provision::{Buckets, check, provision};
+pub use provision::{Buckets, check, provision, reprovision_on_reconnect};
 pub use registry::{AgentInfo, LiveAgents, Registry};
-pub use store::{JobPage, JobProgress, JobStore, ListFilter, TRACEPARENT_HEADER};
+pub use store::{Claim, JobPage, JobProgress, JobStore, ListFilter, TRACEPARENT_HEADER};
 
 /// A failure talking to NATS. Each variant says what we were doing.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("cannot connect to NATS at {servers}: {source}")]
-    Connect {
-        servers: String,
-        #[source]
-        source: async_nats::ConnectError,
-    },
+    /// `reason` is already the whole story (async-nats repeats its source in
+    /// its own message, so the error is not chained).
+    #[error("cannot connect to NATS at {servers}: {reason}")]
+    Connect { servers: String, reason: String },
     #[error("cannot read NATS credentials from {path}: {source}")]
     Credentials {
         path: String,
@@ -53,5 +51,99 @@ impl BusError {
             doing,
             detail: err.to_string(),
         }
+    }
+
+    /// Whether trying again shortly may succeed: NATS unreachable for a moment,
+    /// or a clustered stream between leaders (a node died, the cluster is still
+    /// forming). async-nats reports these as different kinds per operation, so
+    /// they are recognised by their text and JetStream error codes.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BusError::Request { detail, .. } | BusError::Provision { detail, .. } => {
+                transient_detail(detail)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// [`BusError::is_transient`] for an error already turned into text.
+pub fn transient_detail(detail: &str) -> bool {
+    const TRANSIENT: &[&str] = &[
+        "timed out",
+        "no responders",
+        // A publish answered 503: the stream has no leader right now.
+        "no stream found",
+        "temporarily unavailable",
+        "broken pipe",
+        "disconnected",
+        "not connected",
+        "request error",
+        // JetStream API codes: cluster not available, no suitable peers,
+        // insufficient resources (peers offline), not leader, cluster incomplete.
+        "error code 10008",
+        "error code 10005",
+        "error code 10023",
+        "error code 10009",
+        "error code 10004",
+    ];
+    let detail = detail.to_ascii_lowercase();
+    TRANSIENT.iter().any(|t| detail.contains(t))
+}
+
+/// Run `op` until it succeeds, fails with a non-transient error, or `within`
+/// has passed (then the last error). Only for operations that are safe to
+/// repeat: idempotent puts, deduplicated publishes.
+pub(crate) async fn retry_transient<T, F, Fut>(
+    doing: &str,
+    within: std::time::Duration,
+    mut op: F,
+) -> Result<T, BusError>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T, BusError>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    let mut delay = std::time::Duration::from_millis(100);
+    let mut attempt = 0u32;
+    loop {
+        match op(attempt).await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() && tokio::time::Instant::now() + delay < deadline => {
+                tracing::info!(error = %e, doing, attempt, "NATS not answering; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(1));
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_errors_are_told_from_permanent_ones() {
+        assert!(BusError::request("storing a job", "timed out").is_transient());
+        assert!(
+            BusError::request(
+                "announcing a job",
+                "jetstream error: JetStream system temporarily unavailable (code 503, error code 10008)"
+            )
+            .is_transient()
+        );
+        assert!(!BusError::request("storing a job", "maximum payload exceeded").is_transient());
+        assert!(
+            !BusError::Provision {
+                what: "stream x".into(),
+                detail:
+                    "replicas > 1 not supported in non-clustered mode (code 500, error code 10074)"
+                        .into()
+            }
+            .is_transient()
+        );
+        assert!(!BusError::Conflict("x".into()).is_transient());
     }
 }

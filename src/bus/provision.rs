@@ -30,8 +30,53 @@ fn storage(kind: StorageKind) -> stream::StorageType {
     }
 }
 
-/// Create or adopt everything the job system needs under `names`.
+/// How long provisioning keeps trying while JetStream is not ready: a cluster
+/// still electing its meta leader, peers not yet joined for the replicas asked.
+const PROVISION_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Create or adopt everything the job system needs under `names`. Transient
+/// failures (see [`BusError::is_transient`]) are retried for a while, so daemons
+/// may start while a cluster is still forming; anything else fails at once.
 pub async fn provision(
+    js: &jetstream::Context,
+    names: &Names,
+    cfg: &NatsConfig,
+) -> Result<Buckets, BusError> {
+    super::retry_transient("provisioning", PROVISION_PATIENCE, |_| {
+        provision_once(js, names, cfg)
+    })
+    .await
+}
+
+/// Provision again after every reconnect: the server we came back to may have
+/// lost the stream or a bucket (a new cluster, memory storage, a wiped store);
+/// existing ones are adopted, so this is cheap when nothing changed.
+pub fn reprovision_on_reconnect(
+    js: jetstream::Context,
+    names: Names,
+    cfg: NatsConfig,
+    mut connects: tokio::sync::watch::Receiver<u64>,
+) -> tokio::task::JoinHandle<()> {
+    connects.mark_unchanged();
+    tokio::spawn(async move {
+        while connects.changed().await.is_ok() {
+            loop {
+                match provision(&js, &names, &cfg).await {
+                    Ok(_) => {
+                        tracing::info!("stream and buckets in place after reconnecting");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot provision after reconnecting; trying again");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                }
+            }
+        }
+    })
+}
+
+async fn provision_once(
     js: &jetstream::Context,
     names: &Names,
     cfg: &NatsConfig,
@@ -92,6 +137,9 @@ fn bucket_stream_config(bucket: &str, b: &BucketConfig) -> stream::Config {
         name: format!("KV_{bucket}"),
         subjects: vec![format!("$KV.{bucket}.>")],
         max_messages_per_subject: 1,
+        // What the server stores for "no limit"; 0 would read back as -1 and
+        // look like a change on every start.
+        max_messages: -1,
         max_age: b.ttl,
         max_bytes: i64::try_from(b.max_bytes).unwrap_or(i64::MAX),
         storage: storage(b.storage),
@@ -116,17 +164,34 @@ async fn ensure_stream(
             let current = &existing.cached_info().config;
             // Adopt an existing stream; bring limits in line with the configuration
             // when they differ (replicas and limits can be changed in place).
+            // "No limit" is -1 or 0 depending on who wrote it.
+            let limit = |v: i64| if v <= 0 { -1 } else { v };
             if current.max_age != config.max_age
-                || current.num_replicas != config.num_replicas
-                || current.max_bytes != config.max_bytes
-                || current.max_messages != config.max_messages
+                || current.num_replicas.max(1) != config.num_replicas.max(1)
+                || limit(current.max_bytes) != limit(config.max_bytes)
+                || limit(current.max_messages) != limit(config.max_messages)
             {
-                js.update_stream(&config)
-                    .await
-                    .map_err(|e| BusError::Provision {
-                        what: format!("stream {name} (update)"),
-                        detail: e.to_string(),
-                    })?;
+                tracing::info!(
+                    stream = %name,
+                    replicas = config.num_replicas,
+                    "updating the stream to the configured limits"
+                );
+                match js.update_stream(&config).await {
+                    Ok(_) => {}
+                    Err(e) if super::transient_detail(&e.to_string()) => {
+                        return Err(BusError::Provision {
+                            what: format!("stream {name} (update)"),
+                            detail: e.to_string(),
+                        });
+                    }
+                    // The stream works as it is; refusing to start over its
+                    // limits would take the host down for a tuning problem.
+                    Err(e) => tracing::warn!(
+                        stream = %name,
+                        error = %e,
+                        "cannot change the stream to the configured limits; using it as it is"
+                    ),
+                }
             }
             Ok(existing)
         }

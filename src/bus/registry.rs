@@ -103,14 +103,40 @@ impl Registry {
             }
         }
         let follower = live.clone();
+        let kv = self.kv.clone();
         tokio::spawn(async move {
-            while let Some(entry) = watch.next().await {
-                match entry {
-                    Ok(entry) => follower.apply(entry),
-                    Err(e) => tracing::warn!(error = %e, "registry watch error"),
+            // A watch can end (its consumer lost with a NATS node, the bucket
+            // recreated); the view must not silently freeze, so watch again. The
+            // history replay re-applies every stored heartbeat, which is harmless.
+            loop {
+                let mut errors = 0;
+                while let Some(entry) = watch.next().await {
+                    match entry {
+                        Ok(entry) => {
+                            errors = 0;
+                            follower.apply(entry)
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "registry watch error");
+                            errors += 1;
+                            if errors >= 3 {
+                                break;
+                            }
+                        }
+                    }
+                }
+                tracing::warn!("registry watch ended; watching again");
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match kv.watch_with_history(">").await {
+                        Ok(w) => {
+                            watch = w;
+                            break;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot watch the registry yet"),
+                    }
                 }
             }
-            tracing::warn!("registry watch ended");
         });
         Ok(live)
     }

@@ -20,6 +20,19 @@ pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// How many jobs one listing request may inspect when filters skip most of them;
 /// past this it returns a cursor so listing stays cheap however many jobs exist.
 const MAX_SCAN: usize = 500;
+/// How long a write or read keeps retrying while NATS is briefly away (a cluster
+/// node died and its streams elect new leaders, usually within seconds). Every
+/// retried operation is idempotent: fixed keys, deduplicated publishes.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The answer of [`JobStore::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This attempt may run the job.
+    Ours,
+    /// Another attempt (its token) claimed it first.
+    Taken(String),
+}
 
 /// Everything a host has said about a job so far.
 #[derive(Debug, Clone, Default)]
@@ -65,18 +78,29 @@ impl JobStore {
 
     /// Store a new job. Fails with [`BusError::Conflict`] if the id exists.
     pub async fn create(&self, job: &Job) -> Result<(), BusError> {
-        let body = serde_json::to_vec(job).map_err(|source| BusError::Corrupt {
-            what: "job",
-            source,
-        })?;
-        self.jobs
-            .create(job.id.to_string(), body.into())
-            .await
-            .map_err(|e| match e.kind() {
-                kv::CreateErrorKind::AlreadyExists => BusError::Conflict(job.id.to_string()),
-                _ => BusError::request("storing a job", e),
-            })?;
-        Ok(())
+        let body =
+            bytes::Bytes::from(serde_json::to_vec(job).map_err(|source| BusError::Corrupt {
+                what: "job",
+                source,
+            })?);
+        super::retry_transient("storing a job", PATIENCE, |attempt| {
+            let body = body.clone();
+            async move {
+                match self.jobs.create(job.id.to_string(), body).await {
+                    Ok(_) => Ok(()),
+                    // A retry finding the job: our earlier attempt was stored and
+                    // only its acknowledgement was lost (ids are never reused).
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists && attempt > 0 => {
+                        Ok(())
+                    }
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                        Err(BusError::Conflict(job.id.to_string()))
+                    }
+                    Err(e) => Err(BusError::request("storing a job", e)),
+                }
+            }
+        })
+        .await
     }
 
     /// Announce a stored job on its subject; agents take it from there.
@@ -87,13 +111,20 @@ impl JobStore {
             headers.insert(TRACEPARENT_HEADER, tp);
         }
         let subject = job.target.subject(&self.names, job.operation.kind());
-        self.js
-            .publish_with_headers(subject, headers, job.id.to_string().into())
-            .await
-            .map_err(|e| BusError::request("announcing a job", e))?
-            .await
-            .map_err(|e| BusError::request("announcing a job", e))?;
-        Ok(())
+        // Retrying is safe: the stream drops a repeated Nats-Msg-Id.
+        super::retry_transient("announcing a job", PATIENCE, |_| {
+            let (subject, headers) = (subject.clone(), headers.clone());
+            async move {
+                self.js
+                    .publish_with_headers(subject, headers, job.id.to_string().into())
+                    .await
+                    .map_err(|e| BusError::request("announcing a job", e))?
+                    .await
+                    .map_err(|e| BusError::request("announcing a job", e))?;
+                Ok(())
+            }
+        })
+        .await
     }
 
     /// Subscribe to a job's results as they are written. Subscribe before
@@ -106,12 +137,32 @@ impl JobStore {
     }
 
     pub async fn get(&self, id: Uuid) -> Result<Option<Job>, BusError> {
-        match self
-            .jobs
-            .get(id.to_string())
-            .await
-            .map_err(|e| BusError::request("reading a job", e))?
-        {
+        let bytes = super::retry_transient("reading a job", PATIENCE, |_| async {
+            let found = self
+                .jobs
+                .get(id.to_string())
+                .await
+                .map_err(|e| BusError::request("reading a job", e))?;
+            if found.is_some() {
+                return Ok(found);
+            }
+            // Direct gets may be answered by a replica that has not caught up
+            // with a job stored a moment ago; "not found" is confirmed by the
+            // stream leader before anyone acts on it.
+            match self
+                .jobs
+                .stream
+                .get_last_raw_message_by_subject(&format!("{}{id}", self.jobs.prefix))
+                .await
+            {
+                Ok(msg) if is_tombstone(&msg.headers) => Ok(None),
+                Ok(msg) => Ok(Some(msg.payload)),
+                Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+                Err(e) => Err(BusError::request("reading a job", e)),
+            }
+        })
+        .await?;
+        match bytes {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|source| {
                 BusError::Corrupt {
                     what: "job",
@@ -123,39 +174,94 @@ impl JobStore {
     }
 
     pub async fn append_event(&self, id: Uuid, event: &JobEvent) -> Result<(), BusError> {
-        let body = serde_json::to_vec(event).map_err(|source| BusError::Corrupt {
-            what: "event",
-            source,
-        })?;
-        self.responses
-            .put(format!("{id}.ev.{}", Uuid::now_v7()), body.into())
-            .await
-            .map_err(|e| BusError::request("appending a job event", e))?;
-        Ok(())
+        let body =
+            bytes::Bytes::from(
+                serde_json::to_vec(event).map_err(|source| BusError::Corrupt {
+                    what: "event",
+                    source,
+                })?,
+            );
+        // One key for every attempt, so a retry after a lost acknowledgement
+        // overwrites the same event instead of adding a second one.
+        let key = format!("{id}.ev.{}", Uuid::now_v7());
+        super::retry_transient("appending a job event", PATIENCE, |_| async {
+            self.responses
+                .put(key.as_str(), body.clone())
+                .await
+                .map_err(|e| BusError::request("appending a job event", e))
+                .map(drop)
+        })
+        .await
     }
 
     pub async fn put_result(&self, id: Uuid, result: &HostResult) -> Result<(), BusError> {
-        let body = serde_json::to_vec(result).map_err(|source| BusError::Corrupt {
-            what: "result",
-            source,
-        })?;
-        self.responses
-            .put(
-                format!(
-                    "{id}.res.{}",
-                    super::registry::registry_key(&result.hostname)
-                ),
-                body.into(),
-            )
-            .await
-            .map_err(|e| BusError::request("storing a job result", e))?;
-        Ok(())
+        let body =
+            bytes::Bytes::from(
+                serde_json::to_vec(result).map_err(|source| BusError::Corrupt {
+                    what: "result",
+                    source,
+                })?,
+            );
+        let key = format!(
+            "{id}.res.{}",
+            super::registry::registry_key(&result.hostname)
+        );
+        super::retry_transient("storing a job result", PATIENCE, |_| async {
+            self.responses
+                .put(key.as_str(), body.clone())
+                .await
+                .map_err(|e| BusError::request("storing a job result", e))
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Claim the one run of a job that must not run twice: `scope` is `_any` for
+    /// a job meant to run once anywhere, else the host. The first claimant wins,
+    /// atomically (a KV create); `token` identifies this attempt, so a retry
+    /// whose first try landed unacknowledged still recognises its own claim.
+    pub async fn claim(&self, id: Uuid, scope: &str, token: &str) -> Result<Claim, BusError> {
+        let key = format!("{id}.claim.{}", super::registry::registry_key(scope));
+        let subject = format!("{}{key}", self.responses.prefix);
+        super::retry_transient("claiming a job run", PATIENCE, |_| async {
+            match self
+                .responses
+                .create(key.as_str(), token.as_bytes().to_vec().into())
+                .await
+            {
+                Ok(_) => Ok(Claim::Ours),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    // Asked of the stream leader: a lagging replica must not
+                    // hide our own claim from us.
+                    let holder = self
+                        .responses
+                        .stream
+                        .get_last_raw_message_by_subject(&subject)
+                        .await
+                        .map_err(|e| BusError::request("claiming a job run", e))?;
+                    let holder = String::from_utf8_lossy(&holder.payload).into_owned();
+                    Ok(if holder == token {
+                        Claim::Ours
+                    } else {
+                        Claim::Taken(holder)
+                    })
+                }
+                Err(e) => Err(BusError::request("claiming a job run", e)),
+            }
+        })
+        .await
     }
 
     /// Read every event and result of a job, in the order they were written.
     pub async fn progress(&self, id: Uuid) -> Result<JobProgress, BusError> {
+        super::retry_transient("reading job progress", PATIENCE, |_| self.progress_once(id)).await
+    }
+
+    async fn progress_once(&self, id: Uuid) -> Result<JobProgress, BusError> {
         let filter = format!("{}{id}.>", self.responses.prefix);
         let ev_prefix = format!("{}{id}.ev.", self.responses.prefix);
+        // Anything else under the job (its run claims) is bookkeeping.
+        let res_prefix = format!("{}{id}.res.", self.responses.prefix);
         let stream = &self.responses.stream;
         let mut progress = JobProgress::default();
         let mut next = 1u64;
@@ -182,7 +288,7 @@ impl JobStore {
                         });
                     }
                 }
-            } else {
+            } else if msg.subject.starts_with(res_prefix.as_str()) {
                 match serde_json::from_slice(&msg.payload) {
                     Ok(r) => progress.results.push(r),
                     Err(source) => {

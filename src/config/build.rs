@@ -346,6 +346,7 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
     let cluster = match text(cluster.name) {
         Some(name) => Some(ClusterConfig {
             name,
+            host: text(cluster.host).unwrap_or_else(|| DEFAULT_CLUSTER_HOST.to_owned()),
             port: cluster.port.unwrap_or(DEFAULT_CLUSTER_PORT),
             routes,
         }),
@@ -365,6 +366,7 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
         store_dir: raw.store_dir.unwrap_or(d.store_dir),
         binary: path(raw.binary).unwrap_or(d.binary),
         namespace: raw.namespace.unwrap_or(d.namespace),
+        server_name: text(raw.server_name),
         auth,
         cluster,
     }

@@ -186,6 +186,7 @@ pub(crate) struct RawNatsServer {
     pub store_dir: Option<PathBuf>,
     pub binary: Option<PathBuf>,
     pub namespace: Option<String>,
+    pub server_name: Option<String>,
     pub auth: Option<RawServerAuth>,
     pub cluster: Option<RawCluster>,
 }
@@ -211,6 +212,7 @@ pub(crate) struct RawNatsUser {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCluster {
     pub name: Option<String>,
+    pub host: Option<String>,
     pub port: Option<u16>,
     pub routes: Option<Vec<String>>,
 }

@@ -283,6 +283,9 @@ pub struct NatsServerConfig {
     /// A bare name is looked up on `PATH`.
     pub binary: PathBuf,
     pub namespace: String,
+    /// nats-server's `server_name`; `None` = the host name when clustered
+    /// (clustered JetStream needs one, unique in the cluster).
+    pub server_name: Option<String>,
     pub auth: NatsServerAuth,
     /// `Some` when `cluster.name` is set.
     pub cluster: Option<ClusterConfig>,
@@ -296,6 +299,7 @@ impl Default for NatsServerConfig {
             store_dir: PathBuf::from("/var/lib/osapi/nats"),
             binary: PathBuf::from("nats-server"),
             namespace: "osapi".to_owned(),
+            server_name: None,
             auth: NatsServerAuth::None,
             cluster: None,
         }
@@ -325,11 +329,14 @@ pub struct NatsUser {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterConfig {
     pub name: String,
+    /// Address the route listener binds.
+    pub host: String,
     pub port: u16,
     pub routes: Vec<String>,
 }
 
 pub const DEFAULT_CLUSTER_PORT: u16 = 6222;
+pub const DEFAULT_CLUSTER_HOST: &str = "0.0.0.0";
 
 /// The JOBS notification stream.
 #[derive(Debug, Clone, PartialEq)]

@@ -111,9 +111,21 @@ impl Config {
                 }
             }
         }
+        if let Some(name) = &n.server_name {
+            // nats-server takes it verbatim; spaces or quotes would break routes.
+            if !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            {
+                p.push("nats.server.server_name", "must match [A-Za-z0-9._-]+");
+            }
+        }
         if let Some(cl) = &n.cluster {
             if !is_token(&cl.name) {
                 p.push("nats.server.cluster.name", "must match [A-Za-z0-9_-]+");
+            }
+            if cl.host.trim().is_empty() {
+                p.push("nats.server.cluster.host", "must not be empty");
             }
             port(&mut p, "nats.server.cluster.port", cl.port);
             if cl.port == n.port {

@@ -72,8 +72,7 @@ pub fn generate_config(settings: &Settings, monitor_port: u16) -> String {
         if !cluster.name.is_empty() {
             field(&mut out, 2, "name", &quote(&cluster.name));
         }
-        // Peers are other hosts, so routes listen on every interface.
-        field(&mut out, 2, "host", &quote("0.0.0.0"));
+        field(&mut out, 2, "host", &quote(&cluster.host));
         field(&mut out, 2, "port", &cluster.port.to_string());
         let routes = cluster
             .routes
@@ -276,6 +275,7 @@ mod tests {
         s.server_name = Some("host-a".into());
         s.cluster = Some(ClusterSettings {
             name: "osapi".into(),
+            host: "0.0.0.0".into(),
             port: 6222,
             routes: vec!["nats-route://10.0.0.2:6222".into(), "10.0.0.3:6222".into()],
         });

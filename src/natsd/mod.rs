@@ -108,7 +108,10 @@ pub enum ServerAuth {
 pub struct ClusterSettings {
     /// Cluster name; every member must use the same one. Empty = not set.
     pub name: String,
-    /// Route listen port, bound on all interfaces (peers are other hosts).
+    /// Route listen address: `0.0.0.0` (peers are other hosts), or one address
+    /// so routes stay on one network (also what the server advertises to peers).
+    pub host: String,
+    /// Route listen port.
     pub port: u16,
     /// Peer route URLs (`nats-route://host:6222`; a bare `host:port` gets that
     /// scheme added).
@@ -233,6 +236,9 @@ impl Settings {
         if let Some(cluster) = &self.cluster {
             if cluster.port == 0 {
                 return invalid("cluster port must not be 0".into());
+            }
+            if cluster.host.trim().is_empty() {
+                return invalid("cluster host is empty".into());
             }
             if cluster.port == self.port || Some(cluster.port) == self.monitor_port {
                 return invalid(format!(

@@ -49,22 +49,34 @@ fn init_tls() {
 pub struct Nats {
     pub sup: Option<Supervisor>,
     pub url: String,
-    /// What `sup` was started with, so [`Nats::restart`] brings back the same server.
-    settings: natsd::Settings,
-    _dir: tempfile::TempDir,
+    /// What `sup` was started with, so [`Nats::restart`] brings back the same
+    /// server; `None` for a server this handle does not supervise.
+    settings: Option<natsd::Settings>,
+    /// A nats-server started without the supervisor (TLS test servers).
+    #[allow(dead_code)]
+    raw: Option<Proc>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The nats-server under test (`TEST_NATS_SERVER`, else `nats-server`).
+pub fn nats_binary() -> PathBuf {
+    std::env::var_os("TEST_NATS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "nats-server".into())
 }
 
 impl Nats {
     pub async fn start() -> Nats {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose settings `tweak` adjusts (listen address, auth, cluster).
+    pub async fn start_with(tweak: impl FnOnce(&mut natsd::Settings)) -> Nats {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let binary = std::env::var_os("TEST_NATS_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "nats-server".into());
-        let settings = natsd::Settings {
-            binary,
+        let mut settings = natsd::Settings {
+            binary: nats_binary(),
             host: "127.0.0.1".into(),
-            port,
+            port: free_port(),
             store_dir: dir.path().join("js"),
             server_name: None,
             auth: ServerAuth::None,
@@ -72,31 +84,170 @@ impl Nats {
             monitor_port: None,
             run_dir: dir.path().join("run"),
         };
+        tweak(&mut settings);
         let sup = Supervisor::start(settings.clone())
             .await
             .expect("nats-server starts");
         Nats {
-            url: format!("nats://127.0.0.1:{port}"),
+            url: sup.client_url().to_owned(),
             sup: Some(sup),
-            settings,
-            _dir: dir,
+            settings: Some(settings),
+            raw: None,
+            _dir: Some(dir),
         }
+    }
+
+    /// A handle on a server run elsewhere (shared by several stacks).
+    pub fn external(url: &str) -> Nats {
+        Nats {
+            sup: None,
+            url: url.to_owned(),
+            settings: None,
+            raw: None,
+            _dir: None,
+        }
+    }
+
+    /// A nats-server started directly from `config` (nats-server syntax, for
+    /// what the supervisor does not generate, like server-side TLS); `url` is how
+    /// clients reach it, `monitor` its HTTP port for readiness.
+    #[allow(dead_code)]
+    pub async fn start_raw(config: &str, url: &str, monitor: u16) -> Nats {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write_file(dir.path(), "nats-server.conf", config);
+        let proc = spawn(
+            "nats-server",
+            Command::new(natsd::resolve_binary(&nats_binary()).expect("nats-server binary"))
+                .arg("-c")
+                .arg(&path),
+        );
+        init_tls();
+        let health = format!("http://127.0.0.1:{monitor}/healthz?js-enabled-only=true");
+        let http = reqwest::Client::new();
+        wait_for(
+            "nats-server (raw) to be healthy",
+            Duration::from_secs(30),
+            || {
+                let req = http.get(&health);
+                async move {
+                    req.send()
+                        .await
+                        .ok()
+                        .filter(|r| r.status() == 200)
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
+        Nats {
+            sup: None,
+            url: url.to_owned(),
+            settings: None,
+            raw: Some(proc),
+            _dir: Some(dir),
+        }
+    }
+
+    /// `n` servers forming one cluster with JetStream over loopback routes, each
+    /// with its own `server_name` (clustered JetStream requires one). Returns once
+    /// every server answers; see [`Nats::wait_cluster`] for the meta group.
+    #[allow(dead_code)]
+    pub async fn start_cluster(n: usize) -> Vec<Nats> {
+        let tag = &uuid::Uuid::now_v7().simple().to_string()[24..];
+        let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let mut nodes = Vec::new();
+        for (i, &port) in routes.iter().enumerate() {
+            let peers = routes
+                .iter()
+                .filter(|p| **p != port)
+                .map(|p| format!("nats-route://127.0.0.1:{p}"))
+                .collect();
+            nodes.push(Self::start_with(move |s| {
+                s.server_name = Some(format!("n{i}-{tag}"));
+                s.cluster = Some(natsd::ClusterSettings {
+                    name: format!("c-{tag}"),
+                    host: "127.0.0.1".into(),
+                    port,
+                    routes: peers,
+                });
+            }));
+        }
+        futures::future::join_all(nodes).await
+    }
+
+    /// This server's name in its cluster.
+    #[allow(dead_code)]
+    pub fn server_name(&self) -> String {
+        self.settings
+            .as_ref()
+            .and_then(|s| s.server_name.clone())
+            .expect("a supervised server with a name")
+    }
+
+    /// GET a monitoring endpoint (`/jsz`, `/routez`) of this server as JSON;
+    /// None while it does not answer.
+    #[allow(dead_code)]
+    pub async fn monitor(&self, path: &str) -> Option<Value> {
+        init_tls();
+        let addr = self.sup.as_ref()?.monitor_addr();
+        let resp = reqwest::get(format!("http://{addr}{path}")).await.ok()?;
+        resp.json().await.ok()
+    }
+
+    /// SIGKILL the nats-server child: no goodbye to clients or peers.
+    #[allow(dead_code)]
+    pub async fn kill9(&mut self) {
+        let sup = self.sup.as_mut().expect("a supervised server");
+        let pid = nix::unistd::Pid::from_raw(sup.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill nats-server");
+        sup.wait().await.expect("nats-server exits");
     }
 
     /// Stop the server (when running) and start it again on the same port and
     /// store directory: clients reconnect and find their streams and buckets.
     pub async fn restart(&mut self) {
+        let settings = self.settings.clone().expect("a supervised server");
         if let Some(sup) = self.sup.take() {
             sup.stop(Duration::from_secs(10))
                 .await
                 .expect("nats-server stops");
         }
         self.sup = Some(
-            Supervisor::start(self.settings.clone())
+            Supervisor::start(settings)
                 .await
                 .expect("nats-server starts again"),
         );
     }
+}
+
+/// Wait until the JetStream meta leader among `nodes` (the running ones) sees
+/// `peers` other servers current: the cluster can then place R3 assets. Only
+/// the leader lists the peers (nats-server 2.9 shows followers nothing).
+#[allow(dead_code)]
+pub async fn wait_meta_group(nodes: &[Nats], peers: usize) {
+    wait_for(
+        "the JetStream meta group",
+        Duration::from_secs(60),
+        || async {
+            for node in nodes.iter().filter(|n| n.sup.is_some()) {
+                let Some(jsz) = node.monitor("/jsz").await else {
+                    continue;
+                };
+                let meta = &jsz["meta_cluster"];
+                if meta["leader"].as_str() != Some(node.server_name().as_str()) {
+                    continue;
+                }
+                let current = meta["replicas"]
+                    .as_array()
+                    .map_or(0, |r| r.iter().filter(|p| p["current"] == true).count());
+                if current >= peers {
+                    return Some(());
+                }
+            }
+            None
+        },
+    )
+    .await
 }
 
 /// One agent process to start.
@@ -108,6 +259,8 @@ pub struct AgentSpec {
     pub simulate: Option<Duration>,
     /// Extra environment for the agent process.
     pub env: BTreeMap<String, String>,
+    /// Run the agent inside this network namespace (`ip netns exec`).
+    pub netns: Option<String>,
 }
 
 impl AgentSpec {
@@ -117,7 +270,13 @@ impl AgentSpec {
             labels: BTreeMap::new(),
             simulate: None,
             env: BTreeMap::new(),
+            netns: None,
         }
+    }
+    #[allow(dead_code)]
+    pub fn in_netns(mut self, netns: &str) -> Self {
+        self.netns = Some(netns.into());
+        self
     }
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.into(), value.into());
@@ -170,6 +329,9 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The NATS namespace of this stack's API and agents.
+    #[allow(dead_code)]
+    pub namespace: String,
     key: TokenKey,
 }
 
@@ -197,8 +359,26 @@ impl Stack {
     }
 
     pub async fn start_with(agents: &[AgentSpec], opts: StackOptions) -> Stack {
-        init_tls();
         let nats = Nats::start().await;
+        let servers = [nats.url.clone()];
+        Self::start_on(nats, &servers, agents, opts).await
+    }
+
+    /// A stack whose API and agents connect to `servers` (a cluster, a server
+    /// on another address, one shared with another stack); `nats` is kept for
+    /// the stack's lifetime.
+    pub async fn start_on(
+        nats: Nats,
+        servers: &[String],
+        agents: &[AgentSpec],
+        opts: StackOptions,
+    ) -> Stack {
+        init_tls();
+        let servers = servers
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let namespace = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
@@ -210,7 +390,7 @@ impl Stack {
     listen: 127.0.0.1
     unix_socket: ""
     nats:
-      servers: ["{url}"]
+      servers: [{servers}]
       namespace: {namespace}
     security:
       signing_key: "{SIGNING_KEY}"
@@ -221,7 +401,7 @@ impl Stack {
 node:
   agent:
     nats:
-      servers: ["{url}"]
+      servers: [{servers}]
       namespace: {namespace}
     heartbeat_interval: 1s
     consumer:
@@ -229,7 +409,6 @@ node:
       max_deliver: 5
       back_off: []
 {extra}"#,
-            url = nats.url,
             ack = humantime::format_duration(opts.ack_wait),
             extra = opts.extra_config,
         );
@@ -256,6 +435,7 @@ node:
             http,
             dir,
             config,
+            namespace,
             key,
         };
         let ready_url = format!("{}/health/ready", stack.base);
@@ -286,8 +466,40 @@ node:
         self.wait_agent_live(&spec.hostname).await;
     }
 
+    /// Start several agents at once and wait until the API sees them all live.
+    #[allow(dead_code)]
+    pub async fn add_agents(&mut self, specs: &[AgentSpec]) {
+        for spec in specs {
+            let proc = self.spawn_agent(spec);
+            self.agents.push((spec.clone(), proc));
+        }
+        let token = self.token(&["admin"]);
+        let want: Vec<&str> = specs.iter().map(|s| s.hostname.as_str()).collect();
+        wait_for(
+            &format!("{} agents to be live", want.len()),
+            Duration::from_secs(60 + specs.len() as u64),
+            || async {
+                let (status, body) = self.get_json("/api/v1/agents", &token).await;
+                let live: Vec<&str> = body["agents"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|a| a["hostname"].as_str())
+                    .collect();
+                (status == 200 && want.iter().all(|h| live.contains(h))).then_some(())
+            },
+        )
+        .await;
+    }
+
     pub fn spawn_agent(&self, spec: &AgentSpec) -> Proc {
-        let mut cmd = Command::new(OSAPI);
+        let mut cmd = match &spec.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(OSAPI);
+                c
+            }
+            None => Command::new(OSAPI),
+        };
         cmd.args(["-f"])
             .arg(&self.config)
             .args(["node", "agent", "start"]);

@@ -8,6 +8,7 @@ mod admin;
 mod auth;
 mod cli;
 mod dbus;
+mod fleet;
 mod input;
 mod jobs;
 mod lifecycle;
