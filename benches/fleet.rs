@@ -21,6 +21,7 @@ use harness::{AgentSpec, Stack};
 struct Stats {
     samples: Vec<Duration>,
     errors: usize,
+    wall: Duration,
 }
 
 impl Stats {
@@ -57,6 +58,7 @@ async fn broadcasts(
     rounds: usize,
 ) -> Stats {
     use futures::StreamExt;
+    let begun = Instant::now();
     let url = stack.url("/api/v1/node/hostname?target=_all");
     let results = futures::stream::iter(0..rounds)
         .map(|_| {
@@ -80,7 +82,11 @@ async fn broadcasts(
     let errors = results.iter().filter(|r| r.is_none()).count();
     let mut samples: Vec<Duration> = results.into_iter().flatten().collect();
     samples.sort();
-    Stats { samples, errors }
+    Stats {
+        samples,
+        errors,
+        wall: begun.elapsed(),
+    }
 }
 
 async fn fleet(agents: usize) {
@@ -94,17 +100,18 @@ async fn fleet(agents: usize) {
     let token = stack.token(&["admin"]);
     // Warm-up: consumers pulling, connections open, caches filled.
     broadcasts(&stack, &token, agents, 1, 5).await;
-    let rounds = (2000 / agents).clamp(20, 200);
+    let rounds = (10_000 / agents).clamp(100, 300);
     for clients in [1, 4] {
         let s = broadcasts(&stack, &token, agents, clients, rounds).await;
         println!(
-            "{agents:>6} {clients:>7} {:>7} {:>4} {:>8} {:>8} {:>8} {:>8}",
+            "{agents:>6} {clients:>7} {:>7} {:>4} {:>8} {:>8} {:>8} {:>8} {:>8.1}",
             s.samples.len(),
             s.errors,
             ms(s.pct(0.50)),
             ms(s.pct(0.90)),
             ms(s.pct(0.99)),
             ms(s.pct(1.0)),
+            s.samples.len() as f64 / s.wall.as_secs_f64(),
         );
     }
     let agent_rss: Vec<f64> = stack
@@ -138,8 +145,8 @@ fn main() {
     println!("osapi fleet benchmark — {}; {cpus} CPUs", nats_version());
     println!("\n## Broadcast (_all) until every result is in (simulated agents, zero delay)\n");
     println!(
-        "{:>6} {:>7} {:>7} {:>4} {:>8} {:>8} {:>8} {:>8}",
-        "agents", "clients", "jobs", "err", "p50 ms", "p90 ms", "p99 ms", "max ms"
+        "{:>6} {:>7} {:>7} {:>4} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "agents", "clients", "jobs", "err", "p50 ms", "p90 ms", "p99 ms", "max ms", "jobs/s"
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
