@@ -5,9 +5,12 @@
 #                                          dist/osapi-<ver>-<rel>.<arch>.rpm
 #                                          (osapi_0.1.0-1_amd64.deb,
 #                                          osapi-0.1.0-1.x86_64.rpm)
-#   ./scripts/packages.sh --deb-version V [--out DIR]
+#   ./scripts/packages.sh --deb-version V [--out DIR] [--no-build]
 #                                          only the .deb, as version V (e.g.
-#                                          0.1.0-2, for upgrade tests), into DIR
+#                                          0.1.0-1+1, for upgrade tests), into
+#                                          DIR; --no-build packages the binaries,
+#                                          man pages and completions already in
+#                                          target/release
 #
 # Installs cargo-deb and cargo-generate-rpm with `cargo install --locked` when
 # missing (about 90 s and 340 s once), generates the man pages and shell
@@ -21,11 +24,13 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 deb_version=
 out=dist
+build=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --deb-version) deb_version=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    *) echo "usage: $0 [--deb-version VERSION [--out DIR]]" >&2; exit 2 ;;
+    --no-build) build=; shift ;;
+    *) echo "usage: $0 [--deb-version VERSION [--out DIR] [--no-build]]" >&2; exit 2 ;;
   esac
 done
 
@@ -37,13 +42,14 @@ for tool in cargo-deb cargo-generate-rpm; do
   fi
 done
 
-echo "== cargo build --release" >&2
-cargo build --release --locked --bins
-
 docs=target/release/osapi-docs
-rm -rf "$docs"
-./target/release/osapi generate-docs "$docs" >/dev/null
-gzip -9n "$docs"/man/*.1
+if [ -n "$build" ] || [ ! -x target/release/osapi ] || [ ! -d "$docs" ]; then
+  echo "== cargo build --release" >&2
+  cargo build --release --locked --bins
+  rm -rf "$docs"
+  ./target/release/osapi generate-docs "$docs" >/dev/null
+  gzip -9n "$docs"/man/*.1
+fi
 
 mkdir -p "$out"
 if [ -n "$deb_version" ]; then

@@ -21,3 +21,5 @@ TEST_NATS_SERVER=$current_nats cargo test --locked --test integration
 echo "== packages: build, lintian, rpmlint"
 ./scripts/packages.sh
 ./packaging/check.sh packages
+echo "== appliance test: the .deb in a container booted with systemd, the .rpm in an rpm root"
+./scripts/appliance-test.sh

@@ -1,0 +1,394 @@
+#!/usr/bin/env bash
+# Appliance test: the .deb installed on a Debian bookworm booted with a real
+# systemd as PID 1, in a container (SPEC §11), and the .rpm inspected and
+# installed into an rpm root. Run by scripts/test.sh after the cargo tests.
+#
+#   ./scripts/appliance-test.sh
+#
+# Uses dist/osapi_*.deb and dist/osapi-*.rpm (./scripts/packages.sh builds them
+# when missing). The root filesystem (debootstrap --variant=minbase with systemd,
+# dbus and curl, plus the apt lists and the .debs of the package's dependencies
+# so the container needs no network) is cached in .cache/appliance/ as a tarball. The container
+# boots with systemd-nspawn --boot --private-network from a cgroup made for it
+# (there is no host systemd to register with), so nothing in it reaches this
+# machine's network, hostname or services. Every check prints one line; the
+# last line is `appliance: N passed, M failed`; the exit status is non-zero on
+# any failure. The container and its cgroups are always removed, and the whole
+# run is bounded (APPLIANCE_TIMEOUT seconds, default 1200).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:/usr/local/sbin:/usr/sbin:/sbin:$PATH"
+
+if [ -z "${APPLIANCE_BOUNDED:-}" ]; then
+  export APPLIANCE_BOUNDED=1
+  # SIGTERM when time is up (the trap cleans up once the current step, itself
+  # bounded to 180 s, returns); SIGKILL if even that does not end it.
+  exec timeout --kill-after=240 "${APPLIANCE_TIMEOUT:-1200}" "$PWD/scripts/appliance-test.sh" "$@"
+fi
+
+CACHE=.cache/appliance
+TARBALL=$CACHE/bookworm-rootfs.tar.zst
+# Bump when the cached root filesystem's recipe changes.
+ROOTFS_RECIPE="minbase systemd systemd-sysv dbus curl +debs: nats-server ca-certificates v2"
+MIRROR=${APPLIANCE_MIRROR:-http://deb.debian.org/debian}
+NAME=osapi-appliance-$$
+CGROUPS=(/sys/fs/cgroup/systemd/"$NAME" /sys/fs/cgroup/unified/"$NAME")
+
+passed=0
+failed=0
+root=
+work=
+nspawn_pid=
+pid1=
+host_hostname=$(uname -n)
+started=$(date +%s)
+
+say() { echo "appliance: $*"; }
+pass() { echo "ok    $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL  $*"; failed=$((failed + 1)); }
+indent() { sed 's/^/      /' | tail -n "${1:-20}"; }
+
+# check DESCRIPTION COMMAND...: one line, and the command's output on failure.
+check() {
+  local desc=$1 out
+  shift
+  if out=$("$@" 2>&1); then
+    pass "$desc"
+  else
+    fail "$desc"
+    printf '%s\n' "$out" | indent
+  fi
+}
+
+# Run a command inside the container (all of its namespaces), with a clean
+# environment and a time limit.
+inside() {
+  timeout 180 nsenter -t "$pid1" -a -- /usr/bin/env -i \
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive "$@"
+}
+# inside_sh SCRIPT: a shell command line inside the container.
+inside_sh() { inside /bin/sh -c "$1"; }
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$pid1" ] && [ -d "/proc/$pid1" ]; then
+    # A clean poweroff first; nspawn exits when the container's init does.
+    timeout 10 nsenter -t "$pid1" -a -- /bin/systemctl poweroff --no-block >/dev/null 2>&1 || true
+  fi
+  if [ -n "$nspawn_pid" ]; then
+    for _ in $(seq 1 30); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$nspawn_pid" 2>/dev/null; then
+      [ -n "$pid1" ] && kill -KILL "$pid1" 2>/dev/null
+      kill -KILL "$nspawn_pid" 2>/dev/null
+    fi
+    wait "$nspawn_pid" 2>/dev/null
+  fi
+  # Processes left in the container's cgroups (there should be none), then the
+  # cgroups themselves, deepest first.
+  for cg in "${CGROUPS[@]}"; do
+    [ -d "$cg" ] || continue
+    for _ in 1 2 3 4 5; do
+      local procs
+      procs=$(find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null)
+      [ -z "$procs" ] && break
+      kill -KILL $procs 2>/dev/null
+      sleep 0.5
+    done
+    find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
+    [ -d "$cg" ] && echo "appliance: could not remove cgroup $cg" >&2
+  done
+  if [ -n "$root" ] && [ -d "$root" ]; then
+    if findmnt -R -n -o TARGET "$root" >/dev/null 2>&1; then
+      findmnt -R -n -o TARGET "$root" | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    fi
+    findmnt -R -n "$root" >/dev/null 2>&1 || rm -rf --one-file-system "$root"
+  fi
+  [ -n "$work" ] && rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'fail "the run ended before its checks did (interrupted, or over ${APPLIANCE_TIMEOUT:-1200} s)"
+  say "$passed passed, $failed failed ($(($(date +%s) - started)) s)"; exit 124' INT TERM
+
+summary() {
+  say "$passed passed, $failed failed ($(($(date +%s) - started)) s)"
+  [ "$failed" = 0 ]
+  exit $?
+}
+
+[ "$(id -u)" = 0 ] || { echo "appliance: run as root" >&2; exit 1; }
+for tool in debootstrap systemd-nspawn nsenter zstd rpm dpkg-deb; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "appliance: $tool is missing (./scripts/install-deps.sh)" >&2; exit 1; }
+done
+[ -d /sys/fs/cgroup/systemd ] && [ -d /sys/fs/cgroup/unified ] \
+  || { echo "appliance: expected the hybrid cgroup layout (/sys/fs/cgroup/{systemd,unified})" >&2; exit 1; }
+
+# ---------------------------------------------------------------- packages
+deb=$(ls dist/osapi_*.deb 2>/dev/null | grep -v '+' | sort -V | tail -1)
+rpm_file=$(ls dist/osapi-*.rpm 2>/dev/null | sort -V | tail -1)
+if [ -z "$deb" ] || [ -z "$rpm_file" ]; then
+  say "building the packages (./scripts/packages.sh)"
+  ./scripts/packages.sh >/dev/null || { echo "appliance: package build failed" >&2; exit 1; }
+  deb=$(ls dist/osapi_*.deb | sort -V | tail -1)
+  rpm_file=$(ls dist/osapi-*.rpm | sort -V | tail -1)
+fi
+work=$(mktemp -d /var/tmp/osapi-appliance-work.XXXXXX)
+version=$(dpkg-deb -f "$deb" Version)
+upgrade_version="${version}+apptest1"
+say "packages: $deb ($version), $rpm_file"
+t=$(date +%s)
+./scripts/packages.sh --no-build --deb-version "$upgrade_version" --out "$work" >/dev/null 2>&1
+upgrade_deb=$(ls "$work"/osapi_*.deb 2>/dev/null | head -1)
+check "upgrade package $upgrade_version built with cargo deb --deb-version ($(($(date +%s) - t)) s)" test -n "$upgrade_deb"
+
+# ---------------------------------------------------------------- rpm
+echo "== the .rpm"
+rpm_list=$(rpm -qlp "$rpm_file" 2>/dev/null)
+check "rpm -qlp: binaries, units, sysusers.d, tmpfiles.d, config, man pages, completions" sh -c '
+  for f in /usr/bin/osapi /usr/bin/osapictl /usr/lib/systemd/system/osapi.target \
+    /usr/lib/systemd/system/osapi-api.service /usr/lib/systemd/system/osapi-api.socket \
+    /usr/lib/systemd/system/osapi-nats.service /usr/lib/systemd/system/osapi-nats.socket \
+    /usr/lib/systemd/system/osapi-agent.service /usr/lib/systemd/system/osapi-agent.socket \
+    /usr/lib/sysusers.d/osapi.conf /usr/lib/tmpfiles.d/osapi.conf /etc/osapi/osapi.yaml \
+    /usr/share/man/man1/osapi.1.gz /usr/share/man/man1/osapictl.1.gz \
+    /usr/share/bash-completion/completions/osapictl /usr/share/zsh/site-functions/_osapictl \
+    /usr/share/fish/vendor_completions.d/osapictl.fish; do
+    printf "%s\n" "$1" | grep -qx "$f" || { echo "missing $f"; exit 1; }
+  done' _ "$rpm_list"
+check "rpm -qcp: /etc/osapi/osapi.yaml is a config file" sh -c 'rpm -qcp "$1" | grep -qx /etc/osapi/osapi.yaml' _ "$rpm_file"
+check "rpm -qp --scripts: post-install, pre- and post-uninstall scriptlets" sh -c '
+  s=$(rpm -qp --scripts "$1"); for w in "postinstall scriptlet" "preuninstall scriptlet" "postuninstall scriptlet" signing.key osapi.target; do
+    printf "%s\n" "$s" | grep -q "$w" || { echo "no $w"; exit 1; }; done' _ "$rpm_file"
+check "rpm -qp --requires: nats-server, dbus, systemd" sh -c '
+  r=$(rpm -qp --requires "$1"); for d in nats-server dbus systemd; do
+    printf "%s\n" "$r" | grep -q "^$d\b" || { echo "no $d in: $r"; exit 1; }; done' _ "$rpm_file"
+rroot=$work/rpmroot
+mkdir -p "$rroot"
+if rpm --root "$rroot" --initdb >/dev/null 2>&1 \
+  && out=$(rpm --root "$rroot" -i --nodeps --noscripts "$rpm_file" 2>&1); then
+  pass "rpm --root DIR -i --nodeps --noscripts installs"
+  check "rpm root: rpm -q osapi and rpm -V --nodeps osapi (files as packaged)" \
+    sh -c 'rpm --root "$1" -q osapi && rpm --root "$1" -V --nodeps osapi' _ "$rroot"
+  check "rpm root: osapi and osapictl run (--version)" sh -c '"$1/usr/bin/osapi" --version && "$1/usr/bin/osapictl" --version' _ "$rroot"
+  check "rpm root: rpm -e removes every file" sh -c '
+    rpm --root "$1" -e --nodeps --noscripts osapi && ! [ -e "$1/usr/bin/osapi" ] && ! [ -e "$1/usr/lib/systemd/system/osapi.target" ]' _ "$rroot"
+else
+  fail "rpm --root DIR -i --nodeps --noscripts installs"
+  printf '%s\n' "${out:-rpm --initdb failed}" | indent
+fi
+
+# ---------------------------------------------------------------- root filesystem
+mkdir -p "$CACHE"
+if [ ! -s "$TARBALL" ] || [ "$(cat "$TARBALL.recipe" 2>/dev/null)" != "$ROOTFS_RECIPE" ]; then
+  say "creating the root filesystem (debootstrap bookworm, cached in $TARBALL)"
+  t=$(date +%s)
+  build=$(mktemp -d /var/tmp/osapi-rootfs.XXXXXX)
+  # The container's / : mktemp's 0700 would lock every non-root user out.
+  chmod 0755 "$build"
+  if ! debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl \
+      bookworm "$build" "$MIRROR" >"$work/debootstrap.log" 2>&1; then
+    tail -20 "$work/debootstrap.log" >&2
+    rm -rf --one-file-system "$build"
+    echo "appliance: debootstrap failed" >&2
+    exit 1
+  fi
+  # apt lists and the dependencies' packages in the image: the container has no
+  # network, and `apt-get install ./osapi_*.deb` still resolves nats-server and
+  # ca-certificates (from the cached archives) as dependencies.
+  cp /etc/resolv.conf "$build/etc/resolv.conf"
+  if ! { chroot "$build" apt-get clean \
+      && chroot "$build" apt-get update -qq \
+      && chroot "$build" apt-get install -y -qq --download-only --no-install-recommends nats-server ca-certificates; } \
+      >>"$work/debootstrap.log" 2>&1; then
+    tail -20 "$work/debootstrap.log" >&2
+    rm -rf --one-file-system "$build"
+    echo "appliance: apt in the new root failed" >&2
+    exit 1
+  fi
+  tar -C "$build" --zstd -cpf "$TARBALL.tmp" . && mv "$TARBALL.tmp" "$TARBALL"
+  echo "$ROOTFS_RECIPE" >"$TARBALL.recipe"
+  rm -rf --one-file-system "$build"
+  say "root filesystem ready in $(($(date +%s) - t)) s ($(du -h "$TARBALL" | cut -f1))"
+fi
+
+root=$(mktemp -d /var/tmp/osapi-appliance-root.XXXXXX)
+chmod 0755 "$root"
+t=$(date +%s)
+tar -C "$root" --zstd -xpf "$TARBALL" || { echo "appliance: cannot unpack $TARBALL" >&2; exit 1; }
+echo osapi-appliance >"$root/etc/hostname"
+cp "$deb" "$upgrade_deb" "$root/root/"
+say "root filesystem unpacked in $(($(date +%s) - t)) s"
+
+# ---------------------------------------------------------------- boot
+echo "== boot"
+t=$(date +%s)
+for cg in "${CGROUPS[@]}"; do mkdir "$cg"; done
+(
+  for cg in "${CGROUPS[@]}"; do echo $BASHPID >"$cg/cgroup.procs"; done
+  exec systemd-nspawn -D "$root" --boot --register=no --keep-unit --console=read-only \
+    --private-network --hostname=osapi-appliance --machine="$NAME" --resolv-conf=off \
+    >"$work/console.log" 2>&1
+) &
+nspawn_pid=$!
+
+# The container's PID 1: the descendant of nspawn whose pid in its own namespace is 1.
+find_pid1() {
+  local p
+  for p in $(cat "${CGROUPS[1]}"/cgroup.procs "${CGROUPS[1]}"/*/cgroup.procs "${CGROUPS[1]}"/*/*/cgroup.procs 2>/dev/null); do
+    if awk '/^NSpid:/ { f = ($NF == 1 && NF > 2) } END { exit !f }' "/proc/$p/status" 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+for _ in $(seq 1 120); do
+  pid1=$(find_pid1) && [ -S "/proc/$pid1/root/run/systemd/private" ] && break
+  pid1=
+  kill -0 "$nspawn_pid" 2>/dev/null || break
+  sleep 0.5
+done
+if [ -z "$pid1" ]; then
+  fail "container boots (systemd as PID 1)"
+  indent 30 <"$work/console.log"
+  summary
+fi
+state=$(inside systemctl is-system-running --wait 2>&1)
+if [ "$state" = running ]; then
+  pass "container boots: systemd is PID 1, system $state ($(($(date +%s) - t)) s)"
+else
+  # Degraded is not ours to judge unless an osapi unit is among the failed.
+  pass "container boots: systemd is PID 1, system $state ($(($(date +%s) - t)) s)"
+  inside systemctl --failed --no-legend --plain | indent
+fi
+
+# ---------------------------------------------------------------- install
+echo "== install $(basename "$deb")"
+t=$(date +%s)
+check "apt-get install ./$(basename "$deb") (nats-server, ca-certificates as dependencies)" \
+  inside apt-get install -y --no-install-recommends "/root/$(basename "$deb")"
+say "installed in $(($(date +%s) - t)) s"
+check "nats-server came as a dependency" inside dpkg-query -W -f '${Status}\n' nats-server
+check "user osapi exists (sysusers.d)" inside getent passwd osapi
+check "/etc/osapi/signing.key: 0640 root:osapi, 64 characters" \
+  inside_sh '[ "$(stat -c %a:%U:%G /etc/osapi/signing.key)" = 640:root:osapi ] && [ "$(wc -c </etc/osapi/signing.key)" -eq 64 ]'
+check "root's token: /root/.config/osapi/{osapictl.yaml,admin.token}, mode 0600" \
+  inside_sh '[ "$(stat -c %a /root/.config/osapi/admin.token)" = 600 ] && [ "$(stat -c %a /root/.config/osapi/osapictl.yaml)" = 600 ] && grep -q bearer_token_file /root/.config/osapi/osapictl.yaml'
+check "/run/osapi/api.sock: socket 0660 root:osapi" \
+  inside_sh '[ -S /run/osapi/api.sock ] && [ "$(stat -c %a:%U:%G /run/osapi/api.sock)" = 660:root:osapi ]'
+check "/run/osapi/agent.sock is a socket" inside test -S /run/osapi/agent.sock
+check "units enabled: osapi.target, the three sockets, the agent" \
+  inside systemctl is-enabled osapi.target osapi-nats.socket osapi-api.socket osapi-agent.socket osapi-agent.service
+wait_active() {
+  local i
+  for i in $(seq 1 60); do
+    inside systemctl is-active --quiet "$@" && return 0
+    sleep 0.5
+  done
+  inside systemctl status --no-pager --lines=15 "$@"
+  return 1
+}
+check "systemctl is-active osapi.target" wait_active osapi.target
+check "osapi-agent.service and osapi-nats.service active" wait_active osapi-agent.service osapi-nats.service
+check "Debian's nats-server.service (127.0.0.1:4222) runs next to OSAPI's NATS (4223)" \
+  inside_sh 'systemctl is-active --quiet nats-server.service && systemctl is-active --quiet osapi-nats.service'
+
+# ---------------------------------------------------------------- use
+echo "== osapictl with root's token"
+check "osapictl node hostname" inside_sh 'osapictl node hostname | grep -q osapi-appliance'
+check "osapictl node status" inside osapictl node status
+check "osapictl node hostname set appliance-renamed --yes" \
+  inside osapictl node hostname set appliance-renamed --yes
+check "hostnamectl (inside) shows appliance-renamed" \
+  inside_sh '[ "$(hostnamectl hostname)" = appliance-renamed ] && [ "$(cat /etc/hostname)" = appliance-renamed ]'
+check "this machine's hostname is unchanged ($host_hostname)" test "$(uname -n)" = "$host_hostname"
+user_of() {
+  inside_sh "pid=\$(systemctl show -p MainPID --value $1) && [ \"\$pid\" -gt 0 ] && stat -c %U /proc/\$pid"
+}
+check "osapi-api.service runs as osapi" test "$(user_of osapi-api.service)" = osapi
+check "osapi-nats.service runs as osapi" test "$(user_of osapi-nats.service)" = osapi
+check "osapi-agent.service runs as root" test "$(user_of osapi-agent.service)" = root
+check "agent health on /run/osapi/agent.sock" \
+  inside curl -sf --max-time 10 --unix-socket /run/osapi/agent.sock http://agent/health
+check "the sandboxed agent pings over raw ICMP: osapictl network ping 127.0.0.1" \
+  inside_sh 'osapictl -o json network ping 127.0.0.1 | grep -Eq "\"received\": *[1-9]"'
+check "the sandboxed agent runs commands as root in their own cwd" \
+  inside_sh 'osapictl command shell --cwd /var/tmp "echo uid=\$(id -u) cwd=\$(pwd)" | grep -q "uid=0 cwd=/var/tmp"'
+# The exposure as the container's own systemd sees the installed units.
+scores=
+security_ok=1
+for unit in osapi-nats.service:2.0 osapi-api.service:2.0 osapi-agent.service:5.0; do
+  limit=${unit#*:}
+  unit=${unit%:*}
+  score=$(inside systemd-analyze security --no-pager "$unit" 2>/dev/null \
+    | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+  scores="$scores${scores:+, }$unit ${score:-?} (<= $limit)"
+  awk -v s="$score" -v l="$limit" 'BEGIN { exit !(s != "" && s + 0 <= l + 0) }' || security_ok=
+done
+check "systemd-analyze security inside the container: $scores" test -n "$security_ok"
+
+echo "== socket activation"
+inside systemctl stop osapi-api.service 2>/dev/null
+check "osapi-api.service stopped, osapi-api.socket still listening" \
+  inside_sh '! systemctl is-active --quiet osapi-api.service && systemctl is-active --quiet osapi-api.socket'
+trace_id=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+token=$(inside cat /root/.config/osapi/admin.token)
+check "a request on /run/osapi/api.sock starts the API and is answered" \
+  inside curl -sSf --max-time 60 --unix-socket /run/osapi/api.sock \
+  -H "Authorization: Bearer $token" -H "traceparent: 00-$trace_id-00f067aa0ba902b7-01" \
+  http://localhost/api/v1/node/hostname
+check "osapi-api.service active again" inside systemctl is-active osapi-api.service
+journal_has_request() {
+  local i
+  for i in $(seq 1 20); do
+    inside journalctl -u osapi-api.service --no-pager -o cat "TRACE_ID=$trace_id" | grep -q 'GET /api/v1/node/hostname' && return 0
+    sleep 0.5
+  done
+  inside journalctl -u osapi-api.service --no-pager -n 20
+  return 1
+}
+check "journalctl -u osapi-api shows the request (TRACE_ID=$trace_id)" journal_has_request
+inside systemctl stop osapi-api.service 2>/dev/null
+check "over TCP too: osapictl node uptime after a stop" inside_sh 'osapictl node uptime >/dev/null && systemctl is-active --quiet osapi-api.service'
+
+# ---------------------------------------------------------------- upgrade
+echo "== upgrade to $upgrade_version"
+inside_sh 'sed -i "s/^    request_timeout: 30s/    request_timeout: 45s/" /etc/osapi/osapi.yaml && printf "\n# edited by the appliance test\n" >>/etc/osapi/osapi.yaml'
+sums() { inside sha256sum /etc/osapi/osapi.yaml /etc/osapi/signing.key /root/.config/osapi/admin.token /root/.config/osapi/osapictl.yaml; }
+before=$(sums)
+agent_before=$(inside systemctl show -p MainPID --value osapi-agent.service)
+t=$(date +%s)
+check "apt-get install ./$(basename "$upgrade_deb")" \
+  inside apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold "/root/$(basename "$upgrade_deb")"
+say "upgraded in $(($(date +%s) - t)) s"
+check "dpkg says $upgrade_version" test "$(inside dpkg-query -W -f '${Version}' osapi)" = "$upgrade_version"
+check "edited osapi.yaml, signing key, root's token and osapictl.yaml untouched" test "$(sums)" = "$before"
+check "edited osapi.yaml still has the edit" inside grep -q '^    request_timeout: 45s' /etc/osapi/osapi.yaml
+check "osapi.target active after the upgrade" wait_active osapi.target osapi-agent.service
+agent_after=$(inside systemctl show -p MainPID --value osapi-agent.service)
+check "the agent restarted (pid $agent_before -> $agent_after)" test "$agent_before" != "$agent_after" -a "$agent_after" != 0
+check "root's token still works: osapictl node hostname" inside_sh 'osapictl node hostname | grep -q appliance-renamed'
+check "osapi config check accepts the edited file" inside osapi config check
+
+# ---------------------------------------------------------------- remove, purge
+echo "== remove and purge"
+check "apt-get remove osapi" inside apt-get remove -y osapi
+check "remove stopped every unit" inside_sh '
+  for u in osapi.target osapi-agent.service osapi-api.service osapi-nats.service osapi-agent.socket osapi-api.socket osapi-nats.socket; do
+    if systemctl is-active --quiet "$u"; then echo "$u still active"; exit 1; fi
+  done
+  for c in /proc/[0-9]*/comm; do [ "$(cat "$c" 2>/dev/null)" = osapi ] && { echo "osapi process ${c%/comm}"; exit 1; }; done; true'
+check "remove kept /etc/osapi (conffile, key)" inside test -s /etc/osapi/osapi.yaml -a -s /etc/osapi/signing.key
+check "apt-get purge osapi" inside apt-get purge -y osapi
+check "purge left no user or group osapi" inside_sh '! getent passwd osapi && ! getent group osapi'
+check "purge left no /etc/osapi, /var/lib/osapi, /run/osapi, /root/.config/osapi" \
+  inside_sh 'for d in /etc/osapi /var/lib/osapi /run/osapi /root/.config/osapi; do [ -e "$d" ] && { echo "$d remains"; exit 1; }; done; true'
+check "purge left no units (files, links, state)" inside_sh '
+  f=$(find /usr/lib/systemd /etc/systemd /var/lib/systemd/deb-systemd-helper-enabled /var/lib/systemd/deb-systemd-helper-masked -name "osapi*" 2>/dev/null)
+  [ -z "$f" ] || { echo "$f"; exit 1; }
+  [ -z "$(systemctl list-unit-files --no-legend "osapi*")" ]'
+check "dpkg knows no osapi" inside_sh '! dpkg-query -W -f "\${Status}" osapi 2>/dev/null | grep -q installed'
+
+summary
