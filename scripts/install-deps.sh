@@ -23,6 +23,7 @@ command -v rpm >/dev/null 2>&1 || need_apt+=(rpm)
 command -v rpmlint >/dev/null 2>&1 || need_apt+=(rpmlint)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need_apt+=(debootstrap)
 command -v systemd-nspawn >/dev/null 2>&1 || [ -x /usr/bin/systemd-nspawn ] || need_apt+=(systemd-container)
+command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}" >&2
   apt-get update -qq

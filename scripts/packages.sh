@@ -42,12 +42,15 @@ for tool in cargo-deb cargo-generate-rpm; do
   fi
 done
 
-docs=target/release/osapi-docs
-if [ -n "$build" ] || [ ! -x target/release/osapi ] || [ ! -d "$docs" ]; then
+# cargo deb and cargo generate-rpm map the target/release/ asset paths onto
+# CARGO_TARGET_DIR themselves; this script's own paths follow it too.
+release=${CARGO_TARGET_DIR:-target}/release
+docs=$release/osapi-docs
+if [ -n "$build" ] || [ ! -x "$release/osapi" ] || [ ! -d "$docs" ]; then
   echo "== cargo build --release" >&2
   cargo build --release --locked --bins
   rm -rf "$docs"
-  ./target/release/osapi generate-docs "$docs" >/dev/null
+  "$release/osapi" generate-docs "$docs" >/dev/null
   gzip -9n "$docs"/man/*.1
 fi
 
