@@ -588,6 +588,18 @@ async fn follow_consumer(
                         tracing::warn!(consumer = %f.durable, "NATS silent on our pull request; waiting for it to come back");
                         quiet = true;
                     }
+                    // Pulls for a consumer the server no longer has (it came back
+                    // empty) go unanswered rather than failing: ask after it.
+                    if let Err(e) = f.stream.consumer_info(&f.durable).await {
+                        let e = e.to_string();
+                        if ["10014", "10059", "not found"]
+                            .iter()
+                            .any(|m| e.contains(m))
+                        {
+                            tracing::warn!(consumer = %f.durable, error = %e, "consumer lost");
+                            break;
+                        }
+                    }
                 }
                 Err(e) => tracing::warn!(consumer = %f.durable, error = %e, "error receiving jobs"),
             }

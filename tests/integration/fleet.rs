@@ -299,6 +299,36 @@ async fn a_three_node_cluster_loses_a_node_and_no_job_is_lost_or_run_twice() {
     assert_eq!(by_host(&all).len(), 5, "{all}");
 }
 
+/// A server that comes back empty (memory storage, a wiped store, a new cluster):
+/// the API and the agent recreate the stream, the buckets and the consumers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_recreate_what_a_wiped_server_lost() {
+    let memory = "nats:\n  stream: {storage: memory}\n  kv: {storage: memory}\n  \
+                  audit: {storage: memory}\n  registry: {storage: memory}\n";
+    let opts = StackOptions {
+        extra_config: memory.into(),
+        ..Default::default()
+    };
+    let mut stack =
+        Stack::start_with(&[AgentSpec::real("phoenix").simulate(Duration::ZERO)], opts).await;
+    let token = stack.token(&["admin"]);
+    let all = "/api/v1/node/hostname?target=_all&timeout=2s";
+    let (_, outcome) = stack.get_json(all, &token).await;
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+
+    stack.nats.restart().await;
+    let stream = format!("{}-JOBS", stack.namespace);
+    wait_for("jobs to flow again", Duration::from_secs(60), || async {
+        let (status, outcome) = stack.get_json(all, &token).await;
+        (status == 200 && outcome["status"] == "completed").then_some(())
+    })
+    .await;
+    let info = stream_info(std::slice::from_ref(&stack.nats.url), &stream)
+        .await
+        .expect("the job stream exists again");
+    assert!(info.state.consumer_count >= 2, "{:?}", info.state);
+}
+
 /// Three `osapi nats server start` supervisors with routes to each other form one
 /// cluster with JetStream: what an appliance's generated config must do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
