@@ -702,14 +702,39 @@ async fn secured_stack(nats: Nats, servers: &[String], good: &[(&str, String)]) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_passwords_are_checked_and_a_wrong_one_stops_the_daemons() {
-    let nats = Nats::start_with(|s| {
-        s.auth = ServerAuth::UserPass(vec![("osapi".into(), "correct horse battery".into())]);
-    })
-    .await;
-    let url = nats.url.clone();
+    // The embedded server as an appliance runs it: `osapi nats server start`,
+    // its user's password read from a file named in osapi.yaml.
     let dir = tempfile::tempdir().unwrap();
+    let server_pw = write_file(dir.path(), "server.pw", "correct horse battery\n");
     let good = write_file(dir.path(), "good.pw", "correct horse battery\n");
     let bad = write_file(dir.path(), "bad.pw", "wrong horse\n");
+    let port = free_port();
+    let cfg = write_file(
+        dir.path(),
+        "nats.yaml",
+        &format!(
+            "nats:\n  server:\n    port: {port}\n    store_dir: {store}\n    binary: {binary}\n    \
+             auth:\n      type: user_pass\n      users:\n        \
+             - {{username: osapi, password_file: {pw}}}\n",
+            store = dir.path().join("js").display(),
+            binary = crate::harness::nats_binary().display(),
+            pw = server_pw.display(),
+        ),
+    );
+    let _server = crate::harness::spawn(
+        "embedded NATS with passwords",
+        Command::new(OSAPI)
+            .arg("-f")
+            .arg(&cfg)
+            .args(["nats", "server", "start"]),
+    );
+    wait_for("the embedded NATS", Duration::from_secs(30), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
+    let url = format!("nats://127.0.0.1:{port}");
     let auth = |file: &PathBuf| {
         vec![
             ("AUTH_TYPE", "user_pass".to_owned()),
@@ -717,7 +742,12 @@ async fn nats_passwords_are_checked_and_a_wrong_one_stops_the_daemons() {
             ("AUTH_PASSWORD_FILE", file.display().to_string()),
         ]
     };
-    let stack = secured_stack(nats, std::slice::from_ref(&url), &auth(&good)).await;
+    let stack = secured_stack(
+        Nats::external(&url),
+        std::slice::from_ref(&url),
+        &auth(&good),
+    )
+    .await;
     both_refuse(&stack, &url, &auth(&bad), "authorization violation").await;
 }
 
