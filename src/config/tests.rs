@@ -735,3 +735,25 @@ fn defaults_are_not_given_a_line() {
         .unwrap();
     assert_eq!(hb.line, None, "{err}");
 }
+
+#[test]
+fn cluster_member_name_and_route_address() {
+    let c = Config::from_str_yaml(
+        "nats: {server: {server_name: appliance-1.dc, cluster: {name: fleet, routes: [10.0.0.2:6222]}}}",
+        &env(&[("OSAPI_NATS_SERVER_CLUSTER_HOST", "10.0.0.1")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.nats.server.server_name.as_deref(), Some("appliance-1.dc"));
+    let cluster = c.nats.server.cluster.as_ref().unwrap();
+    assert_eq!((cluster.host.as_str(), cluster.port), ("10.0.0.1", 6222));
+    // Unset: every interface, and the host name picked by the supervisor.
+    let c = Config::from_str_yaml("nats: {server: {server_name: '', cluster: {name: f}}}", &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.nats.server.server_name, None);
+    assert_eq!(c.nats.server.cluster.unwrap().host, "0.0.0.0");
+    let err = yaml_err(
+        "nats: {server: {server_name: 'two words', cluster: {name: f, host: ''}}}",
+        &[],
+    );
+    assert_eq!(keys(&err), vec!["nats.server.server_name"], "{err}");
+}
