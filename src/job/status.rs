@@ -185,6 +185,9 @@ pub fn compute_status(
     } else if all_answered {
         match (ok, failed) {
             (_, 0) => JobStatus::Completed,
+            // `_any` runs once anywhere: a success is the answer, even when a
+            // redelivery raced it on another host and reported `interrupted`.
+            (1.., _) if job.expected == Expected::Any => JobStatus::Completed,
             (0, _) => JobStatus::Failed,
             _ => JobStatus::PartialFailure,
         }
@@ -298,6 +301,15 @@ mod tests {
         let v = compute_status(&j, &[], &[], at(5000));
         assert_eq!(v.status, JobStatus::Timeout);
         assert_eq!(v.results.len(), 3);
+    }
+
+    #[test]
+    fn any_with_a_success_is_completed_despite_an_interrupted_twin() {
+        let j = job(Expected::Any);
+        let results = [res("a", HostStatus::Completed), res("b", HostStatus::Failed)];
+        assert_eq!(compute_status(&j, &[], &results, at(10)).status, JobStatus::Completed);
+        let all_failed = [res("b", HostStatus::Failed)];
+        assert_eq!(compute_status(&j, &[], &all_failed, at(10)).status, JobStatus::Failed);
     }
 
     #[test]
