@@ -4,7 +4,7 @@
 if [ -d /run/systemd/system ]; then
 	systemctl daemon-reload >/dev/null 2>&1 || :
 	if [ "$1" -ge 1 ]; then
-		systemctl try-restart osapi.target osapi-nats.service osapi-api.service \
+		systemctl try-restart osapi-nats.service osapi-api.service \
 			osapi-agent.service >/dev/null 2>&1 || :
 	fi
 fi

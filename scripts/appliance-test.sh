@@ -352,6 +352,9 @@ journal_has_request() {
 check "journalctl -u osapi-api shows the request (TRACE_ID=$trace_id)" journal_has_request
 inside systemctl stop osapi-api.service 2>/dev/null
 check "over TCP too: osapictl node uptime after a stop" inside_sh 'osapictl node uptime >/dev/null && systemctl is-active --quiet osapi-api.service'
+check "systemctl restart osapi.target right after a request: sockets rebound, API answers" inside_sh '
+  osapictl node uptime >/dev/null && systemctl restart osapi.target &&
+  systemctl is-active osapi-api.socket osapi-nats.socket osapi-agent.socket && osapictl node uptime >/dev/null'
 
 # ---------------------------------------------------------------- upgrade
 echo "== upgrade to $upgrade_version"
