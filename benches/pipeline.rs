@@ -40,7 +40,7 @@ impl Stats {
         let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
         let rate = (self.samples.len() + self.errors) as f64 / self.wall.as_secs_f64();
         println!(
-            "{scenario:<34} {clients:>7} {:>8} {:>4} {:>8} {:>8} {:>8} {:>8} {:>8.0}",
+            "{scenario:<34} {clients:>7} {:>8} {:>4} {:>8} {:>8} {:>8} {:>8} {:>8.1}",
             self.samples.len(),
             self.errors,
             ms(self.pct(0.50)),
@@ -108,8 +108,42 @@ async fn load(
     stats
 }
 
-/// A warm-up (not reported), then the measured run.
-async fn measure(scenario: &str, make: &MakeRequest, expect: u16, clients: usize, total: usize) {
+/// CPU time (user + system) a process has used so far, in ms.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces); utime and stime are
+    // fields 14 and 15, in USER_HZ ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    f.get(11)
+        .zip(f.get(12))
+        .map_or(f64::NAN, |(u, s)| (u + s) * 10.0)
+}
+
+/// CPU of nats-server, the API, all agents and this benchmark (the HTTP clients).
+fn cpu_snapshot(stack: &Stack) -> [f64; 4] {
+    let nats = stack.nats.sup.as_ref().map_or(0, |s| s.pid());
+    let agents = stack.agents.iter().map(|(_, p)| cpu_ms(p.child.id())).sum();
+    [
+        cpu_ms(nats),
+        cpu_ms(stack.api.child.id()),
+        agents,
+        cpu_ms(std::process::id()),
+    ]
+}
+
+/// A warm-up (not reported), then the measured run, then where its CPU went.
+async fn measure(
+    stack: &Stack,
+    scenario: &str,
+    make: &MakeRequest,
+    expect: u16,
+    clients: usize,
+    total: usize,
+) {
     load(
         make,
         expect,
@@ -118,9 +152,19 @@ async fn measure(scenario: &str, make: &MakeRequest, expect: u16, clients: usize
         Duration::from_secs(10),
     )
     .await;
-    load(make, expect, clients, total, Duration::from_secs(30))
-        .await
-        .print(scenario, clients);
+    let before = cpu_snapshot(stack);
+    let stats = load(make, expect, clients, total, Duration::from_secs(30)).await;
+    let after = cpu_snapshot(stack);
+    stats.print(scenario, clients);
+    let per = |i: usize| (after[i] - before[i]) / stats.samples.len().max(1) as f64;
+    println!(
+        "{:<34} CPU ms/request: nats-server {:.2}, api {:.2}, agents {:.2}, bench client {:.2}",
+        "",
+        per(0),
+        per(1),
+        per(2),
+        per(3)
+    );
 }
 
 fn get(stack: &Stack, path: &str, token: &str) -> MakeRequest {
@@ -128,25 +172,34 @@ fn get(stack: &Stack, path: &str, token: &str) -> MakeRequest {
     Arc::new(move || http.get(&url).bearer_auth(&token))
 }
 
-fn rss_mib(pid: u32) -> f64 {
+/// VmRSS and its anonymous part (heap, stacks) of a process, in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(f64::NAN);
-    kib / 1024.0
+    let field = |name: &str| {
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(f64::NAN);
+        kib / 1024.0
+    };
+    (field("VmRSS:"), field("RssAnon:"))
 }
 
-/// VmRSS of the API, the first agent and nats-server after `idle` without requests.
+fn rss_text(pid: u32) -> String {
+    let (rss, anon) = rss_mib(pid);
+    format!("{rss:>5.1} MiB (anon {anon:>5.1})")
+}
+
+/// RSS of the API, the first agent and nats-server after `idle` without requests.
 async fn print_rss(stack: &Stack, when: &str, idle: Duration) {
     tokio::time::sleep(idle).await;
     let nats = stack.nats.sup.as_ref().map_or(0, |s| s.pid());
     println!(
-        "RSS {when:<38} api {:>6.1} MiB   agent {:>6.1} MiB   nats-server {:>6.1} MiB",
-        rss_mib(stack.api.child.id()),
-        rss_mib(stack.agents[0].1.child.id()),
-        rss_mib(nats)
+        "RSS {when:<30} api {}  agent {}  nats-server {}",
+        rss_text(stack.api.child.id()),
+        rss_text(stack.agents[0].1.child.id()),
+        rss_text(nats)
     );
 }
 
@@ -158,9 +211,15 @@ async fn hostname_pipeline() {
     print_rss(&stack, "idle after start (1 agent)", Duration::from_secs(5)).await;
 
     header("GET /api/v1/node/hostname (sync, _any, 1 real agent, max_jobs 10)");
+    // Floors: HTTP and auth alone, then the API's half of a job (KV create +
+    // JetStream publish, no waiting; the agent still runs each job meanwhile).
+    let version = get(&stack, "/api/v1/version", &token);
+    measure(&stack, "version (HTTP floor)", &version, 200, 1, 2000).await;
+    let submit = get(&stack, "/api/v1/node/hostname?async=true", &token);
+    measure(&stack, "hostname async=true (202)", &submit, 202, 1, 2000).await;
     let any = get(&stack, "/api/v1/node/hostname", &token);
     for clients in [1, 8, 64] {
-        measure("hostname _any", &any, 200, clients, 2000).await;
+        measure(&stack, "hostname _any", &any, 200, clients, 2000).await;
     }
     print_rss(
         &stack,
@@ -185,7 +244,7 @@ async fn hostname_pipeline() {
     header("GET /api/v1/node/hostname?target=_all (sync, 10 real agents)");
     let all = get(&stack, "/api/v1/node/hostname?target=_all", &token);
     for clients in [1, 8] {
-        measure("hostname _all (10 agents)", &all, 200, clients, 500).await;
+        measure(&stack, "hostname _all (10 agents)", &all, 200, clients, 500).await;
     }
     print_rss(
         &stack,
@@ -193,36 +252,48 @@ async fn hostname_pipeline() {
         Duration::from_secs(5),
     )
     .await;
-    let newest = stack
-        .agents
-        .last()
-        .map(|(_, p)| rss_mib(p.child.id()))
-        .unwrap_or(f64::NAN);
-    println!("RSS of an agent that only ran _all jobs: {newest:.1} MiB");
+    let newest = stack.agents.last().map(|(_, p)| p.child.id()).unwrap_or(0);
+    println!(
+        "RSS of an agent that only ran _all jobs: {}",
+        rss_text(newest)
+    );
 }
 
-/// Create jobs with `POST /jobs` (64 in flight), then wait until the newest
-/// 500 are all completed and `want` jobs are stored.
-async fn create_jobs(stack: &Stack, token: &str, count: usize, want: u64) {
-    let (http, url, token2) = (
+/// Create `count` jobs with `POST /jobs` (64 in flight), wait until the newest
+/// is completed, and check that the newest 500 all are.
+async fn create_jobs(stack: &Stack, token: &str, count: usize) {
+    let (http, url, bearer) = (
         stack.http.clone(),
         stack.url("/api/v1/jobs"),
         token.to_owned(),
     );
     let body = json!({"operation": {"type": "node.hostname.get"}, "timeout": "1h"});
-    let make: MakeRequest = Arc::new(move || http.post(&url).bearer_auth(&token2).json(&body));
+    let make: MakeRequest = Arc::new(move || http.post(&url).bearer_auth(&bearer).json(&body));
+    let start = Instant::now();
     let stats = load(&make, 201, 64, count, Duration::from_secs(300)).await;
     stats.print("POST /jobs (async create)", 64);
     assert_eq!(stats.errors, 0, "job creation failed");
+    let (_, page) = stack.get_json("/api/v1/jobs?limit=1", token).await;
+    let newest = format!(
+        "/api/v1/jobs/{}",
+        page["jobs"][0]["id"].as_str().expect("a job")
+    );
     wait_for("the jobs to complete", Duration::from_secs(600), || async {
-        let (_, s) = stack.get_json("/api/v1/jobs/stats", token).await;
-        let done = s["total"].as_u64() >= Some(want)
-            && s["by_status"]
-                .as_object()
-                .is_some_and(|m| m.keys().all(|k| k == "completed"));
-        done.then_some(())
+        let (_, job) = stack.get_json(&newest, token).await;
+        (job["status"] == "completed").then_some(())
     })
     .await;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "  {count} jobs created and completed in {secs:.2} s ({:.0} jobs/s end to end)",
+        count as f64 / secs
+    );
+    let (_, s) = stack.get_json("/api/v1/jobs/stats", token).await;
+    assert_eq!(
+        s["by_status"].as_object().map(|m| m.len()),
+        Some(1),
+        "not all completed: {s}"
+    );
 }
 
 /// `GET /jobs?limit=50` with 100 and with 10,000 jobs stored.
@@ -235,9 +306,10 @@ async fn job_listing() {
     header("Job creation and GET /api/v1/jobs (1 simulated agent, zero delay)");
     let mut stored = 0;
     for target in [100, 10_000] {
-        create_jobs(&stack, &token, target - stored, target as u64).await;
+        create_jobs(&stack, &token, target - stored).await;
         stored = target;
         measure(
+            &stack,
             &format!("GET /jobs?limit=50 ({target} jobs)"),
             &list,
             200,
@@ -246,6 +318,7 @@ async fn job_listing() {
         )
         .await;
         measure(
+            &stack,
             &format!("  &status=failed ({target} jobs)"),
             &failed,
             200,
