@@ -200,6 +200,7 @@ pub async fn api_state(
             live,
             metrics: api_metrics.jobs(),
             connects,
+            progress_hint: Arc::default(),
         },
         auth: Arc::new(Authenticator {
             key,
@@ -214,6 +215,8 @@ pub async fn api_state(
         audit,
         metrics: api_metrics,
     };
+    // Dies with the runtime; nothing to stop by hand.
+    state.jobs.track_progress_hint();
     Ok((state, audit_writer))
 }
 

@@ -431,7 +431,7 @@ async fn run_job(shared: &Shared, id: Uuid, attempt: u64) -> Result<(), BusError
     // A redelivery, e.g. after an acknowledgement lost while a NATS node died:
     // a job that already has its result is done, whatever kind it is.
     let earlier = if attempt > 1 {
-        Some(store.progress(id).await?)
+        Some(store.progress(&job).await?)
     } else {
         None
     };

@@ -1,5 +1,7 @@
 //! Creating jobs and waiting for them: the API's use of the job store, free of HTTP.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -55,9 +57,29 @@ pub struct JobService {
     /// published while we were away never reach the subscription, so a waiter
     /// reads the stored ones again.
     pub connects: tokio::sync::watch::Receiver<u64>,
+    /// The responses stream's tail as of a moment ago, kept by
+    /// [`JobService::track_progress_hint`], so new jobs carry a `progress_hint`
+    /// without a request of their own.
+    pub progress_hint: Arc<AtomicU64>,
 }
 
 impl JobService {
+    /// Keep `progress_hint` within a fraction of a second of the responses
+    /// stream's tail. A stale value is safe: it only lowers where reading starts.
+    pub fn track_progress_hint(&self) -> tokio::task::JoinHandle<()> {
+        let (store, hint) = (self.store.clone(), self.progress_hint.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let tail = store.progress_hint().await;
+                if tail > 0 {
+                    hint.fetch_max(tail, Ordering::Relaxed);
+                }
+            }
+        })
+    }
+
     /// Which hosts must answer, from the agents live now. A target no live agent
     /// matches is refused here rather than becoming a job that waits forever.
     pub fn expected(&self, target: &Target) -> Result<Expected, ApiError> {
@@ -93,6 +115,7 @@ impl JobService {
             expected,
             timeout_ms: u64::try_from(s.timeout.as_millis()).unwrap_or(u64::MAX),
             retry_of: s.retry_of,
+            progress_hint: self.progress_hint.load(Ordering::Relaxed),
             trace_id: s
                 .traceparent
                 .as_deref()
@@ -137,7 +160,7 @@ impl JobService {
                     Err(_) => break,
                 },
                 Ok(()) = connects.changed() => {
-                    if let Ok(Ok(p)) = tokio::time::timeout_at(deadline, self.store.progress(job.id)).await {
+                    if let Ok(Ok(p)) = tokio::time::timeout_at(deadline, self.store.progress(job)).await {
                         for r in p.results {
                             merge(&mut results, r);
                         }
@@ -151,7 +174,7 @@ impl JobService {
         // reported as not answering.
         if !job.expected.is_answered_by(&results) {
             let stored =
-                tokio::time::timeout(STORED_RESULTS_WAIT, self.store.progress(job.id)).await;
+                tokio::time::timeout(STORED_RESULTS_WAIT, self.store.progress(job)).await;
             for r in stored
                 .ok()
                 .and_then(Result::ok)

@@ -253,18 +253,29 @@ impl JobStore {
     }
 
     /// Read every event and result of a job, in the order they were written.
-    pub async fn progress(&self, id: Uuid) -> Result<JobProgress, BusError> {
-        super::retry_transient("reading job progress", PATIENCE, |_| self.progress_once(id)).await
+    pub async fn progress(&self, job: &Job) -> Result<JobProgress, BusError> {
+        let (id, from) = (job.id, job.progress_hint.max(1));
+        super::retry_transient("reading job progress", PATIENCE, |_| self.progress_once(id, from)).await
     }
 
-    async fn progress_once(&self, id: Uuid) -> Result<JobProgress, BusError> {
+    /// The responses stream's last sequence, for a new job's `progress_hint`:
+    /// everything written about the job comes after it. One cheap request; a
+    /// failure just means "unknown" (0), never a failed job.
+    pub async fn progress_hint(&self) -> u64 {
+        match tokio::time::timeout(std::time::Duration::from_millis(500), self.responses.stream.get_info()).await {
+            Ok(Ok(info)) => info.state.last_sequence,
+            _ => 0,
+        }
+    }
+
+    async fn progress_once(&self, id: Uuid, from: u64) -> Result<JobProgress, BusError> {
         let filter = format!("{}{id}.>", self.responses.prefix);
         let ev_prefix = format!("{}{id}.ev.", self.responses.prefix);
         // Anything else under the job (its run claims) is bookkeeping.
         let res_prefix = format!("{}{id}.res.", self.responses.prefix);
         let stream = &self.responses.stream;
         let mut progress = JobProgress::default();
-        let mut next = 1u64;
+        let mut next = from;
         loop {
             let msg = match stream
                 .direct_get_next_for_subject(filter.as_str(), Some(next))
@@ -309,7 +320,7 @@ impl JobStore {
         job: &Job,
         now: OffsetDateTime,
     ) -> Result<(JobProgress, JobView), BusError> {
-        let p = self.progress(job.id).await?;
+        let p = self.progress(job).await?;
         let v = compute_status(job, &p.events, &p.results, now);
         Ok((p, v))
     }

@@ -18,6 +18,10 @@ pub enum Expected {
     Hosts(Vec<String>),
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Expected {
     /// Whether these results answer everyone the job expects.
     pub fn is_answered_by(&self, results: &[HostResult]) -> bool {
@@ -45,6 +49,11 @@ pub struct Job {
     pub timeout_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<Uuid>,
+    /// Where in the store this job's events begin at the earliest (0: unknown).
+    /// Reading progress starts there instead of at the beginning, which matters
+    /// on servers without a subject index (nats-server 2.9).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub progress_hint: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
 }

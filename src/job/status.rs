@@ -219,6 +219,7 @@ mod tests {
             expected,
             timeout_ms: 1000,
             retry_of: None,
+            progress_hint: 0,
             trace_id: None,
         }
     }
