@@ -347,8 +347,15 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // `cargo bench --bench pipeline -- listing` runs one scenario.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
     rt.block_on(async {
-        hostname_pipeline().await;
-        job_listing().await;
+        if wanted("hostname") {
+            hostname_pipeline().await;
+        }
+        if wanted("listing") {
+            job_listing().await;
+        }
     });
 }

@@ -6,6 +6,9 @@
 //! host's result. A KV put is an ordinary publish on `$KV.<bucket>.<key>`, so the
 //! API waits for results with a plain subscription instead of polling.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, kv, stream};
 use futures::{StreamExt, TryStreamExt};
@@ -63,7 +66,13 @@ pub struct JobStore {
     jobs: kv::Store,
     responses: kv::Store,
     names: Names,
+    /// Views of jobs every expected host has answered: such a view can no longer
+    /// change, so listings need not read those jobs' events again.
+    settled: Arc<Mutex<HashMap<Uuid, JobView>>>,
 }
+
+/// How many settled views a store remembers (about 200 bytes each).
+const SETTLED_CAPACITY: usize = 20_000;
 
 impl JobStore {
     pub fn new(client: async_nats::Client, buckets: &Buckets, names: Names) -> Self {
@@ -73,7 +82,28 @@ impl JobStore {
             jobs: buckets.jobs.clone(),
             responses: buckets.responses.clone(),
             names,
+            settled: Arc::default(),
         }
+    }
+
+    /// The job's view for a listing: from the settled cache when it can no
+    /// longer change, else read and derived (and cached once settled).
+    async fn summary_view(&self, job: &Job, now: OffsetDateTime) -> Result<JobView, BusError> {
+        if let Some(v) = self.settled.lock().ok().and_then(|m| m.get(&job.id).cloned()) {
+            return Ok(v);
+        }
+        let (p, v) = self.view(job, now).await?;
+        // Settled: every expected host answered, so later events cannot change
+        // the status (a deadline-based `timeout` could still, and is not cached).
+        if job.expected.is_answered_by(&p.results) {
+            if let Ok(mut m) = self.settled.lock() {
+                if m.len() >= SETTLED_CAPACITY {
+                    m.clear();
+                }
+                m.insert(job.id, v.clone());
+            }
+        }
+        Ok(v)
     }
 
     /// Store a new job. Fails with [`BusError::Conflict`] if the id exists.
@@ -355,7 +385,7 @@ impl JobStore {
                 });
             let viewed: Vec<(u64, Job, JobView)> = futures::stream::iter(candidates)
                 .map(|(s, j)| async move {
-                    let (_, v) = self.view(&j, now).await?;
+                    let v = self.summary_view(&j, now).await?;
                     Ok::<_, BusError>((s, j, v))
                 })
                 .buffered(16)
@@ -383,6 +413,9 @@ impl JobStore {
 
     /// Remove a job and everything agents wrote about it. Returns false if unknown.
     pub async fn delete(&self, id: Uuid) -> Result<bool, BusError> {
+        if let Ok(mut m) = self.settled.lock() {
+            m.remove(&id);
+        }
         if self.get(id).await?.is_none() {
             return Ok(false);
         }
