@@ -113,24 +113,25 @@ impl JobStore {
                 what: "job",
                 source,
             })?);
-        super::retry_transient("storing a job", PATIENCE, |attempt| {
+        let stored = super::retry_transient("storing a job", PATIENCE, |_| {
             let body = body.clone();
             async move {
                 match self.jobs.create(job.id.to_string(), body).await {
-                    Ok(_) => Ok(()),
-                    // A retry finding the job: our earlier attempt was stored and
-                    // only its acknowledgement was lost (ids are never reused).
-                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists && attempt > 0 => {
-                        Ok(())
-                    }
-                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                        Err(BusError::Conflict(job.id.to_string()))
-                    }
+                    Ok(_) => Ok(true),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
                     Err(e) => Err(BusError::request("storing a job", e)),
                 }
             }
         })
-        .await
+        .await?;
+        // "Already exists" for a fresh id means an earlier send of this very write
+        // landed and only its acknowledgement was lost (the client or our retry
+        // sent it again, e.g. across a NATS node failover). Anything else stored
+        // under the id is a real conflict.
+        if !stored && self.get(job.id).await?.as_ref() != Some(job) {
+            return Err(BusError::Conflict(job.id.to_string()));
+        }
+        Ok(())
     }
 
     /// Announce a stored job on its subject; agents take it from there.
