@@ -173,8 +173,7 @@ impl JobService {
         // (a reconnect we did not notice in time) is read back before a host is
         // reported as not answering.
         if !job.expected.is_answered_by(&results) {
-            let stored =
-                tokio::time::timeout(STORED_RESULTS_WAIT, self.store.progress(job)).await;
+            let stored = tokio::time::timeout(STORED_RESULTS_WAIT, self.store.progress(job)).await;
             for r in stored
                 .ok()
                 .and_then(Result::ok)

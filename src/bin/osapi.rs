@@ -100,8 +100,11 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
         Command::Node { .. } => "osapi-agent",
         _ => "osapi",
     };
-    let export = telemetry::init_logging(args.debug || cfg.debug, identifier, &cfg.telemetry.tracing);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let export =
+        telemetry::init_logging(args.debug || cfg.debug, identifier, &cfg.telemetry.tracing);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         if let Some(task) = export {
             tokio::spawn(task);

@@ -89,7 +89,12 @@ impl JobStore {
     /// The job's view for a listing: from the settled cache when it can no
     /// longer change, else read and derived (and cached once settled).
     async fn summary_view(&self, job: &Job, now: OffsetDateTime) -> Result<JobView, BusError> {
-        if let Some(v) = self.settled.lock().ok().and_then(|m| m.get(&job.id).cloned()) {
+        if let Some(v) = self
+            .settled
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&job.id).cloned())
+        {
             return Ok(v);
         }
         let (p, v) = self.view(job, now).await?;
@@ -286,14 +291,22 @@ impl JobStore {
     /// Read every event and result of a job, in the order they were written.
     pub async fn progress(&self, job: &Job) -> Result<JobProgress, BusError> {
         let (id, from) = (job.id, job.progress_hint.max(1));
-        super::retry_transient("reading job progress", PATIENCE, |_| self.progress_once(id, from)).await
+        super::retry_transient("reading job progress", PATIENCE, |_| {
+            self.progress_once(id, from)
+        })
+        .await
     }
 
     /// The responses stream's last sequence, for a new job's `progress_hint`:
     /// everything written about the job comes after it. One cheap request; a
     /// failure just means "unknown" (0), never a failed job.
     pub async fn progress_hint(&self) -> u64 {
-        match tokio::time::timeout(std::time::Duration::from_millis(500), self.responses.stream.get_info()).await {
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            self.responses.stream.get_info(),
+        )
+        .await
+        {
             Ok(Ok(info)) => info.state.last_sequence,
             _ => 0,
         }

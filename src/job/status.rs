@@ -307,10 +307,19 @@ mod tests {
     #[test]
     fn any_with_a_success_is_completed_despite_an_interrupted_twin() {
         let j = job(Expected::Any);
-        let results = [res("a", HostStatus::Completed), res("b", HostStatus::Failed)];
-        assert_eq!(compute_status(&j, &[], &results, at(10)).status, JobStatus::Completed);
+        let results = [
+            res("a", HostStatus::Completed),
+            res("b", HostStatus::Failed),
+        ];
+        assert_eq!(
+            compute_status(&j, &[], &results, at(10)).status,
+            JobStatus::Completed
+        );
         let all_failed = [res("b", HostStatus::Failed)];
-        assert_eq!(compute_status(&j, &[], &all_failed, at(10)).status, JobStatus::Failed);
+        assert_eq!(
+            compute_status(&j, &[], &all_failed, at(10)).status,
+            JobStatus::Failed
+        );
     }
 
     #[test]

@@ -65,9 +65,15 @@ pub struct SpanExportLayer {
 
 /// Build the layer and the task that exports what it records; spawn the task
 /// once a tokio runtime runs (spans recorded before then wait in the queue).
-pub fn span_exporter(sink: SpanSink, service: &str) -> (SpanExportLayer, impl Future<Output = ()> + Send + 'static) {
+pub fn span_exporter(
+    sink: SpanSink,
+    service: &str,
+) -> (SpanExportLayer, impl Future<Output = ()> + Send + 'static) {
     let (tx, rx) = mpsc::channel(QUEUE);
-    (SpanExportLayer { tx }, export_loop(rx, sink, service.to_owned()))
+    (
+        SpanExportLayer { tx },
+        export_loop(rx, sink, service.to_owned()),
+    )
 }
 
 impl<S> tracing_subscriber::Layer<S> for SpanExportLayer
@@ -81,7 +87,10 @@ where
             return;
         }
         if let Some(span) = ctx.span(id) {
-            span.extensions_mut().insert(Open { start: SystemTime::now(), fields });
+            span.extensions_mut().insert(Open {
+                start: SystemTime::now(),
+                fields,
+            });
         }
     }
 
@@ -95,9 +104,12 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let Some(Open { start, fields }) = span.extensions_mut().remove::<Open>() else { return };
+        let Some(Open { start, fields }) = span.extensions_mut().remove::<Open>() else {
+            return;
+        };
         let mut attributes = fields.0;
-        let take = |attrs: &mut BTreeMap<String, String>, k: &str| attrs.remove(k).unwrap_or_default();
+        let take =
+            |attrs: &mut BTreeMap<String, String>, k: &str| attrs.remove(k).unwrap_or_default();
         let finished = FinishedSpan {
             name: span.name().to_owned(),
             trace_id: take(&mut attributes, "trace_id"),
@@ -163,7 +175,10 @@ async fn export_loop(mut rx: mpsc::Receiver<FinishedSpan>, sink: SpanSink, servi
     let http = match &sink {
         SpanSink::Otlp(_) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
-            reqwest::Client::builder().timeout(Duration::from_secs(10)).build().ok()
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .ok()
         }
         SpanSink::Stdout => None,
     };
@@ -177,10 +192,19 @@ async fn export_loop(mut rx: mpsc::Receiver<FinishedSpan>, sink: SpanSink, servi
             }
             (SpanSink::Otlp(endpoint), Some(http)) => {
                 let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
-                match http.post(&url).json(&to_otlp(&service, &batch)).send().await {
+                match http
+                    .post(&url)
+                    .json(&to_otlp(&service, &batch))
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status().is_success() => {}
-                    Ok(r) => tracing::warn!(status = r.status().as_u16(), %url, "OTLP collector refused spans"),
-                    Err(e) => tracing::warn!(error = %e, %url, "cannot send spans to the OTLP collector"),
+                    Ok(r) => {
+                        tracing::warn!(status = r.status().as_u16(), %url, "OTLP collector refused spans")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, %url, "cannot send spans to the OTLP collector")
+                    }
                 }
             }
             (SpanSink::Otlp(_), None) => {}
@@ -214,7 +238,10 @@ mod tests {
         assert_eq!(s["startTimeUnixNano"], "1000000000");
         assert_eq!(s["endTimeUnixNano"], "1500000000");
         assert_eq!(s["attributes"][0]["value"]["stringValue"], "/api/v1/jobs");
-        assert_eq!(v["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"], "osapi-api");
+        assert_eq!(
+            v["resourceSpans"][0]["resource"]["attributes"][0]["value"]["stringValue"],
+            "osapi-api"
+        );
     }
 
     #[test]

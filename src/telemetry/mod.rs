@@ -33,7 +33,11 @@ pub fn init_logging(
     identifier: &str,
     tracing_cfg: &crate::config::TracingConfig,
 ) -> Option<impl Future<Output = ()> + Send + 'static> {
-    let default = if debug { "debug,async_nats=info,hyper=info,h2=info" } else { "info" };
+    let default = if debug {
+        "debug,async_nats=info,hyper=info,h2=info"
+    } else {
+        "info"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let sink = match (tracing_cfg.enabled, tracing_cfg.exporter) {
         (true, TraceExporter::Stdout) => Some(SpanSink::Stdout),
@@ -53,14 +57,18 @@ pub fn init_logging(
         }
         None => (None, None),
     };
-    let registry = tracing_subscriber::registry().with(filter).with(export_layer);
-    let journal = journal_wanted().then(tracing_journald::layer).and_then(|r| match r {
-        Ok(layer) => Some(layer),
-        Err(e) => {
-            eprintln!("{identifier}: journal unavailable ({e}); logging to stderr");
-            None
-        }
-    });
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(export_layer);
+    let journal = journal_wanted()
+        .then(tracing_journald::layer)
+        .and_then(|r| match r {
+            Ok(layer) => Some(layer),
+            Err(e) => {
+                eprintln!("{identifier}: journal unavailable ({e}); logging to stderr");
+                None
+            }
+        });
     match journal {
         Some(layer) => {
             // Levels map to the syslog priorities operators filter on
@@ -79,7 +87,9 @@ pub fn init_logging(
             let _ = registry.with(layer).try_init();
         }
         None => {
-            let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false);
             let _ = registry.with(layer).try_init();
         }
     }

@@ -80,7 +80,9 @@ impl TraceContext {
 
     /// The parent span id in hex, or empty for a trace's root.
     pub fn parent_span_id_hex(&self) -> String {
-        self.parent_span_id.map(|p| format!("{p:016x}")).unwrap_or_default()
+        self.parent_span_id
+            .map(|p| format!("{p:016x}"))
+            .unwrap_or_default()
     }
 }
 

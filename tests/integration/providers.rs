@@ -102,25 +102,72 @@ impl SilentHost {
         let peer = format!("ossil{tag}b");
         let ns = host.netns.as_str();
         let run = |args: &[&str]| {
-            let out = Command::new(args[0]).args(&args[1..]).output().expect("run ip");
-            assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            let out = Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .expect("run ip");
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         };
         run(&["ip", "netns", "add", ns]);
-        run(&["ip", "link", "add", &host.host_if, "type", "veth", "peer", "name", &peer]);
+        run(&[
+            "ip",
+            "link",
+            "add",
+            &host.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+        ]);
         run(&["ip", "link", "set", &peer, "netns", ns]);
-        run(&["ip", "addr", "add", &format!("10.213.{subnet}.1/30"), "dev", &host.host_if]);
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.213.{subnet}.1/30"),
+            "dev",
+            &host.host_if,
+        ]);
         run(&["ip", "link", "set", &host.host_if, "up"]);
-        run(&["ip", "netns", "exec", ns, "ip", "addr", "add", &format!("{}/30", host.address), "dev", &peer]);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/30", host.address),
+            "dev",
+            &peer,
+        ]);
         run(&["ip", "netns", "exec", ns, "ip", "link", "set", &peer, "up"]);
-        run(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.icmp_echo_ignore_all=1"]);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            "net.ipv4.icmp_echo_ignore_all=1",
+        ]);
         host
     }
 }
 
 impl Drop for SilentHost {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).output();
-        let _ = Command::new("ip").args(["netns", "del", &self.netns]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
     }
 }
 

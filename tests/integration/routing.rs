@@ -91,7 +91,9 @@ async fn targets_reach_exactly_the_addressed_agents() {
     assert_eq!(body["field"], "target");
 
     // Health status reports the components, the three live agents and the version.
-    let (status, health) = stack.get_json("/api/v1/health/status", &stack.token(&["read"])).await;
+    let (status, health) = stack
+        .get_json("/api/v1/health/status", &stack.token(&["read"]))
+        .await;
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["status"], "ok");
     assert_eq!(health["agents_live"], 3);
