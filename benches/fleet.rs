@@ -10,42 +10,23 @@
 
 #![allow(dead_code)]
 
+#[path = "support/mod.rs"]
+mod common;
 #[path = "../tests/integration/harness.rs"]
 mod harness;
 
 use std::time::{Duration, Instant};
 
+use common::{Stats, nats_version};
 use harness::{AgentSpec, Stack};
 
-/// Sorted latencies of one run.
-struct Stats {
-    samples: Vec<Duration>,
-    errors: usize,
-    wall: Duration,
-}
-
-impl Stats {
-    fn pct(&self, p: f64) -> Duration {
-        if self.samples.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((self.samples.len() as f64 * p).ceil() as usize).clamp(1, self.samples.len()) - 1;
-        self.samples[i]
-    }
+/// VmRSS in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    common::rss_mib(pid).0
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
-}
-
-/// RSS of a process in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 /// `rounds` broadcasts, `clients` at a time; each sample is one synchronous
@@ -127,17 +108,6 @@ async fn fleet(agents: usize) {
         rss_mib(nats),
         agent_rss.iter().sum::<f64>() / agent_rss.len().max(1) as f64,
     );
-}
-
-fn nats_version() -> String {
-    let binary = std::env::var("TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
-    let out = std::process::Command::new(&binary)
-        .arg("--version")
-        .output();
-    let version = out
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|e| e.to_string());
-    format!("{binary}: {version}")
 }
 
 fn main() {

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+#[path = "support/mod.rs"]
+mod common;
 #[path = "../tests/integration/harness.rs"]
 mod harness;
 
@@ -14,28 +16,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{Stats, nats_version, rss_mib};
 use harness::{AgentSpec, Stack, wait_for};
 use serde_json::json;
 
 /// Builds one request of a load run.
 type MakeRequest = Arc<dyn Fn() -> reqwest::RequestBuilder + Send + Sync>;
 
-/// Latencies of one measured run.
-struct Stats {
-    samples: Vec<Duration>,
-    errors: usize,
-    wall: Duration,
+/// Prints one row of the results table.
+trait Row {
+    fn print(&self, scenario: &str, clients: usize);
 }
 
-impl Stats {
-    fn pct(&self, p: f64) -> Duration {
-        if self.samples.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((self.samples.len() as f64 * p).ceil() as usize).clamp(1, self.samples.len()) - 1;
-        self.samples[i]
-    }
-
+impl Row for Stats {
     fn print(&self, scenario: &str, clients: usize) {
         let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
         let rate = (self.samples.len() + self.errors) as f64 / self.wall.as_secs_f64();
@@ -173,19 +166,6 @@ fn get(stack: &Stack, path: &str, token: &str) -> MakeRequest {
 }
 
 /// VmRSS and its anonymous part (heap, stacks) of a process, in MiB.
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(f64::NAN);
-        kib / 1024.0
-    };
-    (field("VmRSS:"), field("RssAnon:"))
-}
-
 fn rss_text(pid: u32) -> String {
     let (rss, anon) = rss_mib(pid);
     format!("{rss:>5.1} MiB (anon {anon:>5.1})")
@@ -327,17 +307,6 @@ async fn job_listing() {
         )
         .await;
     }
-}
-
-fn nats_version() -> String {
-    let binary = std::env::var("TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
-    let out = std::process::Command::new(&binary)
-        .arg("--version")
-        .output();
-    let version = out
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|e| e.to_string());
-    format!("{binary}: {version}")
 }
 
 fn main() {
