@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{OSAPI, free_port, spawn, wait_for, write_file};
+use crate::harness::{OSAPI, embedded_nats_config, free_port, spawn, wait_for, write_file};
 
 #[test]
 fn config_check_reports_every_problem() {
@@ -103,14 +103,7 @@ fn token_generate_and_validate_round_trip() {
 async fn embedded_nats_serves_jetstream_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = write_file(
-        dir.path(),
-        "n.yaml",
-        &format!(
-            "nats:\n  server:\n    port: {port}\n    store_dir: {}\n",
-            dir.path().join("js").display()
-        ),
-    );
+    let cfg = embedded_nats_config(dir.path(), port);
     let mut proc = spawn(
         "nats supervisor",
         Command::new(OSAPI)

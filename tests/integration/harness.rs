@@ -734,3 +734,17 @@ pub async fn http_over_unix(path: &Path, request_path: &str) -> String {
     stream.read_to_string(&mut out).await.unwrap();
     out
 }
+
+/// A config for `osapi nats server start` on `port`, storing under `dir`, with the
+/// nats-server under test (`TEST_NATS_SERVER`).
+pub fn embedded_nats_config(dir: &Path, port: u16) -> PathBuf {
+    let binary = std::env::var("TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+    write_file(
+        dir,
+        "nats.yaml",
+        &format!(
+            "nats:\n  server:\n    port: {port}\n    store_dir: {}\n    binary: {binary}\n",
+            dir.join("js").display()
+        ),
+    )
+}

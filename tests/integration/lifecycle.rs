@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::harness::{
-    AgentSpec, OSAPI, SIGNING_KEY, Stack, StackOptions, free_port, send_json, spawn, wait_for,
-    write_file,
+    AgentSpec, OSAPI, SIGNING_KEY, Stack, StackOptions, embedded_nats_config, free_port, send_json,
+    spawn, wait_for, write_file,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,14 +95,7 @@ async fn the_api_reports_nats_outages_as_503() {
 async fn the_supervisor_exits_nonzero_when_nats_dies() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = write_file(
-        dir.path(),
-        "n.yaml",
-        &format!(
-            "nats:\n  server:\n    port: {port}\n    store_dir: {}\n",
-            dir.path().join("js").display()
-        ),
-    );
+    let cfg = embedded_nats_config(dir.path(), port);
     let mut sup = spawn(
         "nats supervisor",
         Command::new(OSAPI)

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    AgentSpec, Nats, OSAPI, SIGNING_KEY, Stack, free_port, http_over_unix, socket_activate, spawn,
-    wait_for, write_file,
+    AgentSpec, Nats, OSAPI, SIGNING_KEY, Stack, embedded_nats_config, free_port, http_over_unix,
+    socket_activate, spawn, wait_for, write_file,
 };
 
 /// A notify socket like systemd's: collects the datagrams a daemon sends.
@@ -174,14 +174,7 @@ async fn nats_supervisor_and_agent_notify_ready() {
     );
 
     let port = free_port();
-    let ncfg = write_file(
-        dir.path(),
-        "n.yaml",
-        &format!(
-            "nats:\n  server:\n    port: {port}\n    store_dir: {}\n",
-            dir.path().join("js").display()
-        ),
-    );
+    let ncfg = embedded_nats_config(dir.path(), port);
     let nsock = tempfile::tempdir().unwrap();
     let mut nnotify = NotifySocket::bind(nsock.path());
     let mut sup = spawn(
@@ -290,15 +283,7 @@ async fn agent_serves_health_and_metrics_on_its_activated_socket() {
 async fn nats_supervisor_relays_clients_from_an_activated_socket() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let cfg = write_file(
-        dir.path(),
-        "n.yaml",
-        &format!(
-            "nats:\n  server:\n    port: {}\n    store_dir: {}\n",
-            free_port(),
-            dir.path().join("js").display()
-        ),
-    );
+    let cfg = embedded_nats_config(dir.path(), free_port());
     let cfg_s = cfg.to_str().unwrap().to_owned();
     let _activator = spawn(
         "socket-activated nats",
