@@ -104,7 +104,7 @@ impl TokenKey {
             roles,
             permissions,
             iat: now,
-            exp: now + ttl_secs,
+            exp: now.saturating_add(ttl_secs),
             iss: ISSUER.to_owned(),
         };
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
@@ -149,10 +149,10 @@ impl TokenKey {
         if claims.iss != ISSUER {
             return Err(TokenError::Issuer);
         }
-        if claims.exp + LEEWAY_SECS < now {
+        if claims.exp.saturating_add(LEEWAY_SECS) < now {
             return Err(TokenError::Expired);
         }
-        if claims.iat - LEEWAY_SECS > now {
+        if claims.iat.saturating_sub(LEEWAY_SECS) > now {
             return Err(TokenError::NotYetValid);
         }
         if claims.sub.is_empty() {

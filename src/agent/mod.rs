@@ -209,7 +209,16 @@ pub async fn run(
         client: client.clone(),
         providers,
         hostname: cfg.hostname.clone(),
-        ack_wait: cfg.consumer.ack_wait,
+        // With back-off the server's first ack deadline is back_off[0], and later
+        // ones are the other steps: keep alive well inside the shortest of all.
+        ack_wait: cfg
+            .consumer
+            .back_off
+            .iter()
+            .copied()
+            .chain([cfg.consumer.ack_wait])
+            .min()
+            .unwrap_or(cfg.consumer.ack_wait),
         running: Arc::new(Semaphore::new(cfg.max_jobs)),
         max_jobs: cfg.max_jobs,
         metrics: settings.metrics.clone(),
@@ -249,7 +258,9 @@ pub async fn run(
                     tracing::debug!("consumers recovering; heartbeat held back");
                     continue;
                 }
-                let running = shared.max_jobs - shared.running.available_permits();
+                let running = shared
+                    .max_jobs
+                    .saturating_sub(shared.running.available_permits());
                 if let Err(e) = registry.heartbeat(&info(running)).await {
                     shared.metrics.heartbeat_failed();
                     tracing::warn!(error = %e, "heartbeat failed");
@@ -369,6 +380,12 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
         };
         match done {
             Ok(()) => ack_finished(&msg).await,
+            // A stored job we cannot read will never become readable: stop its
+            // redelivery instead of poisoning every agent with it.
+            Err(e @ BusError::Corrupt { .. }) => {
+                tracing::error!(error = %e, "unreadable job; terminating its delivery");
+                let _ = msg.ack_with(AckKind::Term).await;
+            }
             // NATS trouble mid-job: leave it unacked so it is redelivered.
             Err(e) => {
                 tracing::warn!(error = %e, "job could not be recorded; it will be redelivered")
@@ -519,10 +536,24 @@ async fn open_consumer(
     config: &consumer::pull::Config,
     batch: usize,
 ) -> Result<consumer::pull::Stream, String> {
-    let consumer = stream
+    let mut consumer = stream
         .get_or_create_consumer(durable, config.clone())
         .await
         .map_err(|e| e.to_string())?;
+    // An existing durable consumer keeps the settings it was made with; bring
+    // its redelivery timing in line with the configuration we keep alive by.
+    let current = &consumer.cached_info().config;
+    if current.ack_wait != config.ack_wait
+        || current.backoff != config.backoff
+        || current.max_deliver != config.max_deliver
+    {
+        // Creating a durable consumer that exists updates its updatable fields
+        // (the create endpoint does so on 2.9 as on 2.10+).
+        consumer = stream
+            .create_consumer(config.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     consumer
         .stream()
         .max_messages_per_batch(batch)

@@ -118,20 +118,26 @@ impl Drop for Pending {
 }
 
 /// Middleware: record one audit entry for this request, whatever its outcome.
-pub async fn audit_requests(State(a): State<AuditLayer>, req: Request, next: Next) -> Response {
+pub async fn audit_requests(State(a): State<AuditLayer>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req
         .extensions()
         .get::<OriginalUri>()
-        .map_or_else(|| req.uri().path(), |u| u.0.path());
+        .map_or_else(|| req.uri().path(), |u| u.0.path())
+        .to_owned();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
     // Identify, never enforce: the guard inside decides; a bad token is anonymous.
+    // A verified principal is handed to the guard, so the token is checked once.
     let (user, roles) = match a.auth.authenticate(req.headers()) {
-        Ok(p) => (p.subject, p.roles),
+        Ok(p) => {
+            let who = (p.subject.clone(), p.roles.clone());
+            req.extensions_mut().insert(p);
+            who
+        }
         Err(_) => (ANONYMOUS.to_owned(), Vec::new()),
     };
     let entry = AuditEntry {
@@ -140,7 +146,7 @@ pub async fn audit_requests(State(a): State<AuditLayer>, req: Request, next: Nex
         user,
         roles,
         method: method.to_string(),
-        path: bounded_path(path),
+        path: bounded_path(&path),
         operation_id: route
             .as_deref()
             .and_then(|r| a.operations.get(&method, r))

@@ -76,7 +76,11 @@ pub async fn guard(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let principal = g.auth.authenticate(req.headers())?;
+    // The audit layer outside may have verified the token already.
+    let principal = match req.extensions_mut().remove::<Principal>() {
+        Some(p) => p,
+        None => g.auth.authenticate(req.headers())?,
+    };
     principal.require(g.permission)?;
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)

@@ -87,6 +87,8 @@ impl ApiError {
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(BusError::Conflict(_)) => StatusCode::CONFLICT,
+            // Stored data we cannot read is our fault, not a NATS outage to retry.
+            ApiError::Unavailable(BusError::Corrupt { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::WaitTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -107,6 +109,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => "too-large",
             ApiError::UnsupportedMediaType => "unsupported-media-type",
             ApiError::Unavailable(BusError::Conflict(_)) => "conflict",
+            ApiError::Unavailable(BusError::Corrupt { .. }) => "corrupt-data",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::WaitTimeout { .. } => "timeout",
             ApiError::Internal(_) => "internal",

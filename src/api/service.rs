@@ -65,7 +65,7 @@ pub struct JobService {
 
 impl JobService {
     /// Keep `progress_hint` within a fraction of a second of the responses
-    /// stream's tail. A stale value is safe: it only lowers where reading starts.
+    /// stream's tail. A value a moment old is safe: it is at or below where a new job's events start.
     pub fn track_progress_hint(&self) -> tokio::task::JoinHandle<()> {
         let (store, hint) = (self.store.clone(), self.progress_hint.clone());
         tokio::spawn(async move {
@@ -74,7 +74,9 @@ impl JobService {
                 tick.tick().await;
                 let tail = store.progress_hint().await;
                 if tail > 0 {
-                    hint.fetch_max(tail, Ordering::Relaxed);
+                    // Follow the tail down too: a recreated stream starts again at 1,
+                    // and a hint above every sequence would hide all progress.
+                    hint.store(tail, Ordering::Relaxed);
                 }
             }
         })

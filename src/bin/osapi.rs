@@ -67,6 +67,9 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
             let key = token::TokenKey::new(cfg.api.server.security.signing_key()?)?;
             match command {
                 TokenCommand::Generate(g) => {
+                    // Ten years is already far beyond any sane token lifetime.
+                    const MAX_TTL_SECS: u64 = 10 * 366 * 24 * 3600;
+                    anyhow::ensure!(g.ttl.as_secs() <= MAX_TTL_SECS, "--ttl: at most 10 years");
                     let ttl = i64::try_from(g.ttl.as_secs()).context("ttl too long")?;
                     let perms = (!g.permissions.is_empty()).then(|| g.permissions.clone());
                     println!(

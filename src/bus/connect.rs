@@ -84,14 +84,19 @@ pub async fn connect_watched(
         .iter()
         .map(|s| {
             s.parse::<ServerAddr>()
-                .map_err(|_| BusError::BadServer(s.clone()))
+                .map_err(|_| BusError::BadServer(redact_userinfo(s)))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let client = opts
         .connect(addrs.as_slice())
         .await
         .map_err(|e| BusError::Connect {
-            servers: conn.servers.join(","),
+            servers: conn
+                .servers
+                .iter()
+                .map(|s| redact_userinfo(s))
+                .collect::<Vec<_>>()
+                .join(","),
             reason: connect_reason(&e, &conn.auth),
         })?;
     Ok((client, connects))
@@ -137,4 +142,37 @@ pub async fn round_trip(client: &Client) -> bool {
         tokio::time::timeout(Duration::from_secs(1), client.flush()).await,
         Ok(Ok(()))
     )
+}
+
+/// A server URL fit for messages: `nats://user:secret@host` → `nats://***@host`.
+pub(crate) fn redact_userinfo(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let prefix = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}://")
+            };
+            format!("{prefix}***{}", &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_userinfo;
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        assert_eq!(
+            redact_userinfo("nats://user:s3cret@host:4222"),
+            "nats://***@host:4222"
+        );
+        assert_eq!(redact_userinfo("tls://tok@host"), "tls://***@host");
+        assert_eq!(redact_userinfo("nats://host:4222"), "nats://host:4222");
+        assert_eq!(redact_userinfo("u:p@host"), "***@host");
+    }
 }

@@ -21,7 +21,7 @@ pub struct Osapi {
         short = 'f',
         long = "osapi-file",
         global = true,
-        default_value = "/etc/osapi/osapi.yaml",
+        default_value = crate::config::DEFAULT_CONFIG_PATH,
         env = "OSAPI_FILE"
     )]
     pub osapi_file: PathBuf,

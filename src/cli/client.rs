@@ -128,10 +128,6 @@ impl Client {
         &self.traceparent
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
     fn builder(&self, req: &Request) -> reqwest::RequestBuilder {
         let mut b = self
             .http

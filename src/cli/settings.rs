@@ -24,7 +24,7 @@ use super::error::CliError;
 /// The URL used when nothing else names one.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 /// The system-wide config, shared with the daemons.
-pub const SYSTEM_CONFIG: &str = "/etc/osapi/osapi.yaml";
+pub const SYSTEM_CONFIG: &str = crate::config::DEFAULT_CONFIG_PATH;
 
 /// Settings as given on the command line.
 #[derive(Clone, Default)]

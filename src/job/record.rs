@@ -60,8 +60,12 @@ pub struct Job {
 
 impl Job {
     pub fn deadline(&self) -> OffsetDateTime {
+        // Jobs come from the bus: an absurd timeout means "no deadline", never a panic.
+        let timeout =
+            time::Duration::milliseconds(i64::try_from(self.timeout_ms).unwrap_or(i64::MAX));
         self.created_at
-            + time::Duration::milliseconds(i64::try_from(self.timeout_ms).unwrap_or(i64::MAX / 2))
+            .checked_add(timeout)
+            .unwrap_or_else(|| time::PrimitiveDateTime::MAX.assume_utc())
     }
 }
 

@@ -429,11 +429,6 @@ pub struct PingRequest {
     pub timeout: Duration,
 }
 
-impl PingRequest {
-    /// Echo requests sent when the caller does not say.
-    pub const DEFAULT_COUNT: u32 = 4;
-}
-
 /// Outcome of a ping run. Round-trip times are absent when nothing came back.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct PingResult {

@@ -186,3 +186,32 @@ async fn osapi_start_runs_the_whole_suite() {
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_brings_its_consumers_to_the_configured_timing() {
+    let mut stack = Stack::start(&[AgentSpec::real("retimed").simulate(Duration::ZERO)]).await;
+    stack.agent_mut("retimed").terminate();
+    // Same host, new redelivery timing: the durable consumers must follow it, or
+    // the agent's keepalive and the server's ack deadline disagree.
+    stack
+        .add_agent(
+            AgentSpec::real("retimed")
+                .simulate(Duration::ZERO)
+                .env("OSAPI_NODE_AGENT_CONSUMER_ACK_WAIT", "7s"),
+        )
+        .await;
+    let client = async_nats::connect(stack.nats.url.as_str()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = js
+        .get_stream(format!("{}-JOBS", stack.namespace))
+        .await
+        .unwrap();
+    let consumer: async_nats::jetstream::consumer::PullConsumer = stream
+        .get_consumer(&format!("{}-any", stack.namespace))
+        .await
+        .unwrap();
+    assert_eq!(
+        consumer.cached_info().config.ack_wait,
+        Duration::from_secs(7)
+    );
+}
