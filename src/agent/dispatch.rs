@@ -11,8 +11,6 @@
 //! `max_payload` (1 MB by default), and a result that cannot be stored would
 //! otherwise look like a dead agent and end up `interrupted`.
 
-use std::time::Duration;
-
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,9 +19,6 @@ use crate::provider::{
     CommandResult, DnsChange, ExecRequest, HostnameChange, PingRequest, ProviderError, Providers,
     ShellRequest,
 };
-
-/// Per-probe ping timeout when the request gives none, as `ping -W` defaults.
-const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What running an operation on this host produced. The host's result is failed
 /// exactly when `error` is set; `data` may accompany an error.
@@ -211,7 +206,7 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
                 .ping(&PingRequest {
                     address: ping.address.clone(),
                     count: ping.count,
-                    timeout: ping.timeout.unwrap_or(DEFAULT_PING_TIMEOUT),
+                    timeout: ping.timeout.unwrap_or(crate::job::DEFAULT_PING_TIMEOUT),
                 })
                 .await,
         ),

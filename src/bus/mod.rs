@@ -10,7 +10,7 @@ mod store;
 
 pub use connect::{connect, connect_watched, round_trip};
 pub use pager::{Order, StreamPager};
-pub use provision::{Buckets, check, provision, reprovision_on_reconnect};
+pub use provision::{Buckets, check, provision, provisioned_streams, reprovision_on_reconnect};
 pub use registry::{AgentInfo, LiveAgents, Registry};
 pub use store::{Claim, JobPage, JobProgress, JobStore, ListFilter, TRACEPARENT_HEADER};
 

@@ -220,12 +220,11 @@ async fn ensure_bucket(
         })
 }
 
-/// Open the buckets without creating anything: for readiness checks.
-pub async fn check(
-    js: &jetstream::Context,
-    names: &Names,
-    cfg: &NatsConfig,
-) -> Result<(), BusError> {
+/// Every stream the job system needs, as (what to call it, stream name): the
+/// job stream and the backing stream of each bucket.
+pub fn provisioned_streams(names: &Names, cfg: &NatsConfig) -> Vec<(String, String)> {
+    let stream = names.resource(&cfg.stream.name);
+    let mut all = vec![(format!("stream {stream}"), stream)];
     for b in [
         &cfg.kv.jobs_bucket,
         &cfg.kv.responses_bucket,
@@ -233,17 +232,24 @@ pub async fn check(
         &cfg.registry.bucket,
     ] {
         let bucket = names.resource(b);
-        js.get_stream(format!("KV_{bucket}"))
+        all.push((format!("bucket {bucket}"), format!("KV_{bucket}")));
+    }
+    all
+}
+
+/// Open every provisioned stream without creating anything: for readiness checks.
+pub async fn check(
+    js: &jetstream::Context,
+    names: &Names,
+    cfg: &NatsConfig,
+) -> Result<(), BusError> {
+    for (what, stream) in provisioned_streams(names, cfg) {
+        js.get_stream(&stream)
             .await
             .map_err(|e| BusError::Provision {
-                what: format!("bucket {bucket}"),
+                what,
                 detail: e.to_string(),
             })?;
     }
-    let s = names.resource(&cfg.stream.name);
-    js.get_stream(&s).await.map_err(|e| BusError::Provision {
-        what: format!("stream {s}"),
-        detail: e.to_string(),
-    })?;
     Ok(())
 }

@@ -15,8 +15,9 @@ mod target;
 
 pub use names::Names;
 pub use operation::{
-    CommandExec, CommandShell, DnsGet, DnsSet, HostnameSet, InvalidInput, Kind,
-    MAX_COMMAND_TIMEOUT, OPERATION_TYPES, Operation, OperationRequest, Ping,
+    CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DEFAULT_PING_TIMEOUT, DnsGet, DnsSet,
+    HostnameSet, InvalidInput, Kind, MAX_COMMAND_TIMEOUT, OPERATION_TYPES, Operation,
+    OperationRequest, Ping,
 };
 pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Stage};
 pub use status::{HostProgress, JobStatus, JobView, compute_status};

@@ -12,6 +12,10 @@ use crate::rbac::Permission;
 
 /// The longest command timeout an API accepts; agents may configure less.
 pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+/// A command's timeout when the request gives none (agents may configure another).
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long each ping probe waits for its reply when the request does not say.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest per-probe ping timeout.
 const MAX_PING_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -293,11 +297,11 @@ impl Operation {
     /// job's deadline can allow for it.
     pub fn expected_runtime(&self) -> Duration {
         match self {
-            Operation::CommandExec(c) => c.timeout.unwrap_or(Duration::from_secs(30)),
-            Operation::CommandShell(c) => c.timeout.unwrap_or(Duration::from_secs(30)),
+            Operation::CommandExec(c) => c.timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+            Operation::CommandShell(c) => c.timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
             Operation::Ping(p) => {
                 p.timeout
-                    .unwrap_or(Duration::from_secs(1))
+                    .unwrap_or(DEFAULT_PING_TIMEOUT)
                     .saturating_mul(p.count)
                     + Duration::from_secs(p.count.into())
             }

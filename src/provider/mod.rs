@@ -454,9 +454,9 @@ pub trait PingProvider: Send + Sync {
 // Command (implementation in [`command`])
 // ---------------------------------------------------------------------------
 
-/// Timeout of a command when the caller gives none (SPEC §8). The upper bound
-/// (300 s) is enforced where inputs are validated, in [`crate::job`].
-pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout of a command when the caller gives none (SPEC §8); one value with
+/// the job domain's, which also sizes job deadlines from it.
+pub use crate::job::DEFAULT_COMMAND_TIMEOUT;
 
 /// Input of `command.exec.execute`: a program and its arguments, no shell.
 ///

@@ -165,7 +165,7 @@ pub async fn create(
         target,
         timeout,
         created_by: who.subject.clone(),
-        traceparent: Some(super::traceparent(&headers)),
+        traceparent: super::traceparent(&headers),
         retry_of: None,
     };
     let (job, _) = s.jobs.submit(submission, false).await?;
@@ -311,7 +311,7 @@ pub async fn retry(
         target,
         timeout: Duration::from_millis(old.timeout_ms),
         created_by: who.subject.clone(),
-        traceparent: Some(super::traceparent(&headers)),
+        traceparent: super::traceparent(&headers),
         retry_of: Some(old.id),
     };
     let (job, _) = s.jobs.submit(submission, false).await?;

@@ -9,11 +9,11 @@ pub mod system;
 
 use axum::http::HeaderMap;
 
-/// This request's W3C trace context, as set by the tracing middleware (which
-/// continues the caller's trace or starts one).
-pub(crate) fn traceparent(headers: &HeaderMap) -> String {
-    let header = headers.get("traceparent").and_then(|v| v.to_str().ok());
-    crate::telemetry::trace::TraceContext::parse(header.unwrap_or_default())
-        .unwrap_or_else(|| crate::telemetry::trace::TraceContext::continue_from(header))
-        .to_string()
+/// This request's W3C trace context. The tracing middleware always sets the
+/// header (continuing the caller's trace or starting one), so it is read as is.
+pub(crate) fn traceparent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }

@@ -60,7 +60,7 @@ pub(crate) async fn run(
         target,
         timeout,
         created_by: who.subject.clone(),
-        traceparent: Some(super::traceparent(headers)),
+        traceparent: super::traceparent(headers),
         retry_of: None,
     };
     let (job, sub) = state.jobs.submit(submission, !wait_async).await?;

@@ -82,28 +82,7 @@ pub async fn status(State(s): State<AppState>) -> Response {
         detail: Some(format!("{state:?}").to_lowercase()),
     });
     let cfg = &s.nats_config;
-    let streams = [
-        (
-            format!("stream {}", s.names.resource(&cfg.stream.name)),
-            s.names.resource(&cfg.stream.name),
-        ),
-        (
-            format!("bucket {}", s.names.resource(&cfg.kv.jobs_bucket)),
-            format!("KV_{}", s.names.resource(&cfg.kv.jobs_bucket)),
-        ),
-        (
-            format!("bucket {}", s.names.resource(&cfg.kv.responses_bucket)),
-            format!("KV_{}", s.names.resource(&cfg.kv.responses_bucket)),
-        ),
-        (
-            format!("bucket {}", s.names.resource(&cfg.audit.bucket)),
-            format!("KV_{}", s.names.resource(&cfg.audit.bucket)),
-        ),
-        (
-            format!("bucket {}", s.names.resource(&cfg.registry.bucket)),
-            format!("KV_{}", s.names.resource(&cfg.registry.bucket)),
-        ),
-    ];
+    let streams = crate::bus::provisioned_streams(&s.names, cfg);
     for (name, stream) in streams {
         let (ok, detail) = match js.get_stream(&stream).await {
             Ok(st) => (
