@@ -41,6 +41,8 @@ node:
     nats:
       servers: ["nats://127.0.0.1:$nats_port"]
 YAML
-./target/release/osapi -f dev/osapi.yaml token generate -r admin -u "${USER:-root}" --ttl 720h > dev/admin.token
-echo "admin token: dev/admin.token   try: ./target/release/osapictl --config dev/osapi.yaml node status" >&2
-exec ./target/release/osapi -f dev/osapi.yaml start
+# The binaries are where cargo put them (CI may point CARGO_TARGET_DIR elsewhere).
+bin=${CARGO_TARGET_DIR:-target}/release
+"$bin/osapi" -f dev/osapi.yaml token generate -r admin -u "${USER:-root}" --ttl 720h > dev/admin.token
+echo "admin token: dev/admin.token   try: $bin/osapictl --config dev/osapi.yaml node status" >&2
+exec "$bin/osapi" -f dev/osapi.yaml start
