@@ -369,6 +369,11 @@ async fn serve_agent(
     let mut watchdog = None;
     let result = agent::run(settings, providers, shutdown, |handle| {
         systemd::ready("consuming jobs");
+        // Start-up code will not run again; an idle agent keeps only what it uses.
+        match crate::memory::release_executable_pages() {
+            Ok(bytes) => tracing::debug!(bytes, "released start-up code pages"),
+            Err(e) => tracing::debug!(error = %e, "could not release start-up code pages"),
+        }
         let probe = handle.clone();
         watchdog = systemd::spawn_watchdog(move || {
             let probe = probe.clone();

@@ -16,7 +16,8 @@
 //! (JWT), [`audit`] (one entry per API request, journal and bucket), [`metrics`]
 //! (Prometheus registries), [`telemetry`] (journald/stderr logging, W3C trace
 //! context, span export), [`systemd`] (sd_notify, watchdog, socket activation),
-//! and [`daemon`], which turns a `Config` into the running daemons.
+//! [`memory`] (an idle agent gives back its start-up code pages), and [`daemon`],
+//! which turns a `Config` into the running daemons.
 
 pub mod agent;
 pub mod api;
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod job;
+pub mod memory;
 pub mod metrics;
 pub mod natsd;
 pub mod provider;

@@ -108,6 +108,8 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // The daemons' futures are large; boxed, they live on the heap instead of
+    // the main thread's stack.
     runtime.block_on(async {
         if let Some(task) = export {
             tokio::spawn(task);
@@ -118,20 +120,27 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
                     NatsCommand::Server {
                         command: StartOnly::Start,
                     },
-            } => daemon::run_nats(&cfg).await,
+            } => Box::pin(daemon::run_nats(&cfg)).await,
             Command::Api {
                 command:
                     ApiCommand::Server {
                         command: StartOnly::Start,
                     },
-            } => daemon::run_api(&cfg, daemon::shutdown_signal()?).await,
+            } => Box::pin(daemon::run_api(&cfg, daemon::shutdown_signal()?)).await,
             Command::Node {
                 command:
                     NodeCommand::Agent {
                         command: AgentStart::Start(a),
                     },
-            } => daemon::run_agent(&cfg, a.simulate, daemon::shutdown_signal()?).await,
-            Command::Start => daemon::run_all(&cfg).await,
+            } => {
+                Box::pin(daemon::run_agent(
+                    &cfg,
+                    a.simulate,
+                    daemon::shutdown_signal()?,
+                ))
+                .await
+            }
+            Command::Start => Box::pin(daemon::run_all(&cfg)).await,
             Command::Config { .. } | Command::Token { .. } | Command::GenerateDocs { .. } => Ok(()),
         }
     })?;

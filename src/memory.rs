@@ -1,0 +1,170 @@
+//! Giving back the pages a daemon touched only while it started.
+//!
+//! An idle agent runs little of its own code: heartbeats and the consumer loop.
+//! Start-up ran much more (argument parsing, configuration, NATS provisioning,
+//! the D-Bus handshake), and the kernel's fault-around maps 64 KiB around every
+//! code page touched, so most of the executable would stay resident for the
+//! agent's whole life although it never runs again. Once ready, the agent drops
+//! those pages: the ones only it maps are reclaimed (`MADV_PAGEOUT`), the rest
+//! (shared with an API on the same host) are unmapped from it (`MADV_DONTNEED`).
+//! A page it needs again is mapped back from the file on first use.
+//!
+//! Only read-only private mappings of the executable that hold no
+//! copied-on-write pages are advised: every page there is exactly the file's
+//! content, so dropping it loses nothing. Relocated data (RELRO) has private
+//! copies and is left alone.
+
+use std::io;
+
+/// One address range from `/proc/self/smaps`.
+#[derive(Debug, PartialEq, Eq)]
+struct Range {
+    start: usize,
+    end: usize,
+}
+
+/// Drop this process's resident pages of its own executable's read-only
+/// mappings. Returns how many bytes of address space were advised.
+pub fn release_executable_pages() -> io::Result<usize> {
+    let exe = std::fs::read_link("/proc/self/exe")?;
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let mut advised = 0;
+    for range in clean_read_only_mappings(&smaps, &exe.to_string_lossy()) {
+        // Kernels before 5.4 lack MADV_PAGEOUT; MADV_DONTNEED alone still
+        // unmaps, so its error is not worth reporting.
+        let _ = advise(&range, libc::MADV_PAGEOUT);
+        advise(&range, libc::MADV_DONTNEED)?;
+        advised += range.end - range.start;
+    }
+    Ok(advised)
+}
+
+fn advise(range: &Range, advice: libc::c_int) -> io::Result<()> {
+    // SAFETY: `range` is a whole mapping the kernel listed for this process: a
+    // private, read-only mapping of our executable file with no copied-on-write
+    // page (nothing writes a read-only mapping, so that still holds). Dropping
+    // its pages only unmaps file content, which the next access maps back; no
+    // Rust object lives in it.
+    let rc = unsafe {
+        libc::madvise(
+            range.start as *mut libc::c_void,
+            range.end - range.start,
+            advice,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The private, read-only mappings of `exe` whose `Anonymous` size is zero,
+/// read from the text of `/proc/<pid>/smaps`.
+fn clean_read_only_mappings(smaps: &str, exe: &str) -> Vec<Range> {
+    let mut out = Vec::new();
+    let mut candidate = None;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let Some(first) = fields.next() else { continue };
+        if let Some(range) = parse_range(first) {
+            // A mapping's header: range, perms, offset, dev, inode, path.
+            let perms = fields.next().unwrap_or_default().as_bytes();
+            // Skip offset, dev and inode; the path may contain spaces.
+            let path = fields.nth(2).map(|_| fields.collect::<Vec<_>>().join(" "));
+            let private_read_only =
+                perms.len() == 4 && perms[0] == b'r' && perms[1] == b'-' && perms[3] == b'p';
+            candidate = (private_read_only && path.as_deref() == Some(exe)).then_some(range);
+        } else if first == "Anonymous:" {
+            if let Some(range) = candidate.take()
+                && fields.next() == Some("0")
+            {
+                out.push(range);
+            }
+        }
+    }
+    out
+}
+
+fn parse_range(field: &str) -> Option<Range> {
+    let (start, end) = field.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    (start < end).then_some(Range { start, end })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMAPS: &str = "\
+55d000000000-55d000100000 r--p 00000000 fe:01 42 /usr/bin/osapi
+Size:               1024 kB
+Rss:                 512 kB
+Anonymous:             0 kB
+VmFlags: rd mr mw me
+55d000100000-55d000900000 r-xp 00100000 fe:01 42 /usr/bin/osapi
+Size:               8192 kB
+Anonymous:             0 kB
+VmFlags: rd ex mr mw me
+55d000900000-55d000980000 r--p 00900000 fe:01 42 /usr/bin/osapi
+Size:                512 kB
+Anonymous:           508 kB
+VmFlags: rd mr mw me ac
+55d000980000-55d000983000 rw-p 00980000 fe:01 42 /usr/bin/osapi
+Anonymous:             0 kB
+7f0000000000-7f0000100000 r-xp 00028000 fe:01 7 /usr/lib/x86_64-linux-gnu/libc.so.6
+Anonymous:             0 kB
+7f0000200000-7f0000210000 r--p 00000000 fe:01 9 /opt/my tools/osapi
+Anonymous:             0 kB
+7f0000300000-7f0000310000 r--s 00000000 fe:01 42 /usr/bin/osapi
+Anonymous:             0 kB
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
+Anonymous:           132 kB
+";
+
+    #[test]
+    fn only_clean_read_only_private_mappings_of_the_executable_are_chosen() {
+        let ranges = clean_read_only_mappings(SMAPS, "/usr/bin/osapi");
+        assert_eq!(
+            ranges,
+            vec![
+                Range {
+                    start: 0x55d0_0000_0000,
+                    end: 0x55d0_0010_0000
+                },
+                Range {
+                    start: 0x55d0_0010_0000,
+                    end: 0x55d0_0090_0000
+                },
+            ]
+        );
+        // Paths with spaces are matched whole.
+        assert_eq!(
+            clean_read_only_mappings(SMAPS, "/opt/my tools/osapi").len(),
+            1
+        );
+        assert!(clean_read_only_mappings(SMAPS, "/usr/bin/other").is_empty());
+        assert!(clean_read_only_mappings("", "/usr/bin/osapi").is_empty());
+    }
+
+    fn rss_file_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("RssFile:"))
+            .unwrap()
+            .to_owned();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn releasing_shrinks_the_resident_set_and_the_code_still_runs() {
+        let before = rss_file_kib();
+        let advised = release_executable_pages().unwrap();
+        // The code that measures was unmapped too: running it maps it back.
+        let after = rss_file_kib();
+        assert!(advised > 0, "nothing of the test binary was advised");
+        assert!(after < before, "RssFile {before} kB → {after} kB");
+    }
+}
