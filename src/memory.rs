@@ -75,12 +75,11 @@ fn clean_read_only_mappings(smaps: &str, exe: &str) -> Vec<Range> {
             let private_read_only =
                 perms.len() == 4 && perms[0] == b'r' && perms[1] == b'-' && perms[3] == b'p';
             candidate = (private_read_only && path.as_deref() == Some(exe)).then_some(range);
-        } else if first == "Anonymous:" {
-            if let Some(range) = candidate.take()
-                && fields.next() == Some("0")
-            {
-                out.push(range);
-            }
+        } else if first == "Anonymous:"
+            && let Some(range) = candidate.take()
+            && fields.next() == Some("0")
+        {
+            out.push(range);
         }
     }
     out

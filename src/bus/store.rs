@@ -100,13 +100,13 @@ impl JobStore {
         let (p, v) = self.view(job, now).await?;
         // Settled: every expected host answered, so later events cannot change
         // the status (a deadline-based `timeout` could still, and is not cached).
-        if job.expected.is_answered_by(&p.results) {
-            if let Ok(mut m) = self.settled.lock() {
-                if m.len() >= SETTLED_CAPACITY {
-                    m.clear();
-                }
-                m.insert(job.id, v.clone());
+        if job.expected.is_answered_by(&p.results)
+            && let Ok(mut m) = self.settled.lock()
+        {
+            if m.len() >= SETTLED_CAPACITY {
+                m.clear();
             }
+            m.insert(job.id, v.clone());
         }
         Ok(v)
     }

@@ -165,16 +165,16 @@ fn api_message(status: u16, p: &Problem) -> String {
     let mut msg = format!("{} ({status}): {}", p.title, p.detail);
     // The server's input errors read "field: reason"; permissions and job ids are
     // distinctive enough to look for anywhere in the detail.
-    if let Some(f) = &p.field {
-        if !p.detail.starts_with(&format!("{f}:")) {
-            msg.push_str(&format!(" [field: {f}]"));
-        }
+    if let Some(f) = &p.field
+        && !p.detail.starts_with(&format!("{f}:"))
+    {
+        msg.push_str(&format!(" [field: {f}]"));
     }
     for (label, value) in [("permission", &p.permission), ("job", &p.job_id)] {
-        if let Some(v) = value {
-            if !p.detail.contains(v.as_str()) {
-                msg.push_str(&format!(" [{label}: {v}]"));
-            }
+        if let Some(v) = value
+            && !p.detail.contains(v.as_str())
+        {
+            msg.push_str(&format!(" [{label}: {v}]"));
         }
     }
     msg

@@ -30,26 +30,26 @@ impl Config {
         if s.max_body_bytes == 0 {
             p.push("api.server.max_body_bytes", "must be at least 1 byte");
         }
-        if let Some(sock) = &s.unix_socket {
-            if !sock.is_absolute() {
-                p.push(
-                    "api.server.unix_socket",
-                    "must be an absolute path (or \"\" to disable)",
-                );
-            }
+        if let Some(sock) = &s.unix_socket
+            && !sock.is_absolute()
+        {
+            p.push(
+                "api.server.unix_socket",
+                "must be an absolute path (or \"\" to disable)",
+            );
         }
         connection(&mut p, "api.server.nats", &s.nats);
         let sec = &s.security;
-        if let Some(SecretSource::Inline(key)) = &sec.signing_key_source {
-            if key.len() < MIN_SIGNING_KEY_BYTES {
-                p.push(
-                    "api.server.security.signing_key",
-                    format!(
-                        "is {} bytes; at least {MIN_SIGNING_KEY_BYTES} are required",
-                        key.len()
-                    ),
-                );
-            }
+        if let Some(SecretSource::Inline(key)) = &sec.signing_key_source
+            && key.len() < MIN_SIGNING_KEY_BYTES
+        {
+            p.push(
+                "api.server.security.signing_key",
+                format!(
+                    "is {} bytes; at least {MIN_SIGNING_KEY_BYTES} are required",
+                    key.len()
+                ),
+            );
         }
         for name in sec.roles.keys() {
             if !is_token(name) {
@@ -101,13 +101,13 @@ impl Config {
         }
         if let NatsServerAuth::UserPass { users } = &n.auth {
             for (i, u) in users.iter().enumerate() {
-                if let SecretSource::Inline(pw) = &u.password {
-                    if pw.is_empty() {
-                        p.push(
-                            format!("nats.server.auth.users[{i}].password"),
-                            "must not be empty",
-                        );
-                    }
+                if let SecretSource::Inline(pw) = &u.password
+                    && pw.is_empty()
+                {
+                    p.push(
+                        format!("nats.server.auth.users[{i}].password"),
+                        "must not be empty",
+                    );
                 }
             }
         }
@@ -260,13 +260,13 @@ impl Config {
         }
 
         let t = &self.telemetry.tracing;
-        if let Some(e) = &t.otlp_endpoint {
-            if !(e.starts_with("http://") || e.starts_with("https://")) {
-                p.push(
-                    "telemetry.tracing.otlp_endpoint",
-                    "must be an http:// or https:// URL",
-                );
-            }
+        if let Some(e) = &t.otlp_endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            p.push(
+                "telemetry.tracing.otlp_endpoint",
+                "must be an http:// or https:// URL",
+            );
         }
         p.0
     }
@@ -283,15 +283,15 @@ impl Config {
             _ => "api.server.security.signing_key_file",
         };
         // An inline key that is too short is already reported by validate().
-        if !matches!(&sec.signing_key_source, Some(SecretSource::Inline(_))) {
-            if let Err(e) = sec.signing_key() {
-                p.push(key_name, e.to_string());
-            }
+        if !matches!(&sec.signing_key_source, Some(SecretSource::Inline(_)))
+            && let Err(e) = sec.signing_key()
+        {
+            p.push(key_name, e.to_string());
         }
-        if let Some(SecretSource::File(_)) = &self.api.client.security.bearer_token {
-            if let Err(e) = self.api.client.security.bearer_token() {
-                p.push("api.client.security.bearer_token_file", e.to_string());
-            }
+        if let Some(SecretSource::File(_)) = &self.api.client.security.bearer_token
+            && let Err(e) = self.api.client.security.bearer_token()
+        {
+            p.push("api.client.security.bearer_token_file", e.to_string());
         }
         check_connection(&mut p, "api.server.nats", &self.api.server.nats);
         check_connection(&mut p, "node.agent.nats", &self.node.agent.nats);
@@ -399,28 +399,28 @@ fn bucket(p: &mut Problems, key: &str, b: &BucketConfig) {
 
 fn connection(p: &mut Problems, key: &str, c: &NatsConnection) {
     urls(p, &format!("{key}.servers"), &c.servers, true);
-    if let Some(name) = &c.client_name {
-        if name.trim().is_empty() {
-            p.push(format!("{key}.client_name"), "must not be blank");
-        }
+    if let Some(name) = &c.client_name
+        && name.trim().is_empty()
+    {
+        p.push(format!("{key}.client_name"), "must not be blank");
     }
     namespace(p, &format!("{key}.namespace"), &c.namespace);
-    if let NatsClientAuth::UserPass { username, .. } = &c.auth {
-        if username.trim().is_empty() {
-            p.push(format!("{key}.auth.username"), "must not be blank");
-        }
+    if let NatsClientAuth::UserPass { username, .. } = &c.auth
+        && username.trim().is_empty()
+    {
+        p.push(format!("{key}.auth.username"), "must not be blank");
     }
-    if let Some(tls) = &c.tls {
-        if tls.cert_file.is_some() != tls.key_file.is_some() {
-            let missing = if tls.cert_file.is_some() {
-                "key_file"
-            } else {
-                "cert_file"
-            };
-            p.push(
-                format!("{key}.tls.{missing}"),
-                "cert_file and key_file go together: set both or neither",
-            );
-        }
+    if let Some(tls) = &c.tls
+        && tls.cert_file.is_some() != tls.key_file.is_some()
+    {
+        let missing = if tls.cert_file.is_some() {
+            "key_file"
+        } else {
+            "cert_file"
+        };
+        p.push(
+            format!("{key}.tls.{missing}"),
+            "cert_file and key_file go together: set both or neither",
+        );
     }
 }

@@ -320,13 +320,13 @@ impl Operation {
                         "must be an RFC 1123 hostname: 1-253 characters, labels of 1-63 letters, digits or hyphens, not starting or ending with a hyphen",
                     ));
                 }
-                if let Some(p) = &h.pretty {
-                    if p.len() > 255 || p.chars().any(char::is_control) {
-                        return Err(InvalidInput::new(
-                            field("pretty"),
-                            "at most 255 characters, no control characters",
-                        ));
-                    }
+                if let Some(p) = &h.pretty
+                    && (p.len() > 255 || p.chars().any(char::is_control))
+                {
+                    return Err(InvalidInput::new(
+                        field("pretty"),
+                        "at most 255 characters, no control characters",
+                    ));
                 }
             }
             Operation::DnsGet(d) => validate_interface(&d.interface, &field("interface"))?,
@@ -368,13 +368,13 @@ impl Operation {
                         "must be between 1 and 100",
                     ));
                 }
-                if let Some(t) = p.timeout {
-                    if t.is_zero() || t > MAX_PING_TIMEOUT {
-                        return Err(InvalidInput::new(
-                            field("timeout"),
-                            "must be between 1ms and 30s",
-                        ));
-                    }
+                if let Some(t) = p.timeout
+                    && (t.is_zero() || t > MAX_PING_TIMEOUT)
+                {
+                    return Err(InvalidInput::new(
+                        field("timeout"),
+                        "must be between 1ms and 30s",
+                    ));
                 }
             }
             Operation::CommandExec(c) => {

@@ -270,10 +270,10 @@ impl ProcessGroup {
     fn kill(&self) {
         if let Some(pgid) = self.pgid {
             // ESRCH: everyone is gone already, which is what we wanted.
-            if let Err(e) = killpg(pgid, Signal::SIGKILL) {
-                if e != nix::errno::Errno::ESRCH {
-                    tracing::warn!(pgid = pgid.as_raw(), error = %e, "could not kill a command's process group");
-                }
+            if let Err(e) = killpg(pgid, Signal::SIGKILL)
+                && e != nix::errno::Errno::ESRCH
+            {
+                tracing::warn!(pgid = pgid.as_raw(), error = %e, "could not kill a command's process group");
             }
         }
     }

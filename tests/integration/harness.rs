@@ -687,12 +687,12 @@ impl Drop for Journald {
     fn drop(&mut self) {
         let mut state = JOURNALD.lock().unwrap_or_else(|e| e.into_inner());
         state.0 -= 1;
-        if state.0 == 0 {
-            if let Some(mut p) = state.1.take() {
-                p.terminate();
-                // Leave no socket behind: later processes would log into the void.
-                let _ = std::fs::remove_dir_all("/run/systemd/journal");
-            }
+        if state.0 == 0
+            && let Some(mut p) = state.1.take()
+        {
+            p.terminate();
+            // Leave no socket behind: later processes would log into the void.
+            let _ = std::fs::remove_dir_all("/run/systemd/journal");
         }
     }
 }
