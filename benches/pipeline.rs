@@ -237,6 +237,17 @@ async fn hostname_pipeline() {
         "RSS of an agent that only ran _all jobs: {}",
         rss_text(newest)
     );
+    // Agents give back the code their jobs touched 30–60 s after their last job.
+    print_rss(
+        &stack,
+        "idle 65 s after the _all load",
+        Duration::from_secs(60),
+    )
+    .await;
+    println!(
+        "RSS of an agent that only ran _all jobs: {}",
+        rss_text(newest)
+    );
 }
 
 /// Create `count` jobs with `POST /jobs` (64 in flight), wait until the newest

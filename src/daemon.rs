@@ -18,6 +18,7 @@ use crate::audit::{AuditError, AuditStore, AuditWriter, Auditor, BUFFER_CAPACITY
 use crate::bus::{self, JobStore, Registry};
 use crate::config::{Config, ConfigError, NatsServerAuth};
 use crate::job::Names;
+use crate::memory;
 use crate::metrics::{self, MetricsError};
 use crate::natsd::{self, ClusterSettings, ServerAuth, Supervisor};
 use crate::provider::Providers;
@@ -367,13 +368,12 @@ async fn serve_agent(
     ));
     systemd::status("connecting to NATS");
     let mut watchdog = None;
+    let mut idle_release = None;
     let result = agent::run(settings, providers, shutdown, |handle| {
         systemd::ready("consuming jobs");
         // Start-up code will not run again; an idle agent keeps only what it uses.
-        match crate::memory::release_executable_pages() {
-            Ok(bytes) => tracing::debug!(bytes, "released start-up code pages"),
-            Err(e) => tracing::debug!(error = %e, "could not release start-up code pages"),
-        }
+        release_code_pages("start-up");
+        idle_release = Some(tokio::spawn(release_code_pages_when_idle(handle.clone())));
         let probe = handle.clone();
         watchdog = systemd::spawn_watchdog(move || {
             let probe = probe.clone();
@@ -383,11 +383,35 @@ async fn serve_agent(
     })
     .await;
     systemd::stopping("agent stopped");
-    if let Some(w) = watchdog {
-        w.abort();
+    for task in [watchdog, idle_release].into_iter().flatten() {
+        task.abort();
     }
     endpoints.abort();
     result.map_err(DaemonError::from)
+}
+
+/// How often an agent checks whether it has been without jobs for a whole
+/// period, to give back the code pages its last jobs touched (30–60 s after
+/// the last job ended).
+const IDLE_RELEASE_PERIOD: Duration = Duration::from_secs(30);
+
+fn release_code_pages(after: &str) {
+    match memory::release_executable_pages() {
+        Ok(bytes) => tracing::debug!(bytes, after, "released code pages"),
+        Err(e) => tracing::debug!(error = %e, after, "could not release code pages"),
+    }
+}
+
+async fn release_code_pages_when_idle(agent: agent::AgentHandle) {
+    let mut idle = memory::IdleRelease::default();
+    let mut period = tokio::time::interval(IDLE_RELEASE_PERIOD);
+    period.tick().await; // the first tick is immediate
+    loop {
+        period.tick().await;
+        if idle.check(agent.jobs_taken(), agent.running_jobs()) {
+            release_code_pages("jobs");
+        }
+    }
 }
 
 /// `osapi start`: NATS, the API and one agent in one process tree. One metrics

@@ -7,7 +7,9 @@
 //! agent's whole life although it never runs again. Once ready, the agent drops
 //! those pages: the ones only it maps are reclaimed (`MADV_PAGEOUT`), the rest
 //! (shared with an API on the same host) are unmapped from it (`MADV_DONTNEED`).
-//! A page it needs again is mapped back from the file on first use.
+//! A page it needs again is mapped back from the file on first use. The same
+//! happens again once the agent has been quiet for a while after running jobs
+//! ([`IdleRelease`]), so its footprint returns to the idle one.
 //!
 //! Only read-only private mappings of the executable that hold no
 //! copied-on-write pages are advised: every page there is exactly the file's
@@ -37,6 +39,30 @@ pub fn release_executable_pages() -> io::Result<usize> {
         advised += range.end - range.start;
     }
     Ok(advised)
+}
+
+/// When to release pages again after work: at a check that finds no job taken
+/// since the previous check and none running, if any job ran since the last
+/// release. Checks come once per period, so the agent has been quiet for at
+/// least that long.
+#[derive(Debug, Default)]
+pub struct IdleRelease {
+    taken_at_last_check: usize,
+    taken_at_last_release: usize,
+}
+
+impl IdleRelease {
+    /// `taken`: jobs taken since start; `running`: jobs running now. True when
+    /// the pages should be released now.
+    pub fn check(&mut self, taken: usize, running: usize) -> bool {
+        let quiet = taken == self.taken_at_last_check && running == 0;
+        self.taken_at_last_check = taken;
+        if quiet && taken != self.taken_at_last_release {
+            self.taken_at_last_release = taken;
+            return true;
+        }
+        false
+    }
 }
 
 fn advise(range: &Range, advice: libc::c_int) -> io::Result<()> {
@@ -145,6 +171,24 @@ Anonymous:           132 kB
         );
         assert!(clean_read_only_mappings(SMAPS, "/usr/bin/other").is_empty());
         assert!(clean_read_only_mappings("", "/usr/bin/osapi").is_empty());
+    }
+
+    #[test]
+    fn pages_are_released_once_after_a_quiet_period_following_work() {
+        let mut idle = IdleRelease::default();
+        // Idle since start (released at start-up already): nothing to do.
+        assert!(!idle.check(0, 0));
+        assert!(!idle.check(0, 0));
+        // Jobs came in during this period: not quiet yet.
+        assert!(!idle.check(5, 0));
+        // Quiet for a whole period after them: release, once.
+        assert!(idle.check(5, 0));
+        assert!(!idle.check(5, 0));
+        // A long job keeps running without new ones: wait for it.
+        assert!(!idle.check(6, 1));
+        assert!(!idle.check(6, 1));
+        assert!(idle.check(6, 0));
+        assert!(!idle.check(6, 0));
     }
 
     fn rss_file_kib() -> u64 {

@@ -49,6 +49,7 @@ pub struct AgentHandle {
     client: async_nats::Client,
     running: Arc<Semaphore>,
     max_jobs: usize,
+    taken: Arc<AtomicUsize>,
 }
 
 impl AgentHandle {
@@ -59,6 +60,11 @@ impl AgentHandle {
 
     pub fn max_jobs(&self) -> usize {
         self.max_jobs
+    }
+
+    /// How many jobs this agent has taken since it started.
+    pub fn jobs_taken(&self) -> usize {
+        self.taken.load(Ordering::Relaxed)
     }
 
     /// NATS answers a round trip now: a wedged connection is not healthy.
@@ -269,10 +275,12 @@ pub async fn run(
         })
     };
     tracing::info!(hostname = %shared.hostname, "agent consuming jobs");
+    let taken = Arc::new(AtomicUsize::new(0));
     ready(AgentHandle {
         client: client.clone(),
         running: shared.running.clone(),
         max_jobs: shared.max_jobs,
+        taken: taken.clone(),
     });
 
     let mut tasks = JoinSet::new();
@@ -290,6 +298,7 @@ pub async fn run(
                         }
                     };
                     let Ok(permit) = permit else { break };
+                    taken.fetch_add(1, Ordering::Relaxed);
                     let shared = shared.clone();
                     tasks.spawn(async move {
                         let _running = shared.metrics.running();
