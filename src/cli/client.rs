@@ -110,11 +110,15 @@ impl Client {
         // reqwest is built without a default crypto provider; rustls needs one
         // installed before any client exists (an error only means it already is).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("osapictl/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(CliError::ClientSetup)?;
+            .connect_timeout(Duration::from_secs(10));
+        if settings.url.starts_with("http://") {
+            // Plain HTTP trusts no certificate: it must work on a host without
+            // the system's CA certificates (loading them fails when there are none).
+            builder = builder.tls_certs_only([]);
+        }
+        let http = builder.build().map_err(CliError::ClientSetup)?;
         Ok(Client {
             http,
             base: settings.url.clone(),

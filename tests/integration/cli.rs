@@ -112,6 +112,8 @@ async fn osapictl_reads_nodes_jobs_and_agents() {
 #[test]
 fn osapictl_reports_an_unreachable_api() {
     let port = crate::harness::free_port();
+    // No CA certificates on this "host": plain HTTP must not need them.
+    let no_certs = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(crate::harness::OSAPICTL)
         .args([
             "--url",
@@ -121,6 +123,8 @@ fn osapictl_reports_an_unreachable_api() {
             "version",
         ])
         .env("HOME", std::env::temp_dir())
+        .env("SSL_CERT_FILE", no_certs.path().join("none.pem"))
+        .env("SSL_CERT_DIR", no_certs.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
