@@ -336,7 +336,17 @@ pub async fn run_agent(
     simulate: Option<Duration>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), DaemonError> {
-    serve_agent(cfg, simulate, shutdown, &metrics::new_registry()?).await
+    let registry = metrics::new_registry()?;
+    serve_agent(cfg, simulate, shutdown, &registry, Process::Own).await
+}
+
+/// Whether the agent has its process to itself (`osapi node agent start`) or
+/// shares it with the API (`osapi start`). Only on its own may it give back
+/// code pages: the API's would go too, whatever the API is doing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Process {
+    Own,
+    Shared,
 }
 
 /// The agent with its metrics in `registry` (shared with the API in `osapi start`).
@@ -345,6 +355,7 @@ async fn serve_agent(
     simulate: Option<Duration>,
     shutdown: watch::Receiver<bool>,
     registry: &prometheus::Registry,
+    process: Process,
 ) -> Result<(), DaemonError> {
     let providers = match simulate {
         Some(delay) => {
@@ -371,9 +382,11 @@ async fn serve_agent(
     let mut idle_release = None;
     let result = agent::run(settings, providers, shutdown, |handle| {
         systemd::ready("consuming jobs");
-        // Start-up code will not run again; an idle agent keeps only what it uses.
-        release_code_pages("start-up");
-        idle_release = Some(tokio::spawn(release_code_pages_when_idle(handle.clone())));
+        if process == Process::Own {
+            // Start-up code will not run again; an idle agent keeps only what it uses.
+            release_code_pages("start-up");
+            idle_release = Some(tokio::spawn(release_code_pages_when_idle(handle.clone())));
+        }
         let probe = handle.clone();
         watchdog = systemd::spawn_watchdog(move || {
             let probe = probe.clone();
@@ -391,14 +404,14 @@ async fn serve_agent(
 }
 
 /// How often an agent checks whether it has been without jobs for a whole
-/// period, to give back the code pages its last jobs touched (30–60 s after
-/// the last job ended).
+/// period, to give back the code pages its last jobs touched (at most 60 s
+/// after the last job ended).
 const IDLE_RELEASE_PERIOD: Duration = Duration::from_secs(30);
 
 fn release_code_pages(after: &str) {
     match memory::release_executable_pages() {
         Ok(bytes) => tracing::debug!(bytes, after, "released code pages"),
-        Err(e) => tracing::debug!(error = %e, after, "could not release code pages"),
+        Err(e) => tracing::warn!(error = %e, after, "could not release code pages"),
     }
 }
 
@@ -422,7 +435,7 @@ pub async fn run_all(cfg: &Config) -> Result<(), DaemonError> {
     let mut sup = Supervisor::start(nats_settings(cfg)?).await?;
     tracing::info!(addr = %sup.client_addr(), "embedded NATS ready");
     let api = serve_api(cfg, shutdown.clone(), &registry);
-    let agent = serve_agent(cfg, None, shutdown.clone(), &registry);
+    let agent = serve_agent(cfg, None, shutdown.clone(), &registry, Process::Shared);
     let result = tokio::select! {
         status = sup.wait() => Err(DaemonError::NatsExited(format!("{:?}", status?))),
         r = async { tokio::try_join!(api, agent).map(|_| ()) } => r,

@@ -27,24 +27,33 @@ struct Range {
 
 /// Drop this process's resident pages of its own executable's read-only
 /// mappings. Returns how many bytes of address space were advised.
+/// Every mapping is tried; the first error is returned after the others.
 pub fn release_executable_pages() -> io::Result<usize> {
     let exe = std::fs::read_link("/proc/self/exe")?;
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
     let mut advised = 0;
+    let mut first_error = None;
     for range in clean_read_only_mappings(&smaps, &exe.to_string_lossy()) {
         // Kernels before 5.4 lack MADV_PAGEOUT; MADV_DONTNEED alone still
         // unmaps, so its error is not worth reporting.
         let _ = advise(&range, libc::MADV_PAGEOUT);
-        advise(&range, libc::MADV_DONTNEED)?;
-        advised += range.end - range.start;
+        match advise(&range, libc::MADV_DONTNEED) {
+            Ok(()) => advised += range.end - range.start,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
     }
-    Ok(advised)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(advised),
+    }
 }
 
 /// When to release pages again after work: at a check that finds no job taken
 /// since the previous check and none running, if any job ran since the last
-/// release. Checks come once per period, so the agent has been quiet for at
-/// least that long.
+/// release. Checks come once per period, so no job started for at least that
+/// long (a long job may have ended just before the check).
 #[derive(Debug, Default)]
 pub struct IdleRelease {
     taken_at_last_check: usize,
@@ -67,10 +76,10 @@ impl IdleRelease {
 
 fn advise(range: &Range, advice: libc::c_int) -> io::Result<()> {
     // SAFETY: `range` is a whole mapping the kernel listed for this process: a
-    // private, read-only mapping of our executable file with no copied-on-write
-    // page (nothing writes a read-only mapping, so that still holds). Dropping
-    // its pages only unmaps file content, which the next access maps back; no
-    // Rust object lives in it.
+    // private, read-only mapping of our executable file with no private page,
+    // resident or swapped (nothing writes a read-only mapping, so that still
+    // holds). Dropping its pages only unmaps file content, which the next
+    // access maps back; no Rust object lives in it.
     let rc = unsafe {
         libc::madvise(
             range.start as *mut libc::c_void,
@@ -85,29 +94,54 @@ fn advise(range: &Range, advice: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// The private, read-only mappings of `exe` whose `Anonymous` size is zero,
-/// read from the text of `/proc/<pid>/smaps`.
+/// The private, read-only mappings of `exe` that hold no private page, in
+/// memory (`Anonymous`) or swapped out (`Swap`), read from the text of
+/// `/proc/<pid>/smaps`. A mapping missing either line is not chosen.
 fn clean_read_only_mappings(smaps: &str, exe: &str) -> Vec<Range> {
+    /// The mapping being read: its range if it is a candidate, and what its
+    /// `Anonymous` and `Swap` lines said so far.
+    struct Block {
+        range: Range,
+        anonymous_zero: Option<bool>,
+        swap_zero: Option<bool>,
+    }
+    fn finish(block: Option<Block>, out: &mut Vec<Range>) {
+        if let Some(b) = block
+            && b.anonymous_zero == Some(true)
+            && b.swap_zero == Some(true)
+        {
+            out.push(b.range);
+        }
+    }
+
     let mut out = Vec::new();
-    let mut candidate = None;
+    let mut block: Option<Block> = None;
     for line in smaps.lines() {
         let mut fields = line.split_whitespace();
         let Some(first) = fields.next() else { continue };
         if let Some(range) = parse_range(first) {
             // A mapping's header: range, perms, offset, dev, inode, path.
+            finish(block.take(), &mut out);
             let perms = fields.next().unwrap_or_default().as_bytes();
             // Skip offset, dev and inode; the path may contain spaces.
             let path = fields.nth(2).map(|_| fields.collect::<Vec<_>>().join(" "));
             let private_read_only =
                 perms.len() == 4 && perms[0] == b'r' && perms[1] == b'-' && perms[3] == b'p';
-            candidate = (private_read_only && path.as_deref() == Some(exe)).then_some(range);
-        } else if first == "Anonymous:"
-            && let Some(range) = candidate.take()
-            && fields.next() == Some("0")
-        {
-            out.push(range);
+            block = (private_read_only && path.as_deref() == Some(exe)).then_some(Block {
+                range,
+                anonymous_zero: None,
+                swap_zero: None,
+            });
+        } else if let Some(b) = block.as_mut() {
+            let zero = fields.next() == Some("0");
+            match first {
+                "Anonymous:" => b.anonymous_zero = Some(zero),
+                "Swap:" => b.swap_zero = Some(zero),
+                _ => {}
+            }
         }
     }
+    finish(block, &mut out);
     out
 }
 
@@ -127,29 +161,45 @@ mod tests {
 Size:               1024 kB
 Rss:                 512 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 VmFlags: rd mr mw me
 55d000100000-55d000900000 r-xp 00100000 fe:01 42 /usr/bin/osapi
 Size:               8192 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 VmFlags: rd ex mr mw me
 55d000900000-55d000980000 r--p 00900000 fe:01 42 /usr/bin/osapi
 Size:                512 kB
 Anonymous:           508 kB
+Swap:                  0 kB
 VmFlags: rd mr mw me ac
 55d000980000-55d000983000 rw-p 00980000 fe:01 42 /usr/bin/osapi
 Anonymous:             0 kB
+Swap:                  0 kB
+55d000990000-55d000994000 r--p 00990000 fe:01 42 /usr/bin/osapi
+Anonymous:             0 kB
+Swap:                 16 kB
+55d0009a0000-55d0009a4000 r--p 009a0000 fe:01 42 /usr/bin/osapi
+Anonymous:             0 kB
 7f0000000000-7f0000100000 r-xp 00028000 fe:01 7 /usr/lib/x86_64-linux-gnu/libc.so.6
 Anonymous:             0 kB
+Swap:                  0 kB
 7f0000200000-7f0000210000 r--p 00000000 fe:01 9 /opt/my tools/osapi
 Anonymous:             0 kB
+Swap:                  0 kB
 7f0000300000-7f0000310000 r--s 00000000 fe:01 42 /usr/bin/osapi
 Anonymous:             0 kB
+Swap:                  0 kB
 7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0 [stack]
 Anonymous:           132 kB
+Swap:                  0 kB
 ";
 
     #[test]
     fn only_clean_read_only_private_mappings_of_the_executable_are_chosen() {
+        // Not chosen: the RELRO mapping with private pages in memory, one
+        // with private pages swapped out, one whose block lacks `Swap`, the
+        // writable, shared and other files' mappings.
         let ranges = clean_read_only_mappings(SMAPS, "/usr/bin/osapi");
         assert_eq!(
             ranges,

@@ -110,15 +110,23 @@ impl Client {
         // reqwest is built without a default crypto provider; rustls needs one
         // installed before any client exists (an error only means it already is).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("osapictl/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10));
-        if settings.url.starts_with("http://") {
-            // Plain HTTP trusts no certificate: it must work on a host without
-            // the system's CA certificates (loading them fails when there are none).
-            builder = builder.tls_certs_only([]);
-        }
-        let http = builder.build().map_err(CliError::ClientSetup)?;
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("osapictl/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(10))
+        };
+        let plain_http = reqwest::Url::parse(&settings.url).is_ok_and(|u| u.scheme() == "http");
+        let http = match builder().build() {
+            Ok(http) => http,
+            // Loading the system's CA certificates fails on a host without
+            // any; plain HTTP needs none (a redirect to https then fails on
+            // the certificate, with a message saying so).
+            Err(_) if plain_http => builder()
+                .tls_certs_only([])
+                .build()
+                .map_err(CliError::ClientSetup)?,
+            Err(e) => return Err(CliError::ClientSetup(e)),
+        };
         Ok(Client {
             http,
             base: settings.url.clone(),
