@@ -232,6 +232,9 @@ pub async fn run(
     shared.metrics.set_max_jobs(cfg.max_jobs);
     let started_at = OffsetDateTime::now_utc();
     let (hostname, labels, max_jobs) = (cfg.hostname.clone(), cfg.labels.clone(), cfg.max_jobs);
+    // What the command provider applies to a job without a timeout.
+    let command_default = cfg.command.default_timeout.min(cfg.command.max_timeout);
+    let command_default_timeout_ms = u64::try_from(command_default.as_millis()).ok();
     let info = move |running: usize| AgentInfo {
         hostname: hostname.clone(),
         labels: labels.clone(),
@@ -240,6 +243,7 @@ pub async fn run(
         heartbeat_at: OffsetDateTime::now_utc(),
         max_jobs,
         running_jobs: running,
+        command_default_timeout_ms,
     };
     // Announce ourselves only once every consumer exists, so a job created for us
     // after the API sees us cannot be missed.

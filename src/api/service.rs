@@ -12,7 +12,8 @@ use super::error::ApiError;
 use super::metrics::JobMetrics;
 use crate::bus::{JobStore, LiveAgents};
 use crate::job::{
-    Expected, HostResult, HostStatus, Job, JobStatus, Operation, Target, compute_status,
+    DEFAULT_COMMAND_TIMEOUT, Expected, HostResult, HostStatus, Job, JobStatus, Operation, Target,
+    compute_status,
 };
 use crate::telemetry::trace::TraceContext;
 
@@ -80,6 +81,23 @@ impl JobService {
                 }
             }
         })
+    }
+
+    /// How long `op` may run on the agents `target` reaches now: a command that
+    /// gives no timeout gets each agent's own default, which they advertise.
+    pub fn expected_runtime(&self, op: &Operation, target: &Target) -> Duration {
+        let command_default = self
+            .live
+            .snapshot()
+            .iter()
+            .filter(|a| target.matches(&a.hostname, a.labels.iter()))
+            .map(|a| {
+                a.command_default_timeout_ms
+                    .map_or(DEFAULT_COMMAND_TIMEOUT, Duration::from_millis)
+            })
+            .max()
+            .unwrap_or(DEFAULT_COMMAND_TIMEOUT);
+        op.expected_runtime_with(command_default)
     }
 
     /// Which hosts must answer, from the agents live now. A target no live agent

@@ -28,6 +28,10 @@ pub struct AgentInfo {
     pub heartbeat_at: OffsetDateTime,
     pub max_jobs: usize,
     pub running_jobs: usize,
+    /// How long a command job that gives no timeout may run on this agent
+    /// (`node.agent.command.default_timeout`), so the API can wait that long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_default_timeout_ms: Option<u64>,
 }
 
 /// KV keys cannot hold every character a hostname might; dots are fine.

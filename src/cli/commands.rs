@@ -25,6 +25,7 @@ use crate::api::handlers::node::Accepted;
 use crate::api::handlers::system::{Health, HealthStatus, Version};
 use crate::api::service::JobOutcome;
 use crate::bus::AgentInfo;
+use crate::config::MAX_COMMAND_TIMEOUT;
 use crate::job::{
     CommandExec, CommandShell, DnsGet, DnsSet, Expected, HostnameSet, InvalidInput, Operation, Ping,
 };
@@ -234,10 +235,12 @@ async fn domain(
     if let Some(b) = body {
         req = req.json(b);
     }
-    // Mirror the server's default wait, which stretches for long operations.
-    let wait = g
-        .timeout
-        .unwrap_or_else(|| DEFAULT_WAIT.max(op.expected_runtime() + Duration::from_secs(5)));
+    // Allow for the server's default wait, which stretches for long operations
+    // (for a command without a timeout, to the agents' own default, which only
+    // the server knows: the server ends the wait, this only bounds it).
+    let wait = g.timeout.unwrap_or_else(|| {
+        DEFAULT_WAIT.max(client_side_runtime_bound(&op) + Duration::from_secs(5))
+    });
     req = req.timeout(Some(wait + HTTP_GRACE));
 
     let label = format!("waiting for {} on {}", op.type_name(), g.target);
@@ -367,8 +370,14 @@ async fn job_create(ctx: &Ctx, spec: JobSpec, follow: bool) -> Result<Status, Cl
     let timeout = g
         .timeout
         .unwrap_or(DEFAULT_JOB_TIMEOUT)
-        .max(op.expected_runtime() + Duration::from_secs(5));
+        .max(client_side_runtime_bound(&op) + Duration::from_secs(5));
     follow_job(ctx, created.job_id, timeout).await
+}
+
+/// The longest `op` may run on any agent: a command without a timeout gets the
+/// agent's configured default, at most [`MAX_COMMAND_TIMEOUT`].
+fn client_side_runtime_bound(op: &Operation) -> Duration {
+    op.expected_runtime_with(MAX_COMMAND_TIMEOUT)
 }
 
 /// Poll a job until its status is final (the server turns missing hosts into

@@ -294,11 +294,18 @@ impl Operation {
     }
 
     /// The longest time the operation may legitimately run on the agent, so the
-    /// job's deadline can allow for it.
+    /// job's deadline can allow for it; commands without a timeout are assumed
+    /// to get [`DEFAULT_COMMAND_TIMEOUT`].
     pub fn expected_runtime(&self) -> Duration {
+        self.expected_runtime_with(DEFAULT_COMMAND_TIMEOUT)
+    }
+
+    /// [`Self::expected_runtime`] on agents that give a command without a
+    /// timeout `command_default`.
+    pub fn expected_runtime_with(&self, command_default: Duration) -> Duration {
         match self {
-            Operation::CommandExec(c) => c.timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
-            Operation::CommandShell(c) => c.timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT),
+            Operation::CommandExec(c) => c.timeout.unwrap_or(command_default),
+            Operation::CommandShell(c) => c.timeout.unwrap_or(command_default),
             Operation::Ping(p) => {
                 p.timeout
                     .unwrap_or(DEFAULT_PING_TIMEOUT)

@@ -253,6 +253,59 @@ async fn ping_loopback_unreachable_and_unknown_hosts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_without_timeout_gets_the_agents_default_in_its_deadline() {
+    let stack = Stack::start(&[
+        AgentSpec::real("patient").env("OSAPI_NODE_AGENT_COMMAND_DEFAULT_TIMEOUT", "90s")
+    ])
+    .await;
+    let token = stack.token(&["admin"]);
+    let (status, agent) = stack.get_json("/api/v1/agents/patient", &token).await;
+    assert_eq!(status, 200, "{agent}");
+    assert_eq!(agent["command_default_timeout_ms"], 90_000, "{agent}");
+
+    // The job may run for the agent's 90 s, so its deadline (and the
+    // synchronous wait) allows 90 s + 5 s, not the 30 s + 5 s of the spec's default.
+    let job_timeout = |id: Value| {
+        let (stack, token) = (&stack, &token);
+        async move {
+            let (status, job) = stack
+                .get_json(&format!("/api/v1/jobs/{}", id.as_str().unwrap()), token)
+                .await;
+            assert_eq!(status, 200, "{job}");
+            job["timeout_ms"].clone()
+        }
+    };
+    let (status, accepted) = post(
+        &stack,
+        &token,
+        "/api/v1/command/exec?async=true",
+        json!({"command": "/bin/true"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(job_timeout(accepted["job_id"].clone()).await, 95_000);
+    let (status, created) = post(
+        &stack,
+        &token,
+        "/api/v1/jobs",
+        json!({"operation": {"type": "command.shell.execute", "data": {"command": "true"}}, "timeout": "5s"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(job_timeout(created["job_id"].clone()).await, 95_000);
+    // A command that names its timeout keeps its own bound.
+    let (status, accepted) = post(
+        &stack,
+        &token,
+        "/api/v1/command/exec?async=true",
+        json!({"command": "/bin/true", "timeout": "2s"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(job_timeout(accepted["job_id"].clone()).await, 30_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_and_shell_report_output_and_status() {
     let stack = Stack::start(&[AgentSpec::real("runner")]).await;
     let token = stack.token(&["admin"]);

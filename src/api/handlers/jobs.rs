@@ -159,7 +159,7 @@ pub async fn create(
     who.require(operation.permission())?;
     let target: Target = body.target.as_deref().unwrap_or("_any").parse()?;
     let timeout = parse_timeout(body.timeout.as_deref())?
-        .max(operation.expected_runtime() + Duration::from_secs(5));
+        .max(s.jobs.expected_runtime(&operation, &target) + Duration::from_secs(5));
     let submission = Submission {
         operation,
         target,

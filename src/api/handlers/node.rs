@@ -46,7 +46,7 @@ pub(crate) async fn run(
     let timeout = params.timeout()?.unwrap_or_else(|| {
         state
             .default_wait
-            .max(op.expected_runtime() + Duration::from_secs(5))
+            .max(state.jobs.expected_runtime(&op, &target) + Duration::from_secs(5))
     });
     // DNS names an interface: when no answering host has it, the answer is a 404
     // naming it (SPEC §5) rather than a 200 whose every result failed.
