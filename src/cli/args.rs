@@ -35,7 +35,8 @@ pub const JOB_STATUSES: [&str; 6] = [
     version,
     about = "Client of the OSAPI REST API: read and change hosts, run jobs, inspect agents",
     long_about = "Client of the OSAPI REST API: read and change hosts, run jobs, inspect agents.\n\n\
-        Settings come from flags, else OSAPI_URL / OSAPI_TOKEN / OSAPI_TOKEN_FILE, else api.client \
+        Settings come from flags, else OSAPI_URL / OSAPI_TOKEN / OSAPI_TOKEN_FILE (then \
+        OSAPI_API_CLIENT_URL / OSAPI_API_CLIENT_SECURITY_BEARER_TOKEN[_FILE]), else api.client \
         in --config, ~/.config/osapi/osapictl.yaml or /etc/osapi/osapi.yaml.\n\n\
         Exit status: 0 every host succeeded, 1 some failed (or the request failed), \
         2 usage error, 3 authentication or permission error.",

@@ -1,7 +1,9 @@
 //! Where `osapictl` finds the API and its token (SPEC §9).
 //!
 //! Each setting independently: flag > environment (`OSAPI_URL`, `OSAPI_TOKEN`,
-//! `OSAPI_TOKEN_FILE`) > `api.client` of a config file > default. The config file
+//! `OSAPI_TOKEN_FILE`, then the config keys' own `OSAPI_API_CLIENT_URL`,
+//! `OSAPI_API_CLIENT_SECURITY_BEARER_TOKEN[_FILE]`) > `api.client` of a config
+//! file > default. The config file
 //! is `--config PATH` when given (only that file); otherwise
 //! `$XDG_CONFIG_HOME/osapi/osapictl.yaml` (`~/.config/...`) and then
 //! `/etc/osapi/osapi.yaml`, each key from the first file that has it. Default
@@ -133,7 +135,10 @@ pub fn resolve_with(
         .url
         .clone()
         .map(|u| (u, Source::Flag("--url")))
-        .or_else(|| env_var("OSAPI_URL").map(|u| (u, Source::Env("OSAPI_URL"))));
+        .or_else(|| env_var("OSAPI_URL").map(|u| (u, Source::Env("OSAPI_URL"))))
+        .or_else(|| {
+            env_var("OSAPI_API_CLIENT_URL").map(|u| (u, Source::Env("OSAPI_API_CLIENT_URL")))
+        });
 
     let mut token = match (&flags.token, &flags.token_file) {
         (Some(t), _) => Some((TokenSpec::Inline(t.clone()), Source::Flag("--token"))),
@@ -146,6 +151,14 @@ pub fn resolve_with(
             .or_else(|| {
                 env_var("OSAPI_TOKEN_FILE")
                     .map(|p| (TokenSpec::File(p.into()), Source::Env("OSAPI_TOKEN_FILE")))
+            })
+            .or_else(|| {
+                const VAR: &str = "OSAPI_API_CLIENT_SECURITY_BEARER_TOKEN";
+                env_var(VAR).map(|t| (TokenSpec::Inline(t), Source::Env(VAR)))
+            })
+            .or_else(|| {
+                const VAR: &str = "OSAPI_API_CLIENT_SECURITY_BEARER_TOKEN_FILE";
+                env_var(VAR).map(|p| (TokenSpec::File(p.into()), Source::Env(VAR)))
             });
     }
 
@@ -237,7 +250,10 @@ struct FileApi {
     client: Option<FileClient>,
 }
 
+/// `api.client` itself is strict, as in the daemons' schema: a misspelt key is
+/// an error, not a silently ignored setting.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileClient {
     #[serde(default)]
     url: Option<String>,
@@ -246,6 +262,7 @@ struct FileClient {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileSecurity {
     #[serde(default)]
     bearer_token: Option<String>,
@@ -395,6 +412,40 @@ nats:
         let e = env(&[("OSAPI_TOKEN_FILE", tok.to_str().unwrap())]);
         let s = resolve_with(&SettingFlags::default(), &e, &[]).unwrap();
         assert_eq!(s.token.as_deref(), Some("from-file"));
+        // The config keys' own variables come after osapictl's short ones.
+        let e = env(&[
+            ("OSAPI_TOKEN_FILE", tok.to_str().unwrap()),
+            ("OSAPI_API_CLIENT_SECURITY_BEARER_TOKEN", "schema-token"),
+        ]);
+        let s = resolve_with(&SettingFlags::default(), &e, &[]).unwrap();
+        assert_eq!(s.token.as_deref(), Some("from-file"));
+        let e = env(&[
+            ("OSAPI_API_CLIENT_SECURITY_BEARER_TOKEN", "schema-token"),
+            (
+                "OSAPI_API_CLIENT_SECURITY_BEARER_TOKEN_FILE",
+                tok.to_str().unwrap(),
+            ),
+        ]);
+        let s = resolve_with(&SettingFlags::default(), &e, &[]).unwrap();
+        assert_eq!(s.token.as_deref(), Some("schema-token"));
+        let e = env(&[(
+            "OSAPI_API_CLIENT_SECURITY_BEARER_TOKEN_FILE",
+            tok.to_str().unwrap(),
+        )]);
+        let s = resolve_with(&SettingFlags::default(), &e, &[]).unwrap();
+        assert_eq!(s.token.as_deref(), Some("from-file"));
+        let e = env(&[
+            ("OSAPI_API_CLIENT_URL", "https://schema.example/"),
+            ("OSAPI_TOKEN", "t"),
+        ]);
+        let s = resolve_with(&SettingFlags::default(), &e, &[]).unwrap();
+        assert_eq!(s.url, "https://schema.example");
+        let e = env(&[
+            ("OSAPI_URL", "https://short.example"),
+            ("OSAPI_API_CLIENT_URL", "https://schema.example"),
+        ]);
+        let s = resolve_with(&SettingFlags::default(), &e, &[]).unwrap();
+        assert_eq!(s.url, "https://short.example");
 
         let empty = write(dir.path(), "empty", "\n");
         let flags = SettingFlags {
@@ -497,6 +548,23 @@ nats:
             resolve_with(&flags, &env(&[]), &[]),
             Err(CliError::ConfigParse { .. })
         ));
+
+        // A misspelt api.client key is named, not ignored.
+        let typo = write(
+            dir.path(),
+            "typo.yaml",
+            "api: {client: {ulr: 'http://x:1'}}\n",
+        );
+        let flags = SettingFlags {
+            config: Some(typo),
+            ..Default::default()
+        };
+        match resolve_with(&flags, &env(&[]), &[]) {
+            Err(CliError::ConfigParse { reason, .. }) => {
+                assert!(reason.contains("ulr"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
