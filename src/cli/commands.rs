@@ -316,7 +316,13 @@ async fn job(ctx: &Ctx, c: JobCommand) -> Result<Status, CliError> {
             Ok(Status::Ok)
         }
         JobCommand::Retry { id, new_target } => {
-            let body = match new_target {
+            // A retry runs the old operation again: confirm a change that fans
+            // out just as if it were sent afresh.
+            let raw = ctx.client.json(&Request::get(job_path(id))).await?;
+            let old: JobDetail = decode(&raw, "job")?;
+            let target = new_target.as_deref().unwrap_or(&old.target);
+            confirm(old.kind, &old.operation.type_name, target, ctx.global.yes)?;
+            let body = match &new_target {
                 Some(t) => json!({ "target": t }),
                 None => json!({}),
             };
