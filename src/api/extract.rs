@@ -33,12 +33,42 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         };
         serde_path_to_error::deserialize(value)
             .map(JsonBody)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let field = if path == "." { "body".to_owned() } else { path };
-                ApiError::invalid(field, e.into_inner().to_string())
-            })
+            .map_err(field_error)
     }
+}
+
+/// A JSON body that may be empty (then `T::default()`), with [`JsonBody`]'s
+/// errors; no content type is demanded of an empty body.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::TooLarge { limit });
+            }
+            Err(rej) => return Err(ApiError::invalid("body", rej.body_text())),
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("body", e.to_string()))?;
+        serde_path_to_error::deserialize(value)
+            .map(OptionalJsonBody)
+            .map_err(field_error)
+    }
+}
+
+/// A deserialisation error naming the field it is about (`body` for the whole).
+fn field_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = e.path().to_string();
+    let field = if path == "." { "body".to_owned() } else { path };
+    ApiError::invalid(field, e.into_inner().to_string())
 }
 
 /// The configured body limit, put in request extensions so errors can state it.

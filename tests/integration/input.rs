@@ -196,6 +196,30 @@ async fn bad_input_is_400_naming_the_field() {
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["status"], 413);
     assert!(body["detail"].as_str().unwrap().contains("65536"), "{body}");
+    // The retry endpoint's optional body too, whether or not the job exists.
+    let retry = format!("/api/v1/jobs/{}/retry", uuid::Uuid::now_v7());
+    let (status, body) = send_json(
+        stack
+            .request(Method::POST, &retry, &token)
+            .body("x".repeat(100 * 1024)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_u64()),
+        (413, Some(413)),
+        "{body}"
+    );
+    let (status, body) = send_json(
+        stack
+            .request(Method::POST, &retry, &token)
+            .json(&json!({"target": 7})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("target")),
+        "{body}"
+    );
     // Unknown routes are problem+json 404s.
     let (status, body) = stack.get_json("/api/v1/nope", &token).await;
     assert_eq!((status, body["status"].as_u64()), (404, Some(404)));

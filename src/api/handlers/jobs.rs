@@ -15,7 +15,7 @@ use crate::api::AppState;
 use crate::api::audit::CreatedJob;
 use crate::api::auth::Principal;
 use crate::api::error::{ApiError, Problem};
-use crate::api::extract::{JsonBody, Params};
+use crate::api::extract::{JsonBody, OptionalJsonBody, Params};
 use crate::api::service::Submission;
 use crate::bus::ListFilter;
 use crate::job::{
@@ -288,14 +288,9 @@ pub async fn retry(
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
     // The body is optional: empty means "same target".
-    let body: RetryJob = if body.iter().all(u8::is_ascii_whitespace) {
-        RetryJob::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?
-    };
+    OptionalJsonBody(body): OptionalJsonBody<RetryJob>,
+) -> Result<Response, ApiError> {
     let id = parse_job_id(&id)?;
     let old = s.jobs.store.get(id).await?.ok_or(ApiError::NotFound {
         what: "job",
