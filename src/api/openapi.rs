@@ -76,9 +76,183 @@ pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }
 
+/// The API reference in Markdown (`docs/api.md`), rendered from the OpenAPI
+/// document so the two cannot disagree: one section per path and method with
+/// its summary, parameters, body and responses.
+pub fn reference_markdown() -> String {
+    use std::fmt::Write;
+    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().trim().to_owned();
+    // "#/components/schemas/Created" → "Created"; inline schemas by their type.
+    let schema_name = |v: &serde_json::Value| -> String {
+        let schema = v
+            .pointer("/content/application~1json/schema")
+            .or_else(|| v.get("schema"))
+            .unwrap_or(v);
+        match (schema.get("$ref"), schema.get("type")) {
+            (Some(r), _) => text(r).rsplit('/').next().unwrap_or_default().to_owned(),
+            (None, Some(t)) if t.is_string() => text(t),
+            _ => String::new(),
+        }
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# API reference\n\nGenerated from the OpenAPI document the API serves at \
+         `GET /api/v1/openapi.json` (version {}); do not edit: `osapi generate-docs DIR` \
+         writes it as `DIR/api.md`. Errors are `application/problem+json` (`type`, \
+         `title`, `status`, `detail`, and `field`, `permission` or `job_id` when they \
+         apply). Endpoints marked *bearer* need `Authorization: Bearer <JWT>`; the \
+         permission each needs is in its description.",
+        text(&doc["info"]["version"])
+    );
+    let Some(paths) = doc["paths"].as_object() else {
+        return out;
+    };
+    for (path, item) in paths {
+        for method in ["get", "put", "post", "delete", "patch"] {
+            let Some(op) = item.get(method) else { continue };
+            let _ = writeln!(out, "\n## `{} {path}`\n", method.to_uppercase());
+            let summary = text(&op["summary"]);
+            let description = text(&op["description"]);
+            for line in [summary, description] {
+                if !line.is_empty() {
+                    let _ = writeln!(out, "{line}\n");
+                }
+            }
+            let auth = if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                "bearer"
+            } else {
+                "none"
+            };
+            let _ = writeln!(
+                out,
+                "- operation id: `{}`; auth: {auth}",
+                text(&op["operationId"])
+            );
+            for param in op["parameters"].as_array().into_iter().flatten() {
+                let required = if param["required"].as_bool() == Some(true) {
+                    "required"
+                } else {
+                    "optional"
+                };
+                let _ = writeln!(
+                    out,
+                    "- {} parameter `{}` ({}, {required}){}",
+                    text(&param["in"]),
+                    text(&param["name"]),
+                    schema_name(param),
+                    match text(&param["description"]) {
+                        d if d.is_empty() => String::new(),
+                        d => format!(": {d}"),
+                    }
+                );
+            }
+            if let Some(body) = op.get("requestBody") {
+                let _ = writeln!(out, "- request body: `{}`", schema_name(body));
+            }
+            if let Some(responses) = op["responses"].as_object() {
+                let codes: Vec<String> = responses
+                    .iter()
+                    .map(|(code, r)| match schema_name(r) {
+                        n if n.is_empty() => code.clone(),
+                        n => format!("{code} `{n}`"),
+                    })
+                    .collect();
+                let _ = writeln!(out, "- responses: {}", codes.join(", "));
+            }
+        }
+    }
+    let _ = writeln!(out, "\n# Schemas");
+    for (name, schema) in doc["components"]["schemas"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        let _ = writeln!(out, "\n## `{name}`\n");
+        let description = text(&schema["description"]);
+        if !description.is_empty() {
+            let _ = writeln!(out, "{description}\n");
+        }
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str())
+            .collect();
+        let properties = schema["properties"].as_object();
+        for (field, prop) in properties.into_iter().flatten() {
+            let kind = match schema_name(prop) {
+                k if k.is_empty() => match prop.get("type") {
+                    // ["string", "null"] and the like.
+                    Some(serde_json::Value::Array(t)) => {
+                        t.iter().map(|v| text(v)).collect::<Vec<_>>().join(" or ")
+                    }
+                    _ => "object".to_owned(),
+                },
+                k => k,
+            };
+            let _ = writeln!(
+                out,
+                "- `{field}` ({kind}{}){}",
+                if required.contains(&field.as_str()) {
+                    ", required"
+                } else {
+                    ""
+                },
+                match text(&prop["description"]) {
+                    d if d.is_empty() => String::new(),
+                    d => format!(": {}", d.replace('\n', " ")),
+                }
+            );
+        }
+        if properties.is_none() {
+            for variant in schema["oneOf"].as_array().into_iter().flatten() {
+                let values: Vec<String> = variant["enum"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| format!("`{}`", text(v)))
+                    .collect();
+                if !values.is_empty() {
+                    let _ = writeln!(out, "- one of {}", values.join(", "));
+                }
+            }
+            let values: Vec<String> = schema["enum"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| format!("`{}`", text(v)))
+                .collect();
+            if !values.is_empty() {
+                let _ = writeln!(out, "- one of {}", values.join(", "));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `docs/api.md` is what the code says today; after changing an endpoint,
+    /// run `cargo run --bin osapi -- generate-docs target/docs` and copy
+    /// `target/docs/api.md` to `docs/`.
+    #[test]
+    fn the_committed_api_reference_is_current() {
+        let committed = include_str!("../../docs/api.md");
+        assert!(
+            committed == reference_markdown(),
+            "docs/api.md is stale: regenerate it with `cargo run --bin osapi -- generate-docs target/docs && cp target/docs/api.md docs/`"
+        );
+        for route in [
+            "## `GET /api/v1/node/hostname`",
+            "## `POST /api/v1/jobs/{id}/retry`",
+        ] {
+            assert!(committed.contains(route), "{route}");
+        }
+    }
 
     #[test]
     fn document_lists_every_route_with_its_methods() {

@@ -185,6 +185,9 @@ pub fn generate_docs(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
             written.push(path);
         }
     }
+    let api = dir.join("api.md");
+    std::fs::write(&api, crate::api::openapi::reference_markdown())?;
+    written.push(api);
     Ok(written)
 }
 
