@@ -186,7 +186,7 @@ pub fn reference_markdown() -> String {
                 k if k.is_empty() => match prop.get("type") {
                     // ["string", "null"] and the like.
                     Some(serde_json::Value::Array(t)) => {
-                        t.iter().map(|v| text(v)).collect::<Vec<_>>().join(" or ")
+                        t.iter().map(&text).collect::<Vec<_>>().join(" or ")
                     }
                     _ => "object".to_owned(),
                 },
