@@ -38,7 +38,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 /// A JSON body that may be empty (then `T::default()`), with [`JsonBody`]'s
-/// errors; no content type is demanded of an empty body.
+/// errors; a body that is there must say it is JSON, an empty one need not.
 pub struct OptionalJsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
@@ -46,6 +46,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
         let bytes = match axum::body::Bytes::from_request(req, state).await {
             Ok(b) => b,
             Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -55,6 +62,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         };
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
+        }
+        if !json_type {
+            return Err(ApiError::UnsupportedMediaType);
         }
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid("body", e.to_string()))?;

@@ -89,7 +89,15 @@ pub fn reference_markdown() -> String {
             .pointer("/content/application~1json/schema")
             .or_else(|| v.get("schema"))
             .unwrap_or(v);
-        match (schema.get("$ref"), schema.get("type")) {
+        // A nullable reference is `oneOf: [{type: null}, {$ref: …}]`.
+        let reference = schema.get("$ref").or_else(|| {
+            ["oneOf", "anyOf"]
+                .iter()
+                .filter_map(|k| schema.get(*k)?.as_array())
+                .flatten()
+                .find_map(|v| v.get("$ref"))
+        });
+        match (reference, schema.get("type")) {
             (Some(r), _) => text(r).rsplit('/').next().unwrap_or_default().to_owned(),
             (None, Some(t)) if t.is_string() => text(t),
             _ => String::new(),
@@ -149,7 +157,12 @@ pub fn reference_markdown() -> String {
                 );
             }
             if let Some(body) = op.get("requestBody") {
-                let _ = writeln!(out, "- request body: `{}`", schema_name(body));
+                let optional = if body["required"].as_bool() == Some(true) {
+                    ""
+                } else {
+                    " (optional)"
+                };
+                let _ = writeln!(out, "- request body: `{}`{optional}", schema_name(body));
             }
             if let Some(responses) = op["responses"].as_object() {
                 let codes: Vec<String> = responses

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::metrics::JobMetrics;
 use crate::bus::{JobStore, LiveAgents};
+use crate::config::MAX_COMMAND_TIMEOUT;
 use crate::job::{
     DEFAULT_COMMAND_TIMEOUT, Expected, HostResult, HostStatus, Job, JobStatus, Operation, Target,
     compute_status,
@@ -92,8 +93,10 @@ impl JobService {
             .iter()
             .filter(|a| target.matches(&a.hostname, a.labels.iter()))
             .map(|a| {
+                // What agents validate it to; a foreign entry cannot stretch waits further.
                 a.command_default_timeout_ms
                     .map_or(DEFAULT_COMMAND_TIMEOUT, Duration::from_millis)
+                    .min(MAX_COMMAND_TIMEOUT)
             })
             .max()
             .unwrap_or(DEFAULT_COMMAND_TIMEOUT);

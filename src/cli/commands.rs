@@ -27,7 +27,8 @@ use crate::api::service::JobOutcome;
 use crate::bus::AgentInfo;
 use crate::config::MAX_COMMAND_TIMEOUT;
 use crate::job::{
-    CommandExec, CommandShell, DnsGet, DnsSet, Expected, HostnameSet, InvalidInput, Operation, Ping,
+    CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DnsGet, DnsSet, Expected, HostnameSet,
+    InvalidInput, Operation, Ping,
 };
 
 /// The server's default synchronous wait (SPEC §5).
@@ -225,27 +226,53 @@ async fn domain(
     op.validate().map_err(|e| bad_input(e, ""))?;
     let g = &ctx.global;
     confirm(op.kind(), op.type_name(), &g.target, g.yes)?;
+    // How long a command without a timeout runs is up to the agents' own
+    // default, which only the server knows: create the job and poll it (each
+    // request short, so an API that stops answering is noticed) instead of
+    // one request whose wait we could not bound.
+    let runtime = op.expected_runtime_with(DEFAULT_COMMAND_TIMEOUT);
+    let poll = g.timeout.is_none() && !g.async_ && client_side_runtime_bound(&op) != runtime;
     let mut req = Request::new(method, path).query("target", g.target.clone());
     if let Some(t) = g.timeout {
         req = req.query("timeout", duration_param(t));
     }
-    if g.async_ {
+    if g.async_ || poll {
         req = req.query("async", "true");
     }
     if let Some(b) = body {
         req = req.json(b);
     }
-    // Allow for the server's default wait, which stretches for long operations
-    // (for a command without a timeout, to the agents' own default, which only
-    // the server knows: the server ends the wait, this only bounds it).
-    let wait = g.timeout.unwrap_or_else(|| {
-        DEFAULT_WAIT.max(client_side_runtime_bound(&op) + Duration::from_secs(5))
-    });
+    // Allow for the server's default wait, which stretches for long operations.
+    let wait = g
+        .timeout
+        .unwrap_or_else(|| DEFAULT_WAIT.max(runtime + Duration::from_secs(5)));
     req = req.timeout(Some(wait + HTTP_GRACE));
 
     let label = format!("waiting for {} on {}", op.type_name(), g.target);
     let reply = progress::while_waiting(&label, ctx.client.send(&req)).await?;
     let raw = reply.json()?;
+    if reply.status == 202 && poll {
+        let accepted: Accepted = decode(&raw, "accepted job")?;
+        let bound = client_side_runtime_bound(&op) + Duration::from_secs(5);
+        let polled = poll_job(ctx, accepted.job_id, bound).await?;
+        let outcome = JobOutcome {
+            job_id: polled.detail.id,
+            status: polled.detail.status,
+            results: polled.detail.results,
+        };
+        let raw = serde_json::to_value(&outcome).unwrap_or_default();
+        emit(ctx.format(), &raw, || {
+            output::results_table(op.type_name(), &outcome.results)
+        })?;
+        if !polled.done {
+            return Err(CliError::StillRunning {
+                job_id: outcome.job_id,
+                status: outcome.status,
+                waited: polled.waited,
+            });
+        }
+        return Ok(job_status(ctx, &outcome));
+    }
     if reply.status == 202 {
         let accepted: Accepted = decode(&raw, "accepted job")?;
         emit(ctx.format(), &raw, || {
@@ -261,6 +288,11 @@ async fn domain(
     emit(ctx.format(), &raw, || {
         output::results_table(op.type_name(), &outcome.results)
     })?;
+    Ok(job_status(ctx, &outcome))
+}
+
+/// The exit status of a finished job, with a note naming it when some host failed.
+fn job_status(ctx: &Ctx, outcome: &JobOutcome) -> Status {
     let status = Status::of_job(outcome.status, &outcome.results);
     if status == Status::SomeFailed {
         ctx.note(&format!(
@@ -269,7 +301,7 @@ async fn domain(
             outcome.status.as_str()
         ));
     }
-    Ok(status)
+    status
 }
 
 // ---------------------------------------------------------------------------
@@ -317,11 +349,14 @@ async fn job(ctx: &Ctx, c: JobCommand) -> Result<Status, CliError> {
         }
         JobCommand::Retry { id, new_target } => {
             // A retry runs the old operation again: confirm a change that fans
-            // out just as if it were sent afresh.
-            let raw = ctx.client.json(&Request::get(job_path(id))).await?;
-            let old: JobDetail = decode(&raw, "job")?;
-            let target = new_target.as_deref().unwrap_or(&old.target);
-            confirm(old.kind, &old.operation.type_name, target, ctx.global.yes)?;
+            // out just as if it were sent afresh (reading the job needs job:read,
+            // which --yes spares).
+            if !ctx.global.yes {
+                let raw = ctx.client.json(&Request::get(job_path(id))).await?;
+                let old: JobDetail = decode(&raw, "job")?;
+                let target = new_target.as_deref().unwrap_or(&old.target);
+                confirm(old.kind, &old.operation.type_name, target, false)?;
+            }
             let body = match &new_target {
                 Some(t) => json!({ "target": t }),
                 None => json!({}),
@@ -386,9 +421,34 @@ fn client_side_runtime_bound(op: &Operation) -> Duration {
     op.expected_runtime_with(MAX_COMMAND_TIMEOUT)
 }
 
+/// Follow a job to its end (see [`poll_job`]) and show it.
+async fn follow_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Status, CliError> {
+    let polled = poll_job(ctx, id, timeout).await?;
+    emit(ctx.format(), &polled.raw, || {
+        output::job_detail_table(&polled.detail)
+    })?;
+    if !polled.done {
+        return Err(CliError::StillRunning {
+            job_id: id,
+            status: polled.detail.status,
+            waited: polled.waited,
+        });
+    }
+    Ok(Status::of_job(polled.detail.status, &polled.detail.results))
+}
+
+/// A job as last polled.
+struct Polled {
+    raw: Value,
+    detail: JobDetail,
+    /// Its status is final.
+    done: bool,
+    waited: Duration,
+}
+
 /// Poll a job until its status is final (the server turns missing hosts into
 /// `timeout` at the job's deadline), or give up a little after that deadline.
-async fn follow_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Status, CliError> {
+async fn poll_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Polled, CliError> {
     let started = Instant::now();
     let mut deadline = started + timeout + HTTP_GRACE;
     let mut progress = Progress::new();
@@ -403,15 +463,12 @@ async fn follow_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Status, Cl
         let done = detail.status.is_final();
         if done || Instant::now() >= deadline {
             progress.finish();
-            emit(ctx.format(), &raw, || output::job_detail_table(&detail))?;
-            if !done {
-                return Err(CliError::StillRunning {
-                    job_id: id,
-                    status: detail.status,
-                    waited: progress.elapsed(),
-                });
-            }
-            return Ok(Status::of_job(detail.status, &detail.results));
+            return Ok(Polled {
+                raw,
+                detail,
+                done,
+                waited: progress.elapsed(),
+            });
         }
         let expected = match &detail.expected {
             Expected::Any => 1,

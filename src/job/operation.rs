@@ -293,15 +293,9 @@ impl Operation {
         !matches!(self, Operation::CommandExec(_) | Operation::CommandShell(_))
     }
 
-    /// The longest time the operation may legitimately run on the agent, so the
-    /// job's deadline can allow for it; commands without a timeout are assumed
-    /// to get [`DEFAULT_COMMAND_TIMEOUT`].
-    pub fn expected_runtime(&self) -> Duration {
-        self.expected_runtime_with(DEFAULT_COMMAND_TIMEOUT)
-    }
-
-    /// [`Self::expected_runtime`] on agents that give a command without a
-    /// timeout `command_default`.
+    /// The longest time the operation may legitimately run on an agent that
+    /// gives a command without a timeout `command_default`, so the job's
+    /// deadline can allow for it.
     pub fn expected_runtime_with(&self, command_default: Duration) -> Duration {
         match self {
             Operation::CommandExec(c) => c.timeout.unwrap_or(command_default),

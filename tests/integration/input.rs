@@ -220,6 +220,13 @@ async fn bad_input_is_400_naming_the_field() {
         (400, Some("target")),
         "{body}"
     );
+    let (status, _) = send_json(
+        stack
+            .request(Method::POST, &retry, &token)
+            .body(r#"{"target": "_all"}"#),
+    )
+    .await;
+    assert_eq!(status, 415);
     // Unknown routes are problem+json 404s.
     let (status, body) = stack.get_json("/api/v1/nope", &token).await;
     assert_eq!((status, body["status"].as_u64()), (404, Some(404)));

@@ -281,8 +281,10 @@ pub async fn remove(
 }
 
 /// Run a job's operation again as a new job, optionally on a new target (job:write).
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path)), request_body = RetryJob,
-    responses((status = 201, body = Created), (status = 404, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path)), request_body = Option<RetryJob>,
+    responses((status = 201, body = Created), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem)),
+    security(("bearer" = [])))]
 pub async fn retry(
     State(s): State<AppState>,
     Extension(who): Extension<Principal>,
@@ -301,10 +303,13 @@ pub async fn retry(
         Some(t) => t.parse()?,
         None => old.target.clone(),
     };
+    // The hosts it goes to now may give a command longer than the old ones did.
+    let timeout = Duration::from_millis(old.timeout_ms)
+        .max(s.jobs.expected_runtime(&old.operation, &target) + Duration::from_secs(5));
     let submission = Submission {
         operation: old.operation,
         target,
-        timeout: Duration::from_millis(old.timeout_ms),
+        timeout,
         created_by: who.subject.clone(),
         traceparent: super::traceparent(&headers),
         retry_of: Some(old.id),
