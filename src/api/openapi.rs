@@ -220,8 +220,10 @@ pub fn reference_markdown() -> String {
             );
         }
         if properties.is_none() {
-            for variant in schema["oneOf"].as_array().into_iter().flatten() {
-                let values: Vec<String> = variant["enum"]
+            // An enum: plain, or one variant per documented value.
+            let variants = schema["oneOf"].as_array().into_iter().flatten();
+            for values in variants.chain([schema]).map(|v| &v["enum"]) {
+                let values: Vec<String> = values
                     .as_array()
                     .into_iter()
                     .flatten()
@@ -230,15 +232,6 @@ pub fn reference_markdown() -> String {
                 if !values.is_empty() {
                     let _ = writeln!(out, "- one of {}", values.join(", "));
                 }
-            }
-            let values: Vec<String> = schema["enum"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|v| format!("`{}`", text(v)))
-                .collect();
-            if !values.is_empty() {
-                let _ = writeln!(out, "- one of {}", values.join(", "));
             }
         }
     }
