@@ -18,12 +18,8 @@
 
 use std::io;
 
-/// One address range from `/proc/self/smaps`.
-#[derive(Debug, PartialEq, Eq)]
-struct Range {
-    start: usize,
-    end: usize,
-}
+/// An address range of this process.
+type Range = std::ops::Range<usize>;
 
 /// Drop this process's resident pages of its own executable's read-only
 /// mappings. Returns how many bytes of address space were advised.
@@ -38,7 +34,7 @@ pub fn release_executable_pages() -> io::Result<usize> {
         // unmaps, so its error is not worth reporting.
         let _ = advise(&range, libc::MADV_PAGEOUT);
         match advise(&range, libc::MADV_DONTNEED) {
-            Ok(()) => advised += range.end - range.start,
+            Ok(()) => advised += range.len(),
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -80,13 +76,7 @@ fn advise(range: &Range, advice: libc::c_int) -> io::Result<()> {
     // resident or swapped (nothing writes a read-only mapping, so that still
     // holds). Dropping its pages only unmaps file content, which the next
     // access maps back; no Rust object lives in it.
-    let rc = unsafe {
-        libc::madvise(
-            range.start as *mut libc::c_void,
-            range.end - range.start,
-            advice,
-        )
-    };
+    let rc = unsafe { libc::madvise(range.start as *mut libc::c_void, range.len(), advice) };
     if rc == 0 {
         Ok(())
     } else {
@@ -149,7 +139,7 @@ fn parse_range(field: &str) -> Option<Range> {
     let (start, end) = field.split_once('-')?;
     let start = usize::from_str_radix(start, 16).ok()?;
     let end = usize::from_str_radix(end, 16).ok()?;
-    (start < end).then_some(Range { start, end })
+    (start < end).then_some(start..end)
 }
 
 #[cfg(test)]
@@ -204,14 +194,8 @@ Swap:                  0 kB
         assert_eq!(
             ranges,
             vec![
-                Range {
-                    start: 0x55d0_0000_0000,
-                    end: 0x55d0_0010_0000
-                },
-                Range {
-                    start: 0x55d0_0010_0000,
-                    end: 0x55d0_0090_0000
-                },
+                0x55d0_0000_0000..0x55d0_0010_0000,
+                0x55d0_0010_0000..0x55d0_0090_0000,
             ]
         );
         // Paths with spaces are matched whole.

@@ -78,164 +78,167 @@ pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
 
 /// The API reference in Markdown (`docs/api.md`), rendered from the OpenAPI
 /// document so the two cannot disagree: one section per path and method with
-/// its summary, parameters, body and responses.
+/// its summary, parameters, body and responses, then one per schema.
 pub fn reference_markdown() -> String {
-    use std::fmt::Write;
     let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().trim().to_owned();
-    // "#/components/schemas/Created" → "Created"; inline schemas by their type.
-    let schema_name = |v: &serde_json::Value| -> String {
-        let schema = v
-            .pointer("/content/application~1json/schema")
-            .or_else(|| v.get("schema"))
-            .unwrap_or(v);
-        // A nullable reference is `oneOf: [{type: null}, {$ref: …}]`.
-        let reference = schema.get("$ref").or_else(|| {
-            ["oneOf", "anyOf"]
-                .iter()
-                .filter_map(|k| schema.get(*k)?.as_array())
-                .flatten()
-                .find_map(|v| v.get("$ref"))
-        });
-        match (reference, schema.get("type")) {
-            (Some(r), _) => text(r).rsplit('/').next().unwrap_or_default().to_owned(),
-            (None, Some(t)) if t.is_string() => text(t),
-            _ => String::new(),
-        }
-    };
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+    let mut out = format!(
         "# API reference\n\nGenerated from the OpenAPI document the API serves at \
          `GET /api/v1/openapi.json` (version {}); do not edit: `osapi generate-docs DIR` \
          writes it as `DIR/api.md`. Errors are `application/problem+json` (`type`, \
          `title`, `status`, `detail`, and `field`, `permission` or `job_id` when they \
          apply). Endpoints marked *bearer* need `Authorization: Bearer <JWT>`; the \
-         permission each needs is in its description.",
+         permission each needs is in its description.\n",
         text(&doc["info"]["version"])
     );
-    let Some(paths) = doc["paths"].as_object() else {
-        return out;
-    };
-    for (path, item) in paths {
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
         for method in ["get", "put", "post", "delete", "patch"] {
-            let Some(op) = item.get(method) else { continue };
-            let _ = writeln!(out, "\n## `{} {path}`\n", method.to_uppercase());
-            let summary = text(&op["summary"]);
-            let description = text(&op["description"]);
-            for line in [summary, description] {
-                if !line.is_empty() {
-                    let _ = writeln!(out, "{line}\n");
-                }
-            }
-            let auth = if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
-                "bearer"
-            } else {
-                "none"
-            };
-            let _ = writeln!(
-                out,
-                "- operation id: `{}`; auth: {auth}",
-                text(&op["operationId"])
-            );
-            for param in op["parameters"].as_array().into_iter().flatten() {
-                let required = if param["required"].as_bool() == Some(true) {
-                    "required"
-                } else {
-                    "optional"
-                };
-                let _ = writeln!(
-                    out,
-                    "- {} parameter `{}` ({}, {required}){}",
-                    text(&param["in"]),
-                    text(&param["name"]),
-                    schema_name(param),
-                    match text(&param["description"]) {
-                        d if d.is_empty() => String::new(),
-                        d => format!(": {d}"),
-                    }
-                );
-            }
-            if let Some(body) = op.get("requestBody") {
-                let optional = if body["required"].as_bool() == Some(true) {
-                    ""
-                } else {
-                    " (optional)"
-                };
-                let _ = writeln!(out, "- request body: `{}`{optional}", schema_name(body));
-            }
-            if let Some(responses) = op["responses"].as_object() {
-                let codes: Vec<String> = responses
-                    .iter()
-                    .map(|(code, r)| match schema_name(r) {
-                        n if n.is_empty() => code.clone(),
-                        n => format!("{code} `{n}`"),
-                    })
-                    .collect();
-                let _ = writeln!(out, "- responses: {}", codes.join(", "));
+            if let Some(op) = item.get(method) {
+                write_operation(&mut out, method, path, op);
             }
         }
     }
-    let _ = writeln!(out, "\n# Schemas");
+    out.push_str("\n# Schemas\n");
     for (name, schema) in doc["components"]["schemas"]
         .as_object()
         .into_iter()
         .flatten()
     {
-        let _ = writeln!(out, "\n## `{name}`\n");
-        let description = text(&schema["description"]);
-        if !description.is_empty() {
-            let _ = writeln!(out, "{description}\n");
-        }
-        let required: Vec<&str> = schema["required"]
-            .as_array()
-            .into_iter()
+        write_schema(&mut out, name, schema);
+    }
+    out
+}
+
+type Json = serde_json::Value;
+
+fn text(v: &Json) -> String {
+    v.as_str().unwrap_or_default().trim().to_owned()
+}
+
+/// `": description"`, or nothing when there is none.
+fn described(v: &Json) -> String {
+    match text(&v["description"]) {
+        d if d.is_empty() => String::new(),
+        d => format!(": {}", d.replace('\n', " ")),
+    }
+}
+
+/// The schema's name (`#/components/schemas/Created` → `Created`), or an
+/// inline schema's type; `v` may be a parameter, body or response around it.
+fn schema_name(v: &Json) -> String {
+    let schema = v
+        .pointer("/content/application~1json/schema")
+        .or_else(|| v.get("schema"))
+        .unwrap_or(v);
+    // A nullable reference is `oneOf: [{type: null}, {$ref: …}]`.
+    let reference = schema.get("$ref").or_else(|| {
+        ["oneOf", "anyOf"]
+            .iter()
+            .filter_map(|k| schema.get(*k)?.as_array())
             .flatten()
-            .filter_map(|r| r.as_str())
-            .collect();
-        let properties = schema["properties"].as_object();
-        for (field, prop) in properties.into_iter().flatten() {
-            let kind = match schema_name(prop) {
-                k if k.is_empty() => match prop.get("type") {
-                    // ["string", "null"] and the like.
-                    Some(serde_json::Value::Array(t)) => {
-                        t.iter().map(&text).collect::<Vec<_>>().join(" or ")
-                    }
-                    _ => "object".to_owned(),
-                },
-                k => k,
-            };
-            let _ = writeln!(
-                out,
-                "- `{field}` ({kind}{}){}",
-                if required.contains(&field.as_str()) {
-                    ", required"
-                } else {
-                    ""
-                },
-                match text(&prop["description"]) {
-                    d if d.is_empty() => String::new(),
-                    d => format!(": {}", d.replace('\n', " ")),
-                }
-            );
+            .find_map(|v| v.get("$ref"))
+    });
+    match (reference, schema.get("type")) {
+        (Some(r), _) => text(r).rsplit('/').next().unwrap_or_default().to_owned(),
+        (None, Some(t)) if t.is_string() => text(t),
+        _ => String::new(),
+    }
+}
+
+fn write_operation(out: &mut String, method: &str, path: &str, op: &Json) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "\n## `{} {path}`\n", method.to_uppercase());
+    for line in [text(&op["summary"]), text(&op["description"])] {
+        if !line.is_empty() {
+            let _ = writeln!(out, "{line}\n");
         }
-        if properties.is_none() {
-            // An enum: plain, or one variant per documented value.
-            let variants = schema["oneOf"].as_array().into_iter().flatten();
-            for values in variants.chain([schema]).map(|v| &v["enum"]) {
-                let values: Vec<String> = values
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|v| format!("`{}`", text(v)))
-                    .collect();
-                if !values.is_empty() {
-                    let _ = writeln!(out, "- one of {}", values.join(", "));
-                }
+    }
+    let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+    let _ = writeln!(
+        out,
+        "- operation id: `{}`; auth: {}",
+        text(&op["operationId"]),
+        if secured { "bearer" } else { "none" }
+    );
+    for param in op["parameters"].as_array().into_iter().flatten() {
+        let required = param["required"].as_bool() == Some(true);
+        let _ = writeln!(
+            out,
+            "- {} parameter `{}` ({}, {}){}",
+            text(&param["in"]),
+            text(&param["name"]),
+            schema_name(param),
+            if required { "required" } else { "optional" },
+            described(param)
+        );
+    }
+    if let Some(body) = op.get("requestBody") {
+        let required = body["required"].as_bool() == Some(true);
+        let _ = writeln!(
+            out,
+            "- request body: `{}`{}",
+            schema_name(body),
+            if required { "" } else { " (optional)" }
+        );
+    }
+    if let Some(responses) = op["responses"].as_object() {
+        let codes: Vec<String> = responses
+            .iter()
+            .map(|(code, r)| match schema_name(r) {
+                n if n.is_empty() => code.clone(),
+                n => format!("{code} `{n}`"),
+            })
+            .collect();
+        let _ = writeln!(out, "- responses: {}", codes.join(", "));
+    }
+}
+
+fn write_schema(out: &mut String, name: &str, schema: &Json) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "\n## `{name}`\n");
+    let description = text(&schema["description"]);
+    if !description.is_empty() {
+        let _ = writeln!(out, "{description}\n");
+    }
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str())
+        .collect();
+    let properties = schema["properties"].as_object();
+    for (field, prop) in properties.into_iter().flatten() {
+        let kind = match (schema_name(prop), prop.get("type")) {
+            (k, _) if !k.is_empty() => k,
+            // ["string", "null"] and the like.
+            (_, Some(Json::Array(t))) => t.iter().map(text).collect::<Vec<_>>().join(" or "),
+            _ => "object".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "- `{field}` ({kind}{}){}",
+            if required.contains(&field.as_str()) {
+                ", required"
+            } else {
+                ""
+            },
+            described(prop)
+        );
+    }
+    if properties.is_none() {
+        // An enum: plain, or one variant per documented value.
+        let variants = schema["oneOf"].as_array().into_iter().flatten();
+        for values in variants.chain([schema]).map(|v| &v["enum"]) {
+            let values: Vec<String> = values
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| format!("`{}`", text(v)))
+                .collect();
+            if !values.is_empty() {
+                let _ = writeln!(out, "- one of {}", values.join(", "));
             }
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -84,9 +84,13 @@ impl JobService {
         })
     }
 
-    /// How long `op` may run on the agents `target` reaches now: a command that
-    /// gives no timeout gets each agent's own default, which they advertise.
-    pub fn expected_runtime(&self, op: &Operation, target: &Target) -> Duration {
+    /// The shortest deadline for `op` on the agents `target` reaches now: a
+    /// command that gives no timeout gets each agent's own default, which they
+    /// advertise.
+    pub fn min_deadline(&self, op: &Operation, target: &Target) -> Duration {
+        if !op.runs_for_agent_default() {
+            return op.min_deadline(DEFAULT_COMMAND_TIMEOUT);
+        }
         let command_default = self
             .live
             .snapshot()
@@ -100,7 +104,7 @@ impl JobService {
             })
             .max()
             .unwrap_or(DEFAULT_COMMAND_TIMEOUT);
-        op.expected_runtime_with(command_default)
+        op.min_deadline(command_default)
     }
 
     /// Which hosts must answer, from the agents live now. A target no live agent

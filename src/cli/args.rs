@@ -316,15 +316,8 @@ pub enum AgentCommand {
 pub enum AuditCommand {
     /// Audit entries, newest first
     List {
-        /// Only requests of this user (token subject)
-        #[arg(long, value_name = "USER")]
-        user: Option<String>,
-        /// Only entries at or after this time: RFC 3339, or a duration ago such as 1h
-        #[arg(long, value_name = "TIME", value_parser = parse_time)]
-        since: Option<String>,
-        /// Only entries before this time: RFC 3339, or a duration ago such as 10m
-        #[arg(long, value_name = "TIME", value_parser = parse_time)]
-        until: Option<String>,
+        #[command(flatten)]
+        filter: AuditFilter,
         /// Page size
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
@@ -343,16 +336,23 @@ pub enum AuditCommand {
         /// Write to FILE instead of standard output
         #[arg(short = 'O', long = "output-file", value_name = "FILE")]
         output_file: Option<PathBuf>,
-        /// Only requests of this user (token subject)
-        #[arg(long, value_name = "USER")]
-        user: Option<String>,
-        /// Only entries at or after this time: RFC 3339, or a duration ago such as 1h
-        #[arg(long, value_name = "TIME", value_parser = parse_time)]
-        since: Option<String>,
-        /// Only entries before this time: RFC 3339, or a duration ago such as 10m
-        #[arg(long, value_name = "TIME", value_parser = parse_time)]
-        until: Option<String>,
+        #[command(flatten)]
+        filter: AuditFilter,
     },
+}
+
+/// Which audit entries `audit list` and `audit export` take.
+#[derive(Debug, clap::Args)]
+pub struct AuditFilter {
+    /// Only requests of this user (token subject)
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Only entries at or after this time: RFC 3339, or a duration ago such as 1h
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<String>,
+    /// Only entries before this time: RFC 3339, or a duration ago such as 10m
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]

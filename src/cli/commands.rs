@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::args::{
-    AgentCommand, AuditCommand, CommandCommand, Commands, DnsCommand, Global, HealthCommand,
-    HostnameAction, JobCommand, JobSpec, NetworkCommand, NodeCommand, OutputFormat,
+    AgentCommand, AuditCommand, AuditFilter, CommandCommand, Commands, DnsCommand, Global,
+    HealthCommand, HostnameAction, JobCommand, JobSpec, NetworkCommand, NodeCommand, OutputFormat,
 };
 use super::client::{Client, Request, decode};
 use super::confirm::confirm;
@@ -230,8 +230,7 @@ async fn domain(
     // default, which only the server knows: create the job and poll it (each
     // request short, so an API that stops answering is noticed) instead of
     // one request whose wait we could not bound.
-    let runtime = op.expected_runtime_with(DEFAULT_COMMAND_TIMEOUT);
-    let poll = g.timeout.is_none() && !g.async_ && client_side_runtime_bound(&op) != runtime;
+    let poll = g.timeout.is_none() && !g.async_ && op.runs_for_agent_default();
     let mut req = Request::new(method, path).query("target", g.target.clone());
     if let Some(t) = g.timeout {
         req = req.query("timeout", duration_param(t));
@@ -245,7 +244,7 @@ async fn domain(
     // Allow for the server's default wait, which stretches for long operations.
     let wait = g
         .timeout
-        .unwrap_or_else(|| DEFAULT_WAIT.max(runtime + Duration::from_secs(5)));
+        .unwrap_or_else(|| DEFAULT_WAIT.max(op.min_deadline(DEFAULT_COMMAND_TIMEOUT)));
     req = req.timeout(Some(wait + HTTP_GRACE));
 
     let label = format!("waiting for {} on {}", op.type_name(), g.target);
@@ -253,8 +252,7 @@ async fn domain(
     let raw = reply.json()?;
     if reply.status == 202 && poll {
         let accepted: Accepted = decode(&raw, "accepted job")?;
-        let bound = client_side_runtime_bound(&op) + Duration::from_secs(5);
-        let polled = poll_job(ctx, accepted.job_id, bound).await?;
+        let polled = poll_job(ctx, accepted.job_id, longest_deadline(&op)).await?;
         let outcome = JobOutcome {
             job_id: polled.detail.id,
             status: polled.detail.status,
@@ -411,14 +409,14 @@ async fn job_create(ctx: &Ctx, spec: JobSpec, follow: bool) -> Result<Status, Cl
     let timeout = g
         .timeout
         .unwrap_or(DEFAULT_JOB_TIMEOUT)
-        .max(client_side_runtime_bound(&op) + Duration::from_secs(5));
+        .max(longest_deadline(&op));
     follow_job(ctx, created.job_id, timeout).await
 }
 
-/// The longest `op` may run on any agent: a command without a timeout gets the
-/// agent's configured default, at most [`MAX_COMMAND_TIMEOUT`].
-fn client_side_runtime_bound(op: &Operation) -> Duration {
-    op.expected_runtime_with(MAX_COMMAND_TIMEOUT)
+/// The latest the server may settle a job of `op`: a command without a timeout
+/// gets its agent's configured default, at most [`MAX_COMMAND_TIMEOUT`].
+fn longest_deadline(op: &Operation) -> Duration {
+    op.min_deadline(MAX_COMMAND_TIMEOUT)
 }
 
 /// Follow a job to its end (see [`poll_job`]) and show it.
@@ -517,19 +515,21 @@ async fn agent(ctx: &Ctx, c: AgentCommand) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
+/// The filter both audit listings take, as query parameters.
+fn audit_query(req: Request, filter: AuditFilter) -> Request {
+    req.query_opt("user", filter.user)
+        .query_opt("since", filter.since)
+        .query_opt("until", filter.until)
+}
+
 async fn audit(ctx: &Ctx, c: AuditCommand) -> Result<Status, CliError> {
     match c {
         AuditCommand::List {
-            user,
-            since,
-            until,
+            filter,
             limit,
             cursor,
         } => {
-            let req = Request::get("/api/v1/audit")
-                .query_opt("user", user)
-                .query_opt("since", since)
-                .query_opt("until", until)
+            let req = audit_query(Request::get("/api/v1/audit"), filter)
                 .query_opt("limit", limit)
                 .query_opt("cursor", cursor);
             let raw = ctx.client.json(&req).await?;
@@ -550,16 +550,10 @@ async fn audit(ctx: &Ctx, c: AuditCommand) -> Result<Status, CliError> {
         }
         AuditCommand::Export {
             output_file,
-            user,
-            since,
-            until,
+            filter,
         } => {
             // Streamed and possibly long: no overall timeout.
-            let req = Request::get("/api/v1/audit/export")
-                .query_opt("user", user)
-                .query_opt("since", since)
-                .query_opt("until", until)
-                .timeout(None);
+            let req = audit_query(Request::get("/api/v1/audit/export"), filter).timeout(None);
             match output_file.filter(|p| p.as_os_str() != "-") {
                 Some(path) => {
                     let open = || {

@@ -16,6 +16,8 @@ pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long each ping probe waits for its reply when the request does not say.
 pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time for a host's answer to arrive after its operation's own runtime.
+const ANSWER_GRACE: Duration = Duration::from_secs(5);
 /// Longest per-probe ping timeout.
 const MAX_PING_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -293,10 +295,25 @@ impl Operation {
         !matches!(self, Operation::CommandExec(_) | Operation::CommandShell(_))
     }
 
-    /// The longest time the operation may legitimately run on an agent that
-    /// gives a command without a timeout `command_default`, so the job's
-    /// deadline can allow for it.
-    pub fn expected_runtime_with(&self, command_default: Duration) -> Duration {
+    /// Whether how long the operation runs is up to the agent: a command that
+    /// gives no timeout gets the agent's configured default.
+    pub fn runs_for_agent_default(&self) -> bool {
+        match self {
+            Operation::CommandExec(c) => c.timeout.is_none(),
+            Operation::CommandShell(c) => c.timeout.is_none(),
+            _ => false,
+        }
+    }
+
+    /// The shortest job deadline that lets the operation finish and answer on
+    /// agents whose command default is `command_default`.
+    pub fn min_deadline(&self, command_default: Duration) -> Duration {
+        self.expected_runtime(command_default) + ANSWER_GRACE
+    }
+
+    /// The longest time the operation may legitimately run on an agent whose
+    /// command default is `command_default`.
+    fn expected_runtime(&self, command_default: Duration) -> Duration {
         match self {
             Operation::CommandExec(c) => c.timeout.unwrap_or(command_default),
             Operation::CommandShell(c) => c.timeout.unwrap_or(command_default),
@@ -653,5 +670,29 @@ mod tests {
         assert_eq!(Operation::HostnameGet.permission(), Permission::NodeRead);
         assert_eq!(Operation::HostnameGet.kind(), Kind::Query);
         assert!(Operation::HostnameGet.is_idempotent());
+    }
+
+    #[test]
+    fn deadlines_allow_the_runtime_and_the_agent_default_only_without_a_timeout() {
+        let minute = Duration::from_secs(60);
+        let bare = Operation::parse("command.shell.execute", json!({"command": "true"})).unwrap();
+        assert!(bare.runs_for_agent_default());
+        assert_eq!(bare.min_deadline(minute), Duration::from_secs(65));
+        let own = Operation::parse(
+            "command.exec.execute",
+            json!({"command": "true", "timeout": "2s"}),
+        )
+        .unwrap();
+        assert!(!own.runs_for_agent_default());
+        assert_eq!(own.min_deadline(minute), Duration::from_secs(7));
+        let ping =
+            Operation::parse("network.ping.do", json!({"address": "::1", "count": 3})).unwrap();
+        assert!(!ping.runs_for_agent_default());
+        // Three probes of 1 s each, a second apart, then the grace.
+        assert_eq!(ping.min_deadline(minute), Duration::from_secs(11));
+        assert_eq!(
+            Operation::HostnameGet.min_deadline(minute),
+            Duration::from_secs(5)
+        );
     }
 }

@@ -17,8 +17,8 @@ use osapi::natsd::ServerAuth;
 use serde_json::{Value, json};
 
 use crate::harness::{
-    AgentSpec, Nats, OSAPI, Proc, Stack, StackOptions, free_port, send_json, wait_for,
-    wait_meta_group, write_file,
+    AgentSpec, Nats, OSAPI, Proc, Stack, StackOptions, free_port, post, wait_for, wait_meta_group,
+    write_file,
 };
 
 /// Replicas 3 for the stream and every bucket, as `OSAPI_*` overrides (API and
@@ -40,15 +40,6 @@ fn with_env(mut spec: AgentSpec, env: &[(String, String)]) -> AgentSpec {
         spec = spec.env(k, v);
     }
     spec
-}
-
-async fn post(stack: &Stack, token: &str, path: &str, body: Value) -> (u16, Value) {
-    send_json(
-        stack
-            .request(reqwest::Method::POST, path, token)
-            .json(&body),
-    )
-    .await
 }
 
 fn is_final(job: &Value) -> bool {

@@ -34,6 +34,21 @@ where
     }
 }
 
+/// Wait up to 30 s until a request made by `request` is answered 200.
+pub async fn wait_for_ok(what: &str, request: impl Fn() -> reqwest::RequestBuilder) {
+    wait_for(what, Duration::from_secs(30), || {
+        let req = request();
+        async move {
+            req.send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        }
+    })
+    .await
+}
+
 pub fn free_port() -> u16 {
     natsd::ports::find_free_port().expect("free port")
 }
@@ -124,21 +139,7 @@ impl Nats {
         init_tls();
         let health = format!("http://127.0.0.1:{monitor}/healthz?js-enabled-only=true");
         let http = reqwest::Client::new();
-        wait_for(
-            "nats-server (raw) to be healthy",
-            Duration::from_secs(30),
-            || {
-                let req = http.get(&health);
-                async move {
-                    req.send()
-                        .await
-                        .ok()
-                        .filter(|r| r.status() == 200)
-                        .map(|_| ())
-                }
-            },
-        )
-        .await;
+        wait_for_ok("nats-server (raw) to be healthy", || http.get(&health)).await;
         Nats {
             sup: None,
             url: url.to_owned(),
@@ -439,20 +440,7 @@ node:
             key,
         };
         let ready_url = format!("{}/health/ready", stack.base);
-        let http = stack.http.clone();
-        wait_for("API readiness", Duration::from_secs(30), || {
-            let http = http.clone();
-            let url = ready_url.clone();
-            async move {
-                http.get(url)
-                    .send()
-                    .await
-                    .ok()
-                    .filter(|r| r.status() == 200)
-                    .map(|_| ())
-            }
-        })
-        .await;
+        wait_for_ok("API readiness", || stack.http.get(&ready_url)).await;
         for spec in agents {
             stack.add_agent(spec.clone()).await;
         }
@@ -527,20 +515,10 @@ node:
 
     pub async fn wait_agent_live(&self, hostname: &str) {
         let token = self.token(&["admin"]);
-        wait_for(
-            &format!("agent {hostname} to be live"),
-            Duration::from_secs(30),
-            || {
-                let req = self.get(&format!("/api/v1/agents/{hostname}"), &token);
-                async move {
-                    req.send()
-                        .await
-                        .ok()
-                        .filter(|r| r.status() == 200)
-                        .map(|_| ())
-                }
-            },
-        )
+        let path = format!("/api/v1/agents/{hostname}");
+        wait_for_ok(&format!("agent {hostname} to be live"), || {
+            self.get(&path, &token)
+        })
         .await;
     }
 
@@ -627,6 +605,16 @@ node:
             .output()
             .expect("run osapictl")
     }
+}
+
+/// POST `body` as JSON and read the answer: (HTTP status, body).
+pub async fn post(stack: &Stack, token: &str, path: &str, body: Value) -> (u16, Value) {
+    send_json(
+        stack
+            .request(reqwest::Method::POST, path, token)
+            .json(&body),
+    )
+    .await
 }
 
 pub async fn send_json(req: reqwest::RequestBuilder) -> (u16, Value) {

@@ -7,17 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{AgentSpec, OSAPI, Stack, StackOptions, send_json, spawn, wait_for};
-
-/// POST a domain endpoint and wait for its answer: (HTTP status, body).
-async fn post(stack: &Stack, token: &str, path: &str, body: Value) -> (u16, Value) {
-    send_json(
-        stack
-            .request(reqwest::Method::POST, path, token)
-            .json(&body),
-    )
-    .await
-}
+use crate::harness::{AgentSpec, OSAPI, Stack, StackOptions, post, spawn, wait_for};
 
 /// The one host's result of a finished synchronous request.
 async fn result(stack: &Stack, token: &str, path: &str, body: Value) -> Value {

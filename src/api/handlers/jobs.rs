@@ -158,8 +158,8 @@ pub async fn create(
     // A generic job must not be a way around the operation's own permission.
     who.require(operation.permission())?;
     let target: Target = body.target.as_deref().unwrap_or("_any").parse()?;
-    let timeout = parse_timeout(body.timeout.as_deref())?
-        .max(s.jobs.expected_runtime(&operation, &target) + Duration::from_secs(5));
+    let timeout =
+        parse_timeout(body.timeout.as_deref())?.max(s.jobs.min_deadline(&operation, &target));
     let submission = Submission {
         operation,
         target,
@@ -304,8 +304,8 @@ pub async fn retry(
         None => old.target.clone(),
     };
     // The hosts it goes to now may give a command longer than the old ones did.
-    let timeout = Duration::from_millis(old.timeout_ms)
-        .max(s.jobs.expected_runtime(&old.operation, &target) + Duration::from_secs(5));
+    let timeout =
+        Duration::from_millis(old.timeout_ms).max(s.jobs.min_deadline(&old.operation, &target));
     let submission = Submission {
         operation: old.operation,
         target,

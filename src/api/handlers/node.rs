@@ -1,8 +1,6 @@
 //! Domain endpoints: node, network and command. Each builds an operation and runs
 //! it as a job, synchronously or (`async=true`) returning 202 and the job's URL.
 
-use std::time::Duration;
-
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -46,7 +44,7 @@ pub(crate) async fn run(
     let timeout = params.timeout()?.unwrap_or_else(|| {
         state
             .default_wait
-            .max(state.jobs.expected_runtime(&op, &target) + Duration::from_secs(5))
+            .max(state.jobs.min_deadline(&op, &target))
     });
     // DNS names an interface: when no answering host has it, the answer is a 404
     // naming it (SPEC §5) rather than a 200 whose every result failed.
