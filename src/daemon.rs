@@ -16,11 +16,12 @@ use crate::api::service::JobService;
 use crate::api::{self, AppState};
 use crate::audit::{AuditError, AuditStore, AuditWriter, Auditor, BUFFER_CAPACITY, JournalSink};
 use crate::bus::{self, JobStore, Registry};
-use crate::config::{Config, ConfigError, NatsServerAuth};
+use crate::bus::credentials::CredentialsError;
+use crate::config::{Config, ConfigError, NatsClientAuth, NatsConnection, NatsServerAuth};
 use crate::job::Names;
 use crate::memory;
 use crate::metrics::{self, MetricsError};
-use crate::natsd::{self, ClusterSettings, ServerAuth, Supervisor};
+use crate::natsd::{self, ClusterSettings, NkeyUser, ServerAuth, Supervisor};
 use crate::provider::Providers;
 use crate::systemd::{self, Activated};
 use crate::token::TokenKey;
@@ -30,6 +31,8 @@ use crate::token::TokenKey;
 pub enum DaemonError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("generated NATS credentials: {0}")]
+    Credentials(#[from] CredentialsError),
     #[error("signing key: {0}")]
     Key(#[from] crate::token::TokenError),
     #[error(transparent)]
@@ -88,14 +91,35 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 pub fn nats_settings(cfg: &Config) -> Result<natsd::Settings, DaemonError> {
     let s = &cfg.nats.server;
     let auth = match &s.auth {
-        NatsServerAuth::None => ServerAuth::None,
+        NatsServerAuth::Generated { credentials_dir } => {
+            // Made on first start; later starts only read the public keys.
+            let names = Names::new(s.namespace.clone());
+            ServerAuth::Nkey(
+                bus::credentials::ensure(credentials_dir)?
+                    .into_iter()
+                    .map(|(role, public_key)| NkeyUser {
+                        public_key,
+                        permissions: bus::permissions::for_role(role, &names, &cfg.nats),
+                    })
+                    .collect(),
+            )
+        }
+        NatsServerAuth::None => {
+            tracing::warn!(
+                "nats.server.auth.type is none: anyone who reaches the NATS port can run \
+                 jobs as root on every agent; use it only for throwaway tests"
+            );
+            ServerAuth::None
+        }
         NatsServerAuth::UserPass { users } => ServerAuth::UserPass(
             users
                 .iter()
                 .map(|u| Ok((u.username.clone(), u.password.read_string()?)))
                 .collect::<Result<_, ConfigError>>()?,
         ),
-        NatsServerAuth::Nkey { nkeys } => ServerAuth::Nkey(nkeys.clone()),
+        NatsServerAuth::Nkey { nkeys } => {
+            ServerAuth::Nkey(nkeys.iter().map(NkeyUser::unrestricted).collect())
+        }
     };
     let run_dir = std::env::var_os("RUNTIME_DIRECTORY")
         .map(PathBuf::from)
@@ -150,6 +174,7 @@ pub async fn run_nats(cfg: &Config) -> Result<(), DaemonError> {
         tokio::spawn(natsd::forward(listener, child));
     }
     tracing::info!(addr = %sup.client_addr(), "embedded NATS ready");
+    provision_as_admin(cfg, sup.client_url());
     systemd::ready(&format!(
         "nats-server ready (JetStream on) at {}",
         sup.client_addr()
@@ -169,6 +194,52 @@ pub async fn run_nats(cfg: &Config) -> Result<(), DaemonError> {
     }
 }
 
+/// With generated credentials the supervisor owns the stream and buckets: it
+/// creates them (as the admin role) once its server is up, so agents, which
+/// may not, find them even before an API ever ran. Retried in the background
+/// while a cluster forms; other auth types leave provisioning to the API.
+fn provision_as_admin(cfg: &Config, url: &str) {
+    let NatsServerAuth::Generated { credentials_dir } = &cfg.nats.server.auth else {
+        return;
+    };
+    let conn = NatsConnection {
+        servers: vec![url.to_owned()],
+        client_name: Some("osapi-nats-supervisor".to_owned()),
+        namespace: cfg.nats.server.namespace.clone(),
+        auth: NatsClientAuth::Generated {
+            credential: cfg
+                .api
+                .server
+                .security
+                .credentials_directory
+                .as_ref()
+                .map(|dir| dir.join(crate::config::NATS_NKEY_CREDENTIAL)),
+            credentials_dir: credentials_dir.clone(),
+        },
+        tls: None,
+    };
+    let (names, nats) = (Names::new(conn.namespace.clone()), cfg.nats.clone());
+    tokio::spawn(async move {
+        loop {
+            let provisioned = async {
+                let client = bus::connect(&conn, bus::Role::Admin, "osapi-nats-supervisor").await?;
+                let js = async_nats::jetstream::new(client);
+                bus::provision(&js, &names, &nats).await.map(drop)
+            };
+            match provisioned.await {
+                Ok(()) => {
+                    tracing::info!("job stream and buckets in place");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot provision the job stream yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    });
+}
+
 /// Connect, provision and build the API's state, with its metrics in `registry`,
 /// and the audit writer to [`AuditWriter::finish`] when the API stops.
 pub async fn api_state(
@@ -178,7 +249,7 @@ pub async fn api_state(
     let server = &cfg.api.server;
     let key = TokenKey::new(server.security.signing_key()?)?;
     let names = Names::new(server.nats.namespace.clone());
-    let (client, connects) = bus::connect_watched(&server.nats, "osapi-api").await?;
+    let (client, connects) = bus::connect_watched(&server.nats, bus::Role::Api, "osapi-api").await?;
     let js = async_nats::jetstream::new(client.clone());
     let buckets = bus::provision(&js, &names, &cfg.nats).await?;
     bus::reprovision_on_reconnect(js, names.clone(), cfg.nats.clone(), connects.clone());
@@ -434,6 +505,7 @@ pub async fn run_all(cfg: &Config) -> Result<(), DaemonError> {
     let registry = metrics::new_registry()?;
     let mut sup = Supervisor::start(nats_settings(cfg)?).await?;
     tracing::info!(addr = %sup.client_addr(), "embedded NATS ready");
+    provision_as_admin(cfg, sup.client_url());
     let api = serve_api(cfg, shutdown.clone(), &registry);
     let agent = serve_agent(cfg, None, shutdown.clone(), &registry, Process::Shared);
     let result = tokio::select! {

@@ -133,15 +133,16 @@ pub async fn run(
     ready: impl FnOnce(AgentHandle),
 ) -> Result<(), AgentError> {
     let names = Names::new(settings.namespace.clone());
-    let (client, connects) = bus::connect_watched(
+    let (client, _connects) = bus::connect_watched(
         &settings.agent.nats,
+        bus::Role::Agent,
         &format!("osapi-agent-{}", settings.agent.hostname),
     )
     .await?;
     let js = jetstream::new(client.clone());
-    let buckets = bus::provision(&js, &names, &settings.nats).await?;
-    let reprovision =
-        bus::reprovision_on_reconnect(js.clone(), names.clone(), settings.nats.clone(), connects);
+    // Agents never create streams (their NATS permissions forbid it): the
+    // embedded server's supervisor or the API does.
+    let buckets = bus::open(&js, &names, &settings.nats).await?;
     let store = JobStore::new(client.clone(), &buckets, names.clone());
     let registry = Registry::new(buckets.registry.clone(), settings.nats.registry.ttl);
     let cfg = &settings.agent;
@@ -199,9 +200,6 @@ pub async fn run(
                 durable,
                 config,
                 batch: cfg.max_jobs,
-                js: js.clone(),
-                names: names.clone(),
-                nats: settings.nats.clone(),
                 recovering: recovering.clone(),
             },
             messages,
@@ -316,7 +314,6 @@ pub async fn run(
     }
     tracing::info!(running = tasks.len(), "agent stopping");
     consumers.abort_all();
-    reprovision.abort();
     // Jobs delivered but not started go back at once rather than after ack_wait.
     while let Ok(msg) = deliveries.try_recv() {
         let _ = msg.ack_with(AckKind::Nak(None)).await;
@@ -594,14 +591,11 @@ struct Follow {
     durable: String,
     config: consumer::pull::Config,
     batch: usize,
-    js: jetstream::Context,
-    names: Names,
-    nats: NatsConfig,
     recovering: Arc<AtomicUsize>,
 }
 
 /// Forward one consumer's deliveries until the agent stops; when they stop for
-/// good, recreate the consumer (and, if it is gone, the stream and buckets).
+/// good, recreate the consumer (once its stream exists again).
 async fn follow_consumer(
     f: Follow,
     mut messages: consumer::pull::Stream,
@@ -656,17 +650,8 @@ async fn follow_consumer(
                 Ok(m) => break m,
                 Err(e) => {
                     tracing::warn!(consumer = %f.durable, error = %e, "cannot recreate the consumer yet");
-                    // The stream itself is gone (a wiped store): bring it back.
-                    let stream_gone =
-                        e.contains("stream not found") || e.contains("error code 10059");
-                    if stream_gone {
-                        match bus::provision(&f.js, &f.names, &f.nats).await {
-                            Ok(_) => tracing::info!("job stream provisioned again"),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot provision the job stream yet")
-                            }
-                        }
-                    }
+                    // A stream that is gone (a wiped store) is the supervisor's
+                    // or the API's to bring back; agents may not create streams.
                 }
             }
             tokio::time::sleep(delay).await;

@@ -7,13 +7,18 @@ use async_nats::{Client, ConnectOptions, Event, ServerAddr};
 use tokio::sync::watch;
 
 use super::BusError;
+use super::credentials::Role;
 use crate::config::{NatsClientAuth, NatsConnection};
 
 /// Connect, failing fast (with the server's reason) when the servers cannot be
 /// reached or refuse our credentials, instead of retrying silently; once connected,
 /// the client reconnects on its own.
-pub async fn connect(conn: &NatsConnection, default_name: &str) -> Result<Client, BusError> {
-    connect_watched(conn, default_name)
+pub async fn connect(
+    conn: &NatsConnection,
+    role: Role,
+    default_name: &str,
+) -> Result<Client, BusError> {
+    connect_watched(conn, role, default_name)
         .await
         .map(|(client, _)| client)
 }
@@ -23,6 +28,7 @@ pub async fn connect(conn: &NatsConnection, default_name: &str) -> Result<Client
 /// re-reading results published while we were away.
 pub async fn connect_watched(
     conn: &NatsConnection,
+    role: Role,
     default_name: &str,
 ) -> Result<(Client, watch::Receiver<u64>), BusError> {
     let (connects_tx, connects) = watch::channel(0u64);
@@ -57,6 +63,30 @@ pub async fn connect_watched(
         .request_timeout(Some(Duration::from_secs(5)))
         .max_reconnects(None::<usize>);
     match &conn.auth {
+        NatsClientAuth::Generated {
+            credential,
+            credentials_dir,
+        } => {
+            // The unit's systemd credential when it passed one, else the
+            // role's seed where the embedded server generated it.
+            let seed_file = credential
+                .as_ref()
+                .filter(|p| p.exists())
+                .cloned()
+                .unwrap_or_else(|| role.seed_file(credentials_dir));
+            let seed = std::fs::read_to_string(&seed_file).map_err(|source| {
+                BusError::NoGeneratedCredential {
+                    role: role.name(),
+                    path: seed_file.display().to_string(),
+                    source,
+                }
+            })?;
+            // Replies come back under the role's own prefix, the only one
+            // its permissions let it subscribe to.
+            opts = opts
+                .nkey(seed.trim().to_owned())
+                .custom_inbox_prefix(role.inbox_prefix());
+        }
         NatsClientAuth::None => {}
         NatsClientAuth::UserPass { username, password } => {
             opts = opts.user_and_password(username.clone(), password.read_string()?);
@@ -113,6 +143,7 @@ fn connect_reason(e: &async_nats::ConnectError, auth: &NatsClientAuth) -> String
     }
     let detail = inner.to_string();
     let credentials = || match auth {
+        NatsClientAuth::Generated { .. } => "the generated credential".to_owned(),
         NatsClientAuth::None => "a connection without credentials (auth.type none)".to_owned(),
         NatsClientAuth::UserPass { username, .. } => format!("user {username:?}'s password"),
         NatsClientAuth::Nkey { seed_file } => format!("the nkey in {}", seed_file.display()),

@@ -3,14 +3,19 @@
 //! registry. The domain types come from [`crate::job`]; this module only moves them.
 
 mod connect;
+pub mod credentials;
 mod pager;
+pub mod permissions;
 mod provision;
 mod registry;
 mod store;
 
 pub use connect::{connect, connect_watched, round_trip};
 pub use pager::{Order, StreamPager};
-pub use provision::{Buckets, check, provision, provisioned_streams, reprovision_on_reconnect};
+pub use credentials::Role;
+pub use provision::{
+    Buckets, check, open, provision, provisioned_streams, reprovision_on_reconnect,
+};
 pub use registry::{AgentInfo, LiveAgents, Registry};
 pub use store::{Claim, JobPage, JobProgress, JobStore, ListFilter, TRACEPARENT_HEADER};
 
@@ -23,6 +28,17 @@ pub enum BusError {
     Connect { servers: String, reason: String },
     #[error("cannot read NATS credentials from {path}: {source}")]
     Credentials {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no NATS credential for the {role} role at {path}: {source} (the embedded NATS server \
+         makes it on first start: start `osapi nats server start` first, as a user who may \
+         read it; for another server, set the connection's auth)"
+    )]
+    NoGeneratedCredential {
+        role: &'static str,
         path: String,
         #[source]
         source: std::io::Error,

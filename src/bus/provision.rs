@@ -43,9 +43,42 @@ pub async fn provision(
     cfg: &NatsConfig,
 ) -> Result<Buckets, BusError> {
     super::retry_transient("provisioning", PROVISION_PATIENCE, |_| {
-        provision_once(js, names, cfg)
+        provision_once(js, names, cfg, Mode::Create)
     })
     .await
+}
+
+/// Open the stream and buckets that someone allowed to create them made (the
+/// embedded server's supervisor, or the API), waiting while they are missing.
+/// For agents, which may not create, change or delete streams.
+pub async fn open(
+    js: &jetstream::Context,
+    names: &Names,
+    cfg: &NatsConfig,
+) -> Result<Buckets, BusError> {
+    let mut delay = Duration::from_millis(100);
+    let mut logged = false;
+    loop {
+        match provision_once(js, names, cfg, Mode::Open).await {
+            Ok(buckets) => return Ok(buckets),
+            Err(e) => {
+                if !logged {
+                    tracing::info!(error = %e, "waiting for the job stream and buckets");
+                    crate::systemd::status("waiting for the job stream and buckets");
+                    logged = true;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Whether provisioning may create and update streams, or only open them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Create,
+    Open,
 }
 
 /// Provision again after every reconnect: the server we came back to may have
@@ -80,8 +113,9 @@ async fn provision_once(
     js: &jetstream::Context,
     names: &Names,
     cfg: &NatsConfig,
+    mode: Mode,
 ) -> Result<Buckets, BusError> {
-    let stream = ensure_stream(js, job_stream_config(names, &cfg.stream)).await?;
+    let stream = ensure_stream(js, job_stream_config(names, &cfg.stream), mode).await?;
     let kv_settings = |bucket: &str| BucketConfig {
         bucket: bucket.to_owned(),
         ttl: cfg.kv.ttl,
@@ -93,16 +127,24 @@ async fn provision_once(
         js,
         &names.resource(&cfg.kv.jobs_bucket),
         &kv_settings(&cfg.kv.jobs_bucket),
+        mode,
     )
     .await?;
     let responses = ensure_bucket(
         js,
         &names.resource(&cfg.kv.responses_bucket),
         &kv_settings(&cfg.kv.responses_bucket),
+        mode,
     )
     .await?;
-    let audit = ensure_bucket(js, &names.resource(&cfg.audit.bucket), &cfg.audit).await?;
-    let registry = ensure_bucket(js, &names.resource(&cfg.registry.bucket), &cfg.registry).await?;
+    let audit = ensure_bucket(js, &names.resource(&cfg.audit.bucket), &cfg.audit, mode).await?;
+    let registry = ensure_bucket(
+        js,
+        &names.resource(&cfg.registry.bucket),
+        &cfg.registry,
+        mode,
+    )
+    .await?;
     Ok(Buckets {
         jobs,
         responses,
@@ -157,9 +199,15 @@ fn bucket_stream_config(bucket: &str, b: &BucketConfig) -> stream::Config {
 async fn ensure_stream(
     js: &jetstream::Context,
     config: stream::Config,
+    mode: Mode,
 ) -> Result<stream::Stream, BusError> {
     let name = config.name.clone();
     match js.get_stream(&name).await {
+        Ok(existing) if mode == Mode::Open => Ok(existing),
+        Err(e) if mode == Mode::Open => Err(BusError::Provision {
+            what: format!("stream {name}"),
+            detail: e.to_string(),
+        }),
         Ok(existing) => {
             let current = &existing.cached_info().config;
             // Adopt an existing stream; bring limits in line with the configuration
@@ -210,8 +258,9 @@ async fn ensure_bucket(
     js: &jetstream::Context,
     bucket: &str,
     b: &BucketConfig,
+    mode: Mode,
 ) -> Result<kv::Store, BusError> {
-    ensure_stream(js, bucket_stream_config(bucket, b)).await?;
+    ensure_stream(js, bucket_stream_config(bucket, b), mode).await?;
     js.get_key_value(bucket)
         .await
         .map_err(|e| BusError::Provision {

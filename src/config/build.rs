@@ -69,21 +69,31 @@ pub(crate) fn build(raw: RawConfig, credentials: Option<&Path>) -> (Config, Prob
     let nats = raw.nats.unwrap_or_default();
     let node = raw.node.unwrap_or_default();
     let telemetry = raw.telemetry.unwrap_or_default();
+    let nats_server = nats_server(nats.server.unwrap_or_default(), &mut p);
+    // Clients without an auth block use the embedded server's generated
+    // credentials, found where that server keeps them.
+    let generated = Generated {
+        credential: credentials.map(|dir| dir.join(NATS_NKEY_CREDENTIAL)),
+        credentials_dir: match &nats_server.auth {
+            NatsServerAuth::Generated { credentials_dir } => credentials_dir.clone(),
+            _ => default_credentials_dir(&nats_server.store_dir),
+        },
+    };
     let config = Config {
         debug: raw.debug.unwrap_or(false),
         api: ApiConfig {
-            server: api_server(api.server.unwrap_or_default(), credentials, &mut p),
+            server: api_server(api.server.unwrap_or_default(), credentials, &generated, &mut p),
             client: api_client(api.client.unwrap_or_default(), &mut p),
         },
         nats: NatsConfig {
-            server: nats_server(nats.server.unwrap_or_default(), &mut p),
+            server: nats_server,
             stream: stream(nats.stream.unwrap_or_default()),
             kv: job_buckets(nats.kv.unwrap_or_default()),
             audit: bucket(nats.audit.unwrap_or_default(), BucketConfig::audit()),
             registry: bucket(nats.registry.unwrap_or_default(), BucketConfig::registry()),
         },
         node: NodeConfig {
-            agent: agent(node.agent.unwrap_or_default(), credentials, &mut p),
+            agent: agent(node.agent.unwrap_or_default(), credentials, &generated, &mut p),
         },
         telemetry: TelemetryConfig {
             tracing: {
@@ -99,7 +109,18 @@ pub(crate) fn build(raw: RawConfig, credentials: Option<&Path>) -> (Config, Prob
     (config, p)
 }
 
-fn api_server(raw: RawApiServer, credentials: Option<&Path>, p: &mut Problems) -> ApiServerConfig {
+/// Where a client finds its generated credential.
+struct Generated {
+    credential: Option<PathBuf>,
+    credentials_dir: PathBuf,
+}
+
+fn api_server(
+    raw: RawApiServer,
+    credentials: Option<&Path>,
+    generated: &Generated,
+    p: &mut Problems,
+) -> ApiServerConfig {
     let d = ApiServerConfig::default();
     let sec = raw.security.unwrap_or_default();
     let key = "api.server.security";
@@ -137,6 +158,7 @@ fn api_server(raw: RawApiServer, credentials: Option<&Path>, p: &mut Problems) -
             raw.nats.unwrap_or_default(),
             "api.server.nats",
             credentials,
+            generated,
             p,
         ),
         security: ApiSecurity {
@@ -178,6 +200,7 @@ fn connection(
     raw: RawNatsConnection,
     key: &str,
     credentials: Option<&Path>,
+    generated: &Generated,
     p: &mut Problems,
 ) -> NatsConnection {
     let d = NatsConnection::default();
@@ -187,7 +210,7 @@ fn connection(
     let password_set =
         text(auth.password.clone()).is_some() || path(auth.password_file.clone()).is_some();
     let seed_set = path(auth.nkey_seed_file.clone()).is_some();
-    let kind = auth.kind.unwrap_or(AuthType::None);
+    let kind = auth.kind.unwrap_or(AuthType::Generated);
     // Settings for another auth type are most likely a forgotten `type:`.
     let stray = |p: &mut Problems, field: &str, set: bool| {
         if set {
@@ -198,6 +221,15 @@ fn connection(
         }
     };
     let auth = match kind {
+        AuthType::Generated => {
+            stray(p, "username", username.is_some());
+            stray(p, "password", password_set);
+            stray(p, "nkey_seed_file", seed_set);
+            NatsClientAuth::Generated {
+                credential: generated.credential.clone(),
+                credentials_dir: generated.credentials_dir.clone(),
+            }
+        }
         AuthType::None => {
             stray(p, "username", username.is_some());
             stray(p, "password", password_set);
@@ -277,21 +309,33 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
     let users = auth.users.unwrap_or_default();
     let nkeys = auth.nkeys.unwrap_or_default();
     let key = "nats.server.auth";
-    let auth = match auth.kind.unwrap_or(AuthType::None) {
-        AuthType::None | AuthType::Nkey if !users.is_empty() => {
+    let store_dir = raw.store_dir.clone().unwrap_or(d.store_dir.clone());
+    let kind = auth.kind.unwrap_or(AuthType::Generated);
+    if kind != AuthType::Generated && path(auth.credentials_dir.clone()).is_some() {
+        p.push(
+            format!("{key}.credentials_dir"),
+            "is only used when auth.type is generated",
+        );
+    }
+    let auth = match kind {
+        AuthType::Generated | AuthType::None | AuthType::Nkey if !users.is_empty() => {
             p.push(
                 format!("{key}.users"),
                 "users are only used when auth.type is user_pass",
             );
             NatsServerAuth::None
         }
-        AuthType::None if !nkeys.is_empty() => {
+        AuthType::Generated | AuthType::None if !nkeys.is_empty() => {
             p.push(
                 format!("{key}.nkeys"),
                 "nkeys are only used when auth.type is nkey",
             );
             NatsServerAuth::None
         }
+        AuthType::Generated => NatsServerAuth::Generated {
+            credentials_dir: path(auth.credentials_dir)
+                .unwrap_or_else(|| default_credentials_dir(&store_dir)),
+        },
         AuthType::None => NatsServerAuth::None,
         AuthType::UserPass => {
             if !nkeys.is_empty() {
@@ -346,7 +390,15 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
     let cluster = match text(cluster.name) {
         Some(name) => Some(ClusterConfig {
             name,
-            host: text(cluster.host).unwrap_or_else(|| DEFAULT_CLUSTER_HOST.to_owned()),
+            // Routes to nobody need no outside listener.
+            host: text(cluster.host).unwrap_or_else(|| {
+                if routes.is_empty() {
+                    LOOPBACK_CLUSTER_HOST
+                } else {
+                    DEFAULT_CLUSTER_HOST
+                }
+                .to_owned()
+            }),
             port: cluster.port.unwrap_or(DEFAULT_CLUSTER_PORT),
             routes,
         }),
@@ -363,7 +415,7 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
     NatsServerConfig {
         host: raw.host.unwrap_or(d.host),
         port: raw.port.unwrap_or(d.port),
-        store_dir: raw.store_dir.unwrap_or(d.store_dir),
+        store_dir,
         binary: path(raw.binary).unwrap_or(d.binary),
         namespace: raw.namespace.unwrap_or(d.namespace),
         server_name: text(raw.server_name),
@@ -408,7 +460,12 @@ fn bucket(raw: RawBucket, d: BucketConfig) -> BucketConfig {
 
 // Not built from `AgentConfig::default()`: that would read the kernel's
 // hostname even when the file sets one.
-fn agent(raw: RawAgent, credentials: Option<&Path>, p: &mut Problems) -> AgentConfig {
+fn agent(
+    raw: RawAgent,
+    credentials: Option<&Path>,
+    generated: &Generated,
+    p: &mut Problems,
+) -> AgentConfig {
     let consumer = raw.consumer.unwrap_or_default();
     let command = raw.command.unwrap_or_default();
     let dc = ConsumerConfig::default();
@@ -418,6 +475,7 @@ fn agent(raw: RawAgent, credentials: Option<&Path>, p: &mut Problems) -> AgentCo
             raw.nats.unwrap_or_default(),
             "node.agent.nats",
             credentials,
+            generated,
             p,
         ),
         // Only read the kernel's hostname when the file does not say.

@@ -105,6 +105,8 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum AuthType {
+    /// Per-role nkeys made on first start (the default).
+    Generated,
     None,
     UserPass,
     Nkey,
@@ -198,6 +200,7 @@ pub(crate) struct RawServerAuth {
     pub kind: Option<AuthType>,
     pub users: Option<Vec<RawNatsUser>>,
     pub nkeys: Option<Vec<String>>,
+    pub credentials_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

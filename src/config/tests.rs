@@ -47,7 +47,14 @@ fn defaults_match_the_spec() {
         vec!["nats://127.0.0.1:4222".to_owned()]
     );
     assert_eq!(c.api.server.nats.namespace, "osapi");
-    assert_eq!(c.api.server.nats.auth, NatsClientAuth::None);
+    // Secure by default: the embedded server's generated credentials.
+    assert_eq!(
+        c.api.server.nats.auth,
+        NatsClientAuth::Generated {
+            credential: None,
+            credentials_dir: PathBuf::from("/var/lib/osapi/credentials"),
+        }
+    );
     assert_eq!(c.api.client.url, "http://127.0.0.1:8080");
     assert_eq!(c.nats.server.host, "127.0.0.1");
     assert_eq!(c.nats.server.port, 4222);
@@ -746,10 +753,17 @@ fn cluster_member_name_and_route_address() {
     assert_eq!(c.nats.server.server_name.as_deref(), Some("appliance-1.dc"));
     let cluster = c.nats.server.cluster.as_ref().unwrap();
     assert_eq!((cluster.host.as_str(), cluster.port), ("10.0.0.1", 6222));
-    // Unset: every interface, and the host name picked by the supervisor.
+    // Unset without routes: loopback only, and the host name picked by the
+    // supervisor; with routes, every interface (the peers are other hosts).
     let c = Config::from_str_yaml("nats: {server: {server_name: '', cluster: {name: f}}}", &[])
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.nats.server.server_name, None);
+    assert_eq!(c.nats.server.cluster.unwrap().host, "127.0.0.1");
+    let c = Config::from_str_yaml(
+        "nats: {server: {cluster: {name: f, routes: [10.0.0.2:6222]}}}",
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.nats.server.cluster.unwrap().host, "0.0.0.0");
     let err = yaml_err(
         "nats: {server: {server_name: 'two words', cluster: {name: f, host: ''}}}",

@@ -300,16 +300,31 @@ impl Default for NatsServerConfig {
             binary: PathBuf::from("nats-server"),
             namespace: "osapi".to_owned(),
             server_name: None,
-            auth: NatsServerAuth::None,
+            auth: NatsServerAuth::Generated {
+                credentials_dir: default_credentials_dir(Path::new("/var/lib/osapi/nats")),
+            },
             cluster: None,
         }
     }
 }
 
+/// Where generated credentials live when `credentials_dir` is not set: beside
+/// the JetStream store (`/var/lib/osapi/nats` → `/var/lib/osapi/credentials`),
+/// never inside it, because systemd hands the store to the server's user.
+pub fn default_credentials_dir(store_dir: &Path) -> PathBuf {
+    match store_dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.join("credentials"),
+        _ => PathBuf::from("credentials"),
+    }
+}
+
 /// Who may connect to the embedded server.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum NatsServerAuth {
-    #[default]
+    /// One nkey per role, made on first start in `credentials_dir`, each
+    /// role limited to its subjects (`bus::permissions`).
+    Generated { credentials_dir: PathBuf },
+    /// Anyone who reaches the port: an explicit, warned-about opt-out.
     None,
     UserPass {
         users: Vec<NatsUser>,
@@ -336,7 +351,10 @@ pub struct ClusterConfig {
 }
 
 pub const DEFAULT_CLUSTER_PORT: u16 = 6222;
+/// The route listener's address when routes are configured (peers are other hosts).
 pub const DEFAULT_CLUSTER_HOST: &str = "0.0.0.0";
+/// The route listener's address when no routes are configured.
+pub const LOOPBACK_CLUSTER_HOST: &str = "127.0.0.1";
 
 /// The JOBS notification stream.
 #[derive(Debug, Clone, PartialEq)]
@@ -440,15 +458,25 @@ impl Default for NatsConnection {
             servers: vec!["nats://127.0.0.1:4222".to_owned()],
             client_name: None,
             namespace: "osapi".to_owned(),
-            auth: NatsClientAuth::None,
+            auth: NatsClientAuth::Generated {
+                credential: None,
+                credentials_dir: default_credentials_dir(Path::new("/var/lib/osapi/nats")),
+            },
             tls: None,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum NatsClientAuth {
-    #[default]
+    /// The role's generated nkey: the systemd credential `credential` when
+    /// the unit passed one, else the role's seed in `credentials_dir` (the
+    /// embedded server's, `nats.server.auth.credentials_dir`).
+    Generated {
+        credential: Option<PathBuf>,
+        credentials_dir: PathBuf,
+    },
+    /// No credentials: only for a server that is itself open (`type: none`).
     None,
     UserPass {
         username: String,

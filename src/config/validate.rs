@@ -327,7 +327,8 @@ fn readable_file(p: &mut Problems, key: &str, path: &Path) {
 
 fn check_connection(p: &mut Problems, key: &str, c: &NatsConnection) {
     match &c.auth {
-        NatsClientAuth::None => {}
+        // Generated credentials may not exist before the server first starts.
+        NatsClientAuth::Generated { .. } | NatsClientAuth::None => {}
         NatsClientAuth::UserPass { password, .. } => {
             readable_secret(p, &format!("{key}.auth.password_file"), password)
         }

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ServerAuth, Settings};
+use super::{NkeyUser, Permissions, ServerAuth, Settings};
 
 /// Renders the nats-server configuration for `settings`, with the monitoring
 /// endpoint on `127.0.0.1:monitor_port`.
@@ -58,11 +58,8 @@ pub fn generate_config(settings: &Settings, monitor_port: u16) -> String {
                 .collect::<Vec<_>>();
             authorization(&mut out, &entries);
         }
-        ServerAuth::Nkey(keys) => {
-            let entries = keys
-                .iter()
-                .map(|key| format!("{{\"nkey\": {}}}", quote(key)))
-                .collect::<Vec<_>>();
+        ServerAuth::Nkey(users) => {
+            let entries = users.iter().map(nkey_user).collect::<Vec<_>>();
             authorization(&mut out, &entries);
         }
     }
@@ -110,6 +107,31 @@ pub(crate) fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// One entry of `authorization.users`, on one line.
+fn nkey_user(user: &NkeyUser) -> String {
+    match &user.permissions {
+        None => format!("{{\"nkey\": {}}}", quote(&user.public_key)),
+        Some(p) => format!(
+            "{{\"nkey\": {}, \"permissions\": {}}}",
+            quote(&user.public_key),
+            permissions(p)
+        ),
+    }
+}
+
+fn permissions(p: &Permissions) -> String {
+    let subjects = |list: &[String]| {
+        let quoted = list.iter().map(|s| quote(s)).collect::<Vec<_>>();
+        format!("[{}]", quoted.join(", "))
+    };
+    format!(
+        "{{\"publish\": {{\"allow\": {}, \"deny\": {}}}, \"subscribe\": {{\"allow\": {}}}}}",
+        subjects(&p.publish_allow),
+        subjects(&p.publish_deny),
+        subjects(&p.subscribe_allow)
+    )
 }
 
 fn route_url(route: &str) -> String {
@@ -262,10 +284,34 @@ mod tests {
     fn nkey_block_lists_public_keys() {
         let key = "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4";
         let mut s = settings();
-        s.auth = ServerAuth::Nkey(vec![key.into()]);
+        s.auth = ServerAuth::Nkey(vec![
+            NkeyUser::unrestricted(key),
+            NkeyUser {
+                public_key: nkeys::KeyPair::new_user().public_key(),
+                permissions: Some(Permissions {
+                    publish_allow: vec!["$KV.b.>".into(), "a.*".into()],
+                    publish_deny: vec!["$JS.API.STREAM.PURGE.KV_b".into()],
+                    subscribe_allow: vec!["_INBOX_agent.>".into()],
+                }),
+            },
+        ]);
         let text = generate_config(&s, 8222);
         let v = json(&text);
-        assert_eq!(v["authorization"]["users"][0]["nkey"], key);
+        let users = &v["authorization"]["users"];
+        assert_eq!(users[0]["nkey"], key);
+        assert!(users[0].get("permissions").is_none());
+        assert_eq!(
+            users[1]["permissions"]["publish"]["allow"],
+            serde_json::json!(["$KV.b.>", "a.*"])
+        );
+        assert_eq!(
+            users[1]["permissions"]["publish"]["deny"][0],
+            "$JS.API.STREAM.PURGE.KV_b"
+        );
+        assert_eq!(
+            users[1]["permissions"]["subscribe"]["allow"][0],
+            "_INBOX_agent.>"
+        );
         assert_nats_accepts(&text);
     }
 

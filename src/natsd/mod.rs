@@ -98,9 +98,36 @@ pub enum ServerAuth {
     /// `(username, password)` pairs. A password starting with `$2` is taken by
     /// nats-server as a bcrypt hash, so bcrypted passwords can be configured too.
     UserPass(Vec<(String, String)>),
-    /// Public user nkeys (`U...`, 56 characters); clients prove possession of the
-    /// matching seed.
-    Nkey(Vec<String>),
+    /// Users known by their public nkey (`U...`, 56 characters); clients prove
+    /// possession of the matching seed. Each may carry permissions.
+    Nkey(Vec<NkeyUser>),
+}
+
+/// One nkey user of the embedded server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NkeyUser {
+    pub public_key: String,
+    /// `None`: may publish and subscribe to anything.
+    pub permissions: Option<Permissions>,
+}
+
+impl NkeyUser {
+    /// A user with every permission.
+    pub fn unrestricted(public_key: impl Into<String>) -> Self {
+        NkeyUser {
+            public_key: public_key.into(),
+            permissions: None,
+        }
+    }
+}
+
+/// What one user may publish and subscribe to (nats-server `permissions`):
+/// subjects outside `allow` are refused, and `deny` wins over `allow`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Permissions {
+    pub publish_allow: Vec<String>,
+    pub publish_deny: Vec<String>,
+    pub subscribe_allow: Vec<String>,
 }
 
 /// Cluster membership of the embedded server.
@@ -224,7 +251,7 @@ impl Settings {
                 if keys.is_empty() {
                     return invalid("auth nkey needs at least one public key".into());
                 }
-                for key in keys {
+                for NkeyUser { public_key: key, .. } in keys {
                     if !is_user_nkey(key) {
                         return invalid(format!(
                             "auth nkey: {key:?} is not a public user nkey (56 characters starting with U)"
@@ -284,11 +311,11 @@ mod tests {
         let mut s = settings();
         s.auth = ServerAuth::UserPass(vec![]);
         assert!(matches!(s.validate(), Err(NatsdError::InvalidSettings(_))));
-        s.auth = ServerAuth::Nkey(vec!["SUAKEY".into()]);
+        s.auth = ServerAuth::Nkey(vec![NkeyUser::unrestricted("SUAKEY")]);
         assert!(matches!(s.validate(), Err(NatsdError::InvalidSettings(_))));
-        s.auth = ServerAuth::Nkey(vec![
-            "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4".into(),
-        ]);
+        s.auth = ServerAuth::Nkey(vec![NkeyUser::unrestricted(
+            "UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4",
+        )]);
         assert!(s.validate().is_ok());
         let mut s = settings();
         s.port = 0;

@@ -3,7 +3,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{OSAPI, embedded_nats_config, free_port, spawn, wait_for, write_file};
+use crate::harness::{
+    OSAPI, embedded_nats_config, free_port, generated_client, spawn, wait_for, write_file,
+};
 
 #[test]
 fn config_check_reports_every_problem() {
@@ -112,7 +114,8 @@ async fn embedded_nats_serves_jetstream_and_stops_cleanly() {
             .args(["nats", "server", "start"]),
     );
     let client = wait_for("embedded NATS", Duration::from_secs(30), || async {
-        async_nats::connect(format!("127.0.0.1:{port}")).await.ok()
+        let creds = dir.path().join("credentials");
+        generated_client(&format!("127.0.0.1:{port}"), &creds, osapi::bus::Role::Admin).await
     })
     .await;
     let js = async_nats::jetstream::new(client);

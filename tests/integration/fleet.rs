@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use osapi::natsd::ServerAuth;
+use osapi::natsd::{NkeyUser, ServerAuth};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    AgentSpec, Nats, OSAPI, Proc, Stack, StackOptions, free_port, post, wait_for, wait_meta_group,
-    write_file,
+    Access, AgentSpec, Nats, OSAPI, Proc, Stack, StackOptions, free_port, new_namespace, post,
+    wait_for, wait_meta_group, write_file,
 };
 
 /// Replicas 3 for the stream and every bucket, as `OSAPI_*` overrides (API and
@@ -86,10 +86,16 @@ fn lines(path: &Path) -> usize {
 /// A JetStream stream's info, through a plain client of the cluster.
 async fn stream_info(
     servers: &[String],
+    access: &Access,
     name: &str,
 ) -> Option<async_nats::jetstream::stream::Info> {
     let addrs: Vec<async_nats::ServerAddr> = servers.iter().map(|s| s.parse().unwrap()).collect();
-    let client = async_nats::ConnectOptions::new()
+    let mut opts = async_nats::ConnectOptions::new();
+    if let Access::Generated { dir, .. } = access {
+        let seed = std::fs::read_to_string(osapi::bus::Role::Admin.seed_file(dir)).unwrap();
+        opts = opts.nkey(seed.trim().to_owned());
+    }
+    let client = opts
         .connection_timeout(Duration::from_secs(2))
         .connect(addrs.as_slice())
         .await
@@ -108,7 +114,9 @@ async fn stream_info(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_three_node_cluster_loses_a_node_and_no_job_is_lost_or_run_twice() {
-    let mut nodes = Nats::start_cluster(3).await;
+    let credentials = tempfile::tempdir().unwrap();
+    let mut nodes = Nats::start_cluster(3, credentials.path()).await;
+    let access = nodes[0].access.clone();
     wait_meta_group(&nodes, 2).await;
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
     let env = r3_env();
@@ -118,7 +126,7 @@ async fn a_three_node_cluster_loses_a_node_and_no_job_is_lost_or_run_twice() {
         ack_wait: Duration::from_secs(5),
         ..Default::default()
     };
-    let mut stack = Stack::start_on(Nats::external(&urls[0]), &urls, &[], opts).await;
+    let mut stack = Stack::start_on(Nats::external(&urls[0], access.clone()), &urls, &[], opts).await;
     let agents: Vec<AgentSpec> = (0..5)
         .map(|i| with_env(AgentSpec::real(&format!("fleet-{i}")), &env))
         .collect();
@@ -134,7 +142,7 @@ async fn a_three_node_cluster_loses_a_node_and_no_job_is_lost_or_run_twice() {
         format!("KV_{ns}-audit"),
         format!("KV_{ns}-agent-registry"),
     ] {
-        let info = stream_info(&urls, &name).await.expect("stream info");
+        let info = stream_info(&urls, &access, &name).await.expect("stream info");
         assert_eq!(info.config.num_replicas, 3, "{name}");
         let cluster = info.cluster.expect("cluster info");
         assert_eq!(cluster.replicas.len(), 2, "{name}: {cluster:?}");
@@ -152,7 +160,7 @@ async fn a_three_node_cluster_loses_a_node_and_no_job_is_lost_or_run_twice() {
     // leading the job stream is killed while they are in flight.
     let runs = stack.dir.path().join("runs");
     std::fs::create_dir(&runs).unwrap();
-    let leader = stream_info(&urls, &format!("{ns}-JOBS"))
+    let leader = stream_info(&urls, &access, &format!("{ns}-JOBS"))
         .await
         .and_then(|i| i.cluster?.leader)
         .expect("a stream leader");
@@ -263,7 +271,7 @@ async fn a_three_node_cluster_loses_a_node_and_no_job_is_lost_or_run_twice() {
         "the rejoined node to hold a current replica",
         Duration::from_secs(60),
         || async {
-            let info = stream_info(&urls, &format!("{ns}-JOBS")).await?;
+            let info = stream_info(&urls, &access, &format!("{ns}-JOBS")).await?;
             let cluster = info.cluster?;
             let members: Vec<(&str, bool)> = cluster
                 .replicas
@@ -314,7 +322,11 @@ async fn clients_recreate_what_a_wiped_server_lost() {
         (status == 200 && outcome["status"] == "completed").then_some(())
     })
     .await;
-    let info = stream_info(std::slice::from_ref(&stack.nats.url), &stream)
+    let info = stream_info(
+        std::slice::from_ref(&stack.nats.url),
+        &stack.nats.access,
+        &stream,
+    )
         .await
         .expect("the job stream exists again");
     assert!(info.state.consumer_count >= 2, "{:?}", info.state);
@@ -374,8 +386,13 @@ async fn embedded_servers_of_three_appliances_form_one_cluster() {
         .collect();
     // Our own provisioning with three replicas succeeds only on a cluster whose
     // JetStream has all three servers (it retries while the cluster forms).
+    // The appliances generated one set of credentials beside their stores.
     let conn = osapi::config::NatsConnection {
         servers: servers.clone(),
+        auth: osapi::config::NatsClientAuth::Generated {
+            credential: None,
+            credentials_dir: dir.path().join("credentials"),
+        },
         ..Default::default()
     };
     let client = wait_for(
@@ -383,7 +400,7 @@ async fn embedded_servers_of_three_appliances_form_one_cluster() {
         Duration::from_secs(30),
         || {
             let conn = conn.clone();
-            async move { osapi::bus::connect(&conn, "fleet-test").await.ok() }
+            async move { osapi::bus::connect(&conn, osapi::bus::Role::Admin, "fleet-test").await.ok() }
         },
     )
     .await;
@@ -734,7 +751,7 @@ async fn nats_passwords_are_checked_and_a_wrong_one_stops_the_daemons() {
         ]
     };
     let stack = secured_stack(
-        Nats::external(&url),
+        Nats::external(&url, Access::Configured),
         std::slice::from_ref(&url),
         &auth(&good),
     )
@@ -746,7 +763,7 @@ async fn nats_passwords_are_checked_and_a_wrong_one_stops_the_daemons() {
 async fn nats_nkeys_are_checked_and_a_wrong_seed_stops_the_daemons() {
     let trusted = nkeys::KeyPair::new_user();
     let stranger = nkeys::KeyPair::new_user();
-    let nats = Nats::start_with(|s| s.auth = ServerAuth::Nkey(vec![trusted.public_key()])).await;
+    let nats = Nats::start_with(|s| s.auth = ServerAuth::Nkey(vec![NkeyUser::unrestricted(trusted.public_key())])).await;
     let url = nats.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let good = write_file(dir.path(), "good.nk", &trusted.seed().unwrap());
@@ -886,8 +903,10 @@ tls {{
     );
     let url = format!("tls://127.0.0.1:{port}");
     let nats = Nats::start_raw(&config, &url, monitor).await;
+    // This server of the test's own has no users.
     let tls = |ca: &str| {
         vec![
+            ("AUTH_TYPE", "none".to_owned()),
             ("TLS_CA_FILE", p(ca)),
             ("TLS_CERT_FILE", p("client.pem")),
             ("TLS_KEY_FILE", p("client.key")),
@@ -900,13 +919,28 @@ tls {{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_namespaces_share_one_nats_without_seeing_each_other() {
-    let a = Stack::start(&[AgentSpec::real("alpha-1").simulate(Duration::ZERO)]).await;
-    let servers = [a.nats.url.clone()];
+    let credentials = tempfile::tempdir().unwrap();
+    let (na, nb) = (new_namespace(), new_namespace());
+    let nats = Nats::start_for(credentials.path(), &[na.clone(), nb.clone()]).await;
+    let servers = [nats.url.clone()];
+    let a = Stack::start_on(
+        nats,
+        &servers,
+        &[AgentSpec::real("alpha-1").simulate(Duration::ZERO)],
+        StackOptions {
+            namespace: Some(na),
+            ..Default::default()
+        },
+    )
+    .await;
     let b = Stack::start_on(
-        Nats::external(&a.nats.url),
+        Nats::external(&a.nats.url, a.nats.access.clone()),
         &servers,
         &[AgentSpec::real("beta-1").simulate(Duration::ZERO)],
-        StackOptions::default(),
+        StackOptions {
+            namespace: Some(nb),
+            ..Default::default()
+        },
     )
     .await;
     assert_ne!(a.namespace, b.namespace);

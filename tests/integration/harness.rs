@@ -60,10 +60,77 @@ fn init_tls() {
     });
 }
 
+/// How clients of a test server authenticate.
+#[derive(Clone)]
+pub enum Access {
+    /// The shipped default: per-role credentials generated in `dir`, each role
+    /// limited to its subjects in `namespaces`.
+    Generated { dir: PathBuf, namespaces: Vec<String> },
+    /// Whatever the test configures itself (anonymous, user_pass, TLS servers).
+    Configured,
+}
+
+impl Access {
+    /// Generated credentials in `dir` for `namespaces`, and the server users.
+    pub fn generate(dir: &Path, namespaces: &[String]) -> (Access, ServerAuth) {
+        let keys = osapi::bus::credentials::ensure(dir).expect("generate credentials");
+        let users = keys
+            .into_iter()
+            .map(|(role, public_key)| {
+                let mut merged: Option<natsd::Permissions> = None;
+                for ns in namespaces {
+                    let names = osapi::job::Names::new(ns.clone());
+                    let nats = osapi::config::NatsConfig::default();
+                    if let Some(p) = osapi::bus::permissions::for_role(role, &names, &nats) {
+                        let m = merged.get_or_insert_with(Default::default);
+                        m.publish_allow.extend(p.publish_allow);
+                        m.publish_deny.extend(p.publish_deny);
+                        for sub in p.subscribe_allow {
+                            if !m.subscribe_allow.contains(&sub) {
+                                m.subscribe_allow.push(sub);
+                            }
+                        }
+                    }
+                }
+                natsd::NkeyUser {
+                    public_key,
+                    permissions: merged,
+                }
+            })
+            .collect();
+        (
+            Access::Generated {
+                dir: dir.to_path_buf(),
+                namespaces: namespaces.to_vec(),
+            },
+            ServerAuth::Nkey(users),
+        )
+    }
+
+    /// Environment for `osapi` processes using this server: where the
+    /// generated credentials are (nothing else is configured, as shipped).
+    pub fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Access::Generated { dir, .. } => vec![(
+                "OSAPI_NATS_SERVER_AUTH_CREDENTIALS_DIR".into(),
+                dir.display().to_string(),
+            )],
+            Access::Configured => Vec::new(),
+        }
+    }
+}
+
+/// A fresh namespace for one stack.
+pub fn new_namespace() -> String {
+    format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+}
+
 /// A real nats-server with JetStream, through our own supervisor.
 pub struct Nats {
     pub sup: Option<Supervisor>,
     pub url: String,
+    /// How its clients authenticate.
+    pub access: Access,
     /// What `sup` was started with, so [`Nats::restart`] brings back the same
     /// server; `None` for a server this handle does not supervise.
     settings: Option<natsd::Settings>,
@@ -85,42 +152,91 @@ impl Nats {
         Self::start_with(|_| {}).await
     }
 
-    /// A server whose settings `tweak` adjusts (listen address, auth, cluster).
+    /// A server whose settings `tweak` adjusts (listen address, auth, cluster),
+    /// with generated credentials for one new namespace unless `tweak` sets
+    /// another auth.
     pub async fn start_with(tweak: impl FnOnce(&mut natsd::Settings)) -> Nats {
         let dir = tempfile::tempdir().expect("tempdir");
+        let (access, auth) = Access::generate(&dir.path().join("credentials"), &[new_namespace()]);
+        Self::start_in(dir, access, auth, tweak).await
+    }
+
+    /// A server with generated credentials for `namespaces` (several stacks
+    /// sharing it) kept in `credentials` (several servers sharing them).
+    pub async fn start_for(credentials: &Path, namespaces: &[String]) -> Nats {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (access, auth) = Access::generate(credentials, namespaces);
+        Self::start_in(dir, access, auth, |_| {}).await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        access: Access,
+        auth: ServerAuth,
+        tweak: impl FnOnce(&mut natsd::Settings),
+    ) -> Nats {
         let mut settings = natsd::Settings {
             binary: nats_binary(),
             host: "127.0.0.1".into(),
             port: free_port(),
             store_dir: dir.path().join("js"),
             server_name: None,
-            auth: ServerAuth::None,
+            auth: auth.clone(),
             cluster: None,
             monitor_port: None,
             run_dir: dir.path().join("run"),
         };
         tweak(&mut settings);
+        let access = if settings.auth == auth {
+            access
+        } else {
+            Access::Configured
+        };
         let sup = Supervisor::start(settings.clone())
             .await
             .expect("nats-server starts");
         Nats {
             url: sup.client_url().to_owned(),
             sup: Some(sup),
+            access,
             settings: Some(settings),
             raw: None,
             _dir: Some(dir),
         }
     }
 
-    /// A handle on a server run elsewhere (shared by several stacks).
-    pub fn external(url: &str) -> Nats {
+    /// A handle on a server run elsewhere (shared by several stacks) that its
+    /// clients reach with `access`.
+    pub fn external(url: &str, access: Access) -> Nats {
         Nats {
             sup: None,
             url: url.to_owned(),
+            access,
             settings: None,
             raw: None,
             _dir: None,
         }
+    }
+
+    /// The first namespace this server's generated permissions cover.
+    pub fn namespace(&self) -> Option<String> {
+        match &self.access {
+            Access::Generated { namespaces, .. } => namespaces.first().cloned(),
+            Access::Configured => None,
+        }
+    }
+
+    /// A client with every right (the generated admin role), for tests that
+    /// look at the streams themselves.
+    #[allow(dead_code)]
+    pub async fn admin_client(&self) -> async_nats::Client {
+        let mut opts = async_nats::ConnectOptions::new();
+        if let Access::Generated { dir, .. } = &self.access {
+            let seed = std::fs::read_to_string(osapi::bus::Role::Admin.seed_file(dir))
+                .expect("admin seed");
+            opts = opts.nkey(seed.trim().to_owned());
+        }
+        opts.connect(self.url.as_str()).await.expect("admin client")
     }
 
     /// A nats-server started directly from `config` (nats-server syntax, for
@@ -143,6 +259,7 @@ impl Nats {
         Nats {
             sup: None,
             url: url.to_owned(),
+            access: Access::Configured,
             settings: None,
             raw: Some(proc),
             _dir: Some(dir),
@@ -153,8 +270,11 @@ impl Nats {
     /// with its own `server_name` (clustered JetStream requires one). Returns once
     /// every server answers; see [`Nats::wait_cluster`] for the meta group.
     #[allow(dead_code)]
-    pub async fn start_cluster(n: usize) -> Vec<Nats> {
+    pub async fn start_cluster(n: usize, credentials: &Path) -> Vec<Nats> {
         let tag = &uuid::Uuid::now_v7().simple().to_string()[24..];
+        // One set of credentials for the whole cluster: a client may be
+        // served by any member.
+        let (access, auth) = Access::generate(credentials, &[new_namespace()]);
         let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let mut nodes = Vec::new();
         for (i, &port) in routes.iter().enumerate() {
@@ -163,7 +283,8 @@ impl Nats {
                 .filter(|p| **p != port)
                 .map(|p| format!("nats-route://127.0.0.1:{p}"))
                 .collect();
-            nodes.push(Self::start_with(move |s| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            nodes.push(Self::start_in(dir, access.clone(), auth.clone(), move |s| {
                 s.server_name = Some(format!("n{i}-{tag}"));
                 s.cluster = Some(natsd::ClusterSettings {
                     name: format!("c-{tag}"),
@@ -342,6 +463,8 @@ pub struct StackOptions {
     pub ack_wait: Duration,
     /// Extra environment for the API process (`OSAPI_*` overrides).
     pub api_env: Vec<(String, String)>,
+    /// The stack's NATS namespace; default: the server's generated one, or new.
+    pub namespace: Option<String>,
 }
 
 impl Default for StackOptions {
@@ -350,6 +473,7 @@ impl Default for StackOptions {
             extra_config: String::new(),
             ack_wait: Duration::from_secs(30),
             api_env: Vec::new(),
+            namespace: None,
         }
     }
 }
@@ -382,7 +506,11 @@ impl Stack {
             .join(", ");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let namespace = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let namespace = opts
+            .namespace
+            .clone()
+            .or_else(|| nats.namespace())
+            .unwrap_or_else(new_namespace);
         let config = dir.path().join("osapi.yaml");
         let text = format!(
             r#"api:
@@ -420,6 +548,7 @@ node:
                 .args(["-f"])
                 .arg(&config)
                 .args(["api", "server", "start"])
+                .envs(nats.access.env())
                 .envs(opts.api_env),
         );
         let base = format!("http://127.0.0.1:{port}");
@@ -509,6 +638,7 @@ node:
         // resolved): a test that wants D-Bus passes its private bus in `env`.
         let no_bus = format!("unix:path={}/no-system-bus", self.dir.path().display());
         cmd.env("DBUS_SYSTEM_BUS_ADDRESS", no_bus);
+        cmd.envs(self.nats.access.env());
         cmd.envs(&spec.env);
         spawn(&format!("agent {}", spec.hostname), &mut cmd)
     }
@@ -725,6 +855,36 @@ pub async fn http_over_unix(path: &Path, request_path: &str) -> String {
 
 /// A config for `osapi nats server start` on `port`, storing under `dir`, with the
 /// nats-server under test (`TEST_NATS_SERVER`).
+/// The `nats.server` section that points clients at `nats`'s generated
+/// credentials: what API and agents on one host share, and no secret.
+#[allow(dead_code)]
+pub fn nats_server_section(nats: &Nats) -> String {
+    match &nats.access {
+        Access::Generated { dir, .. } => format!(
+            "nats:\n  server:\n    auth:\n      credentials_dir: {}\n",
+            dir.display()
+        ),
+        Access::Configured => String::new(),
+    }
+}
+
+/// A client of a server started by `osapi nats server start` with its
+/// generated credentials in `credentials`, as `role`; None while refused.
+#[allow(dead_code)]
+pub async fn generated_client(
+    url: &str,
+    credentials: &Path,
+    role: osapi::bus::Role,
+) -> Option<async_nats::Client> {
+    let seed = std::fs::read_to_string(role.seed_file(credentials)).ok()?;
+    async_nats::ConnectOptions::new()
+        .nkey(seed.trim().to_owned())
+        .custom_inbox_prefix(role.inbox_prefix())
+        .connect(url)
+        .await
+        .ok()
+}
+
 pub fn embedded_nats_config(dir: &Path, port: u16) -> PathBuf {
     let binary = std::env::var("TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
     write_file(

@@ -200,7 +200,7 @@ async fn a_restarted_agent_brings_its_consumers_to_the_configured_timing() {
                 .env("OSAPI_NODE_AGENT_CONSUMER_ACK_WAIT", "7s"),
         )
         .await;
-    let client = async_nats::connect(stack.nats.url.as_str()).await.unwrap();
+    let client = stack.nats.admin_client().await;
     let js = async_nats::jetstream::new(client);
     let stream = js
         .get_stream(format!("{}-JOBS", stack.namespace))

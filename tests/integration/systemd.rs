@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    AgentSpec, Nats, OSAPI, SIGNING_KEY, Stack, embedded_nats_config, free_port, http_over_unix,
+    AgentSpec, Nats, OSAPI, SIGNING_KEY, Stack, embedded_nats_config, free_port, generated_client,
+    http_over_unix, nats_server_section,
     socket_activate, spawn, wait_for, write_file,
 };
 
@@ -75,8 +76,10 @@ fn api_config(dir: &Path, nats: &Nats, api_port: u16) -> std::path::PathBuf {
         dir,
         "api.yaml",
         &format!(
-            "api:\n  server:\n    port: {api_port}\n    listen: 127.0.0.1\n    unix_socket: \"\"\n    nats:\n      servers: [\"{url}\"]\n    security:\n      signing_key: \"{SIGNING_KEY}\"\nnode:\n  agent:\n    hostname: sd-agent\n    heartbeat_interval: 1s\n    nats:\n      servers: [\"{url}\"]\n",
-            url = nats.url
+            "api:\n  server:\n    port: {api_port}\n    listen: 127.0.0.1\n    unix_socket: \"\"\n    nats:\n      servers: [\"{url}\"]\n      namespace: {ns}\n    security:\n      signing_key: \"{SIGNING_KEY}\"\nnode:\n  agent:\n    hostname: sd-agent\n    heartbeat_interval: 1s\n    nats:\n      servers: [\"{url}\"]\n      namespace: {ns}\n{server}",
+            url = nats.url,
+            ns = nats.namespace().expect("generated credentials"),
+            server = nats_server_section(nats),
         ),
     )
 }
@@ -308,7 +311,10 @@ async fn nats_supervisor_relays_clients_from_an_activated_socket() {
     let client = wait_for(
         "a NATS connection through the relay",
         Duration::from_secs(30),
-        || async { async_nats::connect(format!("127.0.0.1:{port}")).await.ok() },
+        || async {
+            let creds = dir.path().join("credentials");
+            generated_client(&format!("127.0.0.1:{port}"), &creds, osapi::bus::Role::Admin).await
+        },
     )
     .await;
     let js = async_nats::jetstream::new(client.clone());

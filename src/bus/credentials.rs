@@ -1,0 +1,218 @@
+//! The generated NATS credentials: one nkey per role, made on first start.
+//!
+//! With `nats.server.auth.type: generated` (the default) nobody configures a
+//! NATS secret. The first `osapi nats server start` (or the package's
+//! `postinst`, as root) writes, in the credentials directory:
+//!
+//! - `<role>.nkey`: the role's nkey seed, mode 0600, readable only by its
+//!   owner (root in the packages, which hand each seed to its unit as a
+//!   systemd credential);
+//! - `<role>.pub`: its public key, mode 0644, which is all the server needs.
+//!
+//! The server then knows each role by its public key and gives it only that
+//! role's subjects ([`super::permissions`]). No secret ever goes into the
+//! configuration, a command line or the nats-server configuration file.
+
+use std::io::Write as _;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Who connects to the bus. Each role has its own credential and permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The REST API: creates and announces jobs, reads results, writes audit.
+    Api,
+    /// An agent: consumes jobs and writes events, results and its heartbeat.
+    Agent,
+    /// The supervisor's own connection: provisions the stream and buckets.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Api, Role::Agent, Role::Admin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Api => "api",
+            Role::Agent => "agent",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The prefix of this role's reply subjects: a role may subscribe only to
+    /// its own, so it never reads another role's replies.
+    pub fn inbox_prefix(self) -> String {
+        format!("_INBOX_{}", self.name())
+    }
+
+    /// The seed file of this role in `dir`.
+    pub fn seed_file(self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}.nkey", self.name()))
+    }
+
+    fn public_file(self, dir: &Path) -> PathBuf {
+        dir.join(format!("{}.pub", self.name()))
+    }
+}
+
+/// A generated credential could not be made or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("cannot {doing} {}: {source}", path.display())]
+    Io {
+        doing: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} does not hold a user nkey seed", path.display())]
+    BadSeed { path: PathBuf },
+    #[error("{} does not hold a public user nkey", path.display())]
+    BadPublicKey { path: PathBuf },
+}
+
+fn io(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CredentialsError {
+    let path = path.to_path_buf();
+    move |source| CredentialsError::Io {
+        doing,
+        path,
+        source,
+    }
+}
+
+/// Make every role's credential that is missing in `dir`, and return each
+/// role's public key. Safe to run concurrently and again: an existing seed is
+/// never replaced, so a rotation is deleting the files and restarting.
+pub fn ensure(dir: &Path) -> Result<Vec<(Role, String)>, CredentialsError> {
+    // 0755: the server's user reads the public keys; the seeds are 0600.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(io("create the credentials directory", dir))?;
+    Role::ALL
+        .into_iter()
+        .map(|role| Ok((role, ensure_role(dir, role)?)))
+        .collect()
+}
+
+fn ensure_role(dir: &Path, role: Role) -> Result<String, CredentialsError> {
+    let seed_path = role.seed_file(dir);
+    let pub_path = role.public_file(dir);
+    if !seed_path.exists() {
+        let pair = nkeys::KeyPair::new_user();
+        let seed = pair
+            .seed()
+            .map_err(|_| CredentialsError::BadSeed { path: seed_path.clone() })?;
+        // Written aside and linked into place: the seed appears whole or not at
+        // all, and of two processes racing, the first link wins.
+        let tmp = dir.join(format!(".{}.nkey.{}", role.name(), std::process::id()));
+        write_new(&tmp, seed.as_bytes(), 0o600)?;
+        let linked = std::fs::hard_link(&tmp, &seed_path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("write", &seed_path)(e)),
+        }
+        let _ = std::fs::remove_file(&pub_path);
+    }
+    // The public key file may be missing (an old install, deleted by hand);
+    // only the seed's owner can make it again.
+    match std::fs::read_to_string(&pub_path) {
+        Ok(text) => {
+            let key = text.trim().to_owned();
+            if !is_public_user_key(&key) {
+                return Err(CredentialsError::BadPublicKey { path: pub_path });
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = read_seed(&seed_path)?.public_key();
+            let tmp = dir.join(format!(".{}.pub.{}", role.name(), std::process::id()));
+            write_new(&tmp, format!("{key}\n").as_bytes(), 0o644)?;
+            std::fs::rename(&tmp, &pub_path).map_err(io("write", &pub_path))?;
+            Ok(key)
+        }
+        Err(e) => Err(io("read", &pub_path)(e)),
+    }
+}
+
+/// The key pair in a seed file.
+pub fn read_seed(path: &Path) -> Result<nkeys::KeyPair, CredentialsError> {
+    let text = std::fs::read_to_string(path).map_err(io("read", path))?;
+    nkeys::KeyPair::from_seed(text.trim()).map_err(|_| CredentialsError::BadSeed {
+        path: path.to_path_buf(),
+    })
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CredentialsError> {
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io("create", path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io("write", path))
+}
+
+fn is_public_user_key(key: &str) -> bool {
+    key.len() == 56
+        && key.starts_with('U')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generates_once_with_private_seeds_and_public_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("credentials");
+        let first = ensure(&creds).unwrap();
+        assert_eq!(first.len(), 3);
+        for (role, public) in &first {
+            let seed = role.seed_file(&creds);
+            let mode = std::fs::metadata(&seed).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{seed:?}");
+            assert_eq!(&read_seed(&seed).unwrap().public_key(), public);
+            let pubm = std::fs::metadata(role.public_file(&creds)).unwrap();
+            assert_eq!(pubm.permissions().mode() & 0o777, 0o644);
+        }
+        let keys: std::collections::HashSet<_> = first.iter().map(|(_, k)| k).collect();
+        assert_eq!(keys.len(), 3, "one key per role");
+        // Again: nothing replaced.
+        assert_eq!(ensure(&creds).unwrap(), first);
+        // A lost public key file comes back from the seed.
+        std::fs::remove_file(Role::Agent.public_file(&creds)).unwrap();
+        assert_eq!(ensure(&creds).unwrap(), first);
+        // Only the credentials are left behind, no temporary files.
+        let mut names: Vec<_> = std::fs::read_dir(&creds)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["admin.nkey", "admin.pub", "agent.nkey", "agent.pub", "api.nkey", "api.pub"]
+        );
+    }
+
+    #[test]
+    fn a_damaged_public_key_is_an_error_not_a_silent_open_door() {
+        let dir = tempfile::tempdir().unwrap();
+        ensure(dir.path()).unwrap();
+        std::fs::write(Role::Api.public_file(dir.path()), "junk\n").unwrap();
+        assert!(matches!(
+            ensure(dir.path()),
+            Err(CredentialsError::BadPublicKey { .. })
+        ));
+    }
+}

@@ -1,0 +1,233 @@
+//! What each [`Role`] may publish and subscribe to on the embedded server.
+//!
+//! Allow-lists, so anything not named is refused by nats-server itself:
+//!
+//! - **api**: store and announce jobs, read and purge jobs' responses, read
+//!   the registry, append audit entries, and create (never delete, purge or
+//!   shrink) its stream and buckets.
+//! - **agent**: read jobs, consume the job stream through consumers filtered
+//!   to job subjects, write events, results, run claims and heartbeats. It
+//!   cannot store or announce a job, touch the audit bucket, or use any
+//!   JetStream administration subject (create, update, delete, purge).
+//! - **admin** (the supervisor's own connection): everything; it provisions.
+//!
+//! Nobody but admin may purge, delete from or reconfigure the audit stream.
+
+use super::credentials::Role;
+use crate::config::NatsConfig;
+use crate::job::Names;
+use crate::natsd::Permissions;
+
+/// The NATS names the permissions refer to.
+struct Assets {
+    /// Job subjects (`osapi.jobs`).
+    jobs_subjects: String,
+    /// The job notification stream.
+    job_stream: String,
+    jobs: String,
+    responses: String,
+    audit: String,
+    registry: String,
+}
+
+impl Assets {
+    fn new(names: &Names, cfg: &NatsConfig) -> Self {
+        Assets {
+            jobs_subjects: names.subject("jobs"),
+            job_stream: names.resource(&cfg.stream.name),
+            jobs: names.resource(&cfg.kv.jobs_bucket),
+            responses: names.resource(&cfg.kv.responses_bucket),
+            audit: names.resource(&cfg.audit.bucket),
+            registry: names.resource(&cfg.registry.bucket),
+        }
+    }
+
+    fn buckets(&self) -> [&str; 4] {
+        [&self.jobs, &self.responses, &self.audit, &self.registry]
+    }
+
+    /// Every stream: the job stream and each bucket's `KV_` stream.
+    fn streams(&self) -> Vec<String> {
+        std::iter::once(self.job_stream.clone())
+            .chain(self.buckets().iter().map(|b| format!("KV_{b}")))
+            .collect()
+    }
+}
+
+/// The permissions of `role` for one deployment (`names`); `None` = all.
+pub fn for_role(role: Role, names: &Names, cfg: &NatsConfig) -> Option<Permissions> {
+    let a = Assets::new(names, cfg);
+    match role {
+        Role::Admin => None,
+        Role::Api => Some(api(&a)),
+        Role::Agent => Some(agent(&a)),
+    }
+}
+
+fn api(a: &Assets) -> Permissions {
+    let mut allow = vec!["$JS.API.INFO".to_owned()];
+    for stream in a.streams() {
+        allow.push(format!("$JS.API.STREAM.INFO.{stream}"));
+        allow.push(format!("$JS.API.STREAM.CREATE.{stream}"));
+        allow.push(format!("$JS.API.STREAM.MSG.GET.{stream}"));
+        allow.push(format!("$JS.API.DIRECT.GET.{stream}"));
+        allow.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
+    }
+    // Limits follow the configuration, except the audit trail's: shrinking it
+    // would be a way to wipe it.
+    for stream in [&a.job_stream, &a.jobs, &a.responses, &a.registry] {
+        let stream = if *stream == a.job_stream {
+            stream.clone()
+        } else {
+            format!("KV_{stream}")
+        };
+        allow.push(format!("$JS.API.STREAM.UPDATE.{stream}"));
+    }
+    // Deleting a job purges its definition and responses, nothing else.
+    for bucket in [&a.jobs, &a.responses] {
+        allow.push(format!("$JS.API.STREAM.PURGE.KV_{bucket}"));
+    }
+    // Watches and listings of buckets run consumers on their streams.
+    for bucket in a.buckets() {
+        let stream = format!("KV_{bucket}");
+        allow.push(format!("$JS.API.CONSUMER.CREATE.{stream}"));
+        allow.push(format!("$JS.API.CONSUMER.CREATE.{stream}.>"));
+        allow.push(format!("$JS.API.CONSUMER.INFO.{stream}.*"));
+        allow.push(format!("$JS.API.CONSUMER.DELETE.{stream}.*"));
+        allow.push(format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.*"));
+        allow.push(format!("$JS.ACK.{stream}.>"));
+        allow.push(format!("$JS.FC.{stream}.>"));
+    }
+    for bucket in [&a.jobs, &a.responses, &a.audit] {
+        allow.push(format!("$KV.{bucket}.>"));
+    }
+    allow.push(format!("{}.>", a.jobs_subjects));
+    Permissions {
+        publish_allow: allow,
+        publish_deny: Vec::new(),
+        subscribe_allow: vec![
+            format!("{}.>", Role::Api.inbox_prefix()),
+            // Results as they are written (synchronous waits).
+            format!("$KV.{}.>", a.responses),
+        ],
+    }
+}
+
+fn agent(a: &Assets) -> Permissions {
+    let mut allow = vec!["$JS.API.INFO".to_owned()];
+    for stream in a.streams() {
+        allow.push(format!("$JS.API.STREAM.INFO.{stream}"));
+    }
+    // Consumers of the job stream, each filtered to job subjects: an agent
+    // cannot make one that reads anything else.
+    let js = &a.job_stream;
+    allow.push(format!("$JS.API.CONSUMER.CREATE.{js}.*.{}.>", a.jobs_subjects));
+    allow.push(format!("$JS.API.CONSUMER.INFO.{js}.*"));
+    allow.push(format!("$JS.API.CONSUMER.MSG.NEXT.{js}.*"));
+    allow.push(format!("$JS.ACK.{js}.>"));
+    // Reads of jobs and of what was already answered.
+    for bucket in [&a.jobs, &a.responses, &a.registry] {
+        let stream = format!("KV_{bucket}");
+        allow.push(format!("$JS.API.STREAM.MSG.GET.{stream}"));
+        allow.push(format!("$JS.API.DIRECT.GET.{stream}"));
+        allow.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
+    }
+    // Writes: a job's events, results and run claims; heartbeats.
+    for part in ["ev", "res", "claim"] {
+        allow.push(format!("$KV.{}.*.{part}.>", a.responses));
+    }
+    allow.push(format!("$KV.{}.>", a.registry));
+    Permissions {
+        publish_allow: allow,
+        publish_deny: Vec::new(),
+        subscribe_allow: vec![format!("{}.>", Role::Agent.inbox_prefix())],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// NATS subject matching: `*` one token, `>` the rest.
+    fn matches(pattern: &str, subject: &str) -> bool {
+        let (mut p, mut s) = (pattern.split('.'), subject.split('.'));
+        loop {
+            match (p.next(), s.next()) {
+                (Some(">"), Some(_)) => return true,
+                (Some("*"), Some(_)) => {}
+                (Some(a), Some(b)) if a == b => {}
+                (None, None) => return true,
+                _ => return false,
+            }
+        }
+    }
+
+    fn may_publish(p: &Permissions, subject: &str) -> bool {
+        p.publish_allow.iter().any(|a| matches(a, subject))
+            && !p.publish_deny.iter().any(|d| matches(d, subject))
+    }
+
+    fn perms(role: Role) -> Permissions {
+        for_role(role, &Names::new("osapi"), &NatsConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn agent_cannot_plant_jobs_touch_audit_or_administer() {
+        let agent = perms(Role::Agent);
+        for denied in [
+            "$KV.osapi-job-queue.0190a0b0-0000-7000-8000-000000000000",
+            "osapi.jobs.modify._all",
+            "$KV.osapi-audit.0190a0b0-0000-7000-8000-000000000000",
+            "$JS.API.STREAM.PURGE.KV_osapi-audit",
+            "$JS.API.STREAM.DELETE.KV_osapi-audit",
+            "$JS.API.STREAM.MSG.DELETE.KV_osapi-audit",
+            "$JS.API.STREAM.UPDATE.osapi-JOBS",
+            "$JS.API.STREAM.CREATE.evil",
+            "$JS.API.CONSUMER.DELETE.osapi-JOBS.osapi-any",
+            // An unfiltered consumer would read every job notification.
+            "$JS.API.CONSUMER.CREATE.osapi-JOBS.sneaky",
+            "$JS.API.CONSUMER.CREATE.KV_osapi-audit.c.$KV.osapi-audit.>",
+        ] {
+            assert!(!may_publish(&agent, denied), "{denied}");
+        }
+        for allowed in [
+            "$JS.API.CONSUMER.CREATE.osapi-JOBS.osapi-any.osapi.jobs.*._any",
+            "$JS.API.CONSUMER.MSG.NEXT.osapi-JOBS.osapi-any",
+            "$JS.ACK.osapi-JOBS.osapi-any.1.2.3.4.5",
+            "$KV.osapi-job-responses.0190a0b0-0000-7000-8000-000000000000.res.web-01",
+            "$KV.osapi-agent-registry.web-01",
+            "$JS.API.DIRECT.GET.KV_osapi-job-queue.$KV.osapi-job-queue.x",
+        ] {
+            assert!(may_publish(&agent, allowed), "{allowed}");
+        }
+        assert_eq!(agent.subscribe_allow, ["_INBOX_agent.>"]);
+    }
+
+    #[test]
+    fn api_cannot_wipe_the_audit_trail() {
+        let api = perms(Role::Api);
+        for denied in [
+            "$JS.API.STREAM.PURGE.KV_osapi-audit",
+            "$JS.API.STREAM.DELETE.KV_osapi-audit",
+            "$JS.API.STREAM.MSG.DELETE.KV_osapi-audit",
+            "$JS.API.STREAM.UPDATE.KV_osapi-audit",
+            "$JS.API.STREAM.DELETE.osapi-JOBS",
+            "$KV.osapi-agent-registry.web-01",
+        ] {
+            assert!(!may_publish(&api, denied), "{denied}");
+        }
+        for allowed in [
+            "$KV.osapi-job-queue.x",
+            "osapi.jobs.query._any",
+            "$KV.osapi-audit.x",
+            "$JS.API.STREAM.PURGE.KV_osapi-job-responses",
+        ] {
+            assert!(may_publish(&api, allowed), "{allowed}");
+        }
+    }
+
+    #[test]
+    fn admin_is_unrestricted() {
+        assert!(for_role(Role::Admin, &Names::new("osapi"), &NatsConfig::default()).is_none());
+    }
+}
