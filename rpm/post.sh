@@ -17,8 +17,11 @@ if [ ! -s "$KEY" ]; then
 	mv "$tmp" "$KEY"
 fi
 
+# One NATS nkey per role in /var/lib/osapi/credentials (kept when present).
+/usr/bin/osapi -f /etc/osapi/osapi.yaml nats credentials >/dev/null || :
+
 if ! { [ -s "$ROOT_TOKEN" ] &&
-	/usr/bin/osapi -f /etc/osapi/osapi.yaml token validate "$(cat "$ROOT_TOKEN")" >/dev/null 2>&1; }; then
+	/usr/bin/osapi -f /etc/osapi/osapi.yaml token validate - <"$ROOT_TOKEN" >/dev/null 2>&1; }; then
 	install -d -m 0700 "$ROOT_DIR"
 	tmp=$(mktemp "$ROOT_DIR/.admin.token.XXXXXX")
 	if /usr/bin/osapi -f /etc/osapi/osapi.yaml token generate -r admin -u root --ttl 8760h >"$tmp"; then

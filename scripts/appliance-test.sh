@@ -316,6 +316,35 @@ check "the sandboxed agent pings over raw ICMP: osapictl network ping 127.0.0.1"
   inside_sh 'osapictl -o json network ping 127.0.0.1 | grep -Eq "\"received\": *[1-9]"'
 check "the sandboxed agent runs commands as root in their own cwd" \
   inside_sh 'osapictl command shell --cwd /var/tmp "echo uid=\$(id -u) cwd=\$(pwd)" | grep -q "uid=0 cwd=/var/tmp"'
+# Zero trust on the bus, tried as a local attacker (the unprivileged user
+# nobody) against the installed defaults.
+check "NATS credentials: one nkey seed per role, 0600 root:root" inside_sh '
+  for r in api agent admin; do
+    test "$(stat -c "%a %U:%G" /var/lib/osapi/credentials/$r.nkey)" = "600 root:root" || exit 1
+    test -s /var/lib/osapi/credentials/$r.pub || exit 1
+  done'
+check "nobody cannot read a NATS seed" inside_sh '
+  ! setpriv --reuid=nobody --regid=nogroup --clear-groups cat /var/lib/osapi/credentials/agent.nkey'
+# A raw CONNECT without credentials, then a PING: an open server would answer PONG.
+anonymous_refused() {
+  inside setpriv --reuid=nobody --regid=nogroup --clear-groups bash -c '
+    exec 3<>/dev/tcp/127.0.0.1/"$1" || exit 1
+    printf "CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n" >&3
+    reply=$(timeout 3 cat <&3)
+    echo "$reply"
+    case $reply in *PONG*) exit 1 ;; *"Authorization Violation"*) exit 0 ;; *) exit 1 ;; esac' _ "$1"
+}
+check "nobody's anonymous CONNECT to the NATS socket (4223) is refused" anonymous_refused 4223
+child_port=$(inside_sh 'grep -m1 "\"port\"" /run/osapi/nats/nats-server.conf | tr -dc 0-9')
+check "nobody's anonymous CONNECT to nats-server's own port ($child_port) is refused" \
+  anonymous_refused "$child_port"
+check "the generated nats-server.conf holds public keys only, no seed" inside_sh '
+  grep -q "\"nkey\": \"U" /run/osapi/nats/nats-server.conf && ! grep -q "SU[A-Z2-7]\{20\}" /run/osapi/nats/nats-server.conf'
+check "no process has a secret on its command line" inside_sh '
+  token=$(cat /root/.config/osapi/admin.token); seed=$(cat /var/lib/osapi/credentials/agent.nkey)
+  for f in /proc/[0-9]*/cmdline; do
+    if tr "\0" " " <"$f" 2>/dev/null | grep -qF -e "$token" -e "$seed"; then echo "$f"; exit 1; fi
+  done'
 # The exposure as the container's own systemd sees the installed units.
 scores=
 security_ok=1

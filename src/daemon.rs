@@ -15,8 +15,8 @@ use crate::api::metrics::ApiMetrics;
 use crate::api::service::JobService;
 use crate::api::{self, AppState};
 use crate::audit::{AuditError, AuditStore, AuditWriter, Auditor, BUFFER_CAPACITY, JournalSink};
-use crate::bus::{self, JobStore, Registry};
 use crate::bus::credentials::CredentialsError;
+use crate::bus::{self, JobStore, Registry};
 use crate::config::{Config, ConfigError, NatsClientAuth, NatsConnection, NatsServerAuth};
 use crate::job::Names;
 use crate::memory;
@@ -249,7 +249,8 @@ pub async fn api_state(
     let server = &cfg.api.server;
     let key = TokenKey::new(server.security.signing_key()?)?;
     let names = Names::new(server.nats.namespace.clone());
-    let (client, connects) = bus::connect_watched(&server.nats, bus::Role::Api, "osapi-api").await?;
+    let (client, connects) =
+        bus::connect_watched(&server.nats, bus::Role::Api, "osapi-api").await?;
     let js = async_nats::jetstream::new(client.clone());
     let buckets = bus::provision(&js, &names, &cfg.nats).await?;
     bus::reprovision_on_reconnect(js, names.clone(), cfg.nats.clone(), connects.clone());

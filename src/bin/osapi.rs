@@ -78,6 +78,15 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
                     );
                 }
                 TokenCommand::Validate { token } => {
+                    let token = match token.as_deref() {
+                        None | Some("-") => {
+                            let mut text = String::new();
+                            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                                .context("reading the token from standard input")?;
+                            text
+                        }
+                        Some(t) => t.to_owned(),
+                    };
                     let claims = key.verify(token.trim(), token::now_unix())?;
                     let effective = cfg
                         .api
@@ -91,6 +100,22 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
                     });
                     println!("{}", serde_json::to_string_pretty(&out)?);
                 }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Nats {
+            command: NatsCommand::Credentials,
+        } => {
+            let cfg = load(&args)?;
+            let osapi::config::NatsServerAuth::Generated { credentials_dir } =
+                &cfg.nats.server.auth
+            else {
+                anyhow::bail!("nats.server.auth.type is not generated: nothing to make");
+            };
+            for (role, public_key) in osapi::bus::credentials::ensure(credentials_dir)
+                .with_context(|| format!("in {}", credentials_dir.display()))?
+            {
+                println!("{}\t{public_key}", role.name());
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -141,7 +166,12 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
                 .await
             }
             Command::Start => Box::pin(daemon::run_all(&cfg)).await,
-            Command::Config { .. } | Command::Token { .. } | Command::GenerateDocs { .. } => Ok(()),
+            Command::Config { .. }
+            | Command::Token { .. }
+            | Command::GenerateDocs { .. }
+            | Command::Nats {
+                command: NatsCommand::Credentials,
+            } => Ok(()),
         }
     })?;
     Ok(ExitCode::SUCCESS)

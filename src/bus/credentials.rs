@@ -101,9 +101,9 @@ fn ensure_role(dir: &Path, role: Role) -> Result<String, CredentialsError> {
     let pub_path = role.public_file(dir);
     if !seed_path.exists() {
         let pair = nkeys::KeyPair::new_user();
-        let seed = pair
-            .seed()
-            .map_err(|_| CredentialsError::BadSeed { path: seed_path.clone() })?;
+        let seed = pair.seed().map_err(|_| CredentialsError::BadSeed {
+            path: seed_path.clone(),
+        })?;
         // Written aside and linked into place: the seed appears whole or not at
         // all, and of two processes racing, the first link wins.
         let tmp = dir.join(format!(".{}.nkey.{}", role.name(), std::process::id()));
@@ -201,7 +201,14 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["admin.nkey", "admin.pub", "agent.nkey", "agent.pub", "api.nkey", "api.pub"]
+            [
+                "admin.nkey",
+                "admin.pub",
+                "agent.nkey",
+                "agent.pub",
+                "api.nkey",
+                "api.pub"
+            ]
         );
     }
 

@@ -11,8 +11,8 @@ mod registry;
 mod store;
 
 pub use connect::{connect, connect_watched, round_trip};
-pub use pager::{Order, StreamPager};
 pub use credentials::Role;
+pub use pager::{Order, StreamPager};
 pub use provision::{
     Buckets, check, open, provision, provisioned_streams, reprovision_on_reconnect,
 };

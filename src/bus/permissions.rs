@@ -9,9 +9,12 @@
 //!   to job subjects, write events, results, run claims and heartbeats. It
 //!   cannot store or announce a job, touch the audit bucket, or use any
 //!   JetStream administration subject (create, update, delete, purge).
-//! - **admin** (the supervisor's own connection): everything; it provisions.
+//! - **admin** (the supervisor's own connection): everything it needs to
+//!   provision, which is everything but purging or deleting the audit stream
+//!   or its entries.
 //!
-//! Nobody but admin may purge, delete from or reconfigure the audit stream.
+//! Nobody may purge or delete from the audit stream, and only admin may
+//! change its limits.
 
 use super::credentials::Role;
 use crate::config::NatsConfig;
@@ -54,13 +57,27 @@ impl Assets {
     }
 }
 
-/// The permissions of `role` for one deployment (`names`); `None` = all.
+/// The permissions of `role` for one deployment (`names`). Always `Some`; an
+/// `Option` because a server's users may also have none (configured users).
 pub fn for_role(role: Role, names: &Names, cfg: &NatsConfig) -> Option<Permissions> {
     let a = Assets::new(names, cfg);
-    match role {
-        Role::Admin => None,
-        Role::Api => Some(api(&a)),
-        Role::Agent => Some(agent(&a)),
+    Some(match role {
+        Role::Admin => admin(&a),
+        Role::Api => api(&a),
+        Role::Agent => agent(&a),
+    })
+}
+
+/// Everything but wiping the audit trail.
+fn admin(a: &Assets) -> Permissions {
+    let audit = format!("KV_{}", a.audit);
+    Permissions {
+        publish_allow: vec![">".to_owned()],
+        publish_deny: ["PURGE", "DELETE", "MSG.DELETE"]
+            .iter()
+            .map(|op| format!("$JS.API.STREAM.{op}.{audit}"))
+            .collect(),
+        subscribe_allow: vec![">".to_owned()],
     }
 }
 
@@ -121,7 +138,10 @@ fn agent(a: &Assets) -> Permissions {
     // Consumers of the job stream, each filtered to job subjects: an agent
     // cannot make one that reads anything else.
     let js = &a.job_stream;
-    allow.push(format!("$JS.API.CONSUMER.CREATE.{js}.*.{}.>", a.jobs_subjects));
+    allow.push(format!(
+        "$JS.API.CONSUMER.CREATE.{js}.*.{}.>",
+        a.jobs_subjects
+    ));
     allow.push(format!("$JS.API.CONSUMER.INFO.{js}.*"));
     allow.push(format!("$JS.API.CONSUMER.MSG.NEXT.{js}.*"));
     allow.push(format!("$JS.ACK.{js}.>"));
@@ -227,7 +247,21 @@ mod tests {
     }
 
     #[test]
-    fn admin_is_unrestricted() {
-        assert!(for_role(Role::Admin, &Names::new("osapi"), &NatsConfig::default()).is_none());
+    fn admin_provisions_but_cannot_wipe_the_audit_trail_either() {
+        let admin = perms(Role::Admin);
+        for denied in [
+            "$JS.API.STREAM.PURGE.KV_osapi-audit",
+            "$JS.API.STREAM.DELETE.KV_osapi-audit",
+            "$JS.API.STREAM.MSG.DELETE.KV_osapi-audit",
+        ] {
+            assert!(!may_publish(&admin, denied), "{denied}");
+        }
+        for allowed in [
+            "$JS.API.STREAM.CREATE.KV_osapi-audit",
+            "$JS.API.STREAM.UPDATE.KV_osapi-audit",
+            "$JS.API.STREAM.PURGE.KV_osapi-job-queue",
+        ] {
+            assert!(may_publish(&admin, allowed), "{allowed}");
+        }
     }
 }

@@ -77,6 +77,10 @@ pub enum NatsCommand {
         #[command(subcommand)]
         command: StartOnly,
     },
+    /// Make the generated per-role NATS credentials that are missing (run as
+    /// root; the packages do it on install) and print each role's public key.
+    /// To rotate them, delete the files and run this again, then restart.
+    Credentials,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,8 +127,9 @@ pub enum TokenCommand {
     Generate(TokenGenerate),
     /// Print a token's claims and effective permissions.
     Validate {
-        /// The token.
-        token: String,
+        /// The token; "-" (or nothing) reads it from standard input, which
+        /// keeps it off the command line.
+        token: Option<String>,
     },
 }
 

@@ -82,7 +82,12 @@ pub(crate) fn build(raw: RawConfig, credentials: Option<&Path>) -> (Config, Prob
     let config = Config {
         debug: raw.debug.unwrap_or(false),
         api: ApiConfig {
-            server: api_server(api.server.unwrap_or_default(), credentials, &generated, &mut p),
+            server: api_server(
+                api.server.unwrap_or_default(),
+                credentials,
+                &generated,
+                &mut p,
+            ),
             client: api_client(api.client.unwrap_or_default(), &mut p),
         },
         nats: NatsConfig {
@@ -93,7 +98,12 @@ pub(crate) fn build(raw: RawConfig, credentials: Option<&Path>) -> (Config, Prob
             registry: bucket(nats.registry.unwrap_or_default(), BucketConfig::registry()),
         },
         node: NodeConfig {
-            agent: agent(node.agent.unwrap_or_default(), credentials, &generated, &mut p),
+            agent: agent(
+                node.agent.unwrap_or_default(),
+                credentials,
+                &generated,
+                &mut p,
+            ),
         },
         telemetry: TelemetryConfig {
             tracing: {

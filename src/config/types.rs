@@ -323,7 +323,9 @@ pub fn default_credentials_dir(store_dir: &Path) -> PathBuf {
 pub enum NatsServerAuth {
     /// One nkey per role, made on first start in `credentials_dir`, each
     /// role limited to its subjects (`bus::permissions`).
-    Generated { credentials_dir: PathBuf },
+    Generated {
+        credentials_dir: PathBuf,
+    },
     /// Anyone who reaches the port: an explicit, warned-about opt-out.
     None,
     UserPass {

@@ -251,7 +251,10 @@ impl Settings {
                 if keys.is_empty() {
                     return invalid("auth nkey needs at least one public key".into());
                 }
-                for NkeyUser { public_key: key, .. } in keys {
+                for NkeyUser {
+                    public_key: key, ..
+                } in keys
+                {
                     if !is_user_nkey(key) {
                         return invalid(format!(
                             "auth nkey: {key:?} is not a public user nkey (56 characters starting with U)"

@@ -115,7 +115,12 @@ async fn embedded_nats_serves_jetstream_and_stops_cleanly() {
     );
     let client = wait_for("embedded NATS", Duration::from_secs(30), || async {
         let creds = dir.path().join("credentials");
-        generated_client(&format!("127.0.0.1:{port}"), &creds, osapi::bus::Role::Admin).await
+        generated_client(
+            &format!("127.0.0.1:{port}"),
+            &creds,
+            osapi::bus::Role::Admin,
+        )
+        .await
     })
     .await;
     let js = async_nats::jetstream::new(client);

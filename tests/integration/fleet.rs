@@ -126,7 +126,8 @@ async fn a_three_node_cluster_loses_a_node_and_no_job_is_lost_or_run_twice() {
         ack_wait: Duration::from_secs(5),
         ..Default::default()
     };
-    let mut stack = Stack::start_on(Nats::external(&urls[0], access.clone()), &urls, &[], opts).await;
+    let mut stack =
+        Stack::start_on(Nats::external(&urls[0], access.clone()), &urls, &[], opts).await;
     let agents: Vec<AgentSpec> = (0..5)
         .map(|i| with_env(AgentSpec::real(&format!("fleet-{i}")), &env))
         .collect();
@@ -142,7 +143,9 @@ async fn a_three_node_cluster_loses_a_node_and_no_job_is_lost_or_run_twice() {
         format!("KV_{ns}-audit"),
         format!("KV_{ns}-agent-registry"),
     ] {
-        let info = stream_info(&urls, &access, &name).await.expect("stream info");
+        let info = stream_info(&urls, &access, &name)
+            .await
+            .expect("stream info");
         assert_eq!(info.config.num_replicas, 3, "{name}");
         let cluster = info.cluster.expect("cluster info");
         assert_eq!(cluster.replicas.len(), 2, "{name}: {cluster:?}");
@@ -327,8 +330,8 @@ async fn clients_recreate_what_a_wiped_server_lost() {
         &stack.nats.access,
         &stream,
     )
-        .await
-        .expect("the job stream exists again");
+    .await
+    .expect("the job stream exists again");
     assert!(info.state.consumer_count >= 2, "{:?}", info.state);
 }
 
@@ -400,7 +403,11 @@ async fn embedded_servers_of_three_appliances_form_one_cluster() {
         Duration::from_secs(30),
         || {
             let conn = conn.clone();
-            async move { osapi::bus::connect(&conn, osapi::bus::Role::Admin, "fleet-test").await.ok() }
+            async move {
+                osapi::bus::connect(&conn, osapi::bus::Role::Admin, "fleet-test")
+                    .await
+                    .ok()
+            }
         },
     )
     .await;
@@ -763,7 +770,10 @@ async fn nats_passwords_are_checked_and_a_wrong_one_stops_the_daemons() {
 async fn nats_nkeys_are_checked_and_a_wrong_seed_stops_the_daemons() {
     let trusted = nkeys::KeyPair::new_user();
     let stranger = nkeys::KeyPair::new_user();
-    let nats = Nats::start_with(|s| s.auth = ServerAuth::Nkey(vec![NkeyUser::unrestricted(trusted.public_key())])).await;
+    let nats = Nats::start_with(|s| {
+        s.auth = ServerAuth::Nkey(vec![NkeyUser::unrestricted(trusted.public_key())])
+    })
+    .await;
     let url = nats.url.clone();
     let dir = tempfile::tempdir().unwrap();
     let good = write_file(dir.path(), "good.nk", &trusted.seed().unwrap());

@@ -65,7 +65,10 @@ fn init_tls() {
 pub enum Access {
     /// The shipped default: per-role credentials generated in `dir`, each role
     /// limited to its subjects in `namespaces`.
-    Generated { dir: PathBuf, namespaces: Vec<String> },
+    Generated {
+        dir: PathBuf,
+        namespaces: Vec<String>,
+    },
     /// Whatever the test configures itself (anonymous, user_pass, TLS servers).
     Configured,
 }
@@ -105,18 +108,6 @@ impl Access {
             },
             ServerAuth::Nkey(users),
         )
-    }
-
-    /// Environment for `osapi` processes using this server: where the
-    /// generated credentials are (nothing else is configured, as shipped).
-    pub fn env(&self) -> Vec<(String, String)> {
-        match self {
-            Access::Generated { dir, .. } => vec![(
-                "OSAPI_NATS_SERVER_AUTH_CREDENTIALS_DIR".into(),
-                dir.display().to_string(),
-            )],
-            Access::Configured => Vec::new(),
-        }
     }
 }
 
@@ -284,15 +275,20 @@ impl Nats {
                 .map(|p| format!("nats-route://127.0.0.1:{p}"))
                 .collect();
             let dir = tempfile::tempdir().expect("tempdir");
-            nodes.push(Self::start_in(dir, access.clone(), auth.clone(), move |s| {
-                s.server_name = Some(format!("n{i}-{tag}"));
-                s.cluster = Some(natsd::ClusterSettings {
-                    name: format!("c-{tag}"),
-                    host: "127.0.0.1".into(),
-                    port,
-                    routes: peers,
-                });
-            }));
+            nodes.push(Self::start_in(
+                dir,
+                access.clone(),
+                auth.clone(),
+                move |s| {
+                    s.server_name = Some(format!("n{i}-{tag}"));
+                    s.cluster = Some(natsd::ClusterSettings {
+                        name: format!("c-{tag}"),
+                        host: "127.0.0.1".into(),
+                        port,
+                        routes: peers,
+                    });
+                },
+            ));
         }
         futures::future::join_all(nodes).await
     }
@@ -539,7 +535,7 @@ node:
       back_off: []
 {extra}"#,
             ack = humantime::format_duration(opts.ack_wait),
-            extra = opts.extra_config,
+            extra = with_server_section(&nats, &opts.extra_config),
         );
         std::fs::write(&config, text).expect("write config");
         let api = spawn(
@@ -548,7 +544,6 @@ node:
                 .args(["-f"])
                 .arg(&config)
                 .args(["api", "server", "start"])
-                .envs(nats.access.env())
                 .envs(opts.api_env),
         );
         let base = format!("http://127.0.0.1:{port}");
@@ -638,7 +633,6 @@ node:
         // resolved): a test that wants D-Bus passes its private bus in `env`.
         let no_bus = format!("unix:path={}/no-system-bus", self.dir.path().display());
         cmd.env("DBUS_SYSTEM_BUS_ADDRESS", no_bus);
-        cmd.envs(self.nats.access.env());
         cmd.envs(&spec.env);
         spawn(&format!("agent {}", spec.hostname), &mut cmd)
     }
@@ -868,6 +862,16 @@ pub fn nats_server_section(nats: &Nats) -> String {
     }
 }
 
+/// `extra` (top-level YAML) with [`nats_server_section`] merged into its
+/// `nats:` block, or added before it.
+fn with_server_section(nats: &Nats, extra: &str) -> String {
+    let server = nats_server_section(nats);
+    match extra.strip_prefix("nats:\n") {
+        Some(rest) if !server.is_empty() => format!("{server}{rest}"),
+        _ => format!("{server}{extra}"),
+    }
+}
+
 /// A client of a server started by `osapi nats server start` with its
 /// generated credentials in `credentials`, as `role`; None while refused.
 #[allow(dead_code)]
@@ -895,4 +899,33 @@ pub fn embedded_nats_config(dir: &Path, port: u16) -> PathBuf {
             dir.join("js").display()
         ),
     )
+}
+
+/// What nats-server answers a raw, credential-less `CONNECT` and `PING` on
+/// `addr` (`host:port`): an open server says `PONG`, a closed one
+/// `-ERR 'Authorization Violation'`.
+#[allow(dead_code)]
+pub async fn raw_anonymous_connect(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .write_all(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n")
+        .await
+        .expect("send CONNECT");
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Until the server closes the connection, says PONG, or goes quiet.
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        if reply.windows(4).any(|w| w == b"PONG") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&reply).into_owned()
 }

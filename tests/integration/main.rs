@@ -5,6 +5,7 @@ mod dbus_harness;
 mod harness;
 
 mod admin;
+mod attack;
 mod auth;
 mod cli;
 mod dbus;

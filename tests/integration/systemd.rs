@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{
     AgentSpec, Nats, OSAPI, SIGNING_KEY, Stack, embedded_nats_config, free_port, generated_client,
-    http_over_unix, nats_server_section,
-    socket_activate, spawn, wait_for, write_file,
+    http_over_unix, nats_server_section, socket_activate, spawn, wait_for, write_file,
 };
 
 /// A notify socket like systemd's: collects the datagrams a daemon sends.
@@ -148,18 +147,49 @@ async fn api_notifies_ready_status_watchdog_and_stopping_in_order() {
     );
 }
 
+/// The embedded server and an agent as separate processes, from one config
+/// that names no credential: the supervisor generates them and provisions the
+/// job stream, so the agent is ready before any API ever ran.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_supervisor_and_agent_notify_ready() {
-    let nats = Nats::start().await;
     let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let binary = std::env::var("TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+    let cfg = write_file(
+        dir.path(),
+        "osapi.yaml",
+        &format!(
+            "nats:\n  server:\n    port: {port}\n    store_dir: {store}\n    binary: {binary}\n\
+             node:\n  agent:\n    hostname: sd-agent\n    heartbeat_interval: 1s\n    \
+             nats:\n      servers: [\"nats://127.0.0.1:{port}\"]\n",
+            store = dir.path().join("js").display(),
+        ),
+    );
+    let nsock = tempfile::tempdir().unwrap();
+    let mut nnotify = NotifySocket::bind(nsock.path());
+    let mut sup = spawn(
+        "nats (notify)",
+        Command::new(OSAPI)
+            .arg("-f")
+            .arg(&cfg)
+            .args(["nats", "server", "start"])
+            .env("NOTIFY_SOCKET", &nnotify.path),
+    );
+    assert!(
+        nnotify.wait_for("READY=1", Duration::from_secs(30)),
+        "nats: {:?}",
+        nnotify.seen
+    );
+    // Ready means ready: the port answers at once.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
     let mut notify = NotifySocket::bind(dir.path());
-    let cfg = api_config(dir.path(), &nats, free_port());
     let _agent = spawn(
         "agent (notify)",
         Command::new(OSAPI)
             .arg("-f")
             .arg(&cfg)
-            .args(["node", "agent", "start"])
+            .args(["node", "agent", "start", "--simulate", "0s"])
             .env("NOTIFY_SOCKET", &notify.path),
     );
     assert!(
@@ -175,26 +205,6 @@ async fn nats_supervisor_and_agent_notify_ready() {
         "{:?}",
         notify.seen
     );
-
-    let port = free_port();
-    let ncfg = embedded_nats_config(dir.path(), port);
-    let nsock = tempfile::tempdir().unwrap();
-    let mut nnotify = NotifySocket::bind(nsock.path());
-    let mut sup = spawn(
-        "nats (notify)",
-        Command::new(OSAPI)
-            .arg("-f")
-            .arg(&ncfg)
-            .args(["nats", "server", "start"])
-            .env("NOTIFY_SOCKET", &nnotify.path),
-    );
-    assert!(
-        nnotify.wait_for("READY=1", Duration::from_secs(30)),
-        "nats: {:?}",
-        nnotify.seen
-    );
-    // Ready means ready: the port answers at once.
-    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     assert!(sup.terminate().success());
     assert!(nnotify.wait_for("STOPPING=1", Duration::from_secs(5)));
 }
@@ -313,7 +323,12 @@ async fn nats_supervisor_relays_clients_from_an_activated_socket() {
         Duration::from_secs(30),
         || async {
             let creds = dir.path().join("credentials");
-            generated_client(&format!("127.0.0.1:{port}"), &creds, osapi::bus::Role::Admin).await
+            generated_client(
+                &format!("127.0.0.1:{port}"),
+                &creds,
+                osapi::bus::Role::Admin,
+            )
+            .await
         },
     )
     .await;

@@ -1,0 +1,214 @@
+//! What an attacker on the host would try against the bus, with the shipped
+//! defaults (generated credentials): an anonymous connection, a job planted
+//! with the agent's credentials, the audit trail purged with each role's, and
+//! the credential files read as another user.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use osapi::bus::Role;
+
+use crate::harness::{
+    Access, AgentSpec, OSAPI, Stack, embedded_nats_config, free_port, generated_client,
+    raw_anonymous_connect, spawn, wait_for,
+};
+
+/// The generated credentials directory of a stack's server.
+fn credentials(stack: &Stack) -> &Path {
+    match &stack.nats.access {
+        Access::Generated { dir, .. } => dir,
+        Access::Configured => panic!("the stack runs with generated credentials"),
+    }
+}
+
+/// A JetStream context that gives up on a refused request after a second (a
+/// denied publish gets no answer, only an error on the connection).
+async fn as_role(stack: &Stack, role: Role) -> jetstream::Context {
+    let client = generated_client(&stack.nats.url, credentials(stack), role)
+        .await
+        .expect("the role's credentials are accepted");
+    let mut js = jetstream::new(client);
+    js.set_timeout(Duration::from_secs(1));
+    js
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_clients_are_refused() {
+    let stack = Stack::start(&[]).await;
+    let addr = stack.nats.url.trim_start_matches("nats://").to_owned();
+    let reply = raw_anonymous_connect(&addr).await;
+    assert!(reply.contains("Authorization Violation"), "{reply}");
+    assert!(!reply.contains("PONG"), "{reply}");
+}
+
+/// `osapi nats server start` under socket activation: the activated socket
+/// and the child's own loopback port both refuse anonymous clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_port_of_the_embedded_server_refuses_anonymous_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = embedded_nats_config(dir.path(), free_port());
+    let cfg_s = cfg.to_str().unwrap().to_owned();
+    let _activator = spawn(
+        "socket-activated nats",
+        &mut crate::harness::socket_activate(
+            &[format!("127.0.0.1:{port}")],
+            "nats",
+            &[],
+            &["-f", &cfg_s, "nats", "server", "start"],
+        ),
+    );
+    // The first connection starts the supervisor, which makes the
+    // credentials; it is ready once the admin's work through the relay.
+    wait_for("the activator", Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
+    let creds = dir.path().join("credentials");
+    wait_for("the embedded NATS", Duration::from_secs(30), || async {
+        generated_client(&format!("127.0.0.1:{port}"), &creds, Role::Admin).await
+    })
+    .await;
+    let conf = std::fs::read_to_string(dir.path().join("js/run/nats-server.conf")).unwrap();
+    let child: serde_json::Value = serde_json::from_str(&conf).expect("JSON-shaped config");
+    let child_port = child["port"].as_u64().unwrap();
+    assert_ne!(child_port, u64::from(port));
+    for addr in [
+        format!("127.0.0.1:{port}"),
+        format!("127.0.0.1:{child_port}"),
+    ] {
+        let reply = raw_anonymous_connect(&addr).await;
+        assert!(reply.contains("Authorization Violation"), "{addr}: {reply}");
+        assert!(!reply.contains("PONG"), "{addr}: {reply}");
+    }
+    // The generated configuration names public keys only.
+    assert!(conf.contains("\"nkey\": \"U"), "{conf}");
+    for role in Role::ALL {
+        let seed = std::fs::read_to_string(role.seed_file(&creds)).unwrap();
+        assert!(
+            !conf.contains(seed.trim()),
+            "{} seed in the config",
+            role.name()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_credentials_cannot_plant_a_job() {
+    let stack = Stack::start(&[AgentSpec::real("victim")]).await;
+    let ns = &stack.namespace;
+    let js = as_role(&stack, Role::Agent).await;
+    let marker = stack.dir.path().join("planted");
+    let id = uuid::Uuid::now_v7();
+    // The API's field layout of a command job, for every agent.
+    let job = serde_json::json!({
+        "id": id,
+        "operation": {"type": "command.shell.execute", "data": {"command": format!("touch {}", marker.display())}},
+        "target": "_all",
+        "created_by": "mallory",
+    });
+    let stored = async {
+        js.publish(
+            format!("$KV.{ns}-job-queue.{id}"),
+            serde_json::to_vec(&job).unwrap().into(),
+        )
+        .await?
+        .await
+    }
+    .await;
+    assert!(stored.is_err(), "the agent stored a job: {stored:?}");
+    let announced = async {
+        js.publish(format!("{ns}.jobs.modify._all"), id.to_string().into())
+            .await?
+            .await
+    }
+    .await;
+    assert!(
+        announced.is_err(),
+        "the agent announced a job: {announced:?}"
+    );
+
+    // Nothing was stored: the admin finds no such job.
+    let admin = as_role(&stack, Role::Admin).await;
+    let jobs = admin
+        .get_key_value(format!("{ns}-job-queue"))
+        .await
+        .unwrap();
+    assert!(jobs.get(id.to_string()).await.unwrap().is_none());
+    assert!(!marker.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_role_can_purge_or_delete_the_audit_trail() {
+    let stack = Stack::start(&[]).await;
+    let token = stack.token(&["admin"]);
+    // Something to lose: an audited request, stored.
+    let (status, _) = stack.get_json("/api/v1/agents", &token).await;
+    assert_eq!(status, 200);
+    let ns = stack.namespace.clone();
+    let audit = format!("KV_{ns}-audit");
+    let admin = as_role(&stack, Role::Admin).await;
+    let stored = wait_for("the audit entry", Duration::from_secs(10), || async {
+        let info = admin.get_stream(&audit).await.ok()?.get_info().await.ok()?;
+        (info.state.messages > 0).then_some(info.state.messages)
+    })
+    .await;
+    for role in Role::ALL {
+        let js = as_role(&stack, role).await;
+        // Every role may look at the stream; none may empty it.
+        let stream = js.get_stream(&audit).await.expect("stream info");
+        let purged = stream.purge().await;
+        assert!(purged.is_err(), "{} purged the audit stream", role.name());
+        let deleted = js.delete_stream(&audit).await;
+        assert!(deleted.is_err(), "{} deleted the audit stream", role.name());
+    }
+    let info = admin
+        .get_stream(&audit)
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    assert!(info.state.messages >= stored, "{:?}", info.state);
+}
+
+/// The seeds are readable by their owner only; the public keys by anyone.
+#[test]
+fn credential_files_are_unreadable_to_other_users() {
+    let dir = tempfile::tempdir().unwrap();
+    // World-traversable, as /var/lib/osapi/credentials is for the server's user.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let cfg = embedded_nats_config(dir.path(), free_port());
+    let out = Command::new(OSAPI)
+        .arg("-f")
+        .arg(&cfg)
+        .args(["nats", "credentials"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    for role in Role::ALL {
+        assert!(printed.contains(role.name()), "{printed}");
+        let seed = role.seed_file(&dir.path().join("credentials"));
+        let as_nobody = |file: &Path| {
+            Command::new("setpriv")
+                .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat"])
+                .arg(file)
+                .output()
+                .unwrap()
+        };
+        let read = as_nobody(&seed);
+        assert!(!read.status.success(), "nobody read {}", seed.display());
+        assert!(read.stdout.is_empty());
+        let public = seed.with_extension("pub");
+        assert!(as_nobody(&public).status.success(), "{}", public.display());
+    }
+}
