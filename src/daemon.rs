@@ -15,10 +15,11 @@ use crate::api::metrics::ApiMetrics;
 use crate::api::service::JobService;
 use crate::api::{self, AppState};
 use crate::audit::{AuditError, AuditStore, AuditWriter, Auditor, BUFFER_CAPACITY, JournalSink};
-use crate::bus::credentials::CredentialsError;
+use crate::bus::credentials::{self, CredentialsError};
 use crate::bus::{self, JobStore, Registry};
 use crate::config::{Config, ConfigError, NatsClientAuth, NatsConnection, NatsServerAuth};
 use crate::job::Names;
+use crate::job::signature::{JobSigner, JobVerifier, SignatureError};
 use crate::memory;
 use crate::metrics::{self, MetricsError};
 use crate::natsd::{self, ClusterSettings, NkeyUser, ServerAuth, Supervisor};
@@ -33,6 +34,8 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error("generated NATS credentials: {0}")]
     Credentials(#[from] CredentialsError),
+    #[error("job signing key: {0}")]
+    JobKey(#[from] SignatureError),
     #[error("signing key: {0}")]
     Key(#[from] crate::token::TokenError),
     #[error(transparent)]
@@ -258,6 +261,7 @@ pub async fn api_state(
     let live = Registry::new(buckets.registry.clone(), cfg.nats.registry.ttl)
         .watch()
         .await?;
+    let signer = Arc::new(job_signer(cfg)?);
     let api_metrics = ApiMetrics::new(registry)?;
     api_metrics.watch_nats(client.clone())?;
     let audit = AuditStore::new(buckets.audit.clone());
@@ -274,6 +278,7 @@ pub async fn api_state(
             metrics: api_metrics.jobs(),
             connects,
             progress_hint: Arc::default(),
+            signer,
         },
         auth: Arc::new(Authenticator {
             key,
@@ -291,6 +296,29 @@ pub async fn api_state(
     // Dies with the runtime; nothing to stop by hand.
     state.jobs.track_progress_hint();
     Ok((state, audit_writer))
+}
+
+/// The API's job signing key: the unit's systemd credential, else the file
+/// in the credentials directory (made there when missing, so a stack on
+/// another NATS server signs too).
+fn job_signer(cfg: &Config) -> Result<JobSigner, DaemonError> {
+    let from_unit = cfg
+        .api
+        .server
+        .security
+        .credentials_directory
+        .as_ref()
+        .map(|dir| dir.join(credentials::JOB_SIGNING_KEY))
+        .filter(|path| path.exists());
+    let path = match from_unit {
+        Some(path) => path,
+        None => {
+            let dir = cfg.credentials_dir();
+            credentials::ensure_job_key(&dir)?;
+            dir.join(credentials::JOB_SIGNING_KEY)
+        }
+    };
+    Ok(JobSigner::from_file(&path)?)
 }
 
 /// Where the API listens: the sockets systemd passed, or the configured address.
@@ -441,6 +469,7 @@ async fn serve_agent(
         namespace: cfg.node.agent.nats.namespace.clone(),
         stop_grace: Duration::from_secs(20),
         metrics: agent::AgentMetrics::new(registry)?,
+        verifier: JobVerifier::from_file(&cfg.credentials_dir().join(credentials::JOB_VERIFY_KEY))?,
     };
     let (ready_tx, ready_rx) = watch::channel(None);
     let listeners = systemd::activated_sockets().map_err(DaemonError::Activation)?;

@@ -14,6 +14,8 @@ pub enum JobOutcome {
     /// Delivered after its deadline (the agent was cut off): not run, because
     /// the host has already been reported as not answering.
     Expired,
+    /// Refused unrun: the job's signature did not verify.
+    Rejected,
 }
 
 impl JobOutcome {
@@ -23,6 +25,7 @@ impl JobOutcome {
             JobOutcome::Failed => "failed",
             JobOutcome::Interrupted => "interrupted",
             JobOutcome::Expired => "expired",
+            JobOutcome::Rejected => "rejected",
         }
     }
 }

@@ -29,6 +29,7 @@ pub use metrics::AgentMetrics;
 
 use crate::bus::{self, AgentInfo, BusError, Claim, JobStore, Registry};
 use crate::config::{AgentConfig, NatsConfig};
+use crate::job::signature::JobVerifier;
 use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Names, Stage, Target};
 use crate::provider::Providers;
 use crate::telemetry::trace::TraceContext;
@@ -82,6 +83,8 @@ pub struct AgentSettings {
     pub stop_grace: Duration,
     /// Where the agent's metrics go (served by [`http`]).
     pub metrics: AgentMetrics,
+    /// The API's public key: a job that does not verify is never run.
+    pub verifier: JobVerifier,
 }
 
 /// Consumer names allow no dots, wildcards or whitespace.
@@ -122,6 +125,7 @@ struct Shared {
     running: Arc<Semaphore>,
     max_jobs: usize,
     metrics: AgentMetrics,
+    verifier: JobVerifier,
 }
 
 /// Run the agent until `shutdown` resolves; then stop taking jobs, let running
@@ -212,6 +216,7 @@ pub async fn run(
         store,
         client: client.clone(),
         providers,
+        verifier: settings.verifier,
         hostname: cfg.hostname.clone(),
         // With back-off the server's first ack deadline is back_off[0], and later
         // ones are the other steps: keep alive well inside the shortest of all.
@@ -419,6 +424,45 @@ async fn run_job(shared: &Shared, id: Uuid, attempt: u64) -> Result<(), BusError
         attempt,
         detail,
     };
+    // Nothing about a job that does not verify is trusted, not even which
+    // hosts it expects: it is refused, on the record, and never retried.
+    let verified = if job.id == id {
+        shared.verifier.verify(&job).map_err(|e| e.to_string())
+    } else {
+        Err(format!("the job is stored under another id ({id})"))
+    };
+    if let Err(reason) = verified {
+        tracing::warn!(
+            %reason,
+            created_by = %job.created_by,
+            operation = job.operation.type_name(),
+            "refusing a job that does not verify: not signed by this deployment's API"
+        );
+        shared.metrics.finished(
+            job.operation.type_name(),
+            metrics::JobOutcome::Rejected,
+            None,
+        );
+        let detail = format!("refused unrun: {reason}");
+        store
+            .append_event(id, &event(Stage::Rejected, Some(detail.clone())))
+            .await?;
+        return store
+            .put_result(
+                id,
+                &HostResult {
+                    hostname: shared.hostname.clone(),
+                    status: HostStatus::Failed,
+                    data: None,
+                    error: Some(JobError {
+                        code: "rejected".into(),
+                        message: detail,
+                    }),
+                    duration_ms: 0,
+                },
+            )
+            .await;
+    }
     // `_all` and label jobs name the hosts live when they were created; one
     // that reached us anyway (we were away, or joined since) is not ours to run:
     // its report would list a host the operator was never told about.

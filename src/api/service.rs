@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::metrics::JobMetrics;
 use crate::bus::{JobStore, LiveAgents};
 use crate::config::MAX_COMMAND_TIMEOUT;
+use crate::job::signature::JobSigner;
 use crate::job::{
     DEFAULT_COMMAND_TIMEOUT, Expected, HostResult, HostStatus, Job, JobStatus, Operation, Target,
     compute_status,
@@ -63,6 +64,8 @@ pub struct JobService {
     /// [`JobService::track_progress_hint`], so new jobs carry a `progress_hint`
     /// without a request of their own.
     pub progress_hint: Arc<AtomicU64>,
+    /// Signs every job before it is stored; agents verify.
+    pub signer: Arc<JobSigner>,
 }
 
 impl JobService {
@@ -148,7 +151,10 @@ impl JobService {
                 .as_deref()
                 .and_then(TraceContext::parse)
                 .map(|t| t.trace_id_hex()),
+            signature: None,
         };
+        let mut job = job;
+        job.signature = Some(self.signer.sign(&job));
         self.store.create(&job).await?;
         let sub = if wait {
             Some(self.store.subscribe_results(job.id).await?)

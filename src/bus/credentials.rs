@@ -7,7 +7,9 @@
 //! - `<role>.nkey`: the role's nkey seed, mode 0600, readable only by its
 //!   owner (root in the packages, which hand each seed to its unit as a
 //!   systemd credential);
-//! - `<role>.pub`: its public key, mode 0644, which is all the server needs.
+//! - `<role>.pub`: its public key, mode 0644, which is all the server needs;
+//! - `job-signing.key` / `job-signing.pub`: the API's Ed25519 job signing key
+//!   (0600) and the public half agents verify jobs with (0644).
 //!
 //! The server then knows each role by its public key and gives it only that
 //! role's subjects ([`super::permissions`]). No secret ever goes into the
@@ -55,6 +57,51 @@ impl Role {
     }
 }
 
+/// The API's job signing key (Ed25519 seed, base64, 0600): in the packages
+/// only the API gets it, as the systemd credential of the same name.
+pub const JOB_SIGNING_KEY: &str = "job-signing.key";
+/// Its public half (0644), which agents verify every job with.
+pub const JOB_VERIFY_KEY: &str = "job-signing.pub";
+
+/// Make the job signing key pair in `dir` if it is missing.
+pub fn ensure_job_key(dir: &Path) -> Result<(), CredentialsError> {
+    let key = dir.join(JOB_SIGNING_KEY);
+    if key.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(io("create the credentials directory", dir))?;
+    let (seed, public) =
+        crate::job::signature::generate_key().ok_or_else(|| CredentialsError::Io {
+            doing: "generate a key for",
+            path: key.clone(),
+            source: std::io::Error::other("no system randomness"),
+        })?;
+    let public_path = dir.join(JOB_VERIFY_KEY);
+    // The public key first: once the private key exists, its public half does.
+    let tmp = dir.join(format!(".{JOB_VERIFY_KEY}.{}", std::process::id()));
+    write_new(&tmp, format!("{public}\n").as_bytes(), 0o644)?;
+    let tmp_key = dir.join(format!(".{JOB_SIGNING_KEY}.{}", std::process::id()));
+    write_new(&tmp_key, format!("{seed}\n").as_bytes(), 0o600)?;
+    // Of two processes racing, the first link wins and the other's pair goes.
+    let linked = std::fs::hard_link(&tmp_key, &key);
+    let _ = std::fs::remove_file(&tmp_key);
+    match linked {
+        Ok(()) => std::fs::rename(&tmp, &public_path).map_err(io("write", &public_path)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(io("write", &key)(e))
+            }
+        }
+    }
+}
+
 /// A generated credential could not be made or read.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
@@ -90,6 +137,7 @@ pub fn ensure(dir: &Path) -> Result<Vec<(Role, String)>, CredentialsError> {
         .mode(0o755)
         .create(dir)
         .map_err(io("create the credentials directory", dir))?;
+    ensure_job_key(dir)?;
     Role::ALL
         .into_iter()
         .map(|role| Ok((role, ensure_role(dir, role)?)))
@@ -207,9 +255,13 @@ mod tests {
                 "agent.nkey",
                 "agent.pub",
                 "api.nkey",
-                "api.pub"
+                "api.pub",
+                "job-signing.key",
+                "job-signing.pub"
             ]
         );
+        let key = std::fs::metadata(creds.join(JOB_SIGNING_KEY)).unwrap();
+        assert_eq!(key.permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

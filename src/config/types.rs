@@ -141,6 +141,18 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
 }
 
+impl Config {
+    /// Where the generated credentials and the job signing key live:
+    /// `nats.server.auth.credentials_dir`, or its default beside the store
+    /// when the embedded server uses another auth type.
+    pub fn credentials_dir(&self) -> PathBuf {
+        match &self.nats.server.auth {
+            NatsServerAuth::Generated { credentials_dir } => credentials_dir.clone(),
+            _ => default_credentials_dir(&self.nats.server.store_dir),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ApiConfig {
     pub server: ApiServerConfig,

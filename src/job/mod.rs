@@ -10,6 +10,7 @@
 mod names;
 mod operation;
 mod record;
+pub mod signature;
 mod status;
 mod target;
 

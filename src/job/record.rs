@@ -56,6 +56,10 @@ pub struct Job {
     pub progress_hint: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The API's Ed25519 signature (base64) over what decides what runs where
+    /// ([`super::signature`]); agents run nothing that does not verify.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl Job {
@@ -81,6 +85,8 @@ pub enum Stage {
     Started,
     Completed,
     Failed,
+    /// The agent refused the job unrun: its signature did not verify.
+    Rejected,
 }
 
 /// One append-only timeline entry.

@@ -107,7 +107,8 @@ pub fn compute_status(
                 Stage::Acknowledged => "acknowledged",
                 Stage::Started => "started",
                 Stage::Completed => "completed",
-                Stage::Failed => "failed",
+                // Refused unrun is a failure of that host.
+                Stage::Failed | Stage::Rejected => "failed",
             }
             .into();
         }
@@ -221,6 +222,7 @@ mod tests {
             retry_of: None,
             progress_hint: 0,
             trace_id: None,
+            signature: None,
         }
     }
     fn at(ms: i64) -> OffsetDateTime {

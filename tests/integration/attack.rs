@@ -212,3 +212,74 @@ fn credential_files_are_unreadable_to_other_users() {
         assert!(as_nobody(&public).status.success(), "{}", public.display());
     }
 }
+
+/// A job stored with the API's field layout but not signed by it, or signed
+/// and then altered, is refused by the agent: never run, never retried, and
+/// reported `rejected`. Stored with the admin credential, the only one besides
+/// the API's that may write the jobs bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_and_altered_jobs_are_refused_unrun() {
+    let stack = Stack::start(&[AgentSpec::real("verifier")]).await;
+    let ns = stack.namespace.clone();
+    let token = stack.token(&["admin"]);
+    // A real job, signed by the API, to copy the layout and signature from.
+    let (status, created) = crate::harness::post(
+        &stack,
+        &token,
+        "/api/v1/command/shell?async=true",
+        serde_json::json!({"command": "true"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{created}");
+    let original = created["job_id"].as_str().unwrap().to_owned();
+    let admin = as_role(&stack, Role::Admin).await;
+    let jobs = admin
+        .get_key_value(format!("{ns}-job-queue"))
+        .await
+        .unwrap();
+    let stored: serde_json::Value =
+        serde_json::from_slice(&jobs.get(&original).await.unwrap().unwrap()).unwrap();
+    assert!(stored["signature"].is_string(), "{stored}");
+
+    let marker = stack.dir.path().join("forged-ran");
+    for forgery in ["altered", "unsigned"] {
+        let id = uuid::Uuid::now_v7();
+        let mut job = stored.clone();
+        job["id"] = serde_json::json!(id);
+        job["operation"]["data"]["command"] =
+            serde_json::json!(format!("touch {}", marker.display()));
+        if forgery == "unsigned" {
+            job.as_object_mut().unwrap().remove("signature");
+        }
+        jobs.create(id.to_string(), serde_json::to_vec(&job).unwrap().into())
+            .await
+            .unwrap();
+        admin
+            .publish(format!("{ns}.jobs.modify._any"), id.to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let path = format!("/api/v1/jobs/{id}");
+        let view = wait_for(
+            &format!("the {forgery} job's report"),
+            Duration::from_secs(30),
+            || async {
+                let (_, view) = stack.get_json(&path, &token).await;
+                (!view["results"].as_array()?.is_empty()).then_some(view)
+            },
+        )
+        .await;
+        let result = &view["results"][0];
+        assert_eq!(result["status"], "failed", "{forgery}: {view}");
+        assert_eq!(result["error"]["code"], "rejected", "{forgery}: {view}");
+        let detail = result["error"]["message"].as_str().unwrap();
+        let reason = if forgery == "unsigned" {
+            "not signed"
+        } else {
+            "does not match"
+        };
+        assert!(detail.contains(reason), "{forgery}: {detail}");
+    }
+    assert!(!marker.exists(), "a forged job ran");
+}

@@ -535,7 +535,7 @@ node:
       back_off: []
 {extra}"#,
             ack = humantime::format_duration(opts.ack_wait),
-            extra = with_server_section(&nats, &opts.extra_config),
+            extra = with_server_section(&nats, dir.path(), &opts.extra_config),
         );
         std::fs::write(&config, text).expect("write config");
         let api = spawn(
@@ -850,25 +850,28 @@ pub async fn http_over_unix(path: &Path, request_path: &str) -> String {
 /// A config for `osapi nats server start` on `port`, storing under `dir`, with the
 /// nats-server under test (`TEST_NATS_SERVER`).
 /// The `nats.server` section that points clients at `nats`'s generated
-/// credentials: what API and agents on one host share, and no secret.
+/// credentials: what API and agents on one host share, and no secret. For a
+/// server of the test's own, the job signing key still needs a home:
+/// `fallback` (the stack's directory).
 #[allow(dead_code)]
-pub fn nats_server_section(nats: &Nats) -> String {
-    match &nats.access {
-        Access::Generated { dir, .. } => format!(
-            "nats:\n  server:\n    auth:\n      credentials_dir: {}\n",
-            dir.display()
-        ),
-        Access::Configured => String::new(),
-    }
+pub fn nats_server_section(nats: &Nats, fallback: &Path) -> String {
+    let dir = match &nats.access {
+        Access::Generated { dir, .. } => dir.clone(),
+        Access::Configured => fallback.join("credentials"),
+    };
+    format!(
+        "nats:\n  server:\n    auth:\n      credentials_dir: {}\n",
+        dir.display()
+    )
 }
 
 /// `extra` (top-level YAML) with [`nats_server_section`] merged into its
 /// `nats:` block, or added before it.
-fn with_server_section(nats: &Nats, extra: &str) -> String {
-    let server = nats_server_section(nats);
+fn with_server_section(nats: &Nats, fallback: &Path, extra: &str) -> String {
+    let server = nats_server_section(nats, fallback);
     match extra.strip_prefix("nats:\n") {
-        Some(rest) if !server.is_empty() => format!("{server}{rest}"),
-        _ => format!("{server}{extra}"),
+        Some(rest) => format!("{server}{rest}"),
+        None => format!("{server}{extra}"),
     }
 }
 

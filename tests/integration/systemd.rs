@@ -78,7 +78,7 @@ fn api_config(dir: &Path, nats: &Nats, api_port: u16) -> std::path::PathBuf {
             "api:\n  server:\n    port: {api_port}\n    listen: 127.0.0.1\n    unix_socket: \"\"\n    nats:\n      servers: [\"{url}\"]\n      namespace: {ns}\n    security:\n      signing_key: \"{SIGNING_KEY}\"\nnode:\n  agent:\n    hostname: sd-agent\n    heartbeat_interval: 1s\n    nats:\n      servers: [\"{url}\"]\n      namespace: {ns}\n{server}",
             url = nats.url,
             ns = nats.namespace().expect("generated credentials"),
-            server = nats_server_section(nats),
+            server = nats_server_section(nats, dir),
         ),
     )
 }
