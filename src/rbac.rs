@@ -20,6 +20,8 @@ pub enum Permission {
     NetworkWrite,
     JobRead,
     JobWrite,
+    /// Delete any job; without it, only one's own.
+    JobDelete,
     CommandExecute,
     HealthRead,
     AuditRead,
@@ -27,13 +29,14 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::NodeRead,
         Permission::NodeWrite,
         Permission::NetworkRead,
         Permission::NetworkWrite,
         Permission::JobRead,
         Permission::JobWrite,
+        Permission::JobDelete,
         Permission::CommandExecute,
         Permission::HealthRead,
         Permission::AuditRead,
@@ -48,6 +51,7 @@ impl Permission {
             Permission::NetworkWrite => "network:write",
             Permission::JobRead => "job:read",
             Permission::JobWrite => "job:write",
+            Permission::JobDelete => "job:delete",
             Permission::CommandExecute => "command:execute",
             Permission::HealthRead => "health:read",
             Permission::AuditRead => "audit:read",
@@ -65,7 +69,7 @@ impl fmt::Display for Permission {
 /// A string that names no permission.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown permission {0:?} (known: node:read, node:write, network:read, network:write, job:read, job:write, command:execute, health:read, audit:read, agent:read)"
+    "unknown permission {0:?} (known: node:read, node:write, network:read, network:write, job:read, job:write, job:delete, command:execute, health:read, audit:read, agent:read)"
 )]
 pub struct UnknownPermission(pub String);
 
@@ -115,7 +119,7 @@ impl Roles {
         let write: PermissionSet = admin
             .iter()
             .copied()
-            .filter(|p| !matches!(p, AuditRead | CommandExecute))
+            .filter(|p| !matches!(p, AuditRead | CommandExecute | JobDelete))
             .collect();
         let read: PermissionSet = admin
             .iter()
@@ -160,9 +164,10 @@ mod tests {
     #[test]
     fn builtin_roles_match_the_spec() {
         let roles = Roles::default();
-        assert_eq!(roles.get("admin").unwrap().len(), 10);
+        assert_eq!(roles.get("admin").unwrap().len(), Permission::ALL.len());
         let write = roles.get("write").unwrap();
         assert!(!write.contains(&AuditRead) && !write.contains(&CommandExecute));
+        assert!(!write.contains(&JobDelete));
         assert!(write.contains(&NodeWrite) && write.contains(&JobWrite));
         let read = roles.get("read").unwrap();
         assert_eq!(

@@ -181,6 +181,22 @@ impl HostCommand {
     }
 }
 
+/// Where commands look for programs.
+const COMMAND_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Commands start from a clean environment: `PATH`, `LANG` and `HOME`, plus
+/// what the request sets. Never the agent's own, whose `OSAPI_*` overrides and
+/// credentials paths are the agent's business, not a job's.
+fn clean_environment(cmd: &mut Command) {
+    let lang = std::env::var("LANG").unwrap_or_else(|_| "C.UTF-8".to_owned());
+    // systemd sets HOME only for services with User=; the agent runs as root.
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".to_owned());
+    cmd.env_clear()
+        .env("PATH", COMMAND_PATH)
+        .env("LANG", lang)
+        .env("HOME", home);
+}
+
 impl CommandProvider for HostCommand {
     fn exec<'a>(
         &'a self,
@@ -188,6 +204,7 @@ impl CommandProvider for HostCommand {
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(async move {
             let mut cmd = Command::new(&request.command);
+            clean_environment(&mut cmd);
             cmd.args(&request.args).envs(&request.env);
             self.run(
                 cmd,
@@ -206,6 +223,7 @@ impl CommandProvider for HostCommand {
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(async move {
             let mut cmd = Command::new(SHELL);
+            clean_environment(&mut cmd);
             cmd.arg("-c").arg(&request.command);
             self.run(
                 cmd,

@@ -283,3 +283,99 @@ async fn unsigned_and_altered_jobs_are_refused_unrun() {
     }
     assert!(!marker.exists(), "a forged job ran");
 }
+
+/// (a) A `read` token sees an admin's command job's status and hosts, never
+/// its request or output; nobody sees its `env` values; the command itself
+/// gets a clean environment, not the agent's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_requests_and_output_are_for_command_holders_only() {
+    let mut stack = Stack::start(&[]).await;
+    // The agent's own environment holds something a job must not see.
+    stack
+        .add_agent(
+            AgentSpec::real("runner").env("OSAPI_API_CLIENT_SECURITY_BEARER_TOKEN", "agent-secret"),
+        )
+        .await;
+    let admin = stack.token_for("root-admin", &["admin"], None);
+    let (status, ran) = crate::harness::post(
+        &stack,
+        &admin,
+        "/api/v1/command/exec",
+        serde_json::json!({
+            "command": "/bin/sh",
+            "args": ["-c", "echo got-$DB_PASSWORD; env"],
+            "env": {"DB_PASSWORD": "hunter2"},
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{ran}");
+    let stdout = ran["results"][0]["data"]["stdout"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(stdout.contains("got-hunter2"), "{stdout}");
+    assert!(
+        !stdout.contains("agent-secret"),
+        "the agent's environment leaked: {stdout}"
+    );
+    assert!(!stdout.contains("OSAPI_"), "{stdout}");
+    assert!(stdout.contains("PATH="), "{stdout}");
+    let path = format!("/api/v1/jobs/{}", ran["job_id"].as_str().unwrap());
+
+    let (status, full) = stack.get_json(&path, &admin).await;
+    assert_eq!(status, 200, "{full}");
+    assert_eq!(full["redacted"], false);
+    assert_eq!(full["operation"]["data"]["env"]["DB_PASSWORD"], "<hidden>");
+    assert_eq!(full["operation"]["data"]["command"], "/bin/sh");
+
+    let reader = stack.token_for("reader", &["read"], None);
+    let (status, seen) = stack.get_json(&path, &reader).await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["redacted"], true);
+    assert_eq!(seen["status"], "completed");
+    assert_eq!(seen["results"][0]["hostname"], "runner");
+    assert!(seen["operation"]["data"].is_null(), "{seen}");
+    assert!(seen["results"][0].get("data").is_none(), "{seen}");
+    let text = seen.to_string();
+    for secret in ["hunter2", "DB_PASSWORD", "/bin/sh"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
+/// (b) Deleting someone else's job needs job:delete (admin); `write` may
+/// delete only its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_creator_or_job_delete_may_delete_a_job() {
+    let stack = Stack::start(&[AgentSpec::real("keeper").simulate(Duration::ZERO)]).await;
+    let admin = stack.token_for("root-admin", &["admin"], None);
+    let writer = stack.token_for("writer", &["write"], None);
+    let job_of = |token: String| {
+        let stack = &stack;
+        async move {
+            let (status, body) = stack
+                .get_json("/api/v1/node/hostname?async=true", &token)
+                .await;
+            assert_eq!(status, 202, "{body}");
+            format!("/api/v1/jobs/{}", body["job_id"].as_str().unwrap())
+        }
+    };
+    let delete = |path: String, token: String| {
+        let stack = &stack;
+        async move {
+            crate::harness::send_json(stack.request(reqwest::Method::DELETE, &path, &token)).await
+        }
+    };
+    let admins = job_of(admin.clone()).await;
+    let (status, problem) = delete(admins.clone(), writer.clone()).await;
+    assert_eq!(status, 403, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("job:delete"),
+        "{problem}"
+    );
+    let (status, _) = stack.get_json(&admins, &admin).await;
+    assert_eq!(status, 200, "the admin's job survives");
+
+    let writers = job_of(writer.clone()).await;
+    assert_eq!(delete(writers.clone(), writer.clone()).await.0, 204);
+    assert_eq!(delete(admins, admin.clone()).await.0, 204);
+}

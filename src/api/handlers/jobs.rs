@@ -22,6 +22,7 @@ use crate::job::{
     Expected, HostProgress, HostResult, Job, JobEvent, JobStatus, Operation, OperationRequest,
     Target,
 };
+use crate::rbac::Permission;
 
 /// Default deadline of a job created through `POST /jobs`.
 const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(60);
@@ -53,6 +54,11 @@ pub struct Created {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobDetail {
     pub id: Uuid,
+    /// True when the caller lacks the operation's own permission: then
+    /// `operation.data` is null and no result carries `data` (a command's
+    /// request and output are visible only with command:execute).
+    pub redacted: bool,
+    /// The request. `env` values are never returned, only their names.
     pub operation: OperationRequest,
     pub kind: crate::job::Kind,
     pub target: String,
@@ -234,6 +240,7 @@ pub async fn list(
     security(("bearer" = [])))]
 pub async fn get(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<JobDetail>, ApiError> {
     let id = parse_job_id(&id)?;
@@ -241,12 +248,24 @@ pub async fn get(
         what: "job",
         name: id.to_string(),
     })?;
-    let (progress, view) = s.jobs.store.view(&job, OffsetDateTime::now_utc()).await?;
+    let (progress, mut view) = s.jobs.store.view(&job, OffsetDateTime::now_utc()).await?;
     let mut timeline = progress.events;
     timeline.sort_by_key(|e| e.at);
+    // What a command ran and printed is for those who may run commands; the
+    // others see its status and hosts.
+    let redacted = !who.permissions.contains(&job.operation.permission());
+    let mut operation = job.operation.to_request();
+    if redacted {
+        operation.data = serde_json::Value::Null;
+        for result in &mut view.results {
+            result.data = None;
+        }
+    }
+    hide_env_values(&mut operation);
     Ok(axum::Json(JobDetail {
         id: job.id,
-        operation: job.operation.to_request(),
+        redacted,
+        operation,
         kind: job.operation.kind(),
         target: job.target.to_string(),
         created_at: job.created_at,
@@ -262,14 +281,41 @@ pub async fn get(
     }))
 }
 
-/// Delete a job and its results (job:write).
+/// Replace every `env` value in a request's data with a placeholder: the
+/// variables' names are shown, their values (often secrets) never.
+fn hide_env_values(operation: &mut OperationRequest) {
+    if let Some(env) = operation
+        .data
+        .get_mut("env")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for value in env.values_mut() {
+            *value = serde_json::Value::String(HIDDEN.to_owned());
+        }
+    }
+}
+
+/// What an `env` value reads as in a job's detail.
+pub const HIDDEN: &str = "<hidden>";
+
+/// Delete a job and its results (job:write; someone else's job also needs job:delete).
 #[utoipa::path(delete, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn remove(
     State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = parse_job_id(&id)?;
+    let job = s.jobs.store.get(id).await?.ok_or(ApiError::NotFound {
+        what: "job",
+        name: id.to_string(),
+    })?;
+    // A job and its output are evidence; only their creator or a holder of
+    // job:delete may remove them.
+    if job.created_by != who.subject {
+        who.require(Permission::JobDelete)?;
+    }
     if s.jobs.store.delete(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
