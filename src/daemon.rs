@@ -279,6 +279,7 @@ pub async fn api_state(
             connects,
             progress_hint: Arc::default(),
             signer,
+            inflight: crate::api::quota::InFlight::new(server.max_jobs_in_flight),
         },
         auth: Arc::new(Authenticator {
             key,

@@ -47,6 +47,11 @@ pub enum ApiError {
     Unavailable(#[from] BusError),
     #[error("no host answered job {job_id} within {timeout_ms} ms")]
     WaitTimeout { job_id: String, timeout_ms: u64 },
+    #[error(
+        "you have {limit} jobs in flight, the most allowed (api.server.max_jobs_in_flight); \
+         try again in {retry_after_secs} s"
+    )]
+    TooManyJobs { limit: usize, retry_after_secs: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -91,6 +96,7 @@ impl ApiError {
             ApiError::Unavailable(BusError::Corrupt { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::WaitTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::TooManyJobs { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +118,7 @@ impl ApiError {
             ApiError::Unavailable(BusError::Corrupt { .. }) => "corrupt-data",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::WaitTimeout { .. } => "timeout",
+            ApiError::TooManyJobs { .. } => "too-many-jobs",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -165,6 +172,15 @@ impl IntoResponse for ApiError {
         // entry names it.
         if let Some(job) = problem.job_id.as_deref().and_then(|j| j.parse().ok()) {
             resp.extensions_mut().insert(super::audit::CreatedJob(job));
+        }
+        if let ApiError::TooManyJobs {
+            retry_after_secs, ..
+        } = &self
+        {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(*retry_after_secs.max(&1)),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

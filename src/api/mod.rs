@@ -15,6 +15,7 @@ pub mod extract;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;
+pub mod quota;
 pub mod service;
 mod trace;
 

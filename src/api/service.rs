@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::metrics::JobMetrics;
+use super::quota::{InFlight, Slot};
 use crate::bus::{JobStore, LiveAgents};
 use crate::config::MAX_COMMAND_TIMEOUT;
 use crate::job::signature::JobSigner;
@@ -66,6 +67,15 @@ pub struct JobService {
     pub progress_hint: Arc<AtomicU64>,
     /// Signs every job before it is stored; agents verify.
     pub signer: Arc<JobSigner>,
+    /// Each principal's jobs in flight, capped.
+    pub inflight: Arc<InFlight>,
+}
+
+/// A synchronous caller's hold on a job: its results as they come, and its
+/// place under the caller's cap until the wait ends.
+pub struct Waiter {
+    sub: async_nats::Subscriber,
+    _slot: Slot,
 }
 
 impl JobService {
@@ -134,7 +144,11 @@ impl JobService {
         &self,
         s: Submission,
         wait: bool,
-    ) -> Result<(Job, Option<async_nats::Subscriber>), ApiError> {
+    ) -> Result<(Job, Option<Waiter>), ApiError> {
+        let slot = self.inflight.try_acquire(
+            &s.created_by,
+            std::time::Instant::now() + s.timeout + STORED_RESULTS_WAIT,
+        )?;
         let expected = self.expected(&s.target)?;
         let job = Job {
             id: Uuid::now_v7(),
@@ -156,25 +170,59 @@ impl JobService {
         let mut job = job;
         job.signature = Some(self.signer.sign(&job));
         self.store.create(&job).await?;
-        let sub = if wait {
-            Some(self.store.subscribe_results(job.id).await?)
-        } else {
-            None
-        };
+        // Subscribed before the announcement, so no result slips past.
+        let sub = self.store.subscribe_results(job.id).await?;
         self.store.announce(&job, s.traceparent.as_deref()).await?;
         self.metrics.created(job.operation.type_name());
         tracing::info!(job_id = %job.id, operation = job.operation.type_name(), target = %job.target, "job created");
-        Ok((job, sub))
+        if wait {
+            return Ok((job, Some(Waiter { sub, _slot: slot })));
+        }
+        // Nobody waits for an asynchronous job, but it counts against its
+        // creator until it settles.
+        let (service, settling) = (self.clone(), job.clone());
+        tokio::spawn(async move {
+            let _ = service.collect(&settling, sub).await;
+            drop(slot);
+        });
+        Ok((job, None))
     }
 
     /// Collect results until every expected host answered or the job's deadline.
-    pub async fn wait(
+    pub async fn wait(&self, job: &Job, waiter: Waiter) -> Result<JobOutcome, ApiError> {
+        let started = tokio::time::Instant::now();
+        let results = self.collect(job, waiter.sub).await?;
+        self.metrics
+            .waited(job.operation.type_name(), started.elapsed().as_secs_f64());
+        if results.is_empty() {
+            return Err(ApiError::WaitTimeout {
+                job_id: job.id.to_string(),
+                timeout_ms: job.timeout_ms,
+            });
+        }
+        // Hosts still missing here did not answer by the deadline: judge them there.
+        let now = OffsetDateTime::now_utc();
+        let at = if job.expected.is_answered_by(&results) {
+            now
+        } else {
+            now.max(job.deadline())
+        };
+        let view = compute_status(job, &[], &results, at);
+        Ok(JobOutcome {
+            job_id: job.id,
+            status: view.status,
+            results: view.results,
+        })
+    }
+
+    /// The results of `job` once every expected host answered, or at its
+    /// deadline what there is.
+    async fn collect(
         &self,
         job: &Job,
         mut sub: async_nats::Subscriber,
-    ) -> Result<JobOutcome, ApiError> {
-        let started = tokio::time::Instant::now();
-        let deadline = started + Duration::from_millis(job.timeout_ms);
+    ) -> Result<Vec<HostResult>, ApiError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(job.timeout_ms);
         let mut results: Vec<HostResult> = Vec::new();
         let mut connects = self.connects.clone();
         connects.mark_unchanged();
@@ -218,26 +266,6 @@ impl JobService {
                 }
             }
         }
-        self.metrics
-            .waited(job.operation.type_name(), started.elapsed().as_secs_f64());
-        if results.is_empty() {
-            return Err(ApiError::WaitTimeout {
-                job_id: job.id.to_string(),
-                timeout_ms: job.timeout_ms,
-            });
-        }
-        // Hosts still missing here did not answer by the deadline: judge them there.
-        let now = OffsetDateTime::now_utc();
-        let at = if job.expected.is_answered_by(&results) {
-            now
-        } else {
-            now.max(job.deadline())
-        };
-        let view = compute_status(job, &[], &results, at);
-        Ok(JobOutcome {
-            job_id: job.id,
-            status: view.status,
-            results: view.results,
-        })
+        Ok(results)
     }
 }

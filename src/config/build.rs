@@ -185,6 +185,7 @@ fn api_server(
         },
         request_timeout: dur(raw.request_timeout, d.request_timeout),
         max_body_bytes: size(raw.max_body_bytes, d.max_body_bytes),
+        max_jobs_in_flight: raw.max_jobs_in_flight.unwrap_or(d.max_jobs_in_flight),
     }
 }
 

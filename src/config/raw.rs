@@ -139,6 +139,7 @@ pub(crate) struct RawApiServer {
     pub security: Option<RawApiSecurity>,
     pub request_timeout: Option<HumanDuration>,
     pub max_body_bytes: Option<ByteSize>,
+    pub max_jobs_in_flight: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

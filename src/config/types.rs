@@ -169,6 +169,8 @@ pub struct ApiServerConfig {
     pub security: ApiSecurity,
     pub request_timeout: Duration,
     pub max_body_bytes: u64,
+    /// Jobs one principal may have in flight (created, not settled); 429 beyond.
+    pub max_jobs_in_flight: usize,
 }
 
 impl Default for ApiServerConfig {
@@ -181,6 +183,7 @@ impl Default for ApiServerConfig {
             security: ApiSecurity::default(),
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1 << 20,
+            max_jobs_in_flight: 16,
         }
     }
 }

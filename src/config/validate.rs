@@ -27,6 +27,9 @@ impl Config {
         let s = &self.api.server;
         port(&mut p, "api.server.port", s.port);
         positive(&mut p, "api.server.request_timeout", s.request_timeout);
+        if s.max_jobs_in_flight == 0 {
+            p.push("api.server.max_jobs_in_flight", "must be at least 1");
+        }
         if s.max_body_bytes == 0 {
             p.push("api.server.max_body_bytes", "must be at least 1 byte");
         }

@@ -379,3 +379,52 @@ async fn only_the_creator_or_job_delete_may_delete_a_job() {
     assert_eq!(delete(writers.clone(), writer.clone()).await.0, 204);
     assert_eq!(delete(admins, admin.clone()).await.0, 204);
 }
+
+/// (c) One token cannot hold every job slot: past its cap of jobs in flight
+/// it gets 429 with Retry-After (problem+json), others are still served, and
+/// its places come back once its jobs settle (here, at their deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_in_flight_are_capped_per_principal() {
+    let opts = crate::harness::StackOptions {
+        api_env: vec![("OSAPI_API_SERVER_MAX_JOBS_IN_FLIGHT".into(), "3".into())],
+        ..Default::default()
+    };
+    let stack = Stack::start_with(
+        &[AgentSpec::real("slow").simulate(Duration::from_secs(30))],
+        opts,
+    )
+    .await;
+    let reader = stack.token_for("greedy-reader", &["read"], None);
+    let ping = "/api/v1/node/hostname?async=true&timeout=2s";
+    for _ in 0..3 {
+        let (status, body) = stack.get_json(ping, &reader).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let resp = stack.get(ping, &reader).send().await.unwrap();
+    assert_eq!(resp.status(), 429);
+    let retry_after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry_after), "{retry_after}");
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_jobs_in_flight"),
+        "{problem}"
+    );
+    // Someone else is not held up by it.
+    let admin = stack.token_for("admin", &["admin"], None);
+    let (status, body) = stack.get_json(ping, &admin).await;
+    assert_eq!(status, 202, "{body}");
+    // The reader's jobs pass their deadline; its places come back.
+    wait_for("the reader's places", Duration::from_secs(20), || async {
+        let (status, _) = stack.get_json(ping, &reader).await;
+        (status == 202).then_some(())
+    })
+    .await;
+}
