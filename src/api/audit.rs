@@ -166,6 +166,7 @@ pub async fn audit_requests(State(a): State<AuditLayer>, mut req: Request, next:
             .and_then(|v| v.to_str().ok())
             .and_then(TraceContext::parse)
             .map(|t| t.trace_id_hex()),
+        count: None,
     };
     let mut pending = Pending {
         auditor: a.auditor.clone(),
@@ -286,22 +287,26 @@ mod tests {
             .iter()
             .map(|e| (e.user.as_str(), e.path.as_str(), e.response_code, e.job_id))
             .collect();
+        // The second failed authentication from the same source is counted
+        // into an aggregate, recorded when its window closes (here: at stop).
         assert_eq!(
             summary,
             vec![
                 ("alice", "/api/v1/jobs/1", 200, Some(job)),
                 ("bob", "/api/v1/jobs/2", 403, None),
                 ("anonymous", "/api/v1/jobs/3", 401, None),
-                ("anonymous", "/api/v1/jobs/4", 401, None),
                 ("alice", "/api/v1/jobs", 500, None),
+                ("anonymous", "/api/v1/jobs/4", 401, None),
             ]
         );
+        assert_eq!(got[2].count, None);
+        assert_eq!(got[4].count, Some(1));
         assert!(
             got.iter()
                 .all(|e| e.source_ip == "unix" && e.method == "GET")
         );
         assert_eq!(got[0].operation_id, "jobs_get");
-        assert_eq!(got[4].operation_id, "jobs_list");
+        assert_eq!(got[3].operation_id, "jobs_list");
         assert_eq!(got[0].roles, vec!["admin".to_owned()]);
         assert!(got[2].roles.is_empty());
         let text = format!("{got:?}");

@@ -16,6 +16,7 @@ use prometheus::{IntCounter, Registry};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::failures::FailedAuth;
 use super::{AuditEntry, AuditError, JournalSink, journal};
 use crate::bus::BusError;
 
@@ -67,6 +68,7 @@ struct Inner {
     journal_failures: IntCounter,
     overflow_log: RateLimit,
     journal_log: RateLimit,
+    failures: FailedAuth,
 }
 
 /// The request path's handle: cheap to clone, never blocks on NATS.
@@ -80,7 +82,13 @@ pub struct AuditWriter {
     task: JoinHandle<()>,
     closing: watch::Sender<bool>,
     pending: Arc<AtomicUsize>,
+    /// Records aggregated failed authentications as their windows close.
+    failures: JoinHandle<()>,
+    auditor: Auditor,
 }
+
+/// How often closed windows of failed authentications are recorded.
+const FAILURES_FLUSH_EVERY: Duration = Duration::from_secs(5);
 
 impl Auditor {
     /// The auditor and its writer storing into `sink`, with its metrics
@@ -94,13 +102,24 @@ impl Auditor {
         let (auditor, rx) = Self::unstarted(journal, capacity, registry)?;
         let (closing, closing_rx) = watch::channel(false);
         let pending = auditor.inner.pending.clone();
-        let task = tokio::spawn(write_all(sink, rx, pending.clone(), closing_rx));
+        let dropped = auditor.inner.dropped.clone();
+        let task = tokio::spawn(write_all(sink, rx, pending.clone(), dropped, closing_rx));
+        let flusher = auditor.clone();
+        let failures = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FAILURES_FLUSH_EVERY);
+            loop {
+                tick.tick().await;
+                flusher.flush_failures(false).await;
+            }
+        });
         Ok((
-            auditor,
+            auditor.clone(),
             AuditWriter {
                 task,
                 closing,
                 pending,
+                failures,
+                auditor,
             },
         ))
     }
@@ -116,7 +135,7 @@ impl Auditor {
         let dropped = metrics::counter(
             registry,
             "osapi_audit_dropped_total",
-            "Audit entries not stored in the audit bucket because the buffer was full (their journal copy was written).",
+            "Audit entries not stored in the audit bucket: the buffer was full or the bucket refused them (their journal copy was written).",
         )?;
         let journal_failures = metrics::counter(
             registry,
@@ -138,6 +157,7 @@ impl Auditor {
             journal_failures,
             overflow_log: RateLimit::new(LOG_EVERY),
             journal_log: RateLimit::new(LOG_EVERY),
+            failures: FailedAuth::default(),
         };
         Ok((
             Auditor {
@@ -147,8 +167,30 @@ impl Auditor {
         ))
     }
 
-    /// Record one entry: its journal copy now, its bucket copy through the buffer.
+    /// Record one entry: its journal copy now, its bucket copy through the
+    /// buffer. Failed authentications (401) are aggregated per source and
+    /// window ([`super::failures`]).
     pub async fn record(&self, entry: AuditEntry) {
+        let entry = if entry.response_code == 401 {
+            match self.inner.failures.admit(entry, Instant::now()) {
+                Some(first) => first,
+                None => return,
+            }
+        } else {
+            entry
+        };
+        self.store(entry).await;
+    }
+
+    /// Record the aggregates of failed authentications whose window closed
+    /// (every one with `all`).
+    async fn flush_failures(&self, all: bool) {
+        for entry in self.inner.failures.flush(Instant::now(), all) {
+            self.store(entry).await;
+        }
+    }
+
+    async fn store(&self, entry: AuditEntry) {
         let inner = &self.inner;
         match &inner.journal {
             None => inner.journal_failures.inc(),
@@ -195,6 +237,8 @@ impl AuditWriter {
     /// Stop taking new work once the buffer is empty, storing what is queued for at
     /// most `grace`; what is left then stays in the journal only.
     pub async fn finish(mut self, grace: Duration) {
+        self.failures.abort();
+        self.auditor.flush_failures(true).await;
         let _ = self.closing.send(true);
         match tokio::time::timeout(grace, &mut self.task).await {
             Ok(_) => tracing::debug!("audit entries flushed"),
@@ -213,6 +257,7 @@ async fn write_all<S: EntrySink>(
     sink: S,
     mut rx: mpsc::Receiver<AuditEntry>,
     pending: Arc<AtomicUsize>,
+    dropped: IntCounter,
     mut closing: watch::Receiver<bool>,
 ) {
     let retry_log = RateLimit::new(LOG_EVERY);
@@ -240,9 +285,12 @@ async fn write_all<S: EntrySink>(
         loop {
             match sink.put(&entry).await {
                 Ok(()) => break,
-                // Cannot ever be stored: retrying would block every later entry.
-                Err(e @ BusError::Corrupt { .. }) => {
-                    tracing::warn!(id = %entry.id, error = %e, "dropping an audit entry that cannot be stored");
+                // Cannot ever be stored (unserialisable, or refused by the
+                // bucket rather than NATS being away): retrying would block
+                // every later entry. Counted and logged, never silent.
+                Err(e) if !e.is_transient() => {
+                    dropped.inc();
+                    tracing::warn!(id = %entry.id, error = %e, dropped_total = dropped.get(), "dropping an audit entry the bucket refuses (its journal copy was written)");
                     break;
                 }
                 Err(e) => {

@@ -50,6 +50,9 @@ pub fn fields(e: &AuditEntry) -> Vec<(&'static str, String)> {
     if let Some(trace) = &e.trace_id {
         f.push(("TRACE_ID", trace.clone()));
     }
+    if let Some(count) = e.count {
+        f.push(("AUDIT_COUNT", count.to_string()));
+    }
     f
 }
 

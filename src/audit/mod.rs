@@ -16,6 +16,7 @@
 //! Wiring into the router is in [`crate::api::audit`].
 
 mod buffer;
+mod failures;
 pub mod journal;
 mod store;
 
@@ -73,6 +74,10 @@ pub struct AuditEntry {
     /// The W3C trace id of the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// For failed authentications aggregated per source and minute: how many
+    /// requests this entry stands for (the latest one's path and time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 impl AuditEntry {
@@ -82,8 +87,12 @@ impl AuditEntry {
             .job_id
             .map(|j| format!(", job {j}"))
             .unwrap_or_default();
+        let times = self
+            .count
+            .map(|n| format!(" ×{n} from {}", self.source_ip))
+            .unwrap_or_default();
         format!(
-            "{} {} {} → {} ({} ms{job})",
+            "{} {} {} → {}{times} ({} ms{job})",
             self.user, self.method, self.path, self.response_code, self.duration_ms
         )
     }
@@ -116,6 +125,7 @@ pub(crate) fn sample_entry() -> AuditEntry {
         duration_ms: 12,
         job_id: Some(Uuid::now_v7()),
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        count: None,
     }
 }
 

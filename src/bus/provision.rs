@@ -137,7 +137,13 @@ async fn provision_once(
         mode,
     )
     .await?;
-    let audit = ensure_bucket(js, &names.resource(&cfg.audit.bucket), &cfg.audit, mode).await?;
+    // A full audit trail makes room by dropping its oldest entries (their
+    // journal copies stay): newer entries, an attack's included, always get in.
+    let audit_name = names.resource(&cfg.audit.bucket);
+    let mut audit_stream = bucket_stream_config(&audit_name, &cfg.audit);
+    audit_stream.discard = stream::DiscardPolicy::Old;
+    ensure_stream(js, audit_stream, mode).await?;
+    let audit = open_bucket(js, &audit_name).await?;
     let registry = ensure_bucket(
         js,
         &names.resource(&cfg.registry.bucket),
@@ -218,6 +224,7 @@ async fn ensure_stream(
                 || current.num_replicas.max(1) != config.num_replicas.max(1)
                 || limit(current.max_bytes) != limit(config.max_bytes)
                 || limit(current.max_messages) != limit(config.max_messages)
+                || current.discard != config.discard
             {
                 tracing::info!(
                     stream = %name,
@@ -261,6 +268,10 @@ async fn ensure_bucket(
     mode: Mode,
 ) -> Result<kv::Store, BusError> {
     ensure_stream(js, bucket_stream_config(bucket, b), mode).await?;
+    open_bucket(js, bucket).await
+}
+
+async fn open_bucket(js: &jetstream::Context, bucket: &str) -> Result<kv::Store, BusError> {
     js.get_key_value(bucket)
         .await
         .map_err(|e| BusError::Provision {

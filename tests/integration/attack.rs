@@ -428,3 +428,82 @@ async fn jobs_in_flight_are_capped_per_principal() {
     })
     .await;
 }
+
+/// (d) Junk tokens do not fill the audit trail: failed authentications are
+/// aggregated per source, and a full audit store makes room for new entries
+/// instead of refusing them. (e) What is buffered at stop is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_tokens_and_a_full_audit_store_never_crowd_out_new_entries() {
+    let opts = crate::harness::StackOptions {
+        extra_config: "nats:\n  audit:\n    max_bytes: 64KiB\n".into(),
+        ..Default::default()
+    };
+    let mut stack = Stack::start_with(&[], opts).await;
+    let admin = stack.token_for("root-admin", &["admin"], None);
+    let burst = |token: String, n: usize| {
+        let stack = &stack;
+        async move {
+            for chunk in (0..n).collect::<Vec<_>>().chunks(16) {
+                let answers = futures::future::join_all(
+                    chunk
+                        .iter()
+                        .map(|_| stack.get("/api/v1/agents", &token).send()),
+                )
+                .await;
+                for a in answers {
+                    a.unwrap();
+                }
+            }
+        }
+    };
+    // More than the bucket holds (about 400 bytes an entry), then junk.
+    burst(admin.clone(), 400).await;
+    burst("junk.junk.junk".to_owned(), 530).await;
+    // The newest request gets in, though the store is full.
+    let (status, _) = stack.get_json("/api/v1/agents/marker-host", &admin).await;
+    assert_eq!(status, 404);
+    wait_for("the newest entry", Duration::from_secs(20), || async {
+        let (_, page) = stack.get_json("/api/v1/audit?limit=5", &admin).await;
+        page["entries"]
+            .as_array()?
+            .iter()
+            .any(|e| e["path"] == "/api/v1/agents/marker-host")
+            .then_some(())
+    })
+    .await;
+    // The 530 failures are one entry so far (the rest are being counted).
+    let (_, anonymous) = stack
+        .get_json("/api/v1/audit?user=anonymous&limit=1000", &admin)
+        .await;
+    assert_eq!(
+        anonymous["entries"].as_array().unwrap().len(),
+        1,
+        "{anonymous}"
+    );
+    let (_, metrics) = crate::harness::send_json(stack.http.get(stack.url("/metrics"))).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert!(metrics.contains("osapi_audit_dropped_total 0"), "{metrics}");
+
+    // Stopping the API stores the aggregate: 529 more from this source.
+    assert!(stack.api.terminate().success());
+    let admin_js = as_role(&stack, Role::Admin).await;
+    let audit = admin_js
+        .get_key_value(format!("{}-audit", stack.namespace))
+        .await
+        .unwrap();
+    let mut keys = audit.keys().await.unwrap();
+    let mut counted = None;
+    while let Some(key) = futures::StreamExt::next(&mut keys).await {
+        let Some(body) = audit.get(key.unwrap()).await.unwrap() else {
+            continue;
+        };
+        let entry: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if entry["user"] == "anonymous" && entry.get("count").is_some() {
+            counted = Some(entry);
+        }
+    }
+    let counted = counted.expect("an aggregate entry");
+    assert_eq!(counted["count"], 529, "{counted}");
+    assert_eq!(counted["response_code"], 401);
+    assert_eq!(counted["source_ip"], "127.0.0.1");
+}

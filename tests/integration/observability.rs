@@ -93,7 +93,8 @@ async fn every_request_is_audited_once_in_the_bucket_and_the_journal() {
     let auditor = stack.token_for(&format!("auditor-{tag}"), &["admin"], None);
     let trace = random_hex(32);
 
-    // 30 requests at once: 200s, 403s (read has no audit:read) and 401s.
+    // 27 requests at once: 200s, 403s (read has no audit:read) and a 401 (one:
+    // more from the same source would be aggregated, see attack.rs).
     let mut plan: Vec<(&str, &str, &str, u16)> = Vec::new();
     plan.extend(
         [(
@@ -106,7 +107,7 @@ async fn every_request_is_audited_once_in_the_bucket_and_the_journal() {
     plan.extend([(bob_token.as_str(), "/api/v1/agents", bob.as_str(), 200); 6]);
     plan.extend([(bob_token.as_str(), "/api/v1/audit", bob.as_str(), 403); 4]);
     plan.extend([(carol_token.as_str(), "/api/v1/jobs", carol.as_str(), 200); 6]);
-    plan.extend([(forged.as_str(), "/api/v1/node/hostname", "anonymous", 401); 4]);
+    plan.extend([(forged.as_str(), "/api/v1/node/hostname", "anonymous", 401); 1]);
     let answers = futures::future::join_all(plan.iter().map(|(token, path, _, _)| {
         stack
             .get(path, token)
@@ -123,7 +124,7 @@ async fn every_request_is_audited_once_in_the_bucket_and_the_journal() {
     );
 
     // The bucket: exactly one entry per request.
-    let entries = wait_for("30 audit entries", Duration::from_secs(30), || async {
+    let entries = wait_for("27 audit entries", Duration::from_secs(30), || async {
         let e = audited(&stack, &auditor, &trace).await;
         (e.len() >= plan.len()).then_some(e)
     })
@@ -249,7 +250,7 @@ async fn every_request_is_audited_once_in_the_bucket_and_the_journal() {
     assert_eq!(listed["entries"].as_array().map(Vec::len), Some(10));
 
     // The journal: the same entries, one field per attribute.
-    let journal = wait_for("30 journal entries", Duration::from_secs(20), || async {
+    let journal = wait_for("27 journal entries", Duration::from_secs(20), || async {
         let j = journal_entries(&trace);
         (j.len() >= plan.len()).then_some(j)
     })
