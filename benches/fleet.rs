@@ -71,7 +71,7 @@ async fn broadcasts(
 }
 
 async fn fleet(agents: usize) {
-    let mut stack = Stack::start(&[]).await;
+    let mut stack = Stack::start_with(&[], common::unlimited()).await;
     let specs: Vec<AgentSpec> = (0..agents)
         .map(|i| AgentSpec::real(&format!("sim-{i:03}")).simulate(Duration::ZERO))
         .collect();

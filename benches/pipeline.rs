@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Stats, nats_version, rss_mib};
+use common::{Stats, nats_version, rss_mib, unlimited};
 use harness::{AgentSpec, Stack, wait_for};
 use serde_json::json;
 
@@ -186,7 +186,7 @@ async fn print_rss(stack: &Stack, when: &str, idle: Duration) {
 /// Synchronous `GET /node/hostname` through API → NATS → one real agent → API,
 /// then `_all` to 10 agents; RSS idle before and after the load.
 async fn hostname_pipeline() {
-    let mut stack = Stack::start(&[AgentSpec::real("bench-01")]).await;
+    let mut stack = Stack::start_with(&[AgentSpec::real("bench-01")], unlimited()).await;
     let token = stack.token(&["admin"]);
     print_rss(&stack, "idle after start (1 agent)", Duration::from_secs(5)).await;
 

@@ -46,3 +46,16 @@ pub fn nats_version() -> String {
         .unwrap_or_else(|e| e.to_string());
     format!("{binary}: {version}")
 }
+
+/// Stack options for load: one token drives every client, so the per-principal
+/// cap on jobs in flight (16 by default) is lifted.
+#[allow(dead_code)]
+pub fn unlimited() -> crate::harness::StackOptions {
+    crate::harness::StackOptions {
+        api_env: vec![(
+            "OSAPI_API_SERVER_MAX_JOBS_IN_FLIGHT".into(),
+            "1000000".into(),
+        )],
+        ..Default::default()
+    }
+}

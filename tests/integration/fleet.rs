@@ -120,8 +120,11 @@ async fn a_three_node_cluster_loses_a_node_and_no_job_is_lost_or_run_twice() {
     wait_meta_group(&nodes, 2).await;
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
     let env = r3_env();
+    // 200 jobs from one automation account: more in flight than the default cap.
+    let mut api_env = env.clone();
+    api_env.push(("OSAPI_API_SERVER_MAX_JOBS_IN_FLIGHT".into(), "1000".into()));
     let opts = StackOptions {
-        api_env: env.clone(),
+        api_env,
         // A lost acknowledgement comes back soon (and is then found finished).
         ack_wait: Duration::from_secs(5),
         ..Default::default()

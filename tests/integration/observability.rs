@@ -328,7 +328,8 @@ async fn entries_made_while_nats_is_away_are_stored_when_it_returns() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
-    for _ in 0..3 {
+    // One: more from this source would be aggregated into a later entry.
+    for _ in 0..1 {
         let resp = stack
             .get("/api/v1/agents", "not-a-token")
             .header("traceparent", traceparent(&trace))
@@ -339,7 +340,7 @@ async fn entries_made_while_nats_is_away_are_stored_when_it_returns() {
     }
     let waiting = metrics_of(&stack).await;
     assert!(
-        sample(&waiting, "osapi_audit_buffered", &[]) >= 8.0,
+        sample(&waiting, "osapi_audit_buffered", &[]) >= 6.0,
         "entries wait in the buffer: {waiting}"
     );
 
@@ -349,14 +350,14 @@ async fn entries_made_while_nats_is_away_are_stored_when_it_returns() {
         Duration::from_secs(60),
         || async {
             let e = audited(&stack, &token, &trace).await;
-            (e.len() >= 8).then_some(e)
+            (e.len() >= 6).then_some(e)
         },
     )
     .await;
-    assert_eq!(entries.len(), 8);
+    assert_eq!(entries.len(), 6);
     assert_eq!(
         entries.iter().filter(|e| e["response_code"] == 401).count(),
-        3
+        1
     );
     assert!(
         entries
