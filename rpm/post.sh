@@ -17,6 +17,9 @@ if [ ! -s "$KEY" ]; then
 	mv "$tmp" "$KEY"
 fi
 
+# The API's HTTPS certificate (kept when present); osapictl pins its CA.
+/usr/bin/osapi tls generate >/dev/null || :
+
 # One NATS nkey per role in /var/lib/osapi/credentials (kept when present).
 /usr/bin/osapi -f /etc/osapi/osapi.yaml nats credentials >/dev/null || :
 
@@ -38,9 +41,11 @@ if ! { [ -s "$ROOT_TOKEN" ] &&
 #   osapi token generate -r admin -u root --ttl 8760h > $ROOT_TOKEN
 api:
   client:
-    url: http://127.0.0.1:8080
+    url: https://127.0.0.1:8080
     security:
       bearer_token_file: $ROOT_TOKEN
+    tls:
+      ca_file: /etc/osapi/tls/ca.crt
 CONFIG
 	fi
 fi

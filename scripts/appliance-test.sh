@@ -30,7 +30,21 @@ CACHE=.cache/appliance
 TARBALL=$CACHE/bookworm-rootfs.tar.zst
 # Bump when the cached root filesystem's recipe changes.
 ROOTFS_RECIPE="minbase systemd systemd-sysv dbus curl +debs: nats-server ca-certificates v2"
-MIRROR=${APPLIANCE_MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror this machine's own apt uses (no mirror is named here):
+# the first URIs of a deb822 source ending in /debian, else sources.list.
+machine_mirror() {
+  local uri
+  uri=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    tr ' ' '\n' | grep -E '^https?://.*/debian/?$' | head -n1)
+  [ -n "$uri" ] || uri=$(grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null |
+    tr ' ' '\n' | grep -E '^https?://.*/debian/?$' | head -n1)
+  printf '%s' "${uri%/}"
+}
+MIRROR=${APPLIANCE_MIRROR:-$(machine_mirror)}
+if [ -z "$MIRROR" ]; then
+  echo "appliance: no Debian mirror in this machine's apt sources; set APPLIANCE_MIRROR" >&2
+  exit 1
+fi
 NAME=osapi-appliance-$$
 CGROUPS=(/sys/fs/cgroup/systemd/"$NAME" /sys/fs/cgroup/unified/"$NAME")
 
@@ -345,6 +359,13 @@ check "no process has a secret on its command line" inside_sh '
   for f in /proc/[0-9]*/cmdline; do
     if tr "\0" " " <"$f" 2>/dev/null | grep -qF -e "$token" -e "$seed"; then echo "$f"; exit 1; fi
   done'
+# HTTPS off loopback: the :8080 socket listens on every address.
+check "/etc/osapi/tls: api.key 0600 root, api.crt and ca.crt 0644" inside_sh '
+  test "$(stat -c "%a %U" /etc/osapi/tls/api.key)" = "600 root" &&
+  test "$(stat -c %a /etc/osapi/tls/api.crt)" = 644 && test "$(stat -c %a /etc/osapi/tls/ca.crt)" = 644'
+check "plain HTTP on :8080 gets no answer" inside_sh '! curl -s --max-time 5 http://127.0.0.1:8080/health'
+check "HTTPS on :8080 with the pinned CA: /health/ready" \
+  inside curl -sf --max-time 10 --cacert /etc/osapi/tls/ca.crt https://127.0.0.1:8080/health/ready
 # The exposure as the container's own systemd sees the installed units.
 scores=
 security_ok=1

@@ -54,6 +54,15 @@ pub enum DaemonError {
     NatsExited(String),
     #[error("socket activation: {0}")]
     Activation(#[source] std::io::Error),
+    #[error(
+        "HTTPS on {addr}: {source} (tokens must not cross a network in clear: run \
+         `osapi tls generate` as root, set api.server.tls, or listen on loopback only)"
+    )]
+    Tls {
+        addr: String,
+        #[source]
+        source: crate::tls::TlsError,
+    },
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
     #[error(transparent)]
@@ -352,11 +361,38 @@ async fn api_listeners(cfg: &Config) -> Result<Vec<Activated>, DaemonError> {
     Ok(listeners)
 }
 
-/// Serve `router` on every listener until `shutdown`.
+/// The HTTPS configuration when any of `listeners` needs it: every TCP
+/// listener not on loopback serves HTTPS only ([`crate::tls`]). Checked
+/// before the API says it is ready, so a missing certificate stops it at once.
+fn https_config(
+    listeners: &[Activated],
+    tls: &crate::config::ServerTls,
+) -> Result<Option<Arc<rustls::ServerConfig>>, DaemonError> {
+    let public = listeners.iter().find_map(|l| match l {
+        Activated::Tcp(l) => l
+            .local_addr()
+            .ok()
+            .filter(|a| !crate::tls::plain_http_allowed(a)),
+        Activated::Unix(_) => None,
+    });
+    let Some(addr) = public else {
+        return Ok(None);
+    };
+    crate::tls::server_config(&tls.cert_file, &tls.key_file)
+        .map(Some)
+        .map_err(|source| DaemonError::Tls {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Serve `router` on every listener until `shutdown`; TCP listeners not on
+/// loopback with `https` (which [`https_config`] made when any needs it).
 async fn serve_all(
     listeners: Vec<Activated>,
     router: axum::Router,
     shutdown: watch::Receiver<bool>,
+    https: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), DaemonError> {
     let mut servers = tokio::task::JoinSet::new();
     for listener in listeners {
@@ -365,7 +401,28 @@ async fn serve_all(
         match listener {
             Activated::Tcp(l) => {
                 let l = TcpListener::from_std(l).map_err(DaemonError::Activation)?;
-                tracing::info!(addr = ?l.local_addr().ok(), "listening");
+                let addr = l.local_addr().map_err(DaemonError::Activation)?;
+                if let Some(config) = https
+                    .clone()
+                    .filter(|_| !crate::tls::plain_http_allowed(&addr))
+                {
+                    use axum::serve::ListenerExt;
+                    let l = crate::tls::TlsListener::new(l, config)
+                        .map_err(DaemonError::Activation)?
+                        // tap_io lends the listener axum's ConnectInfo<SocketAddr>.
+                        .tap_io(|_| {});
+                    tracing::info!(%addr, "listening (HTTPS)");
+                    servers.spawn(async move {
+                        axum::serve(
+                            l,
+                            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                        )
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                    });
+                    continue;
+                }
+                tracing::info!(%addr, "listening");
                 servers.spawn(async move {
                     axum::serve(
                         l,
@@ -409,6 +466,7 @@ async fn serve_api(
 ) -> Result<(), DaemonError> {
     let server = &cfg.api.server;
     let listeners = api_listeners(cfg).await?;
+    let https = https_config(&listeners, &server.tls)?;
     systemd::status("connecting to NATS");
     let (state, audit_writer) = api_state(cfg, registry).await?;
     let nats = state.nats.clone();
@@ -422,7 +480,7 @@ async fn serve_api(
         let nats = nats.clone();
         async move { bus::round_trip(&nats).await }
     });
-    let result = serve_all(listeners, router, shutdown).await;
+    let result = serve_all(listeners, router, shutdown, https).await;
     systemd::stopping("API stopped");
     audit_writer.finish(AUDIT_FLUSH_GRACE).await;
     result
@@ -474,10 +532,12 @@ async fn serve_agent(
     };
     let (ready_tx, ready_rx) = watch::channel(None);
     let listeners = systemd::activated_sockets().map_err(DaemonError::Activation)?;
+    // The agent's own health and metrics: no tokens, so no TLS needed.
     let endpoints = tokio::spawn(serve_all(
         listeners.into_iter().map(|(s, _)| s).collect(),
         agent::http::router(ready_rx, registry.clone()),
         shutdown.clone(),
+        None,
     ));
     systemd::status("connecting to NATS");
     let mut watchdog = None;

@@ -16,7 +16,8 @@
 //! (JWT), [`audit`] (one entry per API request, journal and bucket), [`metrics`]
 //! (Prometheus registries), [`telemetry`] (journald/stderr logging, W3C trace
 //! context, span export), [`systemd`] (sd_notify, watchdog, socket activation),
-//! [`memory`] (an idle agent gives back its start-up code pages), and [`daemon`],
+//! [`memory`] (an idle agent gives back its start-up code pages), [`tls`] (the
+//! API's HTTPS listener and generated certificate), and [`daemon`],
 //! which turns a `Config` into the running daemons.
 
 pub mod agent;
@@ -34,6 +35,7 @@ pub mod provider;
 pub mod rbac;
 pub mod systemd;
 pub mod telemetry;
+pub mod tls;
 pub mod token;
 
 /// The version every component reports.

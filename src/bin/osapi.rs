@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use osapi::cli::admin::{
     AgentStart, ApiCommand, Command, ConfigCommand, NatsCommand, NodeCommand, Osapi, StartOnly,
-    TokenCommand,
+    TlsCommand, TokenCommand,
 };
 use osapi::config::Config;
 use osapi::{daemon, telemetry, token};
@@ -103,6 +103,27 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Tls {
+            command: TlsCommand::Generate { dir, names, force },
+        } => {
+            let names = if names.is_empty() {
+                osapi::tls::default_names()
+            } else {
+                names.clone()
+            };
+            let made = osapi::tls::generate(dir, &names, *force)?;
+            if made.made {
+                println!("{}", made.cert.display());
+                println!("{}", made.key.display());
+                println!("{}", made.ca_cert.display());
+            } else {
+                eprintln!(
+                    "osapi: {} exists; kept (--force replaces it)",
+                    made.cert.display()
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Nats {
             command: NatsCommand::Credentials,
         } => {
@@ -169,6 +190,7 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
             Command::Config { .. }
             | Command::Token { .. }
             | Command::GenerateDocs { .. }
+            | Command::Tls { .. }
             | Command::Nats {
                 command: NatsCommand::Credentials,
             } => Ok(()),

@@ -61,12 +61,36 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The API's HTTPS certificate.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// Write the man pages and shell completions of osapi and osapictl (packaging).
     #[command(hide = true)]
     GenerateDocs {
         /// Output directory: man pages in DIR/man, completions in
         /// DIR/completions/{bash,zsh,fish}.
         dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Make a local CA and a server certificate signed by it (the CA's key is
+    /// discarded), unless a certificate is already there. Run as root; the
+    /// packages do it on install. Clients pin DIR/ca.crt.
+    Generate {
+        /// Where api.crt, api.key (0600) and ca.crt go.
+        #[arg(long, default_value = crate::config::DEFAULT_TLS_DIR)]
+        dir: PathBuf,
+        /// A host name or IP address the certificate is for (repeatable);
+        /// default: this host's name, localhost, 127.0.0.1 and ::1.
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// Replace an existing certificate.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -116,6 +116,28 @@ impl Client {
                 .connect_timeout(Duration::from_secs(10))
         };
         let plain_http = reqwest::Url::parse(&settings.url).is_ok_and(|u| u.scheme() == "http");
+        if let Some(ca_file) = &settings.ca_file {
+            // Pinned: only this CA (the API's generated one) is trusted.
+            let pem = std::fs::read(ca_file).map_err(|source| CliError::CaFile {
+                path: ca_file.clone(),
+                source,
+            })?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| CliError::CaFile {
+                    path: ca_file.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+                })?;
+            let http = builder()
+                .tls_certs_only(certs)
+                .build()
+                .map_err(CliError::ClientSetup)?;
+            return Ok(Client {
+                http,
+                base: settings.url.clone(),
+                token: settings.token.clone(),
+                traceparent: new_traceparent(),
+            });
+        }
         let http = match builder().build() {
             Ok(http) => http,
             // Loading the system's CA certificates fails on a host without

@@ -92,6 +92,12 @@ pub enum CliError {
     },
     #[error("token file {} is empty", .path.display())]
     EmptyToken { path: PathBuf },
+    #[error("cannot read the API's CA certificate {} (api.client.tls.ca_file): {source}", .path.display())]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// An argument the parser accepted but the operation does not (checked before
     /// sending, with the same rules as the server).
     #[error("invalid {arg}: {reason}")]
@@ -134,6 +140,7 @@ impl CliError {
             | CliError::ConfigParse { .. }
             | CliError::TokenFile { .. }
             | CliError::EmptyToken { .. }
+            | CliError::CaFile { .. }
             | CliError::BadArgument { .. }
             | CliError::ConfirmationRequired { .. } => EXIT_USAGE,
             CliError::Api { .. }

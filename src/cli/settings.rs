@@ -2,8 +2,8 @@
 //!
 //! Each setting independently: flag > environment (`OSAPI_URL`, `OSAPI_TOKEN`,
 //! `OSAPI_TOKEN_FILE`, then the config keys' own `OSAPI_API_CLIENT_URL`,
-//! `OSAPI_API_CLIENT_SECURITY_BEARER_TOKEN[_FILE]`) > `api.client` of a config
-//! file > default. The config file
+//! `OSAPI_API_CLIENT_SECURITY_BEARER_TOKEN[_FILE]`, `OSAPI_API_CLIENT_TLS_CA_FILE`),
+//! then `api.client` of a config file, then the default. The config file
 //! is `--config PATH` when given (only that file); otherwise
 //! `$XDG_CONFIG_HOME/osapi/osapictl.yaml` (`~/.config/...`) and then
 //! `/etc/osapi/osapi.yaml`, each key from the first file that has it. Default
@@ -76,6 +76,9 @@ pub struct Settings {
     pub url_source: Source,
     pub token: Option<String>,
     pub token_source: Option<Source>,
+    /// The only CA trusted for https:// (`api.client.tls.ca_file`): pins the
+    /// API's generated certificate. `None`: the system's roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for Settings {
@@ -85,6 +88,7 @@ impl fmt::Debug for Settings {
             .field("url_source", &self.url_source)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
             .field("token_source", &self.token_source)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -171,10 +175,18 @@ pub fn resolve_with(
         }
         None => Vec::new(),
     };
+    let mut ca_file = env_var("OSAPI_API_CLIENT_TLS_CA_FILE").map(PathBuf::from);
     for (path, explicit) in files {
         let Some(client) = read_client_section(&path, explicit)? else {
             continue;
         };
+        if ca_file.is_none() {
+            ca_file = client
+                .tls
+                .as_ref()
+                .and_then(|t| t.ca_file.clone())
+                .filter(|p| !p.as_os_str().is_empty());
+        }
         if url.is_none() {
             url = client
                 .url
@@ -204,6 +216,7 @@ pub fn resolve_with(
         url_source,
         token,
         token_source,
+        ca_file,
     })
 }
 
@@ -259,6 +272,15 @@ struct FileClient {
     url: Option<String>,
     #[serde(default)]
     security: Option<FileSecurity>,
+    #[serde(default)]
+    tls: Option<FileTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

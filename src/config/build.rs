@@ -186,6 +186,19 @@ fn api_server(
         request_timeout: dur(raw.request_timeout, d.request_timeout),
         max_body_bytes: size(raw.max_body_bytes, d.max_body_bytes),
         max_jobs_in_flight: raw.max_jobs_in_flight.unwrap_or(d.max_jobs_in_flight),
+        tls: {
+            let tls = raw.tls.unwrap_or_default();
+            ServerTls {
+                cert_file: path(tls.cert_file).unwrap_or(d.tls.cert_file),
+                key_file: path(tls.key_file)
+                    .or_else(|| {
+                        credentials
+                            .map(|dir| dir.join(TLS_KEY_CREDENTIAL))
+                            .filter(|p| p.exists())
+                    })
+                    .unwrap_or(d.tls.key_file),
+            }
+        },
     }
 }
 
@@ -193,6 +206,7 @@ fn api_client(raw: RawApiClient, p: &mut Problems) -> ApiClientConfig {
     let d = ApiClientConfig::default();
     let sec = raw.security.unwrap_or_default();
     ApiClientConfig {
+        ca_file: path(raw.tls.and_then(|t| t.ca_file)),
         url: raw.url.unwrap_or(d.url),
         security: ApiClientSecurity {
             bearer_token: secret(

@@ -140,6 +140,14 @@ pub(crate) struct RawApiServer {
     pub request_timeout: Option<HumanDuration>,
     pub max_body_bytes: Option<ByteSize>,
     pub max_jobs_in_flight: Option<usize>,
+    pub tls: Option<RawServerTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServerTls {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +170,13 @@ pub(crate) struct RawCors {
 pub(crate) struct RawApiClient {
     pub url: Option<String>,
     pub security: Option<RawApiClientSecurity>,
+    pub tls: Option<RawClientTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClientTls {
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -117,6 +117,10 @@ fn shipped_file_loads_and_holds_the_defaults() {
     expected.nats.server.port = 4223;
     expected.api.server.nats.servers = vec!["nats://127.0.0.1:4223".to_owned()];
     expected.node.agent.nats.servers = vec!["nats://127.0.0.1:4223".to_owned()];
+    // osapictl on the appliance speaks HTTPS to the socket, pinning the
+    // generated CA (the API unit's socket listens on every address).
+    expected.api.client.url = "https://127.0.0.1:8080".to_owned();
+    expected.api.client.ca_file = Some("/etc/osapi/tls/ca.crt".into());
     assert_eq!(c, expected);
 }
 

@@ -21,6 +21,9 @@ pub const MIN_SIGNING_KEY_BYTES: usize = 32;
 /// File name of the systemd credential holding the signing key
 /// (`LoadCredential=signing.key:/etc/osapi/signing.key`).
 pub const SIGNING_KEY_CREDENTIAL: &str = "signing.key";
+/// File name of the systemd credential holding the API's TLS key
+/// (`LoadCredential=tls.key:/etc/osapi/tls/api.key`).
+pub const TLS_KEY_CREDENTIAL: &str = "tls.key";
 /// Credential name used for a NATS password when `auth.type` is `user_pass`
 /// and neither `password` nor `password_file` is set.
 pub const NATS_PASSWORD_CREDENTIAL: &str = "nats.password";
@@ -171,6 +174,29 @@ pub struct ApiServerConfig {
     pub max_body_bytes: u64,
     /// Jobs one principal may have in flight (created, not settled); 429 beyond.
     pub max_jobs_in_flight: usize,
+    /// The HTTPS certificate of every TCP listener not on loopback.
+    pub tls: ServerTls,
+}
+
+/// Where the API's certificate and key are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTls {
+    pub cert_file: PathBuf,
+    /// The systemd credential `tls.key` when the unit passes one and no
+    /// `key_file` is configured.
+    pub key_file: PathBuf,
+}
+
+/// Where `osapi tls generate` puts the certificate by default.
+pub const DEFAULT_TLS_DIR: &str = "/etc/osapi/tls";
+
+impl Default for ServerTls {
+    fn default() -> Self {
+        ServerTls {
+            cert_file: Path::new(DEFAULT_TLS_DIR).join("api.crt"),
+            key_file: Path::new(DEFAULT_TLS_DIR).join("api.key"),
+        }
+    }
 }
 
 impl Default for ApiServerConfig {
@@ -184,6 +210,7 @@ impl Default for ApiServerConfig {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1 << 20,
             max_jobs_in_flight: 16,
+            tls: ServerTls::default(),
         }
     }
 }
@@ -242,6 +269,8 @@ pub struct CorsConfig {
 pub struct ApiClientConfig {
     pub url: String,
     pub security: ApiClientSecurity,
+    /// The only CA osapictl trusts for https:// URLs; `None` = system roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ApiClientConfig {
@@ -249,6 +278,7 @@ impl Default for ApiClientConfig {
         ApiClientConfig {
             url: "http://127.0.0.1:8080".to_owned(),
             security: ApiClientSecurity::default(),
+            ca_file: None,
         }
     }
 }

@@ -507,3 +507,104 @@ async fn junk_tokens_and_a_full_audit_store_never_crowd_out_new_entries() {
     assert_eq!(counted["response_code"], 401);
     assert_eq!(counted["source_ip"], "127.0.0.1");
 }
+
+/// (f) Off loopback the API speaks HTTPS only: with the generated certificate
+/// it answers a client that pins the generated CA, refuses plain HTTP on the
+/// same port, and osapictl refuses a server its pinned CA did not sign. With
+/// no certificate it does not start at all rather than serve tokens in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_loopback_the_api_serves_https_only() {
+    let stack = Stack::start(&[AgentSpec::real("tls-node").simulate(Duration::ZERO)]).await;
+    let token = stack.token(&["admin"]);
+    let generate = |dir: &Path| {
+        let out = Command::new(OSAPI)
+            .args([
+                "tls",
+                "generate",
+                "--name",
+                "localhost",
+                "--name",
+                "127.0.0.1",
+                "--dir",
+            ])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let tls = stack.dir.path().join("tls");
+    generate(&tls);
+    let other = stack.dir.path().join("other-tls");
+    generate(&other);
+    let api = |port: u16, cert_dir: &Path| {
+        let mut cmd = Command::new(OSAPI);
+        cmd.arg("-f")
+            .arg(&stack.config)
+            .args(["api", "server", "start"])
+            // Every address: not loopback, so HTTPS only.
+            .env("OSAPI_API_SERVER_LISTEN", "0.0.0.0")
+            .env("OSAPI_API_SERVER_PORT", port.to_string())
+            .env("OSAPI_API_SERVER_TLS_CERT_FILE", cert_dir.join("api.crt"))
+            .env("OSAPI_API_SERVER_TLS_KEY_FILE", cert_dir.join("api.key"));
+        cmd
+    };
+
+    // Without a certificate: a clear refusal, at once.
+    let missing = stack.dir.path().join("nowhere");
+    let out = api(free_port(), &missing).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("osapi tls generate"), "{stderr}");
+
+    let port = free_port();
+    let _https = spawn("https api", &mut api(port, &tls));
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(tls.join("ca.crt")).unwrap()).unwrap();
+    let pinned = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let base = format!("https://127.0.0.1:{port}");
+    wait_for("the HTTPS API", Duration::from_secs(30), || async {
+        let r = pinned
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    let resp = pinned
+        .get(format!("{base}/api/v1/agents"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // The same port in plain HTTP: no HTTP answer at all.
+    let plain = stack
+        .http
+        .get(format!("http://127.0.0.1:{port}/api/v1/agents"))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+
+    // osapictl pins the CA it is given.
+    let ctl = |ca: &Path| {
+        Command::new(crate::harness::OSAPICTL)
+            .args(["--url", &base, "--token", &token, "agent", "list"])
+            .env("HOME", stack.dir.path())
+            .env("OSAPI_API_CLIENT_TLS_CA_FILE", ca)
+            .output()
+            .unwrap()
+    };
+    let ok = ctl(&tls.join("ca.crt"));
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("tls-node"));
+    let refused = ctl(&other.join("ca.crt"));
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("certificate"),
+        "{refused:?}"
+    );
+}
