@@ -293,6 +293,9 @@ pub async fn api_state(
         auth: Arc::new(Authenticator {
             key,
             roles: server.security.role_table(),
+            revoked: crate::revocation::RevocationList::new(Some(
+                server.security.revocation_file.clone(),
+            )),
         }),
         nats: client,
         names,

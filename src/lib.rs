@@ -13,7 +13,7 @@
 //! Domain modules ([`job`], [`rbac`], [`provider`]) never depend on transports.
 //!
 //! Around them: [`config`] (file → environment → validated `Config`), [`token`]
-//! (JWT), [`audit`] (one entry per API request, journal and bucket), [`metrics`]
+//! (JWT) and [`revocation`] (revoked tokens), [`audit`] (one entry per API request, journal and bucket), [`metrics`]
 //! (Prometheus registries), [`telemetry`] (journald/stderr logging, W3C trace
 //! context, span export), [`systemd`] (sd_notify, watchdog, socket activation),
 //! [`memory`] (an idle agent gives back its start-up code pages), [`tls`] (the
@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod natsd;
 pub mod provider;
 pub mod rbac;
+pub mod revocation;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;

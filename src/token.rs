@@ -52,6 +52,8 @@ pub enum TokenError {
     Issuer,
     #[error("signing key must be at least {MIN_KEY_BYTES} bytes")]
     KeyTooShort,
+    #[error("token has been revoked")]
+    Revoked,
 }
 
 type HmacSha256 = Hmac<Sha256>;

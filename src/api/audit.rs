@@ -222,6 +222,7 @@ mod tests {
         let auth = Arc::new(Authenticator {
             key: key.clone(),
             roles: Roles::default(),
+            revoked: crate::revocation::RevocationList::new(None),
         });
         let sink = Memory::default();
         let registry = prometheus::Registry::new();

@@ -14,12 +14,15 @@ use axum::response::Response;
 
 use super::error::ApiError;
 use crate::rbac::{Permission, PermissionSet, Roles};
-use crate::token::{TokenKey, now_unix};
+use crate::revocation::RevocationList;
+use crate::token::{TokenError, TokenKey, now_unix};
 
 /// Verifies tokens and expands roles.
 pub struct Authenticator {
     pub key: TokenKey,
     pub roles: Roles,
+    /// Tokens revoked before their expiry (`osapi token revoke`).
+    pub revoked: RevocationList,
 }
 
 /// The caller, once authenticated.
@@ -52,6 +55,9 @@ impl Authenticator {
             .ok_or(ApiError::MissingToken)?
             .trim();
         let claims = self.key.verify(token, now_unix())?;
+        if self.revoked.is_revoked(token, &claims) {
+            return Err(TokenError::Revoked.into());
+        }
         let permissions = self
             .roles
             .effective(&claims.roles, claims.permissions.as_deref());
@@ -101,6 +107,7 @@ mod tests {
         let auth = Arc::new(Authenticator {
             key: key.clone(),
             roles: Roles::default(),
+            revoked: crate::revocation::RevocationList::new(None),
         });
         let guarded =
             get(|axum::Extension(p): axum::Extension<Principal>| async move { p.subject })

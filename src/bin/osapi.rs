@@ -23,6 +23,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// A token from the command line, or from standard input for "-" or none
+/// (which keeps it out of `/proc/*/cmdline`).
+fn token_arg(token: Option<&str>) -> anyhow::Result<String> {
+    match token {
+        None | Some("-") => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("reading the token from standard input")?;
+            Ok(text.trim().to_owned())
+        }
+        Some(t) => Ok(t.trim().to_owned()),
+    }
+}
+
 fn load(args: &Osapi) -> anyhow::Result<Config> {
     Config::load_from_process_env(&args.osapi_file).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -77,16 +91,29 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
                         key.issue(&g.subject, g.roles.clone(), perms, token::now_unix(), ttl)
                     );
                 }
-                TokenCommand::Validate { token } => {
-                    let token = match token.as_deref() {
-                        None | Some("-") => {
-                            let mut text = String::new();
-                            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                                .context("reading the token from standard input")?;
-                            text
+                TokenCommand::Revoke { token, subject } => {
+                    let file = &cfg.api.server.security.revocation_file;
+                    let now = token::now_unix();
+                    let entry = match subject {
+                        Some(sub) => osapi::revocation::Revocation::Subject {
+                            subject: sub.clone(),
+                            before: now + 1,
+                        },
+                        None => {
+                            let token = token_arg(token.as_deref())?;
+                            // Only a token this key signed can be revoked; its
+                            // expiry bounds how long the entry is kept. An
+                            // expired one needs no revoking.
+                            let claims = key.verify(token.trim(), now)?;
+                            osapi::revocation::Revocation::token(&token, claims.exp)
                         }
-                        Some(t) => t.to_owned(),
                     };
+                    osapi::revocation::add(file, entry, now)
+                        .with_context(|| format!("writing {}", file.display()))?;
+                    eprintln!("osapi: revoked; listed in {}", file.display());
+                }
+                TokenCommand::Validate { token } => {
+                    let token = token_arg(token.as_deref())?;
                     let claims = key.verify(token.trim(), token::now_unix())?;
                     let effective = cfg
                         .api

@@ -155,6 +155,16 @@ pub enum TokenCommand {
         /// keeps it off the command line.
         token: Option<String>,
     },
+    /// Revoke a token, or every token of a subject issued until now: the API
+    /// refuses them from its next request on (api.server.security.revocation_file).
+    Revoke {
+        /// The token; "-" (or nothing, without --subject) reads it from
+        /// standard input.
+        token: Option<String>,
+        /// Revoke every token of this subject issued before now instead.
+        #[arg(long, conflicts_with = "token")]
+        subject: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

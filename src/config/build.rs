@@ -174,6 +174,8 @@ fn api_server(
         security: ApiSecurity {
             signing_key_source,
             credentials_directory: credentials.map(Path::to_path_buf),
+            revocation_file: path(sec.revocation_file)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_REVOCATION_FILE)),
             roles,
             cors: CorsConfig {
                 allow_origins: sec

@@ -155,6 +155,7 @@ pub(crate) struct RawServerTls {
 pub(crate) struct RawApiSecurity {
     pub signing_key: Option<String>,
     pub signing_key_file: Option<PathBuf>,
+    pub revocation_file: Option<PathBuf>,
     pub roles: Option<BTreeMap<String, Vec<String>>>,
     pub cors: Option<RawCors>,
 }

@@ -215,16 +215,33 @@ impl Default for ApiServerConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+/// Where revoked tokens are listed by default.
+pub const DEFAULT_REVOCATION_FILE: &str = "/etc/osapi/revoked-tokens";
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct ApiSecurity {
     /// The configured key (inline or file). When `None`, [`Self::signing_key`]
     /// falls back to the systemd credential.
     pub signing_key_source: Option<SecretSource>,
     /// `$CREDENTIALS_DIRECTORY` at load time (systemd `LoadCredential=`).
     pub credentials_directory: Option<PathBuf>,
+    /// Revoked tokens (`osapi token revoke` writes, the API reads).
+    pub revocation_file: PathBuf,
     /// Custom roles; see [`Self::roles`] for the full table.
     pub roles: BTreeMap<String, PermissionSet>,
     pub cors: CorsConfig,
+}
+
+impl Default for ApiSecurity {
+    fn default() -> Self {
+        ApiSecurity {
+            signing_key_source: None,
+            credentials_directory: None,
+            revocation_file: PathBuf::from(DEFAULT_REVOCATION_FILE),
+            roles: BTreeMap::new(),
+            cors: CorsConfig::default(),
+        }
+    }
 }
 
 impl ApiSecurity {

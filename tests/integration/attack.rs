@@ -608,3 +608,64 @@ async fn off_loopback_the_api_serves_https_only() {
         "{refused:?}"
     );
 }
+
+/// (f) Revoked tokens stop working at the next request: one token, then every
+/// token of a subject issued so far; the subject's later tokens work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_tokens_are_refused_at_once() {
+    let lists = tempfile::tempdir().unwrap();
+    let file = lists.path().join("revoked");
+    let var = "OSAPI_API_SERVER_SECURITY_REVOCATION_FILE";
+    let opts = crate::harness::StackOptions {
+        api_env: vec![(var.into(), file.display().to_string())],
+        ..Default::default()
+    };
+    let stack = Stack::start_with(&[], opts).await;
+    let now = osapi::token::now_unix();
+    let issue = |iat: i64| {
+        crate::harness::signing_key().issue("leaky", vec!["admin".into()], None, iat, 3600)
+    };
+    let (first, second) = (issue(now), issue(now - 1));
+    let status = |token: String| {
+        let stack = &stack;
+        async move { stack.get_json("/api/v1/agents", &token).await }
+    };
+    assert_eq!(status(first.clone()).await.0, 200);
+    let revoke = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write as _;
+        let mut child = Command::new(OSAPI)
+            .arg("-f")
+            .arg(&stack.config)
+            .args(["token", "revoke"])
+            .args(args)
+            .env(var, &file)
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    // The token from standard input: never on a command line.
+    revoke(&[], Some(&first));
+    let (code, problem) = status(first.clone()).await;
+    assert_eq!(code, 401, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("revoked"),
+        "{problem}"
+    );
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(&first));
+    assert_eq!(
+        status(second.clone()).await.0,
+        200,
+        "another token of the subject"
+    );
+
+    revoke(&["--subject", "leaky"], None);
+    assert_eq!(status(second).await.0, 401);
+    // A token issued after the revocation works.
+    assert_eq!(status(issue(now + 2)).await.0, 200);
+}

@@ -15,6 +15,12 @@ use osapi::token::TokenKey;
 use serde_json::Value;
 
 pub const SIGNING_KEY: &str = "integration-test-signing-key-0123456789abcdef";
+
+/// The key every test stack's API verifies tokens with.
+#[allow(dead_code)]
+pub fn signing_key() -> TokenKey {
+    TokenKey::new(SIGNING_KEY.as_bytes().to_vec()).expect("key")
+}
 pub const OSAPI: &str = env!("CARGO_BIN_EXE_osapi");
 pub const OSAPICTL: &str = env!("CARGO_BIN_EXE_osapictl");
 
@@ -49,7 +55,21 @@ pub async fn wait_for_ok(what: &str, request: impl Fn() -> reqwest::RequestBuild
     .await
 }
 
+/// A port free now, below the kernel's ephemeral range: a server restarted on
+/// it later (`Nats::restart`) must not find it taken by some client's
+/// outgoing connection, which the kernel numbers from that range.
 pub fn free_port() -> u16 {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u16, ephemeral_start.max(10_100));
+    for _ in 0..1000 {
+        let port = low + (rand::random::<u16>() % (high - low));
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     natsd::ports::find_free_port().expect("free port")
 }
 
