@@ -55,8 +55,9 @@ pub enum DaemonError {
     #[error("socket activation: {0}")]
     Activation(#[source] std::io::Error),
     #[error(
-        "HTTPS on {addr}: {source} (tokens must not cross a network in clear: run \
-         `osapi tls generate` as root, set api.server.tls, or listen on loopback only)"
+        "HTTPS on {addr} has no usable certificate (tokens must not cross a network in \
+         clear: run `osapi tls generate` as root, set api.server.tls, or listen on \
+         loopback only)"
     )]
     Tls {
         addr: String,
@@ -143,15 +144,29 @@ pub fn nats_settings(cfg: &Config) -> Result<natsd::Settings, DaemonError> {
         store_dir: s.store_dir.clone(),
         server_name: s.server_name.clone(),
         auth,
-        cluster: s.cluster.as_ref().map(|c| ClusterSettings {
-            name: c.name.clone(),
-            host: c.host.clone(),
-            port: c.port,
-            routes: c.routes.clone(),
-        }),
+        tls: s.tls.as_ref().map(tls_files),
+        cluster: match &s.cluster {
+            Some(c) => Some(ClusterSettings {
+                name: c.name.clone(),
+                host: c.host.clone(),
+                port: c.port,
+                routes: c.routes.clone(),
+                password: c.password.as_ref().map(|p| p.read_string()).transpose()?,
+                tls: c.tls.as_ref().map(tls_files),
+            }),
+            None => None,
+        },
         monitor_port: None,
         run_dir,
     })
+}
+
+fn tls_files(t: &crate::config::NatsTlsFiles) -> natsd::TlsFiles {
+    natsd::TlsFiles {
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        ca_file: t.ca_file.clone(),
+    }
 }
 
 /// `osapi nats server start`: run nats-server until a signal, or fail when it dies.
@@ -228,7 +243,17 @@ fn provision_as_admin(cfg: &Config, url: &str) {
                 .map(|dir| dir.join(crate::config::NATS_NKEY_CREDENTIAL)),
             credentials_dir: credentials_dir.clone(),
         },
-        tls: None,
+        // Over TLS when the server requires it, trusting the CA it names.
+        tls: cfg
+            .nats
+            .server
+            .tls
+            .as_ref()
+            .map(|t| crate::config::TlsConfig {
+                ca_file: t.ca_file.clone(),
+                cert_file: None,
+                key_file: None,
+            }),
     };
     let (names, nats) = (Names::new(conn.namespace.clone()), cfg.nats.clone());
     tokio::spawn(async move {

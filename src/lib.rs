@@ -17,7 +17,8 @@
 //! (Prometheus registries), [`telemetry`] (journald/stderr logging, W3C trace
 //! context, span export), [`systemd`] (sd_notify, watchdog, socket activation),
 //! [`memory`] (an idle agent gives back its start-up code pages), [`tls`] (the
-//! API's HTTPS listener and generated certificate), and [`daemon`],
+//! API's HTTPS listener and generated certificate), [`files`] (files that
+//! appear whole), and [`daemon`],
 //! which turns a `Config` into the running daemons.
 
 pub mod agent;
@@ -27,6 +28,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod files;
 pub mod job;
 pub mod memory;
 pub mod metrics;

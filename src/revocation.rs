@@ -14,8 +14,6 @@
 //! last read (with a warning), so a revocation is never silently undone.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -156,16 +154,7 @@ pub fn add(path: &Path, entry: Revocation, now: i64) -> std::io::Result<()> {
         text.push_str(&serde_json::to_string(e).map_err(std::io::Error::other)?);
         text.push('\n');
     }
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::files::replace(path, text.as_bytes(), 0o644)
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 //! (`ca.crt`) can be pinned by `osapictl` and can vouch for nothing else.
 
 use std::net::{IpAddr, SocketAddr};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,27 +176,11 @@ fn validity() -> (time::OffsetDateTime, time::OffsetDateTime) {
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
-    use std::io::Write as _;
-    let io = |doing| {
-        let path = path.to_path_buf();
-        move |source| TlsError::Io {
-            doing,
-            path,
-            source,
-        }
-    };
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io("create"))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io("write"))?;
-    std::fs::rename(&tmp, path).map_err(io("write"))
+    crate::files::replace(path, bytes, mode).map_err(|source| TlsError::Io {
+        doing: "write",
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// The names a generated certificate is for: the host's name, `localhost`,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -123,9 +123,20 @@ struct Shared {
     hostname: String,
     ack_wait: Duration,
     running: Arc<Semaphore>,
+    /// Slots long jobs may use: fewer than `running`'s ([`long_slots`]).
+    long: Arc<Semaphore>,
     max_jobs: usize,
     metrics: AgentMetrics,
     verifier: JobVerifier,
+}
+
+/// Of `max_jobs` slots, how many long jobs may use: all but a fifth (at
+/// least one) kept for quick ones, when there are two slots or more.
+fn long_slots(max_jobs: usize) -> usize {
+    if max_jobs < 2 {
+        return max_jobs.max(1);
+    }
+    max_jobs - (max_jobs / 5).max(1)
 }
 
 /// Run the agent until `shutdown` resolves; then stop taking jobs, let running
@@ -229,6 +240,7 @@ pub async fn run(
             .min()
             .unwrap_or(cfg.consumer.ack_wait),
         running: Arc::new(Semaphore::new(cfg.max_jobs)),
+        long: Arc::new(Semaphore::new(long_slots(cfg.max_jobs))),
         max_jobs: cfg.max_jobs,
         metrics: settings.metrics.clone(),
     });
@@ -309,8 +321,7 @@ pub async fn run(
                     let shared = shared.clone();
                     tasks.spawn(async move {
                         let _running = shared.metrics.running();
-                        handle(&shared, msg).await;
-                        drop(permit);
+                        handle(&shared, msg, permit).await;
                     });
                 }
                 None => break,
@@ -348,9 +359,37 @@ pub async fn run(
     Ok(())
 }
 
+/// A long job (command, ping) runs only with a long slot as well, and there
+/// are fewer long slots than slots: some always stay for quick jobs. A long
+/// job that must wait for a long slot gives its slot back meanwhile, so
+/// waiting long jobs never crowd quick ones out either.
+async fn take_slots(
+    shared: &Shared,
+    op: &crate::job::Operation,
+    slot: OwnedSemaphorePermit,
+) -> (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>) {
+    if !op.runs_long() {
+        return (slot, None);
+    }
+    if let Ok(long) = shared.long.clone().try_acquire_owned() {
+        return (slot, Some(long));
+    }
+    drop(slot);
+    tracing::debug!("every long-job slot is taken; waiting for one");
+    // The agent never closes its semaphores; if one were closed, this job
+    // would wait (and be redelivered) rather than run without a slot.
+    let long = shared.long.clone().acquire_owned().await.ok();
+    loop {
+        match shared.running.clone().acquire_owned().await {
+            Ok(slot) => return (slot, long),
+            Err(_) => std::future::pending::<()>().await,
+        }
+    }
+}
+
 /// Handle one delivered job message; every outcome ends in an ack, a nak, or
 /// (only when NATS itself is unreachable) no answer so JetStream redelivers.
-async fn handle(shared: &Shared, msg: jetstream::Message) {
+async fn handle(shared: &Shared, msg: jetstream::Message, slot: OwnedSemaphorePermit) {
     let attempt = msg
         .info()
         .map(|i| u64::try_from(i.delivered).unwrap_or(1))
@@ -379,7 +418,7 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
         parent_span_id = %ctx.parent_span_id_hex(),
     );
     async {
-        let work = run_job(shared, id, attempt);
+        let work = run_job(shared, id, attempt, slot);
         tokio::pin!(work);
         // Tell JetStream we are alive, well inside ack_wait, for as long as we
         // handle the job: while it runs, and while its result is being stored
@@ -411,7 +450,12 @@ async fn handle(shared: &Shared, msg: jetstream::Message) {
     .await
 }
 
-async fn run_job(shared: &Shared, id: Uuid, attempt: u64) -> Result<(), BusError> {
+async fn run_job(
+    shared: &Shared,
+    id: Uuid,
+    attempt: u64,
+    slot: OwnedSemaphorePermit,
+) -> Result<(), BusError> {
     let store = &shared.store;
     let Some(job) = store.get(id).await? else {
         tracing::info!("job no longer exists (deleted or expired); skipping");
@@ -498,6 +542,8 @@ async fn run_job(shared: &Shared, id: Uuid, attempt: u64) -> Result<(), BusError
     store
         .append_event(id, &event(Stage::Acknowledged, None))
         .await?;
+    // Held until the job is done: its slot, and for a long job a long slot.
+    let _slots = take_slots(shared, &job.operation, slot).await;
 
     // A redelivery, e.g. after an acknowledgement lost while a NATS node died:
     // a job that already has its result is done, whatever kind it is.
@@ -774,6 +820,15 @@ async fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quick_jobs_always_keep_a_slot() {
+        assert_eq!(long_slots(1), 1);
+        assert_eq!(long_slots(2), 1);
+        assert_eq!(long_slots(3), 2);
+        assert_eq!(long_slots(10), 8);
+        assert_eq!(long_slots(20), 16);
+    }
 
     #[test]
     fn consumer_names_are_valid_and_distinct() {

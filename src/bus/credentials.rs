@@ -170,7 +170,7 @@ fn ensure_role(dir: &Path, role: Role) -> Result<String, CredentialsError> {
     match std::fs::read_to_string(&pub_path) {
         Ok(text) => {
             let key = text.trim().to_owned();
-            if !is_public_user_key(&key) {
+            if !crate::natsd::is_user_nkey(&key) {
                 return Err(CredentialsError::BadPublicKey { path: pub_path });
             }
             Ok(key)
@@ -205,14 +205,6 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CredentialsErro
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io("write", path))
-}
-
-fn is_public_user_key(key: &str) -> bool {
-    key.len() == 56
-        && key.starts_with('U')
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
 }
 
 #[cfg(test)]

@@ -414,8 +414,29 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
     };
     let cluster = raw.cluster.unwrap_or_default();
     let routes = cluster.routes.unwrap_or_default();
+    let cluster_password = secret(
+        cluster.password,
+        cluster.password_file,
+        "nats.server.cluster",
+        "password",
+        "password_file",
+        p,
+    );
+    let cluster_tls = nats_tls(cluster.tls, "nats.server.cluster.tls", p);
     let cluster = match text(cluster.name) {
         Some(name) => Some(ClusterConfig {
+            password: {
+                let mutual_tls = cluster_tls.as_ref().is_some_and(|t| t.ca_file.is_some());
+                if cluster_password.is_none() && !mutual_tls {
+                    p.push(
+                        "nats.server.cluster.password_file",
+                        "cluster routes need authentication: a password shared by every \
+                         member (password_file), or tls with a ca_file",
+                    );
+                }
+                cluster_password
+            },
+            tls: cluster_tls,
             name,
             // Routes to nobody need no outside listener.
             host: text(cluster.host).unwrap_or_else(|| {
@@ -447,7 +468,39 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
         namespace: raw.namespace.unwrap_or(d.namespace),
         server_name: text(raw.server_name),
         auth,
+        tls: nats_tls(raw.tls, "nats.server.tls", p),
         cluster,
+    }
+}
+
+/// A listener's TLS files: none at all, or at least a certificate and its key.
+fn nats_tls(raw: Option<RawNatsTls>, key: &str, p: &mut Problems) -> Option<NatsTlsFiles> {
+    let raw = raw.unwrap_or_default();
+    let (cert, tls_key, ca) = (path(raw.cert_file), path(raw.key_file), path(raw.ca_file));
+    match (cert, tls_key) {
+        (Some(cert_file), Some(key_file)) => Some(NatsTlsFiles {
+            cert_file,
+            key_file,
+            ca_file: ca,
+        }),
+        (None, None) => {
+            if ca.is_some() {
+                p.push(format!("{key}.ca_file"), "needs cert_file and key_file too");
+            }
+            None
+        }
+        (cert, _) => {
+            let missing = if cert.is_none() {
+                "cert_file"
+            } else {
+                "key_file"
+            };
+            p.push(
+                format!("{key}.{missing}"),
+                "required when the other of cert_file and key_file is set",
+            );
+            None
+        }
     }
 }
 

@@ -207,6 +207,7 @@ pub(crate) struct RawNatsServer {
     pub namespace: Option<String>,
     pub server_name: Option<String>,
     pub auth: Option<RawServerAuth>,
+    pub tls: Option<RawNatsTls>,
     pub cluster: Option<RawCluster>,
 }
 
@@ -235,6 +236,18 @@ pub(crate) struct RawCluster {
     pub host: Option<String>,
     pub port: Option<u16>,
     pub routes: Option<Vec<String>>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub tls: Option<RawNatsTls>,
+}
+
+/// A listener's TLS files (`nats.server.tls`, `nats.server.cluster.tls`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNatsTls {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

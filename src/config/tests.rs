@@ -193,7 +193,7 @@ nats:
       type: user_pass
       users:
         - {username: api, password: secret}
-    cluster: {name: c1, routes: [nats-route://10.0.0.2:6222]}
+    cluster: {name: c1, routes: [nats-route://10.0.0.2:6222], password: route-secret}
   stream: {max_msgs: 1000, storage: memory, replicas: 3, discard: new}
   kv: {jobs_bucket: jq, ttl: 2h, max_bytes: 1000}
   registry: {ttl: 1m}
@@ -237,6 +237,7 @@ users = [{ username = "api", password = "secret" }]
 [nats.server.cluster]
 name = "c1"
 routes = ["nats-route://10.0.0.2:6222"]
+password = "route-secret"
 
 [nats.stream]
 max_msgs = 1000
@@ -750,7 +751,7 @@ fn defaults_are_not_given_a_line() {
 #[test]
 fn cluster_member_name_and_route_address() {
     let c = Config::from_str_yaml(
-        "nats: {server: {server_name: appliance-1.dc, cluster: {name: fleet, routes: [10.0.0.2:6222]}}}",
+        "nats: {server: {server_name: appliance-1.dc, cluster: {name: fleet, routes: [10.0.0.2:6222], password: s}}}",
         &env(&[("OSAPI_NATS_SERVER_CLUSTER_HOST", "10.0.0.1")]),
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -759,19 +760,35 @@ fn cluster_member_name_and_route_address() {
     assert_eq!((cluster.host.as_str(), cluster.port), ("10.0.0.1", 6222));
     // Unset without routes: loopback only, and the host name picked by the
     // supervisor; with routes, every interface (the peers are other hosts).
-    let c = Config::from_str_yaml("nats: {server: {server_name: '', cluster: {name: f}}}", &[])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let c = Config::from_str_yaml(
+        "nats: {server: {server_name: '', cluster: {name: f, password: s}}}",
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.nats.server.server_name, None);
     assert_eq!(c.nats.server.cluster.unwrap().host, "127.0.0.1");
     let c = Config::from_str_yaml(
-        "nats: {server: {cluster: {name: f, routes: [10.0.0.2:6222]}}}",
+        "nats: {server: {cluster: {name: f, routes: [10.0.0.2:6222], password: s}}}",
         &[],
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.nats.server.cluster.unwrap().host, "0.0.0.0");
     let err = yaml_err(
-        "nats: {server: {server_name: 'two words', cluster: {name: f, host: ''}}}",
+        "nats: {server: {server_name: 'two words', cluster: {name: f, host: '', password: s}}}",
         &[],
     );
     assert_eq!(keys(&err), vec!["nats.server.server_name"], "{err}");
+    // Routes without authentication, or TLS files half given, are refused.
+    let err = yaml_err(
+        "nats: {server: {cluster: {name: f}, tls: {cert_file: /c.pem}}}",
+        &[],
+    );
+    assert_eq!(
+        keys(&err),
+        vec![
+            "nats.server.cluster.password_file",
+            "nats.server.tls.key_file"
+        ],
+        "{err}"
+    );
 }

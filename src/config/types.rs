@@ -349,8 +349,18 @@ pub struct NatsServerConfig {
     /// (clustered JetStream needs one, unique in the cluster).
     pub server_name: Option<String>,
     pub auth: NatsServerAuth,
+    /// TLS on the client port (required of clients when set).
+    pub tls: Option<NatsTlsFiles>,
     /// `Some` when `cluster.name` is set.
     pub cluster: Option<ClusterConfig>,
+}
+
+/// A NATS listener's certificate, key and the CA peers are checked against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NatsTlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for NatsServerConfig {
@@ -362,6 +372,7 @@ impl Default for NatsServerConfig {
             binary: PathBuf::from("nats-server"),
             namespace: "osapi".to_owned(),
             server_name: None,
+            tls: None,
             auth: NatsServerAuth::Generated {
                 credentials_dir: default_credentials_dir(Path::new("/var/lib/osapi/nats")),
             },
@@ -412,6 +423,10 @@ pub struct ClusterConfig {
     pub host: String,
     pub port: u16,
     pub routes: Vec<String>,
+    /// The routes' shared secret (every member the same).
+    pub password: Option<SecretSource>,
+    /// Mutual TLS between routes.
+    pub tls: Option<NatsTlsFiles>,
 }
 
 pub const DEFAULT_CLUSTER_PORT: u16 = 6222;

@@ -89,12 +89,7 @@ impl Config {
         namespace(&mut p, "nats.server.namespace", &n.namespace);
         if let NatsServerAuth::Nkey { nkeys } = &n.auth {
             for (i, k) in nkeys.iter().enumerate() {
-                // Public user nkeys: 'U' + base32, 56 characters.
-                let ok = k.len() == 56
-                    && k.starts_with('U')
-                    && k.bytes()
-                        .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b));
-                if !ok {
+                if !crate::natsd::is_user_nkey(k) {
                     p.push(
                         format!("nats.server.auth.nkeys[{i}]"),
                         "must be a public user nkey (56 characters, starting with U)",

@@ -305,6 +305,15 @@ impl Operation {
         }
     }
 
+    /// Whether the operation may run for long (commands, pings): such jobs may
+    /// not take the slots an agent keeps for quick ones.
+    pub fn runs_long(&self) -> bool {
+        matches!(
+            self,
+            Operation::CommandExec(_) | Operation::CommandShell(_) | Operation::Ping(_)
+        )
+    }
+
     /// The shortest job deadline that lets the operation finish and answer on
     /// agents whose command default is `command_default`.
     pub fn min_deadline(&self, command_default: Duration) -> Duration {

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use super::{NkeyUser, Permissions, ServerAuth, Settings};
+use super::{NkeyUser, Permissions, ROUTE_USER, ServerAuth, Settings, TlsFiles};
 
 /// Renders the nats-server configuration for `settings`, with the monitoring
 /// endpoint on `127.0.0.1:monitor_port`.
@@ -43,6 +43,10 @@ pub fn generate_config(settings: &Settings, monitor_port: u16) -> String {
     );
     close_block(&mut out, 1);
 
+    if let Some(t) = &settings.tls {
+        tls_block(&mut out, 1, t, false);
+    }
+
     match &settings.auth {
         ServerAuth::None => {}
         ServerAuth::UserPass(users) => {
@@ -71,10 +75,21 @@ pub fn generate_config(settings: &Settings, monitor_port: u16) -> String {
         }
         field(&mut out, 2, "host", &quote(&cluster.host));
         field(&mut out, 2, "port", &cluster.port.to_string());
+        let password = cluster.password.as_deref().filter(|p| !p.is_empty());
+        if let Some(password) = password {
+            out.push_str("    \"authorization\": {\n");
+            field(&mut out, 3, "user", &quote(ROUTE_USER));
+            field(&mut out, 3, "password", &quote(password));
+            field(&mut out, 3, "timeout", "5");
+            close_block(&mut out, 2);
+        }
+        if let Some(t) = &cluster.tls {
+            tls_block(&mut out, 2, t, true);
+        }
         let routes = cluster
             .routes
             .iter()
-            .map(|route| quote(&route_url(route)))
+            .map(|route| quote(&route_url(route, password)))
             .collect::<Vec<_>>();
         list(&mut out, 2, "routes", &routes);
         close_block(&mut out, 1);
@@ -134,12 +149,59 @@ fn permissions(p: &Permissions) -> String {
     )
 }
 
-fn route_url(route: &str) -> String {
-    if route.contains("://") {
-        route.to_owned()
-    } else {
-        format!("nats-route://{route}")
+/// A route URL with the scheme, and the routes' credentials when set (this
+/// file is 0600 and never leaves the run directory).
+fn route_url(route: &str, password: Option<&str>) -> String {
+    let (scheme, rest) = route.split_once("://").unwrap_or(("nats-route", route));
+    match password {
+        // Credentials written in the route itself win.
+        Some(pw) if !rest.contains('@') => format!(
+            "{scheme}://{ROUTE_USER}:{}@{rest}",
+            percent_encode_userinfo(pw)
+        ),
+        _ => format!("{scheme}://{rest}"),
     }
+}
+
+/// `s` fit for a URL's user-info: everything but unreserved characters is
+/// percent-encoded (nats-server decodes it).
+fn percent_encode_userinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A `tls` block; `verify_peers` makes peers present a certificate signed by
+/// the CA (mutual TLS, for routes).
+fn tls_block(out: &mut String, level: usize, t: &TlsFiles, verify_peers: bool) {
+    indent(out, level);
+    out.push_str("\"tls\": {\n");
+    field(
+        out,
+        level + 1,
+        "cert_file",
+        &quote(&t.cert_file.to_string_lossy()),
+    );
+    field(
+        out,
+        level + 1,
+        "key_file",
+        &quote(&t.key_file.to_string_lossy()),
+    );
+    if let Some(ca) = &t.ca_file {
+        field(out, level + 1, "ca_file", &quote(&ca.to_string_lossy()));
+        if verify_peers {
+            field(out, level + 1, "verify", "true");
+        }
+    }
+    field(out, level + 1, "timeout", "5");
+    close_block(out, level);
 }
 
 fn indent(out: &mut String, level: usize) {
@@ -198,6 +260,7 @@ mod tests {
             store_dir: "/var/lib/osapi/nats".into(),
             server_name: None,
             auth: ServerAuth::None,
+            tls: None,
             cluster: None,
             monitor_port: None,
             run_dir: "/run/osapi".into(),
@@ -324,6 +387,8 @@ mod tests {
             host: "0.0.0.0".into(),
             port: 6222,
             routes: vec!["nats-route://10.0.0.2:6222".into(), "10.0.0.3:6222".into()],
+            password: Some("s3cret/with:odd@chars".into()),
+            tls: None,
         });
         let text = generate_config(&s, 8222);
         let v = json(&text);
@@ -331,10 +396,55 @@ mod tests {
         assert_eq!(v["cluster"]["name"], "osapi");
         assert_eq!(v["cluster"]["host"], "0.0.0.0");
         assert_eq!(v["cluster"]["port"], 6222);
+        assert_eq!(v["cluster"]["authorization"]["user"], ROUTE_USER);
+        assert_eq!(
+            v["cluster"]["authorization"]["password"],
+            "s3cret/with:odd@chars"
+        );
         assert_eq!(
             v["cluster"]["routes"],
-            serde_json::json!(["nats-route://10.0.0.2:6222", "nats-route://10.0.0.3:6222"])
+            serde_json::json!([
+                "nats-route://osapi-route:s3cret%2Fwith%3Aodd%40chars@10.0.0.2:6222",
+                "nats-route://osapi-route:s3cret%2Fwith%3Aodd%40chars@10.0.0.3:6222"
+            ])
         );
+        assert_nats_accepts(&text);
+    }
+
+    #[test]
+    fn tls_blocks_for_clients_and_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = crate::tls::generate(dir.path(), &["127.0.0.1".to_owned()], false).unwrap();
+        let files = TlsFiles {
+            cert_file: made.cert.clone(),
+            key_file: made.key.clone(),
+            ca_file: Some(made.ca_cert.clone()),
+        };
+        let mut s = settings();
+        s.tls = Some(TlsFiles {
+            ca_file: None,
+            ..files.clone()
+        });
+        s.cluster = Some(ClusterSettings {
+            name: "osapi".into(),
+            host: "127.0.0.1".into(),
+            port: 6222,
+            routes: vec![],
+            password: None,
+            tls: Some(files),
+        });
+        let text = generate_config(&s, 8222);
+        let v = json(&text);
+        assert_eq!(v["tls"]["cert_file"], made.cert.to_str().unwrap());
+        assert!(
+            v["tls"].get("verify").is_none(),
+            "clients use nkeys, not certificates"
+        );
+        assert_eq!(
+            v["cluster"]["tls"]["ca_file"],
+            made.ca_cert.to_str().unwrap()
+        );
+        assert_eq!(v["cluster"]["tls"]["verify"], true);
         assert_nats_accepts(&text);
     }
 

@@ -80,6 +80,8 @@ pub struct Settings {
     pub server_name: Option<String>,
     /// Client authentication.
     pub auth: ServerAuth,
+    /// TLS on the client port; when set, clients must use it.
+    pub tls: Option<TlsFiles>,
     /// Routes to other servers, so the embedded servers of several hosts form one
     /// cluster.
     pub cluster: Option<ClusterSettings>,
@@ -143,6 +145,23 @@ pub struct ClusterSettings {
     /// Peer route URLs (`nats-route://host:6222`; a bare `host:port` gets that
     /// scheme added).
     pub routes: Vec<String>,
+    /// The routes' shared secret: peers present it, and this server presents
+    /// it to the routes it dials (user [`ROUTE_USER`]).
+    pub password: Option<String>,
+    /// TLS between routes, peers verified against `ca_file` (mutual TLS).
+    pub tls: Option<TlsFiles>,
+}
+
+/// The user name routes authenticate as (with [`ClusterSettings::password`]).
+pub const ROUTE_USER: &str = "osapi-route";
+
+/// A listener's TLS: its certificate and key, and the CA peers are checked
+/// against (for routes: required, both sides present certificates).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Why the supervisor could not start or run nats-server.
@@ -264,6 +283,19 @@ impl Settings {
             }
         }
         if let Some(cluster) = &self.cluster {
+            // A route is a full member of the bus: it sees and sends every
+            // message. One that anybody may open is an open door, even on
+            // loopback (any local user can run a nats-server).
+            let mutual_tls = cluster.tls.as_ref().is_some_and(|t| t.ca_file.is_some());
+            if cluster.password.as_deref().is_none_or(str::is_empty) && !mutual_tls {
+                return invalid(
+                    "cluster routes need authentication: a shared password \
+                     (nats.server.cluster.password_file) or TLS with a CA \
+                     (nats.server.cluster.tls); without it any host that reaches the \
+                     route port joins the cluster"
+                        .into(),
+                );
+            }
             if cluster.port == 0 {
                 return invalid("cluster port must not be 0".into());
             }
@@ -282,7 +314,7 @@ impl Settings {
 }
 
 /// Public user nkeys are base32 (A–Z, 2–7), 56 characters, prefix `U`.
-fn is_user_nkey(key: &str) -> bool {
+pub fn is_user_nkey(key: &str) -> bool {
     key.len() == 56
         && key.starts_with('U')
         && key
@@ -302,10 +334,40 @@ mod tests {
             store_dir: "/var/lib/osapi/nats".into(),
             server_name: None,
             auth: ServerAuth::None,
+            tls: None,
             cluster: None,
             monitor_port: None,
             run_dir: "/run/osapi".into(),
         }
+    }
+
+    #[test]
+    fn cluster_routes_without_authentication_are_refused() {
+        let mut s = settings();
+        s.cluster = Some(ClusterSettings {
+            name: "c".into(),
+            host: "127.0.0.1".into(),
+            port: 6222,
+            routes: vec![],
+            password: None,
+            tls: None,
+        });
+        assert!(
+            matches!(s.validate(), Err(NatsdError::InvalidSettings(m)) if m.contains("password"))
+        );
+        if let Some(c) = s.cluster.as_mut() {
+            c.password = Some("shared".into());
+        }
+        assert!(s.validate().is_ok());
+        if let Some(c) = s.cluster.as_mut() {
+            c.password = None;
+            c.tls = Some(TlsFiles {
+                cert_file: "c".into(),
+                key_file: "k".into(),
+                ca_file: Some("ca".into()),
+            });
+        }
+        assert!(s.validate().is_ok(), "mutual TLS authenticates routes too");
     }
 
     #[test]

@@ -591,6 +591,7 @@ mod tests {
             store_dir: dir.join("js"),
             server_name: Some("osapi-test".into()),
             auth: ServerAuth::None,
+            tls: None,
             cluster: None,
             monitor_port: None,
             run_dir: dir.join("run"),

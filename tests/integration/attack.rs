@@ -669,3 +669,165 @@ async fn revoked_tokens_are_refused_at_once() {
     // A token issued after the revocation works.
     assert_eq!(status(issue(now + 2)).await.0, 200);
 }
+
+/// A server that does not know the routes' secret cannot join the cluster
+/// (a route sees every message); one that knows it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_the_route_secret_cannot_join_the_cluster() {
+    let credentials = tempfile::tempdir().unwrap();
+    let nodes = crate::harness::Nats::start_cluster(2, credentials.path()).await;
+    crate::harness::wait_meta_group(&nodes, 1).await;
+    let cluster = nodes[0].cluster().unwrap().clone();
+    async fn routes(node: &crate::harness::Nats) -> Option<u64> {
+        node.monitor("/routez").await?["num_routes"].as_u64()
+    }
+    assert_eq!(routes(&nodes[0]).await, Some(1));
+    let dir = tempfile::tempdir().unwrap();
+    let rogue = |name: &str, route: String| {
+        let log = dir.path().join(format!("{name}.log"));
+        let conf = crate::harness::write_file(
+            dir.path(),
+            &format!("{name}.conf"),
+            &format!(
+                "port: {}\nserver_name: {name}\ncluster {{\n  name: {}\n  port: {}\n  routes: [\"{route}\"]\n}}\n",
+                free_port(),
+                cluster.name,
+                free_port(),
+            ),
+        );
+        let proc = spawn(
+            name,
+            Command::new(osapi::natsd::resolve_binary(&crate::harness::nats_binary()).unwrap())
+                .arg("-c")
+                .arg(&conf)
+                .arg("-l")
+                .arg(&log),
+        );
+        (proc, log)
+    };
+    let target = format!("127.0.0.1:{}", cluster.port);
+    let (_intruder, log) = rogue("intruder", format!("nats-route://{target}"));
+    wait_for(
+        "the intruder to be turned away",
+        Duration::from_secs(30),
+        || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.contains("Authorization Violation").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(routes(&nodes[0]).await, Some(1), "the intruder joined");
+    // The same server with the secret is let in: the secret is what decides.
+    let secret = cluster.password.clone().unwrap();
+    let (_member, _) = rogue(
+        "member",
+        format!(
+            "nats-route://{}:{secret}@{target}",
+            osapi::natsd::ROUTE_USER
+        ),
+    );
+    wait_for("the member's route", Duration::from_secs(30), || async {
+        (routes(&nodes[0]).await? >= 2).then_some(())
+    })
+    .await;
+}
+
+/// With TLS on the embedded server's client port, clients must use it:
+/// plain clients are refused, and the stack works through it, verifying the
+/// server's certificate against the CA they are given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_server_with_tls_requires_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = osapi::tls::generate(
+        dir.path(),
+        &["127.0.0.1".to_owned(), "localhost".to_owned()],
+        false,
+    )
+    .unwrap();
+    let (cert, key, ca) = (made.cert.clone(), made.key.clone(), made.ca_cert.clone());
+    let nats = crate::harness::Nats::start_with(move |s| {
+        s.tls = Some(osapi::natsd::TlsFiles {
+            cert_file: cert,
+            key_file: key,
+            ca_file: None,
+        })
+    })
+    .await;
+    let addr = nats.url.trim_start_matches("nats://").to_owned();
+    let reply = raw_anonymous_connect(&addr).await;
+    // The server says TLS is required and takes the plain CONNECT for a
+    // failed handshake: nothing is served in clear.
+    assert!(reply.contains("\"tls_required\":true"), "{reply}");
+    assert!(!reply.contains("PONG"), "{reply}");
+
+    let ca = ca.display().to_string();
+    let servers = [nats.url.clone()];
+    let opts = crate::harness::StackOptions {
+        api_env: vec![("OSAPI_API_SERVER_NATS_TLS_CA_FILE".into(), ca.clone())],
+        ..Default::default()
+    };
+    let mut stack = Stack::start_on(nats, &servers, &[], opts).await;
+    stack
+        .add_agent(
+            AgentSpec::real("tls-agent")
+                .simulate(Duration::ZERO)
+                .env("OSAPI_NODE_AGENT_NATS_TLS_CA_FILE", &ca),
+        )
+        .await;
+    let token = stack.token(&["admin"]);
+    let (status, body) = stack.get_json("/api/v1/node/hostname", &token).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("completed")),
+        "{body}"
+    );
+}
+
+/// (c) Long jobs cannot take every slot on an agent: with all of them that
+/// long jobs may use busy (and one more long job waiting), a quick query is
+/// still answered at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_jobs_leave_slots_for_quick_ones() {
+    let mut stack = Stack::start(&[]).await;
+    stack
+        .add_agent(AgentSpec::real("busy").env("OSAPI_NODE_AGENT_MAX_JOBS", "3"))
+        .await;
+    let token = stack.token(&["admin"]);
+    let mut commands = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = crate::harness::post(
+            &stack,
+            &token,
+            "/api/v1/command/shell?async=true",
+            serde_json::json!({"command": "sleep 20", "timeout": "25s"}),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        commands.push(body["job_id"].as_str().unwrap().to_owned());
+    }
+    // Both long slots are running a command (the third waits).
+    wait_for("two commands running", Duration::from_secs(15), || async {
+        let mut started = 0;
+        for id in &commands {
+            let (_, job) = stack.get_json(&format!("/api/v1/jobs/{id}"), &token).await;
+            if job["hosts"][0]["state"] == "started" {
+                started += 1;
+            }
+        }
+        (started >= 2).then_some(())
+    })
+    .await;
+    let (status, body) = stack
+        .get_json("/api/v1/node/hostname?timeout=10s", &token)
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("completed")),
+        "{body}"
+    );
+    // The commands are still running: the query did not wait for them.
+    let (_, first) = stack
+        .get_json(&format!("/api/v1/jobs/{}", commands[0]), &token)
+        .await;
+    assert_eq!(first["status"], "processing", "{first}");
+}

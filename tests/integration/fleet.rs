@@ -347,6 +347,8 @@ async fn embedded_servers_of_three_appliances_form_one_cluster() {
     let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let route_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut supervisors: Vec<Proc> = Vec::new();
+    // The routes' shared secret, the same file on every appliance.
+    let route_secret = write_file(dir.path(), "route.secret", &format!("routes-{tag}\n"));
     for i in 0..3 {
         let routes: Vec<String> = route_ports
             .iter()
@@ -370,12 +372,14 @@ async fn embedded_servers_of_three_appliances_form_one_cluster() {
       host: 127.0.0.1
       port: {route}
       routes: [{routes}]
+      password_file: {route_secret}
 "#,
                 port = client_ports[i],
                 store = dir.path().join(format!("js-{i}")).display(),
                 binary = crate::harness::nats_binary().display(),
                 route = route_ports[i],
                 routes = routes.join(", "),
+                route_secret = route_secret.display(),
             ),
         );
         supervisors.push(crate::harness::spawn(

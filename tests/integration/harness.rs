@@ -193,6 +193,7 @@ impl Nats {
             store_dir: dir.path().join("js"),
             server_name: None,
             auth: auth.clone(),
+            tls: None,
             cluster: None,
             monitor_port: None,
             run_dir: dir.path().join("run"),
@@ -306,11 +307,19 @@ impl Nats {
                         host: "127.0.0.1".into(),
                         port,
                         routes: peers,
+                        password: Some(format!("route-secret-{tag}")),
+                        tls: None,
                     });
                 },
             ));
         }
         futures::future::join_all(nodes).await
+    }
+
+    /// This server's cluster settings (name, route port, secret).
+    #[allow(dead_code)]
+    pub fn cluster(&self) -> Option<&natsd::ClusterSettings> {
+        self.settings.as_ref()?.cluster.as_ref()
     }
 
     /// This server's name in its cluster.
