@@ -295,7 +295,11 @@ async fn create_jobs(stack: &Stack, token: &str, count: usize) {
 
 /// `GET /jobs?limit=50` with 100 and with 10,000 jobs stored.
 async fn job_listing() {
-    let stack = Stack::start(&[AgentSpec::real("sim-01").simulate(Duration::ZERO)]).await;
+    let stack = Stack::start_with(
+        &[AgentSpec::real("sim-01").simulate(Duration::ZERO)],
+        unlimited(),
+    )
+    .await;
     let token = stack.token(&["admin"]);
     let list = get(&stack, "/api/v1/jobs?limit=50", &token);
     // Nothing fails, so this filter inspects the most a listing may (500 jobs).
