@@ -48,31 +48,8 @@ async fn anonymous_clients_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_port_of_the_embedded_server_refuses_anonymous_clients() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = embedded_nats_config(dir.path(), free_port());
-    let cfg_s = cfg.to_str().unwrap().to_owned();
-    let _activator = spawn(
-        "socket-activated nats",
-        &mut crate::harness::socket_activate(
-            &[format!("127.0.0.1:{port}")],
-            "nats",
-            &[],
-            &["-f", &cfg_s, "nats", "server", "start"],
-        ),
-    );
-    // The first connection starts the supervisor, which makes the
-    // credentials; it is ready once the admin's work through the relay.
-    wait_for("the activator", Duration::from_secs(10), || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-    })
-    .await;
+    let (_activator, port, _admin) = crate::harness::socket_activated_nats(dir.path()).await;
     let creds = dir.path().join("credentials");
-    wait_for("the embedded NATS", Duration::from_secs(30), || async {
-        generated_client(&format!("127.0.0.1:{port}"), &creds, Role::Admin).await
-    })
-    .await;
     let conf = std::fs::read_to_string(dir.path().join("js/run/nats-server.conf")).unwrap();
     let child: serde_json::Value = serde_json::from_str(&conf).expect("JSON-shaped config");
     let child_port = child["port"].as_u64().unwrap();

@@ -921,6 +921,51 @@ pub async fn generated_client(
         .ok()
 }
 
+/// `osapi nats server start` socket-activated on a port of its own, its
+/// config, store and generated credentials in `dir`; returned once an admin
+/// client is connected through the relay: (activator, port, admin client).
+#[allow(dead_code)]
+pub async fn socket_activated_nats(dir: &Path) -> (Proc, u16, async_nats::Client) {
+    let port = free_port();
+    let cfg = embedded_nats_config(dir, free_port());
+    let cfg = cfg.to_str().expect("UTF-8 path").to_owned();
+    let activator = spawn(
+        "socket-activated nats",
+        &mut socket_activate(
+            &[format!("127.0.0.1:{port}")],
+            "nats",
+            &[],
+            &["-f", &cfg, "nats", "server", "start"],
+        ),
+    );
+    // The first connection starts the supervisor, which makes the credentials.
+    wait_for(
+        "the activator to listen",
+        Duration::from_secs(10),
+        || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+        },
+    )
+    .await;
+    let creds = dir.join("credentials");
+    let client = wait_for(
+        "a NATS connection through the relay",
+        Duration::from_secs(30),
+        || async {
+            generated_client(
+                &format!("127.0.0.1:{port}"),
+                &creds,
+                osapi::bus::Role::Admin,
+            )
+            .await
+        },
+    )
+    .await;
+    (activator, port, client)
+}
+
 pub fn embedded_nats_config(dir: &Path, port: u16) -> PathBuf {
     let binary = std::env::var("TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
     write_file(

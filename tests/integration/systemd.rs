@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    AgentSpec, Nats, OSAPI, SIGNING_KEY, Stack, embedded_nats_config, free_port, generated_client,
-    http_over_unix, nats_server_section, socket_activate, spawn, wait_for, write_file,
+    AgentSpec, Nats, OSAPI, SIGNING_KEY, Stack, free_port, http_over_unix, nats_server_section,
+    socket_activate, spawn, wait_for, write_file,
 };
 
 /// A notify socket like systemd's: collects the datagrams a daemon sends.
@@ -295,43 +295,8 @@ async fn agent_serves_health_and_metrics_on_its_activated_socket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_supervisor_relays_clients_from_an_activated_socket() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let cfg = embedded_nats_config(dir.path(), free_port());
-    let cfg_s = cfg.to_str().unwrap().to_owned();
-    let _activator = spawn(
-        "socket-activated nats",
-        &mut socket_activate(
-            &[format!("127.0.0.1:{port}")],
-            "nats",
-            &[],
-            &["-f", &cfg_s, "nats", "server", "start"],
-        ),
-    );
-    wait_for(
-        "the activator to listen",
-        Duration::from_secs(10),
-        || async {
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .ok()
-                .map(|_| ())
-        },
-    )
-    .await;
     // A real NATS client through the relay, JetStream included.
-    let client = wait_for(
-        "a NATS connection through the relay",
-        Duration::from_secs(30),
-        || async {
-            let creds = dir.path().join("credentials");
-            generated_client(
-                &format!("127.0.0.1:{port}"),
-                &creds,
-                osapi::bus::Role::Admin,
-            )
-            .await
-        },
-    )
-    .await;
+    let (_activator, _port, client) = crate::harness::socket_activated_nats(dir.path()).await;
     let js = async_nats::jetstream::new(client.clone());
     js.create_stream(async_nats::jetstream::stream::Config {
         name: "RELAY".into(),
