@@ -155,13 +155,22 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
             command: NatsCommand::Credentials,
         } => {
             let cfg = load(&args)?;
-            let osapi::config::NatsServerAuth::Generated { credentials_dir } =
-                &cfg.nats.server.auth
-            else {
-                anyhow::bail!("nats.server.auth.type is not generated: nothing to make");
-            };
-            for (role, public_key) in osapi::bus::credentials::ensure(credentials_dir)
-                .with_context(|| format!("in {}", credentials_dir.display()))?
+            let dir = cfg.credentials_dir();
+            // The job signing key is needed whatever authenticates NATS.
+            osapi::bus::credentials::ensure_job_key(&dir)
+                .with_context(|| format!("in {}", dir.display()))?;
+            if !matches!(
+                cfg.nats.server.auth,
+                osapi::config::NatsServerAuth::Generated { .. }
+            ) {
+                eprintln!(
+                    "osapi: nats.server.auth.type is not generated: made only the job signing key in {}",
+                    dir.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            for (role, public_key) in osapi::bus::credentials::ensure(&dir)
+                .with_context(|| format!("in {}", dir.display()))?
             {
                 println!("{}\t{public_key}", role.name());
             }

@@ -101,9 +101,10 @@ pub enum NatsCommand {
         #[command(subcommand)]
         command: StartOnly,
     },
-    /// Make the generated per-role NATS credentials that are missing (run as
-    /// root; the packages do it on install) and print each role's public key.
-    /// To rotate them, delete the files and run this again, then restart.
+    /// Make the generated per-role NATS credentials and the job signing key
+    /// that are missing (run as root; the packages do it on install) and print
+    /// each role's public key. With another nats.server.auth.type, only the
+    /// job signing key. To rotate, delete the files, run this again, restart.
     Credentials,
 }
 
