@@ -150,7 +150,7 @@ impl JobService {
             std::time::Instant::now() + s.timeout + STORED_RESULTS_WAIT,
         )?;
         let expected = self.expected(&s.target)?;
-        let job = Job {
+        let mut job = Job {
             id: Uuid::now_v7(),
             operation: s.operation,
             target: s.target,
@@ -167,7 +167,6 @@ impl JobService {
                 .map(|t| t.trace_id_hex()),
             signature: None,
         };
-        let mut job = job;
         job.signature = Some(self.signer.sign(&job));
         self.store.create(&job).await?;
         // Subscribed before the announcement, so no result slips past.
