@@ -106,16 +106,11 @@ pub fn nats_settings(cfg: &Config) -> Result<natsd::Settings, DaemonError> {
     let auth = match &s.auth {
         NatsServerAuth::Generated { credentials_dir } => {
             // Made on first start; later starts only read the public keys.
-            let names = Names::new(s.namespace.clone());
-            ServerAuth::Nkey(
-                bus::credentials::ensure(credentials_dir)?
-                    .into_iter()
-                    .map(|(role, public_key)| NkeyUser {
-                        public_key,
-                        permissions: bus::permissions::for_role(role, &names, &cfg.nats),
-                    })
-                    .collect(),
-            )
+            ServerAuth::Nkey(bus::permissions::users(
+                bus::credentials::ensure(credentials_dir)?,
+                &[Names::new(s.namespace.clone())],
+                &cfg.nats,
+            ))
         }
         NatsServerAuth::None => {
             tracing::warn!(
@@ -430,35 +425,30 @@ async fn serve_all(
             Activated::Tcp(l) => {
                 let l = TcpListener::from_std(l).map_err(DaemonError::Activation)?;
                 let addr = l.local_addr().map_err(DaemonError::Activation)?;
-                if let Some(config) = https
+                let https = https
                     .clone()
-                    .filter(|_| !crate::tls::plain_http_allowed(&addr))
-                {
-                    use axum::serve::ListenerExt;
-                    let l = crate::tls::TlsListener::new(l, config)
-                        .map_err(DaemonError::Activation)?
-                        // tap_io lends the listener axum's ConnectInfo<SocketAddr>.
-                        .tap_io(|_| {});
-                    tracing::info!(%addr, "listening (HTTPS)");
-                    servers.spawn(async move {
-                        axum::serve(
-                            l,
-                            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-                        )
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                    });
-                    continue;
+                    .filter(|_| !crate::tls::plain_http_allowed(&addr));
+                // The client's address (audit) comes with every connection either way.
+                let app = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                match https {
+                    Some(config) => {
+                        use axum::serve::ListenerExt;
+                        let l = crate::tls::TlsListener::new(l, config)
+                            .map_err(DaemonError::Activation)?
+                            // tap_io lends the listener axum's ConnectInfo<SocketAddr>.
+                            .tap_io(|_| {});
+                        tracing::info!(%addr, "listening (HTTPS)");
+                        servers.spawn(async move {
+                            axum::serve(l, app).with_graceful_shutdown(shutdown).await
+                        });
+                    }
+                    None => {
+                        tracing::info!(%addr, "listening");
+                        servers.spawn(async move {
+                            axum::serve(l, app).with_graceful_shutdown(shutdown).await
+                        });
+                    }
                 }
-                tracing::info!(%addr, "listening");
-                servers.spawn(async move {
-                    axum::serve(
-                        l,
-                        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-                    )
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                });
             }
             Activated::Unix(l) => {
                 let l = tokio::net::UnixListener::from_std(l).map_err(DaemonError::Activation)?;

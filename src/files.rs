@@ -1,6 +1,7 @@
 //! Files that must appear whole, with their mode from the first byte:
-//! certificates, keys, the token revocation list. Written aside, synced,
-//! then renamed over the old one, so a reader never sees half a file.
+//! credentials, certificates, keys, the token revocation list. Written aside
+//! and synced, then renamed over the old one ([`replace`]) or linked into a
+//! place that must be empty ([`create`]), so a reader never sees half a file.
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
@@ -8,6 +9,35 @@ use std::path::Path;
 
 /// Replace `path` with `bytes`, created with `mode`.
 pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    put_aside(path, bytes, mode, |tmp| std::fs::rename(tmp, path))
+}
+
+/// Create `path` with `bytes` and `mode` unless it exists: `Ok(false)` when
+/// it did (then it is left as it was). Of two processes racing, one creates
+/// it and the other finds it, whole.
+pub fn create(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<bool> {
+    let mut created = true;
+    put_aside(path, bytes, mode, |tmp| {
+        // A link, unlike a rename, never replaces what is there.
+        match std::fs::hard_link(tmp, path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                created = false;
+                Ok(())
+            }
+            linked => linked,
+        }
+    })?;
+    Ok(created)
+}
+
+/// Write `bytes` to a file of its own beside `path`, synced, hand it to
+/// `place`, and remove what is left of it.
+fn put_aside(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    place: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let written = std::fs::OpenOptions::new()
@@ -19,10 +49,9 @@ pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
             file.write_all(bytes)?;
             file.sync_all()
         })
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+        .and_then(|()| place(&tmp));
+    // After a rename nothing is left; after a link (or a failure) the aside copy.
+    let _ = std::fs::remove_file(&tmp);
     written
 }
 
@@ -38,6 +67,18 @@ mod tests {
         replace(&path, b"one", 0o600).unwrap();
         replace(&path, b"two", 0o600).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn create_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seed");
+        assert!(create(&path, b"first", 0o600).unwrap());
+        assert!(!create(&path, b"second", 0o600).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);

@@ -15,9 +15,10 @@
 //! role's subjects ([`super::permissions`]). No secret ever goes into the
 //! configuration, a command line or the nats-server configuration file.
 
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+
+use crate::job::signature::JobSigner;
 
 /// Who connects to the bus. Each role has its own credential and permissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,41 +66,14 @@ pub const JOB_VERIFY_KEY: &str = "job-signing.pub";
 
 /// Make the job signing key pair in `dir` if it is missing.
 pub fn ensure_job_key(dir: &Path) -> Result<(), CredentialsError> {
-    let key = dir.join(JOB_SIGNING_KEY);
-    if key.exists() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(dir)
-        .map_err(io("create the credentials directory", dir))?;
-    let (seed, public) =
-        crate::job::signature::generate_key().ok_or_else(|| CredentialsError::Io {
-            doing: "generate a key for",
-            path: key.clone(),
-            source: std::io::Error::other("no system randomness"),
-        })?;
-    let public_path = dir.join(JOB_VERIFY_KEY);
-    // The public key first: once the private key exists, its public half does.
-    let tmp = dir.join(format!(".{JOB_VERIFY_KEY}.{}", std::process::id()));
-    write_new(&tmp, format!("{public}\n").as_bytes(), 0o644)?;
-    let tmp_key = dir.join(format!(".{JOB_SIGNING_KEY}.{}", std::process::id()));
-    write_new(&tmp_key, format!("{seed}\n").as_bytes(), 0o600)?;
-    // Of two processes racing, the first link wins and the other's pair goes.
-    let linked = std::fs::hard_link(&tmp_key, &key);
-    let _ = std::fs::remove_file(&tmp_key);
-    match linked {
-        Ok(()) => std::fs::rename(&tmp, &public_path).map_err(io("write", &public_path)),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Ok(())
-            } else {
-                Err(io("write", &key)(e))
-            }
-        }
-    }
+    create_dir(dir)?;
+    ensure_pair(
+        &dir.join(JOB_SIGNING_KEY),
+        &dir.join(JOB_VERIFY_KEY),
+        || crate::job::signature::generate_seed().ok_or(CredentialsError::NoRandomness),
+        |seed| Ok(JobSigner::from_file(seed)?.public_key()),
+    )
+    .map(drop)
 }
 
 /// A generated credential could not be made or read.
@@ -116,6 +90,10 @@ pub enum CredentialsError {
     BadSeed { path: PathBuf },
     #[error("{} does not hold a public user nkey", path.display())]
     BadPublicKey { path: PathBuf },
+    #[error("the system has no randomness to make a key with")]
+    NoRandomness,
+    #[error(transparent)]
+    JobKey(#[from] crate::job::signature::SignatureError),
 }
 
 fn io(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CredentialsError {
@@ -127,62 +105,71 @@ fn io(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Creden
     }
 }
 
-/// Make every role's credential that is missing in `dir`, and return each
-/// role's public key. Safe to run concurrently and again: an existing seed is
-/// never replaced, so a rotation is deleting the files and restarting.
+/// Make every role's credential that is missing in `dir`, and the job
+/// signing key, and return each role's public key. Safe to run concurrently
+/// and again: an existing seed is never replaced, so a rotation is deleting
+/// the files and restarting.
 pub fn ensure(dir: &Path) -> Result<Vec<(Role, String)>, CredentialsError> {
-    // 0755: the server's user reads the public keys; the seeds are 0600.
+    ensure_job_key(dir)?;
+    Role::ALL
+        .into_iter()
+        .map(|role| {
+            let public = ensure_pair(
+                &role.seed_file(dir),
+                &role.public_file(dir),
+                || {
+                    nkeys::KeyPair::new_user()
+                        .seed()
+                        .map_err(|_| CredentialsError::NoRandomness)
+                },
+                |seed| Ok(read_seed(seed)?.public_key()),
+            )?;
+            if !crate::natsd::is_user_nkey(&public) {
+                return Err(CredentialsError::BadPublicKey {
+                    path: role.public_file(dir),
+                });
+            }
+            Ok((role, public))
+        })
+        .collect()
+}
+
+/// 0755: the server's user reads the public keys; the seeds are 0600.
+fn create_dir(dir: &Path) -> Result<(), CredentialsError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o755)
         .create(dir)
-        .map_err(io("create the credentials directory", dir))?;
-    ensure_job_key(dir)?;
-    Role::ALL
-        .into_iter()
-        .map(|role| Ok((role, ensure_role(dir, role)?)))
-        .collect()
+        .map_err(io("create the credentials directory", dir))
 }
 
-fn ensure_role(dir: &Path, role: Role) -> Result<String, CredentialsError> {
-    let seed_path = role.seed_file(dir);
-    let pub_path = role.public_file(dir);
+/// A secret at `seed_path` (made by `make` when missing, 0600) and its
+/// public half at `public_path` (0644), which is derived from the secret
+/// again when it is missing: only the secret's owner can do that, so the
+/// server's user, which reads only public halves, never needs the secret.
+fn ensure_pair(
+    seed_path: &Path,
+    public_path: &Path,
+    make: impl FnOnce() -> Result<String, CredentialsError>,
+    public_of: impl FnOnce(&Path) -> Result<String, CredentialsError>,
+) -> Result<String, CredentialsError> {
     if !seed_path.exists() {
-        let pair = nkeys::KeyPair::new_user();
-        let seed = pair.seed().map_err(|_| CredentialsError::BadSeed {
-            path: seed_path.clone(),
-        })?;
-        // Written aside and linked into place: the seed appears whole or not at
-        // all, and of two processes racing, the first link wins.
-        let tmp = dir.join(format!(".{}.nkey.{}", role.name(), std::process::id()));
-        write_new(&tmp, seed.as_bytes(), 0o600)?;
-        let linked = std::fs::hard_link(&tmp, &seed_path);
-        let _ = std::fs::remove_file(&tmp);
-        match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io("write", &seed_path)(e)),
+        let made = crate::files::create(seed_path, format!("{}\n", make()?).as_bytes(), 0o600)
+            .map_err(io("write", seed_path))?;
+        if made {
+            // A public half left from an earlier secret is not this one's.
+            let _ = std::fs::remove_file(public_path);
         }
-        let _ = std::fs::remove_file(&pub_path);
     }
-    // The public key file may be missing (an old install, deleted by hand);
-    // only the seed's owner can make it again.
-    match std::fs::read_to_string(&pub_path) {
-        Ok(text) => {
-            let key = text.trim().to_owned();
-            if !crate::natsd::is_user_nkey(&key) {
-                return Err(CredentialsError::BadPublicKey { path: pub_path });
-            }
-            Ok(key)
-        }
+    match std::fs::read_to_string(public_path) {
+        Ok(text) => Ok(text.trim().to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = read_seed(&seed_path)?.public_key();
-            let tmp = dir.join(format!(".{}.pub.{}", role.name(), std::process::id()));
-            write_new(&tmp, format!("{key}\n").as_bytes(), 0o644)?;
-            std::fs::rename(&tmp, &pub_path).map_err(io("write", &pub_path))?;
-            Ok(key)
+            let public = public_of(seed_path)?;
+            crate::files::replace(public_path, format!("{public}\n").as_bytes(), 0o644)
+                .map_err(io("write", public_path))?;
+            Ok(public)
         }
-        Err(e) => Err(io("read", &pub_path)(e)),
+        Err(e) => Err(io("read", public_path)(e)),
     }
 }
 
@@ -192,19 +179,6 @@ pub fn read_seed(path: &Path) -> Result<nkeys::KeyPair, CredentialsError> {
     nkeys::KeyPair::from_seed(text.trim()).map_err(|_| CredentialsError::BadSeed {
         path: path.to_path_buf(),
     })
-}
-
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CredentialsError> {
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io("create", path))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io("write", path))
 }
 
 #[cfg(test)]

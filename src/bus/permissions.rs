@@ -19,7 +19,7 @@
 use super::credentials::Role;
 use crate::config::NatsConfig;
 use crate::job::Names;
-use crate::natsd::Permissions;
+use crate::natsd::{NkeyUser, Permissions};
 
 /// The NATS names the permissions refer to.
 struct Assets {
@@ -66,6 +66,34 @@ pub fn for_role(role: Role, names: &Names, cfg: &NatsConfig) -> Option<Permissio
         Role::Api => api(&a),
         Role::Agent => agent(&a),
     })
+}
+
+/// The embedded server's users: each role's public key with its permissions
+/// in every one of `deployments` (one namespace on an appliance; tests share
+/// a server between several).
+pub fn users(keys: Vec<(Role, String)>, deployments: &[Names], cfg: &NatsConfig) -> Vec<NkeyUser> {
+    keys.into_iter()
+        .map(|(role, public_key)| {
+            let mut merged: Option<Permissions> = None;
+            for p in deployments
+                .iter()
+                .filter_map(|names| for_role(role, names, cfg))
+            {
+                let m = merged.get_or_insert_with(Permissions::default);
+                m.publish_allow.extend(p.publish_allow);
+                m.publish_deny.extend(p.publish_deny);
+                for sub in p.subscribe_allow {
+                    if !m.subscribe_allow.contains(&sub) {
+                        m.subscribe_allow.push(sub);
+                    }
+                }
+            }
+            NkeyUser {
+                public_key,
+                permissions: merged,
+            }
+        })
+        .collect()
 }
 
 /// Everything but wiping the audit trail.

@@ -74,10 +74,7 @@ pub(crate) fn build(raw: RawConfig, credentials: Option<&Path>) -> (Config, Prob
     // credentials, found where that server keeps them.
     let generated = Generated {
         credential: credentials.map(|dir| dir.join(NATS_NKEY_CREDENTIAL)),
-        credentials_dir: match &nats_server.auth {
-            NatsServerAuth::Generated { credentials_dir } => credentials_dir.clone(),
-            _ => default_credentials_dir(&nats_server.store_dir),
-        },
+        credentials_dir: nats_server.credentials_dir(),
     };
     let config = Config {
         debug: raw.debug.unwrap_or(false),

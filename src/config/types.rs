@@ -149,10 +149,7 @@ impl Config {
     /// `nats.server.auth.credentials_dir`, or its default beside the store
     /// when the embedded server uses another auth type.
     pub fn credentials_dir(&self) -> PathBuf {
-        match &self.nats.server.auth {
-            NatsServerAuth::Generated { credentials_dir } => credentials_dir.clone(),
-            _ => default_credentials_dir(&self.nats.server.store_dir),
-        }
+        self.nats.server.credentials_dir()
     }
 }
 
@@ -353,6 +350,17 @@ pub struct NatsServerConfig {
     pub tls: Option<NatsTlsFiles>,
     /// `Some` when `cluster.name` is set.
     pub cluster: Option<ClusterConfig>,
+}
+
+impl NatsServerConfig {
+    /// `auth.credentials_dir`, or its default beside the store when the
+    /// server uses another auth type (the job signing key lives there too).
+    pub fn credentials_dir(&self) -> PathBuf {
+        match &self.auth {
+            NatsServerAuth::Generated { credentials_dir } => credentials_dir.clone(),
+            _ => default_credentials_dir(&self.store_dir),
+        }
+    }
 }
 
 /// A NATS listener's certificate, key and the CA peers are checked against.

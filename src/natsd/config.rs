@@ -152,29 +152,22 @@ fn permissions(p: &Permissions) -> String {
 /// A route URL with the scheme, and the routes' credentials when set (this
 /// file is 0600 and never leaves the run directory).
 fn route_url(route: &str, password: Option<&str>) -> String {
-    let (scheme, rest) = route.split_once("://").unwrap_or(("nats-route", route));
-    match password {
-        // Credentials written in the route itself win.
-        Some(pw) if !rest.contains('@') => format!(
-            "{scheme}://{ROUTE_USER}:{}@{rest}",
-            percent_encode_userinfo(pw)
-        ),
-        _ => format!("{scheme}://{rest}"),
-    }
-}
-
-/// `s` fit for a URL's user-info: everything but unreserved characters is
-/// percent-encoded (nats-server decodes it).
-fn percent_encode_userinfo(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
+    let full = if route.contains("://") {
+        route.to_owned()
+    } else {
+        format!("nats-route://{route}")
+    };
+    // Credentials written in the route itself win.
+    let Some(pw) = password else { return full };
+    match reqwest::Url::parse(&full) {
+        Ok(mut url) if url.username().is_empty() => {
+            // The url crate percent-encodes what user-info cannot hold.
+            let _ = url.set_username(ROUTE_USER);
+            let _ = url.set_password(Some(pw));
+            url.to_string()
         }
+        _ => full,
     }
-    out
 }
 
 /// A `tls` block; `verify_peers` makes peers present a certificate signed by

@@ -1,11 +1,8 @@
 //! The `osapi` admin commands and the embedded NATS supervisor, as processes.
 
 use std::process::Command;
-use std::time::Duration;
 
-use crate::harness::{
-    OSAPI, embedded_nats_config, free_port, generated_client, spawn, wait_for, write_file,
-};
+use crate::harness::{OSAPI, embedded_nats_config, free_port, spawn, write_file};
 
 #[test]
 fn config_check_reports_every_problem() {
@@ -113,16 +110,7 @@ async fn embedded_nats_serves_jetstream_and_stops_cleanly() {
             .arg(&cfg)
             .args(["nats", "server", "start"]),
     );
-    let client = wait_for("embedded NATS", Duration::from_secs(30), || async {
-        let creds = dir.path().join("credentials");
-        generated_client(
-            &format!("127.0.0.1:{port}"),
-            &creds,
-            osapi::bus::Role::Admin,
-        )
-        .await
-    })
-    .await;
+    let client = crate::harness::admin_client_of(dir.path(), port).await;
     let js = async_nats::jetstream::new(client);
     let info = js.query_account().await.ok();
     // JetStream answers (account info parses on 2.10+; on 2.9 creating a stream proves it).

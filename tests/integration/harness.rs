@@ -97,30 +97,15 @@ impl Access {
     /// Generated credentials in `dir` for `namespaces`, and the server users.
     pub fn generate(dir: &Path, namespaces: &[String]) -> (Access, ServerAuth) {
         let keys = osapi::bus::credentials::ensure(dir).expect("generate credentials");
-        let users = keys
-            .into_iter()
-            .map(|(role, public_key)| {
-                let mut merged: Option<natsd::Permissions> = None;
-                for ns in namespaces {
-                    let names = osapi::job::Names::new(ns.clone());
-                    let nats = osapi::config::NatsConfig::default();
-                    if let Some(p) = osapi::bus::permissions::for_role(role, &names, &nats) {
-                        let m = merged.get_or_insert_with(Default::default);
-                        m.publish_allow.extend(p.publish_allow);
-                        m.publish_deny.extend(p.publish_deny);
-                        for sub in p.subscribe_allow {
-                            if !m.subscribe_allow.contains(&sub) {
-                                m.subscribe_allow.push(sub);
-                            }
-                        }
-                    }
-                }
-                natsd::NkeyUser {
-                    public_key,
-                    permissions: merged,
-                }
-            })
+        let deployments: Vec<_> = namespaces
+            .iter()
+            .map(|ns| osapi::job::Names::new(ns.clone()))
             .collect();
+        let users = osapi::bus::permissions::users(
+            keys,
+            &deployments,
+            &osapi::config::NatsConfig::default(),
+        );
         (
             Access::Generated {
                 dir: dir.to_path_buf(),
@@ -949,21 +934,24 @@ pub async fn socket_activated_nats(dir: &Path) -> (Proc, u16, async_nats::Client
         },
     )
     .await;
-    let creds = dir.join("credentials");
-    let client = wait_for(
-        "a NATS connection through the relay",
-        Duration::from_secs(30),
-        || async {
-            generated_client(
-                &format!("127.0.0.1:{port}"),
-                &creds,
-                osapi::bus::Role::Admin,
-            )
-            .await
-        },
-    )
-    .await;
+    let client = admin_client_of(dir, port).await;
     (activator, port, client)
+}
+
+/// An admin client of the `osapi nats server start` whose config and
+/// credentials are in `dir`, on `port`, once it accepts one.
+#[allow(dead_code)]
+pub async fn admin_client_of(dir: &Path, port: u16) -> async_nats::Client {
+    let creds = dir.join("credentials");
+    wait_for("the embedded NATS", Duration::from_secs(30), || async {
+        generated_client(
+            &format!("127.0.0.1:{port}"),
+            &creds,
+            osapi::bus::Role::Admin,
+        )
+        .await
+    })
+    .await
 }
 
 pub fn embedded_nats_config(dir: &Path, port: u16) -> PathBuf {
