@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::agent::{self, AgentSettings};
 use crate::api::auth::Authenticator;
@@ -18,6 +19,7 @@ use crate::audit::{AuditError, AuditStore, AuditWriter, Auditor, BUFFER_CAPACITY
 use crate::bus::credentials::{self, CredentialsError};
 use crate::bus::{self, JobStore, Registry};
 use crate::config::{Config, ConfigError, NatsClientAuth, NatsConnection, NatsServerAuth};
+use crate::enrollment::Enrollment;
 use crate::job::Names;
 use crate::job::signature::{JobSigner, JobVerifier, SignatureError};
 use crate::memory;
@@ -171,6 +173,7 @@ pub async fn run_nats(cfg: &Config) -> Result<(), DaemonError> {
     let shutdown = shutdown_signal()?;
     let activated = systemd::activated_sockets().map_err(DaemonError::Activation)?;
     let mut settings = nats_settings(cfg)?;
+    let base_users = role_users(&settings.auth);
     let mut relays = Vec::new();
     if !activated.is_empty() {
         settings.host = "127.0.0.1".into();
@@ -196,7 +199,7 @@ pub async fn run_nats(cfg: &Config) -> Result<(), DaemonError> {
         tokio::spawn(natsd::forward(listener, child));
     }
     tracing::info!(addr = %sup.client_addr(), "embedded NATS ready");
-    provision_as_admin(cfg, sup.client_url());
+    let mut accepted = provision_as_admin(cfg, sup.client_url());
     systemd::ready(&format!(
         "nats-server ready (JetStream on) at {}",
         sup.client_addr()
@@ -206,23 +209,63 @@ pub async fn run_nats(cfg: &Config) -> Result<(), DaemonError> {
         let monitor = monitor.clone();
         async move { natsd::jetstream_ready(*monitor).await.is_ok() }
     });
-    tokio::select! {
-        status = sup.wait() => Err(DaemonError::NatsExited(format!("{:?}; last output: {}", status?, sup.stderr_tail()))),
-        _ = stopped(shutdown) => {
-            systemd::stopping("stopping nats-server");
-            sup.stop(Duration::from_secs(10)).await?;
-            Ok(())
+    let mut shutdown = std::pin::pin!(stopped(shutdown));
+    loop {
+        tokio::select! {
+            status = sup.wait() => return Err(DaemonError::NatsExited(format!("{:?}; last output: {}", status?, sup.stderr_tail()))),
+            Some(agents) = accepted.recv() => {
+                reload_users(&mut sup, enrolled_users(cfg, base_users.clone(), &agents));
+            }
+            _ = &mut shutdown => {
+                systemd::stopping("stopping nats-server");
+                sup.stop(Duration::from_secs(10)).await?;
+                return Ok(());
+            }
         }
     }
+}
+
+/// The generated roles' users, which enrolled agents' are added to.
+fn role_users(auth: &ServerAuth) -> Vec<NkeyUser> {
+    match auth {
+        ServerAuth::Nkey(users) => users.clone(),
+        _ => Vec::new(),
+    }
+}
+
+fn reload_users(sup: &mut Supervisor, users: Vec<NkeyUser>) {
+    if let Err(e) = sup.reload_auth(ServerAuth::Nkey(users)) {
+        tracing::error!(error = %e, "cannot give the accepted agents their NATS users");
+    }
+}
+
+/// The role users plus one per accepted agent whose request still verifies.
+fn enrolled_users(cfg: &Config, mut users: Vec<NkeyUser>, agents: &[Enrollment]) -> Vec<NkeyUser> {
+    let deployments = [Names::new(cfg.nats.server.namespace.clone())];
+    for agent in agents {
+        match agent.verify() {
+            Ok(()) => users.push(bus::permissions::for_agent(agent, &deployments, &cfg.nats)),
+            Err(e) => tracing::warn!(error = %e, "not giving an accepted agent a NATS user"),
+        }
+    }
+    tracing::info!(
+        agents = agents.len(),
+        "enrolled agents' NATS users in place"
+    );
+    users
 }
 
 /// With generated credentials the supervisor owns the stream and buckets: it
 /// creates them (as the admin role) once its server is up, so agents, which
 /// may not, find them even before an API ever ran. Retried in the background
 /// while a cluster forms; other auth types leave provisioning to the API.
-fn provision_as_admin(cfg: &Config, url: &str) {
+///
+/// Then it follows the accepted agents ([`bus::enrollment::watch_accepted`])
+/// and sends each new set on the returned channel.
+fn provision_as_admin(cfg: &Config, url: &str) -> mpsc::Receiver<Vec<Enrollment>> {
+    let (accepted_tx, accepted) = mpsc::channel(4);
     let NatsServerAuth::Generated { credentials_dir } = &cfg.nats.server.auth else {
-        return;
+        return accepted;
     };
     let conn = NatsConnection {
         servers: vec![url.to_owned()],
@@ -252,24 +295,41 @@ fn provision_as_admin(cfg: &Config, url: &str) {
     };
     let (names, nats) = (Names::new(conn.namespace.clone()), cfg.nats.clone());
     tokio::spawn(async move {
-        loop {
+        let js = loop {
             let provisioned = async {
                 let client = bus::connect(&conn, bus::Role::Admin, "osapi-nats-supervisor").await?;
                 let js = async_nats::jetstream::new(client);
-                bus::provision(&js, &names, &nats).await.map(drop)
+                bus::provision(&js, &names, &nats).await.map(|_| js)
             };
             match provisioned.await {
-                Ok(()) => {
+                Ok(js) => {
                     tracing::info!("job stream and buckets in place");
-                    return;
+                    break js;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot provision the job stream yet; retrying");
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             }
+        };
+        // The watch ends when its consumer is lost (a NATS restart, a cluster
+        // change): start it again, from the whole history.
+        loop {
+            match bus::enrollment::watch_accepted(&js, &names).await {
+                Ok(sets) => {
+                    let mut sets = std::pin::pin!(sets);
+                    while let Some(set) = sets.next().await {
+                        if accepted_tx.send(set).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot follow the accepted agents yet"),
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
     });
+    accepted
 }
 
 /// Connect, provision and build the API's state, with its metrics in `registry`,
@@ -285,7 +345,12 @@ pub async fn api_state(
         bus::connect_watched(&server.nats, bus::Role::Api, "osapi-api").await?;
     let js = async_nats::jetstream::new(client.clone());
     let buckets = bus::provision(&js, &names, &cfg.nats).await?;
-    bus::reprovision_on_reconnect(js, names.clone(), cfg.nats.clone(), connects.clone());
+    bus::reprovision_on_reconnect(
+        js.clone(),
+        names.clone(),
+        cfg.nats.clone(),
+        connects.clone(),
+    );
     let store = JobStore::new(client.clone(), &buckets, names.clone());
     let live = Registry::new(buckets.registry.clone(), cfg.nats.registry.ttl)
         .watch()
@@ -294,6 +359,7 @@ pub async fn api_state(
     let api_metrics = ApiMetrics::new(registry)?;
     api_metrics.watch_nats(client.clone())?;
     let audit = AuditStore::new(buckets.audit.clone());
+    let enrollment = bus::EnrollmentStore::open(&js, &names).await?;
     let (auditor, audit_writer) = Auditor::start(
         audit.clone(),
         Some(JournalSink::system()),
@@ -324,6 +390,7 @@ pub async fn api_state(
         default_wait: server.request_timeout,
         auditor,
         audit,
+        enrollment,
         metrics: api_metrics,
     };
     // Dies with the runtime; nothing to stop by hand.
@@ -612,14 +679,22 @@ async fn release_code_pages_when_idle(agent: agent::AgentHandle) {
 pub async fn run_all(cfg: &Config) -> Result<(), DaemonError> {
     let shutdown = shutdown_signal()?;
     let registry = metrics::new_registry()?;
-    let mut sup = Supervisor::start(nats_settings(cfg)?).await?;
+    let settings = nats_settings(cfg)?;
+    let base_users = role_users(&settings.auth);
+    let mut sup = Supervisor::start(settings).await?;
     tracing::info!(addr = %sup.client_addr(), "embedded NATS ready");
-    provision_as_admin(cfg, sup.client_url());
+    let mut accepted = provision_as_admin(cfg, sup.client_url());
     let api = serve_api(cfg, shutdown.clone(), &registry);
     let agent = serve_agent(cfg, None, shutdown.clone(), &registry, Process::Shared);
-    let result = tokio::select! {
-        status = sup.wait() => Err(DaemonError::NatsExited(format!("{:?}", status?))),
-        r = async { tokio::try_join!(api, agent).map(|_| ()) } => r,
+    let mut daemons = std::pin::pin!(async { tokio::try_join!(api, agent).map(|_| ()) });
+    let result = loop {
+        tokio::select! {
+            status = sup.wait() => break Err(DaemonError::NatsExited(format!("{:?}", status?))),
+            Some(agents) = accepted.recv() => {
+                reload_users(&mut sup, enrolled_users(cfg, base_users.clone(), &agents));
+            }
+            r = &mut daemons => break r,
+        }
     };
     if result.is_ok() || *shutdown.borrow() {
         sup.stop(Duration::from_secs(10)).await?;

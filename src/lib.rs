@@ -10,7 +10,8 @@
 //!
 //! Start reading at [`job`]: the [`job::Operation`] enum is the one vocabulary shared
 //! by the API, the CLI ([`cli`]) and the agent. [`bus`] is everything that speaks NATS.
-//! Domain modules ([`job`], [`rbac`], [`provider`]) never depend on transports.
+//! Domain modules ([`job`], [`rbac`], [`enrollment`], [`provider`]) never depend on
+//! transports; [`enrollment`] is how an agent on another host joins the fleet.
 //!
 //! Around them: [`config`] (file → environment → validated `Config`), [`token`]
 //! (JWT) and [`revocation`] (revoked tokens), [`audit`] (one entry per API request, journal and bucket), [`metrics`]
@@ -28,6 +29,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod enrollment;
 pub mod files;
 pub mod job;
 pub mod memory;

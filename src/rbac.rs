@@ -26,10 +26,12 @@ pub enum Permission {
     HealthRead,
     AuditRead,
     AgentRead,
+    /// Accept or reject agents joining the fleet.
+    AgentWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 12] = [
         Permission::NodeRead,
         Permission::NodeWrite,
         Permission::NetworkRead,
@@ -41,6 +43,7 @@ impl Permission {
         Permission::HealthRead,
         Permission::AuditRead,
         Permission::AgentRead,
+        Permission::AgentWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +59,7 @@ impl Permission {
             Permission::HealthRead => "health:read",
             Permission::AuditRead => "audit:read",
             Permission::AgentRead => "agent:read",
+            Permission::AgentWrite => "agent:write",
         }
     }
 }
@@ -69,7 +73,7 @@ impl fmt::Display for Permission {
 /// A string that names no permission.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown permission {0:?} (known: node:read, node:write, network:read, network:write, job:read, job:write, job:delete, command:execute, health:read, audit:read, agent:read)"
+    "unknown permission {0:?} (known: node:read, node:write, network:read, network:write, job:read, job:write, job:delete, command:execute, health:read, audit:read, agent:read, agent:write)"
 )]
 pub struct UnknownPermission(pub String);
 
@@ -119,7 +123,7 @@ impl Roles {
         let write: PermissionSet = admin
             .iter()
             .copied()
-            .filter(|p| !matches!(p, AuditRead | CommandExecute | JobDelete))
+            .filter(|p| !matches!(p, AuditRead | CommandExecute | JobDelete | AgentWrite))
             .collect();
         let read: PermissionSet = admin
             .iter()
@@ -167,7 +171,7 @@ mod tests {
         assert_eq!(roles.get("admin").unwrap().len(), Permission::ALL.len());
         let write = roles.get("write").unwrap();
         assert!(!write.contains(&AuditRead) && !write.contains(&CommandExecute));
-        assert!(!write.contains(&JobDelete));
+        assert!(!write.contains(&JobDelete) && !write.contains(&AgentWrite));
         assert!(write.contains(&NodeWrite) && write.contains(&JobWrite));
         let read = roles.get("read").unwrap();
         assert_eq!(

@@ -10,6 +10,7 @@
 //! redelivered while alive; a job whose agent died is redelivered by JetStream.
 
 mod dispatch;
+mod enroll;
 pub mod http;
 pub mod metrics;
 
@@ -30,7 +31,9 @@ pub use metrics::AgentMetrics;
 use crate::bus::{self, AgentInfo, BusError, Claim, JobStore, Registry};
 use crate::config::{AgentConfig, NatsConfig};
 use crate::job::signature::JobVerifier;
-use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Names, Stage, Target};
+use crate::job::{
+    AgentConsumer, Expected, HostResult, HostStatus, Job, JobError, JobEvent, Names, Stage,
+};
 use crate::provider::Providers;
 use crate::telemetry::trace::TraceContext;
 use tracing::Instrument;
@@ -42,6 +45,8 @@ pub enum AgentError {
     Bus(#[from] BusError),
     #[error("cannot create consumer {name}: {detail}")]
     Consumer { name: String, detail: String },
+    #[error(transparent)]
+    Enrollment(#[from] crate::enrollment::EnrollmentError),
 }
 
 /// A view of a running agent for its health endpoints and the watchdog.
@@ -87,34 +92,6 @@ pub struct AgentSettings {
     pub verifier: JobVerifier,
 }
 
-/// Consumer names allow no dots, wildcards or whitespace.
-fn consumer_name(names: &Names, parts: &str) -> String {
-    names.resource(
-        &parts
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect::<String>(),
-    )
-}
-
-/// A short stable hash of a filter subject, so consumer names stay unique and
-/// short however long the label.
-fn short_hash(s: &str) -> String {
-    // FNV-1a: stable across releases, unlike std's hasher.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in s.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}")
-}
-
 struct Shared {
     store: JobStore,
     /// For the server's current `max_payload`, which every stored result must fit.
@@ -148,12 +125,9 @@ pub async fn run(
     ready: impl FnOnce(AgentHandle),
 ) -> Result<(), AgentError> {
     let names = Names::new(settings.namespace.clone());
-    let (client, _connects) = bus::connect_watched(
-        &settings.agent.nats,
-        bus::Role::Agent,
-        &format!("osapi-agent-{}", settings.agent.hostname),
-    )
-    .await?;
+    let Some((client, _connects)) = enroll::connect(&settings, &mut shutdown).await? else {
+        return Ok(());
+    };
     let js = jetstream::new(client.clone());
     // Agents never create streams (their NATS permissions forbid it): the
     // embedded server's supervisor or the API does.
@@ -162,13 +136,6 @@ pub async fn run(
     let registry = Registry::new(buckets.registry.clone(), settings.nats.registry.ttl);
     let cfg = &settings.agent;
 
-    let mut filters = vec![("any".to_owned(), names.subject("jobs.*._any"))];
-    for f in Target::agent_filters(&cfg.hostname, cfg.labels.iter()) {
-        filters.push((
-            format!("agent-{}-{}", cfg.hostname, short_hash(&f)),
-            names.subject(&f),
-        ));
-    }
     // Each consumer is followed by a task of its own that feeds one channel and
     // recreates its consumer when deliveries stop for good (consumer or stream
     // lost with a NATS node, a store wiped); the channel's small capacity keeps
@@ -178,11 +145,14 @@ pub async fn run(
     // Consumers being recreated right now; while any is, no heartbeat goes out,
     // so the registry never lists an agent that cannot receive its jobs.
     let recovering = Arc::new(AtomicUsize::new(0));
-    for (name, filter) in filters {
-        let durable = consumer_name(&names, &name);
+    for AgentConsumer {
+        durable,
+        filter: filter_subject,
+    } in names.agent_consumers(&cfg.hostname, cfg.labels.iter())
+    {
         let config = consumer::pull::Config {
             durable_name: Some(durable.clone()),
-            filter_subject: filter,
+            filter_subject,
             deliver_policy: consumer::DeliverPolicy::New,
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: cfg.consumer.ack_wait,
@@ -828,24 +798,5 @@ mod tests {
         assert_eq!(long_slots(3), 2);
         assert_eq!(long_slots(10), 8);
         assert_eq!(long_slots(20), 16);
-    }
-
-    #[test]
-    fn consumer_names_are_valid_and_distinct() {
-        let n = Names::new("osapi");
-        let a = consumer_name(
-            &n,
-            &format!("agent-web.example.com-{}", short_hash("jobs.*._all")),
-        );
-        let b = consumer_name(
-            &n,
-            &format!(
-                "agent-web.example.com-{}",
-                short_hash("jobs.*.host.web.example.com")
-            ),
-        );
-        assert_ne!(a, b);
-        assert!(a.starts_with("osapi-agent-web_example_com-"));
-        assert!(!a.contains('.') && !a.contains('*'));
     }
 }

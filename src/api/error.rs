@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::bus::BusError;
+use crate::enrollment::EnrollmentError;
 use crate::job::{InvalidInput, InvalidTarget};
 use crate::rbac::Permission;
 use crate::token::TokenError;
@@ -52,6 +53,8 @@ pub enum ApiError {
          try again in {retry_after_secs} s"
     )]
     TooManyJobs { limit: usize, retry_after_secs: u64 },
+    #[error("{0}")]
+    Enrollment(#[from] crate::enrollment::EnrollmentError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -97,6 +100,14 @@ impl ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::WaitTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::TooManyJobs { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Enrollment(e) => match e {
+                EnrollmentError::NotFound { .. } => StatusCode::NOT_FOUND,
+                EnrollmentError::Ambiguous { .. }
+                | EnrollmentError::HostTaken { .. }
+                | EnrollmentError::BadSignature(_)
+                | EnrollmentError::NotAUserKey(_) => StatusCode::CONFLICT,
+                EnrollmentError::Sign => StatusCode::INTERNAL_SERVER_ERROR,
+            },
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -119,6 +130,9 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::WaitTimeout { .. } => "timeout",
             ApiError::TooManyJobs { .. } => "too-many-jobs",
+            ApiError::Enrollment(EnrollmentError::NotFound { .. }) => "not-found",
+            ApiError::Enrollment(EnrollmentError::Sign) => "internal",
+            ApiError::Enrollment(_) => "conflict",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -56,6 +56,8 @@ pub struct AppState {
     pub auditor: Auditor,
     /// The audit bucket, for the audit endpoints.
     pub audit: AuditStore,
+    /// Agents asking to join, and the decisions about them.
+    pub enrollment: crate::bus::EnrollmentStore,
     pub metrics: ApiMetrics,
 }
 
@@ -153,6 +155,15 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
         .route("/api/v1/jobs/{id}/retry", g(JobWrite, post(jobs::retry)))
         .route("/api/v1/agents", g(AgentRead, get(agents::list)))
         .route("/api/v1/agents/{hostname}", g(AgentRead, get(agents::get)))
+        .route("/api/v1/enrollment", g(AgentRead, get(agents::enrollment)))
+        .route(
+            "/api/v1/enrollment/{agent}/accept",
+            g(AgentWrite, post(agents::accept)),
+        )
+        .route(
+            "/api/v1/enrollment/{agent}/reject",
+            g(AgentWrite, post(agents::reject)),
+        )
         .route("/api/v1/audit", g(AuditRead, get(audit::list)))
         .route("/api/v1/audit/export", g(AuditRead, get(audit::export)))
         .route("/api/v1/audit/{id}", g(AuditRead, get(audit::get)))

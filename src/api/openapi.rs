@@ -63,7 +63,7 @@ impl Modify for UniqueOperationIds {
         node::hostname, node::set_hostname, node::status, node::uptime, node::os, node::disk, node::memory, node::load,
         node::dns_get, node::dns_set, node::ping, node::exec, node::shell,
         jobs::create, jobs::list, jobs::get, jobs::remove, jobs::retry, jobs::stats,
-        agents::list, agents::get,
+        agents::list, agents::get, agents::enrollment, agents::accept, agents::reject,
         audit::list, audit::get, audit::export, metrics::serve,
     ),
     components(schemas(crate::job::OperationRequest, crate::job::HostResult, crate::job::JobError)),

@@ -62,7 +62,26 @@ pub async fn connect_watched(
         .connection_timeout(Duration::from_secs(5))
         .request_timeout(Some(Duration::from_secs(5)))
         .max_reconnects(None::<usize>);
+    // An enrolling agent's own public key: refused, it is not accepted yet.
+    let mut identity = None;
     match &conn.auth {
+        NatsClientAuth::Enroll { join_seed_file, .. } if role == Role::Enroll => {
+            let seed = read_seed_text(join_seed_file)?;
+            opts = opts.nkey(seed).custom_inbox_prefix(role.inbox_prefix());
+        }
+        NatsClientAuth::Enroll { identity_file, .. } => {
+            let key = super::credentials::ensure_identity(identity_file)?;
+            let public_key = key.public_key();
+            let seed = key
+                .seed()
+                .map_err(|_| super::credentials::CredentialsError::BadSeed {
+                    path: identity_file.clone(),
+                })?;
+            opts = opts
+                .nkey(seed)
+                .custom_inbox_prefix(super::permissions::agent_inbox_prefix(&public_key));
+            identity = Some(public_key);
+        }
         NatsClientAuth::Generated {
             credential,
             credentials_dir,
@@ -92,12 +111,7 @@ pub async fn connect_watched(
             opts = opts.user_and_password(username.clone(), password.read_string()?);
         }
         NatsClientAuth::Nkey { seed_file } => {
-            let seed =
-                std::fs::read_to_string(seed_file).map_err(|source| BusError::Credentials {
-                    path: seed_file.display().to_string(),
-                    source,
-                })?;
-            opts = opts.nkey(seed.trim().to_owned());
+            opts = opts.nkey(read_seed_text(seed_file)?);
         }
     }
     if let Some(tls) = &conn.tls {
@@ -120,16 +134,32 @@ pub async fn connect_watched(
     let client = opts
         .connect(addrs.as_slice())
         .await
-        .map_err(|e| BusError::Connect {
-            servers: conn
-                .servers
-                .iter()
-                .map(|s| redact_userinfo(s))
-                .collect::<Vec<_>>()
-                .join(","),
-            reason: connect_reason(&e, &conn.auth),
+        .map_err(|e| match identity {
+            Some(public_key)
+                if e.kind() == async_nats::ConnectErrorKind::AuthorizationViolation =>
+            {
+                BusError::NotEnrolled { public_key }
+            }
+            _ => BusError::Connect {
+                servers: conn
+                    .servers
+                    .iter()
+                    .map(|s| redact_userinfo(s))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                reason: connect_reason(&e, &conn.auth),
+            },
         })?;
     Ok((client, connects))
+}
+
+fn read_seed_text(path: &std::path::Path) -> Result<String, BusError> {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .map_err(|source| BusError::Credentials {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// Why the first connection failed, in words an operator can act on. Credentials
@@ -147,6 +177,9 @@ fn connect_reason(e: &async_nats::ConnectError, auth: &NatsClientAuth) -> String
         NatsClientAuth::None => "a connection without credentials (auth.type none)".to_owned(),
         NatsClientAuth::UserPass { username, .. } => format!("user {username:?}'s password"),
         NatsClientAuth::Nkey { seed_file } => format!("the nkey in {}", seed_file.display()),
+        NatsClientAuth::Enroll { join_seed_file, .. } => {
+            format!("the join credential in {}", join_seed_file.display())
+        }
     };
     match e.kind() {
         Kind::AuthorizationViolation => {

@@ -29,16 +29,20 @@ pub enum Role {
     Agent,
     /// The supervisor's own connection: provisions the stream and buckets.
     Admin,
+    /// The join credential an agent on another host holds until it is
+    /// accepted: it may only file an enrollment request ([`crate::enrollment`]).
+    Enroll,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Api, Role::Agent, Role::Admin];
+    pub const ALL: [Role; 4] = [Role::Api, Role::Agent, Role::Admin, Role::Enroll];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Api => "api",
             Role::Agent => "agent",
             Role::Admin => "admin",
+            Role::Enroll => "enroll",
         }
     }
 
@@ -173,6 +177,23 @@ fn ensure_pair(
     }
 }
 
+/// An enrolling agent's own key pair ([`crate::enrollment`]), made at
+/// `path` (0600) on first use. Deleting the file makes the agent a new one,
+/// to be accepted again.
+pub fn ensure_identity(path: &Path) -> Result<nkeys::KeyPair, CredentialsError> {
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            create_dir(dir)?;
+        }
+        let seed = nkeys::KeyPair::new_user()
+            .seed()
+            .map_err(|_| CredentialsError::NoRandomness)?;
+        crate::files::create(path, format!("{seed}\n").as_bytes(), 0o600)
+            .map_err(io("write", path))?;
+    }
+    read_seed(path)
+}
+
 /// The key pair in a seed file.
 pub fn read_seed(path: &Path) -> Result<nkeys::KeyPair, CredentialsError> {
     let text = std::fs::read_to_string(path).map_err(io("read", path))?;
@@ -191,7 +212,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let creds = dir.path().join("credentials");
         let first = ensure(&creds).unwrap();
-        assert_eq!(first.len(), 3);
+        assert_eq!(first.len(), 4);
         for (role, public) in &first {
             let seed = role.seed_file(&creds);
             let mode = std::fs::metadata(&seed).unwrap().permissions().mode() & 0o777;
@@ -201,7 +222,7 @@ mod tests {
             assert_eq!(pubm.permissions().mode() & 0o777, 0o644);
         }
         let keys: std::collections::HashSet<_> = first.iter().map(|(_, k)| k).collect();
-        assert_eq!(keys.len(), 3, "one key per role");
+        assert_eq!(keys.len(), 4, "one key per role");
         // Again: nothing replaced.
         assert_eq!(ensure(&creds).unwrap(), first);
         // A lost public key file comes back from the seed.
@@ -222,6 +243,8 @@ mod tests {
                 "agent.pub",
                 "api.nkey",
                 "api.pub",
+                "enroll.nkey",
+                "enroll.pub",
                 "job-signing.key",
                 "job-signing.pub"
             ]

@@ -4,6 +4,7 @@
 
 mod connect;
 pub mod credentials;
+pub mod enrollment;
 mod pager;
 pub mod permissions;
 mod provision;
@@ -12,6 +13,7 @@ mod store;
 
 pub use connect::{connect, connect_watched, round_trip};
 pub use credentials::Role;
+pub use enrollment::EnrollmentStore;
 pub use pager::{Order, StreamPager};
 pub use provision::{
     Buckets, check, open, provision, provisioned_streams, reprovision_on_reconnect,
@@ -45,6 +47,13 @@ pub enum BusError {
     },
     #[error("NATS credentials: {0}")]
     Secret(#[from] crate::config::ConfigError),
+    #[error("NATS credentials: {0}")]
+    Identity(#[from] credentials::CredentialsError),
+    /// An enrolling agent whose key no admin has accepted (yet).
+    #[error(
+        "this agent's key {public_key} is not accepted (yet): osapictl agent accept {public_key}"
+    )]
+    NotEnrolled { public_key: String },
     #[error("invalid NATS server address {0:?}")]
     BadServer(String),
     #[error("cannot provision {what}: {detail}")]

@@ -12,12 +12,17 @@
 //! - **admin** (the supervisor's own connection): everything it needs to
 //!   provision, which is everything but purging or deleting the audit stream
 //!   or its entries.
+//! - **enroll** (the join credential of agents on other hosts): file an
+//!   enrollment request, nothing else.
+//! - **an enrolled agent** ([`for_agent`]): the agent role narrowed to one
+//!   host: its own consumers, results, events, claims and heartbeat.
 //!
 //! Nobody may purge or delete from the audit stream, and only admin may
 //! change its limits.
 
 use super::credentials::Role;
 use crate::config::NatsConfig;
+use crate::enrollment::Enrollment;
 use crate::job::Names;
 use crate::natsd::{NkeyUser, Permissions};
 
@@ -31,6 +36,8 @@ struct Assets {
     responses: String,
     audit: String,
     registry: String,
+    requests: String,
+    decisions: String,
 }
 
 impl Assets {
@@ -42,11 +49,20 @@ impl Assets {
             responses: names.resource(&cfg.kv.responses_bucket),
             audit: names.resource(&cfg.audit.bucket),
             registry: names.resource(&cfg.registry.bucket),
+            requests: names.resource(super::enrollment::REQUESTS_BUCKET),
+            decisions: names.resource(super::enrollment::DECISIONS_BUCKET),
         }
     }
 
-    fn buckets(&self) -> [&str; 4] {
-        [&self.jobs, &self.responses, &self.audit, &self.registry]
+    fn buckets(&self) -> [&str; 6] {
+        [
+            &self.jobs,
+            &self.responses,
+            &self.audit,
+            &self.registry,
+            &self.requests,
+            &self.decisions,
+        ]
     }
 
     /// Every stream: the job stream and each bucket's `KV_` stream.
@@ -65,7 +81,34 @@ pub fn for_role(role: Role, names: &Names, cfg: &NatsConfig) -> Option<Permissio
         Role::Admin => admin(&a),
         Role::Api => api(&a),
         Role::Agent => agent(&a),
+        Role::Enroll => enroll(&a),
     })
+}
+
+/// The NATS user of an agent an admin accepted: its own key, allowed what
+/// the agent role is but only for the host and labels it was accepted with,
+/// in every one of `deployments`.
+pub fn for_agent(accepted: &Enrollment, deployments: &[Names], cfg: &NatsConfig) -> NkeyUser {
+    let mut permissions = Permissions {
+        subscribe_allow: vec![format!("{}.>", agent_inbox_prefix(&accepted.public_key))],
+        ..Permissions::default()
+    };
+    for names in deployments {
+        let a = Assets::new(names, cfg);
+        permissions
+            .publish_allow
+            .extend(enrolled_agent(&a, names, accepted));
+    }
+    NkeyUser {
+        public_key: accepted.public_key.clone(),
+        permissions: Some(permissions),
+    }
+}
+
+/// The reply prefix of an enrolled agent: its own, so it reads no other
+/// agent's replies (its job deliveries among them).
+pub fn agent_inbox_prefix(public_key: &str) -> String {
+    format!("_INBOX_{public_key}")
 }
 
 /// The embedded server's users: each role's public key with its permissions
@@ -120,7 +163,14 @@ fn api(a: &Assets) -> Permissions {
     }
     // Limits follow the configuration, except the audit trail's: shrinking it
     // would be a way to wipe it.
-    for stream in [&a.job_stream, &a.jobs, &a.responses, &a.registry] {
+    for stream in [
+        &a.job_stream,
+        &a.jobs,
+        &a.responses,
+        &a.registry,
+        &a.requests,
+        &a.decisions,
+    ] {
         let stream = if *stream == a.job_stream {
             stream.clone()
         } else {
@@ -143,7 +193,7 @@ fn api(a: &Assets) -> Permissions {
         allow.push(format!("$JS.ACK.{stream}.>"));
         allow.push(format!("$JS.FC.{stream}.>"));
     }
-    for bucket in [&a.jobs, &a.responses, &a.audit] {
+    for bucket in [&a.jobs, &a.responses, &a.audit, &a.requests, &a.decisions] {
         allow.push(format!("$KV.{bucket}.>"));
     }
     allow.push(format!("{}.>", a.jobs_subjects));
@@ -159,10 +209,7 @@ fn api(a: &Assets) -> Permissions {
 }
 
 fn agent(a: &Assets) -> Permissions {
-    let mut allow = vec!["$JS.API.INFO".to_owned()];
-    for stream in a.streams() {
-        allow.push(format!("$JS.API.STREAM.INFO.{stream}"));
-    }
+    let mut allow = agent_reads(a);
     // Consumers of the job stream, each filtered to job subjects: an agent
     // cannot make one that reads anything else.
     let js = &a.job_stream;
@@ -173,13 +220,6 @@ fn agent(a: &Assets) -> Permissions {
     allow.push(format!("$JS.API.CONSUMER.INFO.{js}.*"));
     allow.push(format!("$JS.API.CONSUMER.MSG.NEXT.{js}.*"));
     allow.push(format!("$JS.ACK.{js}.>"));
-    // Reads of jobs and of what was already answered.
-    for bucket in [&a.jobs, &a.responses, &a.registry] {
-        let stream = format!("KV_{bucket}");
-        allow.push(format!("$JS.API.STREAM.MSG.GET.{stream}"));
-        allow.push(format!("$JS.API.DIRECT.GET.{stream}"));
-        allow.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
-    }
     // Writes: a job's events, results and run claims; heartbeats.
     for part in ["ev", "res", "claim"] {
         allow.push(format!("$KV.{}.*.{part}.>", a.responses));
@@ -189,6 +229,62 @@ fn agent(a: &Assets) -> Permissions {
         publish_allow: allow,
         publish_deny: Vec::new(),
         subscribe_allow: vec![format!("{}.>", Role::Agent.inbox_prefix())],
+    }
+}
+
+/// What every agent may read: stream infos, jobs, what was already
+/// answered, the registry.
+fn agent_reads(a: &Assets) -> Vec<String> {
+    let mut allow = vec!["$JS.API.INFO".to_owned()];
+    for stream in a.streams() {
+        allow.push(format!("$JS.API.STREAM.INFO.{stream}"));
+    }
+    for bucket in [&a.jobs, &a.responses, &a.registry] {
+        let stream = format!("KV_{bucket}");
+        allow.push(format!("$JS.API.STREAM.MSG.GET.{stream}"));
+        allow.push(format!("$JS.API.DIRECT.GET.{stream}"));
+        allow.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
+    }
+    allow
+}
+
+/// The agent role for one accepted host: exactly its consumers (so it
+/// cannot take another host's deliveries) and writes under its own host
+/// key only (so it cannot answer, or beat its heart, for another host).
+fn enrolled_agent(a: &Assets, names: &Names, accepted: &Enrollment) -> Vec<String> {
+    let mut allow = agent_reads(a);
+    let js = &a.job_stream;
+    for c in names.agent_consumers(&accepted.hostname, accepted.labels.iter()) {
+        let durable = &c.durable;
+        allow.push(format!(
+            "$JS.API.CONSUMER.CREATE.{js}.{durable}.{}",
+            c.filter
+        ));
+        allow.push(format!("$JS.API.CONSUMER.INFO.{js}.{durable}"));
+        allow.push(format!("$JS.API.CONSUMER.MSG.NEXT.{js}.{durable}"));
+        allow.push(format!("$JS.ACK.{js}.{durable}.>"));
+    }
+    let host = super::registry::registry_key(&accepted.hostname);
+    let responses = &a.responses;
+    allow.push(format!("$KV.{responses}.*.res.{host}"));
+    allow.push(format!("$KV.{responses}.*.ev.{host}.*"));
+    allow.push(format!("$KV.{responses}.*.claim.{host}"));
+    // A job for any one agent is claimed under `_any`, by whoever takes it.
+    allow.push(format!("$KV.{responses}.*.claim._any"));
+    allow.push(format!("$KV.{}.{host}", a.registry));
+    allow
+}
+
+/// File an enrollment request, and nothing else: not even read another's.
+fn enroll(a: &Assets) -> Permissions {
+    Permissions {
+        publish_allow: vec![
+            "$JS.API.INFO".to_owned(),
+            format!("$JS.API.STREAM.INFO.KV_{}", a.requests),
+            format!("$KV.{}.*", a.requests),
+        ],
+        publish_deny: Vec::new(),
+        subscribe_allow: vec![format!("{}.>", Role::Enroll.inbox_prefix())],
     }
 }
 

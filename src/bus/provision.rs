@@ -151,6 +151,9 @@ async fn provision_once(
         mode,
     )
     .await?;
+    if mode == Mode::Create {
+        provision_enrollment(js, names, cfg).await?;
+    }
     Ok(Buckets {
         jobs,
         responses,
@@ -158,6 +161,40 @@ async fn provision_once(
         registry,
         stream,
     })
+}
+
+/// The enrollment buckets ([`super::enrollment`]), which agents never open.
+async fn provision_enrollment(
+    js: &jetstream::Context,
+    names: &Names,
+    cfg: &NatsConfig,
+) -> Result<(), BusError> {
+    use super::enrollment::{
+        DECISIONS_BUCKET, MAX_REQUEST_BYTES, REQUESTS_BUCKET, REQUESTS_MAX_BYTES,
+    };
+    let settings = |bucket: &str, max_bytes: u64| BucketConfig {
+        bucket: bucket.to_owned(),
+        ttl: Duration::ZERO,
+        max_bytes,
+        storage: cfg.registry.storage,
+        replicas: cfg.registry.replicas,
+    };
+    // Anyone with the join credential writes here: small entries, and when
+    // full the oldest go (agents file theirs again while they wait).
+    let requests = names.resource(REQUESTS_BUCKET);
+    let mut stream =
+        bucket_stream_config(&requests, &settings(REQUESTS_BUCKET, REQUESTS_MAX_BYTES));
+    stream.discard = stream::DiscardPolicy::Old;
+    stream.max_message_size = MAX_REQUEST_BYTES;
+    ensure_stream(js, stream, Mode::Create).await?;
+    let decisions = names.resource(DECISIONS_BUCKET);
+    ensure_stream(
+        js,
+        bucket_stream_config(&decisions, &settings(DECISIONS_BUCKET, 8 * 1024 * 1024)),
+        Mode::Create,
+    )
+    .await?;
+    Ok(())
 }
 
 fn job_stream_config(names: &Names, s: &StreamConfig) -> stream::Config {

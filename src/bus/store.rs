@@ -218,8 +218,13 @@ impl JobStore {
                 })?,
             );
         // One key for every attempt, so a retry after a lost acknowledgement
-        // overwrites the same event instead of adding a second one.
-        let key = format!("{id}.ev.{}", Uuid::now_v7());
+        // overwrites the same event instead of adding a second one. The host
+        // is in the key because an enrolled agent may write only under its own.
+        let key = format!(
+            "{id}.ev.{}.{}",
+            super::registry::registry_key(&event.hostname),
+            Uuid::now_v7()
+        );
         super::retry_transient("appending a job event", PATIENCE, |_| async {
             self.responses
                 .put(key.as_str(), body.clone())
@@ -333,8 +338,14 @@ impl JobStore {
             if is_tombstone(&msg.headers) {
                 continue;
             }
-            if msg.subject.starts_with(ev_prefix.as_str()) {
-                match serde_json::from_slice(&msg.payload) {
+            if let Some(rest) = msg.subject.strip_prefix(ev_prefix.as_str()) {
+                match serde_json::from_slice::<JobEvent>(&msg.payload) {
+                    // `<host>.<uuid>`, or just `<uuid>` as written before
+                    // hosts were in event keys.
+                    Ok(ev)
+                        if rest.rsplit_once('.').is_some_and(|(host, _)| {
+                            !speaks_for(host, &ev.hostname, msg.subject.as_str())
+                        }) => {}
                     Ok(ev) => progress.events.push(ev),
                     Err(source) => {
                         return Err(BusError::Corrupt {
@@ -343,8 +354,9 @@ impl JobStore {
                         });
                     }
                 }
-            } else if msg.subject.starts_with(res_prefix.as_str()) {
-                match serde_json::from_slice(&msg.payload) {
+            } else if let Some(host) = msg.subject.strip_prefix(res_prefix.as_str()) {
+                match serde_json::from_slice::<HostResult>(&msg.payload) {
+                    Ok(r) if !speaks_for(host, &r.hostname, msg.subject.as_str()) => {}
                     Ok(r) => progress.results.push(r),
                     Err(source) => {
                         return Err(BusError::Corrupt {
@@ -456,4 +468,14 @@ impl JobStore {
             .map_err(|e| BusError::request("counting jobs", e))?;
         Ok(info.state.messages)
     }
+}
+/// Whether an event or result stored under the host key `key_host` may
+/// speak for `hostname`: NATS permissions bind an enrolled agent to its own
+/// host key, so one whose content names another host is ignored, loudly.
+fn speaks_for(key_host: &str, hostname: &str, subject: &str) -> bool {
+    let ok = super::registry::registry_key(hostname) == key_host;
+    if !ok {
+        tracing::warn!(%subject, %hostname, "ignoring an entry that names another host than its key");
+    }
+    ok
 }

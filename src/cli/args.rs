@@ -310,6 +310,22 @@ pub enum AgentCommand {
         /// The agent's hostname
         hostname: String,
     },
+    /// Agents on other hosts waiting to join the fleet
+    Pending {
+        /// Also the accepted and rejected ones
+        #[arg(long)]
+        all: bool,
+    },
+    /// Let a pending agent join: it gets a NATS identity for its host only
+    Accept {
+        /// The agent's hostname or public key
+        agent: String,
+    },
+    /// Refuse a pending agent, or cut off an accepted one
+    Reject {
+        /// The agent's hostname or public key
+        agent: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,13 +19,14 @@ use super::confirm::confirm;
 use super::error::{CliError, Status};
 use super::output::{self, emit};
 use super::progress::{self, Progress};
-use crate::api::handlers::agents::AgentList;
+use crate::api::handlers::agents::{AgentList, EnrollmentList};
 use crate::api::handlers::jobs::{Created, JobDetail, JobList, JobStats};
 use crate::api::handlers::node::Accepted;
 use crate::api::handlers::system::{Health, HealthStatus, Version};
 use crate::api::service::JobOutcome;
 use crate::bus::AgentInfo;
 use crate::config::MAX_COMMAND_TIMEOUT;
+use crate::enrollment::EnrollmentView;
 use crate::job::{
     CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DnsGet, DnsSet, Expected, HostnameSet,
     InvalidInput, Operation, Ping,
@@ -511,8 +512,32 @@ async fn agent(ctx: &Ctx, c: AgentCommand) -> Result<Status, CliError> {
             let info: AgentInfo = decode(&raw, "agent")?;
             emit(ctx.format(), &raw, || output::agent_table(&info))?;
         }
+        AgentCommand::Pending { all } => {
+            let req =
+                Request::get("/api/v1/enrollment").query_opt("state", (!all).then_some("pending"));
+            let raw = ctx.client.json(&req).await?;
+            let list: EnrollmentList = decode(&raw, "enrollment list")?;
+            emit(ctx.format(), &raw, || {
+                output::enrollments_table(&list.enrollments)
+            })?;
+        }
+        AgentCommand::Accept { agent } => decide(ctx, &agent, "accept").await?,
+        AgentCommand::Reject { agent } => decide(ctx, &agent, "reject").await?,
     }
     Ok(Status::Ok)
+}
+
+/// `agent accept|reject`: `verb` is the endpoint's last segment.
+async fn decide(ctx: &Ctx, agent: &str, verb: &str) -> Result<(), CliError> {
+    let req = Request::new(
+        Method::POST,
+        format!("/api/v1/enrollment/{}/{verb}", path_segment(agent)),
+    );
+    let raw = ctx.client.json(&req).await?;
+    let view: EnrollmentView = decode(&raw, "enrollment")?;
+    emit(ctx.format(), &raw, || {
+        output::enrollments_table(std::slice::from_ref(&view))
+    })
 }
 
 /// The filter both audit listings take, as query parameters.

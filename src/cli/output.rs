@@ -19,6 +19,7 @@ use crate::api::handlers::jobs::{Created, JobDetail, JobList, JobStats};
 use crate::api::handlers::node::Accepted;
 use crate::api::handlers::system::{Health, HealthStatus, Version};
 use crate::bus::AgentInfo;
+use crate::enrollment::EnrollmentView;
 use crate::job::{Expected, HostResult, HostStatus};
 
 /// Render `raw` in `format`; `table` builds the table form only when asked for.
@@ -575,7 +576,11 @@ pub fn job_stats_table(st: &JobStats) -> String {
 // ---------------------------------------------------------------------------
 
 fn labels_text(a: &AgentInfo) -> String {
-    a.labels
+    labels_of(&a.labels)
+}
+
+fn labels_of(labels: &std::collections::BTreeMap<String, String>) -> String {
+    labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
@@ -614,6 +619,29 @@ pub fn agent_table(a: &AgentInfo) -> String {
         ("running jobs".into(), a.running_jobs.to_string()),
         ("max jobs".into(), a.max_jobs.to_string()),
     ])
+}
+
+pub fn enrollments_table(all: &[EnrollmentView]) -> String {
+    let mut t = table(&[
+        "HOSTNAME",
+        "STATE",
+        "LABELS",
+        "PUBLIC KEY",
+        "REQUESTED",
+        "DECIDED BY",
+    ]);
+    for v in all {
+        let e = &v.enrollment;
+        t.add_row([
+            e.hostname.clone(),
+            v.state.as_str().to_owned(),
+            labels_of(&e.labels),
+            e.public_key.clone(),
+            human_time(e.requested_at),
+            e.decided_by.clone().unwrap_or_default(),
+        ]);
+    }
+    t.to_string()
 }
 
 pub fn health_table(h: &Health) -> String {

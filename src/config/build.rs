@@ -235,6 +235,19 @@ fn connection(
         text(auth.password.clone()).is_some() || path(auth.password_file.clone()).is_some();
     let seed_set = path(auth.nkey_seed_file.clone()).is_some();
     let kind = auth.kind.unwrap_or(AuthType::Generated);
+    if kind != AuthType::Enroll {
+        for (field, set) in [
+            ("join_seed_file", auth.join_seed_file.is_some()),
+            ("identity_file", auth.identity_file.is_some()),
+        ] {
+            if set {
+                p.push(
+                    format!("{akey}.{field}"),
+                    format!("is only used when {akey}.type is enroll"),
+                );
+            }
+        }
+    }
     // Settings for another auth type are most likely a forgotten `type:`.
     let stray = |p: &mut Problems, field: &str, set: bool| {
         if set {
@@ -311,6 +324,23 @@ fn connection(
                 }
             }
         }
+        AuthType::Enroll => {
+            stray(p, "username", username.is_some());
+            stray(p, "password", password_set);
+            stray(p, "nkey_seed_file", seed_set);
+            if key != "node.agent.nats" {
+                p.push(
+                    format!("{akey}.type"),
+                    "enroll is only for agents (node.agent.nats.auth)",
+                );
+            }
+            NatsClientAuth::Enroll {
+                join_seed_file: path(auth.join_seed_file)
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_JOIN_SEED_FILE)),
+                identity_file: path(auth.identity_file)
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_IDENTITY_FILE)),
+            }
+        }
     };
     let tls = raw.tls.unwrap_or_default();
     let tls = TlsConfig {
@@ -361,6 +391,13 @@ fn nats_server(raw: RawNatsServer, p: &mut Problems) -> NatsServerConfig {
                 .unwrap_or_else(|| default_credentials_dir(&store_dir)),
         },
         AuthType::None => NatsServerAuth::None,
+        AuthType::Enroll => {
+            p.push(
+                format!("{key}.type"),
+                "enroll is a client auth type, for node.agent.nats.auth",
+            );
+            NatsServerAuth::None
+        }
         AuthType::UserPass => {
             if !nkeys.is_empty() {
                 p.push(

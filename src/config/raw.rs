@@ -110,6 +110,9 @@ pub(crate) enum AuthType {
     None,
     UserPass,
     Nkey,
+    /// An agent on another host: its own nkey, accepted by an admin after
+    /// it asked with the join credential.
+    Enroll,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -301,6 +304,8 @@ pub(crate) struct RawClientAuth {
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,
     pub nkey_seed_file: Option<PathBuf>,
+    pub join_seed_file: Option<PathBuf>,
+    pub identity_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -572,7 +572,21 @@ pub enum NatsClientAuth {
     Nkey {
         seed_file: PathBuf,
     },
+    /// An agent on another host ([`crate::enrollment`]): it connects with
+    /// its own nkey in `identity_file` (made on first start), and while no
+    /// admin has accepted that key, files its request with the join
+    /// credential in `join_seed_file` and waits.
+    Enroll {
+        join_seed_file: PathBuf,
+        identity_file: PathBuf,
+    },
 }
+
+/// Where an enrolling agent finds the join credential by default (copied by
+/// the operator from the server's `credentials/enroll.nkey`).
+pub const DEFAULT_JOIN_SEED_FILE: &str = "/etc/osapi/enroll.nkey";
+/// Where an enrolling agent keeps its own nkey by default.
+pub const DEFAULT_IDENTITY_FILE: &str = "/var/lib/osapi/agent-identity.nkey";
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TlsConfig {

@@ -333,6 +333,9 @@ fn check_connection(p: &mut Problems, key: &str, c: &NatsConnection) {
         NatsClientAuth::Nkey { seed_file } => {
             readable_file(p, &format!("{key}.auth.nkey_seed_file"), seed_file)
         }
+        // The identity is made on first start; the join credential is only
+        // needed until the agent is accepted, and may be gone after that.
+        NatsClientAuth::Enroll { .. } => {}
     }
     if let Some(tls) = &c.tls {
         for (name, file) in [

@@ -14,7 +14,7 @@ pub mod signature;
 mod status;
 mod target;
 
-pub use names::Names;
+pub use names::{AgentConsumer, Names};
 pub use operation::{
     CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DEFAULT_PING_TIMEOUT, DnsGet, DnsSet,
     HostnameSet, InvalidInput, Kind, MAX_COMMAND_TIMEOUT, OPERATION_TYPES, Operation,

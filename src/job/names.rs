@@ -35,11 +35,90 @@ impl Names {
             format!("{}-{name}", self.namespace)
         }
     }
+
+    /// The job-stream consumers an agent called `hostname` with `labels`
+    /// reads from: the one shared by every agent for `_any`, then its own
+    /// for `_all`, its host and each label prefix. The agent creates exactly
+    /// these, and an enrolled agent's NATS permissions name exactly these.
+    pub fn agent_consumers<'a>(
+        &self,
+        hostname: &str,
+        labels: impl Iterator<Item = (&'a String, &'a String)>,
+    ) -> Vec<AgentConsumer> {
+        let mut consumers = vec![AgentConsumer {
+            durable: self.consumer("any"),
+            filter: self.subject("jobs.*._any"),
+        }];
+        for f in super::Target::agent_filters(hostname, labels) {
+            consumers.push(AgentConsumer {
+                durable: self.consumer(&format!("agent-{hostname}-{}", short_hash(&f))),
+                filter: self.subject(&f),
+            });
+        }
+        consumers
+    }
+
+    /// A consumer name: only letters, digits, `-` and `_` (no dots).
+    fn consumer(&self, parts: &str) -> String {
+        self.resource(
+            &parts
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect::<String>(),
+        )
+    }
+}
+
+/// One durable consumer of the job stream and the subjects it filters on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConsumer {
+    pub durable: String,
+    pub filter: String,
+}
+
+/// A short stable hash of a filter subject, so consumer names stay unique and
+/// within NATS' limits however long the label.
+fn short_hash(s: &str) -> String {
+    // FNV-1a: stable across releases, unlike std's hasher.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consumer_names_are_valid_and_distinct() {
+        let n = Names::new("osapi");
+        let labels =
+            std::collections::BTreeMap::from([("role".to_owned(), "db.primary".to_owned())]);
+        let all = n.agent_consumers("web.example.com", labels.iter());
+        assert_eq!(all[0].durable, "osapi-any");
+        assert_eq!(all[0].filter, "osapi.jobs.*._any");
+        // _all, host, and each of the label's two prefixes.
+        assert_eq!(all.len(), 5);
+        let names: std::collections::HashSet<_> = all.iter().map(|c| &c.durable).collect();
+        assert_eq!(names.len(), all.len());
+        for c in &all[1..] {
+            assert!(
+                c.durable.starts_with("osapi-agent-web_example_com-"),
+                "{c:?}"
+            );
+            assert!(!c.durable.contains('.') && !c.durable.contains('*'));
+        }
+        assert_eq!(all[2].filter, "osapi.jobs.*.host.web.example.com");
+    }
 
     #[test]
     fn namespace_prefixes_every_name() {

@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{NatsdError, Settings, generate_config, health, ports};
+use super::{NatsdError, ServerAuth, Settings, generate_config, health, ports};
 
 /// How long [`Supervisor::start`] waits for JetStream to come up. Recovering a
 /// large store can take a while; a wedged server should not block forever.
@@ -62,6 +62,9 @@ pub struct Supervisor {
     monitor_addr: SocketAddr,
     output: Output,
     config: ConfigFile,
+    /// What the config file was generated from, for [`Supervisor::reload_auth`].
+    settings: Settings,
+    monitor_port: u16,
     _parent: ParentThread,
 }
 
@@ -167,8 +170,26 @@ impl Supervisor {
             monitor_addr,
             output,
             config,
+            settings,
+            monitor_port,
             _parent: parent_thread,
         })
+    }
+
+    /// Replace the server's users: rewrite its configuration and have it
+    /// reload (SIGHUP). nats-server closes the connections of users that are
+    /// gone or whose permissions changed.
+    pub fn reload_auth(&mut self, auth: ServerAuth) -> Result<(), NatsdError> {
+        if auth == self.settings.auth {
+            return Ok(());
+        }
+        self.settings.auth = auth;
+        self.settings.validate()?;
+        self.config
+            .rewrite(&generate_config(&self.settings, self.monitor_port))?;
+        signal::kill(Pid::from_raw(self.pid as i32), Signal::SIGHUP).map_err(NatsdError::Signal)?;
+        tracing::info!(pid = self.pid, "nats-server reloading its users");
+        Ok(())
     }
 
     /// The client listen address as configured, `host:port` (IPv6 in brackets).
@@ -364,12 +385,20 @@ struct ConfigFile {
 
 impl ConfigFile {
     fn write(run_dir: &Path, text: &str) -> Result<Self, NatsdError> {
-        use std::io::Write as _;
         std::fs::create_dir_all(run_dir).map_err(|source| NatsdError::CreateRunDir {
             path: run_dir.to_owned(),
             source,
         })?;
-        let path = run_dir.join(CONFIG_FILE);
+        let config = ConfigFile {
+            path: run_dir.join(CONFIG_FILE),
+        };
+        config.rewrite(text)?;
+        Ok(config)
+    }
+
+    fn rewrite(&self, text: &str) -> Result<(), NatsdError> {
+        use std::io::Write as _;
+        let path = &self.path;
         let write_err = |source| NatsdError::WriteConfig {
             path: path.clone(),
             source,
@@ -385,10 +414,9 @@ impl ConfigFile {
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)
+            .open(path)
             .map_err(write_err)?;
-        file.write_all(text.as_bytes()).map_err(write_err)?;
-        Ok(ConfigFile { path })
+        file.write_all(text.as_bytes()).map_err(write_err)
     }
 }
 

@@ -22,6 +22,15 @@ pub fn status(status: &str) {
     notify(&[NotifyState::Status(status)]);
 }
 
+/// Still starting, for as long as it takes (an agent waiting to be
+/// accepted): push the start timeout out by a minute, with a status line.
+pub fn waiting(status: &str) {
+    notify(&[
+        NotifyState::ExtendTimeoutUsec(60_000_000),
+        NotifyState::Status(status),
+    ]);
+}
+
 /// Tell systemd we are shutting down.
 pub fn stopping(status: &str) {
     notify(&[NotifyState::Stopping, NotifyState::Status(status)]);

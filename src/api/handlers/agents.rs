@@ -1,10 +1,14 @@
-//! `/api/v1/agents`: the live agents, from their heartbeats.
+//! `/api/v1/agents`: the live agents, from their heartbeats; and
+//! `/api/v1/enrollment`: agents joining the fleet, accepted or rejected.
 
-use axum::extract::{Path, State};
+use axum::Extension;
+use axum::extract::{Path, Query, State};
 
 use crate::api::AppState;
+use crate::api::auth::Principal;
 use crate::api::error::{ApiError, Problem};
 use crate::bus::AgentInfo;
+use crate::enrollment::{self, Enrollment, EnrollmentState, EnrollmentView};
 
 #[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AgentList {
@@ -34,4 +38,95 @@ pub async fn get(
             what: "agent",
             name: hostname,
         })
+}
+
+/// Agents that asked to join, and those accepted or rejected.
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct EnrollmentList {
+    pub enrollments: Vec<EnrollmentView>,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EnrollmentQuery {
+    /// Only enrollments in this state.
+    pub state: Option<EnrollmentState>,
+}
+
+/// Agents that asked to join the fleet, and the decisions about them (agent:read).
+#[utoipa::path(get, path = "/api/v1/enrollment", tag = "agents", params(EnrollmentQuery),
+    responses((status = 200, body = EnrollmentList), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn enrollment(
+    State(s): State<AppState>,
+    Query(q): Query<EnrollmentQuery>,
+) -> Result<axum::Json<EnrollmentList>, ApiError> {
+    let mut enrollments = s.enrollment.list().await?;
+    if let Some(state) = q.state {
+        enrollments.retain(|e| e.state == state);
+    }
+    Ok(axum::Json(EnrollmentList { enrollments }))
+}
+
+/// Accept a pending agent, named by its host or public key (agent:write):
+/// it gets a NATS user of its own, for its host and labels only.
+#[utoipa::path(post, path = "/api/v1/enrollment/{agent}/accept", tag = "agents",
+    params(("agent" = String, Path, description = "The agent's host name or public key")),
+    responses((status = 200, body = EnrollmentView), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn accept(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(agent): Path<String>,
+) -> Result<axum::Json<EnrollmentView>, ApiError> {
+    let all = s.enrollment.list().await?;
+    let pending = enrollment::find(&all, &agent, &[EnrollmentState::Pending])?;
+    enrollment::check_accept(&all, &pending.enrollment)?;
+    decide(
+        &s,
+        &who,
+        EnrollmentState::Accepted,
+        pending.enrollment.clone(),
+    )
+    .await
+}
+
+/// Reject an agent, pending or accepted, named by its host or public key
+/// (agent:write): an accepted one loses its NATS user and is disconnected.
+#[utoipa::path(post, path = "/api/v1/enrollment/{agent}/reject", tag = "agents",
+    params(("agent" = String, Path, description = "The agent's host name or public key")),
+    responses((status = 200, body = EnrollmentView), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn reject(
+    State(s): State<AppState>,
+    Extension(who): Extension<Principal>,
+    Path(agent): Path<String>,
+) -> Result<axum::Json<EnrollmentView>, ApiError> {
+    let all = s.enrollment.list().await?;
+    let found = enrollment::find(
+        &all,
+        &agent,
+        &[EnrollmentState::Pending, EnrollmentState::Accepted],
+    )?;
+    decide(
+        &s,
+        &who,
+        EnrollmentState::Rejected,
+        found.enrollment.clone(),
+    )
+    .await
+}
+
+async fn decide(
+    s: &AppState,
+    who: &Principal,
+    state: EnrollmentState,
+    mut enrollment: Enrollment,
+) -> Result<axum::Json<EnrollmentView>, ApiError> {
+    enrollment.decided_by = Some(who.subject.clone());
+    enrollment.decided_at = Some(time::OffsetDateTime::now_utc());
+    s.enrollment.decide(state, &enrollment).await?;
+    Ok(axum::Json(EnrollmentView { state, enrollment }))
 }
