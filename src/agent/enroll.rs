@@ -15,11 +15,12 @@ use crate::config::NatsClientAuth;
 use crate::enrollment::Enrollment;
 use crate::job::Names;
 
-/// The longest wait between two looks.
-const RETRY_CEILING: Duration = Duration::from_secs(10);
+/// The longest wait between two looks: how long an accepted agent may take
+/// to notice.
+const RETRY_CEILING: Duration = Duration::from_secs(5);
 /// File the request again every this many looks (about a minute at the
 /// ceiling), in case a full request bucket dropped it.
-const REFILE_EVERY: u32 = 6;
+const REFILE_EVERY: u32 = 12;
 
 /// Connect as this agent; `None` when stopped while still waiting.
 pub(super) async fn connect(

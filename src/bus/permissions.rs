@@ -388,4 +388,85 @@ mod tests {
             assert!(may_publish(&admin, allowed), "{allowed}");
         }
     }
+
+    #[test]
+    fn the_join_credential_files_requests_and_nothing_else() {
+        let enroll = perms(Role::Enroll);
+        assert!(may_publish(
+            &enroll,
+            "$KV.osapi-agent-requests.UABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        ));
+        for denied in [
+            "$KV.osapi-agent-enrollment.accepted.UABC",
+            "$KV.osapi-agent-registry.web-01",
+            "$KV.osapi-job-responses.x.res.web-01",
+            "$KV.osapi-job-queue.x",
+            "osapi.jobs.modify._any",
+            "$JS.API.CONSUMER.CREATE.KV_osapi-agent-requests",
+            "$JS.API.DIRECT.GET.KV_osapi-agent-requests",
+            "$JS.API.STREAM.PURGE.KV_osapi-agent-requests",
+        ] {
+            assert!(!may_publish(&enroll, denied), "{denied}");
+        }
+        assert_eq!(enroll.subscribe_allow, ["_INBOX_enroll.>"]);
+    }
+
+    #[test]
+    fn an_enrolled_agent_speaks_only_for_its_own_host() {
+        let key = nkeys::KeyPair::new_user();
+        let labels = std::collections::BTreeMap::from([("role".to_owned(), "web".to_owned())]);
+        let accepted = Enrollment::request(
+            &key,
+            "web-01.example.com",
+            &labels,
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let names = Names::new("osapi");
+        let user = for_agent(&accepted, &[names.clone()], &NatsConfig::default());
+        assert_eq!(user.public_key, key.public_key());
+        let p = user.permissions.unwrap();
+        let own = names.agent_consumers("web-01.example.com", labels.iter());
+        let id = "0190a0b0-0000-7000-8000-000000000000";
+        for allowed in [
+            format!("$KV.osapi-job-responses.{id}.res.web-01.example.com"),
+            format!("$KV.osapi-job-responses.{id}.ev.web-01.example.com.{id}"),
+            format!("$KV.osapi-job-responses.{id}.claim.web-01.example.com"),
+            format!("$KV.osapi-job-responses.{id}.claim._any"),
+            "$KV.osapi-agent-registry.web-01.example.com".to_owned(),
+            format!("$JS.API.CONSUMER.MSG.NEXT.osapi-JOBS.{}", own[1].durable),
+            format!(
+                "$JS.API.CONSUMER.CREATE.osapi-JOBS.{}.{}",
+                own[2].durable, own[2].filter
+            ),
+            "$JS.API.CONSUMER.MSG.NEXT.osapi-JOBS.osapi-any".to_owned(),
+            format!("$JS.API.DIRECT.GET.KV_osapi-job-queue.$KV.osapi-job-queue.{id}"),
+        ] {
+            assert!(may_publish(&p, &allowed), "{allowed}");
+        }
+        let other = names.agent_consumers("db-01", labels.iter());
+        for denied in [
+            format!("$KV.osapi-job-responses.{id}.res.db-01"),
+            format!("$KV.osapi-job-responses.{id}.ev.db-01.{id}"),
+            // Events without a host in the key (the old layout).
+            format!("$KV.osapi-job-responses.{id}.ev.{id}"),
+            format!("$KV.osapi-job-responses.{id}.claim.db-01"),
+            "$KV.osapi-agent-registry.db-01".to_owned(),
+            format!("$JS.API.CONSUMER.MSG.NEXT.osapi-JOBS.{}", other[1].durable),
+            format!("$JS.ACK.osapi-JOBS.{}.1.2.3.4.5", other[2].durable),
+            format!(
+                "$JS.API.CONSUMER.CREATE.osapi-JOBS.{}.{}",
+                other[2].durable, other[2].filter
+            ),
+            "$KV.osapi-job-queue.x".to_owned(),
+            "$KV.osapi-audit.x".to_owned(),
+            "$KV.osapi-agent-enrollment.accepted.UABC".to_owned(),
+        ] {
+            assert!(!may_publish(&p, &denied), "{denied}");
+        }
+        assert_eq!(
+            p.subscribe_allow,
+            [format!("_INBOX_{}.>", key.public_key())]
+        );
+    }
 }

@@ -237,8 +237,11 @@ fn connection(
     let kind = auth.kind.unwrap_or(AuthType::Generated);
     if kind != AuthType::Enroll {
         for (field, set) in [
-            ("join_seed_file", auth.join_seed_file.is_some()),
-            ("identity_file", auth.identity_file.is_some()),
+            (
+                "join_seed_file",
+                path(auth.join_seed_file.clone()).is_some(),
+            ),
+            ("identity_file", path(auth.identity_file.clone()).is_some()),
         ] {
             if set {
                 p.push(

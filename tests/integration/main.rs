@@ -9,6 +9,7 @@ mod attack;
 mod auth;
 mod cli;
 mod dbus;
+mod enrollment;
 mod fleet;
 mod input;
 mod jobs;
