@@ -333,7 +333,7 @@ check "the sandboxed agent runs commands as root in their own cwd" \
 # Zero trust on the bus, tried as a local attacker (the unprivileged user
 # nobody) against the installed defaults.
 check "NATS credentials: one nkey seed per role, 0600 root:root" inside_sh '
-  for r in api agent admin; do
+  for r in api agent admin enroll; do
     test "$(stat -c "%a %U:%G" /var/lib/osapi/credentials/$r.nkey)" = "600 root:root" || exit 1
     test -s /var/lib/osapi/credentials/$r.pub || exit 1
   done'
@@ -370,6 +370,23 @@ check "/etc/osapi/tls: api.key 0600 root, api.crt and ca.crt 0644" inside_sh '
 check "plain HTTP on :8080 gets no answer" inside_sh '! curl -s --max-time 5 http://127.0.0.1:8080/health'
 check "HTTPS on :8080 with the pinned CA: /health/ready" \
   inside curl -sf --max-time 10 --cacert /etc/osapi/tls/ca.crt https://127.0.0.1:8080/health/ready
+# Enrollment against the packaged supervisor: a second agent with the join
+# credential and a key of its own is pending until accepted, then nats-server
+# (reloaded by the supervisor under systemd) lets it in for its host only.
+check "a joining agent is pending, then accepted, answers its jobs, and is cut off when rejected" inside_sh '
+  install -m 0600 /var/lib/osapi/credentials/enroll.nkey /etc/osapi/enroll.nkey
+  systemd-run --quiet --unit=osapi-joiner -E OSAPI_NODE_AGENT_HOSTNAME=joiner \
+    -E OSAPI_NODE_AGENT_NATS_AUTH_TYPE=enroll /usr/bin/osapi node agent start || exit 1
+  seen() { for i in $(seq 1 60); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done; return 1; }
+  seen sh -c "osapictl agent pending | grep -q joiner" || { echo "no pending request"; exit 1; }
+  osapictl node hostname get --target joiner >/dev/null 2>&1 && { echo "a pending agent was targeted"; exit 1; }
+  test "$(stat -c %a /var/lib/osapi/agent-identity.nkey)" = 600 || exit 1
+  osapictl agent accept joiner >/dev/null || exit 1
+  seen osapictl agent get joiner || { echo "never live"; journalctl -u osapi-joiner -n 20 --no-pager; exit 1; }
+  osapictl node hostname get --target joiner >/dev/null || exit 1
+  osapictl agent reject joiner >/dev/null || exit 1
+  seen sh -c "journalctl -u osapi-joiner --no-pager | grep -qi \"authorization violation\"" || { echo "not cut off"; exit 1; }
+  systemctl stop osapi-joiner'
 # The exposure as the container's own systemd sees the installed units.
 scores=
 security_ok=1

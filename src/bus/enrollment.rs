@@ -60,7 +60,7 @@ impl EnrollmentStore {
                 });
             }
         }
-        all.sort_by(|a, b| a.enrollment.requested_at.cmp(&b.enrollment.requested_at));
+        all.sort_by_key(|v| v.enrollment.requested_at);
         Ok(all)
     }
 

@@ -423,7 +423,11 @@ mod tests {
         )
         .unwrap();
         let names = Names::new("osapi");
-        let user = for_agent(&accepted, &[names.clone()], &NatsConfig::default());
+        let user = for_agent(
+            &accepted,
+            std::slice::from_ref(&names),
+            &NatsConfig::default(),
+        );
         assert_eq!(user.public_key, key.public_key());
         let p = user.permissions.unwrap();
         let own = names.agent_consumers("web-01.example.com", labels.iter());

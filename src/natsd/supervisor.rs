@@ -405,7 +405,7 @@ impl ConfigFile {
         };
         // Replace rather than truncate: a leftover file could have wider
         // permissions or another owner; create_new with 0600 guarantees ours.
-        match std::fs::remove_file(&path) {
+        match std::fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(write_err(e)),

@@ -68,8 +68,9 @@ pub async fn enrollment(
     Ok(axum::Json(EnrollmentList { enrollments }))
 }
 
-/// Accept a pending agent, named by its host or public key (agent:write):
-/// it gets a NATS user of its own, for its host and labels only.
+/// Accept a pending (or earlier rejected) agent, named by its host or public
+/// key (agent:write): it gets a NATS user of its own, for its host and labels
+/// only.
 #[utoipa::path(post, path = "/api/v1/enrollment/{agent}/accept", tag = "agents",
     params(("agent" = String, Path, description = "The agent's host name or public key")),
     responses((status = 200, body = EnrollmentView), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -81,7 +82,11 @@ pub async fn accept(
     Path(agent): Path<String>,
 ) -> Result<axum::Json<EnrollmentView>, ApiError> {
     let all = s.enrollment.list().await?;
-    let pending = enrollment::find(&all, &agent, &[EnrollmentState::Pending])?;
+    let pending = enrollment::find(
+        &all,
+        &agent,
+        &[EnrollmentState::Pending, EnrollmentState::Rejected],
+    )?;
     enrollment::check_accept(&all, &pending.enrollment)?;
     decide(
         &s,
