@@ -360,12 +360,23 @@ pub async fn api_state(
     api_metrics.watch_nats(client.clone())?;
     let audit = AuditStore::new(buckets.audit.clone());
     let enrollment = bus::EnrollmentStore::open(&js, &names).await?;
+    let responses = format!("$KV.{}.", names.resource(&cfg.nats.kv.responses_bucket));
     let (auditor, audit_writer) = Auditor::start(
         audit.clone(),
         Some(JournalSink::system()),
         BUFFER_CAPACITY,
         registry,
     )?;
+    // Agents cannot audit the jobs they refuse; the API does it for them.
+    let refusals = client
+        .subscribe(format!("{responses}*.res.>"))
+        .await
+        .map_err(|e| bus::BusError::request("watching job results", e))?;
+    tokio::spawn(crate::audit::rejections::record(
+        refusals,
+        responses,
+        auditor.clone(),
+    ));
     let state = AppState {
         jobs: JobService {
             store,

@@ -469,7 +469,7 @@ async fn run_job(
                     status: HostStatus::Failed,
                     data: None,
                     error: Some(JobError {
-                        code: "rejected".into(),
+                        code: crate::job::REJECTED.into(),
                         message: detail,
                     }),
                     duration_ms: 0,

@@ -167,6 +167,7 @@ pub async fn audit_requests(State(a): State<AuditLayer>, mut req: Request, next:
             .and_then(TraceContext::parse)
             .map(|t| t.trace_id_hex()),
         count: None,
+        detail: None,
     };
     let mut pending = Pending {
         auditor: a.auditor.clone(),

@@ -101,6 +101,7 @@ fn aggregate_entry(agg: Aggregate, source: &str) -> Option<AuditEntry> {
         timestamp: OffsetDateTime::now_utc(),
         source_ip: source.to_owned(),
         count: Some(agg.count),
+        detail: None,
         duration_ms: 0,
         job_id: None,
         ..last

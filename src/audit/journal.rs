@@ -53,6 +53,9 @@ pub fn fields(e: &AuditEntry) -> Vec<(&'static str, String)> {
     if let Some(count) = e.count {
         f.push(("AUDIT_COUNT", count.to_string()));
     }
+    if let Some(detail) = &e.detail {
+        f.push(("AUDIT_DETAIL", detail.clone()));
+    }
     f
 }
 

@@ -12,12 +12,16 @@
 //!   NATS is away ([`Auditor`], [`AuditWriter`]). A full buffer drops the entry
 //!   from the bucket (it is still in the journal), counted and logged.
 //!
+//! Jobs an agent refused as not signed by this deployment's API are audited
+//! too, by the API on the agent's behalf ([`rejections`]).
+//!
 //! Entries never carry tokens: the user is the token's `sub` (or `anonymous`).
 //! Wiring into the router is in [`crate::api::audit`].
 
 mod buffer;
 mod failures;
 pub mod journal;
+pub mod rejections;
 mod store;
 
 use serde::{Deserialize, Serialize};
@@ -78,6 +82,10 @@ pub struct AuditEntry {
     /// requests this entry stands for (the latest one's path and time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// What happened, when the request line does not say: why an agent
+    /// refused a job ([`rejections`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl AuditEntry {
@@ -91,8 +99,13 @@ impl AuditEntry {
             .count
             .map(|n| format!(" ×{n} from {}", self.source_ip))
             .unwrap_or_default();
+        let detail = self
+            .detail
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
         format!(
-            "{} {} {} → {}{times} ({} ms{job})",
+            "{} {} {} → {}{times} ({} ms{job}){detail}",
             self.user, self.method, self.path, self.response_code, self.duration_ms
         )
     }
@@ -126,6 +139,7 @@ pub(crate) fn sample_entry() -> AuditEntry {
         job_id: Some(Uuid::now_v7()),
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         count: None,
+        detail: None,
     }
 }
 

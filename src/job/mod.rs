@@ -20,6 +20,6 @@ pub use operation::{
     HostnameSet, InvalidInput, Kind, MAX_COMMAND_TIMEOUT, OPERATION_TYPES, Operation,
     OperationRequest, Ping,
 };
-pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Stage};
+pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, REJECTED, Stage};
 pub use status::{HostProgress, JobStatus, JobView, compute_status};
 pub use target::{InvalidTarget, Target, is_valid_hostname};

@@ -114,6 +114,10 @@ pub enum HostStatus {
     Timeout,
 }
 
+/// The error code of a job an agent refused unrun because it does not
+/// verify (see [`super::signature`]).
+pub const REJECTED: &str = "rejected";
+
 /// A machine-readable failure reason plus a message for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobError {

@@ -262,6 +262,28 @@ async fn unsigned_and_altered_jobs_are_refused_unrun() {
             "does not match"
         };
         assert!(detail.contains(reason), "{forgery}: {detail}");
+        // On the audit trail too, in the refusing agent's name.
+        let entry = wait_for(
+            &format!("the {forgery} job's audit entry"),
+            Duration::from_secs(15),
+            || async {
+                let (_, page) = stack
+                    .get_json("/api/v1/audit?user=agent:verifier", &token)
+                    .await;
+                page["entries"]
+                    .as_array()?
+                    .iter()
+                    .find(|e| e["job_id"] == id.to_string())
+                    .cloned()
+            },
+        )
+        .await;
+        assert_eq!(entry["operation_id"], "jobs_rejected", "{entry}");
+        assert_eq!(entry["response_code"], 403, "{entry}");
+        assert!(
+            entry["detail"].as_str().unwrap().contains(reason),
+            "{entry}"
+        );
     }
     assert!(!marker.exists(), "a forged job ran");
 }

@@ -1,0 +1,110 @@
+//! Jobs an agent refused, on the audit trail.
+//!
+//! An agent refuses a job that does not verify (unsigned, altered, signed by
+//! another key, stored under another id) with a failed result whose error
+//! code is `rejected`. Agents may not write audit entries, so the API, which
+//! may read every stored result, records one entry per refusing host, as if
+//! the agent had answered `403` to a request for that job. Nobody went
+//! through the API to make such a job, so this is the only trace of the
+//! attempt besides the agent's journal.
+
+use futures::{Stream, StreamExt};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{AuditEntry, Auditor};
+use crate::job::{HostResult, HostStatus, REJECTED};
+/// The audit `operation_id` of a refused job.
+pub const OPERATION_ID: &str = "jobs_rejected";
+
+/// The audit entry for `result` of job `job_id`, if it is a refusal.
+pub fn entry(job_id: Uuid, result: &HostResult) -> Option<AuditEntry> {
+    let error = result.error.as_ref()?;
+    if result.status != HostStatus::Failed || error.code != REJECTED {
+        return None;
+    }
+    Some(AuditEntry {
+        id: Uuid::now_v7(),
+        timestamp: OffsetDateTime::now_utc(),
+        user: format!("agent:{}", result.hostname),
+        roles: Vec::new(),
+        method: "NATS".to_owned(),
+        path: format!("/api/v1/jobs/{job_id}"),
+        operation_id: OPERATION_ID.to_owned(),
+        source_ip: "nats".to_owned(),
+        response_code: 403,
+        duration_ms: 0,
+        job_id: Some(job_id),
+        trace_id: None,
+        count: None,
+        detail: Some(super::bounded_path(&error.message)),
+    })
+}
+
+/// Record a refusal for every stored result in `results`, a subscription to
+/// `$KV.<responses>.*.res.>` (`prefix` is `$KV.<responses>.`), until it ends.
+pub async fn record(
+    mut results: impl Stream<Item = async_nats::Message> + Unpin,
+    prefix: String,
+    auditor: Auditor,
+) {
+    let needle = format!("\"{REJECTED}\"");
+    while let Some(msg) = results.next().await {
+        // Most results are not refusals: skip them without parsing.
+        if !msg
+            .payload
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+        {
+            continue;
+        }
+        let job_id = msg
+            .subject
+            .strip_prefix(prefix.as_str())
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|id| id.parse::<Uuid>().ok());
+        let (Some(job_id), Ok(result)) =
+            (job_id, serde_json::from_slice::<HostResult>(&msg.payload))
+        else {
+            continue;
+        };
+        if let Some(entry) = entry(job_id, &result) {
+            tracing::warn!(%job_id, host = %result.hostname, "an agent refused a job that does not verify");
+            auditor.record(entry).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::JobError;
+
+    fn result(status: HostStatus, code: &str) -> HostResult {
+        HostResult {
+            hostname: "web-01".into(),
+            status,
+            data: None,
+            error: Some(JobError {
+                code: code.into(),
+                message: "refused unrun: the job is not signed".into(),
+            }),
+            duration_ms: 0,
+        }
+    }
+
+    #[test]
+    fn only_refusals_are_audited_in_the_agents_name() {
+        let id = Uuid::now_v7();
+        let e = entry(id, &result(HostStatus::Failed, REJECTED)).unwrap();
+        assert_eq!(e.user, "agent:web-01");
+        assert_eq!(e.job_id, Some(id));
+        assert_eq!(e.response_code, 403);
+        assert_eq!(e.operation_id, OPERATION_ID);
+        assert!(e.summary().contains("not signed"), "{}", e.summary());
+        assert!(entry(id, &result(HostStatus::Failed, "timeout")).is_none());
+        let mut ok = result(HostStatus::Completed, REJECTED);
+        ok.error = None;
+        assert!(entry(id, &ok).is_none());
+    }
+}
