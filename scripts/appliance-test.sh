@@ -375,18 +375,18 @@ check "HTTPS on :8080 with the pinned CA: /health/ready" \
 # (reloaded by the supervisor under systemd) lets it in for its host only.
 check "a joining agent is pending, then accepted, answers its jobs, and is cut off when rejected" inside_sh '
   install -m 0600 /var/lib/osapi/credentials/enroll.nkey /etc/osapi/enroll.nkey
-  systemd-run --quiet --unit=osapi-joiner -E OSAPI_NODE_AGENT_HOSTNAME=joiner \
+  systemd-run --quiet --collect --unit=apptest-joiner -E OSAPI_NODE_AGENT_HOSTNAME=joiner \
     -E OSAPI_NODE_AGENT_NATS_AUTH_TYPE=enroll /usr/bin/osapi node agent start || exit 1
   seen() { for i in $(seq 1 60); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done; return 1; }
   seen sh -c "osapictl agent pending | grep -q joiner" || { echo "no pending request"; exit 1; }
   osapictl node hostname get --target joiner >/dev/null 2>&1 && { echo "a pending agent was targeted"; exit 1; }
   test "$(stat -c %a /var/lib/osapi/agent-identity.nkey)" = 600 || exit 1
   osapictl agent accept joiner >/dev/null || exit 1
-  seen osapictl agent get joiner || { echo "never live"; journalctl -u osapi-joiner -n 20 --no-pager; exit 1; }
+  seen osapictl agent get joiner || { echo "never live"; journalctl -u apptest-joiner -n 20 --no-pager; exit 1; }
   osapictl node hostname get --target joiner >/dev/null || exit 1
   osapictl agent reject joiner >/dev/null || exit 1
-  seen sh -c "journalctl -u osapi-joiner --no-pager | grep -qi \"authorization violation\"" || { echo "not cut off"; exit 1; }
-  systemctl stop osapi-joiner'
+  seen sh -c "journalctl -u apptest-joiner --no-pager | grep -qi \"authorization violation\"" || { echo "not cut off"; exit 1; }
+  systemctl stop apptest-joiner'
 # The exposure as the container's own systemd sees the installed units.
 scores=
 security_ok=1
