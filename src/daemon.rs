@@ -360,7 +360,11 @@ pub async fn api_state(
     api_metrics.watch_nats(client.clone())?;
     let audit = AuditStore::new(buckets.audit.clone());
     let enrollment = bus::EnrollmentStore::open(&js, &names).await?;
-    let responses = format!("$KV.{}.", names.resource(&cfg.nats.kv.responses_bucket));
+    let (feed, refusals) = bus::ResultFeed::start(
+        &client,
+        format!("$KV.{}.", names.resource(&cfg.nats.kv.responses_bucket)),
+    )
+    .await?;
     let (auditor, audit_writer) = Auditor::start(
         audit.clone(),
         Some(JournalSink::system()),
@@ -368,15 +372,7 @@ pub async fn api_state(
         registry,
     )?;
     // Agents cannot audit the jobs they refuse; the API does it for them.
-    let refusals = client
-        .subscribe(format!("{responses}*.res.>"))
-        .await
-        .map_err(|e| bus::BusError::request("watching job results", e))?;
-    tokio::spawn(crate::audit::rejections::record(
-        refusals,
-        responses,
-        auditor.clone(),
-    ));
+    tokio::spawn(crate::audit::rejections::record(refusals, auditor.clone()));
     let state = AppState {
         jobs: JobService {
             store,
@@ -386,6 +382,7 @@ pub async fn api_state(
             progress_hint: Arc::default(),
             signer,
             inflight: crate::api::quota::InFlight::new(server.max_jobs_in_flight),
+            feed,
         },
         auth: Arc::new(Authenticator {
             key,

@@ -4,14 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::metrics::JobMetrics;
 use super::quota::{InFlight, Slot};
-use crate::bus::{JobStore, LiveAgents};
+use crate::bus::{JobResults, JobStore, LiveAgents, ResultFeed};
 use crate::config::MAX_COMMAND_TIMEOUT;
 use crate::job::signature::JobSigner;
 use crate::job::{
@@ -69,12 +68,14 @@ pub struct JobService {
     pub signer: Arc<JobSigner>,
     /// Each principal's jobs in flight, capped.
     pub inflight: Arc<InFlight>,
+    /// Every stored result, dispatched to the job's waiter.
+    pub feed: ResultFeed,
 }
 
 /// A synchronous caller's hold on a job: its results as they come, and its
 /// place under the caller's cap until the wait ends.
 pub struct Waiter {
-    sub: async_nats::Subscriber,
+    results: JobResults,
     _slot: Slot,
 }
 
@@ -138,8 +139,7 @@ impl JobService {
         })
     }
 
-    /// Store and announce a job. With `wait`, subscribe to its results first and
-    /// return the subscription.
+    /// Store and announce a job. With `wait`, return its results as they come.
     pub async fn submit(
         &self,
         s: Submission,
@@ -169,19 +169,25 @@ impl JobService {
         };
         job.signature = Some(self.signer.sign(&job));
         self.store.create(&job).await?;
-        // Subscribed before the announcement, so no result slips past.
-        let sub = self.store.subscribe_results(job.id).await?;
+        // Registered before the announcement, so no result slips past.
+        let results = self.feed.register(job.id);
         self.store.announce(&job, s.traceparent.as_deref()).await?;
         self.metrics.created(job.operation.type_name());
         tracing::info!(job_id = %job.id, operation = job.operation.type_name(), target = %job.target, "job created");
         if wait {
-            return Ok((job, Some(Waiter { sub, _slot: slot })));
+            return Ok((
+                job,
+                Some(Waiter {
+                    results,
+                    _slot: slot,
+                }),
+            ));
         }
         // Nobody waits for an asynchronous job, but it counts against its
         // creator until it settles.
         let (service, settling) = (self.clone(), job.clone());
         tokio::spawn(async move {
-            let _ = service.collect(&settling, sub).await;
+            let _ = service.collect(&settling, results).await;
             drop(slot);
         });
         Ok((job, None))
@@ -190,7 +196,7 @@ impl JobService {
     /// Collect results until every expected host answered or the job's deadline.
     pub async fn wait(&self, job: &Job, waiter: Waiter) -> Result<JobOutcome, ApiError> {
         let started = tokio::time::Instant::now();
-        let results = self.collect(job, waiter.sub).await?;
+        let results = self.collect(job, waiter.results).await?;
         self.metrics
             .waited(job.operation.type_name(), started.elapsed().as_secs_f64());
         if results.is_empty() {
@@ -219,7 +225,7 @@ impl JobService {
     async fn collect(
         &self,
         job: &Job,
-        mut sub: async_nats::Subscriber,
+        mut feed: JobResults,
     ) -> Result<Vec<HostResult>, ApiError> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(job.timeout_ms);
         let mut results: Vec<HostResult> = Vec::new();
@@ -231,11 +237,8 @@ impl JobService {
         };
         while !job.expected.is_answered_by(&results) {
             tokio::select! {
-                next = tokio::time::timeout_at(deadline, sub.next()) => match next {
-                    Ok(Some(msg)) => match serde_json::from_slice::<HostResult>(&msg.payload) {
-                        Ok(r) => merge(&mut results, r),
-                        Err(e) => tracing::warn!(error = %e, "ignoring an unreadable result"),
-                    },
+                next = tokio::time::timeout_at(deadline, feed.next()) => match next {
+                    Ok(Some(r)) => merge(&mut results, r),
                     Ok(None) => return Err(ApiError::Internal("result subscription closed".into())),
                     Err(_) => break,
                 },
@@ -248,7 +251,7 @@ impl JobService {
                 }
             }
         }
-        let _ = sub.unsubscribe().await;
+        drop(feed);
         // The stored results are the truth: anything the subscription missed
         // (a reconnect we did not notice in time) is read back before a host is
         // reported as not answering.

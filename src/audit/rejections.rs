@@ -3,13 +3,14 @@
 //! An agent refuses a job that does not verify (unsigned, altered, signed by
 //! another key, stored under another id) with a failed result whose error
 //! code is `rejected`. Agents may not write audit entries, so the API, which
-//! may read every stored result, records one entry per refusing host, as if
+//! sees every stored result ([`crate::bus::ResultFeed`]), records one entry
+//! per refusing host, as if
 //! the agent had answered `403` to a request for that job. Nobody went
 //! through the API to make such a job, so this is the only trace of the
 //! attempt besides the agent's journal.
 
-use futures::{Stream, StreamExt};
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{AuditEntry, Auditor};
@@ -41,33 +42,10 @@ pub fn entry(job_id: Uuid, result: &HostResult) -> Option<AuditEntry> {
     })
 }
 
-/// Record a refusal for every stored result in `results`, a subscription to
-/// `$KV.<responses>.*.res.>` (`prefix` is `$KV.<responses>.`), until it ends.
-pub async fn record(
-    mut results: impl Stream<Item = async_nats::Message> + Unpin,
-    prefix: String,
-    auditor: Auditor,
-) {
-    let needle = format!("\"{REJECTED}\"");
-    while let Some(msg) = results.next().await {
-        // Most results are not refusals: skip them without parsing.
-        if !msg
-            .payload
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
-        {
-            continue;
-        }
-        let job_id = msg
-            .subject
-            .strip_prefix(prefix.as_str())
-            .and_then(|rest| rest.split('.').next())
-            .and_then(|id| id.parse::<Uuid>().ok());
-        let (Some(job_id), Ok(result)) =
-            (job_id, serde_json::from_slice::<HostResult>(&msg.payload))
-        else {
-            continue;
-        };
+/// Record every refusal `refusals` brings (job id and result, from
+/// [`crate::bus::ResultFeed`]) until it ends.
+pub async fn record(mut refusals: mpsc::Receiver<(Uuid, HostResult)>, auditor: Auditor) {
+    while let Some((job_id, result)) = refusals.recv().await {
         if let Some(entry) = entry(job_id, &result) {
             tracing::warn!(%job_id, host = %result.hostname, "an agent refused a job that does not verify");
             auditor.record(entry).await;

@@ -5,6 +5,7 @@
 mod connect;
 pub mod credentials;
 pub mod enrollment;
+mod feed;
 mod pager;
 pub mod permissions;
 mod provision;
@@ -14,6 +15,7 @@ mod store;
 pub use connect::{connect, connect_watched, round_trip};
 pub use credentials::Role;
 pub use enrollment::EnrollmentStore;
+pub use feed::{JobResults, ResultFeed};
 pub use pager::{Order, StreamPager};
 pub use provision::{
     Buckets, check, open, provision, provisioned_streams, reprovision_on_reconnect,

@@ -163,15 +163,6 @@ impl JobStore {
         .await
     }
 
-    /// Subscribe to a job's results as they are written. Subscribe before
-    /// announcing, so no result can slip past.
-    pub async fn subscribe_results(&self, id: Uuid) -> Result<async_nats::Subscriber, BusError> {
-        self.client
-            .subscribe(format!("{}{id}.res.>", self.responses.prefix))
-            .await
-            .map_err(|e| BusError::request("subscribing to results", e))
-    }
-
     pub async fn get(&self, id: Uuid) -> Result<Option<Job>, BusError> {
         let bytes = super::retry_transient("reading a job", PATIENCE, |_| async {
             let found = self
