@@ -222,11 +222,7 @@ impl JobService {
 
     /// The results of `job` once every expected host answered, or at its
     /// deadline what there is.
-    async fn collect(
-        &self,
-        job: &Job,
-        mut feed: JobResults,
-    ) -> Result<Vec<HostResult>, ApiError> {
+    async fn collect(&self, job: &Job, mut feed: JobResults) -> Result<Vec<HostResult>, ApiError> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(job.timeout_ms);
         let mut results: Vec<HostResult> = Vec::new();
         let mut connects = self.connects.clone();

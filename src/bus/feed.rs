@@ -109,10 +109,7 @@ impl ResultFeed {
 /// The job id and result of a message on `<responses><id>.res.<host>`, when
 /// the result speaks for the host it is stored under.
 fn parse(responses: &str, msg: &async_nats::Message) -> Option<(Uuid, HostResult)> {
-    let (id, host) = msg
-        .subject
-        .strip_prefix(responses)?
-        .split_once(".res.")?;
+    let (id, host) = msg.subject.strip_prefix(responses)?.split_once(".res.")?;
     let id: Uuid = id.parse().ok()?;
     // A deleted key's marker: nothing to pass on.
     if msg.payload.is_empty() {
@@ -164,8 +161,14 @@ mod tests {
     fn a_result_counts_only_for_the_host_it_is_stored_under() {
         let prefix = "$KV.osapi-job-responses.";
         let id = Uuid::now_v7();
-        let own = message(&format!("{prefix}{id}.res.web-01.example.com"), &result("web-01.example.com"));
-        assert_eq!(parse(prefix, &own), Some((id, result("web-01.example.com"))));
+        let own = message(
+            &format!("{prefix}{id}.res.web-01.example.com"),
+            &result("web-01.example.com"),
+        );
+        assert_eq!(
+            parse(prefix, &own),
+            Some((id, result("web-01.example.com")))
+        );
         // Stored under one host's key, naming another.
         let forged = message(&format!("{prefix}{id}.res.db-01"), &result("web-01"));
         assert_eq!(parse(prefix, &forged), None);

@@ -61,7 +61,6 @@ pub struct JobPage {
 
 #[derive(Clone)]
 pub struct JobStore {
-    client: async_nats::Client,
     js: jetstream::Context,
     jobs: kv::Store,
     responses: kv::Store,
@@ -77,8 +76,7 @@ const SETTLED_CAPACITY: usize = 20_000;
 impl JobStore {
     pub fn new(client: async_nats::Client, buckets: &Buckets, names: Names) -> Self {
         JobStore {
-            js: jetstream::new(client.clone()),
-            client,
+            js: jetstream::new(client),
             jobs: buckets.jobs.clone(),
             responses: buckets.responses.clone(),
             names,
