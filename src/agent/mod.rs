@@ -18,22 +18,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, AckKind, consumer};
-use futures::StreamExt;
+use async_nats::jetstream;
 use time::OffsetDateTime;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 pub use dispatch::{Outcome, dispatch};
 pub use metrics::AgentMetrics;
 
-use crate::bus::{self, AgentInfo, BusError, Claim, JobStore, Registry};
+use crate::bus::{
+    self, AgentInfo, BusError, CONSUMER_PATIENCE, Claim, Deliveries, Delivery, DeliverySettings,
+    JobStore, Registry,
+};
 use crate::config::{AgentConfig, NatsConfig};
 use crate::job::signature::JobVerifier;
-use crate::job::{
-    AgentConsumer, Expected, HostResult, HostStatus, Job, JobError, JobEvent, Names, Stage,
-};
+use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Names, Stage};
 use crate::provider::Providers;
 use crate::telemetry::trace::TraceContext;
 use tracing::Instrument;
@@ -43,8 +43,6 @@ use tracing::Instrument;
 pub enum AgentError {
     #[error(transparent)]
     Bus(#[from] BusError),
-    #[error("cannot create consumer {name}: {detail}")]
-    Consumer { name: String, detail: String },
     #[error(transparent)]
     Enrollment(#[from] crate::enrollment::EnrollmentError),
 }
@@ -136,62 +134,18 @@ pub async fn run(
     let registry = Registry::new(buckets.registry.clone(), settings.nats.registry.ttl);
     let cfg = &settings.agent;
 
-    // Each consumer is followed by a task of its own that feeds one channel and
-    // recreates its consumer when deliveries stop for good (consumer or stream
-    // lost with a NATS node, a store wiped); the channel's small capacity keeps
-    // jobs in JetStream rather than in our memory while all slots are busy.
-    let (deliveries_tx, mut deliveries) = mpsc::channel(cfg.max_jobs);
-    let mut consumers = JoinSet::new();
-    // Consumers being recreated right now; while any is, no heartbeat goes out,
-    // so the registry never lists an agent that cannot receive its jobs.
-    let recovering = Arc::new(AtomicUsize::new(0));
-    for AgentConsumer {
-        durable,
-        filter: filter_subject,
-    } in names.agent_consumers(&cfg.hostname, cfg.labels.iter())
-    {
-        let config = consumer::pull::Config {
-            durable_name: Some(durable.clone()),
-            filter_subject,
-            deliver_policy: consumer::DeliverPolicy::New,
-            ack_policy: consumer::AckPolicy::Explicit,
+    let mut deliveries = Deliveries::open(
+        &buckets.stream,
+        names.agent_consumers(&cfg.hostname, cfg.labels.iter()),
+        &DeliverySettings {
             ack_wait: cfg.consumer.ack_wait,
-            max_deliver: i64::from(cfg.consumer.max_deliver),
-            backoff: cfg.consumer.back_off.clone(),
-            ..Default::default()
-        };
-        // A consumer the server refuses is a configuration problem to report at
-        // start; one that is slow to appear (a new replicated consumer electing
-        // its leader, a cluster still forming) is waited for.
-        let deadline = Instant::now() + CONSUMER_PATIENCE;
-        let messages = loop {
-            match open_consumer(&buckets.stream, &durable, &config, cfg.max_jobs).await {
-                Ok(m) => break m,
-                Err(detail) if bus::transient_detail(&detail) && Instant::now() < deadline => {
-                    tracing::info!(consumer = %durable, error = %detail, "consumer not ready yet; retrying");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                Err(detail) => {
-                    return Err(AgentError::Consumer {
-                        name: durable.clone(),
-                        detail,
-                    });
-                }
-            }
-        };
-        consumers.spawn(follow_consumer(
-            Follow {
-                stream: buckets.stream.clone(),
-                durable,
-                config,
-                batch: cfg.max_jobs,
-                recovering: recovering.clone(),
-            },
-            messages,
-            deliveries_tx.clone(),
-        ));
-    }
-    drop(deliveries_tx);
+            max_deliver: cfg.consumer.max_deliver,
+            back_off: cfg.consumer.back_off.clone(),
+            batch: cfg.max_jobs,
+        },
+    )
+    .await?;
+    let recovering = deliveries.recovering();
 
     let shared = Arc::new(Shared {
         store,
@@ -278,11 +232,11 @@ pub async fn run(
             _ = shutdown.changed() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             next = deliveries.recv() => match next {
-                Some(msg) => {
+                Some(delivery) => {
                     let permit = tokio::select! {
                         p = shared.running.clone().acquire_owned() => p,
                         _ = shutdown.changed() => {
-                            let _ = msg.ack_with(AckKind::Nak(None)).await;
+                            delivery.release().await;
                             break;
                         }
                     };
@@ -291,7 +245,7 @@ pub async fn run(
                     let shared = shared.clone();
                     tasks.spawn(async move {
                         let _running = shared.metrics.running();
-                        handle(&shared, msg, permit).await;
+                        handle(&shared, delivery, permit).await;
                     });
                 }
                 None => break,
@@ -299,12 +253,8 @@ pub async fn run(
         }
     }
     tracing::info!(running = tasks.len(), "agent stopping");
-    consumers.abort_all();
     // Jobs delivered but not started go back at once rather than after ack_wait.
-    while let Ok(msg) = deliveries.try_recv() {
-        let _ = msg.ack_with(AckKind::Nak(None)).await;
-    }
-    drop(deliveries);
+    deliveries.close().await;
     heartbeat.abort();
     // Running jobs get a grace period; jobs still running after it are abandoned
     // unacknowledged and JetStream redelivers them to another agent.
@@ -359,26 +309,15 @@ async fn take_slots(
 
 /// Handle one delivered job message; every outcome ends in an ack, a nak, or
 /// (only when NATS itself is unreachable) no answer so JetStream redelivers.
-async fn handle(shared: &Shared, msg: jetstream::Message, slot: OwnedSemaphorePermit) {
-    let attempt = msg
-        .info()
-        .map(|i| u64::try_from(i.delivered).unwrap_or(1))
-        .unwrap_or(1);
-    let Ok(id) = std::str::from_utf8(&msg.payload)
-        .unwrap_or_default()
-        .parse::<Uuid>()
-    else {
-        tracing::warn!(subject = %msg.subject, "dropping a job message without a job id");
-        let _ = msg.ack_with(AckKind::Term).await;
+async fn handle(shared: &Shared, delivery: Delivery, slot: OwnedSemaphorePermit) {
+    let attempt = delivery.attempt();
+    let Some(id) = delivery.job_id() else {
+        tracing::warn!(subject = %delivery.subject(), "dropping a job message without a job id");
+        delivery.discard().await;
         return;
     };
     // Continue the API's trace, so this job's log lines share its trace_id.
-    let header = msg
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(bus::TRACEPARENT_HEADER))
-        .map(|v| v.to_string());
-    let ctx = TraceContext::continue_from(header.as_deref());
+    let ctx = TraceContext::continue_from(delivery.traceparent().as_deref());
     let span = tracing::info_span!(
         "job",
         job_id = %id,
@@ -399,16 +338,16 @@ async fn handle(shared: &Shared, msg: jetstream::Message, slot: OwnedSemaphorePe
         let done = loop {
             tokio::select! {
                 done = &mut work => break done,
-                _ = keepalive.tick() => { let _ = msg.ack_with(AckKind::Progress).await; }
+                _ = keepalive.tick() => delivery.working().await,
             }
         };
         match done {
-            Ok(()) => ack_finished(&msg).await,
+            Ok(()) => delivery.done().await,
             // A stored job we cannot read will never become readable: stop its
             // redelivery instead of poisoning every agent with it.
             Err(e @ BusError::Corrupt { .. }) => {
                 tracing::error!(error = %e, "unreadable job; terminating its delivery");
-                let _ = msg.ack_with(AckKind::Term).await;
+                delivery.discard().await;
             }
             // NATS trouble mid-job: leave it unacked so it is redelivered.
             Err(e) => {
@@ -578,148 +517,6 @@ async fn run_job(
         Some(started.elapsed().as_secs_f64()),
     );
     finish(shared, &job, outcome, started.elapsed(), attempt).await
-}
-
-/// Acknowledge a finished job and wait for the server to confirm, trying again
-/// briefly: a lost acknowledgement means a redelivery (which finds the result
-/// and does nothing), so this only saves work.
-async fn ack_finished(msg: &jetstream::Message) {
-    let mut delay = Duration::from_millis(100);
-    for attempt in 1..=5 {
-        match msg.double_ack().await {
-            Ok(()) => return,
-            Err(e) if attempt == 5 => {
-                tracing::warn!(error = %e, "could not acknowledge a finished job; it will be redelivered and skipped")
-            }
-            Err(_) => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-    }
-}
-
-/// Create (or find) a consumer and start pulling from it.
-async fn open_consumer(
-    stream: &jetstream::stream::Stream,
-    durable: &str,
-    config: &consumer::pull::Config,
-    batch: usize,
-) -> Result<consumer::pull::Stream, String> {
-    let mut consumer = stream
-        .get_or_create_consumer(durable, config.clone())
-        .await
-        .map_err(|e| e.to_string())?;
-    // An existing durable consumer keeps the settings it was made with; bring
-    // its redelivery timing in line with the configuration we keep alive by.
-    let current = &consumer.cached_info().config;
-    if current.ack_wait != config.ack_wait
-        || current.backoff != config.backoff
-        || current.max_deliver != config.max_deliver
-    {
-        // Creating a durable consumer that exists updates its updatable fields
-        // (the create endpoint does so on 2.9 as on 2.10+).
-        consumer = stream
-            .create_consumer(config.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    consumer
-        .stream()
-        .max_messages_per_batch(batch)
-        .expires(PULL_EXPIRES)
-        .heartbeat(PULL_HEARTBEAT)
-        .messages()
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// How long the agent waits at start for a consumer the server is slow to create.
-const CONSUMER_PATIENCE: Duration = Duration::from_secs(60);
-
-/// How long one pull request waits on the server before the client pulls again.
-/// Short, because a pull request dies with the server that held it (a
-/// consumer's leader moves when a cluster node fails) and the client only
-/// notices when the request should have expired: this bounds that stall.
-const PULL_EXPIRES: Duration = Duration::from_secs(5);
-/// Idle heartbeat of pull requests, so a silent server shows in the logs.
-const PULL_HEARTBEAT: Duration = Duration::from_secs(2);
-
-/// What a consumer's task needs to bring it back.
-struct Follow {
-    stream: jetstream::stream::Stream,
-    durable: String,
-    config: consumer::pull::Config,
-    batch: usize,
-    recovering: Arc<AtomicUsize>,
-}
-
-/// Forward one consumer's deliveries until the agent stops; when they stop for
-/// good, recreate the consumer (once its stream exists again).
-async fn follow_consumer(
-    f: Follow,
-    mut messages: consumer::pull::Stream,
-    tx: mpsc::Sender<jetstream::Message>,
-) {
-    use consumer::pull::MessagesErrorKind as Kind;
-    loop {
-        let mut quiet = false;
-        while let Some(next) = messages.next().await {
-            match next {
-                Ok(msg) => {
-                    quiet = false;
-                    if tx.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-                // The stream pulls again by itself (on expiry, on reconnect) and
-                // keeps its inbox: pull requests still waiting on the server
-                // deliver there. A new stream would leave them behind to swallow
-                // jobs until ack_wait, so only a consumer that is gone for good
-                // (deleted, or no JetStream answering for it) is recreated.
-                Err(e) if matches!(e.kind(), Kind::ConsumerDeleted | Kind::NoResponders) => {
-                    tracing::warn!(consumer = %f.durable, error = %e, "consumer lost");
-                    break;
-                }
-                Err(e) if e.kind() == Kind::MissingHeartbeat => {
-                    if !quiet {
-                        tracing::warn!(consumer = %f.durable, "NATS silent on our pull request; waiting for it to come back");
-                        quiet = true;
-                    }
-                    // Pulls for a consumer the server no longer has (it came back
-                    // empty) go unanswered rather than failing: ask after it.
-                    if let Err(e) = f.stream.consumer_info(&f.durable).await {
-                        let e = e.to_string();
-                        if ["10014", "10059", "not found"]
-                            .iter()
-                            .any(|m| e.contains(m))
-                        {
-                            tracing::warn!(consumer = %f.durable, error = %e, "consumer lost");
-                            break;
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(consumer = %f.durable, error = %e, "error receiving jobs"),
-            }
-        }
-        tracing::warn!(consumer = %f.durable, "consumer stopped delivering; recreating it");
-        f.recovering.fetch_add(1, Ordering::SeqCst);
-        let mut delay = Duration::from_millis(100);
-        messages = loop {
-            match open_consumer(&f.stream, &f.durable, &f.config, f.batch).await {
-                Ok(m) => break m,
-                Err(e) => {
-                    tracing::warn!(consumer = %f.durable, error = %e, "cannot recreate the consumer yet");
-                    // A stream that is gone (a wiped store) is the supervisor's
-                    // or the API's to bring back; agents may not create streams.
-                }
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
-        };
-        f.recovering.fetch_sub(1, Ordering::SeqCst);
-        tracing::info!(consumer = %f.durable, "consumer recreated; receiving jobs again");
-    }
 }
 
 /// Bytes of a NATS message kept free for headers when fitting a result.

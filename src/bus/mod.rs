@@ -4,6 +4,7 @@
 
 mod connect;
 pub mod credentials;
+mod deliveries;
 pub mod enrollment;
 mod feed;
 mod pager;
@@ -14,6 +15,7 @@ mod store;
 
 pub use connect::{connect, connect_watched, round_trip};
 pub use credentials::Role;
+pub use deliveries::{CONSUMER_PATIENCE, Deliveries, Delivery, DeliverySettings};
 pub use enrollment::EnrollmentStore;
 pub use feed::{JobResults, ResultFeed};
 pub use pager::{Order, StreamPager};
@@ -70,6 +72,8 @@ pub enum BusError {
     },
     #[error("job {0} already exists")]
     Conflict(String),
+    #[error("cannot create consumer {name}: {detail}")]
+    Consumer { name: String, detail: String },
 }
 
 impl BusError {
