@@ -10,10 +10,10 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::{AgentError, AgentSettings};
+use crate::bus::Names;
 use crate::bus::{self, BusError, Role};
 use crate::config::NatsClientAuth;
 use crate::enrollment::Enrollment;
-use crate::job::Names;
 
 /// The longest wait between two looks: how long an accepted agent may take
 /// to notice.

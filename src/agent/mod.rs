@@ -29,11 +29,11 @@ pub use metrics::AgentMetrics;
 
 use crate::bus::{
     self, AgentInfo, BusError, CONSUMER_PATIENCE, Claim, Deliveries, Delivery, DeliverySettings,
-    JobStore, Registry,
+    JobStore, Names, Registry,
 };
 use crate::config::{AgentConfig, NatsConfig};
 use crate::job::signature::JobVerifier;
-use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Names, Stage};
+use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Stage};
 use crate::provider::Providers;
 use crate::telemetry::trace::TraceContext;
 use tracing::Instrument;

@@ -36,8 +36,8 @@ use self::extract::BodyLimit;
 use self::metrics::ApiMetrics;
 use self::service::JobService;
 use crate::audit::{AuditStore, Auditor};
+use crate::bus::Names;
 use crate::config::NatsConfig;
-use crate::job::Names;
 use crate::rbac::Permission;
 
 /// What every handler can reach.

@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use super::AgentConsumer;
 use super::BusError;
-use crate::job::AgentConsumer;
 
 /// How long the agent waits at start for a consumer the server is slow to create.
 pub const CONSUMER_PATIENCE: Duration = Duration::from_secs(60);

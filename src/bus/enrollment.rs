@@ -14,8 +14,8 @@ use async_nats::jetstream::{self, kv};
 use futures::{StreamExt, TryStreamExt};
 
 use super::BusError;
+use crate::bus::Names;
 use crate::enrollment::{Enrollment, EnrollmentState, EnrollmentView};
-use crate::job::Names;
 
 /// Pending requests, one per agent key.
 pub const REQUESTS_BUCKET: &str = "agent-requests";

@@ -7,6 +7,7 @@ pub mod credentials;
 mod deliveries;
 pub mod enrollment;
 mod feed;
+mod names;
 mod pager;
 pub mod permissions;
 mod provision;
@@ -18,6 +19,7 @@ pub use credentials::Role;
 pub use deliveries::{CONSUMER_PATIENCE, Deliveries, Delivery, DeliverySettings};
 pub use enrollment::EnrollmentStore;
 pub use feed::{JobResults, ResultFeed};
+pub use names::{AgentConsumer, Names};
 pub use pager::{Order, StreamPager};
 pub use provision::{
     Buckets, check, open, provision, provisioned_streams, reprovision_on_reconnect,

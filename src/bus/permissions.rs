@@ -21,9 +21,9 @@
 //! change its limits.
 
 use super::credentials::Role;
+use crate::bus::Names;
 use crate::config::NatsConfig;
 use crate::enrollment::Enrollment;
-use crate::job::Names;
 use crate::natsd::{NkeyUser, Permissions};
 
 /// The NATS names the permissions refer to.

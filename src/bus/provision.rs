@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv, stream};
 
 use super::BusError;
+use crate::bus::Names;
 use crate::config::{BucketConfig, DiscardPolicy, NatsConfig, StorageKind, StreamConfig};
-use crate::job::Names;
 
 /// The four buckets and the job stream, opened.
 #[derive(Clone)]

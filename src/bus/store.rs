@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::pager::{Order, StreamPager, is_tombstone};
-use super::{Buckets, BusError};
-use crate::job::{HostResult, Job, JobEvent, JobStatus, JobView, Names, Target, compute_status};
+use super::{Buckets, BusError, Names};
+use crate::job::{HostResult, Job, JobEvent, JobStatus, JobView, Target, compute_status};
 
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// How many jobs one listing request may inspect when filters skip most of them;
@@ -144,7 +144,7 @@ impl JobStore {
         if let Some(tp) = traceparent {
             headers.insert(TRACEPARENT_HEADER, tp);
         }
-        let subject = job.target.subject(&self.names, job.operation.kind());
+        let subject = self.names.job_subject(&job.target, job.operation.kind());
         // Retrying is safe: the stream drops a repeated Nats-Msg-Id.
         super::retry_transient("announcing a job", PATIENCE, |_| {
             let (subject, headers) = (subject.clone(), headers.clone());

@@ -2,19 +2,17 @@
 //!
 //! * [`Operation`] — every read or change of a host, with its input, validation,
 //!   kind (query/modify) and the permission it needs;
-//! * [`Target`] — which agents a job is for, and the NATS subject that reaches them;
-//! * [`Names`] — every NATS name under the deployment's namespace;
+//! * [`Target`] — which agents a job is for (the NATS subjects that reach them
+//!   are the bus's: `crate::bus::Names`);
 //! * [`Job`], [`JobEvent`], [`HostResult`] — the immutable job, its append-only
 //!   events and per-host results, and [`compute_status`] that derives the status.
 
-mod names;
 mod operation;
 mod record;
 pub mod signature;
 mod status;
 mod target;
 
-pub use names::{AgentConsumer, Names};
 pub use operation::{
     CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DEFAULT_PING_TIMEOUT, DnsGet, DnsSet,
     HostnameSet, InvalidInput, Kind, MAX_COMMAND_TIMEOUT, OPERATION_TYPES, Operation,

@@ -5,8 +5,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Kind, Names};
-
 /// Which agents a job is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -120,22 +118,6 @@ impl fmt::Display for Target {
 }
 
 impl Target {
-    /// The subject (without namespace) on which a job of `kind` for this target is
-    /// announced, e.g. `jobs.modify.label.group.web.dev`.
-    pub fn subject_suffix(&self, kind: Kind) -> String {
-        let kind = kind.as_str();
-        match self {
-            Target::Any => format!("jobs.{kind}._any"),
-            Target::All => format!("jobs.{kind}._all"),
-            Target::Host(h) => format!("jobs.{kind}.host.{h}"),
-            Target::Label { key, value } => format!("jobs.{kind}.label.{key}.{value}"),
-        }
-    }
-
-    pub fn subject(&self, names: &Names, kind: Kind) -> String {
-        names.subject(&self.subject_suffix(kind))
-    }
-
     /// Whether an agent with this hostname and these labels is addressed.
     pub fn matches<'a>(
         &self,
@@ -152,27 +134,6 @@ impl Target {
                             && v.as_bytes().get(value.len()) == Some(&b'.')))
             }),
         }
-    }
-
-    /// The filter subjects (without namespace) an agent consumes for its own
-    /// per-agent consumers: `_all`, its host subject, and every prefix of each label.
-    /// `_any` is consumed through a consumer shared by all agents and is not listed.
-    pub fn agent_filters<'a>(
-        hostname: &str,
-        labels: impl Iterator<Item = (&'a String, &'a String)>,
-    ) -> Vec<String> {
-        let mut filters = vec!["jobs.*._all".to_owned(), format!("jobs.*.host.{hostname}")];
-        for (key, value) in labels {
-            let mut prefix = String::new();
-            for segment in value.split('.') {
-                if !prefix.is_empty() {
-                    prefix.push('.');
-                }
-                prefix.push_str(segment);
-                filters.push(format!("jobs.*.label.{key}.{prefix}"));
-            }
-        }
-        filters
     }
 }
 
@@ -229,39 +190,6 @@ mod tests {
         assert!(!t("role:web").matches("h", labels.iter()));
         assert!(t("h").matches("h", labels.iter()));
         assert!(!t("other").matches("h", labels.iter()));
-    }
-
-    #[test]
-    fn subjects_encode_kind_and_target() {
-        let n = Names::new("osapi");
-        let t = |s: &str| s.parse::<Target>().unwrap();
-        assert_eq!(t("_any").subject(&n, Kind::Query), "osapi.jobs.query._any");
-        assert_eq!(
-            t("_all").subject(&n, Kind::Modify),
-            "osapi.jobs.modify._all"
-        );
-        assert_eq!(
-            t("web-01").subject(&n, Kind::Query),
-            "osapi.jobs.query.host.web-01"
-        );
-        assert_eq!(
-            t("group:web.dev").subject(&n, Kind::Modify),
-            "osapi.jobs.modify.label.group.web.dev"
-        );
-    }
-
-    #[test]
-    fn agent_filters_cover_every_label_prefix() {
-        let labels = BTreeMap::from([("group".to_owned(), "web.dev".to_owned())]);
-        assert_eq!(
-            Target::agent_filters("web-01", labels.iter()),
-            vec![
-                "jobs.*._all",
-                "jobs.*.host.web-01",
-                "jobs.*.label.group.web",
-                "jobs.*.label.group.web.dev"
-            ]
-        );
     }
 
     #[test]

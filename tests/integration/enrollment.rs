@@ -312,7 +312,7 @@ async fn a_new_agent_waits_for_acceptance_then_speaks_only_for_its_host() {
     assert_eq!(results[0]["status"], "completed", "{view}");
     assert_eq!(view["status"], "completed", "{view}");
     // Another host's deliveries stay that host's.
-    let names = osapi::job::Names::new("osapi");
+    let names = osapi::bus::Names::new("osapi");
     let theirs = names.agent_consumers("local", std::iter::empty());
     let pull = attacker
         .request(

@@ -423,7 +423,7 @@ async fn embedded_servers_of_three_appliances_form_one_cluster() {
     nats.kv.replicas = 3;
     nats.audit.replicas = 3;
     nats.registry.replicas = 3;
-    let names = osapi::job::Names::new(format!("a{tag}"));
+    let names = osapi::bus::Names::new(format!("a{tag}"));
     let buckets = osapi::bus::provision(&async_nats::jetstream::new(client), &names, &nats)
         .await
         .expect("R3 provisioning on the embedded cluster");

@@ -99,7 +99,7 @@ impl Access {
         let keys = osapi::bus::credentials::ensure(dir).expect("generate credentials");
         let deployments: Vec<_> = namespaces
             .iter()
-            .map(|ns| osapi::job::Names::new(ns.clone()))
+            .map(|ns| osapi::bus::Names::new(ns.clone()))
             .collect();
         let users = osapi::bus::permissions::users(
             keys,

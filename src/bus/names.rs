@@ -1,5 +1,8 @@
 //! NATS names under a namespace (SPEC §3): `jobs.query._any` → `osapi.jobs.query._any`,
-//! stream `JOBS` → `osapi-JOBS`, bucket `job-queue` → `osapi-job-queue`.
+//! stream `JOBS` → `osapi-JOBS`, bucket `job-queue` → `osapi-job-queue`; the
+//! subject a job is announced on, and the consumers an agent reads from.
+
+use crate::job::{Kind, Target};
 
 /// The namespace of one deployment; every NATS name goes through it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,13 +52,25 @@ impl Names {
             durable: self.consumer("any"),
             filter: self.subject("jobs.*._any"),
         }];
-        for f in super::Target::agent_filters(hostname, labels) {
+        for f in agent_filters(hostname, labels) {
             consumers.push(AgentConsumer {
                 durable: self.consumer(&format!("agent-{hostname}-{}", short_hash(&f))),
                 filter: self.subject(&f),
             });
         }
         consumers
+    }
+
+    /// The subject on which a job of `kind` for `target` is announced, e.g.
+    /// `osapi.jobs.modify.label.group.web.dev`.
+    pub fn job_subject(&self, target: &Target, kind: Kind) -> String {
+        let kind = kind.as_str();
+        self.subject(&match target {
+            Target::Any => format!("jobs.{kind}._any"),
+            Target::All => format!("jobs.{kind}._all"),
+            Target::Host(h) => format!("jobs.{kind}.host.{h}"),
+            Target::Label { key, value } => format!("jobs.{kind}.label.{key}.{value}"),
+        })
     }
 
     /// A consumer name: only letters, digits, `-` and `_` (no dots).
@@ -82,6 +97,27 @@ pub struct AgentConsumer {
     pub filter: String,
 }
 
+/// The filter subjects (without namespace) of an agent's own consumers:
+/// `_all`, its host subject, and every prefix of each label. `_any` is
+/// consumed through a consumer shared by all agents and is not listed.
+fn agent_filters<'a>(
+    hostname: &str,
+    labels: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Vec<String> {
+    let mut filters = vec!["jobs.*._all".to_owned(), format!("jobs.*.host.{hostname}")];
+    for (key, value) in labels {
+        let mut prefix = String::new();
+        for segment in value.split('.') {
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(segment);
+            filters.push(format!("jobs.*.label.{key}.{prefix}"));
+        }
+    }
+    filters
+}
+
 /// A short stable hash of a filter subject, so consumer names stay unique and
 /// within NATS' limits however long the label.
 fn short_hash(s: &str) -> String {
@@ -97,6 +133,42 @@ fn short_hash(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subjects_encode_kind_and_target() {
+        let n = Names::new("osapi");
+        let t = |s: &str| s.parse::<Target>().unwrap();
+        assert_eq!(
+            n.job_subject(&t("_any"), Kind::Query),
+            "osapi.jobs.query._any"
+        );
+        assert_eq!(
+            n.job_subject(&t("_all"), Kind::Modify),
+            "osapi.jobs.modify._all"
+        );
+        assert_eq!(
+            n.job_subject(&t("web-01"), Kind::Query),
+            "osapi.jobs.query.host.web-01"
+        );
+        assert_eq!(
+            n.job_subject(&t("group:web.dev"), Kind::Modify),
+            "osapi.jobs.modify.label.group.web.dev"
+        );
+    }
+
+    #[test]
+    fn agent_filters_cover_every_label_prefix() {
+        let labels = std::collections::BTreeMap::from([("group".to_owned(), "web.dev".to_owned())]);
+        assert_eq!(
+            agent_filters("web-01", labels.iter()),
+            vec![
+                "jobs.*._all",
+                "jobs.*.host.web-01",
+                "jobs.*.label.group.web",
+                "jobs.*.label.group.web.dev"
+            ]
+        );
+    }
 
     #[test]
     fn consumer_names_are_valid_and_distinct() {
