@@ -173,15 +173,13 @@ impl Config {
 
         let a = &self.node.agent;
         connection(&mut p, "node.agent.nats", &a.nats);
-        let host_ok = !a.hostname.is_empty()
-            && a.hostname.len() <= 253
-            && a.hostname
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !host_ok {
+        // The name jobs target it by: the same rule as a target's.
+        if let Err(why) =
+            crate::job::hostname::check_hostname(&a.hostname, crate::job::hostname::MAX_DOMAIN_LEN)
+        {
             p.push(
                 "node.agent.hostname",
-                "must be a host name ([A-Za-z0-9._-], at most 253 characters)",
+                format!("must be a host name (RFC 1123): {why}"),
             );
         }
         for (k, v) in &a.labels {

@@ -7,6 +7,7 @@
 //! * [`Job`], [`JobEvent`], [`HostResult`] — the immutable job, its append-only
 //!   events and per-host results, and [`compute_status`] that derives the status.
 
+pub mod hostname;
 mod operation;
 mod record;
 pub mod signature;
@@ -20,4 +21,4 @@ pub use operation::{
 };
 pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, REJECTED, Stage};
 pub use status::{HostProgress, JobStatus, JobView, compute_status};
-pub use target::{InvalidTarget, Target, is_valid_hostname};
+pub use target::{InvalidTarget, Target};

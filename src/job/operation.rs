@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::target::is_valid_hostname;
+use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
 use crate::rbac::Permission;
 
 /// The longest command timeout an API accepts; agents may configure less.
@@ -341,10 +341,12 @@ impl Operation {
         let field = |name: &str| format!("operation.data.{name}");
         match self {
             Operation::HostnameSet(h) => {
-                if !is_valid_hostname(&h.hostname) {
+                if let Err(why) = check_hostname(&h.hostname, HOST_NAME_MAX) {
                     return Err(InvalidInput::new(
                         field("hostname"),
-                        "must be an RFC 1123 hostname: 1-253 characters, labels of 1-63 letters, digits or hyphens, not starting or ending with a hyphen",
+                        format!(
+                            "{why}: a hostname is 1-{HOST_NAME_MAX} bytes, labels of 1-63 letters, digits or hyphens, not starting or ending with a hyphen"
+                        ),
                     ));
                 }
                 if let Some(p) = &h.pretty
@@ -369,7 +371,9 @@ impl Operation {
                 }
                 for (i, s) in d.search_domains.iter().enumerate() {
                     let name = s.strip_prefix('~').unwrap_or(s);
-                    if !(name == "." || is_valid_hostname(name.trim_end_matches('.'))) {
+                    if !(name == "."
+                        || check_hostname(name.trim_end_matches('.'), MAX_DOMAIN_LEN).is_ok())
+                    {
                         return Err(InvalidInput::new(
                             format!("{}[{i}]", field("search_domains")),
                             format!("{s:?} is not a valid domain"),

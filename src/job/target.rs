@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::hostname::{MAX_DOMAIN_LEN, check_hostname};
+
 /// Which agents a job is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -39,22 +41,6 @@ pub(crate) fn is_label_value(s: &str) -> bool {
     s.split('.').all(is_label_segment)
 }
 
-/// An RFC 1123 hostname: 1–253 characters, dot-separated labels of 1–63
-/// letters, digits and hyphens, no label starting or ending with a hyphen.
-pub fn is_valid_hostname(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
-
 impl FromStr for Target {
     type Err = InvalidTarget;
 
@@ -86,7 +72,7 @@ impl FromStr for Target {
         if s.starts_with('_') {
             return Err(invalid("only _any and _all start with an underscore"));
         }
-        if !is_valid_hostname(s) {
+        if check_hostname(s, MAX_DOMAIN_LEN).is_err() {
             return Err(invalid("not a valid hostname (RFC 1123)"));
         }
         Ok(Target::Host(s.to_owned()))
@@ -190,14 +176,5 @@ mod tests {
         assert!(!t("role:web").matches("h", labels.iter()));
         assert!(t("h").matches("h", labels.iter()));
         assert!(!t("other").matches("h", labels.iter()));
-    }
-
-    #[test]
-    fn hostnames_follow_rfc1123() {
-        assert!(is_valid_hostname("web-01.example.com"));
-        assert!(is_valid_hostname(&"a".repeat(63)));
-        assert!(!is_valid_hostname(&"a".repeat(64)));
-        assert!(!is_valid_hostname("under_score"));
-        assert!(!is_valid_hostname("trailing."));
     }
 }

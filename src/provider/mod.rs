@@ -172,8 +172,6 @@ pub struct HostnameChange {
 }
 
 impl HostnameChange {
-    /// Longest hostname accepted: Linux's `HOST_NAME_MAX`, which hostnamed enforces.
-    pub const MAX_HOSTNAME_LEN: usize = 64;
     /// Longest pretty hostname accepted.
     pub const MAX_PRETTY_LEN: usize = 255;
 
@@ -199,40 +197,11 @@ impl HostnameChange {
     }
 }
 
-/// Validates a hostname: dot-separated labels of ASCII letters, digits and `-`, no
-/// label empty or starting/ending with `-`, at most 64 bytes in all.
+/// Validates a hostname to set ([`crate::job::hostname`]: the one rule, at
+/// most `HOST_NAME_MAX` bytes).
 pub fn validate_hostname(name: &str) -> ProviderResult<()> {
-    let field = "hostname";
-    if name.is_empty() {
-        return Err(ProviderError::invalid(field, "must not be empty"));
-    }
-    if name.len() > HostnameChange::MAX_HOSTNAME_LEN {
-        return Err(ProviderError::invalid(
-            field,
-            format!("longer than {} bytes", HostnameChange::MAX_HOSTNAME_LEN),
-        ));
-    }
-    for label in name.split('.') {
-        if label.is_empty() {
-            return Err(ProviderError::invalid(field, "contains an empty label"));
-        }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(ProviderError::invalid(
-                field,
-                "only ASCII letters, digits, '-' and '.' are allowed",
-            ));
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(ProviderError::invalid(
-                field,
-                "a label must not start or end with '-'",
-            ));
-        }
-    }
-    Ok(())
+    crate::job::hostname::check_hostname(name, crate::job::hostname::HOST_NAME_MAX)
+        .map_err(|why| ProviderError::invalid("hostname", why.to_string()))
 }
 
 /// Reads and sets the host's names.
