@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::metrics::JobMetrics;
 use super::quota::{InFlight, Slot};
 use crate::bus::{JobResults, JobStore, LiveAgents, ResultFeed};
-use crate::config::MAX_COMMAND_TIMEOUT;
+use crate::config::MAX_AGENT_COMMAND_TIMEOUT;
 use crate::job::signature::JobSigner;
 use crate::job::{
     DEFAULT_COMMAND_TIMEOUT, Expected, HostResult, HostStatus, Job, JobStatus, Operation, Target,
@@ -114,7 +114,7 @@ impl JobService {
                 // What agents validate it to; a foreign entry cannot stretch waits further.
                 a.command_default_timeout_ms
                     .map_or(DEFAULT_COMMAND_TIMEOUT, Duration::from_millis)
-                    .min(MAX_COMMAND_TIMEOUT)
+                    .min(MAX_AGENT_COMMAND_TIMEOUT)
             })
             .max()
             .unwrap_or(DEFAULT_COMMAND_TIMEOUT);

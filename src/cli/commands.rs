@@ -25,7 +25,7 @@ use crate::api::handlers::node::Accepted;
 use crate::api::handlers::system::{Health, HealthStatus, Version};
 use crate::api::service::JobOutcome;
 use crate::bus::AgentInfo;
-use crate::config::MAX_COMMAND_TIMEOUT;
+use crate::config::MAX_AGENT_COMMAND_TIMEOUT;
 use crate::enrollment::EnrollmentView;
 use crate::job::{
     CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DnsGet, DnsSet, Expected, HostnameSet,
@@ -415,9 +415,9 @@ async fn job_create(ctx: &Ctx, spec: JobSpec, follow: bool) -> Result<Status, Cl
 }
 
 /// The latest the server may settle a job of `op`: a command without a timeout
-/// gets its agent's configured default, at most [`MAX_COMMAND_TIMEOUT`].
+/// gets its agent's configured default, at most [`MAX_AGENT_COMMAND_TIMEOUT`].
 fn longest_deadline(op: &Operation) -> Duration {
-    op.min_deadline(MAX_COMMAND_TIMEOUT)
+    op.min_deadline(MAX_AGENT_COMMAND_TIMEOUT)
 }
 
 /// Follow a job to its end (see [`poll_job`]) and show it.

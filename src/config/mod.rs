@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 pub use env::NON_CONFIG_ENV_VARS;
 pub use error::{ConfigErrors, ConfigProblem};
 pub use types::*;
-pub use validate::MAX_COMMAND_TIMEOUT;
+pub use validate::MAX_AGENT_COMMAND_TIMEOUT;
 
 use tree::{KeyPath, Kind, Node, Origin};
 

@@ -8,9 +8,10 @@ use super::build::Problems;
 use super::error::ConfigProblem;
 use super::types::*;
 
-/// Longest allowed `node.agent.command.max_timeout`: the API caps synchronous
-/// waits at 300s by default, but an operator may allow longer async jobs.
-pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Longest `node.agent.command.max_timeout` an agent may configure, and so
+/// the longest a command without a timeout of its own may run anywhere
+/// (requests may ask for at most `job::MAX_REQUESTED_COMMAND_TIMEOUT`).
+pub const MAX_AGENT_COMMAND_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// `[A-Za-z0-9_-]+`: label keys, label value segments, bucket and stream names.
 fn is_token(s: &str) -> bool {
@@ -245,7 +246,7 @@ impl Config {
                 "must not exceed node.agent.command.max_timeout",
             );
         }
-        if cmd.max_timeout > MAX_COMMAND_TIMEOUT {
+        if cmd.max_timeout > MAX_AGENT_COMMAND_TIMEOUT {
             p.push("node.agent.command.max_timeout", "must be at most 1h");
         }
         if cmd.max_output_bytes == 0 {

@@ -16,7 +16,7 @@ mod target;
 
 pub use operation::{
     CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DEFAULT_PING_TIMEOUT, DnsGet, DnsSet,
-    HostnameSet, InvalidInput, Kind, MAX_COMMAND_TIMEOUT, OPERATION_TYPES, Operation,
+    HostnameSet, InvalidInput, Kind, MAX_REQUESTED_COMMAND_TIMEOUT, OPERATION_TYPES, Operation,
     OperationRequest, Ping,
 };
 pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, REJECTED, Stage};

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
 use crate::rbac::Permission;
 
-/// The longest command timeout an API accepts; agents may configure less.
-pub const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
+/// The longest timeout a command job may ask for; agents may allow less
+/// (`node.agent.command.max_timeout`).
+pub const MAX_REQUESTED_COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 /// A command's timeout when the request gives none (agents may configure another).
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long each ping probe waits for its reply when the request does not say.
@@ -503,9 +504,13 @@ fn validate_command(command: &str, field: &str) -> Result<(), InvalidInput> {
 
 fn validate_timeout(timeout: Option<Duration>, field: &str) -> Result<(), InvalidInput> {
     match timeout {
-        Some(t) if t.is_zero() || t > MAX_COMMAND_TIMEOUT => {
-            Err(InvalidInput::new(field, "must be between 1s and 300s"))
-        }
+        Some(t) if t.is_zero() || t > MAX_REQUESTED_COMMAND_TIMEOUT => Err(InvalidInput::new(
+            field,
+            format!(
+                "must be between 1s and {}s",
+                MAX_REQUESTED_COMMAND_TIMEOUT.as_secs()
+            ),
+        )),
         _ => Ok(()),
     }
 }
