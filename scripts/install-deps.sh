@@ -12,6 +12,9 @@ need_apt=()
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
 command -v dbus-daemon >/dev/null 2>&1 || need_apt+=(dbus)
 python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+# The API conformance gate (scripts/conformance.sh): schemathesis in a venv, curl.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # The D-Bus provider tests: systemd-hostnamed and busctl, veth links, namespaces.
 [ -x /usr/lib/systemd/systemd-hostnamed ] && command -v busctl >/dev/null 2>&1 || need_apt+=(systemd)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)

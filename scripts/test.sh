@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the systemd units' checks, unit tests, the integration suite
-# against Debian's nats-server 2.9 and again against a current 2.x, then the
-# packages (built, linted) and the appliance test. Installs what is missing first.
+# against Debian's nats-server 2.9 and again against a current 2.x, the API
+# against its OpenAPI document (schemathesis), then the packages (built,
+# linted) and the appliance test. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -18,6 +19,8 @@ echo "== integration tests against $("$debian_nats" --version)"
 TEST_NATS_SERVER=$debian_nats cargo test --locked --test integration
 echo "== integration tests against $("$current_nats" --version)"
 TEST_NATS_SERVER=$current_nats cargo test --locked --test integration
+echo "== API conformance: schemathesis against the served OpenAPI document"
+./scripts/conformance.sh
 echo "== packages: build, lintian, rpmlint"
 ./scripts/packages.sh
 ./packaging/check.sh packages

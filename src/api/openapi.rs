@@ -55,6 +55,99 @@ impl Modify for UniqueOperationIds {
     }
 }
 
+/// Every error as the API sends it: `application/problem+json`, and every
+/// status an operation can answer, from one rule instead of each handler's
+/// own list (which drifted):
+///
+/// - bearer-protected: 401 (no or bad token), 403 (a permission missing),
+///   503 (NATS unavailable);
+/// - with path or query parameters, or a body: 400 (the field named);
+/// - with a body: 413 (too large), 415 (not JSON);
+/// - creating a job (answers 202 when asked to): 429 (the caller's jobs in
+///   flight at the cap), 404 (no live agent for the target), 504 (no answer
+///   within the wait).
+struct ProblemResponses;
+
+impl ProblemResponses {
+    fn problem(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+            .into()
+    }
+}
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let responses = &mut op.responses.responses;
+                // The errors handlers listed, as problem+json.
+                for (status, response) in responses.iter_mut() {
+                    if status.parse::<u16>().is_ok_and(|code| code >= 400)
+                        && let RefOr::T(r) = response
+                    {
+                        *response = Self::problem(&r.description);
+                    }
+                }
+                let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let has_body = op.request_body.is_some();
+                let creates_job = op.responses.responses.contains_key("202");
+                let mut add = |status: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| Self::problem(description));
+                };
+                if protected {
+                    add("401", "missing, invalid, expired or revoked bearer token");
+                    add(
+                        "403",
+                        "the token lacks the permission named in `permission`",
+                    );
+                    add("503", "NATS is unavailable");
+                }
+                if has_params || has_body {
+                    add("400", "invalid input; `field` names it");
+                }
+                if has_body {
+                    add("413", "request body too large");
+                    add("415", "request body is not JSON");
+                }
+                if creates_job {
+                    add("404", "no live agent matches the target");
+                    add(
+                        "429",
+                        "the caller's jobs in flight are at the cap; see Retry-After",
+                    );
+                    add(
+                        "504",
+                        "no host answered within the wait; `job_id` names the job",
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "OSAPI", description = "Manage Linux hosts as appliances: jobs over NATS JetStream, run by agents."),
@@ -67,7 +160,7 @@ impl Modify for UniqueOperationIds {
         audit::list, audit::get, audit::export, metrics::serve,
     ),
     components(schemas(crate::job::OperationRequest, crate::job::HostResult, crate::job::JobError)),
-    modifiers(&BearerAuth, &UniqueOperationIds),
+    modifiers(&BearerAuth, &UniqueOperationIds, &ProblemResponses),
 )]
 pub struct ApiDoc;
 
@@ -244,6 +337,45 @@ fn write_schema(out: &mut String, name: &str, schema: &Json) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The statuses every handler could forget are in the document anyway,
+    /// and every error is problem+json (schemathesis checks the live API
+    /// against this in `scripts/conformance.sh`).
+    #[test]
+    fn every_error_status_is_documented_as_problem_json() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut protected = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                for (status, r) in responses {
+                    if status.as_str() >= "400" {
+                        assert!(
+                            r["content"].get("application/problem+json").is_some(),
+                            "{method} {path} {status}"
+                        );
+                    }
+                }
+                if op.get("security").is_some() {
+                    protected += 1;
+                    for status in ["401", "403", "503"] {
+                        assert!(responses.contains_key(status), "{method} {path} {status}");
+                    }
+                }
+                if op.get("requestBody").is_some() {
+                    for status in ["400", "413", "415"] {
+                        assert!(responses.contains_key(status), "{method} {path} {status}");
+                    }
+                }
+                if responses.contains_key("202") {
+                    for status in ["404", "429", "504"] {
+                        assert!(responses.contains_key(status), "{method} {path} {status}");
+                    }
+                }
+            }
+        }
+        assert!(protected > 20, "{protected}");
+    }
 
     /// `docs/api.md` is what the code says today; after changing an endpoint,
     /// run `cargo run --bin osapi -- generate-docs target/docs` and copy

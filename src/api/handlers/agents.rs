@@ -2,11 +2,12 @@
 //! `/api/v1/enrollment`: agents joining the fleet, accepted or rejected.
 
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 
 use crate::api::AppState;
 use crate::api::auth::Principal;
 use crate::api::error::{ApiError, Problem};
+use crate::api::extract::Params;
 use crate::bus::AgentInfo;
 use crate::enrollment::{self, Enrollment, EnrollmentState, EnrollmentView};
 
@@ -46,23 +47,29 @@ pub struct EnrollmentList {
     pub enrollments: Vec<EnrollmentView>,
 }
 
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct EnrollmentQuery {
-    /// Only enrollments in this state.
-    pub state: Option<EnrollmentState>,
-}
-
 /// Agents that asked to join the fleet, and the decisions about them (agent:read).
-#[utoipa::path(get, path = "/api/v1/enrollment", tag = "agents", params(EnrollmentQuery),
+#[utoipa::path(get, path = "/api/v1/enrollment", tag = "agents",
+    params(("state" = Option<EnrollmentState>, Query, description = "only enrollments in this state")),
     responses((status = 200, body = EnrollmentList), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn enrollment(
     State(s): State<AppState>,
-    Query(q): Query<EnrollmentQuery>,
+    params: Params,
 ) -> Result<axum::Json<EnrollmentList>, ApiError> {
+    params.only(&["state"])?;
+    let state = match params.get("state") {
+        None => None,
+        Some(wanted) => Some(
+            EnrollmentState::ALL
+                .into_iter()
+                .find(|s| s.as_str() == wanted)
+                .ok_or_else(|| {
+                    ApiError::invalid("state", "must be pending, accepted or rejected")
+                })?,
+        ),
+    };
     let mut enrollments = s.enrollment.list().await?;
-    if let Some(state) = q.state {
+    if let Some(state) = state {
         enrollments.retain(|e| e.state == state);
     }
     Ok(axum::Json(EnrollmentList { enrollments }))

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The API against its own OpenAPI document: schemathesis (from PyPI, in a venv
+# under .cache) runs against a live stack (`osapi start`: embedded NATS, the
+# API and one agent) for a bounded time, with a token that can read and make
+# jobs but cannot change the host or reach the network (no node:write,
+# network:*, command:execute). Any failure of the four checks fails the run.
+#
+#   CONFORMANCE_SECONDS (default 60) bounds the fuzzing.
+#   The osapi binaries come from ${CARGO_TARGET_DIR:-target}/debug (built first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:/usr/sbin:$PATH"
+bin=${CARGO_TARGET_DIR:-target}/debug
+seconds=${CONFORMANCE_SECONDS:-60}
+schemathesis_version=4.32.5
+
+venv=.cache/schemathesis-$schemathesis_version
+if [ ! -x "$venv/bin/st" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "schemathesis==$schemathesis_version"
+fi
+
+work=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+api_port=$(free_port)
+nats_port=$(free_port)
+head -c 48 /dev/urandom | base64 -w0 > "$work/signing.key"
+cat > "$work/osapi.yaml" <<YAML
+api:
+  server:
+    port: $api_port
+    listen: 127.0.0.1
+    unix_socket: ""
+    nats:
+      servers: ["nats://127.0.0.1:$nats_port"]
+    security:
+      signing_key_file: $work/signing.key
+nats:
+  server:
+    port: $nats_port
+    store_dir: $work/nats
+node:
+  agent:
+    nats:
+      servers: ["nats://127.0.0.1:$nats_port"]
+    # This host's system bus is out of reach: reads come from procfs, and
+    # nothing can be changed even if a write got through.
+YAML
+DBUS_SYSTEM_BUS_ADDRESS=unix:path=$work/no-system-bus \
+  "$bin/osapi" -f "$work/osapi.yaml" start >"$work/stack.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 150); do
+  curl -sf "http://127.0.0.1:$api_port/health/ready" >/dev/null && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/stack.log"; exit 1; }
+  sleep 0.2
+done
+token=$("$bin/osapi" -f "$work/osapi.yaml" token generate -r none -u conformance --ttl 1h \
+  -p node:read -p job:read -p job:write -p agent:read -p audit:read -p health:read)
+
+"$venv/bin/st" run "http://127.0.0.1:$api_port/api/v1/openapi.json" \
+  --header "Authorization: Bearer $token" \
+  --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
+  --max-time "$seconds" --seed 1 --workers 2 --request-timeout 35 \
+  --warnings off
