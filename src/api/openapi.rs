@@ -24,6 +24,23 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every operation of the document, to adjust.
+fn operations_mut(
+    openapi: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+    })
+}
+
 /// operationIds unique across the document (OpenAPI requires it; handlers'
 /// function names repeat, e.g. `list`): `<tag>_<function>`, or the function name
 /// alone when it already starts with its tag. Audit entries name operations by
@@ -32,24 +49,13 @@ struct UniqueOperationIds;
 
 impl Modify for UniqueOperationIds {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
+        for op in operations_mut(openapi) {
+            let tag = op.tags.as_ref().and_then(|t| t.first()).cloned();
+            if let (Some(tag), Some(id)) = (tag, op.operation_id.as_mut())
+                && *id != tag
+                && !id.starts_with(&format!("{tag}_"))
             {
-                let tag = op.tags.as_ref().and_then(|t| t.first()).cloned();
-                if let (Some(tag), Some(id)) = (tag, op.operation_id.as_mut())
-                    && *id != tag
-                    && !id.starts_with(&format!("{tag}_"))
-                {
-                    *id = format!("{tag}_{id}");
-                }
+                *id = format!("{tag}_{id}");
             }
         }
     }
@@ -87,62 +93,51 @@ impl ProblemResponses {
 impl Modify for ProblemResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::RefOr;
-        for item in openapi.paths.paths.values_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let responses = &mut op.responses.responses;
-                // The errors handlers listed, as problem+json.
-                for (status, response) in responses.iter_mut() {
-                    if status.parse::<u16>().is_ok_and(|code| code >= 400)
-                        && let RefOr::T(r) = response
-                    {
-                        *response = Self::problem(&r.description);
-                    }
+        for op in operations_mut(openapi) {
+            let responses = &mut op.responses.responses;
+            // The errors handlers listed, as problem+json.
+            for (status, response) in responses.iter_mut() {
+                if status.parse::<u16>().is_ok_and(|code| code >= 400)
+                    && let RefOr::T(r) = response
+                {
+                    *response = Self::problem(&r.description);
                 }
-                let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
-                let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
-                let has_body = op.request_body.is_some();
-                let creates_job = op.responses.responses.contains_key("202");
-                let mut add = |status: &str, description: &str| {
-                    op.responses
-                        .responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| Self::problem(description));
-                };
-                if protected {
-                    add("401", "missing, invalid, expired or revoked bearer token");
-                    add(
-                        "403",
-                        "the token lacks the permission named in `permission`",
-                    );
-                    add("503", "NATS is unavailable");
-                }
-                if has_params || has_body {
-                    add("400", "invalid input; `field` names it");
-                }
-                if has_body {
-                    add("413", "request body too large");
-                    add("415", "request body is not JSON");
-                }
-                if creates_job {
-                    add("404", "no live agent matches the target");
-                    add(
-                        "429",
-                        "the caller's jobs in flight are at the cap; see Retry-After",
-                    );
-                    add(
-                        "504",
-                        "no host answered within the wait; `job_id` names the job",
-                    );
-                }
+            }
+            let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let has_body = op.request_body.is_some();
+            let creates_job = op.responses.responses.contains_key("202");
+            let mut add = |status: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| Self::problem(description));
+            };
+            if protected {
+                add("401", "missing, invalid, expired or revoked bearer token");
+                add(
+                    "403",
+                    "the token lacks the permission named in `permission`",
+                );
+                add("503", "NATS is unavailable");
+            }
+            if has_params || has_body {
+                add("400", "invalid input; `field` names it");
+            }
+            if has_body {
+                add("413", "request body too large");
+                add("415", "request body is not JSON");
+            }
+            if creates_job {
+                add("404", "no live agent matches the target");
+                add(
+                    "429",
+                    "the caller's jobs in flight are at the cap; see Retry-After",
+                );
+                add(
+                    "504",
+                    "no host answered within the wait; `job_id` names the job",
+                );
             }
         }
     }
