@@ -140,36 +140,106 @@ pub struct CommandShell {
     pub timeout: Option<Duration>,
 }
 
-/// Every operation a job can carry. Serialised as `{"type": "...", "data": {...}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data", try_from = "OperationRequest")]
-pub enum Operation {
-    #[serde(rename = "node.hostname.get")]
-    HostnameGet,
-    #[serde(rename = "node.hostname.set")]
-    HostnameSet(HostnameSet),
-    #[serde(rename = "node.status.get")]
-    StatusGet,
-    #[serde(rename = "node.uptime.get")]
-    UptimeGet,
-    #[serde(rename = "node.os.get")]
-    OsGet,
-    #[serde(rename = "node.disk.get")]
-    DiskGet,
-    #[serde(rename = "node.memory.get")]
-    MemoryGet,
-    #[serde(rename = "node.load.get")]
-    LoadGet,
-    #[serde(rename = "network.dns.get")]
-    DnsGet(DnsGet),
-    #[serde(rename = "network.dns.set")]
-    DnsSet(DnsSet),
-    #[serde(rename = "network.ping.do")]
-    Ping(Ping),
-    #[serde(rename = "command.exec.execute")]
-    CommandExec(CommandExec),
-    #[serde(rename = "command.shell.execute")]
-    CommandShell(CommandShell),
+/// The one table of operations: each row declares an operation once — its
+/// variant (and input type), wire name, kind, the permission it needs,
+/// whether running it twice is harmless, and whether it may run long (so it
+/// may not take the slots an agent keeps for quick jobs). The enum, the list
+/// of names, parsing and every per-operation property below come from it.
+macro_rules! operations {
+    ($(
+        $variant:ident $(($data:ty))? = $name:literal,
+        $kind:ident, $permission:ident, idempotent: $idempotent:literal, long: $long:literal;
+    )*) => {
+        /// Every operation a job can carry. Serialised as `{"type": "...", "data": {...}}`.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data", try_from = "OperationRequest")]
+        pub enum Operation {
+            $(#[serde(rename = $name)] $variant $(($data))?,)*
+        }
+
+        /// Every operation type name, in the order of SPEC §4.
+        pub const OPERATION_TYPES: [&str; operations!(@count $($name)*)] = [$($name),*];
+
+        impl Operation {
+            pub fn type_name(&self) -> &'static str {
+                match self { $(operations!(@pattern $variant $($data)?) => $name,)* }
+            }
+
+            pub fn kind(&self) -> Kind {
+                match self { $(operations!(@pattern $variant $($data)?) => Kind::$kind,)* }
+            }
+
+            /// The permission a caller needs for this operation, on top of whatever
+            /// the endpoint itself demands (for `POST /jobs`, `job:write`).
+            pub fn permission(&self) -> Permission {
+                match self { $(operations!(@pattern $variant $($data)?) => Permission::$permission,)* }
+            }
+
+            /// Whether running this operation twice on a host is harmless. Jobs that
+            /// are not are never re-run after a host started them (SPEC §4).
+            pub fn is_idempotent(&self) -> bool {
+                match self { $(operations!(@pattern $variant $($data)?) => $idempotent,)* }
+            }
+
+            /// Whether the operation may run for long (commands, pings): such jobs
+            /// may not take the slots an agent keeps for quick ones.
+            pub fn runs_long(&self) -> bool {
+                match self { $(operations!(@pattern $variant $($data)?) => $long,)* }
+            }
+
+            /// The operation named `type_name` with `data`, not yet validated.
+            fn from_data(type_name: &str, data: serde_json::Value) -> Result<Operation, InvalidInput> {
+                match type_name {
+                    $($name => operations!(@build $variant $($data)?; type_name, data),)*
+                    other => Err(InvalidInput::new(
+                        "operation.type",
+                        format!(
+                            "unknown operation {other:?}; known: {}",
+                            OPERATION_TYPES.join(", ")
+                        ),
+                    )),
+                }
+            }
+        }
+    };
+    (@count) => { 0 };
+    (@count $head:literal $($tail:literal)*) => { 1 + operations!(@count $($tail)*) };
+    (@pattern $variant:ident $data:ty) => { Operation::$variant(_) };
+    (@pattern $variant:ident) => { Operation::$variant };
+    (@build $variant:ident $data:ty; $type_name:ident, $input:ident) => {
+        typed_data::<$data>($input).map(Operation::$variant)
+    };
+    (@build $variant:ident; $type_name:ident, $input:ident) => {
+        no_input($type_name, &$input).map(|()| Operation::$variant)
+    };
+}
+
+operations! {
+    HostnameGet = "node.hostname.get", Query, NodeRead, idempotent: true, long: false;
+    HostnameSet(HostnameSet) = "node.hostname.set", Modify, NodeWrite, idempotent: true, long: false;
+    StatusGet = "node.status.get", Query, NodeRead, idempotent: true, long: false;
+    UptimeGet = "node.uptime.get", Query, NodeRead, idempotent: true, long: false;
+    OsGet = "node.os.get", Query, NodeRead, idempotent: true, long: false;
+    DiskGet = "node.disk.get", Query, NodeRead, idempotent: true, long: false;
+    MemoryGet = "node.memory.get", Query, NodeRead, idempotent: true, long: false;
+    LoadGet = "node.load.get", Query, NodeRead, idempotent: true, long: false;
+    DnsGet(DnsGet) = "network.dns.get", Query, NetworkRead, idempotent: true, long: false;
+    DnsSet(DnsSet) = "network.dns.set", Modify, NetworkWrite, idempotent: true, long: false;
+    Ping(Ping) = "network.ping.do", Query, NetworkRead, idempotent: true, long: true;
+    CommandExec(CommandExec) = "command.exec.execute", Modify, CommandExecute, idempotent: false, long: true;
+    CommandShell(CommandShell) = "command.shell.execute", Modify, CommandExecute, idempotent: false, long: true;
+}
+
+/// An operation without input takes `null` or `{}`.
+fn no_input(type_name: &str, data: &serde_json::Value) -> Result<(), InvalidInput> {
+    match data {
+        serde_json::Value::Null => Ok(()),
+        serde_json::Value::Object(m) if m.is_empty() => Ok(()),
+        _ => Err(InvalidInput::new(
+            "operation.data",
+            format!("{type_name} takes no input"),
+        )),
+    }
 }
 
 /// The wire form of an operation before it is checked: a type name and its data.
@@ -191,109 +261,13 @@ impl TryFrom<OperationRequest> for Operation {
     }
 }
 
-/// Every operation type name, in the order of SPEC §4.
-pub const OPERATION_TYPES: [&str; 13] = [
-    "node.hostname.get",
-    "node.hostname.set",
-    "node.status.get",
-    "node.uptime.get",
-    "node.os.get",
-    "node.disk.get",
-    "node.memory.get",
-    "node.load.get",
-    "network.dns.get",
-    "network.dns.set",
-    "network.ping.do",
-    "command.exec.execute",
-    "command.shell.execute",
-];
-
 impl Operation {
     /// Build and validate an operation from its type name and JSON data. Errors
     /// name the field as `operation.type` or `operation.data.<path>`.
     pub fn parse(type_name: &str, data: serde_json::Value) -> Result<Operation, InvalidInput> {
-        fn no_input(type_name: &str, data: &serde_json::Value) -> Result<(), InvalidInput> {
-            match data {
-                serde_json::Value::Null => Ok(()),
-                serde_json::Value::Object(m) if m.is_empty() => Ok(()),
-                _ => Err(InvalidInput::new(
-                    "operation.data",
-                    format!("{type_name} takes no input"),
-                )),
-            }
-        }
-        let op = match type_name {
-            "node.hostname.get" => no_input(type_name, &data).map(|()| Operation::HostnameGet)?,
-            "node.status.get" => no_input(type_name, &data).map(|()| Operation::StatusGet)?,
-            "node.uptime.get" => no_input(type_name, &data).map(|()| Operation::UptimeGet)?,
-            "node.os.get" => no_input(type_name, &data).map(|()| Operation::OsGet)?,
-            "node.disk.get" => no_input(type_name, &data).map(|()| Operation::DiskGet)?,
-            "node.memory.get" => no_input(type_name, &data).map(|()| Operation::MemoryGet)?,
-            "node.load.get" => no_input(type_name, &data).map(|()| Operation::LoadGet)?,
-            "node.hostname.set" => Operation::HostnameSet(typed_data(data)?),
-            "network.dns.get" => Operation::DnsGet(typed_data(data)?),
-            "network.dns.set" => Operation::DnsSet(typed_data(data)?),
-            "network.ping.do" => Operation::Ping(typed_data(data)?),
-            "command.exec.execute" => Operation::CommandExec(typed_data(data)?),
-            "command.shell.execute" => Operation::CommandShell(typed_data(data)?),
-            other => {
-                return Err(InvalidInput::new(
-                    "operation.type",
-                    format!(
-                        "unknown operation {other:?}; known: {}",
-                        OPERATION_TYPES.join(", ")
-                    ),
-                ));
-            }
-        };
+        let op = Operation::from_data(type_name, data)?;
         op.validate()?;
         Ok(op)
-    }
-
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Operation::HostnameGet => "node.hostname.get",
-            Operation::HostnameSet(_) => "node.hostname.set",
-            Operation::StatusGet => "node.status.get",
-            Operation::UptimeGet => "node.uptime.get",
-            Operation::OsGet => "node.os.get",
-            Operation::DiskGet => "node.disk.get",
-            Operation::MemoryGet => "node.memory.get",
-            Operation::LoadGet => "node.load.get",
-            Operation::DnsGet(_) => "network.dns.get",
-            Operation::DnsSet(_) => "network.dns.set",
-            Operation::Ping(_) => "network.ping.do",
-            Operation::CommandExec(_) => "command.exec.execute",
-            Operation::CommandShell(_) => "command.shell.execute",
-        }
-    }
-
-    pub fn kind(&self) -> Kind {
-        match self {
-            Operation::HostnameSet(_)
-            | Operation::DnsSet(_)
-            | Operation::CommandExec(_)
-            | Operation::CommandShell(_) => Kind::Modify,
-            _ => Kind::Query,
-        }
-    }
-
-    /// The permission a caller needs for this operation, on top of whatever the
-    /// endpoint itself demands (for `POST /jobs`, `job:write`).
-    pub fn permission(&self) -> Permission {
-        match self {
-            Operation::HostnameSet(_) => Permission::NodeWrite,
-            Operation::DnsGet(_) | Operation::Ping(_) => Permission::NetworkRead,
-            Operation::DnsSet(_) => Permission::NetworkWrite,
-            Operation::CommandExec(_) | Operation::CommandShell(_) => Permission::CommandExecute,
-            _ => Permission::NodeRead,
-        }
-    }
-
-    /// Whether running this operation twice on a host is harmless. Jobs that are
-    /// not are never re-run after a host started them (SPEC §4).
-    pub fn is_idempotent(&self) -> bool {
-        !matches!(self, Operation::CommandExec(_) | Operation::CommandShell(_))
     }
 
     /// Whether how long the operation runs is up to the agent: a command that
@@ -304,15 +278,6 @@ impl Operation {
             Operation::CommandShell(c) => c.timeout.is_none(),
             _ => false,
         }
-    }
-
-    /// Whether the operation may run for long (commands, pings): such jobs may
-    /// not take the slots an agent keeps for quick ones.
-    pub fn runs_long(&self) -> bool {
-        matches!(
-            self,
-            Operation::CommandExec(_) | Operation::CommandShell(_) | Operation::Ping(_)
-        )
     }
 
     /// The shortest job deadline that lets the operation finish and answer on
