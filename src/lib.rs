@@ -20,7 +20,8 @@
 //! [`memory`] (an idle agent gives back its start-up code pages), [`tls`] (the
 //! API's HTTPS listener and generated certificate), [`files`] (files that
 //! appear whole), and [`daemon`],
-//! which turns a `Config` into the running daemons.
+//! which turns a `Config` into the running daemons. [`wire`] holds the API's request
+//! and response types, which `osapictl` reads.
 
 pub mod agent;
 pub mod api;
@@ -42,6 +43,7 @@ pub mod systemd;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
+pub mod wire;
 
 /// The version every component reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

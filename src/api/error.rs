@@ -4,13 +4,13 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 use crate::bus::BusError;
 use crate::enrollment::EnrollmentError;
 use crate::job::{InvalidInput, InvalidTarget};
 use crate::rbac::Permission;
 use crate::token::TokenError;
+pub use crate::wire::Problem;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -57,25 +57,6 @@ pub enum ApiError {
     Enrollment(#[from] crate::enrollment::EnrollmentError),
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-/// The RFC 9457 body.
-#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    pub type_uri: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    /// The request field at fault, for 400s.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// The permission that was missing, for 403s.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub permission: Option<String>,
-    /// The job concerned, e.g. on a 504.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub job_id: Option<String>,
 }
 
 impl ApiError {

@@ -14,31 +14,13 @@ use crate::bus::{JobResults, JobStore, LiveAgents, ResultFeed};
 use crate::config::MAX_AGENT_COMMAND_TIMEOUT;
 use crate::job::signature::JobSigner;
 use crate::job::{
-    DEFAULT_COMMAND_TIMEOUT, Expected, HostResult, HostStatus, Job, JobStatus, Operation, Target,
-    compute_status,
+    DEFAULT_COMMAND_TIMEOUT, Expected, HostResult, Job, Operation, Target, compute_status,
 };
 use crate::telemetry::trace::TraceContext;
+use crate::wire::JobOutcome;
 
 /// How long a waiter past its deadline may spend reading the stored results.
 const STORED_RESULTS_WAIT: Duration = Duration::from_secs(2);
-
-/// The synchronous answer of a domain endpoint.
-#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct JobOutcome {
-    pub job_id: Uuid,
-    pub status: JobStatus,
-    pub results: Vec<HostResult>,
-}
-
-impl JobOutcome {
-    /// True when some host answered and every answer failed with `code`.
-    pub fn all_failed_with(&self, code: &str) -> bool {
-        !self.results.is_empty()
-            && self.results.iter().all(|r| {
-                r.status == HostStatus::Failed && r.error.as_ref().is_some_and(|e| e.code == code)
-            })
-    }
-}
 
 /// What a caller asks for when creating a job.
 pub struct Submission {

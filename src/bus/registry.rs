@@ -2,37 +2,16 @@
 //! `heartbeat_interval`; the bucket's TTL makes a silent agent disappear.
 //! [`LiveAgents`] is the API's in-memory view, kept current by a watch.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::BusError;
-
-/// What an agent says about itself in each heartbeat.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AgentInfo {
-    pub hostname: String,
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    pub version: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub started_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub heartbeat_at: OffsetDateTime,
-    pub max_jobs: usize,
-    pub running_jobs: usize,
-    /// How long a command job that gives no timeout may run on this agent
-    /// (`node.agent.command.default_timeout`), so the API can wait that long.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command_default_timeout_ms: Option<u64>,
-}
+pub use crate::wire::AgentInfo;
 
 /// KV keys cannot hold every character a hostname might; dots are fine.
 pub(crate) fn registry_key(hostname: &str) -> String {

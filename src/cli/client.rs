@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::CliError;
 use super::settings::Settings;
-use crate::api::error::Problem;
+use crate::wire::Problem;
 
 /// How long any request but a synchronous job wait may take.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);

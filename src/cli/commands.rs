@@ -19,17 +19,15 @@ use super::confirm::confirm;
 use super::error::{CliError, Status};
 use super::output::{self, emit};
 use super::progress::{self, Progress};
-use crate::api::handlers::agents::{AgentList, EnrollmentList};
-use crate::api::handlers::jobs::{Created, JobDetail, JobList, JobStats};
-use crate::api::handlers::node::Accepted;
-use crate::api::handlers::system::{Health, HealthStatus, Version};
-use crate::api::service::JobOutcome;
-use crate::bus::AgentInfo;
 use crate::config::MAX_AGENT_COMMAND_TIMEOUT;
 use crate::enrollment::EnrollmentView;
 use crate::job::{
     CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DnsGet, DnsSet, Expected, HostnameSet,
     InvalidInput, Operation, Ping,
+};
+use crate::wire::{
+    Accepted, AgentInfo, AgentList, Created, EnrollmentList, Health, HealthStatus, JobDetail,
+    JobList, JobOutcome, JobStats, Version,
 };
 
 /// The server's default synchronous wait (SPEC §5).

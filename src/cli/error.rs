@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::api::error::Problem;
 use crate::job::{HostResult, HostStatus, JobStatus};
+use crate::wire::Problem;
 
 /// Exit status: every host succeeded.
 pub const EXIT_OK: u8 = 0;

@@ -15,12 +15,11 @@ use time::{OffsetDateTime, UtcOffset};
 
 use super::args::OutputFormat;
 use super::error::CliError;
-use crate::api::handlers::jobs::{Created, JobDetail, JobList, JobStats};
-use crate::api::handlers::node::Accepted;
-use crate::api::handlers::system::{Health, HealthStatus, Version};
-use crate::bus::AgentInfo;
 use crate::enrollment::EnrollmentView;
 use crate::job::{Expected, HostResult, HostStatus};
+use crate::wire::{
+    Accepted, AgentInfo, Created, Health, HealthStatus, JobDetail, JobList, JobStats, Version,
+};
 
 /// Render `raw` in `format`; `table` builds the table form only when asked for.
 pub fn render(
@@ -845,8 +844,8 @@ pub fn human_time(t: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::service::JobOutcome;
     use crate::job::{JobError, JobStatus};
+    use crate::wire::JobOutcome;
     use serde_json::json;
 
     fn outcome() -> JobOutcome {

@@ -10,11 +10,7 @@ use crate::api::error::{ApiError, Problem};
 use crate::api::extract::Params;
 use crate::bus::AgentInfo;
 use crate::enrollment::{self, Enrollment, EnrollmentState, EnrollmentView};
-
-#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct AgentList {
-    pub agents: Vec<AgentInfo>,
-}
+use crate::wire::{AgentList, EnrollmentList};
 
 /// Every live agent (agent:read).
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", responses((status = 200, body = AgentList)), security(("bearer" = [])))]
@@ -39,12 +35,6 @@ pub async fn get(
             what: "agent",
             name: hostname,
         })
-}
-
-/// Agents that asked to join, and those accepted or rejected.
-#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct EnrollmentList {
-    pub enrollments: Vec<EnrollmentView>,
 }
 
 /// Agents that asked to join the fleet, and the decisions about them (agent:read).

@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -15,17 +14,10 @@ use crate::api::AppState;
 use crate::api::error::{ApiError, Problem};
 use crate::api::extract::Params;
 use crate::audit::{AuditEntry, AuditFilter};
+use crate::wire::AuditList;
 
 /// The `Content-Type` of the export.
 pub const NDJSON: &str = "application/x-ndjson";
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AuditList {
-    pub entries: Vec<AuditEntry>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
 
 fn time_param(params: &Params, name: &str) -> Result<Option<OffsetDateTime>, ApiError> {
     params

@@ -7,7 +7,6 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -18,105 +17,13 @@ use crate::api::error::{ApiError, Problem};
 use crate::api::extract::{JsonBody, OptionalJsonBody, Params};
 use crate::api::service::Submission;
 use crate::bus::ListFilter;
-use crate::job::{
-    Expected, HostProgress, HostResult, Job, JobEvent, JobStatus, Operation, OperationRequest,
-    Target,
-};
+use crate::job::{Job, JobStatus, Operation, OperationRequest, Target};
 use crate::rbac::Permission;
+use crate::wire::{CreateJob, Created, JobDetail, JobList, JobStats, JobSummary, RetryJob};
 
 /// Default deadline of a job created through `POST /jobs`.
 const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_JOB_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// The body of `POST /jobs`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateJob {
-    pub operation: OperationRequest,
-    /// `_any` (default), `_all`, a hostname or `key:value`.
-    #[serde(default)]
-    pub target: Option<String>,
-    /// How long hosts have to answer, e.g. `60s` (default 60s, max 1h).
-    #[serde(default)]
-    pub timeout: Option<String>,
-}
-
-/// The answer of `POST /jobs` and `POST /jobs/{id}/retry`.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Created {
-    pub job_id: Uuid,
-    pub status: JobStatus,
-    pub target: String,
-    pub expected: Expected,
-}
-
-/// A job with everything known about it.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobDetail {
-    pub id: Uuid,
-    /// True when the caller lacks the operation's own permission: then
-    /// `operation.data` is null and no result carries `data` (a command's
-    /// request and output are visible only with command:execute).
-    pub redacted: bool,
-    /// The request. `env` values are never returned, only their names.
-    pub operation: OperationRequest,
-    pub kind: crate::job::Kind,
-    pub target: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-    pub created_by: String,
-    pub expected: Expected,
-    pub timeout_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_of: Option<Uuid>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
-    pub status: JobStatus,
-    pub hosts: Vec<HostProgress>,
-    /// Every event in order, including each redelivery attempt.
-    pub timeline: Vec<JobEvent>,
-    pub results: Vec<HostResult>,
-}
-
-/// One row of a job listing.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobSummary {
-    pub id: Uuid,
-    pub operation: String,
-    pub target: String,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: OffsetDateTime,
-    pub created_by: String,
-    pub status: JobStatus,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobList {
-    pub jobs: Vec<JobSummary>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobStats {
-    /// Jobs stored (within the bucket's TTL).
-    pub total: u64,
-    /// Status counts over the most recent `window` jobs.
-    pub by_status: BTreeMap<String, u64>,
-    pub by_operation: BTreeMap<String, u64>,
-    pub window: usize,
-}
-
-/// Retry body: optionally a new target.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RetryJob {
-    #[serde(default)]
-    pub target: Option<String>,
-}
 
 fn parse_job_id(raw: &str) -> Result<Uuid, ApiError> {
     raw.parse()

@@ -5,21 +5,15 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use crate::api::AppState;
 use crate::api::audit::CreatedJob;
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
 use crate::api::extract::{JsonBody, Params};
-use crate::api::service::{JobOutcome, Submission};
+use crate::api::service::Submission;
 use crate::job::{CommandExec, CommandShell, DnsGet, DnsSet, HostnameSet, Operation, Ping};
-
-#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct Accepted {
-    pub job_id: uuid::Uuid,
-    pub status: crate::job::JobStatus,
-}
+use crate::wire::{Accepted, DnsBody, JobOutcome};
 
 /// Run `op` for the caller with the request's `target`, `timeout` and `async`.
 pub(crate) async fn run(
@@ -197,16 +191,6 @@ pub async fn dns_get(
         Operation::DnsGet(DnsGet { interface }),
     )
     .await
-}
-
-/// The body of `PUT /network/dns/{interface}`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DnsBody {
-    #[serde(default)]
-    pub servers: Vec<String>,
-    #[serde(default)]
-    pub search_domains: Vec<String>,
 }
 
 /// Set an interface's DNS servers and search domains (network:write).

@@ -3,41 +3,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
 use crate::api::AppState;
 use crate::api::error::ApiError;
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Health {
-    pub status: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Version {
-    pub version: String,
-    pub api: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Component {
-    pub name: String,
-    pub ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct HealthStatus {
-    /// `ok` when every component is, `degraded` otherwise.
-    pub status: String,
-    pub version: String,
-    pub uptime_seconds: u64,
-    pub memory_rss_bytes: Option<u64>,
-    pub nats: String,
-    pub agents_live: usize,
-    pub components: Vec<Component>,
-}
+use crate::wire::{Component, Health, HealthStatus, Version};
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Health)))]
