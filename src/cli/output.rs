@@ -10,6 +10,7 @@
 use std::io::Write;
 
 use comfy_table::{Table, presets};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
 
@@ -17,6 +18,10 @@ use super::args::OutputFormat;
 use super::error::CliError;
 use crate::enrollment::EnrollmentView;
 use crate::job::{Expected, HostResult, HostStatus};
+use crate::provider::{
+    CommandResult, DiskInfo, DnsChangeResult, DnsConfig, HostnameInfo, LoadInfo, MemoryInfo,
+    NodeStatus, OsInfo, PingResult, UptimeInfo,
+};
 use crate::wire::{
     Accepted, AgentInfo, Created, Health, HealthStatus, JobDetail, JobList, JobStats, Version,
 };
@@ -197,247 +202,233 @@ pub fn results_table(op_type: &str, results: &[HostResult]) -> String {
     t.to_string()
 }
 
-fn s(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn u(v: &Value, key: &str) -> Option<u64> {
-    v.get(key).and_then(Value::as_u64)
-}
-
-fn f(v: &Value, key: &str) -> Option<f64> {
-    v.get(key).and_then(Value::as_f64)
-}
-
-fn bytes(v: &Value, key: &str) -> String {
-    u(v, key).map(human_bytes).unwrap_or_default()
-}
-
-fn pct(v: &Value, key: &str) -> String {
-    f(v, key).map(|p| format!("{p:.0}%")).unwrap_or_default()
-}
-
-fn list(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| i.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-        _ => s(v, key),
-    }
-}
-
-fn hostname_rows(v: &Value) -> Vec<Vec<String>> {
-    vec![vec![
-        s(v, "hostname"),
-        s(v, "static_hostname"),
-        s(v, "pretty_hostname"),
-        s(v, "source"),
-    ]]
-}
-
-fn uptime_rows(v: &Value) -> Vec<Vec<String>> {
-    vec![vec![s(v, "human"), s(v, "seconds")]]
-}
-
-fn os_rows(v: &Value) -> Vec<Vec<String>> {
-    let k = v.get("kernel").cloned().unwrap_or(Value::Null);
-    vec![vec![
-        s(v, "pretty_name"),
-        s(&k, "release"),
-        s(&k, "machine"),
-    ]]
-}
-
-fn disk_row(d: &Value) -> Vec<String> {
-    vec![
-        s(d, "mount_point"),
-        s(d, "device"),
-        s(d, "fs_type"),
-        bytes(d, "total_bytes"),
-        bytes(d, "used_bytes"),
-        bytes(d, "free_bytes"),
-        pct(d, "used_percent"),
-    ]
-}
-
-fn disk_rows(v: &Value) -> Vec<Vec<String>> {
-    match v.as_array() {
-        Some(disks) => disks.iter().map(disk_row).collect(),
-        None => vec![
+/// `T`'s rows from `v`, or the raw JSON in the first of `columns` columns when
+/// `v` is not a `T` (an agent of another version answered).
+fn typed<T: DeserializeOwned>(
+    v: &Value,
+    columns: usize,
+    rows: impl FnOnce(T) -> Vec<Vec<String>>,
+) -> Vec<Vec<String>> {
+    match T::deserialize(v) {
+        Ok(data) => rows(data),
+        Err(_) => vec![
             std::iter::once(compact_json(v))
-                .chain(std::iter::repeat_n(String::new(), 6))
+                .chain(std::iter::repeat_n(String::new(), columns - 1))
                 .collect(),
         ],
     }
 }
 
-fn memory_line(m: &Value) -> String {
+fn percent(p: f64) -> String {
+    format!("{p:.0}%")
+}
+
+fn hostname_rows(v: &Value) -> Vec<Vec<String>> {
+    typed(v, 4, |h: HostnameInfo| {
+        vec![vec![
+            h.hostname,
+            h.static_hostname.unwrap_or_default(),
+            h.pretty_hostname.unwrap_or_default(),
+            enum_text(&h.source),
+        ]]
+    })
+}
+
+fn uptime_rows(v: &Value) -> Vec<Vec<String>> {
+    typed(v, 2, |u: UptimeInfo| {
+        vec![vec![u.human, u.seconds.to_string()]]
+    })
+}
+
+fn os_rows(v: &Value) -> Vec<Vec<String>> {
+    typed(v, 3, |o: OsInfo| {
+        vec![vec![o.pretty_name, o.kernel.release, o.kernel.machine]]
+    })
+}
+
+fn disk_row(d: DiskInfo) -> Vec<String> {
+    vec![
+        d.mount_point,
+        d.device,
+        d.fs_type,
+        human_bytes(d.total_bytes),
+        human_bytes(d.used_bytes),
+        human_bytes(d.free_bytes),
+        percent(d.used_percent),
+    ]
+}
+
+fn disk_rows(v: &Value) -> Vec<Vec<String>> {
+    typed(v, 7, |disks: Vec<DiskInfo>| {
+        disks.into_iter().map(disk_row).collect()
+    })
+}
+
+fn memory_line(m: &MemoryInfo) -> String {
     format!(
         "{} / {} ({})",
-        bytes(m, "used_bytes"),
-        bytes(m, "total_bytes"),
-        pct(m, "used_percent")
+        human_bytes(m.used_bytes),
+        human_bytes(m.total_bytes),
+        percent(m.used_percent)
     )
 }
 
 fn memory_rows(v: &Value) -> Vec<Vec<String>> {
-    let swap = match u(v, "swap_total_bytes") {
-        Some(0) | None => "none".to_owned(),
-        Some(_) => format!(
-            "{} / {}",
-            bytes(v, "swap_used_bytes"),
-            bytes(v, "swap_total_bytes")
-        ),
-    };
-    vec![vec![
-        bytes(v, "total_bytes"),
-        bytes(v, "used_bytes"),
-        bytes(v, "available_bytes"),
-        pct(v, "used_percent"),
-        swap,
-    ]]
+    typed(v, 5, |m: MemoryInfo| {
+        let swap = match m.swap_total_bytes {
+            0 => "none".to_owned(),
+            total => format!(
+                "{} / {}",
+                human_bytes(m.swap_used_bytes),
+                human_bytes(total)
+            ),
+        };
+        vec![vec![
+            human_bytes(m.total_bytes),
+            human_bytes(m.used_bytes),
+            human_bytes(m.available_bytes),
+            percent(m.used_percent),
+            swap,
+        ]]
+    })
 }
 
-fn load_triplet(l: &Value) -> [String; 3] {
-    ["load1", "load5", "load15"].map(|k| f(l, k).map(|x| format!("{x:.2}")).unwrap_or_default())
+fn load_triplet(l: &LoadInfo) -> [String; 3] {
+    [l.load1, l.load5, l.load15].map(|x| format!("{x:.2}"))
 }
 
 fn load_rows(v: &Value) -> Vec<Vec<String>> {
-    let [l1, l5, l15] = load_triplet(v);
-    vec![vec![
-        l1,
-        l5,
-        l15,
-        format!("{}/{}", s(v, "running_tasks"), s(v, "total_tasks")),
-    ]]
+    typed(v, 4, |l: LoadInfo| {
+        let [l1, l5, l15] = load_triplet(&l);
+        vec![vec![
+            l1,
+            l5,
+            l15,
+            format!("{}/{}", l.running_tasks, l.total_tasks),
+        ]]
+    })
 }
 
 fn status_rows(v: &Value) -> Vec<Vec<String>> {
-    let null = Value::Null;
-    let os = v.get("os").unwrap_or(&null);
-    let kernel = os.get("kernel").unwrap_or(&null);
-    let disks = v
-        .get("disks")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    // The fullest filesystem is the one an operator looks for.
-    let fullest = disks.iter().max_by(|a, b| {
-        f(a, "used_percent")
-            .unwrap_or(0.0)
-            .total_cmp(&f(b, "used_percent").unwrap_or(0.0))
-    });
-    let disks_text = match fullest {
-        Some(d) => {
-            let mounts = if disks.len() == 1 {
-                "1 mount".to_owned()
-            } else {
-                format!("{} mounts", disks.len())
-            };
-            format!(
-                "{mounts}, fullest {} {}",
-                s(d, "mount_point"),
-                pct(d, "used_percent")
-            )
-        }
-        None => "none".into(),
-    };
-    vec![vec![
-        s(v.get("uptime").unwrap_or(&null), "human"),
-        s(os, "pretty_name"),
-        format!("{} {}", s(kernel, "release"), s(kernel, "machine"))
-            .trim()
-            .to_owned(),
-        load_triplet(v.get("load").unwrap_or(&null)).join(" "),
-        memory_line(v.get("memory").unwrap_or(&null)),
-        disks_text,
-    ]]
+    typed(v, 6, |st: NodeStatus| {
+        // The fullest filesystem is the one an operator looks for.
+        let fullest = st
+            .disks
+            .iter()
+            .max_by(|a, b| a.used_percent.total_cmp(&b.used_percent));
+        let disks_text = match fullest {
+            Some(d) => {
+                let mounts = if st.disks.len() == 1 {
+                    "1 mount".to_owned()
+                } else {
+                    format!("{} mounts", st.disks.len())
+                };
+                format!(
+                    "{mounts}, fullest {} {}",
+                    d.mount_point,
+                    percent(d.used_percent)
+                )
+            }
+            None => "none".into(),
+        };
+        vec![vec![
+            st.uptime.human,
+            st.os.pretty_name,
+            format!("{} {}", st.os.kernel.release, st.os.kernel.machine)
+                .trim()
+                .to_owned(),
+            load_triplet(&st.load).join(" "),
+            memory_line(&st.memory),
+            disks_text,
+        ]]
+    })
 }
 
 fn dns_rows(v: &Value) -> Vec<Vec<String>> {
-    vec![vec![
-        s(v, "interface"),
-        list(v, "servers"),
-        list(v, "search_domains"),
-        s(v, "source"),
-    ]]
+    typed(v, 4, |d: DnsConfig| {
+        vec![vec![
+            d.interface,
+            d.servers.join(", "),
+            d.search_domains.join(", "),
+            enum_text(&d.source),
+        ]]
+    })
 }
 
 fn dns_set_rows(v: &Value) -> Vec<Vec<String>> {
-    let persisted = match v.get("persisted").and_then(Value::as_bool) {
-        Some(true) => "yes",
-        Some(false) => "no (runtime only)",
-        None => "",
-    };
-    let mut row = dns_rows(v).remove(0);
-    row.push(persisted.to_owned());
-    vec![row]
+    typed(v, 5, |d: DnsChangeResult| {
+        vec![vec![
+            d.interface,
+            d.servers.join(", "),
+            d.search_domains.join(", "),
+            enum_text(&d.source),
+            if d.persisted {
+                "yes"
+            } else {
+                "no (runtime only)"
+            }
+            .to_owned(),
+        ]]
+    })
 }
 
 fn ping_rows(v: &Value) -> Vec<Vec<String>> {
-    let (addr, resolved) = (s(v, "address"), s(v, "resolved"));
-    let address = if resolved.is_empty() || resolved == addr {
-        addr
-    } else {
-        format!("{addr} ({resolved})")
-    };
-    let ms = |k: &str| {
-        f(v, k)
-            .map(|x| format!("{x:.2}"))
-            .unwrap_or_else(|| "-".into())
-    };
-    let rtt = if f(v, "rtt_avg_ms").is_some() {
-        format!(
-            "{}/{}/{} ms",
-            ms("rtt_min_ms"),
-            ms("rtt_avg_ms"),
-            ms("rtt_max_ms")
-        )
-    } else {
-        "-".into()
-    };
-    vec![vec![
-        address,
-        s(v, "sent"),
-        s(v, "received"),
-        f(v, "loss_percent")
-            .map(|p| format!("{p:.0}%"))
-            .unwrap_or_default(),
-        rtt,
-    ]]
+    typed(v, 5, |p: PingResult| {
+        let address = if p.resolved.is_empty() || p.resolved == p.address {
+            p.address
+        } else {
+            format!("{} ({})", p.address, p.resolved)
+        };
+        let ms = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+        let rtt = match p.rtt_avg_ms {
+            Some(_) => format!(
+                "{}/{}/{} ms",
+                ms(p.rtt_min_ms),
+                ms(p.rtt_avg_ms),
+                ms(p.rtt_max_ms)
+            ),
+            None => "-".into(),
+        };
+        vec![vec![
+            address,
+            p.sent.to_string(),
+            p.received.to_string(),
+            percent(p.loss_percent),
+            rtt,
+        ]]
+    })
 }
 
 fn command_rows(v: &Value) -> Vec<Vec<String>> {
-    let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let exit = if flag("timed_out") {
-        "timed out".to_owned()
-    } else if let Some(sig) = v.get("signal").and_then(Value::as_i64) {
-        format!("signal {sig}")
-    } else {
-        s(v, "exit_code")
-    };
-    let output = |key: &str, truncated: &str| {
-        let mut text = s(v, key).trim_end_matches('\n').to_owned();
-        if flag(truncated) {
-            text.push_str("\n… (truncated)");
-        }
-        text
-    };
-    vec![vec![
-        exit,
-        output("stdout", "truncated_stdout"),
-        output("stderr", "truncated_stderr"),
-    ]]
+    typed(v, 3, |c: CommandResult| {
+        let exit = match (c.timed_out, c.signal, c.exit_code) {
+            (true, _, _) => "timed out".to_owned(),
+            (_, Some(sig), _) => format!("signal {sig}"),
+            (_, _, Some(code)) => code.to_string(),
+            _ => String::new(),
+        };
+        let output = |text: &str, truncated: bool| {
+            let mut text = text.trim_end_matches('\n').to_owned();
+            if truncated {
+                text.push_str("\n… (truncated)");
+            }
+            text
+        };
+        vec![vec![
+            exit,
+            output(&c.stdout, c.truncated_stdout),
+            output(&c.stderr, c.truncated_stderr),
+        ]]
+    })
+}
+
+/// A unit enum's wire name (`hostnamed`, `resolv_conf`).
+fn enum_text<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
 }
 
 // ---------------------------------------------------------------------------
