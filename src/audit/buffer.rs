@@ -325,7 +325,12 @@ mod tests {
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
             {
-                return Err(BusError::request("storing an audit entry", "timed out"));
+                return Err(BusError::request(
+                    "storing an audit entry",
+                    async_nats::jetstream::context::PublishError::new(
+                        async_nats::jetstream::context::PublishErrorKind::TimedOut,
+                    ),
+                ));
             }
             self.stored.lock().unwrap().push(entry.clone());
             Ok(())

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::pull::{Config, MessagesErrorKind, Stream as Messages};
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
-use async_nats::jetstream::stream::{ConsumerError, ConsumerErrorKind, Stream};
-use async_nats::jetstream::{self, AckKind, ErrorCode, consumer};
+use async_nats::jetstream::stream::{ConsumerError, Stream};
+use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -201,14 +201,9 @@ struct OpenError {
 
 impl From<ConsumerError> for OpenError {
     fn from(e: ConsumerError) -> Self {
-        let transient = match e.kind() {
-            ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request => true,
-            ConsumerErrorKind::JetStream(js) => is_transient_code(js.error_code()),
-            _ => false,
-        };
         OpenError {
+            transient: super::transient::is_transient(&e),
             detail: e.to_string(),
-            transient,
         }
     }
 }
@@ -220,19 +215,6 @@ impl From<consumer::StreamError> for OpenError {
             detail: e.to_string(),
         }
     }
-}
-
-/// JetStream answers that mean "not now": the cluster has no leader, no
-/// peers or not enough of them yet.
-fn is_transient_code(code: ErrorCode) -> bool {
-    [
-        ErrorCode::CLUSTER_NOT_AVAILABLE,
-        ErrorCode::CLUSTER_NO_PEERS,
-        ErrorCode::INSUFFICIENT_RESOURCES,
-        ErrorCode::CLUSTER_NOT_LEADER,
-        ErrorCode::CLUSTER_INCOMPLETE,
-    ]
-    .contains(&code)
 }
 
 /// Create (or find) a consumer and start pulling from it.

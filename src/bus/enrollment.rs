@@ -164,10 +164,7 @@ pub async fn watch_accepted(
 async fn open(js: &jetstream::Context, bucket: &str) -> Result<kv::Store, BusError> {
     js.get_key_value(bucket)
         .await
-        .map_err(|e| BusError::Provision {
-            what: format!("bucket {bucket}"),
-            detail: e.to_string(),
-        })
+        .map_err(|e| BusError::provision(format!("bucket {bucket}"), &e))
 }
 
 /// Every readable entry of a small bucket, by key.

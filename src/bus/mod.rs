@@ -13,6 +13,7 @@ pub mod permissions;
 mod provision;
 mod registry;
 mod store;
+pub(crate) mod transient;
 
 pub use connect::{connect, connect_watched, round_trip};
 pub use credentials::Role;
@@ -62,10 +63,19 @@ pub enum BusError {
     NotEnrolled { public_key: String },
     #[error("invalid NATS server address {0:?}")]
     BadServer(String),
+    /// `transient`: trying again shortly may succeed ([`transient`]).
     #[error("cannot provision {what}: {detail}")]
-    Provision { what: String, detail: String },
+    Provision {
+        what: String,
+        detail: String,
+        transient: bool,
+    },
     #[error("NATS request failed while {doing}: {detail}")]
-    Request { doing: &'static str, detail: String },
+    Request {
+        doing: &'static str,
+        detail: String,
+        transient: bool,
+    },
     #[error("stored {what} is not valid JSON: {source}")]
     Corrupt {
         what: &'static str,
@@ -79,49 +89,33 @@ pub enum BusError {
 }
 
 impl BusError {
-    pub(crate) fn request(doing: &'static str, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn request(doing: &'static str, err: impl std::error::Error + 'static) -> Self {
         BusError::Request {
             doing,
+            transient: transient::is_transient(&err),
+            detail: err.to_string(),
+        }
+    }
+
+    pub(crate) fn provision(what: String, err: &(dyn std::error::Error + 'static)) -> Self {
+        BusError::Provision {
+            what,
+            transient: transient::is_transient(err),
             detail: err.to_string(),
         }
     }
 
     /// Whether trying again shortly may succeed: NATS unreachable for a moment,
     /// or a clustered stream between leaders (a node died, the cluster is still
-    /// forming). async-nats reports these as different kinds per operation, so
-    /// they are recognised by their text and JetStream error codes.
+    /// forming). Decided from async-nats' error kinds when the error was made.
     pub fn is_transient(&self) -> bool {
         match self {
-            BusError::Request { detail, .. } | BusError::Provision { detail, .. } => {
-                transient_detail(detail)
+            BusError::Request { transient, .. } | BusError::Provision { transient, .. } => {
+                *transient
             }
             _ => false,
         }
     }
-}
-
-/// [`BusError::is_transient`] for an error already turned into text.
-pub fn transient_detail(detail: &str) -> bool {
-    const TRANSIENT: &[&str] = &[
-        "timed out",
-        "no responders",
-        // A publish answered 503: the stream has no leader right now.
-        "no stream found",
-        "temporarily unavailable",
-        "broken pipe",
-        "disconnected",
-        "not connected",
-        "request error",
-        // JetStream API codes: cluster not available, no suitable peers,
-        // insufficient resources (peers offline), not leader, cluster incomplete.
-        "error code 10008",
-        "error code 10005",
-        "error code 10023",
-        "error code 10009",
-        "error code 10004",
-    ];
-    let detail = detail.to_ascii_lowercase();
-    TRANSIENT.iter().any(|t| detail.contains(t))
 }
 
 /// Run `op` until it succeeds, fails with a non-transient error, or `within`
@@ -158,25 +152,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transient_errors_are_told_from_permanent_ones() {
-        assert!(BusError::request("storing a job", "timed out").is_transient());
-        assert!(
-            BusError::request(
-                "announcing a job",
-                "jetstream error: JetStream system temporarily unavailable (code 503, error code 10008)"
-            )
-            .is_transient()
+    fn transience_is_decided_when_the_error_is_made() {
+        use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+        let e = BusError::request(
+            "storing a job",
+            PublishError::new(PublishErrorKind::TimedOut),
         );
-        assert!(!BusError::request("storing a job", "maximum payload exceeded").is_transient());
-        assert!(
-            !BusError::Provision {
-                what: "stream x".into(),
-                detail:
-                    "replicas > 1 not supported in non-clustered mode (code 500, error code 10074)"
-                        .into()
-            }
-            .is_transient()
+        assert!(e.is_transient());
+        assert!(e.to_string().contains("storing a job"), "{e}");
+        let e = BusError::request(
+            "storing a job",
+            PublishError::new(PublishErrorKind::MaxPayloadExceeded),
         );
-        assert!(!BusError::Conflict("x".into()).is_transient());
+        assert!(!e.is_transient());
     }
 }

@@ -247,10 +247,7 @@ async fn ensure_stream(
     let name = config.name.clone();
     match js.get_stream(&name).await {
         Ok(existing) if mode == Mode::Open => Ok(existing),
-        Err(e) if mode == Mode::Open => Err(BusError::Provision {
-            what: format!("stream {name}"),
-            detail: e.to_string(),
-        }),
+        Err(e) if mode == Mode::Open => Err(BusError::provision(format!("stream {name}"), &e)),
         Ok(existing) => {
             let current = &existing.cached_info().config;
             // Adopt an existing stream; bring limits in line with the configuration
@@ -270,11 +267,8 @@ async fn ensure_stream(
                 );
                 match js.update_stream(&config).await {
                     Ok(_) => {}
-                    Err(e) if super::transient_detail(&e.to_string()) => {
-                        return Err(BusError::Provision {
-                            what: format!("stream {name} (update)"),
-                            detail: e.to_string(),
-                        });
+                    Err(e) if super::transient::is_transient(&e) => {
+                        return Err(BusError::provision(format!("stream {name} (update)"), &e));
                     }
                     // The stream works as it is; refusing to start over its
                     // limits would take the host down for a tuning problem.
@@ -290,10 +284,10 @@ async fn ensure_stream(
         Err(_) => match js.create_stream(config).await {
             Ok(s) => Ok(s),
             // Another process may have created it between our get and create.
-            Err(create_err) => js.get_stream(&name).await.map_err(|_| BusError::Provision {
-                what: format!("stream {name}"),
-                detail: create_err.to_string(),
-            }),
+            Err(create_err) => js
+                .get_stream(&name)
+                .await
+                .map_err(|_| BusError::provision(format!("stream {name}"), &create_err)),
         },
     }
 }
@@ -311,10 +305,7 @@ async fn ensure_bucket(
 async fn open_bucket(js: &jetstream::Context, bucket: &str) -> Result<kv::Store, BusError> {
     js.get_key_value(bucket)
         .await
-        .map_err(|e| BusError::Provision {
-            what: format!("bucket {bucket}"),
-            detail: e.to_string(),
-        })
+        .map_err(|e| BusError::provision(format!("bucket {bucket}"), &e))
 }
 
 /// Every stream the job system needs, as (what to call it, stream name): the
@@ -343,10 +334,7 @@ pub async fn check(
     for (what, stream) in provisioned_streams(names, cfg) {
         js.get_stream(&stream)
             .await
-            .map_err(|e| BusError::Provision {
-                what,
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| BusError::provision(what, &e))?;
     }
     Ok(())
 }
