@@ -373,7 +373,7 @@ check "HTTPS on :8080 with the pinned CA: /health/ready" \
 # Enrollment against the packaged supervisor: a second agent with the join
 # credential and a key of its own is pending until accepted, then nats-server
 # (reloaded by the supervisor under systemd) lets it in for its host only.
-check "a joining agent is pending, then accepted, answers its jobs, and is cut off when rejected" inside_sh '
+check "a joining agent is pending, then accepted (by key, not by name), answers its jobs, and is cut off when rejected" inside_sh '
   install -m 0600 /var/lib/osapi/credentials/enroll.nkey /etc/osapi/enroll.nkey
   systemd-run --quiet --collect --unit=apptest-joiner -E OSAPI_NODE_AGENT_HOSTNAME=joiner \
     -E OSAPI_NODE_AGENT_NATS_AUTH_TYPE=enroll /usr/bin/osapi node agent start || exit 1
@@ -381,7 +381,10 @@ check "a joining agent is pending, then accepted, answers its jobs, and is cut o
   seen sh -c "osapictl agent pending | grep -q joiner" || { echo "no pending request"; exit 1; }
   osapictl node hostname get --target joiner >/dev/null 2>&1 && { echo "a pending agent was targeted"; exit 1; }
   test "$(stat -c %a /var/lib/osapi/agent-identity.nkey)" = 600 || exit 1
-  osapictl agent accept joiner >/dev/null || exit 1
+  key=$(osapictl agent pending -o json | grep -o "U[A-Z2-7]\{55\}" | head -n1)
+  [ -n "$key" ] || { echo "no public key in the pending list"; exit 1; }
+  osapictl agent accept joiner >/dev/null 2>&1 && { echo "accepted by host name"; exit 1; }
+  osapictl agent accept "$key" >/dev/null || exit 1
   seen osapictl agent get joiner || { echo "never live"; journalctl -u apptest-joiner -n 20 --no-pager; exit 1; }
   osapictl node hostname get --target joiner >/dev/null || exit 1
   osapictl agent reject joiner >/dev/null || exit 1

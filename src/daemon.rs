@@ -243,7 +243,9 @@ fn reload_users(sup: &mut Supervisor, users: Vec<NkeyUser>) {
 fn enrolled_users(cfg: &Config, mut users: Vec<NkeyUser>, agents: &[Enrollment]) -> Vec<NkeyUser> {
     let deployments = [Names::new(cfg.nats.server.namespace.clone())];
     for agent in agents {
-        match agent.verify() {
+        // Checked again here: a name that is no subject would make nats-server
+        // refuse the whole reload, and with it every later rejection.
+        match agent.verify().and_then(|()| agent.check_names()) {
             Ok(()) => users.push(bus::permissions::for_agent(agent, &deployments, &cfg.nats)),
             Err(e) => tracing::warn!(error = %e, "not giving an accepted agent a NATS user"),
         }
@@ -372,7 +374,11 @@ pub async fn api_state(
         registry,
     )?;
     // Agents cannot audit the jobs they refuse; the API does it for them.
-    tokio::spawn(crate::audit::rejections::record(refusals, auditor.clone()));
+    tokio::spawn(crate::audit::rejections::record(
+        refusals,
+        store.clone(),
+        auditor.clone(),
+    ));
     let state = AppState {
         jobs: JobService {
             store,

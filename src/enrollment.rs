@@ -151,6 +151,26 @@ impl Enrollment {
     }
 }
 
+/// The enrollment among `all` in one of `states` whose public key is `key`:
+/// accepting names the key, never a host name anyone with the join
+/// credential could have filed a request under.
+pub fn find_by_key<'a>(
+    all: &'a [EnrollmentView],
+    key: &str,
+    states: &[EnrollmentState],
+) -> Result<&'a EnrollmentView, EnrollmentError> {
+    all.iter()
+        .find(|v| states.contains(&v.state) && v.enrollment.public_key == key)
+        .ok_or_else(|| EnrollmentError::NotFound {
+            which: key.to_owned(),
+            states: states
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" or "),
+        })
+}
+
 /// The one enrollment among `all` in one of `states` that `which` names, by
 /// its public key or its host name.
 pub fn find<'a>(
@@ -184,11 +204,32 @@ pub fn find<'a>(
     }
 }
 
-/// Whether `pending` may be accepted among `all`: its signature holds, and
-/// no other key is already accepted for its host (a new key never takes over
-/// a host's identity silently; the old one must be rejected first).
+impl Enrollment {
+    /// Whether the host name and labels are ones a job can address: they
+    /// become NATS subjects and consumer names in the agent's permissions.
+    pub fn check_names(&self) -> Result<(), EnrollmentError> {
+        use crate::job::hostname::{MAX_DOMAIN_LEN, check_hostname};
+        check_hostname(&self.hostname, MAX_DOMAIN_LEN).map_err(|why| {
+            EnrollmentError::BadName(format!("host name {:?}: {why}", self.hostname))
+        })?;
+        for (key, value) in &self.labels {
+            if !crate::job::is_label(key, value) {
+                return Err(EnrollmentError::BadName(format!(
+                    "label {key}={value}: keys are [A-Za-z0-9_-]+, values dot-separated segments of them"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `pending` may be accepted among `all`: its signature holds, its
+/// names are valid, and no other key is already accepted for its host (a new
+/// key never takes over a host's identity silently; the old one must be
+/// rejected first).
 pub fn check_accept(all: &[EnrollmentView], pending: &Enrollment) -> Result<(), EnrollmentError> {
     pending.verify()?;
+    pending.check_names()?;
     if let Some(holder) = all.iter().find(|v| {
         v.state == EnrollmentState::Accepted
             && v.enrollment.hostname == pending.hostname
@@ -211,6 +252,8 @@ pub enum EnrollmentError {
     NotAUserKey(String),
     #[error("the enrollment request of {0} is not signed by that key; reject it")]
     BadSignature(String),
+    #[error("the enrollment request cannot be accepted: {0}")]
+    BadName(String),
     #[error("no {states} agent is called or has the key {which:?}")]
     NotFound { which: String, states: String },
     #[error("{which:?} names several agents ({keys}); give the public key")]
@@ -325,5 +368,23 @@ mod tests {
         ));
         // Accepting the same key again is fine (idempotent).
         check_accept(&all, &old).unwrap();
+    }
+
+    #[test]
+    fn names_that_cannot_be_addressed_are_not_accepted() {
+        for host in ["web_01", "web-01.", "a..b", "*", "web 01"] {
+            let (_, e) = request(host);
+            assert!(
+                matches!(check_accept(&[], &e), Err(EnrollmentError::BadName(_))),
+                "{host}"
+            );
+        }
+        let key = nkeys::KeyPair::new_user();
+        let labels = BTreeMap::from([("role".to_owned(), "web.*".to_owned())]);
+        let e = Enrollment::request(&key, "web-01", &labels, OffsetDateTime::now_utc()).unwrap();
+        assert!(matches!(
+            check_accept(&[], &e),
+            Err(EnrollmentError::BadName(_))
+        ));
     }
 }

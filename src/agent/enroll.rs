@@ -40,8 +40,7 @@ pub(super) async fn connect(
                 Ok(()) => tracing::info!(
                     %public_key,
                     hostname = %cfg.hostname,
-                    "asked to join; waiting for an admin: osapictl agent accept {}",
-                    cfg.hostname
+                    "asked to join; waiting for an admin: osapictl agent accept {public_key}"
                 ),
                 Err(e) => tracing::warn!(error = %e, "cannot file the enrollment request yet"),
             }

@@ -28,8 +28,8 @@ pub use dispatch::{Outcome, dispatch};
 pub use metrics::AgentMetrics;
 
 use crate::bus::{
-    self, AgentInfo, BusError, CONSUMER_PATIENCE, Claim, Deliveries, Delivery, DeliverySettings,
-    JobStore, Names, Registry,
+    self, AgentInfo, BusError, CONSUMER_PATIENCE, Claim, ClaimScope, Deliveries, Delivery,
+    DeliverySettings, JobStore, Names, Registry,
 };
 use crate::config::{AgentConfig, NatsConfig};
 use crate::job::signature::JobVerifier;
@@ -477,11 +477,11 @@ async fn run_job(
         None
     } else {
         let scope = match job.expected {
-            Expected::Any => "any".to_owned(),
-            Expected::Hosts(_) => format!("host.{}", shared.hostname),
+            Expected::Any => ClaimScope::Any,
+            Expected::Hosts(_) => ClaimScope::Host(&shared.hostname),
         };
         let token = format!("{}/{}", shared.hostname, Uuid::now_v7());
-        Some(store.claim(id, &scope, &token).await?)
+        Some(store.claim(id, scope, &token).await?)
     };
     if let Some(Claim::Taken(by)) = claimed {
         let error = JobError {

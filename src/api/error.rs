@@ -86,6 +86,7 @@ impl ApiError {
                 EnrollmentError::Ambiguous { .. }
                 | EnrollmentError::HostTaken { .. }
                 | EnrollmentError::BadSignature(_)
+                | EnrollmentError::BadName(_)
                 | EnrollmentError::NotAUserKey(_) => StatusCode::CONFLICT,
                 EnrollmentError::Sign => StatusCode::INTERNAL_SERVER_ERROR,
             },

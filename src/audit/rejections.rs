@@ -9,11 +9,14 @@
 //! through the API to make such a job, so this is the only trace of the
 //! attempt besides the agent's journal.
 
+use std::collections::HashSet;
+
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{AuditEntry, Auditor};
+use crate::bus::JobStore;
 use crate::job::{HostResult, HostStatus, REJECTED};
 /// The audit `operation_id` of a refused job.
 pub const OPERATION_ID: &str = "jobs_rejected";
@@ -42,10 +45,37 @@ pub fn entry(job_id: Uuid, result: &HostResult) -> Option<AuditEntry> {
     })
 }
 
+/// How many (job, host) refusals are remembered to audit each only once.
+const SEEN_CAPACITY: usize = 10_000;
+
 /// Record every refusal `refusals` brings (job id and result, from
-/// [`crate::bus::ResultFeed`]) until it ends.
-pub async fn record(mut refusals: mpsc::Receiver<(Uuid, HostResult)>, auditor: Auditor) {
+/// [`crate::bus::ResultFeed`]) until it ends: once per job and host, and
+/// only for a job that exists. An enrolled agent may write any result under
+/// its own key; refusals of jobs nobody stored would only crowd the trail.
+pub async fn record(
+    mut refusals: mpsc::Receiver<(Uuid, HostResult)>,
+    store: JobStore,
+    auditor: Auditor,
+) {
+    let mut seen = HashSet::new();
     while let Some((job_id, result)) = refusals.recv().await {
+        if seen.len() >= SEEN_CAPACITY {
+            seen.clear();
+        }
+        if !seen.insert((job_id, result.hostname.clone())) {
+            continue;
+        }
+        match store.get(job_id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                tracing::warn!(%job_id, host = %result.hostname, "an agent reported refusing a job that does not exist; not audited");
+                continue;
+            }
+            // Better an entry too many than a refusal lost.
+            Err(e) => {
+                tracing::warn!(%job_id, error = %e, "cannot look the refused job up; auditing anyway")
+            }
+        }
         if let Some(entry) = entry(job_id, &result) {
             tracing::warn!(%job_id, host = %result.hostname, "an agent refused a job that does not verify");
             auditor.record(entry).await;

@@ -76,10 +76,8 @@ impl EnrollmentStore {
             what: "enrollment",
             source,
         })?;
-        self.decisions
-            .put(decision.key(key), body.into())
-            .await
-            .map_err(|e| BusError::request("recording an enrollment decision", e))?;
+        // The earlier decision goes first: a rejection that fails half way
+        // leaves the agent without a user, never with one.
         for other in EnrollmentState::ALL {
             if other != decision && other != EnrollmentState::Pending {
                 self.decisions
@@ -88,6 +86,10 @@ impl EnrollmentStore {
                     .map_err(|e| BusError::request("recording an enrollment decision", e))?;
             }
         }
+        self.decisions
+            .put(decision.key(key), body.into())
+            .await
+            .map_err(|e| BusError::request("recording an enrollment decision", e))?;
         self.requests
             .delete(key.as_str())
             .await

@@ -26,7 +26,9 @@ pub use provision::{
     Buckets, check, open, provision, provisioned_streams, reprovision_on_reconnect,
 };
 pub use registry::{AgentInfo, LiveAgents, Registry};
-pub use store::{Claim, JobPage, JobProgress, JobStore, ListFilter, TRACEPARENT_HEADER};
+pub use store::{
+    Claim, ClaimScope, JobPage, JobProgress, JobStore, ListFilter, TRACEPARENT_HEADER,
+};
 
 /// A failure talking to NATS. Each variant says what we were doing.
 #[derive(Debug, thiserror::Error)]

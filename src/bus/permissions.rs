@@ -21,6 +21,7 @@
 //! change its limits.
 
 use super::credentials::Role;
+use super::store::ClaimScope;
 use crate::bus::Names;
 use crate::config::NatsConfig;
 use crate::enrollment::Enrollment;
@@ -268,9 +269,13 @@ fn enrolled_agent(a: &Assets, names: &Names, accepted: &Enrollment) -> Vec<Strin
     let responses = &a.responses;
     allow.push(format!("$KV.{responses}.*.res.{host}"));
     allow.push(format!("$KV.{responses}.*.ev.{host}.*"));
-    allow.push(format!("$KV.{responses}.*.claim.{host}"));
-    // A job for any one agent is claimed under `_any`, by whoever takes it.
-    allow.push(format!("$KV.{responses}.*.claim._any"));
+    for scope in [
+        ClaimScope::Host(&accepted.hostname),
+        // A job for any one agent is claimed once, by whoever takes it.
+        ClaimScope::Any,
+    ] {
+        allow.push(format!("$KV.{responses}.*.claim.{}", scope.key()));
+    }
     allow.push(format!("$KV.{}.{host}", a.registry));
     allow
 }
@@ -435,8 +440,8 @@ mod tests {
         for allowed in [
             format!("$KV.osapi-job-responses.{id}.res.web-01.example.com"),
             format!("$KV.osapi-job-responses.{id}.ev.web-01.example.com.{id}"),
-            format!("$KV.osapi-job-responses.{id}.claim.web-01.example.com"),
-            format!("$KV.osapi-job-responses.{id}.claim._any"),
+            format!("$KV.osapi-job-responses.{id}.claim.host.web-01.example.com"),
+            format!("$KV.osapi-job-responses.{id}.claim.any"),
             "$KV.osapi-agent-registry.web-01.example.com".to_owned(),
             format!("$JS.API.CONSUMER.MSG.NEXT.osapi-JOBS.{}", own[1].durable),
             format!(
@@ -454,7 +459,7 @@ mod tests {
             format!("$KV.osapi-job-responses.{id}.ev.db-01.{id}"),
             // Events without a host in the key (the old layout).
             format!("$KV.osapi-job-responses.{id}.ev.{id}"),
-            format!("$KV.osapi-job-responses.{id}.claim.db-01"),
+            format!("$KV.osapi-job-responses.{id}.claim.host.db-01"),
             "$KV.osapi-agent-registry.db-01".to_owned(),
             format!("$JS.API.CONSUMER.MSG.NEXT.osapi-JOBS.{}", other[1].durable),
             format!("$JS.ACK.osapi-JOBS.{}.1.2.3.4.5", other[2].durable),

@@ -139,6 +139,12 @@ impl LiveAgents {
         };
         match entry.operation {
             kv::Operation::Put => match serde_json::from_slice::<AgentInfo>(&entry.value) {
+                // NATS binds an enrolled agent to its own key; what it says
+                // about itself must be that host too.
+                Ok(info) if registry_key(&info.hostname) != entry.key => {
+                    tracing::warn!(key = %entry.key, hostname = %info.hostname, "ignoring a heartbeat that names another host than its key");
+                    map.remove(&entry.key);
+                }
                 Ok(info) => {
                     let stored = OffsetDateTime::from_unix_timestamp_nanos(
                         entry.created.unix_timestamp_nanos(),

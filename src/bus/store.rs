@@ -246,12 +246,17 @@ impl JobStore {
         .await
     }
 
-    /// Claim the one run of a job that must not run twice: `scope` is `_any` for
-    /// a job meant to run once anywhere, else the host. The first claimant wins,
-    /// atomically (a KV create); `token` identifies this attempt, so a retry
-    /// whose first try landed unacknowledged still recognises its own claim.
-    pub async fn claim(&self, id: Uuid, scope: &str, token: &str) -> Result<Claim, BusError> {
-        let key = format!("{id}.claim.{}", super::registry::registry_key(scope));
+    /// Claim the one run of a job that must not run twice, once anywhere or
+    /// once per host (`scope`). The first claimant wins, atomically (a KV
+    /// create); `token` identifies this attempt, so a retry whose first try
+    /// landed unacknowledged still recognises its own claim.
+    pub async fn claim(
+        &self,
+        id: Uuid,
+        scope: ClaimScope<'_>,
+        token: &str,
+    ) -> Result<Claim, BusError> {
+        let key = format!("{id}.claim.{}", scope.key());
         let subject = format!("{}{key}", self.responses.prefix);
         super::retry_transient("claiming a job run", PATIENCE, |_| async {
             match self
@@ -458,6 +463,26 @@ impl JobStore {
         Ok(info.state.messages)
     }
 }
+/// What one run claim of a job covers.
+#[derive(Debug, Clone, Copy)]
+pub enum ClaimScope<'a> {
+    /// A job for any one agent: one claim for all.
+    Any,
+    /// A job for each of several hosts: one claim per host.
+    Host(&'a str),
+}
+
+impl ClaimScope<'_> {
+    /// The key under the job (`<job>.claim.<this>`); enrolled agents' NATS
+    /// permissions name the same keys.
+    pub fn key(self) -> String {
+        match self {
+            ClaimScope::Any => "any".to_owned(),
+            ClaimScope::Host(h) => format!("host.{}", super::registry::registry_key(h)),
+        }
+    }
+}
+
 /// Whether an event or result stored under the host key `key_host` may
 /// speak for `hostname`: NATS permissions bind an enrolled agent to its own
 /// host key, so one whose content names another host is ignored, loudly.

@@ -318,7 +318,7 @@ pub enum AgentCommand {
     },
     /// Let a pending agent join: it gets a NATS identity for its host only
     Accept {
-        /// The agent's hostname or public key
+        /// The agent's public key, as `agent pending` and the agent's log show it
         agent: String,
     },
     /// Refuse a pending agent, or cut off an accepted one

@@ -21,4 +21,4 @@ pub use operation::{
 };
 pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, REJECTED, Stage};
 pub use status::{HostProgress, JobStatus, JobView, compute_status};
-pub use target::{InvalidTarget, Target};
+pub use target::{InvalidTarget, Target, is_label};

@@ -36,6 +36,11 @@ pub(crate) fn is_label_segment(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// A label an agent may carry: a key and a value of dot-separated segments.
+pub fn is_label(key: &str, value: &str) -> bool {
+    is_label_segment(key) && is_label_value(value)
+}
+
 /// A label value: dot-separated segments.
 pub(crate) fn is_label_value(s: &str) -> bool {
     s.split('.').all(is_label_segment)

@@ -183,11 +183,14 @@ impl Supervisor {
         if auth == self.settings.auth {
             return Ok(());
         }
-        self.settings.auth = auth;
-        self.settings.validate()?;
+        // Recorded only once sent, so a failed attempt is made again.
+        let mut next = self.settings.clone();
+        next.auth = auth;
+        next.validate()?;
         self.config
-            .rewrite(&generate_config(&self.settings, self.monitor_port))?;
+            .rewrite(&generate_config(&next, self.monitor_port))?;
         signal::kill(Pid::from_raw(self.pid as i32), Signal::SIGHUP).map_err(NatsdError::Signal)?;
+        self.settings = next;
         tracing::info!(pid = self.pid, "nats-server reloading its users");
         Ok(())
     }

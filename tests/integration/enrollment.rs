@@ -222,10 +222,23 @@ async fn a_new_agent_waits_for_acceptance_then_speaks_only_for_its_host() {
         "{body}"
     );
 
-    // Accepted: it joins, as itself.
+    // Accepted by its key, never by a name anyone with the join credential
+    // could have filed a request under: it joins, as itself.
     let out = stack.osapictl(&admin_token, &["agent", "accept", "remote-01"]);
+    assert!(!out.status.success(), "accepted by host name: {out:?}");
+    let out = stack.osapictl(&admin_token, &["agent", "accept", &public_key]);
     assert!(out.status.success(), "{out:?}");
     stack.wait_agent_live("remote-01").await;
+    // A job that must not run twice takes a run claim, under its own host.
+    let (status, body) = crate::harness::post(
+        &stack,
+        &admin_token,
+        "/api/v1/command/shell?target=remote-01",
+        serde_json::json!({"command": "true"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["status"], "completed", "{body}");
     let (status, body) = stack
         .get_json("/api/v1/node/hostname?target=remote-01", &admin_token)
         .await;
@@ -274,8 +287,11 @@ async fn a_new_agent_waits_for_acceptance_then_speaks_only_for_its_host() {
     let js = jetstream::new(attacker.clone());
     let registry = js.get_key_value("osapi-agent-registry").await.unwrap();
     let (_, local_beat) = stack.get_json("/api/v1/agents/local", &admin_token).await;
+    let mut forged_beat = local_beat.clone();
+    forged_beat["labels"] = serde_json::json!({"role": "forged"});
+    let forged_beat = serde_json::to_vec(&forged_beat).unwrap();
     assert!(
-        refused_put(&registry, "local", b"{}").await,
+        refused_put(&registry, "local", &forged_beat).await,
         "forged a heartbeat"
     );
     // A job for `local`, and its genuine result.
@@ -312,17 +328,31 @@ async fn a_new_agent_waits_for_acceptance_then_speaks_only_for_its_host() {
     assert_eq!(results[0]["status"], "completed", "{view}");
     assert_eq!(view["status"], "completed", "{view}");
     // Another host's deliveries stay that host's.
+    // A pull that does not wait is answered at once where it is allowed (its
+    // own consumer) and never where it is not.
     let names = osapi::bus::Names::new("osapi");
+    let pull = |durable: String| {
+        let attacker = attacker.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(2),
+                attacker.request(
+                    format!("$JS.API.CONSUMER.MSG.NEXT.osapi-JOBS.{durable}"),
+                    r#"{"batch":1,"no_wait":true}"#.into(),
+                ),
+            )
+            .await
+        }
+    };
+    let labels = std::collections::BTreeMap::from([("role".to_owned(), "web".to_owned())]);
+    let own = names.agent_consumers("remote-01", labels.iter());
+    let answered = pull(own[1].durable.clone()).await;
+    assert!(matches!(answered, Ok(Ok(_))), "own consumer: {answered:?}");
     let theirs = names.agent_consumers("local", std::iter::empty());
-    let pull = attacker
-        .request(
-            format!("$JS.API.CONSUMER.MSG.NEXT.osapi-JOBS.{}", theirs[1].durable),
-            "1".into(),
-        )
-        .await;
+    let stolen = pull(theirs[1].durable.clone()).await;
     assert!(
-        pull.is_err(),
-        "pulled from another host's consumer: {pull:?}"
+        !matches!(stolen, Ok(Ok(_))),
+        "pulled from another host's consumer: {stolen:?}"
     );
     let (_, still) = stack.get_json("/api/v1/agents/local", &admin_token).await;
     assert_eq!(still["labels"], local_beat["labels"]);

@@ -65,11 +65,12 @@ pub async fn enrollment(
     Ok(axum::Json(EnrollmentList { enrollments }))
 }
 
-/// Accept a pending (or earlier rejected) agent, named by its host or public
-/// key (agent:write): it gets a NATS user of its own, for its host and labels
-/// only.
+/// Accept a pending (or earlier rejected) agent, named by its public key
+/// (agent:write): it gets a NATS user of its own, for its host and labels
+/// only. Never by host name: anyone with the join credential can file a
+/// request under any name.
 #[utoipa::path(post, path = "/api/v1/enrollment/{agent}/accept", tag = "agents",
-    params(("agent" = String, Path, description = "The agent's host name or public key")),
+    params(("agent" = String, Path, description = "The agent's public key (from `osapictl agent pending`)")),
     responses((status = 200, body = EnrollmentView), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
@@ -79,7 +80,7 @@ pub async fn accept(
     Path(agent): Path<String>,
 ) -> Result<axum::Json<EnrollmentView>, ApiError> {
     let all = s.enrollment.list().await?;
-    let pending = enrollment::find(
+    let pending = enrollment::find_by_key(
         &all,
         &agent,
         &[EnrollmentState::Pending, EnrollmentState::Rejected],
