@@ -21,10 +21,12 @@ use crate::enrollment::{Enrollment, EnrollmentState, EnrollmentView};
 pub const REQUESTS_BUCKET: &str = "agent-requests";
 /// Accepted and rejected agents, `<state>.<key>`.
 pub const DECISIONS_BUCKET: &str = "agent-enrollment";
-/// A request is a few hundred bytes; this bounds what a join credential's
-/// holder can make us store.
-pub const MAX_REQUEST_BYTES: i32 = 4096;
-pub const REQUESTS_MAX_BYTES: u64 = 1024 * 1024;
+/// A request is a few hundred bytes; these bound what a join credential's
+/// holder can make us store: per request, and in all.
+pub const ONE_REQUEST_MAX_BYTES: i32 = 4096;
+pub const ALL_REQUESTS_MAX_BYTES: u64 = 1024 * 1024;
+/// Decisions are written by admins only; room for tens of thousands.
+pub const DECISIONS_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
 /// The API's handle on both buckets.
 #[derive(Clone)]

@@ -57,15 +57,15 @@ fn lock(
 }
 
 impl ResultFeed {
-    /// Subscribe to every result under `responses` (the bucket's `$KV.<bucket>.`
-    /// prefix). Results of refused jobs also go to the returned receiver, for
-    /// the audit trail.
+    /// Subscribe to every result under `responses_prefix` (the responses
+    /// bucket's `$KV.<bucket>.`). Results of refused jobs also go to the
+    /// returned receiver, for the audit trail.
     pub async fn start(
         client: &async_nats::Client,
-        responses: String,
+        responses_prefix: String,
     ) -> Result<(ResultFeed, mpsc::Receiver<(Uuid, HostResult)>), BusError> {
         let mut sub = client
-            .subscribe(format!("{responses}*.res.>"))
+            .subscribe(format!("{responses_prefix}*.res.>"))
             .await
             .map_err(|e| BusError::request("subscribing to job results", e))?;
         let waiters: Waiters = Arc::default();
@@ -75,7 +75,7 @@ impl ResultFeed {
         };
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
-                let Some((id, result)) = parse(&responses, &msg) else {
+                let Some((id, result)) = parse(&responses_prefix, &msg) else {
                     continue;
                 };
                 if result.error.as_ref().is_some_and(|e| e.code == REJECTED)

@@ -170,7 +170,8 @@ async fn provision_enrollment(
     cfg: &NatsConfig,
 ) -> Result<(), BusError> {
     use super::enrollment::{
-        DECISIONS_BUCKET, MAX_REQUEST_BYTES, REQUESTS_BUCKET, REQUESTS_MAX_BYTES,
+        ALL_REQUESTS_MAX_BYTES, DECISIONS_BUCKET, DECISIONS_MAX_BYTES, ONE_REQUEST_MAX_BYTES,
+        REQUESTS_BUCKET,
     };
     let settings = |bucket: &str, max_bytes: u64| BucketConfig {
         bucket: bucket.to_owned(),
@@ -182,15 +183,17 @@ async fn provision_enrollment(
     // Anyone with the join credential writes here: small entries, and when
     // full the oldest go (agents file theirs again while they wait).
     let requests = names.resource(REQUESTS_BUCKET);
-    let mut stream =
-        bucket_stream_config(&requests, &settings(REQUESTS_BUCKET, REQUESTS_MAX_BYTES));
+    let mut stream = bucket_stream_config(
+        &requests,
+        &settings(REQUESTS_BUCKET, ALL_REQUESTS_MAX_BYTES),
+    );
     stream.discard = stream::DiscardPolicy::Old;
-    stream.max_message_size = MAX_REQUEST_BYTES;
+    stream.max_message_size = ONE_REQUEST_MAX_BYTES;
     ensure_stream(js, stream, Mode::Create).await?;
     let decisions = names.resource(DECISIONS_BUCKET);
     ensure_stream(
         js,
-        bucket_stream_config(&decisions, &settings(DECISIONS_BUCKET, 8 * 1024 * 1024)),
+        bucket_stream_config(&decisions, &settings(DECISIONS_BUCKET, DECISIONS_MAX_BYTES)),
         Mode::Create,
     )
     .await?;
