@@ -14,7 +14,7 @@ bin=${CARGO_TARGET_DIR:-target}/debug
 seconds=${CONFORMANCE_SECONDS:-60}
 schemathesis_version=4.32.5
 
-venv=.cache/schemathesis-$schemathesis_version
+venv=$PWD/.cache/schemathesis-$schemathesis_version
 if [ ! -x "$venv/bin/st" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet "schemathesis==$schemathesis_version"
@@ -64,6 +64,8 @@ done
 token=$("$bin/osapi" -f "$work/osapi.yaml" token generate -r none -u conformance --ttl 1h \
   -p node:read -p job:read -p job:write -p agent:read -p audit:read -p health:read)
 
+# From the scratch directory: schemathesis keeps a cache in its working directory.
+cd "$work"
 "$venv/bin/st" run "http://127.0.0.1:$api_port/api/v1/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
