@@ -161,14 +161,18 @@ pub fn find_by_key<'a>(
 ) -> Result<&'a EnrollmentView, EnrollmentError> {
     all.iter()
         .find(|v| states.contains(&v.state) && v.enrollment.public_key == key)
-        .ok_or_else(|| EnrollmentError::NotFound {
-            which: key.to_owned(),
-            states: states
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(" or "),
-        })
+        .ok_or_else(|| not_found(key, states))
+}
+
+fn not_found(which: &str, states: &[EnrollmentState]) -> EnrollmentError {
+    EnrollmentError::NotFound {
+        which: which.to_owned(),
+        states: states
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" or "),
+    }
 }
 
 /// The one enrollment among `all` in one of `states` that `which` names, by
@@ -184,14 +188,7 @@ pub fn find<'a>(
         .filter(|v| v.enrollment.public_key == which || v.enrollment.hostname == which)
         .collect();
     match candidates.as_slice() {
-        [] => Err(EnrollmentError::NotFound {
-            which: which.to_owned(),
-            states: states
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(" or "),
-        }),
+        [] => Err(not_found(which, states)),
         [one] => Ok(one),
         many => Err(EnrollmentError::Ambiguous {
             which: which.to_owned(),

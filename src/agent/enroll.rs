@@ -30,12 +30,13 @@ pub(super) async fn connect(
     let cfg = &settings.agent;
     let name = format!("osapi-agent-{}", cfg.hostname);
     let mut delay = Duration::from_millis(500);
-    for look in 0u32.. {
+    let mut look = 0u32;
+    loop {
         let public_key = match bus::connect_watched(&cfg.nats, Role::Agent, &name).await {
             Err(BusError::NotEnrolled { public_key }) => public_key,
             other => return Ok(Some(other?)),
         };
-        if look % REFILE_EVERY == 0 {
+        if look.is_multiple_of(REFILE_EVERY) {
             match file_request(settings, &name).await {
                 Ok(()) => tracing::info!(
                     %public_key,
@@ -53,8 +54,8 @@ pub(super) async fn connect(
             _ = shutdown.wait_for(|stop| *stop) => return Ok(None),
         }
         delay = (delay * 2).min(RETRY_CEILING);
+        look = look.wrapping_add(1);
     }
-    Ok(None)
 }
 
 /// File this agent's signed request, with the join credential.

@@ -344,7 +344,7 @@ mod tests {
             for (method, op) in item.as_object().unwrap() {
                 let responses = op["responses"].as_object().unwrap();
                 for (status, r) in responses {
-                    if status.as_str() >= "400" {
+                    if status.parse::<u16>().is_ok_and(|code| code >= 400) {
                         assert!(
                             r["content"].get("application/problem+json").is_some(),
                             "{method} {path} {status}"

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::BusError;
-use super::registry::registry_key;
+use super::registry::speaks_for;
 use crate::job::{HostResult, REJECTED};
 
 type Waiters = Arc<Mutex<HashMap<Uuid, mpsc::UnboundedSender<HostResult>>>>;
@@ -75,7 +75,9 @@ impl ResultFeed {
         };
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
-                let Some((id, result)) = parse(&responses_prefix, &msg) else {
+                let Some((id, result)) = parse(&responses_prefix, &msg, |id| {
+                    lock(&waiters).contains_key(&id)
+                }) else {
                     continue;
                 };
                 if result.error.as_ref().is_some_and(|e| e.code == REJECTED)
@@ -106,13 +108,27 @@ impl ResultFeed {
     }
 }
 
+/// Whether a stored result might be a refusal, without parsing it.
+fn mentions_refusal(payload: &[u8]) -> bool {
+    let needle = format!("\"{REJECTED}\"");
+    payload
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
 /// The job id and result of a message on `<responses><id>.res.<host>`, when
-/// the result speaks for the host it is stored under.
-fn parse(responses: &str, msg: &async_nats::Message) -> Option<(Uuid, HostResult)> {
+/// it is `wanted` or a refusal, and the result speaks for the host it is
+/// stored under.
+fn parse(
+    responses: &str,
+    msg: &async_nats::Message,
+    wanted: impl FnOnce(Uuid) -> bool,
+) -> Option<(Uuid, HostResult)> {
     let (id, host) = msg.subject.strip_prefix(responses)?.split_once(".res.")?;
     let id: Uuid = id.parse().ok()?;
-    // A deleted key's marker: nothing to pass on.
-    if msg.payload.is_empty() {
+    // A deleted key's marker: nothing to pass on. Every host's results reach
+    // every API: read only those someone waits for, and refusals (audited).
+    if msg.payload.is_empty() || !(wanted(id) || mentions_refusal(&msg.payload)) {
         return None;
     }
     let result: HostResult = match serde_json::from_slice(&msg.payload) {
@@ -122,11 +138,7 @@ fn parse(responses: &str, msg: &async_nats::Message) -> Option<(Uuid, HostResult
             return None;
         }
     };
-    if registry_key(&result.hostname) != host {
-        tracing::warn!(job_id = %id, key = host, hostname = %result.hostname, "ignoring a result that names another host than its key");
-        return None;
-    }
-    Some((id, result))
+    speaks_for(host, &result.hostname, "job result").then_some((id, result))
 }
 
 #[cfg(test)]
@@ -166,16 +178,18 @@ mod tests {
             &result("web-01.example.com"),
         );
         assert_eq!(
-            parse(prefix, &own),
+            parse(prefix, &own, |_| true),
             Some((id, result("web-01.example.com")))
         );
         // Stored under one host's key, naming another.
         let forged = message(&format!("{prefix}{id}.res.db-01"), &result("web-01"));
-        assert_eq!(parse(prefix, &forged), None);
+        assert_eq!(parse(prefix, &forged, |_| true), None);
         let elsewhere = message(&format!("$KV.other.{id}.res.web-01"), &result("web-01"));
-        assert_eq!(parse(prefix, &elsewhere), None);
+        assert_eq!(parse(prefix, &elsewhere, |_| true), None);
         let mut deleted = own.clone();
         deleted.payload = bytes::Bytes::new();
-        assert_eq!(parse(prefix, &deleted), None);
+        assert_eq!(parse(prefix, &deleted, |_| true), None);
+        // Nobody waits for it and it is no refusal: not even parsed.
+        assert_eq!(parse(prefix, &own, |_| false), None);
     }
 }

@@ -27,6 +27,18 @@ pub(crate) fn registry_key(hostname: &str) -> String {
         .collect()
 }
 
+/// Whether something stored under the host key `key_host` (a heartbeat, a
+/// result, an event) may speak for `hostname`: NATS permissions bind an
+/// enrolled agent to its own host key, so an entry naming another host is
+/// ignored, loudly. `what` names it in that log line.
+pub(super) fn speaks_for(key_host: &str, hostname: &str, what: &str) -> bool {
+    let ok = registry_key(hostname) == key_host;
+    if !ok {
+        tracing::warn!(key = key_host, %hostname, "ignoring a {what} that names another host than its key");
+    }
+    ok
+}
+
 /// Writes and reads heartbeats.
 #[derive(Clone)]
 pub struct Registry {
@@ -141,8 +153,7 @@ impl LiveAgents {
             kv::Operation::Put => match serde_json::from_slice::<AgentInfo>(&entry.value) {
                 // NATS binds an enrolled agent to its own key; what it says
                 // about itself must be that host too.
-                Ok(info) if registry_key(&info.hostname) != entry.key => {
-                    tracing::warn!(key = %entry.key, hostname = %info.hostname, "ignoring a heartbeat that names another host than its key");
+                Ok(info) if !speaks_for(&entry.key, &info.hostname, "heartbeat") => {
                     map.remove(&entry.key);
                 }
                 Ok(info) => {

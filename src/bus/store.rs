@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::pager::{Order, StreamPager, is_tombstone};
+use super::registry::speaks_for;
 use super::{Buckets, BusError, Names};
 use crate::job::{HostResult, Job, JobEvent, JobStatus, JobView, Target, compute_status};
 
@@ -338,7 +339,7 @@ impl JobStore {
                     // hosts were in event keys.
                     Ok(ev)
                         if rest.rsplit_once('.').is_some_and(|(host, _)| {
-                            !speaks_for(host, &ev.hostname, msg.subject.as_str())
+                            !speaks_for(host, &ev.hostname, "job event")
                         }) => {}
                     Ok(ev) => progress.events.push(ev),
                     Err(source) => {
@@ -350,7 +351,7 @@ impl JobStore {
                 }
             } else if let Some(host) = msg.subject.strip_prefix(res_prefix.as_str()) {
                 match serde_json::from_slice::<HostResult>(&msg.payload) {
-                    Ok(r) if !speaks_for(host, &r.hostname, msg.subject.as_str()) => {}
+                    Ok(r) if !speaks_for(host, &r.hostname, "job result") => {}
                     Ok(r) => progress.results.push(r),
                     Err(source) => {
                         return Err(BusError::Corrupt {
@@ -481,15 +482,4 @@ impl ClaimScope<'_> {
             ClaimScope::Host(h) => format!("host.{}", super::registry::registry_key(h)),
         }
     }
-}
-
-/// Whether an event or result stored under the host key `key_host` may
-/// speak for `hostname`: NATS permissions bind an enrolled agent to its own
-/// host key, so one whose content names another host is ignored, loudly.
-fn speaks_for(key_host: &str, hostname: &str, subject: &str) -> bool {
-    let ok = super::registry::registry_key(hostname) == key_host;
-    if !ok {
-        tracing::warn!(%subject, %hostname, "ignoring an entry that names another host than its key");
-    }
-    ok
 }
