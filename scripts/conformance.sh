@@ -65,9 +65,12 @@ token=$("$bin/osapi" -f "$work/osapi.yaml" token generate -r none -u conformance
   -p node:read -p job:read -p job:write -p agent:read -p audit:read -p health:read)
 
 # From the scratch directory: schemathesis keeps a cache in its working directory.
+# One worker: with two threads, hypothesis' ast.parse hits CPython 3.11's "AST
+# constructor recursion depth mismatch" SystemError now and then (a
+# threading bug fixed in later Pythons), which fails the run for nothing.
 cd "$work"
 "$venv/bin/st" run "http://127.0.0.1:$api_port/api/v1/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
-  --max-time "$seconds" --seed 1 --workers 2 --request-timeout 35 \
+  --max-time "$seconds" --seed 1 --workers 1 --request-timeout 35 \
   --warnings off

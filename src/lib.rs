@@ -43,6 +43,7 @@ pub mod systemd;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
+pub mod view;
 pub mod wire;
 
 /// The version every component reports.

@@ -70,16 +70,6 @@ pub struct Accepted {
     pub status: JobStatus,
 }
 
-/// The body of `PUT /network/dns/{interface}`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DnsBody {
-    #[serde(default)]
-    pub servers: Vec<String>,
-    #[serde(default)]
-    pub search_domains: Vec<String>,
-}
-
 /// The synchronous answer of a domain endpoint.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobOutcome {

@@ -216,7 +216,11 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
                     command: c.command.clone(),
                     args: c.args.clone(),
                     cwd: c.cwd.clone(),
-                    env: c.env.clone(),
+                    env: c
+                        .env
+                        .iter()
+                        .map(|e| (e.name.clone(), e.value.clone()))
+                        .collect(),
                     timeout: c.timeout,
                 })
                 .await,

@@ -353,7 +353,7 @@ mod tests {
         );
         assert_eq!(
             table.get(&Method::GET, "/api/v1/node/status"),
-            Some("node_status")
+            Some("node_status_get")
         );
         assert_eq!(
             table.get(&Method::GET, "/api/v1/health/status"),

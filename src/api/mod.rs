@@ -19,6 +19,7 @@ pub mod quota;
 pub mod service;
 mod trace;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +27,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::from_fn_with_state;
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use self::audit::{AuditLayer, OperationIds, audit_requests};
@@ -96,7 +97,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 pub fn router(state: AppState, http: &HttpOptions) -> Router {
     let max_body_bytes = http.max_body_bytes;
     use Permission::*;
-    use handlers::{agents, audit, jobs, node, system};
+    use handlers::{agents, audit, jobs, system};
     let auth = state.auth.clone();
     let auditing = AuditLayer {
         auth: state.auth.clone(),
@@ -116,33 +117,28 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
             .route_layer(from_fn_with_state(auditing.clone(), audit_requests))
     };
     let measured = state.metrics.clone();
-    Router::new()
+    // The operations, from their table: one route per path, its methods merged.
+    let mut operations: BTreeMap<&str, MethodRouter<AppState>> = BTreeMap::new();
+    for (spec, route) in handlers::operation::routes() {
+        let route = g(spec.permission, route);
+        let route = match operations.remove(spec.path) {
+            Some(other) => other.merge(route),
+            None => route,
+        };
+        operations.insert(spec.path, route);
+    }
+    let router = operations
+        .into_iter()
+        .fold(Router::new(), |router, (path, route)| {
+            router.route(path, route)
+        });
+    router
         .route("/health", get(system::health))
         .route("/health/ready", get(system::ready))
         .route("/metrics", get(metrics::serve))
         .route("/api/v1/version", get(system::version))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/health/status", g(HealthRead, get(system::status)))
-        .route(
-            "/api/v1/node/hostname",
-            g(NodeRead, get(node::hostname)).merge(g(NodeWrite, put(node::set_hostname))),
-        )
-        .route("/api/v1/node/status", g(NodeRead, get(node::status)))
-        .route("/api/v1/node/uptime", g(NodeRead, get(node::uptime)))
-        .route("/api/v1/node/os", g(NodeRead, get(node::os)))
-        .route("/api/v1/node/disk", g(NodeRead, get(node::disk)))
-        .route("/api/v1/node/memory", g(NodeRead, get(node::memory)))
-        .route("/api/v1/node/load", g(NodeRead, get(node::load)))
-        .route(
-            "/api/v1/network/dns/{interface}",
-            g(NetworkRead, get(node::dns_get)).merge(g(NetworkWrite, put(node::dns_set))),
-        )
-        .route("/api/v1/network/ping", g(NetworkRead, post(node::ping)))
-        .route("/api/v1/command/exec", g(CommandExecute, post(node::exec)))
-        .route(
-            "/api/v1/command/shell",
-            g(CommandExecute, post(node::shell)),
-        )
         .route(
             "/api/v1/jobs",
             g(JobRead, get(jobs::list)).merge(g(JobWrite, post(jobs::create))),

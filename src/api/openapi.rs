@@ -3,8 +3,23 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::handlers::{agents, audit, jobs, node, system};
+use utoipa::IntoParams;
+use utoipa::openapi::path::{
+    HttpMethod as PathMethod, OperationBuilder, ParameterBuilder, ParameterIn,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema,
+    SchemaType, Type,
+};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
+
+use super::handlers::operation::RunParams;
+use super::handlers::{agents, audit, jobs, system};
 use super::metrics;
+use crate::job::{HttpMethod, OPERATIONS, OperationSpec, Schemas, schema_ref};
+use crate::wire::{Accepted, JobOutcome};
 
 struct BearerAuth;
 
@@ -21,6 +36,205 @@ impl Modify for BearerAuth {
                 ),
             );
         }
+    }
+}
+
+/// The operation endpoints, one per row of the operation table: path and
+/// query parameters, the body (the input without what the path names), and a
+/// 200 whose results carry the operation's own result type. `POST /jobs`
+/// takes any of them: its `OperationRequest` is one variant per operation,
+/// each with that operation's data schema.
+struct OperationPaths;
+
+impl Modify for OperationPaths {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut schemas = Schemas::new();
+        let outcome = schema_ref::<JobOutcome>(&mut schemas);
+        let host_result = schema_ref::<crate::job::HostResult>(&mut schemas);
+        let accepted = schema_ref::<Accepted>(&mut schemas);
+        let mut variants = OneOfBuilder::new().description(Some(
+            "An operation: its `type` and, for operations with input, its `data`.",
+        ));
+        for spec in &OPERATIONS {
+            let input = spec.input_schema.map(|f| f(&mut schemas));
+            let result = (spec.result_schema)(&mut schemas);
+            let outcome_name = format!("{}Outcome", camel(spec.name));
+            schemas.push((
+                outcome_name.clone(),
+                typed_outcome(&outcome, &host_result, result, spec.name),
+            ));
+            let operation = endpoint(spec, input.as_ref(), &schemas, &outcome_name, &accepted);
+            openapi
+                .paths
+                .add_path_operation(spec.path, vec![path_method(spec.method)], operation);
+            variants = variants.item(job_variant(spec, input));
+        }
+        schemas.push(("OperationRequest".to_owned(), variants.into()));
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.schemas.extend(schemas);
+    }
+}
+
+fn path_method(method: HttpMethod) -> PathMethod {
+    match method {
+        HttpMethod::Get => PathMethod::Get,
+        HttpMethod::Put => PathMethod::Put,
+        HttpMethod::Post => PathMethod::Post,
+    }
+}
+
+/// `node.hostname.get` → `NodeHostnameGet`.
+fn camel(name: &str) -> String {
+    name.split(['.', '_'])
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A registered schema's own definition, by its reference.
+fn definition<'a>(schemas: &'a Schemas, reference: &RefOr<Schema>) -> Option<&'a Schema> {
+    let RefOr::Ref(r) = reference else {
+        return None;
+    };
+    let name = r.ref_location.rsplit('/').next()?;
+    schemas.iter().find_map(|(n, s)| match s {
+        RefOr::T(schema) if n == name => Some(schema),
+        _ => None,
+    })
+}
+
+/// `JobOutcome` whose results' `data` is the operation's result.
+fn typed_outcome(
+    outcome: &RefOr<Schema>,
+    host_result: &RefOr<Schema>,
+    result: RefOr<Schema>,
+    name: &str,
+) -> RefOr<Schema> {
+    let data = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .item(result);
+    let typed_result = AllOfBuilder::new().item(host_result.clone()).item(
+        ObjectBuilder::new()
+            .property("data", data)
+            .description(Some(format!("The `{name}` result of one host."))),
+    );
+    AllOfBuilder::new()
+        .item(outcome.clone())
+        .item(ObjectBuilder::new().property("results", ArrayBuilder::new().items(typed_result)))
+        .description(Some(format!(
+            "The answer of `{name}`: one result per host."
+        )))
+        .into()
+}
+
+/// The endpoint of one operation.
+fn endpoint(
+    spec: &OperationSpec,
+    input: Option<&RefOr<Schema>>,
+    schemas: &Schemas,
+    outcome_name: &str,
+    accepted: &RefOr<Schema>,
+) -> utoipa::openapi::path::Operation {
+    let input_object = input
+        .and_then(|i| definition(schemas, i))
+        .and_then(|s| match s {
+            Schema::Object(o) => Some(o.clone()),
+            _ => None,
+        });
+    let mut op = OperationBuilder::new()
+        .operation_id(Some(spec.name.replace('.', "_")))
+        .tag(spec.name.split('.').next().unwrap_or_default())
+        .summary(Some(spec.about))
+        .description(Some(format!(
+            "Runs `{}` as a job on the targeted agents ({}).",
+            spec.name,
+            spec.permission.as_str()
+        )))
+        .security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+    for name in spec.path_params() {
+        let field = input_object
+            .as_ref()
+            .and_then(|o| o.properties.get(name).cloned());
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(
+                    field.or_else(|| Some(ObjectBuilder::new().schema_type(Type::String).into())),
+                ),
+        );
+    }
+    for param in RunParams::into_params(|| Some(ParameterIn::Query)) {
+        op = op.parameter(param);
+    }
+    if spec.method != HttpMethod::Get
+        && let Some(input) = input
+    {
+        // The body is the input without the fields the path names.
+        let body = match input_object {
+            Some(mut object) if spec.path_params().next().is_some() => {
+                for name in spec.path_params() {
+                    object.properties.remove(name);
+                    object.required.retain(|r| r != name);
+                }
+                RefOr::T(Schema::Object(object))
+            }
+            _ => input.clone(),
+        };
+        op = op.request_body(Some(
+            RequestBodyBuilder::new()
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(body)).build(),
+                )
+                .required(Some(Required::True))
+                .build(),
+        ));
+    }
+    let json = |schema: RefOr<Schema>| ContentBuilder::new().schema(Some(schema)).build();
+    op.response(
+        "200",
+        ResponseBuilder::new()
+            .description("every targeted host answered, or the wait ended")
+            .content(
+                "application/json",
+                json(Ref::from_schema_name(outcome_name).into()),
+            ),
+    )
+    .response(
+        "202",
+        ResponseBuilder::new()
+            .description("`async=true`: the job was created; `Location` names it")
+            .content("application/json", json(accepted.clone())),
+    )
+    .build()
+}
+
+/// One variant of `POST /jobs`' operation: `type` is the name, `data` the input.
+fn job_variant(spec: &OperationSpec, input: Option<RefOr<Schema>>) -> ObjectBuilder {
+    let type_name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([spec.name]));
+    let variant = ObjectBuilder::new()
+        .title(Some(spec.name))
+        .property("type", type_name)
+        .required("type")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    match input {
+        Some(data) => variant.property("data", data).required("data"),
+        // Without input: `data` is absent, null or `{}`.
+        None => variant.property(
+            "data",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+                .max_properties(Some(0)),
+        ),
     }
 }
 
@@ -148,14 +362,12 @@ impl Modify for ProblemResponses {
     info(title = "OSAPI", description = "Manage Linux hosts as appliances: jobs over NATS JetStream, run by agents."),
     paths(
         system::health, system::ready, system::version, system::status,
-        node::hostname, node::set_hostname, node::status, node::uptime, node::os, node::disk, node::memory, node::load,
-        node::dns_get, node::dns_set, node::ping, node::exec, node::shell,
         jobs::create, jobs::list, jobs::get, jobs::remove, jobs::retry, jobs::stats,
         agents::list, agents::get, agents::enrollment, agents::accept, agents::reject,
         audit::list, audit::get, audit::export, metrics::serve,
     ),
-    components(schemas(crate::job::OperationRequest, crate::job::HostResult, crate::job::JobError)),
-    modifiers(&BearerAuth, &UniqueOperationIds, &ProblemResponses),
+    components(schemas(crate::job::HostResult, crate::job::JobError)),
+    modifiers(&BearerAuth, &UniqueOperationIds, &OperationPaths, &ProblemResponses),
 )]
 pub struct ApiDoc;
 

@@ -16,7 +16,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 use uuid::Uuid;
 
-use crate::job::{OPERATION_TYPES, Target};
+use crate::job::{OPERATION_TYPES, OPERATIONS, Operation, OperationSpec, Target, parse_duration};
 
 /// Every job status a listing can be filtered by.
 pub const JOB_STATUSES: [&str; 6] = [
@@ -105,15 +105,9 @@ pub enum OutputFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Commands {
-    /// Read and change the host: hostname, status, uptime, OS, disks, memory, load
-    #[command(subcommand)]
-    Node(NodeCommand),
-    /// DNS settings of an interface, and ping
-    #[command(subcommand)]
-    Network(NetworkCommand),
-    /// Run a program or a shell command line on the hosts
-    #[command(subcommand)]
-    Command(CommandCommand),
+    /// Operations on the hosts: `node …`, `network …`, `command …`
+    #[command(flatten)]
+    Operation(OperationCommand),
     /// Create, follow, list, inspect, delete and retry jobs
     #[command(subcommand)]
     Job(JobCommand),
@@ -140,108 +134,111 @@ pub enum Commands {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum NodeCommand {
-    /// Show (default) or set the hostname
-    Hostname {
-        #[command(subcommand)]
-        action: Option<HostnameAction>,
-    },
-    /// Hostname, uptime, OS, load, memory and disks in one
-    Status,
-    /// Time since boot
-    Uptime,
-    /// Operating system and kernel
-    Os,
-    /// Usage of each mounted filesystem
-    Disk,
-    /// Memory and swap
-    Memory,
-    /// Load averages
-    Load,
+/// The groups of operation subcommands, with their help; each operation's
+/// own subcommand and arguments come from its row in the operation table.
+const GROUPS: [(&str, &str); 5] = [
+    (
+        "node",
+        "Read and change the host: hostname, status, uptime, OS, disks, memory, load",
+    ),
+    ("node hostname", "Show (default) or set the hostname"),
+    ("network", "DNS settings of an interface, and ping"),
+    (
+        "network dns",
+        "DNS servers and search domains of an interface",
+    ),
+    (
+        "command",
+        "Run a program or a shell command line on the hosts",
+    ),
+];
+
+/// An operation's subcommand (`node hostname set NAME`), parsed into the
+/// operation (not yet validated).
+#[derive(Debug)]
+pub struct OperationCommand(pub Operation);
+
+/// The words that follow `prefix` in operations' subcommands, each once, in
+/// table order.
+fn next_words(prefix: &str) -> Vec<&'static str> {
+    let mut words: Vec<&str> = Vec::new();
+    for spec in &OPERATIONS {
+        let rest = if prefix.is_empty() {
+            Some(spec.cli)
+        } else {
+            spec.cli
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix(' '))
+        };
+        if let Some(word) = rest.and_then(|r| r.split(' ').next())
+            && !words.contains(&word)
+        {
+            words.push(word);
+        }
+    }
+    words
 }
 
-#[derive(Debug, Subcommand)]
-pub enum HostnameAction {
-    /// Show the hostname and where it was read from
-    Get,
-    /// Set the static and transient hostname
-    Set {
-        /// The new hostname (RFC 1123)
-        name: String,
-        /// Also set the pretty (free-form) hostname
-        #[arg(long, value_name = "PRETTY")]
-        pretty: Option<String>,
-    },
+/// The operation whose subcommand is `words`; a group given alone runs its
+/// `get` when that takes no input (`node hostname`).
+fn operation_at(words: &str) -> Option<&'static OperationSpec> {
+    let find = |cli: &str| OPERATIONS.iter().find(|s| s.cli == cli);
+    find(words).or_else(|| find(&format!("{words} get")).filter(|s| s.input_schema.is_none()))
 }
 
-#[derive(Debug, Subcommand)]
-pub enum NetworkCommand {
-    /// DNS servers and search domains of an interface
-    #[command(subcommand)]
-    Dns(DnsCommand),
-    /// ICMP echo from the hosts to an address
-    Ping {
-        /// Hostname or IP address to ping
-        address: String,
-        /// Echo requests to send (1-100, default 4)
-        #[arg(long, value_name = "N")]
-        count: Option<u32>,
-        /// How long to wait for each reply, e.g. 1s (the job's --timeout is separate)
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        probe_timeout: Option<Duration>,
-    },
+/// The subcommand `name` at `path` (`hostname` at `node hostname`): an
+/// operation, or a group.
+fn subcommand(path: &str, name: &'static str) -> clap::Command {
+    if let Some(spec) = OPERATIONS.iter().find(|s| s.cli == path) {
+        // The input type's own doc comment would be its help: the table's wins.
+        return (spec.cli_args)(clap::Command::new(name))
+            .about(spec.about)
+            .long_about(None::<&str>);
+    }
+    let about = GROUPS.iter().find(|(p, _)| *p == path).map(|(_, a)| *a);
+    let runs_bare = operation_at(path).is_some();
+    next_words(path).into_iter().fold(
+        clap::Command::new(name)
+            .about(about)
+            .subcommand_required(!runs_bare),
+        |group, word| group.subcommand(subcommand(&format!("{path} {word}"), word)),
+    )
 }
 
-#[derive(Debug, Subcommand)]
-pub enum DnsCommand {
-    /// Show the DNS servers and search domains of IFACE
-    Get {
-        /// Interface name, e.g. eth0
-        interface: String,
-    },
-    /// Replace the DNS servers and search domains of IFACE
-    Set {
-        /// Interface name, e.g. eth0
-        interface: String,
-        /// A DNS server address; repeat or separate with commas
-        #[arg(long = "server", value_name = "IP", value_delimiter = ',')]
-        servers: Vec<String>,
-        /// A search domain; repeat or separate with commas
-        #[arg(long = "search", value_name = "DOMAIN", value_delimiter = ',')]
-        search_domains: Vec<String>,
-    },
+impl clap::FromArgMatches for OperationCommand {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut words = Vec::new();
+        let mut leaf = matches;
+        while let Some((word, sub)) = leaf.subcommand() {
+            words.push(word);
+            leaf = sub;
+        }
+        match operation_at(&words.join(" ")) {
+            Some(spec) => (spec.from_cli)(leaf).map(OperationCommand),
+            None => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
+        }
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
 }
 
-#[derive(Debug, Subcommand)]
-pub enum CommandCommand {
-    /// Run PROG with ARGS, no shell: `osapictl command exec -- ls -l /tmp`
-    Exec {
-        /// Working directory (absolute)
-        #[arg(long, value_name = "DIR")]
-        cwd: Option<String>,
-        /// An environment variable for the program; repeat for more
-        #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
-        env: Vec<(String, String)>,
-        /// Kill the program after this long, e.g. 60s (default 30s, max 300s)
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        command_timeout: Option<Duration>,
-        /// The program and its arguments
-        #[arg(value_name = "PROG", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
-        argv: Vec<String>,
-    },
-    /// Run CMD with /bin/sh -c
-    Shell {
-        /// The command line
-        #[arg(value_name = "CMD")]
-        command: String,
-        /// Working directory (absolute)
-        #[arg(long, value_name = "DIR")]
-        cwd: Option<String>,
-        /// Kill the command after this long, e.g. 60s (default 30s, max 300s)
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        command_timeout: Option<Duration>,
-    },
+impl Subcommand for OperationCommand {
+    fn augment_subcommands(command: clap::Command) -> clap::Command {
+        next_words("").into_iter().fold(command, |command, word| {
+            command.subcommand(subcommand(word, word))
+        })
+    }
+
+    fn augment_subcommands_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_subcommands(command)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        next_words("").contains(&name)
+    }
 }
 
 /// An operation given by type name and JSON data, for `job add` and `job run`.
@@ -395,26 +392,6 @@ fn parse_target(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// A human duration (`30s`, `1m 30s`, `500ms`) or whole seconds.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = match s.trim().parse::<u64>() {
-        Ok(secs) => Duration::from_secs(secs),
-        Err(_) => humantime::parse_duration(s.trim())
-            .map_err(|e| format!("{s:?} is not a duration like 30s: {e}"))?,
-    };
-    if d.is_zero() {
-        return Err("must be longer than zero".into());
-    }
-    Ok(d)
-}
-
-fn parse_env(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("{s:?} is not NAME=VALUE")),
-    }
-}
-
 fn parse_json(s: &str) -> Result<serde_json::Value, String> {
     let (text, from) = match s.strip_prefix('@') {
         Some(path) => (
@@ -498,7 +475,7 @@ mod tests {
         assert!(cli.global.yes && cli.global.async_);
         assert!(matches!(
             cli.command,
-            Commands::Node(NodeCommand::Hostname { action: None })
+            Commands::Operation(OperationCommand(Operation::HostnameGet))
         ));
         assert_eq!(cli.global.target, "_any");
     }
@@ -509,17 +486,23 @@ mod tests {
             "command", "exec", "--env", "A=b=c", "--cwd", "/tmp", "--", "ls", "-l", "--all",
         ])
         .unwrap();
-        let Commands::Command(CommandCommand::Exec { argv, env, cwd, .. }) = cli.command else {
+        let Commands::Operation(OperationCommand(Operation::CommandExec(c))) = cli.command else {
             panic!("not exec")
         };
-        assert_eq!(argv, ["ls", "-l", "--all"]);
-        assert_eq!(env, [("A".to_owned(), "b=c".to_owned())]);
-        assert_eq!(cwd.as_deref(), Some("/tmp"));
+        assert_eq!(c.command, "ls");
+        assert_eq!(c.args, ["-l", "--all"]);
+        let env = [crate::job::EnvVar {
+            name: "A".into(),
+            value: "b=c".into(),
+        }];
+        assert_eq!(c.env, env);
+        assert_eq!(c.cwd.as_deref(), Some("/tmp"));
         let cli = parse(&["command", "exec", "uname", "-a"]).unwrap();
-        let Commands::Command(CommandCommand::Exec { argv, .. }) = cli.command else {
+        let Commands::Operation(OperationCommand(Operation::CommandExec(c))) = cli.command else {
             panic!("not exec")
         };
-        assert_eq!(argv, ["uname", "-a"]);
+        assert_eq!(c.command, "uname");
+        assert_eq!(c.args, ["-a"]);
     }
 
     #[test]
@@ -561,17 +544,12 @@ mod tests {
             "example.com",
         ])
         .unwrap();
-        let Commands::Network(NetworkCommand::Dns(DnsCommand::Set {
-            interface,
-            servers,
-            search_domains,
-        })) = cli.command
-        else {
+        let Commands::Operation(OperationCommand(Operation::DnsSet(d))) = cli.command else {
             panic!("not dns set")
         };
-        assert_eq!(interface, "eth0");
-        assert_eq!(servers, ["1.1.1.1", "9.9.9.9", "::1"]);
-        assert_eq!(search_domains, ["example.com"]);
+        assert_eq!(d.interface, "eth0");
+        assert_eq!(d.servers, ["1.1.1.1", "9.9.9.9", "::1"]);
+        assert_eq!(d.search_domains, ["example.com"]);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! refused locally with the server's own rules (exit 2) and the confirmation
 //! rule can ask the operation's kind.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -11,8 +10,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::args::{
-    AgentCommand, AuditCommand, AuditFilter, CommandCommand, Commands, DnsCommand, Global,
-    HealthCommand, HostnameAction, JobCommand, JobSpec, NetworkCommand, NodeCommand, OutputFormat,
+    AgentCommand, AuditCommand, AuditFilter, Commands, Global, HealthCommand, JobCommand, JobSpec,
+    OperationCommand, OutputFormat,
 };
 use super::client::{Client, Request, decode};
 use super::confirm::confirm;
@@ -21,10 +20,7 @@ use super::output::{self, emit};
 use super::progress::{self, Progress};
 use crate::config::MAX_AGENT_COMMAND_TIMEOUT;
 use crate::enrollment::EnrollmentView;
-use crate::job::{
-    CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DnsGet, DnsSet, Expected, HostnameSet,
-    InvalidInput, Operation, Ping,
-};
+use crate::job::{DEFAULT_COMMAND_TIMEOUT, Expected, HttpMethod, InvalidInput, Operation};
 use crate::wire::{
     Accepted, AgentInfo, AgentList, Created, EnrollmentList, Health, HealthStatus, JobDetail,
     JobList, JobOutcome, JobStats, Version,
@@ -59,9 +55,7 @@ impl Ctx {
 
 pub(super) async fn dispatch(ctx: &Ctx, cmd: Commands) -> Result<Status, CliError> {
     match cmd {
-        Commands::Node(c) => node(ctx, c).await,
-        Commands::Network(c) => network(ctx, c).await,
-        Commands::Command(c) => command(ctx, c).await,
+        Commands::Operation(OperationCommand(op)) => operation(ctx, op).await,
         Commands::Job(c) => job(ctx, c).await,
         Commands::Agent(c) => agent(ctx, c).await,
         Commands::Audit(c) => audit(ctx, c).await,
@@ -82,135 +76,26 @@ pub(super) async fn dispatch(ctx: &Ctx, cmd: Commands) -> Result<Status, CliErro
 // Domain commands
 // ---------------------------------------------------------------------------
 
-async fn node(ctx: &Ctx, c: NodeCommand) -> Result<Status, CliError> {
-    let get = |op: Operation, path: &str| (op, Method::GET, path.to_owned(), None);
-    let (op, method, path, body) = match c {
-        NodeCommand::Hostname {
-            action: None | Some(HostnameAction::Get),
-        } => get(Operation::HostnameGet, "/api/v1/node/hostname"),
-        NodeCommand::Hostname {
-            action: Some(HostnameAction::Set { name, pretty }),
-        } => {
-            let input = HostnameSet {
-                hostname: name,
-                pretty,
-            };
-            let body = to_body(&input)?;
-            (
-                Operation::HostnameSet(input),
-                Method::PUT,
-                "/api/v1/node/hostname".to_owned(),
-                Some(body),
-            )
-        }
-        NodeCommand::Status => get(Operation::StatusGet, "/api/v1/node/status"),
-        NodeCommand::Uptime => get(Operation::UptimeGet, "/api/v1/node/uptime"),
-        NodeCommand::Os => get(Operation::OsGet, "/api/v1/node/os"),
-        NodeCommand::Disk => get(Operation::DiskGet, "/api/v1/node/disk"),
-        NodeCommand::Memory => get(Operation::MemoryGet, "/api/v1/node/memory"),
-        NodeCommand::Load => get(Operation::LoadGet, "/api/v1/node/load"),
+/// An operation's endpoint, from its row in the operation table: the fields
+/// the path names go in the path, the rest of the input is the body.
+async fn operation(ctx: &Ctx, op: Operation) -> Result<Status, CliError> {
+    let spec = op.spec();
+    let mut data = match op.to_request().data {
+        Value::Object(fields) => fields,
+        _ => serde_json::Map::new(),
+    };
+    let mut path = spec.path.to_owned();
+    for name in spec.path_params() {
+        let value = data.remove(name);
+        let value = value.as_ref().and_then(Value::as_str).unwrap_or_default();
+        path = path.replace(&format!("{{{name}}}"), &path_segment(value));
+    }
+    let (method, body) = match spec.method {
+        HttpMethod::Get => (Method::GET, None),
+        HttpMethod::Put => (Method::PUT, Some(Value::Object(data))),
+        HttpMethod::Post => (Method::POST, Some(Value::Object(data))),
     };
     domain(ctx, op, method, path, body).await
-}
-
-async fn network(ctx: &Ctx, c: NetworkCommand) -> Result<Status, CliError> {
-    match c {
-        NetworkCommand::Dns(DnsCommand::Get { interface }) => {
-            let path = format!("/api/v1/network/dns/{}", path_segment(&interface));
-            domain(
-                ctx,
-                Operation::DnsGet(DnsGet { interface }),
-                Method::GET,
-                path,
-                None,
-            )
-            .await
-        }
-        NetworkCommand::Dns(DnsCommand::Set {
-            interface,
-            servers,
-            search_domains,
-        }) => {
-            let path = format!("/api/v1/network/dns/{}", path_segment(&interface));
-            let body = json!({ "servers": servers, "search_domains": search_domains });
-            let op = Operation::DnsSet(DnsSet {
-                interface,
-                servers,
-                search_domains,
-            });
-            domain(ctx, op, Method::PUT, path, Some(body)).await
-        }
-        NetworkCommand::Ping {
-            address,
-            count,
-            probe_timeout,
-        } => {
-            let input = Ping {
-                address,
-                count: count.unwrap_or(4),
-                timeout: probe_timeout,
-            };
-            let body = to_body(&input)?;
-            domain(
-                ctx,
-                Operation::Ping(input),
-                Method::POST,
-                "/api/v1/network/ping".into(),
-                Some(body),
-            )
-            .await
-        }
-    }
-}
-
-async fn command(ctx: &Ctx, c: CommandCommand) -> Result<Status, CliError> {
-    match c {
-        CommandCommand::Exec {
-            cwd,
-            env,
-            command_timeout,
-            argv,
-        } => {
-            let mut argv = argv.into_iter();
-            let command = argv.next().unwrap_or_default();
-            let input = CommandExec {
-                command,
-                args: argv.collect(),
-                cwd,
-                timeout: command_timeout,
-                env: env.into_iter().collect::<BTreeMap<_, _>>(),
-            };
-            let body = to_body(&input)?;
-            domain(
-                ctx,
-                Operation::CommandExec(input),
-                Method::POST,
-                "/api/v1/command/exec".into(),
-                Some(body),
-            )
-            .await
-        }
-        CommandCommand::Shell {
-            command,
-            cwd,
-            command_timeout,
-        } => {
-            let input = CommandShell {
-                command,
-                cwd,
-                timeout: command_timeout,
-            };
-            let body = to_body(&input)?;
-            domain(
-                ctx,
-                Operation::CommandShell(input),
-                Method::POST,
-                "/api/v1/command/shell".into(),
-                Some(body),
-            )
-            .await
-        }
-    }
 }
 
 /// Run a domain endpoint: validate, confirm, send with `target`/`timeout`/`async`,
@@ -656,13 +541,6 @@ async fn version(ctx: &Ctx) -> Result<Status, CliError> {
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn to_body<T: serde::Serialize>(input: &T) -> Result<Value, CliError> {
-    serde_json::to_value(input).map_err(|source| CliError::Decode {
-        what: "request body",
-        source,
-    })
-}
-
 /// A validation failure as a usage error naming the flag or argument.
 /// `operation.data.hostname` → `hostname` (domain commands, whose flags carry
 /// those names) or `--data field hostname` (job commands).
@@ -727,7 +605,7 @@ mod tests {
 
     #[test]
     fn validation_errors_name_the_argument() {
-        let e = Operation::HostnameSet(HostnameSet {
+        let e = Operation::HostnameSet(crate::job::HostnameSet {
             hostname: "-bad-".into(),
             pretty: None,
         })

@@ -10,18 +10,16 @@
 use std::io::Write;
 
 use comfy_table::{Table, presets};
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::args::OutputFormat;
 use super::error::CliError;
 use crate::enrollment::EnrollmentView;
+use crate::job::OperationSpec;
 use crate::job::{Expected, HostResult, HostStatus};
-use crate::provider::{
-    CommandResult, DiskInfo, DnsChangeResult, DnsConfig, HostnameInfo, LoadInfo, MemoryInfo,
-    NodeStatus, OsInfo, PingResult, UptimeInfo,
-};
+use crate::view::View;
+pub use crate::view::human_bytes;
 use crate::wire::{
     Accepted, AgentInfo, Created, Health, HealthStatus, JobDetail, JobList, JobStats, Version,
 };
@@ -92,62 +90,14 @@ fn pairs_table(rows: &[(String, String)]) -> String {
 // Per-host results
 // ---------------------------------------------------------------------------
 
-/// How the data of one operation type is laid out: its columns, and its rows
-/// (usually one; one per filesystem for disks).
-struct View {
-    columns: &'static [&'static str],
-    rows: fn(&Value) -> Vec<Vec<String>>,
-}
-
+/// The view of an operation's results; raw JSON for a type this client does
+/// not know (a newer server).
 fn view_for(op_type: &str) -> View {
-    match op_type {
-        "node.hostname.get" | "node.hostname.set" => View {
-            columns: &["NAME", "STATIC", "PRETTY", "SOURCE"],
-            rows: hostname_rows,
-        },
-        "node.status.get" => View {
-            columns: &["UPTIME", "OS", "KERNEL", "LOAD", "MEMORY", "DISKS"],
-            rows: status_rows,
-        },
-        "node.uptime.get" => View {
-            columns: &["UPTIME", "SECONDS"],
-            rows: uptime_rows,
-        },
-        "node.os.get" => View {
-            columns: &["OS", "KERNEL", "ARCH"],
-            rows: os_rows,
-        },
-        "node.disk.get" => View {
-            columns: &["MOUNT", "DEVICE", "TYPE", "SIZE", "USED", "FREE", "USE%"],
-            rows: disk_rows,
-        },
-        "node.memory.get" => View {
-            columns: &["TOTAL", "USED", "AVAILABLE", "USE%", "SWAP"],
-            rows: memory_rows,
-        },
-        "node.load.get" => View {
-            columns: &["1M", "5M", "15M", "TASKS"],
-            rows: load_rows,
-        },
-        "network.dns.get" => View {
-            columns: &["INTERFACE", "SERVERS", "SEARCH", "SOURCE"],
-            rows: dns_rows,
-        },
-        "network.dns.set" => View {
-            columns: &["INTERFACE", "SERVERS", "SEARCH", "SOURCE", "PERSISTED"],
-            rows: dns_set_rows,
-        },
-        "network.ping.do" => View {
-            columns: &["ADDRESS", "SENT", "RECEIVED", "LOSS", "RTT MIN/AVG/MAX"],
-            rows: ping_rows,
-        },
-        "command.exec.execute" | "command.shell.execute" => View {
-            columns: &["EXIT", "STDOUT", "STDERR"],
-            rows: command_rows,
-        },
-        _ => View {
+    match OperationSpec::find(op_type) {
+        Some(spec) => spec.view,
+        None => View {
             columns: &["DATA"],
-            rows: |v| vec![vec![compact_json(v)]],
+            rows: |v| Some(vec![vec![compact_json(v)]]),
         },
     }
 }
@@ -184,7 +134,16 @@ pub fn results_table(op_type: &str, results: &[HostResult]) -> String {
         // A failed result may still carry data (a command's exit code and output):
         // show it, it says more than the error line.
         let data_rows = match (&r.data, r.status) {
-            (Some(d), HostStatus::Completed | HostStatus::Failed) => (view.rows)(d),
+            // Data of another shape (an agent of another version): raw JSON.
+            (Some(d), HostStatus::Completed | HostStatus::Failed) => {
+                (view.rows)(d).unwrap_or_else(|| {
+                    vec![
+                        std::iter::once(compact_json(d))
+                            .chain(std::iter::repeat_n(String::new(), view.columns.len() - 1))
+                            .collect(),
+                    ]
+                })
+            }
             _ => vec![
                 std::iter::once(failure_text(r))
                     .chain(std::iter::repeat_n(String::new(), view.columns.len() - 1))
@@ -200,235 +159,6 @@ pub fn results_table(op_type: &str, results: &[HostResult]) -> String {
         }
     }
     t.to_string()
-}
-
-/// `T`'s rows from `v`, or the raw JSON in the first of `columns` columns when
-/// `v` is not a `T` (an agent of another version answered).
-fn typed<T: DeserializeOwned>(
-    v: &Value,
-    columns: usize,
-    rows: impl FnOnce(T) -> Vec<Vec<String>>,
-) -> Vec<Vec<String>> {
-    match T::deserialize(v) {
-        Ok(data) => rows(data),
-        Err(_) => vec![
-            std::iter::once(compact_json(v))
-                .chain(std::iter::repeat_n(String::new(), columns - 1))
-                .collect(),
-        ],
-    }
-}
-
-fn percent(p: f64) -> String {
-    format!("{p:.0}%")
-}
-
-fn hostname_rows(v: &Value) -> Vec<Vec<String>> {
-    typed(v, 4, |h: HostnameInfo| {
-        vec![vec![
-            h.hostname,
-            h.static_hostname.unwrap_or_default(),
-            h.pretty_hostname.unwrap_or_default(),
-            enum_text(&h.source),
-        ]]
-    })
-}
-
-fn uptime_rows(v: &Value) -> Vec<Vec<String>> {
-    typed(v, 2, |u: UptimeInfo| {
-        vec![vec![u.human, u.seconds.to_string()]]
-    })
-}
-
-fn os_rows(v: &Value) -> Vec<Vec<String>> {
-    typed(v, 3, |o: OsInfo| {
-        vec![vec![o.pretty_name, o.kernel.release, o.kernel.machine]]
-    })
-}
-
-fn disk_row(d: DiskInfo) -> Vec<String> {
-    vec![
-        d.mount_point,
-        d.device,
-        d.fs_type,
-        human_bytes(d.total_bytes),
-        human_bytes(d.used_bytes),
-        human_bytes(d.free_bytes),
-        percent(d.used_percent),
-    ]
-}
-
-fn disk_rows(v: &Value) -> Vec<Vec<String>> {
-    typed(v, 7, |disks: Vec<DiskInfo>| {
-        disks.into_iter().map(disk_row).collect()
-    })
-}
-
-fn memory_line(m: &MemoryInfo) -> String {
-    format!(
-        "{} / {} ({})",
-        human_bytes(m.used_bytes),
-        human_bytes(m.total_bytes),
-        percent(m.used_percent)
-    )
-}
-
-fn memory_rows(v: &Value) -> Vec<Vec<String>> {
-    typed(v, 5, |m: MemoryInfo| {
-        let swap = match m.swap_total_bytes {
-            0 => "none".to_owned(),
-            total => format!(
-                "{} / {}",
-                human_bytes(m.swap_used_bytes),
-                human_bytes(total)
-            ),
-        };
-        vec![vec![
-            human_bytes(m.total_bytes),
-            human_bytes(m.used_bytes),
-            human_bytes(m.available_bytes),
-            percent(m.used_percent),
-            swap,
-        ]]
-    })
-}
-
-fn load_triplet(l: &LoadInfo) -> [String; 3] {
-    [l.load1, l.load5, l.load15].map(|x| format!("{x:.2}"))
-}
-
-fn load_rows(v: &Value) -> Vec<Vec<String>> {
-    typed(v, 4, |l: LoadInfo| {
-        let [l1, l5, l15] = load_triplet(&l);
-        vec![vec![
-            l1,
-            l5,
-            l15,
-            format!("{}/{}", l.running_tasks, l.total_tasks),
-        ]]
-    })
-}
-
-fn status_rows(v: &Value) -> Vec<Vec<String>> {
-    typed(v, 6, |st: NodeStatus| {
-        // The fullest filesystem is the one an operator looks for.
-        let fullest = st
-            .disks
-            .iter()
-            .max_by(|a, b| a.used_percent.total_cmp(&b.used_percent));
-        let disks_text = match fullest {
-            Some(d) => {
-                let mounts = if st.disks.len() == 1 {
-                    "1 mount".to_owned()
-                } else {
-                    format!("{} mounts", st.disks.len())
-                };
-                format!(
-                    "{mounts}, fullest {} {}",
-                    d.mount_point,
-                    percent(d.used_percent)
-                )
-            }
-            None => "none".into(),
-        };
-        vec![vec![
-            st.uptime.human,
-            st.os.pretty_name,
-            format!("{} {}", st.os.kernel.release, st.os.kernel.machine)
-                .trim()
-                .to_owned(),
-            load_triplet(&st.load).join(" "),
-            memory_line(&st.memory),
-            disks_text,
-        ]]
-    })
-}
-
-fn dns_rows(v: &Value) -> Vec<Vec<String>> {
-    typed(v, 4, |d: DnsConfig| {
-        vec![vec![
-            d.interface,
-            d.servers.join(", "),
-            d.search_domains.join(", "),
-            enum_text(&d.source),
-        ]]
-    })
-}
-
-fn dns_set_rows(v: &Value) -> Vec<Vec<String>> {
-    typed(v, 5, |d: DnsChangeResult| {
-        vec![vec![
-            d.interface,
-            d.servers.join(", "),
-            d.search_domains.join(", "),
-            enum_text(&d.source),
-            if d.persisted {
-                "yes"
-            } else {
-                "no (runtime only)"
-            }
-            .to_owned(),
-        ]]
-    })
-}
-
-fn ping_rows(v: &Value) -> Vec<Vec<String>> {
-    typed(v, 5, |p: PingResult| {
-        let address = if p.resolved.is_empty() || p.resolved == p.address {
-            p.address
-        } else {
-            format!("{} ({})", p.address, p.resolved)
-        };
-        let ms = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
-        let rtt = match p.rtt_avg_ms {
-            Some(_) => format!(
-                "{}/{}/{} ms",
-                ms(p.rtt_min_ms),
-                ms(p.rtt_avg_ms),
-                ms(p.rtt_max_ms)
-            ),
-            None => "-".into(),
-        };
-        vec![vec![
-            address,
-            p.sent.to_string(),
-            p.received.to_string(),
-            percent(p.loss_percent),
-            rtt,
-        ]]
-    })
-}
-
-fn command_rows(v: &Value) -> Vec<Vec<String>> {
-    typed(v, 3, |c: CommandResult| {
-        let exit = match (c.timed_out, c.signal, c.exit_code) {
-            (true, _, _) => "timed out".to_owned(),
-            (_, Some(sig), _) => format!("signal {sig}"),
-            (_, _, Some(code)) => code.to_string(),
-            _ => String::new(),
-        };
-        let output = |text: &str, truncated: bool| {
-            let mut text = text.trim_end_matches('\n').to_owned();
-            if truncated {
-                text.push_str("\n… (truncated)");
-            }
-            text
-        };
-        vec![vec![
-            exit,
-            output(&c.stdout, c.truncated_stdout),
-            output(&c.stderr, c.truncated_stderr),
-        ]]
-    })
-}
-
-/// A unit enum's wire name (`hostnamed`, `resolv_conf`).
-fn enum_text<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(Value::String(s)) => s,
-        Ok(other) => other.to_string(),
-        Err(_) => String::new(),
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -788,25 +518,6 @@ fn compact_json(v: &Value) -> String {
     }
 }
 
-/// `1.5 GiB`, `512 B`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if value < 10.0 {
-        format!("{value:.1} {}", UNITS[unit])
-    } else {
-        format!("{value:.0} {}", UNITS[unit])
-    }
-}
-
 /// `850ms`, `2.3s`, `4m 10s`.
 pub fn human_ms(ms: u64) -> String {
     if ms < 1000 {
@@ -982,9 +693,6 @@ mod tests {
 
     #[test]
     fn humanising() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(16 * 1024 * 1024 * 1024), "16 GiB");
         assert_eq!(human_ms(850), "850ms");
         assert_eq!(human_ms(2300), "2.3s");
         assert_eq!(human_ms(250_000), "4m 10s");

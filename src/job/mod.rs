@@ -16,8 +16,9 @@ mod target;
 
 pub use operation::{
     CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DEFAULT_PING_TIMEOUT, DnsGet, DnsSet,
-    HostnameSet, InvalidInput, Kind, MAX_REQUESTED_COMMAND_TIMEOUT, OPERATION_TYPES, Operation,
-    OperationRequest, Ping,
+    EnvVar, HostnameSet, HttpMethod, InvalidInput, Kind, MAX_REQUESTED_COMMAND_TIMEOUT,
+    OPERATION_TYPES, OPERATIONS, Operation, OperationRequest, OperationSpec, Ping, Schemas,
+    parse_duration, schema_ref,
 };
 pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, REJECTED, Stage};
 pub use status::{HostProgress, JobStatus, JobView, compute_status};

@@ -1,6 +1,5 @@
 //! Operations: the one typed vocabulary shared by API, CLI and agent (SPEC §4).
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -8,7 +7,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
+use crate::provider::{
+    CommandResult, Disks, DnsChangeResult, DnsConfig, HostnameInfo, LoadInfo, MemoryInfo,
+    NodeStatus, OsInfo, PingResult, UptimeInfo,
+};
 use crate::rbac::Permission;
+use crate::view::View;
 
 /// The longest timeout a command job may ask for; agents may allow less
 /// (`node.agent.command.max_timeout`).
@@ -56,47 +60,83 @@ impl InvalidInput {
     }
 }
 
+// The inputs. Each is also its `osapictl` subcommand's arguments: doc comments
+// describe the field in the OpenAPI document, `help` where the CLI says it
+// differently.
+
 /// `node.hostname.set`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct HostnameSet {
+    /// The new static and transient hostname (RFC 1123, at most 64 bytes).
+    #[arg(value_name = "NAME")]
     pub hostname: String,
+    /// The new pretty (free-form) hostname; left as it is when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(
+        long,
+        value_name = "PRETTY",
+        help = "Also set the pretty (free-form) hostname"
+    )]
     pub pretty: Option<String>,
 }
 
 /// `network.dns.get`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct DnsGet {
+    /// Interface name, e.g. `eth0`.
+    #[arg(value_name = "IFACE")]
     pub interface: String,
 }
 
 /// `network.dns.set`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct DnsSet {
+    /// Interface name, e.g. `eth0`.
+    #[arg(value_name = "IFACE")]
     pub interface: String,
+    /// DNS server addresses (IPv4 or IPv6); replace the current ones.
     #[serde(default)]
+    #[arg(
+        long = "server",
+        value_name = "IP",
+        value_delimiter = ',',
+        help = "A DNS server address; repeat or separate with commas"
+    )]
     pub servers: Vec<String>,
+    /// Search domains (`~domain` for routing only); replace the current ones.
     #[serde(default)]
+    #[arg(
+        long = "search",
+        value_name = "DOMAIN",
+        value_delimiter = ',',
+        help = "A search domain; repeat or separate with commas"
+    )]
     pub search_domains: Vec<String>,
 }
 
 /// `network.ping.do`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Ping {
+    /// Hostname or IP address to ping.
+    #[arg(value_name = "ADDRESS")]
     pub address: String,
+    /// Echo requests to send, 1-100.
     #[serde(default = "default_ping_count")]
+    #[arg(long, value_name = "N", default_value_t = default_ping_count())]
     pub count: u32,
-    /// Per-probe timeout, e.g. `"1s"`.
+    /// Per-probe timeout, e.g. `"1s"` (default 1s, at most 30s).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "opt_duration"
     )]
     #[schema(value_type = Option<String>)]
+    #[arg(id = "probe_timeout", long = "probe-timeout", value_name = "DURATION", value_parser = parse_duration,
+        help = "How long to wait for each reply, e.g. 1s (the job's --timeout is separate)")]
     pub timeout: Option<Duration>,
 }
 
@@ -105,50 +145,205 @@ fn default_ping_count() -> u32 {
 }
 
 /// `command.exec.execute`: a program and its arguments, no shell.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct CommandExec {
+    /// The program: a path, or a name looked up in `PATH`.
+    #[arg(value_name = "PROG")]
     pub command: String,
+    /// Its arguments.
     #[serde(default)]
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub args: Vec<String>,
+    /// Working directory (absolute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "DIR")]
     pub cwd: Option<String>,
+    /// How long it may run, e.g. `"60s"` (default: the agent's, 30s unless
+    /// configured; at most 300s); then its process group is killed.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "opt_duration"
     )]
     #[schema(value_type = Option<String>)]
+    #[arg(id = "command_timeout", long = "command-timeout", value_name = "DURATION", value_parser = parse_duration,
+        help = "Kill the program after this long, e.g. 60s (default 30s, max 300s)")]
     pub timeout: Option<Duration>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
+    /// Environment variables added to the program's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "env_map")]
+    #[schema(value_type = BTreeMap<String, String>)]
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env_var,
+        help = "An environment variable for the program; repeat for more")]
+    pub env: Vec<EnvVar>,
+}
+
+/// One environment variable of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    pub value: String,
 }
 
 /// `command.shell.execute`: a command line run by `/bin/sh -c`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct CommandShell {
+    /// The command line.
+    #[arg(value_name = "CMD")]
     pub command: String,
+    /// Working directory (absolute).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "DIR")]
     pub cwd: Option<String>,
+    /// How long it may run, e.g. `"60s"` (default: the agent's, 30s unless
+    /// configured; at most 300s); then its process group is killed.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "opt_duration"
     )]
     #[schema(value_type = Option<String>)]
+    #[arg(id = "command_timeout", long = "command-timeout", value_name = "DURATION", value_parser = parse_duration,
+        help = "Kill the command after this long, e.g. 60s (default 30s, max 300s)")]
     pub timeout: Option<Duration>,
 }
 
+/// A human duration (`30s`, `1m 30s`, `500ms`) or whole seconds, longer than zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = match s.trim().parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(s.trim())
+            .map_err(|e| format!("{s:?} is not a duration like 30s: {e}"))?,
+    };
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+/// `NAME=VALUE`, as `osapictl command exec --env` takes it.
+fn parse_env_var(s: &str) -> Result<EnvVar, String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok(EnvVar {
+            name: k.to_owned(),
+            value: v.to_owned(),
+        }),
+        _ => Err(format!("{s:?} is not NAME=VALUE")),
+    }
+}
+
+/// Environment variables on the wire: a JSON object of names to values.
+mod env_map {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::EnvVar;
+
+    pub fn serialize<S: Serializer>(vars: &[EnvVar], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(vars.iter().map(|v| (&v.name, &v.value)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvVar>, D::Error> {
+        Ok(BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .map(|(name, value)| EnvVar { name, value })
+            .collect())
+    }
+}
+
+/// How an operation is reached over HTTP (the API maps it onto its router).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    Get,
+    Put,
+    Post,
+}
+
+/// Everything declared about one operation, in one row of the table below.
+/// The API's routes and OpenAPI paths, the `POST /jobs` union, `osapictl`'s
+/// subcommands and result views, and the agent's checks all read it.
+pub struct OperationSpec {
+    /// The wire name, e.g. `node.hostname.get`.
+    pub name: &'static str,
+    pub kind: Kind,
+    /// What a caller needs on top of the endpoint's own permission (for
+    /// `POST /jobs`, `job:write`).
+    pub permission: Permission,
+    /// Running it twice on a host is harmless; jobs that are not are never
+    /// re-run after a host started them (SPEC §4).
+    pub idempotent: bool,
+    /// It may run long (commands, pings), so it may not take the slots an
+    /// agent keeps for quick jobs.
+    pub long: bool,
+    /// Its endpoint. Path parameters (`{interface}`) are fields of the input;
+    /// the rest of the input is the body.
+    pub method: HttpMethod,
+    pub path: &'static str,
+    /// Its `osapictl` subcommand, as words (`node hostname set`); the input's
+    /// fields are its arguments (`clap::Args` on the input type).
+    pub cli: &'static str,
+    /// One line for the CLI's help and the OpenAPI summary.
+    pub about: &'static str,
+    /// The input's schema, registering what it refers to; `None` without input.
+    pub input_schema: Option<SchemaFn>,
+    /// The schema of one host's result data.
+    pub result_schema: SchemaFn,
+    /// How one host's result reads as a table.
+    pub view: View,
+    /// Adds the input's arguments to the subcommand.
+    pub cli_args: fn(clap::Command) -> clap::Command,
+    /// Builds the operation from the subcommand's arguments (not yet validated).
+    pub from_cli: fn(&clap::ArgMatches) -> Result<Operation, clap::Error>,
+}
+
+/// Registers a type's schema (and those it refers to) and returns a reference to it.
+pub type SchemaFn = fn(&mut Schemas) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>;
+/// Named schemas, as utoipa collects them.
+pub type Schemas = Vec<(
+    String,
+    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+)>;
+
+/// Registers `T`'s schema (and those it refers to) and returns a reference to it.
+pub fn schema_ref<T: utoipa::ToSchema>(
+    out: &mut Schemas,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    let name = T::name().into_owned();
+    out.push((name.clone(), T::schema()));
+    T::schemas(out);
+    utoipa::openapi::Ref::from_schema_name(name).into()
+}
+
+impl OperationSpec {
+    /// The declaration of the operation named `name`.
+    pub fn find(name: &str) -> Option<&'static OperationSpec> {
+        OPERATIONS.iter().find(|s| s.name == name)
+    }
+
+    /// Names of the path parameters, in order (`{interface}` → `interface`).
+    pub fn path_params(&self) -> impl Iterator<Item = &'static str> {
+        self.path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+    }
+}
+
 /// The one table of operations: each row declares an operation once — its
-/// variant (and input type), wire name, kind, the permission it needs,
-/// whether running it twice is harmless, and whether it may run long (so it
-/// may not take the slots an agent keeps for quick jobs). The enum, the list
-/// of names, parsing and every per-operation property below come from it.
+/// variant (and input type), result type, wire name, kind, the permission it
+/// needs, whether running it twice is harmless, whether it may run long, its
+/// endpoint, its `osapictl` subcommand and one line about it. The enum, the
+/// list of names, parsing and [`OPERATIONS`] come from it.
 macro_rules! operations {
     ($(
-        $variant:ident $(($data:ty))? = $name:literal,
-        $kind:ident, $permission:ident, idempotent: $idempotent:literal, long: $long:literal;
+        $variant:ident $(($data:ty))? -> $result:ty = $name:literal,
+        $kind:ident, $permission:ident, idempotent: $idempotent:literal, long: $long:literal,
+        $method:ident $path:literal, cli: $cli:literal, about: $about:literal;
     )*) => {
         /// Every operation a job can carry. Serialised as `{"type": "...", "data": {...}}`.
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -157,34 +352,38 @@ macro_rules! operations {
             $(#[serde(rename = $name)] $variant $(($data))?,)*
         }
 
+        /// Each operation's row in [`OPERATIONS`].
+        #[allow(dead_code)]
+        enum Row { $($variant,)* }
+
+        /// Every operation, declared once, in the order of SPEC §4.
+        pub static OPERATIONS: [OperationSpec; operations!(@count $($name)*)] = [$(
+            OperationSpec {
+                name: $name,
+                kind: Kind::$kind,
+                permission: Permission::$permission,
+                idempotent: $idempotent,
+                long: $long,
+                method: HttpMethod::$method,
+                path: $path,
+                cli: $cli,
+                about: $about,
+                input_schema: operations!(@input_schema $($data)?),
+                result_schema: schema_ref::<$result>,
+                view: crate::view::of::<$result>(),
+                cli_args: operations!(@cli_args $($data)?),
+                from_cli: operations!(@from_cli $variant $($data)?),
+            },
+        )*];
+
         /// Every operation type name, in the order of SPEC §4.
         pub const OPERATION_TYPES: [&str; operations!(@count $($name)*)] = [$($name),*];
 
         impl Operation {
-            pub fn type_name(&self) -> &'static str {
-                match self { $(operations!(@pattern $variant $($data)?) => $name,)* }
-            }
-
-            pub fn kind(&self) -> Kind {
-                match self { $(operations!(@pattern $variant $($data)?) => Kind::$kind,)* }
-            }
-
-            /// The permission a caller needs for this operation, on top of whatever
-            /// the endpoint itself demands (for `POST /jobs`, `job:write`).
-            pub fn permission(&self) -> Permission {
-                match self { $(operations!(@pattern $variant $($data)?) => Permission::$permission,)* }
-            }
-
-            /// Whether running this operation twice on a host is harmless. Jobs that
-            /// are not are never re-run after a host started them (SPEC §4).
-            pub fn is_idempotent(&self) -> bool {
-                match self { $(operations!(@pattern $variant $($data)?) => $idempotent,)* }
-            }
-
-            /// Whether the operation may run for long (commands, pings): such jobs
-            /// may not take the slots an agent keeps for quick ones.
-            pub fn runs_long(&self) -> bool {
-                match self { $(operations!(@pattern $variant $($data)?) => $long,)* }
+            /// This operation's declaration.
+            pub fn spec(&self) -> &'static OperationSpec {
+                let row = match self { $(operations!(@pattern $variant $($data)?) => Row::$variant,)* };
+                &OPERATIONS[row as usize]
             }
 
             /// The operation named `type_name` with `data`, not yet validated.
@@ -206,6 +405,14 @@ macro_rules! operations {
     (@count $head:literal $($tail:literal)*) => { 1 + operations!(@count $($tail)*) };
     (@pattern $variant:ident $data:ty) => { Operation::$variant(_) };
     (@pattern $variant:ident) => { Operation::$variant };
+    (@input_schema $data:ty) => { Some(schema_ref::<$data>) };
+    (@input_schema) => { None };
+    (@cli_args $data:ty) => { <$data as clap::Args>::augment_args };
+    (@cli_args) => { |command| command };
+    (@from_cli $variant:ident $data:ty) => {
+        |matches| <$data as clap::FromArgMatches>::from_arg_matches(matches).map(Operation::$variant)
+    };
+    (@from_cli $variant:ident) => { |_| Ok(Operation::$variant) };
     (@build $variant:ident $data:ty; $type_name:ident, $input:ident) => {
         typed_data::<$data>($input).map(Operation::$variant)
     };
@@ -215,19 +422,71 @@ macro_rules! operations {
 }
 
 operations! {
-    HostnameGet = "node.hostname.get", Query, NodeRead, idempotent: true, long: false;
-    HostnameSet(HostnameSet) = "node.hostname.set", Modify, NodeWrite, idempotent: true, long: false;
-    StatusGet = "node.status.get", Query, NodeRead, idempotent: true, long: false;
-    UptimeGet = "node.uptime.get", Query, NodeRead, idempotent: true, long: false;
-    OsGet = "node.os.get", Query, NodeRead, idempotent: true, long: false;
-    DiskGet = "node.disk.get", Query, NodeRead, idempotent: true, long: false;
-    MemoryGet = "node.memory.get", Query, NodeRead, idempotent: true, long: false;
-    LoadGet = "node.load.get", Query, NodeRead, idempotent: true, long: false;
-    DnsGet(DnsGet) = "network.dns.get", Query, NetworkRead, idempotent: true, long: false;
-    DnsSet(DnsSet) = "network.dns.set", Modify, NetworkWrite, idempotent: true, long: false;
-    Ping(Ping) = "network.ping.do", Query, NetworkRead, idempotent: true, long: true;
-    CommandExec(CommandExec) = "command.exec.execute", Modify, CommandExecute, idempotent: false, long: true;
-    CommandShell(CommandShell) = "command.shell.execute", Modify, CommandExecute, idempotent: false, long: true;
+    HostnameGet -> HostnameInfo = "node.hostname.get", Query, NodeRead, idempotent: true, long: false,
+        Get "/api/v1/node/hostname", cli: "node hostname get",
+        about: "The hostname, static and pretty names, and where they were read from";
+    HostnameSet(HostnameSet) -> HostnameInfo = "node.hostname.set", Modify, NodeWrite, idempotent: true, long: false,
+        Put "/api/v1/node/hostname", cli: "node hostname set",
+        about: "Set the static and transient hostname (and the pretty one)";
+    StatusGet -> NodeStatus = "node.status.get", Query, NodeRead, idempotent: true, long: false,
+        Get "/api/v1/node/status", cli: "node status",
+        about: "Hostname, uptime, OS, load, memory and disks in one";
+    UptimeGet -> UptimeInfo = "node.uptime.get", Query, NodeRead, idempotent: true, long: false,
+        Get "/api/v1/node/uptime", cli: "node uptime",
+        about: "Time since boot";
+    OsGet -> OsInfo = "node.os.get", Query, NodeRead, idempotent: true, long: false,
+        Get "/api/v1/node/os", cli: "node os",
+        about: "Operating system and kernel";
+    DiskGet -> Disks = "node.disk.get", Query, NodeRead, idempotent: true, long: false,
+        Get "/api/v1/node/disk", cli: "node disk",
+        about: "Usage of each real mounted filesystem";
+    MemoryGet -> MemoryInfo = "node.memory.get", Query, NodeRead, idempotent: true, long: false,
+        Get "/api/v1/node/memory", cli: "node memory",
+        about: "Memory and swap";
+    LoadGet -> LoadInfo = "node.load.get", Query, NodeRead, idempotent: true, long: false,
+        Get "/api/v1/node/load", cli: "node load",
+        about: "Load averages and task counts";
+    DnsGet(DnsGet) -> DnsConfig = "network.dns.get", Query, NetworkRead, idempotent: true, long: false,
+        Get "/api/v1/network/dns/{interface}", cli: "network dns get",
+        about: "DNS servers and search domains of an interface";
+    DnsSet(DnsSet) -> DnsChangeResult = "network.dns.set", Modify, NetworkWrite, idempotent: true, long: false,
+        Put "/api/v1/network/dns/{interface}", cli: "network dns set",
+        about: "Replace the DNS servers and search domains of an interface";
+    Ping(Ping) -> PingResult = "network.ping.do", Query, NetworkRead, idempotent: true, long: true,
+        Post "/api/v1/network/ping", cli: "network ping",
+        about: "ICMP echo from the hosts to an address";
+    CommandExec(CommandExec) -> CommandResult = "command.exec.execute", Modify, CommandExecute, idempotent: false, long: true,
+        Post "/api/v1/command/exec", cli: "command exec",
+        about: "Run a program with arguments, no shell: `osapictl command exec -- ls -l /tmp`";
+    CommandShell(CommandShell) -> CommandResult = "command.shell.execute", Modify, CommandExecute, idempotent: false, long: true,
+        Post "/api/v1/command/shell", cli: "command shell",
+        about: "Run a command line with /bin/sh -c";
+}
+
+impl Operation {
+    pub fn type_name(&self) -> &'static str {
+        self.spec().name
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.spec().kind
+    }
+
+    /// The permission a caller needs for this operation, on top of whatever
+    /// the endpoint itself demands (for `POST /jobs`, `job:write`).
+    pub fn permission(&self) -> Permission {
+        self.spec().permission
+    }
+
+    /// Whether running this operation twice on a host is harmless (SPEC §4).
+    pub fn is_idempotent(&self) -> bool {
+        self.spec().idempotent
+    }
+
+    /// Whether the operation may run for long (commands, pings).
+    pub fn runs_long(&self) -> bool {
+        self.spec().long
+    }
 }
 
 /// An operation without input takes `null` or `{}`.
@@ -386,12 +645,20 @@ impl Operation {
                         ));
                     }
                 }
-                for (k, v) in &c.env {
-                    if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                for (i, EnvVar { name, value }) in c.env.iter().enumerate() {
+                    let field = format!("{}.{name}", field("env"));
+                    if name.is_empty()
+                        || name.contains('=')
+                        || name.contains('\0')
+                        || value.contains('\0')
+                    {
                         return Err(InvalidInput::new(
-                            format!("{}.{k}", field("env")),
+                            field,
                             "names must be non-empty without '=' or NUL; values without NUL",
                         ));
+                    }
+                    if c.env[..i].iter().any(|e| e.name == *name) {
+                        return Err(InvalidInput::new(field, "given twice"));
                     }
                 }
             }

@@ -301,6 +301,11 @@ pub struct DiskInfo {
     pub used_percent: f64,
 }
 
+/// Every real mounted filesystem: the result of `node.disk.get`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+#[serde(transparent)]
+pub struct Disks(pub Vec<DiskInfo>);
+
 /// Everything `node.status.get` reports, in one.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct NodeStatus {

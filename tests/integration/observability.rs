@@ -141,7 +141,7 @@ async fn every_request_is_audited_once_in_the_bucket_and_the_journal() {
     for e in &alices {
         assert_eq!(e["method"], "GET");
         assert_eq!(e["path"], "/api/v1/node/hostname");
-        assert_eq!(e["operation_id"], "node_hostname");
+        assert_eq!(e["operation_id"], "node_hostname_get");
         assert_eq!(e["source_ip"], "127.0.0.1");
         assert_eq!(e["roles"], serde_json::json!(["admin"]));
         assert!(e["job_id"].is_string(), "a created job is named: {e}");

@@ -4,7 +4,7 @@
 pub mod agents;
 pub mod audit;
 pub mod jobs;
-pub mod node;
+pub mod operation;
 pub mod system;
 
 use axum::http::HeaderMap;

@@ -1,0 +1,189 @@
+//! The operation endpoints: one handler serves every row of the operation
+//! table ([`OPERATIONS`]). It reads the input from the path parameters and the
+//! JSON body, and runs the operation as a job, synchronously or (`async=true`)
+//! answering 202 and the job's URL.
+
+use axum::Extension;
+use axum::extract::{RawPathParams, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post, put};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::api::AppState;
+use crate::api::audit::CreatedJob;
+use crate::api::auth::Principal;
+use crate::api::error::ApiError;
+use crate::api::extract::{MAX_WAIT, OptionalJsonBody, QueryOf};
+use crate::api::service::Submission;
+use crate::job::{HttpMethod, OPERATIONS, Operation, OperationSpec, Target};
+use crate::wire::{Accepted, JobOutcome};
+
+/// The query parameters every operation endpoint takes.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunParams {
+    /// Which agents run it: `_any` (default), `_all`, a hostname or a `key:value` label.
+    pub target: Option<String>,
+    /// How long to wait for the hosts, e.g. `30s`, at most 300s (default
+    /// `api.server.request_timeout`, longer for operations that run long).
+    pub timeout: Option<String>,
+    /// Answer 202 and the job's URL at once instead of waiting.
+    #[serde(rename = "async")]
+    #[param(rename = "async")]
+    pub async_: Option<bool>,
+}
+
+impl RunParams {
+    fn target(&self) -> Result<Target, ApiError> {
+        Ok(self.target.as_deref().unwrap_or("_any").parse()?)
+    }
+
+    /// `timeout` as a human duration (`30s`) or whole seconds, up to [`MAX_WAIT`].
+    fn timeout(&self) -> Result<Option<std::time::Duration>, ApiError> {
+        let Some(raw) = &self.timeout else {
+            return Ok(None);
+        };
+        let d = crate::job::parse_duration(raw).map_err(|e| ApiError::invalid("timeout", e))?;
+        if d > MAX_WAIT {
+            return Err(ApiError::invalid("timeout", "must be between 1ms and 300s"));
+        }
+        Ok(Some(d))
+    }
+}
+
+/// Each operation's route: its path and its method router (the caller adds
+/// the permission guard).
+pub(crate) fn routes() -> impl Iterator<Item = (&'static OperationSpec, MethodRouter<AppState>)> {
+    OPERATIONS.iter().map(|spec| {
+        let without_body = move |State(s): State<AppState>,
+                                 Extension(who): Extension<Principal>,
+                                 headers: HeaderMap,
+                                 QueryOf(params): QueryOf<RunParams>,
+                                 path: RawPathParams| async move {
+            run(spec, &s, &who, &headers, &params, &path, Value::Null).await
+        };
+        let with_body =
+            move |State(s): State<AppState>,
+                  Extension(who): Extension<Principal>,
+                  headers: HeaderMap,
+                  QueryOf(params): QueryOf<RunParams>,
+                  path: RawPathParams,
+                  OptionalJsonBody(body): OptionalJsonBody<Value>| async move {
+                run(spec, &s, &who, &headers, &params, &path, body).await
+            };
+        let route = match spec.method {
+            HttpMethod::Get => get(without_body),
+            HttpMethod::Put => put(with_body),
+            HttpMethod::Post => post(with_body),
+        };
+        (spec, route)
+    })
+}
+
+/// The operation `spec` names, from the path parameters and the body. Errors
+/// name fields as the caller wrote them (`hostname`, `servers[0]`, `body`).
+fn operation(
+    spec: &OperationSpec,
+    path: &RawPathParams,
+    body: Value,
+) -> Result<Operation, ApiError> {
+    let mut data = match body {
+        Value::Null => Map::new(),
+        Value::Object(fields) => fields,
+        _ => return Err(ApiError::invalid("body", "must be a JSON object")),
+    };
+    for (name, value) in path {
+        if data.contains_key(name) {
+            return Err(ApiError::invalid(
+                name,
+                "is given in the path; leave it out of the body",
+            ));
+        }
+        data.insert(name.to_owned(), Value::String(value.to_owned()));
+    }
+    Operation::parse(spec.name, Value::Object(data)).map_err(|mut e| {
+        e.field = match e.field.strip_prefix("operation.data") {
+            Some("") => "body".to_owned(),
+            Some(rest) => rest.trim_start_matches('.').to_owned(),
+            None => e.field,
+        };
+        ApiError::InvalidInput(e)
+    })
+}
+
+/// Run the operation for the caller with the request's `target`, `timeout`
+/// and `async`.
+async fn run(
+    spec: &OperationSpec,
+    state: &AppState,
+    who: &Principal,
+    headers: &HeaderMap,
+    params: &RunParams,
+    path: &RawPathParams,
+    body: Value,
+) -> Result<Response, ApiError> {
+    let op = operation(spec, path, body)?;
+    let target = params.target()?;
+    let wait_async = params.async_.unwrap_or(false);
+    // The default wait stretches for operations that legitimately run longer.
+    let timeout = params.timeout()?.unwrap_or_else(|| {
+        state
+            .default_wait
+            .max(state.jobs.min_deadline(&op, &target))
+    });
+    // An operation that names an object in its path (an interface): when no
+    // answering host has it, the answer is a 404 naming it (SPEC §5) rather
+    // than a 200 whose every result failed.
+    let named = spec
+        .path_params()
+        .next()
+        .zip(path.iter().next().map(|(_, name)| name.to_owned()));
+    let submission = Submission {
+        operation: op,
+        target,
+        timeout,
+        created_by: who.subject.clone(),
+        traceparent: super::traceparent(headers),
+        retry_of: None,
+    };
+    let (job, sub) = state.jobs.submit(submission, !wait_async).await?;
+    let Some(sub) = sub else {
+        return Ok(accepted(job.id));
+    };
+    let outcome: JobOutcome = state.jobs.wait(&job, sub).await?;
+    if let Some((what, name)) = named.filter(|_| outcome.all_failed_with("not_found")) {
+        let hosts: Vec<&str> = outcome
+            .results
+            .iter()
+            .map(|r| r.hostname.as_str())
+            .collect();
+        return Err(ApiError::NotFoundOnHosts {
+            what,
+            name,
+            hosts: hosts.join(", "),
+            job_id: outcome.job_id.to_string(),
+        });
+    }
+    let mut resp = axum::Json(outcome).into_response();
+    resp.extensions_mut().insert(CreatedJob(job.id));
+    Ok(resp)
+}
+
+pub(crate) fn accepted(id: uuid::Uuid) -> Response {
+    let mut resp = (
+        StatusCode::ACCEPTED,
+        axum::Json(Accepted {
+            job_id: id,
+            status: crate::job::JobStatus::Submitted,
+        }),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/jobs/{id}")) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.extensions_mut().insert(CreatedJob(id));
+    resp
+}

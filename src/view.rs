@@ -1,0 +1,308 @@
+//! How each operation's result reads as table rows: columns and cells as
+//! plain strings, free of any terminal or transport, so `osapictl` (and any
+//! other client in the crate) shows the same view of the same typed result.
+//! Each result type says once how it looks ([`Tabular`]); the operation table
+//! (`crate::job::OPERATIONS`) names the result type of each operation.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::provider::{
+    CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, HostnameInfo, LoadInfo, MemoryInfo,
+    NodeStatus, OsInfo, PingResult, UptimeInfo,
+};
+
+/// A result that reads as table rows under fixed columns.
+pub trait Tabular: DeserializeOwned {
+    const COLUMNS: &'static [&'static str];
+    /// Usually one row; one per filesystem for disks.
+    fn rows(self) -> Vec<Vec<String>>;
+}
+
+/// The columns and rows of one result type, as the operation table holds it.
+#[derive(Clone, Copy)]
+pub struct View {
+    pub columns: &'static [&'static str],
+    /// The rows of a result, or `None` when it is not of the type (an agent
+    /// of another version answered).
+    pub rows: fn(&Value) -> Option<Vec<Vec<String>>>,
+}
+
+/// The view of result type `T`.
+pub const fn of<T: Tabular>() -> View {
+    View {
+        columns: T::COLUMNS,
+        rows: rows_of::<T>,
+    }
+}
+
+fn rows_of<T: Tabular>(v: &Value) -> Option<Vec<Vec<String>>> {
+    T::deserialize(v).ok().map(T::rows)
+}
+
+/// `40%`.
+pub fn percent(p: f64) -> String {
+    format!("{p:.0}%")
+}
+
+/// `1.5 GiB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value < 10.0 {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        format!("{value:.0} {}", UNITS[unit])
+    }
+}
+
+/// A unit enum's wire name (`hostnamed`, `resolv_conf`).
+pub fn enum_text<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+impl Tabular for HostnameInfo {
+    const COLUMNS: &'static [&'static str] = &["NAME", "STATIC", "PRETTY", "SOURCE"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.hostname,
+            self.static_hostname.unwrap_or_default(),
+            self.pretty_hostname.unwrap_or_default(),
+            enum_text(&self.source),
+        ]]
+    }
+}
+
+impl Tabular for UptimeInfo {
+    const COLUMNS: &'static [&'static str] = &["UPTIME", "SECONDS"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![self.human, self.seconds.to_string()]]
+    }
+}
+
+impl Tabular for OsInfo {
+    const COLUMNS: &'static [&'static str] = &["OS", "KERNEL", "ARCH"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.pretty_name,
+            self.kernel.release,
+            self.kernel.machine,
+        ]]
+    }
+}
+
+impl Tabular for Disks {
+    const COLUMNS: &'static [&'static str] =
+        &["MOUNT", "DEVICE", "TYPE", "SIZE", "USED", "FREE", "USE%"];
+    fn rows(self) -> Vec<Vec<String>> {
+        self.0
+            .into_iter()
+            .map(|d: DiskInfo| {
+                vec![
+                    d.mount_point,
+                    d.device,
+                    d.fs_type,
+                    human_bytes(d.total_bytes),
+                    human_bytes(d.used_bytes),
+                    human_bytes(d.free_bytes),
+                    percent(d.used_percent),
+                ]
+            })
+            .collect()
+    }
+}
+
+fn memory_line(m: &MemoryInfo) -> String {
+    format!(
+        "{} / {} ({})",
+        human_bytes(m.used_bytes),
+        human_bytes(m.total_bytes),
+        percent(m.used_percent)
+    )
+}
+
+impl Tabular for MemoryInfo {
+    const COLUMNS: &'static [&'static str] = &["TOTAL", "USED", "AVAILABLE", "USE%", "SWAP"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let swap = match self.swap_total_bytes {
+            0 => "none".to_owned(),
+            total => format!(
+                "{} / {}",
+                human_bytes(self.swap_used_bytes),
+                human_bytes(total)
+            ),
+        };
+        vec![vec![
+            human_bytes(self.total_bytes),
+            human_bytes(self.used_bytes),
+            human_bytes(self.available_bytes),
+            percent(self.used_percent),
+            swap,
+        ]]
+    }
+}
+
+fn load_triplet(l: &LoadInfo) -> [String; 3] {
+    [l.load1, l.load5, l.load15].map(|x| format!("{x:.2}"))
+}
+
+impl Tabular for LoadInfo {
+    const COLUMNS: &'static [&'static str] = &["1M", "5M", "15M", "TASKS"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let [l1, l5, l15] = load_triplet(&self);
+        let tasks = format!("{}/{}", self.running_tasks, self.total_tasks);
+        vec![vec![l1, l5, l15, tasks]]
+    }
+}
+
+impl Tabular for NodeStatus {
+    const COLUMNS: &'static [&'static str] = &["UPTIME", "OS", "KERNEL", "LOAD", "MEMORY", "DISKS"];
+    fn rows(self) -> Vec<Vec<String>> {
+        // The fullest filesystem is the one an operator looks for.
+        let fullest = self
+            .disks
+            .iter()
+            .max_by(|a, b| a.used_percent.total_cmp(&b.used_percent));
+        let disks_text = match fullest {
+            Some(d) => {
+                let mounts = match self.disks.len() {
+                    1 => "1 mount".to_owned(),
+                    n => format!("{n} mounts"),
+                };
+                format!(
+                    "{mounts}, fullest {} {}",
+                    d.mount_point,
+                    percent(d.used_percent)
+                )
+            }
+            None => "none".into(),
+        };
+        vec![vec![
+            self.uptime.human,
+            self.os.pretty_name,
+            format!("{} {}", self.os.kernel.release, self.os.kernel.machine)
+                .trim()
+                .to_owned(),
+            load_triplet(&self.load).join(" "),
+            memory_line(&self.memory),
+            disks_text,
+        ]]
+    }
+}
+
+impl Tabular for DnsConfig {
+    const COLUMNS: &'static [&'static str] = &["INTERFACE", "SERVERS", "SEARCH", "SOURCE"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.interface,
+            self.servers.join(", "),
+            self.search_domains.join(", "),
+            enum_text(&self.source),
+        ]]
+    }
+}
+
+impl Tabular for DnsChangeResult {
+    const COLUMNS: &'static [&'static str] =
+        &["INTERFACE", "SERVERS", "SEARCH", "SOURCE", "PERSISTED"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let persisted = if self.persisted {
+            "yes"
+        } else {
+            "no (runtime only)"
+        };
+        vec![vec![
+            self.interface,
+            self.servers.join(", "),
+            self.search_domains.join(", "),
+            enum_text(&self.source),
+            persisted.to_owned(),
+        ]]
+    }
+}
+
+impl Tabular for PingResult {
+    const COLUMNS: &'static [&'static str] =
+        &["ADDRESS", "SENT", "RECEIVED", "LOSS", "RTT MIN/AVG/MAX"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let address = if self.resolved.is_empty() || self.resolved == self.address {
+            self.address
+        } else {
+            format!("{} ({})", self.address, self.resolved)
+        };
+        let ms = |x: Option<f64>| x.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+        let rtt = match self.rtt_avg_ms {
+            Some(_) => format!(
+                "{}/{}/{} ms",
+                ms(self.rtt_min_ms),
+                ms(self.rtt_avg_ms),
+                ms(self.rtt_max_ms)
+            ),
+            None => "-".into(),
+        };
+        vec![vec![
+            address,
+            self.sent.to_string(),
+            self.received.to_string(),
+            percent(self.loss_percent),
+            rtt,
+        ]]
+    }
+}
+
+impl Tabular for CommandResult {
+    const COLUMNS: &'static [&'static str] = &["EXIT", "STDOUT", "STDERR"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let exit = match (self.timed_out, self.signal, self.exit_code) {
+            (true, _, _) => "timed out".to_owned(),
+            (_, Some(sig), _) => format!("signal {sig}"),
+            (_, _, Some(code)) => code.to_string(),
+            _ => String::new(),
+        };
+        let output = |text: &str, truncated: bool| {
+            let mut text = text.trim_end_matches('\n').to_owned();
+            if truncated {
+                text.push_str("\n… (truncated)");
+            }
+            text
+        };
+        vec![vec![
+            exit,
+            output(&self.stdout, self.truncated_stdout),
+            output(&self.stderr, self.truncated_stderr),
+        ]]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn humanising() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(16 * 1024 * 1024 * 1024), "16 GiB");
+        assert_eq!(percent(39.6), "40%");
+    }
+
+    #[test]
+    fn a_result_of_another_shape_has_no_rows() {
+        let view = of::<HostnameInfo>();
+        assert!((view.rows)(&serde_json::json!({"x": 1})).is_none());
+        assert_eq!(view.columns.len(), 4);
+    }
+}
