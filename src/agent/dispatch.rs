@@ -15,10 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::job::{HostResult, HostStatus, JobError, Operation};
-use crate::provider::{
-    CommandResult, DnsChange, ExecRequest, HostnameChange, PingRequest, ProviderError, Providers,
-    ShellRequest,
-};
+use crate::provider::{CommandResult, ProviderError, Providers};
 
 /// What running an operation on this host produced. The host's result is failed
 /// exactly when `error` is set; `data` may accompany an error.
@@ -177,14 +174,7 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
     }
     match op {
         Operation::HostnameGet => to_outcome(p.hostname.get().await),
-        Operation::HostnameSet(h) => to_outcome(
-            p.hostname
-                .set(&HostnameChange {
-                    hostname: h.hostname.clone(),
-                    pretty: h.pretty.clone(),
-                })
-                .await,
-        ),
+        Operation::HostnameSet(h) => to_outcome(p.hostname.set(h).await),
         Operation::StatusGet => to_outcome(p.host_info.status().await),
         Operation::UptimeGet => to_outcome(p.host_info.uptime().await),
         Operation::OsGet => to_outcome(p.host_info.os().await),
@@ -192,48 +182,10 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         Operation::MemoryGet => to_outcome(p.host_info.memory().await),
         Operation::LoadGet => to_outcome(p.host_info.load().await),
         Operation::DnsGet(d) => to_outcome(p.dns.get(&d.interface).await),
-        Operation::DnsSet(d) => to_outcome(
-            p.dns
-                .set(&DnsChange {
-                    interface: d.interface.clone(),
-                    servers: d.servers.clone(),
-                    search_domains: d.search_domains.clone(),
-                })
-                .await,
-        ),
-        Operation::Ping(ping) => to_outcome(
-            p.ping
-                .ping(&PingRequest {
-                    address: ping.address.clone(),
-                    count: ping.count,
-                    timeout: ping.timeout.unwrap_or(crate::job::DEFAULT_PING_TIMEOUT),
-                })
-                .await,
-        ),
-        Operation::CommandExec(c) => command_outcome(
-            p.command
-                .exec(&ExecRequest {
-                    command: c.command.clone(),
-                    args: c.args.clone(),
-                    cwd: c.cwd.clone(),
-                    env: c
-                        .env
-                        .iter()
-                        .map(|e| (e.name.clone(), e.value.clone()))
-                        .collect(),
-                    timeout: c.timeout,
-                })
-                .await,
-        ),
-        Operation::CommandShell(c) => command_outcome(
-            p.command
-                .shell(&ShellRequest {
-                    command: c.command.clone(),
-                    cwd: c.cwd.clone(),
-                    timeout: c.timeout,
-                })
-                .await,
-        ),
+        Operation::DnsSet(d) => to_outcome(p.dns.set(d).await),
+        Operation::Ping(ping) => to_outcome(p.ping.ping(ping).await),
+        Operation::CommandExec(c) => command_outcome(p.command.exec(c).await),
+        Operation::CommandShell(c) => command_outcome(p.command.shell(c).await),
     }
 }
 
@@ -262,6 +214,23 @@ mod tests {
             error: None,
             duration_ms: 1,
         }
+    }
+
+    /// Each operation's result is of the type its row declares: the view of
+    /// that type reads what the (simulated) providers answered.
+    #[tokio::test]
+    async fn results_have_the_declared_type() {
+        let providers = crate::provider::sim::SimProviders::new("sim".into(), Default::default());
+        let mut typed = 0;
+        for op in crate::job::examples() {
+            let outcome = dispatch(&op, &providers).await;
+            if let Some(data) = &outcome.data {
+                let rows = (op.spec().view.rows)(data);
+                assert!(rows.is_some(), "{}: {data}", op.type_name());
+                typed += 1;
+            }
+        }
+        assert!(typed >= 7, "{typed}");
     }
 
     #[test]

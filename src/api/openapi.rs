@@ -602,6 +602,55 @@ mod tests {
         }
     }
 
+    /// Every row of the operation table is an endpoint with its parameters,
+    /// its typed answer, and a variant of `POST /jobs`.
+    #[test]
+    fn every_operation_is_documented_with_its_types() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for spec in &OPERATIONS {
+            let method = format!("{:?}", spec.method).to_lowercase();
+            let op = &doc["paths"][spec.path][&method];
+            assert_eq!(
+                op["operationId"],
+                spec.name.replace('.', "_"),
+                "{}",
+                spec.name
+            );
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            for name in spec.path_params().chain(["target", "timeout", "async"]) {
+                assert!(params.contains(&name), "{} {name}", spec.name);
+            }
+            let outcome = format!("{}Outcome", camel(spec.name));
+            assert_eq!(
+                op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+                format!("#/components/schemas/{outcome}")
+            );
+            assert!(schemas[&outcome].is_object(), "{outcome}");
+            let has_body = op.get("requestBody").is_some();
+            assert_eq!(
+                has_body,
+                spec.input_schema.is_some() && spec.method != HttpMethod::Get
+            );
+        }
+        let variants = schemas["OperationRequest"]["oneOf"].as_array().unwrap();
+        let names: Vec<&str> = variants
+            .iter()
+            .map(|v| v["properties"]["type"]["enum"][0].as_str().unwrap())
+            .collect();
+        assert_eq!(names, crate::job::OPERATION_TYPES);
+        // A body never repeats what the path names.
+        let dns_set = &doc["paths"]["/api/v1/network/dns/{interface}"]["put"];
+        let body = &dns_set["requestBody"]["content"]["application/json"]["schema"];
+        assert!(body["properties"].get("interface").is_none(), "{body}");
+        assert!(body["properties"].get("servers").is_some(), "{body}");
+    }
+
     #[test]
     fn document_lists_every_route_with_its_methods() {
         let doc = ApiDoc::openapi();

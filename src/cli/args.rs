@@ -425,6 +425,25 @@ mod tests {
         Cli::try_parse_from(std::iter::once("osapictl").chain(args.iter().copied()))
     }
 
+    /// Every row of the operation table is a subcommand, found again by its words.
+    #[test]
+    fn every_operation_has_its_subcommand() {
+        let root = command();
+        for spec in &OPERATIONS {
+            let mut at = &root;
+            for word in spec.cli.split(' ') {
+                at = at
+                    .find_subcommand(word)
+                    .unwrap_or_else(|| panic!("{}: no `{word}`", spec.cli));
+            }
+            assert_eq!(
+                at.get_about().map(|a| a.to_string()).as_deref(),
+                Some(spec.about)
+            );
+            assert!(std::ptr::eq(operation_at(spec.cli).unwrap(), spec));
+        }
+    }
+
     #[test]
     fn definition_is_consistent() {
         command().debug_assert();

@@ -14,6 +14,8 @@ pub mod signature;
 mod status;
 mod target;
 
+#[cfg(test)]
+pub(crate) use operation::examples;
 pub use operation::{
     CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DEFAULT_PING_TIMEOUT, DnsGet, DnsSet,
     EnvVar, HostnameSet, HttpMethod, InvalidInput, Kind, MAX_REQUESTED_COMMAND_TIMEOUT,

@@ -213,6 +213,131 @@ pub struct CommandShell {
     pub timeout: Option<Duration>,
 }
 
+impl HostnameSet {
+    /// Check the input before anything runs; fields are named within it.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        if let Err(why) = check_hostname(&self.hostname, HOST_NAME_MAX) {
+            return Err(InvalidInput::new(
+                "hostname",
+                format!(
+                    "{why}: a hostname is 1-{HOST_NAME_MAX} bytes, labels of 1-63 letters, digits or hyphens, not starting or ending with a hyphen"
+                ),
+            ));
+        }
+        if let Some(p) = &self.pretty
+            && (p.len() > 255 || p.chars().any(char::is_control))
+        {
+            return Err(InvalidInput::new(
+                "pretty",
+                "at most 255 characters, no control characters",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl DnsGet {
+    /// Check the input before anything runs; fields are named within it.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        validate_interface(&self.interface, "interface")?;
+        Ok(())
+    }
+}
+
+impl DnsSet {
+    /// Check the input before anything runs; fields are named within it.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        validate_interface(&self.interface, "interface")?;
+        for (i, s) in self.servers.iter().enumerate() {
+            if s.parse::<IpAddr>().is_err() {
+                return Err(InvalidInput::new(
+                    format!("servers[{i}]"),
+                    format!("{s:?} is not an IPv4 or IPv6 address"),
+                ));
+            }
+        }
+        for (i, s) in self.search_domains.iter().enumerate() {
+            let name = s.strip_prefix('~').unwrap_or(s);
+            if !(name == "." || check_hostname(name.trim_end_matches('.'), MAX_DOMAIN_LEN).is_ok())
+            {
+                return Err(InvalidInput::new(
+                    format!("search_domains[{i}]"),
+                    format!("{s:?} is not a valid domain"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ping {
+    /// Check the input before anything runs; fields are named within it.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        if self.address.is_empty()
+            || self.address.len() > 253
+            || self
+                .address
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(InvalidInput::new(
+                "address",
+                "must be a hostname or IP address",
+            ));
+        }
+        if !(1..=100).contains(&self.count) {
+            return Err(InvalidInput::new("count", "must be between 1 and 100"));
+        }
+        if let Some(t) = self.timeout
+            && (t.is_zero() || t > MAX_PING_TIMEOUT)
+        {
+            return Err(InvalidInput::new("timeout", "must be between 1ms and 30s"));
+        }
+        Ok(())
+    }
+}
+
+impl CommandExec {
+    /// Check the input before anything runs; fields are named within it.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        validate_command(&self.command, "command")?;
+        validate_timeout(self.timeout, "timeout")?;
+        validate_cwd(self.cwd.as_deref(), "cwd")?;
+        for (i, a) in self.args.iter().enumerate() {
+            if a.contains('\0') {
+                return Err(InvalidInput::new(
+                    format!("args[{i}]"),
+                    "must not contain NUL",
+                ));
+            }
+        }
+        for (i, EnvVar { name, value }) in self.env.iter().enumerate() {
+            let field = format!("env.{name}");
+            if name.is_empty() || name.contains('=') || name.contains('\0') || value.contains('\0')
+            {
+                return Err(InvalidInput::new(
+                    field,
+                    "names must be non-empty without '=' or NUL; values without NUL",
+                ));
+            }
+            if self.env[..i].iter().any(|e| e.name == *name) {
+                return Err(InvalidInput::new(field, "given twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CommandShell {
+    /// Check the input before anything runs; fields are named within it.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        validate_command(&self.command, "command")?;
+        validate_timeout(self.timeout, "timeout")?;
+        validate_cwd(self.cwd.as_deref(), "cwd")?;
+        Ok(())
+    }
+}
+
 /// A human duration (`30s`, `1m 30s`, `500ms`) or whole seconds, longer than zero.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = match s.trim().parse::<u64>() {
@@ -386,6 +511,13 @@ macro_rules! operations {
                 &OPERATIONS[row as usize]
             }
 
+            /// Check the input (each input type's `validate`).
+            fn validate_input(&self) -> Result<(), InvalidInput> {
+                match self {
+                    $(operations!(@bind $variant input $($data)?) => operations!(@validate input $($data)?),)*
+                }
+            }
+
             /// The operation named `type_name` with `data`, not yet validated.
             fn from_data(type_name: &str, data: serde_json::Value) -> Result<Operation, InvalidInput> {
                 match type_name {
@@ -405,6 +537,10 @@ macro_rules! operations {
     (@count $head:literal $($tail:literal)*) => { 1 + operations!(@count $($tail)*) };
     (@pattern $variant:ident $data:ty) => { Operation::$variant(_) };
     (@pattern $variant:ident) => { Operation::$variant };
+    (@bind $variant:ident $input:ident $data:ty) => { Operation::$variant($input) };
+    (@bind $variant:ident $input:ident) => { Operation::$variant };
+    (@validate $input:ident $data:ty) => { $input.validate() };
+    (@validate $input:ident) => { Ok(()) };
     (@input_schema $data:ty) => { Some(schema_ref::<$data>) };
     (@input_schema) => { None };
     (@cli_args $data:ty) => { <$data as clap::Args>::augment_args };
@@ -562,120 +698,10 @@ impl Operation {
     }
 
     /// Check the input; called when the job is created and again by the agent.
+    /// Fields are named from the request (`operation.data.hostname`).
     pub fn validate(&self) -> Result<(), InvalidInput> {
-        let field = |name: &str| format!("operation.data.{name}");
-        match self {
-            Operation::HostnameSet(h) => {
-                if let Err(why) = check_hostname(&h.hostname, HOST_NAME_MAX) {
-                    return Err(InvalidInput::new(
-                        field("hostname"),
-                        format!(
-                            "{why}: a hostname is 1-{HOST_NAME_MAX} bytes, labels of 1-63 letters, digits or hyphens, not starting or ending with a hyphen"
-                        ),
-                    ));
-                }
-                if let Some(p) = &h.pretty
-                    && (p.len() > 255 || p.chars().any(char::is_control))
-                {
-                    return Err(InvalidInput::new(
-                        field("pretty"),
-                        "at most 255 characters, no control characters",
-                    ));
-                }
-            }
-            Operation::DnsGet(d) => validate_interface(&d.interface, &field("interface"))?,
-            Operation::DnsSet(d) => {
-                validate_interface(&d.interface, &field("interface"))?;
-                for (i, s) in d.servers.iter().enumerate() {
-                    if s.parse::<IpAddr>().is_err() {
-                        return Err(InvalidInput::new(
-                            format!("{}[{i}]", field("servers")),
-                            format!("{s:?} is not an IPv4 or IPv6 address"),
-                        ));
-                    }
-                }
-                for (i, s) in d.search_domains.iter().enumerate() {
-                    let name = s.strip_prefix('~').unwrap_or(s);
-                    if !(name == "."
-                        || check_hostname(name.trim_end_matches('.'), MAX_DOMAIN_LEN).is_ok())
-                    {
-                        return Err(InvalidInput::new(
-                            format!("{}[{i}]", field("search_domains")),
-                            format!("{s:?} is not a valid domain"),
-                        ));
-                    }
-                }
-            }
-            Operation::Ping(p) => {
-                if p.address.is_empty()
-                    || p.address.len() > 253
-                    || p.address
-                        .chars()
-                        .any(|c| c.is_whitespace() || c.is_control())
-                {
-                    return Err(InvalidInput::new(
-                        field("address"),
-                        "must be a hostname or IP address",
-                    ));
-                }
-                if !(1..=100).contains(&p.count) {
-                    return Err(InvalidInput::new(
-                        field("count"),
-                        "must be between 1 and 100",
-                    ));
-                }
-                if let Some(t) = p.timeout
-                    && (t.is_zero() || t > MAX_PING_TIMEOUT)
-                {
-                    return Err(InvalidInput::new(
-                        field("timeout"),
-                        "must be between 1ms and 30s",
-                    ));
-                }
-            }
-            Operation::CommandExec(c) => {
-                validate_command(&c.command, &field("command"))?;
-                validate_timeout(c.timeout, &field("timeout"))?;
-                validate_cwd(c.cwd.as_deref(), &field("cwd"))?;
-                for (i, a) in c.args.iter().enumerate() {
-                    if a.contains('\0') {
-                        return Err(InvalidInput::new(
-                            format!("{}[{i}]", field("args")),
-                            "must not contain NUL",
-                        ));
-                    }
-                }
-                for (i, EnvVar { name, value }) in c.env.iter().enumerate() {
-                    let field = format!("{}.{name}", field("env"));
-                    if name.is_empty()
-                        || name.contains('=')
-                        || name.contains('\0')
-                        || value.contains('\0')
-                    {
-                        return Err(InvalidInput::new(
-                            field,
-                            "names must be non-empty without '=' or NUL; values without NUL",
-                        ));
-                    }
-                    if c.env[..i].iter().any(|e| e.name == *name) {
-                        return Err(InvalidInput::new(field, "given twice"));
-                    }
-                }
-            }
-            Operation::CommandShell(c) => {
-                validate_command(&c.command, &field("command"))?;
-                validate_timeout(c.timeout, &field("timeout"))?;
-                validate_cwd(c.cwd.as_deref(), &field("cwd"))?;
-            }
-            Operation::HostnameGet
-            | Operation::StatusGet
-            | Operation::UptimeGet
-            | Operation::OsGet
-            | Operation::DiskGet
-            | Operation::MemoryGet
-            | Operation::LoadGet => {}
-        }
-        Ok(())
+        self.validate_input()
+            .map_err(|e| InvalidInput::new(format!("operation.data.{}", e.field), e.reason))
     }
 
     /// The request form of this operation (type name and data).
@@ -786,50 +812,64 @@ pub(crate) mod opt_duration {
     }
 }
 
+/// One valid operation per row of the table, in order, for tests that must
+/// cover every operation (a new row without an example fails them).
+#[cfg(test)]
+pub(crate) fn examples() -> Vec<Operation> {
+    use serde_json::json;
+    [
+        ("node.hostname.get", json!(null)),
+        (
+            "node.hostname.set",
+            json!({"hostname": "web-01", "pretty": "Web 1"}),
+        ),
+        ("node.status.get", json!({})),
+        ("node.uptime.get", json!(null)),
+        ("node.os.get", json!(null)),
+        ("node.disk.get", json!(null)),
+        ("node.memory.get", json!(null)),
+        ("node.load.get", json!(null)),
+        ("network.dns.get", json!({"interface": "eth0"})),
+        (
+            "network.dns.set",
+            json!({"interface": "eth0", "servers": ["1.1.1.1", "2606:4700::1111"], "search_domains": ["example.com"]}),
+        ),
+        (
+            "network.ping.do",
+            json!({"address": "127.0.0.1", "count": 3, "timeout": "1s"}),
+        ),
+        (
+            "command.exec.execute",
+            json!({"command": "/bin/echo", "args": ["a", "b"], "env": {"A": "1"}}),
+        ),
+        (
+            "command.shell.execute",
+            json!({"command": "echo hi | tr a-z A-Z", "timeout": 5}),
+        ),
+    ]
+    .into_iter()
+    .map(|(t, data)| Operation::parse(t, data).unwrap_or_else(|e| panic!("{t}: {e}")))
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     #[test]
-    fn every_type_parses_and_round_trips() {
-        let cases = [
-            ("node.hostname.get", json!(null)),
-            (
-                "node.hostname.set",
-                json!({"hostname": "web-01", "pretty": "Web 1"}),
-            ),
-            ("node.status.get", json!({})),
-            ("node.uptime.get", json!(null)),
-            ("node.os.get", json!(null)),
-            ("node.disk.get", json!(null)),
-            ("node.memory.get", json!(null)),
-            ("node.load.get", json!(null)),
-            ("network.dns.get", json!({"interface": "eth0"})),
-            (
-                "network.dns.set",
-                json!({"interface": "eth0", "servers": ["1.1.1.1", "2606:4700::1111"], "search_domains": ["example.com"]}),
-            ),
-            (
-                "network.ping.do",
-                json!({"address": "127.0.0.1", "count": 3, "timeout": "1s"}),
-            ),
-            (
-                "command.exec.execute",
-                json!({"command": "/bin/echo", "args": ["a", "b"]}),
-            ),
-            (
-                "command.shell.execute",
-                json!({"command": "echo hi | tr a-z A-Z", "timeout": 5}),
-            ),
-        ];
-        assert_eq!(cases.len(), OPERATION_TYPES.len());
-        for (t, data) in cases {
-            let op = Operation::parse(t, data).unwrap_or_else(|e| panic!("{t}: {e}"));
-            assert_eq!(op.type_name(), t);
+    fn every_operation_has_an_example_that_round_trips() {
+        let examples = examples();
+        let names: Vec<&str> = examples.iter().map(Operation::type_name).collect();
+        assert_eq!(names, OPERATION_TYPES, "one example per row, in order");
+        for op in examples {
             let text = serde_json::to_string(&op).unwrap();
             let back: Operation = serde_json::from_str(&text).unwrap();
             assert_eq!(back, op, "{text}");
+            assert!(std::ptr::eq(
+                op.spec(),
+                OperationSpec::find(op.type_name()).unwrap()
+            ));
         }
     }
 

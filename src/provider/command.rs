@@ -32,8 +32,8 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 use super::{
-    BoxFuture, CommandProvider, CommandResult, ExecRequest, ProviderError, ProviderResult,
-    ShellRequest,
+    BoxFuture, CommandExec, CommandProvider, CommandResult, CommandShell, ProviderError,
+    ProviderResult,
 };
 use crate::config::CommandConfig;
 
@@ -200,12 +200,13 @@ fn clean_environment(cmd: &mut Command) {
 impl CommandProvider for HostCommand {
     fn exec<'a>(
         &'a self,
-        request: &'a ExecRequest,
+        request: &'a CommandExec,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(async move {
             let mut cmd = Command::new(&request.command);
             clean_environment(&mut cmd);
-            cmd.args(&request.args).envs(&request.env);
+            cmd.args(&request.args)
+                .envs(request.env.iter().map(|v| (&v.name, &v.value)));
             self.run(
                 cmd,
                 &request.command,
@@ -219,7 +220,7 @@ impl CommandProvider for HostCommand {
 
     fn shell<'a>(
         &'a self,
-        request: &'a ShellRequest,
+        request: &'a CommandShell,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(async move {
             let mut cmd = Command::new(SHELL);
@@ -369,7 +370,6 @@ fn partial_utf8_tail(bytes: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn provider(max_output_bytes: u64) -> HostCommand {
         HostCommand::new(&CommandConfig {
@@ -379,12 +379,12 @@ mod tests {
         })
     }
 
-    fn exec(command: &str, args: &[&str]) -> ExecRequest {
-        ExecRequest {
+    fn exec(command: &str, args: &[&str]) -> CommandExec {
+        CommandExec {
             command: command.into(),
             args: args.iter().map(|s| s.to_string()).collect(),
             cwd: None,
-            env: BTreeMap::new(),
+            env: Vec::new(),
             timeout: None,
         }
     }
@@ -478,7 +478,7 @@ mod tests {
     #[tokio::test]
     async fn timeout_kills_the_group() {
         let p = provider(1024);
-        let req = ShellRequest {
+        let req = CommandShell {
             command: "echo started; sleep 100 & sleep 100".into(),
             cwd: None,
             timeout: Some(Duration::from_millis(300)),
@@ -494,7 +494,7 @@ mod tests {
     #[tokio::test]
     async fn large_output_is_capped_and_drained() {
         let p = provider(1000);
-        let req = ShellRequest {
+        let req = CommandShell {
             command: "head -c 300000 /dev/zero | tr '\\0' a; head -c 300000 /dev/zero >&2".into(),
             cwd: None,
             timeout: Some(Duration::from_secs(20)),

@@ -26,7 +26,7 @@ use zbus::{Connection, fdo, proxy};
 
 use super::procfs::UnameHostname;
 use super::{
-    BoxFuture, HostnameChange, HostnameInfo, HostnameProvider, HostnameSource, ProviderError,
+    BoxFuture, HostnameInfo, HostnameProvider, HostnameSet, HostnameSource, ProviderError,
     ProviderResult,
 };
 
@@ -257,7 +257,7 @@ impl HostnamedHostname {
             .await
     }
 
-    async fn write(&self, change: &HostnameChange) -> zbus::Result<HostnameInfo> {
+    async fn write(&self, change: &HostnameSet) -> zbus::Result<HostnameInfo> {
         self.bus
             .call(|conn| async move {
                 let proxy = Self::proxy(&conn).await?;
@@ -302,10 +302,7 @@ impl HostnameProvider for HostnamedHostname {
         })
     }
 
-    fn set<'a>(
-        &'a self,
-        change: &'a HostnameChange,
-    ) -> BoxFuture<'a, ProviderResult<HostnameInfo>> {
+    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameInfo>> {
         Box::pin(async move {
             // The job layer validated already; the agent checks again before any call.
             change.validate()?;
@@ -384,7 +381,7 @@ mod tests {
         assert_eq!(info.source, HostnameSource::Uname);
         let uname = nix::sys::utsname::uname().expect("uname");
         assert_eq!(Some(info.hostname.as_str()), uname.nodename().to_str());
-        let change = HostnameChange {
+        let change = HostnameSet {
             hostname: "never-set".into(),
             pretty: None,
         };
@@ -399,19 +396,13 @@ mod tests {
     #[tokio::test]
     async fn invalid_names_are_refused_before_any_call() {
         let provider = HostnamedHostname::new(Arc::new(SystemBus::new()));
-        let change = HostnameChange {
+        let change = HostnameSet {
             hostname: "-bad-".into(),
             pretty: None,
         };
         let err = provider.set(&change).await.err();
         assert!(
-            matches!(
-                err,
-                Some(ProviderError::InvalidInput {
-                    field: "hostname",
-                    ..
-                })
-            ),
+            matches!(&err, Some(ProviderError::Invalid(e)) if e.field == "hostname"),
             "{err:?}"
         );
         // Nothing was connected for it.

@@ -30,16 +30,18 @@ pub mod procfs;
 pub mod resolved;
 pub mod sim;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+use crate::job::InvalidInput;
+/// The inputs providers take are the operations' own.
+pub use crate::job::{CommandExec, CommandShell, DnsSet, HostnameSet, Ping};
 
 /// A boxed, `Send` future: what every provider method returns, so the traits stay
 /// object safe without an `async_trait` dependency.
@@ -80,6 +82,10 @@ pub enum ProviderError {
     #[error("invalid {field}: {reason}")]
     InvalidInput { field: &'static str, reason: String },
 
+    /// The input breaks the operation's own rules (its `validate`).
+    #[error("invalid {0}")]
+    Invalid(#[from] InvalidInput),
+
     /// An I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -104,7 +110,7 @@ impl ProviderError {
             ProviderError::NotFound { .. } => "not_found",
             ProviderError::PermissionDenied { .. } => "permission_denied",
             ProviderError::Unavailable { .. } => "unavailable",
-            ProviderError::InvalidInput { .. } => "invalid_input",
+            ProviderError::InvalidInput { .. } | ProviderError::Invalid(_) => "invalid_input",
             ProviderError::Io { .. } => "io_error",
             ProviderError::Unsupported { .. } => "unsupported",
             ProviderError::Parse { .. } => "parse_error",
@@ -124,13 +130,6 @@ impl ProviderError {
         ProviderError::Parse {
             file: file.into(),
             detail: detail.into(),
-        }
-    }
-
-    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        ProviderError::InvalidInput {
-            field,
-            reason: reason.into(),
         }
     }
 }
@@ -161,49 +160,6 @@ pub struct HostnameInfo {
     pub source: HostnameSource,
 }
 
-/// Input of `node.hostname.set`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct HostnameChange {
-    /// New static and transient hostname.
-    pub hostname: String,
-    /// New pretty hostname; `None` leaves it unchanged.
-    #[serde(default)]
-    pub pretty: Option<String>,
-}
-
-impl HostnameChange {
-    /// Longest pretty hostname accepted.
-    pub const MAX_PRETTY_LEN: usize = 255;
-
-    /// Checks the input the way hostnamed would, so every provider (and the job
-    /// layer) rejects the same names with the same message.
-    pub fn validate(&self) -> ProviderResult<()> {
-        validate_hostname(&self.hostname)?;
-        if let Some(pretty) = &self.pretty {
-            if pretty.len() > Self::MAX_PRETTY_LEN {
-                return Err(ProviderError::invalid(
-                    "pretty",
-                    format!("longer than {} bytes", Self::MAX_PRETTY_LEN),
-                ));
-            }
-            if pretty.chars().any(char::is_control) {
-                return Err(ProviderError::invalid(
-                    "pretty",
-                    "contains control characters",
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Validates a hostname to set ([`crate::job::hostname`]: the one rule, at
-/// most `HOST_NAME_MAX` bytes).
-pub fn validate_hostname(name: &str) -> ProviderResult<()> {
-    crate::job::hostname::check_hostname(name, crate::job::hostname::HOST_NAME_MAX)
-        .map_err(|why| ProviderError::invalid("hostname", why.to_string()))
-}
-
 /// Reads and sets the host's names.
 pub trait HostnameProvider: Send + Sync {
     /// Current hostname, static and pretty hostnames where known, and the source.
@@ -211,8 +167,7 @@ pub trait HostnameProvider: Send + Sync {
 
     /// Sets the static and transient hostname (and the pretty one when given);
     /// returns the names as they are afterwards.
-    fn set<'a>(&'a self, change: &'a HostnameChange)
-    -> BoxFuture<'a, ProviderResult<HostnameInfo>>;
+    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameInfo>>;
 }
 
 // ---------------------------------------------------------------------------
@@ -354,17 +309,6 @@ pub struct DnsConfig {
     pub source: DnsSource,
 }
 
-/// Input of `network.dns.set`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct DnsChange {
-    pub interface: String,
-    /// Server IP addresses; replaces the current list.
-    pub servers: Vec<String>,
-    /// Replaces the current search domains.
-    #[serde(default)]
-    pub search_domains: Vec<String>,
-}
-
 /// Result of `network.dns.set`: the configuration afterwards, and whether it will
 /// survive a reboot (resolved's runtime settings do not on their own).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -384,24 +328,12 @@ pub struct DnsChangeResult {
 pub trait DnsProvider: Send + Sync {
     /// Fails with [`ProviderError::NotFound`] for an unknown interface.
     fn get<'a>(&'a self, interface: &'a str) -> BoxFuture<'a, ProviderResult<DnsConfig>>;
-    fn set<'a>(&'a self, change: &'a DnsChange) -> BoxFuture<'a, ProviderResult<DnsChangeResult>>;
+    fn set<'a>(&'a self, change: &'a DnsSet) -> BoxFuture<'a, ProviderResult<DnsChangeResult>>;
 }
 
 // ---------------------------------------------------------------------------
 // Ping (implementation in [`ping`])
 // ---------------------------------------------------------------------------
-
-/// Input of `network.ping.do`. Durations are typed here; the job layer owns the
-/// wire format.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PingRequest {
-    /// Host name or IPv4/IPv6 address.
-    pub address: String,
-    /// Echo requests to send.
-    pub count: u32,
-    /// How long to wait for each reply.
-    pub timeout: Duration,
-}
 
 /// Outcome of a ping run. Round-trip times are absent when nothing came back.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -421,7 +353,7 @@ pub struct PingResult {
 
 /// ICMP echo without spawning `ping`.
 pub trait PingProvider: Send + Sync {
-    fn ping<'a>(&'a self, request: &'a PingRequest) -> BoxFuture<'a, ProviderResult<PingResult>>;
+    fn ping<'a>(&'a self, request: &'a Ping) -> BoxFuture<'a, ProviderResult<PingResult>>;
 }
 
 // ---------------------------------------------------------------------------
@@ -431,34 +363,6 @@ pub trait PingProvider: Send + Sync {
 /// Timeout of a command when the caller gives none (SPEC §8); one value with
 /// the job domain's, which also sizes job deadlines from it.
 pub use crate::job::DEFAULT_COMMAND_TIMEOUT;
-
-/// Input of `command.exec.execute`: a program and its arguments, no shell.
-///
-/// The output cap (`max_output_bytes`) is not here: it is the agent's setting, given
-/// to the command provider when it is built.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecRequest {
-    pub command: String,
-    pub args: Vec<String>,
-    pub cwd: Option<String>,
-    /// Extra environment variables for the child.
-    pub env: BTreeMap<String, String>,
-    /// `None` means the agent's `node.agent.command.default_timeout`
-    /// ([`DEFAULT_COMMAND_TIMEOUT`] unless configured). On expiry the whole process
-    /// group is killed.
-    pub timeout: Option<Duration>,
-}
-
-/// Input of `command.shell.execute`: run by `/bin/sh -c`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShellRequest {
-    pub command: String,
-    pub cwd: Option<String>,
-    /// `None` means the agent's `node.agent.command.default_timeout`
-    /// ([`DEFAULT_COMMAND_TIMEOUT`] unless configured). On expiry the whole process
-    /// group is killed.
-    pub timeout: Option<Duration>,
-}
 
 /// Outcome of a command.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -477,11 +381,11 @@ pub struct CommandResult {
 
 /// Runs commands on the host.
 pub trait CommandProvider: Send + Sync {
-    fn exec<'a>(&'a self, request: &'a ExecRequest)
+    fn exec<'a>(&'a self, request: &'a CommandExec)
     -> BoxFuture<'a, ProviderResult<CommandResult>>;
     fn shell<'a>(
         &'a self,
-        request: &'a ShellRequest,
+        request: &'a CommandShell,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>>;
 }
 
@@ -504,13 +408,13 @@ impl DnsProvider for Unsupported {
     fn get<'a>(&'a self, _interface: &'a str) -> BoxFuture<'a, ProviderResult<DnsConfig>> {
         unsupported("network.dns.get")
     }
-    fn set<'a>(&'a self, _change: &'a DnsChange) -> BoxFuture<'a, ProviderResult<DnsChangeResult>> {
+    fn set<'a>(&'a self, _change: &'a DnsSet) -> BoxFuture<'a, ProviderResult<DnsChangeResult>> {
         unsupported("network.dns.set")
     }
 }
 
 impl PingProvider for Unsupported {
-    fn ping<'a>(&'a self, _request: &'a PingRequest) -> BoxFuture<'a, ProviderResult<PingResult>> {
+    fn ping<'a>(&'a self, _request: &'a Ping) -> BoxFuture<'a, ProviderResult<PingResult>> {
         unsupported("network.ping.do")
     }
 }
@@ -518,13 +422,13 @@ impl PingProvider for Unsupported {
 impl CommandProvider for Unsupported {
     fn exec<'a>(
         &'a self,
-        _request: &'a ExecRequest,
+        _request: &'a CommandExec,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         unsupported("command.exec.execute")
     }
     fn shell<'a>(
         &'a self,
-        _request: &'a ShellRequest,
+        _request: &'a CommandShell,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         unsupported("command.shell.execute")
     }
@@ -606,7 +510,10 @@ mod tests {
                 },
                 "unavailable",
             ),
-            (ProviderError::invalid("hostname", "bad"), "invalid_input"),
+            (
+                ProviderError::Invalid(InvalidInput::new("hostname", "bad")),
+                "invalid_input",
+            ),
             (
                 ProviderError::io("reading /proc/x", io::Error::other("boom")),
                 "io_error",
@@ -629,53 +536,6 @@ mod tests {
         assert_eq!(err.to_string(), "interface not found: eth9");
     }
 
-    #[test]
-    fn hostname_validation() {
-        for ok in ["web-01", "a", "web-01.example.com", "X9"] {
-            assert!(validate_hostname(ok).is_ok(), "{ok}");
-        }
-        let long = "a".repeat(65);
-        for bad in [
-            "",
-            "-web",
-            "web-",
-            "a..b",
-            "web_01",
-            "wéb",
-            "a b",
-            long.as_str(),
-            ".",
-        ] {
-            let err = validate_hostname(bad).err();
-            assert!(
-                matches!(
-                    err,
-                    Some(ProviderError::InvalidInput {
-                        field: "hostname",
-                        ..
-                    })
-                ),
-                "{bad:?} -> {err:?}"
-            );
-        }
-        let change = HostnameChange {
-            hostname: "ok".into(),
-            pretty: Some("bad\nname".into()),
-        };
-        assert!(matches!(
-            change.validate(),
-            Err(ProviderError::InvalidInput {
-                field: "pretty",
-                ..
-            })
-        ));
-        let change = HostnameChange {
-            hostname: "ok".into(),
-            pretty: Some("Web server, rack 3".into()),
-        };
-        assert!(change.validate().is_ok());
-    }
-
     #[tokio::test]
     async fn unsupported_names_the_operation() {
         let err = DnsProvider::get(&Unsupported, "eth0").await.err();
@@ -685,7 +545,7 @@ mod tests {
                 operation: "network.dns.get"
             })
         ));
-        let request = ShellRequest {
+        let request = CommandShell {
             command: "true".into(),
             cwd: None,
             timeout: Some(DEFAULT_COMMAND_TIMEOUT),

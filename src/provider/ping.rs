@@ -27,9 +27,8 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use super::{
-    BoxFuture, PingProvider, PingRequest, PingResult, ProviderError, ProviderResult, percent,
-};
+use super::{BoxFuture, Ping, PingProvider, PingResult, ProviderError, ProviderResult, percent};
+use crate::job::DEFAULT_PING_TIMEOUT;
 
 const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
@@ -59,7 +58,7 @@ impl IcmpPing {
 }
 
 impl PingProvider for IcmpPing {
-    fn ping<'a>(&'a self, request: &'a PingRequest) -> BoxFuture<'a, ProviderResult<PingResult>> {
+    fn ping<'a>(&'a self, request: &'a Ping) -> BoxFuture<'a, ProviderResult<PingResult>> {
         Box::pin(run(request, Self::INTERVAL))
     }
 }
@@ -71,19 +70,9 @@ enum SocketKind {
     Raw,
 }
 
-async fn run(request: &PingRequest, interval: Duration) -> ProviderResult<PingResult> {
-    if !(1..=100).contains(&request.count) {
-        return Err(ProviderError::InvalidInput {
-            field: "count",
-            reason: "must be between 1 and 100".into(),
-        });
-    }
-    if request.timeout.is_zero() {
-        return Err(ProviderError::InvalidInput {
-            field: "timeout",
-            reason: "must be positive".into(),
-        });
-    }
+async fn run(request: &Ping, interval: Duration) -> ProviderResult<PingResult> {
+    request.validate()?;
+    let timeout = request.timeout.unwrap_or(DEFAULT_PING_TIMEOUT);
     let ip = resolve(&request.address).await?;
     let v6 = ip.is_ipv6();
     let (socket, kind) = open_socket(v6)?;
@@ -105,7 +94,7 @@ async fn run(request: &PingRequest, interval: Duration) -> ProviderResult<PingRe
         let received = rtts.iter().flatten().count();
         let last_sent = sent_at.iter().flatten().max().copied();
         if next == count {
-            let waited_out = last_sent.is_none_or(|t| now >= t + request.timeout);
+            let waited_out = last_sent.is_none_or(|t| now >= t + timeout);
             if received == count || waited_out {
                 break;
             }
@@ -114,7 +103,7 @@ async fn run(request: &PingRequest, interval: Duration) -> ProviderResult<PingRe
             start + interval * u32::try_from(next).unwrap_or(u32::MAX)
         } else {
             // All sent: wait for the last one's timeout.
-            last_sent.map_or(now, |t| t + request.timeout)
+            last_sent.map_or(now, |t| t + timeout)
         };
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {
@@ -145,7 +134,7 @@ async fn run(request: &PingRequest, interval: Duration) -> ProviderResult<PingRe
                         };
                         if let (Some(sent), None) = (sent_at[i], rtts[i]) {
                             let rtt = at.duration_since(sent);
-                            if rtt <= request.timeout {
+                            if rtt <= timeout {
                                 rtts[i] = Some(rtt.as_secs_f64() * 1000.0);
                             }
                         }
@@ -451,10 +440,10 @@ mod tests {
     #[tokio::test]
     async fn pings_loopback() {
         for address in ["127.0.0.1", "::1"] {
-            let req = PingRequest {
+            let req = Ping {
                 address: address.into(),
                 count: 3,
-                timeout: Duration::from_secs(2),
+                timeout: Some(Duration::from_secs(2)),
             };
             match run(&req, Duration::from_millis(20)).await {
                 Ok(r) => {
@@ -471,15 +460,15 @@ mod tests {
 
     #[tokio::test]
     async fn rejects_bad_input_and_unknown_names() {
-        let req = |address: &str, count| PingRequest {
+        let req = |address: &str, count| Ping {
             address: address.into(),
             count,
-            timeout: Duration::from_secs(1),
+            timeout: Some(Duration::from_secs(1)),
         };
         let err = run(&req("127.0.0.1", 0), IcmpPing::INTERVAL).await.err();
         assert!(matches!(
             err,
-            Some(ProviderError::InvalidInput { field: "count", .. })
+            Some(ProviderError::Invalid(e)) if e.field == "count"
         ));
         let err = run(&req("no-such-host.invalid", 1), IcmpPing::INTERVAL)
             .await

@@ -17,7 +17,7 @@ use nix::sys::statvfs::{Statvfs, statvfs};
 use nix::sys::utsname::uname;
 
 use super::{
-    BoxFuture, DiskInfo, HostInfoProvider, HostnameChange, HostnameInfo, HostnameProvider,
+    BoxFuture, DiskInfo, HostInfoProvider, HostnameInfo, HostnameProvider, HostnameSet,
     HostnameSource, KernelInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, ProviderError,
     ProviderResult, UptimeInfo, percent,
 };
@@ -217,10 +217,7 @@ impl HostnameProvider for UnameHostname {
         })
     }
 
-    fn set<'a>(
-        &'a self,
-        change: &'a HostnameChange,
-    ) -> BoxFuture<'a, ProviderResult<HostnameInfo>> {
+    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameInfo>> {
         Box::pin(async move {
             // Bad input is reported as such even here: it is the more useful answer.
             change.validate()?;
@@ -939,7 +936,7 @@ this line is broken
         assert_eq!(host.hostname, status.hostname);
         assert_eq!(host.source, HostnameSource::Uname);
 
-        let change = HostnameChange {
+        let change = HostnameSet {
             hostname: "new-name".into(),
             pretty: None,
         };

@@ -29,7 +29,7 @@ use zbus::{Connection, OwnedObjectPath, proxy};
 
 use super::hostnamed::{SystemBus, bus_error, error_name, is_unreachable};
 use super::{
-    BoxFuture, DnsChange, DnsChangeResult, DnsConfig, DnsProvider, DnsSource, ProviderError,
+    BoxFuture, DnsChangeResult, DnsConfig, DnsProvider, DnsSet, DnsSource, ProviderError,
     ProviderResult,
 };
 
@@ -196,7 +196,7 @@ impl ResolvedDns {
     /// for resolved to show the result.
     async fn set_through_networkd(
         &self,
-        change: &DnsChange,
+        change: &DnsSet,
         ifindex: i32,
         network_file: &Path,
         servers: &[IpAddr],
@@ -299,7 +299,7 @@ impl ResolvedDns {
         }
     }
 
-    async fn set_inner(&self, change: &DnsChange) -> ProviderResult<DnsChangeResult> {
+    async fn set_inner(&self, change: &DnsSet) -> ProviderResult<DnsChangeResult> {
         let servers = change
             .servers
             .iter()
@@ -358,7 +358,7 @@ impl DnsProvider for ResolvedDns {
         Box::pin(self.get_inner(interface))
     }
 
-    fn set<'a>(&'a self, change: &'a DnsChange) -> BoxFuture<'a, ProviderResult<DnsChangeResult>> {
+    fn set<'a>(&'a self, change: &'a DnsSet) -> BoxFuture<'a, ProviderResult<DnsChangeResult>> {
         Box::pin(self.set_inner(change))
     }
 }
@@ -674,7 +674,7 @@ mod tests {
         assert_eq!(got.source, DnsSource::ResolvConf);
         assert_eq!(got.servers, vec!["192.0.2.1".to_string()]);
         assert_eq!(got.search_domains, vec!["example.org".to_string()]);
-        let change = DnsChange {
+        let change = DnsSet {
             interface: "lo".into(),
             servers: vec!["192.0.2.53".into()],
             search_domains: vec![],

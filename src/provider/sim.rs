@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use super::procfs::humanize_duration;
 use super::{
-    BoxFuture, CommandProvider, CommandResult, DiskInfo, ExecRequest, HostInfoProvider,
-    HostnameChange, HostnameInfo, HostnameProvider, HostnameSource, KernelInfo, LoadInfo,
-    MemoryInfo, NodeStatus, OsInfo, ProviderResult, Providers, ShellRequest, Unsupported,
-    UptimeInfo, percent,
+    BoxFuture, CommandExec, CommandProvider, CommandResult, CommandShell, DiskInfo,
+    HostInfoProvider, HostnameInfo, HostnameProvider, HostnameSet, HostnameSource, KernelInfo,
+    LoadInfo, MemoryInfo, NodeStatus, OsInfo, ProviderResult, Providers, Unsupported, UptimeInfo,
+    percent,
 };
 
 const GIB: u64 = 1024 * 1024 * 1024;
@@ -93,10 +93,7 @@ impl HostnameProvider for SimHostname {
         })
     }
 
-    fn set<'a>(
-        &'a self,
-        change: &'a HostnameChange,
-    ) -> BoxFuture<'a, ProviderResult<HostnameInfo>> {
+    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameInfo>> {
         Box::pin(async move {
             change.validate()?;
             pause(self.delay).await;
@@ -249,7 +246,7 @@ mod tests {
         let got = p.hostname.get().await;
         assert_eq!(got.ok().map(|h| h.hostname), Some("sim-01".to_string()));
 
-        let change = HostnameChange {
+        let change = HostnameSet {
             hostname: "sim-02".into(),
             pretty: Some("Sim two".into()),
         };
@@ -267,13 +264,13 @@ mod tests {
         assert_eq!(status.disks.len(), 1);
         assert_eq!(status.uptime.human, "3 days, 2 hours, 5 minutes");
 
-        let bad = HostnameChange {
+        let bad = HostnameSet {
             hostname: "bad name".into(),
             pretty: None,
         };
         assert!(matches!(
             p.hostname.set(&bad).await,
-            Err(ProviderError::InvalidInput { .. })
+            Err(ProviderError::Invalid(_))
         ));
         assert!(matches!(
             p.dns.get("eth0").await,
@@ -317,14 +314,14 @@ impl SimCommand {
 impl CommandProvider for SimCommand {
     fn exec<'a>(
         &'a self,
-        _request: &'a ExecRequest,
+        _request: &'a CommandExec,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(self.pretend())
     }
 
     fn shell<'a>(
         &'a self,
-        _request: &'a ShellRequest,
+        _request: &'a CommandShell,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(self.pretend())
     }
