@@ -1,17 +1,15 @@
 //! Request extractors whose rejections are [`ApiError`]s, so malformed bodies and
 //! queries get a problem+json 400/413/415 naming the field, never axum's plain text.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use crate::job::Target;
 
 /// A JSON body deserialised with the failing field's path in the error.
 pub struct JsonBody<T>(pub T);
@@ -122,100 +120,33 @@ impl<S: Send + Sync, T: DeserializeOwned + utoipa::IntoParams> FromRequestParts<
 #[derive(Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// Query parameters, checked one by one so each error names its parameter.
-pub struct Params(pub HashMap<String, String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Query(map) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map_err(|e: QueryRejection| ApiError::invalid("query", e.body_text()))?;
-        Ok(Params(map))
-    }
-}
-
 /// Longest synchronous wait a caller may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 
-impl Params {
-    /// Refuse parameters the endpoint does not know, so typos are not ignored.
-    pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
-        match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => Err(ApiError::invalid(
-                k.clone(),
-                format!("unknown query parameter (allowed: {})", allowed.join(", ")),
-            )),
-            None => Ok(()),
-        }
-    }
+/// Longest page a listing returns.
+pub const MAX_PAGE: usize = 1000;
+/// A listing's page when the caller gives no `limit`.
+pub const DEFAULT_PAGE: usize = 50;
 
-    pub fn target(&self) -> Result<Target, ApiError> {
-        match self.0.get("target") {
-            Some(t) => Ok(t.parse()?),
-            None => Ok(Target::Any),
-        }
+/// A listing's `limit`: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
+pub fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::invalid(
+            "limit",
+            format!("must be an integer between 1 and {MAX_PAGE}"),
+        )),
     }
+}
 
-    /// `timeout` as a human duration (`30s`) or whole seconds, 1s..=300s.
-    pub fn timeout(&self) -> Result<Option<Duration>, ApiError> {
-        let Some(raw) = self.0.get("timeout") else {
-            return Ok(None);
-        };
-        let d = raw
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .or_else(|_| humantime::parse_duration(raw))
-            .map_err(|_| {
-                ApiError::invalid("timeout", format!("{raw:?} is not a duration like 30s"))
-            })?;
-        if d.is_zero() || d > MAX_WAIT {
-            return Err(ApiError::invalid("timeout", "must be between 1ms and 300s"));
-        }
-        Ok(Some(d))
-    }
-
-    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
-        match self.0.get(name).map(String::as_str) {
-            None | Some("false") | Some("0") => Ok(false),
-            Some("true") | Some("1") | Some("") => Ok(true),
-            Some(other) => Err(ApiError::invalid(
-                name,
-                format!("{other:?} is not true or false"),
-            )),
-        }
-    }
-
-    pub fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
-        match self.0.get("limit") {
-            None => Ok(default),
-            Some(raw) => match raw.parse::<usize>() {
-                Ok(n) if (1..=max).contains(&n) => Ok(n),
-                _ => Err(ApiError::invalid(
-                    "limit",
-                    format!("must be an integer between 1 and {max}"),
-                )),
-            },
-        }
-    }
-
-    /// An opaque pagination cursor handed out by a previous page.
-    pub fn cursor(&self) -> Result<Option<u64>, ApiError> {
-        match self.0.get("cursor") {
-            None => Ok(None),
-            Some(raw) => raw
-                .parse::<u64>()
-                .ok()
-                .filter(|n| *n > 0)
-                .map(Some)
-                .ok_or_else(|| {
-                    ApiError::invalid("cursor", "not a cursor returned by a previous page")
-                }),
-        }
-    }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+/// A listing's `cursor`: what a previous page handed out (never 0).
+pub fn page_cursor(cursor: Option<u64>) -> Result<Option<u64>, ApiError> {
+    match cursor {
+        Some(0) => Err(ApiError::invalid(
+            "cursor",
+            "not a cursor returned by a previous page",
+        )),
+        other => Ok(other),
     }
 }

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use crate::api::AppState;
 use crate::api::auth::Principal;
 use crate::api::error::{ApiError, Problem};
-use crate::api::extract::Params;
+use crate::api::extract::QueryOf;
 use crate::bus::AgentInfo;
 use crate::enrollment::{self, Enrollment, EnrollmentState, EnrollmentView};
 use crate::wire::{AgentList, EnrollmentList};
@@ -37,27 +37,24 @@ pub async fn get(
         })
 }
 
+/// The query of `GET /enrollment`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EnrollmentParams {
+    /// Only enrollments in this state.
+    state: Option<EnrollmentState>,
+}
+
 /// Agents that asked to join the fleet, and the decisions about them (agent:read).
-#[utoipa::path(get, path = "/api/v1/enrollment", tag = "agents",
-    params(("state" = Option<EnrollmentState>, Query, description = "only enrollments in this state")),
+#[utoipa::path(get, path = "/api/v1/enrollment", tag = "agents", params(EnrollmentParams),
     responses((status = 200, body = EnrollmentList), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn enrollment(
     State(s): State<AppState>,
-    params: Params,
+    QueryOf(params): QueryOf<EnrollmentParams>,
 ) -> Result<axum::Json<EnrollmentList>, ApiError> {
-    params.only(&["state"])?;
-    let state = match params.get("state") {
-        None => None,
-        Some(wanted) => Some(
-            EnrollmentState::ALL
-                .into_iter()
-                .find(|s| s.as_str() == wanted)
-                .ok_or_else(|| {
-                    ApiError::invalid("state", "must be pending, accepted or rejected")
-                })?,
-        ),
-    };
+    let state = params.state;
     let mut enrollments = s.enrollment.list().await?;
     if let Some(state) = state {
         enrollments.retain(|e| e.state == state);

@@ -6,64 +6,82 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
+use serde::Deserialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::api::AppState;
 use crate::api::error::{ApiError, Problem};
-use crate::api::extract::Params;
+use crate::api::extract::{QueryOf, page_cursor, page_size};
 use crate::audit::{AuditEntry, AuditFilter};
 use crate::wire::AuditList;
 
 /// The `Content-Type` of the export.
 pub const NDJSON: &str = "application/x-ndjson";
 
-fn time_param(params: &Params, name: &str) -> Result<Option<OffsetDateTime>, ApiError> {
-    params
-        .get(name)
-        .map(|raw| {
-            OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| {
-                ApiError::invalid(
-                    name,
-                    format!("{raw:?} is not an RFC 3339 time like 2024-05-01T12:00:00Z"),
-                )
-            })
-        })
-        .transpose()
+/// Which entries: by user and time (RFC 3339, e.g. `2024-05-01T12:00:00Z`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditExportParams {
+    /// Only this user (token subject, or `anonymous`).
+    user: Option<String>,
+    /// Entries at or after this time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<OffsetDateTime>,
+    /// Entries before this time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    until: Option<OffsetDateTime>,
 }
 
-fn filter(params: &Params) -> Result<AuditFilter, ApiError> {
-    let f = AuditFilter {
-        user: params.get("user").map(str::to_owned),
-        since: time_param(params, "since")?,
-        until: time_param(params, "until")?,
-    };
-    if let (Some(since), Some(until)) = (f.since, f.until)
+/// [`AuditExportParams`] and a page.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditListParams {
+    /// Only this user (token subject, or `anonymous`).
+    user: Option<String>,
+    /// Entries at or after this time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<OffsetDateTime>,
+    /// Entries before this time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    until: Option<OffsetDateTime>,
+    /// Page size, 1-1000 (default 50).
+    limit: Option<usize>,
+    /// Continue from a previous page's `next_cursor`.
+    cursor: Option<u64>,
+}
+
+fn filter(
+    user: Option<String>,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+) -> Result<AuditFilter, ApiError> {
+    if let (Some(since), Some(until)) = (since, until)
         && since > until
     {
         return Err(ApiError::invalid("until", "must not be before since"));
     }
-    Ok(f)
+    Ok(AuditFilter { user, since, until })
 }
 
 /// Audit entries, newest first (audit:read).
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
-    params(("user" = Option<String>, Query, description = "only this user (token subject, or anonymous)"),
-           ("since" = Option<String>, Query, description = "RFC 3339: entries at or after"),
-           ("until" = Option<String>, Query, description = "RFC 3339: entries before"),
-           ("limit" = Option<usize>, Query, description = "1-1000, default 50"), ("cursor" = Option<String>, Query)),
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditListParams),
     responses((status = 200, body = AuditList), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(
     State(s): State<AppState>,
-    params: Params,
+    QueryOf(p): QueryOf<AuditListParams>,
 ) -> Result<axum::Json<AuditList>, ApiError> {
-    params.only(&["user", "since", "until", "limit", "cursor"])?;
-    let filter = filter(&params)?;
+    let filter = filter(p.user, p.since, p.until)?;
     let page = s
         .audit
-        .list(&filter, params.cursor()?, params.limit(50, 1000)?)
+        .list(&filter, page_cursor(p.cursor)?, page_size(p.limit)?)
         .await?;
     Ok(axum::Json(AuditList {
         entries: page.entries,
@@ -94,12 +112,14 @@ pub async fn get(
 
 /// Every matching entry as JSON lines, oldest first, streamed (audit:read).
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit",
-    params(("user" = Option<String>, Query), ("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query, description = "RFC 3339")),
+    params(AuditExportParams),
     responses((status = 200, description = "one AuditEntry per line", content_type = "application/x-ndjson", body = String), (status = 400, body = Problem)),
     security(("bearer" = [])))]
-pub async fn export(State(s): State<AppState>, params: Params) -> Result<Response, ApiError> {
-    params.only(&["user", "since", "until"])?;
-    let filter = filter(&params)?;
+pub async fn export(
+    State(s): State<AppState>,
+    QueryOf(p): QueryOf<AuditExportParams>,
+) -> Result<Response, ApiError> {
+    let filter = filter(p.user, p.since, p.until)?;
     // A NATS failure part-way ends the stream with an error, which aborts the
     // response: the client sees a broken transfer, never a silently short export.
     let lines = s.audit.export(filter).map_ok(|entry| {

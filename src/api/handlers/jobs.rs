@@ -7,6 +7,7 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -14,7 +15,7 @@ use crate::api::AppState;
 use crate::api::audit::CreatedJob;
 use crate::api::auth::Principal;
 use crate::api::error::{ApiError, Problem};
-use crate::api::extract::{JsonBody, OptionalJsonBody, Params};
+use crate::api::extract::{JsonBody, OptionalJsonBody, QueryOf, page_cursor, page_size};
 use crate::api::service::Submission;
 use crate::bus::ListFilter;
 use crate::job::{Job, JobStatus, Operation, OperationRequest, Target};
@@ -85,44 +86,52 @@ pub async fn create(
     Ok(created(&job))
 }
 
+/// The query of `GET /jobs`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobListParams {
+    /// Only jobs with this status.
+    status: Option<JobStatus>,
+    /// Only jobs of this operation type.
+    operation: Option<String>,
+    /// Only jobs sent to this target (`_any`, `_all`, a hostname or `key:value`).
+    target: Option<String>,
+    /// Page size, 1-1000 (default 50).
+    limit: Option<usize>,
+    /// Continue from a previous page's `next_cursor`.
+    cursor: Option<u64>,
+}
+
 /// List jobs, newest first (job:read).
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
-    params(("status" = Option<String>, Query), ("operation" = Option<String>, Query), ("target" = Option<String>, Query),
-           ("limit" = Option<usize>, Query, description = "1-1000, default 50"), ("cursor" = Option<String>, Query)),
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobListParams),
     responses((status = 200, body = JobList), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(
     State(s): State<AppState>,
-    params: Params,
+    QueryOf(params): QueryOf<JobListParams>,
 ) -> Result<axum::Json<JobList>, ApiError> {
-    params.only(&["status", "operation", "target", "limit", "cursor"])?;
+    if let Some(op) = &params.operation
+        && !crate::job::OPERATION_TYPES.contains(&op.as_str())
+    {
+        return Err(ApiError::invalid(
+            "operation",
+            format!("unknown operation {op:?}"),
+        ));
+    }
     let filter = ListFilter {
-        status: params
-            .get("status")
-            .map(|v| {
-                v.parse::<JobStatus>()
-                    .map_err(|()| ApiError::invalid("status", format!("unknown status {v:?}")))
-            })
-            .transpose()?,
-        operation: params
-            .get("operation")
-            .map(|v| {
-                if crate::job::OPERATION_TYPES.contains(&v) {
-                    Ok(v.to_owned())
-                } else {
-                    Err(ApiError::invalid(
-                        "operation",
-                        format!("unknown operation {v:?}"),
-                    ))
-                }
-            })
-            .transpose()?,
-        target: params.get("target").map(str::parse::<Target>).transpose()?,
+        status: params.status,
+        operation: params.operation,
+        target: params.target.as_deref().map(str::parse).transpose()?,
     };
     let page = s
         .jobs
         .store
-        .list(&filter, params.cursor()?, params.limit(50, 1000)?)
+        .list(
+            &filter,
+            page_cursor(params.cursor)?,
+            page_size(params.limit)?,
+        )
         .await?;
     Ok(axum::Json(JobList {
         jobs: page
