@@ -26,6 +26,7 @@ use crate::memory;
 use crate::metrics::{self, MetricsError};
 use crate::natsd::{self, ClusterSettings, NkeyUser, ServerAuth, Supervisor};
 use crate::provider::Providers;
+use crate::retry::Backoff;
 use crate::systemd::{self, Activated};
 use crate::token::TokenKey;
 
@@ -297,6 +298,7 @@ fn provision_as_admin(cfg: &Config, url: &str) -> mpsc::Receiver<Vec<Enrollment>
     };
     let (names, nats) = (Names::new(conn.namespace.clone()), cfg.nats.clone());
     tokio::spawn(async move {
+        let mut backoff = Backoff::between(Duration::from_secs(1), Duration::from_secs(5));
         let js = loop {
             let provisioned = async {
                 let client = bus::connect(&conn, bus::Role::Admin, "osapi-nats-supervisor").await?;
@@ -310,12 +312,13 @@ fn provision_as_admin(cfg: &Config, url: &str) -> mpsc::Receiver<Vec<Enrollment>
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot provision the job stream yet; retrying");
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    backoff.wait().await;
                 }
             }
         };
         // The watch ends when its consumer is lost (a NATS restart, a cluster
         // change): start it again, from the whole history.
+        let mut backoff = Backoff::between(Duration::from_secs(1), Duration::from_secs(5));
         loop {
             match bus::enrollment::watch_accepted(&js, &names).await {
                 Ok(sets) => {
@@ -328,7 +331,7 @@ fn provision_as_admin(cfg: &Config, url: &str) -> mpsc::Receiver<Vec<Enrollment>
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot follow the accepted agents yet"),
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            backoff.wait().await;
         }
     });
     accepted

@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod natsd;
 pub mod provider;
 pub mod rbac;
+pub mod retry;
 pub mod revocation;
 pub mod systemd;
 pub mod telemetry;

@@ -14,6 +14,7 @@ use crate::bus::Names;
 use crate::bus::{self, BusError, Role};
 use crate::config::NatsClientAuth;
 use crate::enrollment::Enrollment;
+use crate::retry::Backoff;
 
 /// The longest wait between two looks: how long an accepted agent may take
 /// to notice.
@@ -29,7 +30,7 @@ pub(super) async fn connect(
 ) -> Result<Option<(async_nats::Client, watch::Receiver<u64>)>, AgentError> {
     let cfg = &settings.agent;
     let name = format!("osapi-agent-{}", cfg.hostname);
-    let mut delay = Duration::from_millis(500);
+    let mut backoff = Backoff::between(Duration::from_millis(500), RETRY_CEILING);
     let mut look = 0u32;
     loop {
         let public_key = match bus::connect_watched(&cfg.nats, Role::Agent, &name).await {
@@ -50,10 +51,9 @@ pub(super) async fn connect(
             "pending: waiting for an admin to accept key {public_key}"
         ));
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            () = backoff.wait() => {}
             _ = shutdown.wait_for(|stop| *stop) => return Ok(None),
         }
-        delay = (delay * 2).min(RETRY_CEILING);
         look = look.wrapping_add(1);
     }
 }

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use super::failures::FailedAuth;
 use super::{AuditEntry, AuditError, JournalSink, journal};
 use crate::bus::BusError;
+use crate::retry::Backoff;
 
 /// Entries waiting for the bucket at most; past that they are dropped (counted).
 pub const BUFFER_CAPACITY: usize = 10_000;
@@ -281,7 +282,7 @@ async fn write_all<S: EntrySink>(
                 }
             }
         };
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = Backoff::between(MIN_BACKOFF, MAX_BACKOFF);
         loop {
             match sink.put(&entry).await {
                 Ok(()) => break,
@@ -297,8 +298,7 @@ async fn write_all<S: EntrySink>(
                     if retry_log.allow() {
                         tracing::warn!(error = %e, buffered = pending.load(Ordering::Relaxed), "cannot store audit entries yet; retrying");
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    backoff.wait().await;
                 }
             }
         }

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::AgentConsumer;
 use super::BusError;
+use crate::retry::Backoff;
 
 /// How long the agent waits at start for a consumer the server is slow to create.
 pub const CONSUMER_PATIENCE: Duration = Duration::from_secs(60);
@@ -72,12 +73,13 @@ impl Deliveries {
                 ..Default::default()
             };
             let deadline = Instant::now() + CONSUMER_PATIENCE;
+            let mut backoff = Backoff::new();
             let messages = loop {
                 match open_consumer(stream, &durable, &config, settings.batch).await {
                     Ok(m) => break m,
                     Err(e) if e.transient && Instant::now() < deadline => {
                         tracing::info!(consumer = %durable, error = %e.detail, "consumer not ready yet; retrying");
-                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        backoff.wait().await;
                     }
                     Err(e) => {
                         return Err(BusError::Consumer {
@@ -177,17 +179,14 @@ impl Delivery {
     /// briefly. A lost acknowledgement means a redelivery (which finds the
     /// result and does nothing), so this only saves work.
     pub async fn done(&self) {
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new();
         for attempt in 1..=5 {
             match self.0.double_ack().await {
                 Ok(()) => return,
                 Err(e) if attempt == 5 => {
                     tracing::warn!(error = %e, "could not acknowledge a finished job; it will be redelivered and skipped")
                 }
-                Err(_) => {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
+                Err(_) => backoff.wait().await,
             }
         }
     }
@@ -301,7 +300,7 @@ async fn follow(f: Follow, mut messages: Messages, tx: mpsc::Sender<jetstream::M
         }
         tracing::warn!(consumer = %f.durable, "consumer stopped delivering; recreating it");
         f.recovering.fetch_add(1, Ordering::SeqCst);
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::new();
         messages = loop {
             match open_consumer(&f.stream, &f.durable, &f.config, f.batch).await {
                 Ok(m) => break m,
@@ -311,8 +310,7 @@ async fn follow(f: Follow, mut messages: Messages, tx: mpsc::Sender<jetstream::M
                     tracing::warn!(consumer = %f.durable, error = %e.detail, "cannot recreate the consumer yet")
                 }
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            backoff.wait().await;
         };
         f.recovering.fetch_sub(1, Ordering::SeqCst);
         tracing::info!(consumer = %f.durable, "consumer recreated; receiving jobs again");

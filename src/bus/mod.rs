@@ -133,15 +133,19 @@ where
     Fut: std::future::Future<Output = Result<T, BusError>>,
 {
     let deadline = tokio::time::Instant::now() + within;
-    let mut delay = std::time::Duration::from_millis(100);
+    let mut backoff = crate::retry::Backoff::between(
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(1),
+    );
     let mut attempt = 0u32;
     loop {
         match op(attempt).await {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_transient() && tokio::time::Instant::now() + delay < deadline => {
+            Err(e)
+                if e.is_transient() && tokio::time::Instant::now() + backoff.peek() < deadline =>
+            {
                 tracing::info!(error = %e, doing, attempt, "NATS not answering; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(1));
+                backoff.wait().await;
                 attempt += 1;
             }
             Err(e) => return Err(e),

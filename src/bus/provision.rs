@@ -12,6 +12,7 @@ use async_nats::jetstream::{self, kv, stream};
 use super::BusError;
 use crate::bus::Names;
 use crate::config::{BucketConfig, DiscardPolicy, NatsConfig, StorageKind, StreamConfig};
+use crate::retry::Backoff;
 
 /// The four buckets and the job stream, opened.
 #[derive(Clone)]
@@ -56,7 +57,7 @@ pub async fn open(
     names: &Names,
     cfg: &NatsConfig,
 ) -> Result<Buckets, BusError> {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new();
     let mut logged = false;
     loop {
         match provision_once(js, names, cfg, Mode::Open).await {
@@ -67,8 +68,7 @@ pub async fn open(
                     crate::systemd::status("waiting for the job stream and buckets");
                     logged = true;
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
+                backoff.wait().await;
             }
         }
     }
@@ -93,6 +93,7 @@ pub fn reprovision_on_reconnect(
     connects.mark_unchanged();
     tokio::spawn(async move {
         while connects.changed().await.is_ok() {
+            let mut backoff = Backoff::between(Duration::from_secs(1), Duration::from_secs(5));
             loop {
                 match provision(&js, &names, &cfg).await {
                     Ok(_) => {
@@ -101,7 +102,7 @@ pub fn reprovision_on_reconnect(
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot provision after reconnecting; trying again");
-                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        backoff.wait().await;
                     }
                 }
             }

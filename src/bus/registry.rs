@@ -11,6 +11,7 @@ use futures::StreamExt;
 use time::OffsetDateTime;
 
 use super::BusError;
+use crate::retry::Backoff;
 pub use crate::wire::AgentInfo;
 
 /// KV keys cannot hold every character a hostname might; dots are fine.
@@ -121,8 +122,9 @@ impl Registry {
                     }
                 }
                 tracing::warn!("registry watch ended; watching again");
+                let mut backoff = Backoff::new();
                 loop {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    backoff.wait().await;
                     match kv.watch_with_history(">").await {
                         Ok(w) => {
                             watch = w;

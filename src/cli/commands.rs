@@ -21,6 +21,7 @@ use super::progress::{self, Progress};
 use crate::config::MAX_AGENT_COMMAND_TIMEOUT;
 use crate::enrollment::EnrollmentView;
 use crate::job::{DEFAULT_COMMAND_TIMEOUT, Expected, HttpMethod, InvalidInput, Operation};
+use crate::retry::Backoff;
 use crate::wire::{
     Accepted, AgentInfo, AgentList, Created, EnrollmentList, Health, HealthStatus, JobDetail,
     JobList, JobOutcome, JobStats, Version,
@@ -334,7 +335,7 @@ async fn poll_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Polled, CliE
     let started = Instant::now();
     let mut deadline = started + timeout + HTTP_GRACE;
     let mut progress = Progress::new();
-    let mut pause = Duration::from_millis(250);
+    let mut backoff = Backoff::between(Duration::from_millis(250), Duration::from_secs(2));
     loop {
         let raw = ctx.client.json(&Request::get(job_path(id))).await?;
         let detail: JobDetail = decode(&raw, "job")?;
@@ -361,7 +362,7 @@ async fn poll_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Polled, CliE
             detail.status.as_str(),
             detail.results.len()
         );
-        let until = Instant::now() + pause;
+        let until = Instant::now() + backoff.next_delay();
         while Instant::now() < until {
             progress.update(&text);
             tokio::time::sleep(
@@ -369,7 +370,6 @@ async fn poll_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Polled, CliE
             )
             .await;
         }
-        pause = (pause * 3 / 2).min(Duration::from_secs(2));
     }
 }
 
