@@ -1,15 +1,15 @@
-//! JWT tokens (SPEC §6): HS256 only, issuer `osapi`, `roles` required.
+//! JWT tokens (SPEC §6) through `jsonwebtoken`: HS256 only, issuer `osapi`,
+//! `roles` required.
 //!
-//! Deliberately small and strict: we only ever issue and accept one algorithm, so
-//! the header must be exactly `HS256` (never `none`, never another family), the
-//! signature is checked in constant time before any claim is trusted, and
-//! expiry allows a small leeway for clock skew.
+//! Strict: we only ever issue and accept one algorithm, so the header must be
+//! `HS256` (never `none`, never another family); the crate checks the
+//! signature in constant time before any claim is read. Expiry and issue
+//! time are checked here, against the `now` the caller gives (testable, and
+//! one clock for the whole request), with a small leeway for clock skew.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::rbac::Permission;
 
@@ -36,7 +36,7 @@ pub struct Claims {
 pub enum TokenError {
     #[error("token is not three base64url parts")]
     Malformed,
-    #[error("token header is not valid JSON with alg and typ")]
+    #[error("token header is not a JWT header of a known algorithm")]
     BadHeader,
     #[error("token algorithm {0:?} is not accepted (only HS256)")]
     Algorithm(String),
@@ -56,12 +56,12 @@ pub enum TokenError {
     Revoked,
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// Signs and verifies tokens with one HS256 key.
 #[derive(Clone)]
 pub struct TokenKey {
-    key: Vec<u8>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -70,25 +70,21 @@ impl std::fmt::Debug for TokenKey {
     }
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-}
-
 impl TokenKey {
     pub fn new(key: Vec<u8>) -> Result<Self, TokenError> {
         if key.len() < MIN_KEY_BYTES {
             return Err(TokenError::KeyTooShort);
         }
-        Ok(TokenKey { key })
-    }
-
-    fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length; new_from_slice cannot fail for it.
-        match HmacSha256::new_from_slice(&self.key) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC takes keys of any length"),
-        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
+        // Checked in `verify` against the caller's clock.
+        validation.validate_exp = false;
+        Ok(TokenKey {
+            encoding: EncodingKey::from_secret(&key),
+            decoding: DecodingKey::from_secret(&key),
+            validation,
+        })
     }
 
     /// Issue a token for `sub` with `roles` (and optionally explicit permissions),
@@ -109,48 +105,31 @@ impl TokenKey {
             exp: now.saturating_add(ttl_secs),
             iss: ISSUER.to_owned(),
         };
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        // Serialising a struct of strings and integers cannot fail.
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
-        let signing_input = format!("{header}.{payload}");
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{signing_input}.{sig}")
+        // HMAC signs any key, and claims of strings and integers serialise.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .unwrap_or_default()
     }
 
     /// Verify a token at `now` (unix seconds) and return its claims.
     pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let header_bytes = URL_SAFE_NO_PAD
-            .decode(h)
-            .map_err(|_| TokenError::Malformed)?;
-        let header: Header =
-            serde_json::from_slice(&header_bytes).map_err(|_| TokenError::BadHeader)?;
-        if header.alg != "HS256" {
-            return Err(TokenError::Algorithm(header.alg));
+        // The header alone first, to say which algorithm was refused.
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            ErrorKind::Json(_) | ErrorKind::Utf8(_) => TokenError::BadHeader,
+            _ => TokenError::Malformed,
+        })?;
+        if header.alg != Algorithm::HS256 {
+            return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
         }
-        let sig = URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(h.as_bytes());
-        mac.update(b".");
-        mac.update(p.as_bytes());
-        mac.verify_slice(&sig).map_err(|_| TokenError::Signature)?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(p)
-            .map_err(|_| TokenError::Malformed)?;
-        let claims: Claims =
-            serde_json::from_slice(&payload).map_err(|e| TokenError::Claims(e.to_string()))?;
-        if claims.iss != ISSUER {
-            return Err(TokenError::Issuer);
-        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.into_kind() {
+                ErrorKind::InvalidSignature => TokenError::Signature,
+                ErrorKind::InvalidIssuer => TokenError::Issuer,
+                ErrorKind::InvalidAlgorithm => TokenError::Algorithm("not HS256".into()),
+                ErrorKind::Json(e) => TokenError::Claims(e.to_string()),
+                ErrorKind::MissingRequiredClaim(c) => TokenError::Claims(format!("{c} is missing")),
+                _ => TokenError::Malformed,
+            })?
+            .claims;
         if claims.exp.saturating_add(LEEWAY_SECS) < now {
             return Err(TokenError::Expired);
         }
@@ -177,15 +156,16 @@ mod tests {
         TokenKey::new(b"0123456789abcdef0123456789abcdef".to_vec()).unwrap()
     }
 
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    /// A token with any header and claims, signed with HMAC-SHA256 and `k`.
     fn forge(header: &str, claims: &str, k: &[u8]) -> String {
         let h = URL_SAFE_NO_PAD.encode(header);
         let p = URL_SAFE_NO_PAD.encode(claims);
-        let mut mac = HmacSha256::new_from_slice(k).unwrap();
-        mac.update(format!("{h}.{p}").as_bytes());
-        format!(
-            "{h}.{p}.{}",
-            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-        )
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k);
+        let tag = ring::hmac::sign(&key, format!("{h}.{p}").as_bytes());
+        format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
     #[test]
@@ -207,10 +187,8 @@ mod tests {
             URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
             URL_SAFE_NO_PAD.encode(good_claims)
         );
-        assert_eq!(
-            k.verify(&none, 1001),
-            Err(TokenError::Algorithm("none".into()))
-        );
+        // jsonwebtoken does not even know `none`.
+        assert_eq!(k.verify(&none, 1001), Err(TokenError::BadHeader));
         assert!(matches!(
             k.verify(&forge(r#"{"alg":"HS512"}"#, good_claims, secret), 1001),
             Err(TokenError::Algorithm(_))

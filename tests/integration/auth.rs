@@ -2,7 +2,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use osapi::rbac::Permission;
 use reqwest::Method;
 use serde_json::json;
@@ -173,12 +172,11 @@ async fn custom_roles_permission_claims_and_generic_jobs() {
 fn forge(header: serde_json::Value, claims: serde_json::Value, key: &[u8]) -> String {
     let h = URL_SAFE_NO_PAD.encode(header.to_string());
     let p = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
-    mac.update(format!("{h}.{p}").as_bytes());
-    format!(
-        "{h}.{p}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key),
+        format!("{h}.{p}").as_bytes(),
+    );
+    format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
