@@ -10,58 +10,47 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// One permission, written `resource:verb`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum Permission {
-    NodeRead,
-    NodeWrite,
-    NetworkRead,
-    NetworkWrite,
-    JobRead,
-    JobWrite,
-    /// Delete any job; without it, only one's own.
-    JobDelete,
-    CommandExecute,
-    HealthRead,
-    AuditRead,
-    AgentRead,
-    /// Accept or reject agents joining the fleet.
-    AgentWrite,
+/// The permissions, each once: variant and its `resource:verb` name.
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+        /// One permission, written `resource:verb`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub enum Permission {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Permission {
+            pub const ALL: &[Permission] = &[$(Permission::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Permission::$variant => $name,)*
+                }
+            }
+        }
+    };
 }
 
-impl Permission {
-    pub const ALL: [Permission; 12] = [
-        Permission::NodeRead,
-        Permission::NodeWrite,
-        Permission::NetworkRead,
-        Permission::NetworkWrite,
-        Permission::JobRead,
-        Permission::JobWrite,
-        Permission::JobDelete,
-        Permission::CommandExecute,
-        Permission::HealthRead,
-        Permission::AuditRead,
-        Permission::AgentRead,
-        Permission::AgentWrite,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::NodeRead => "node:read",
-            Permission::NodeWrite => "node:write",
-            Permission::NetworkRead => "network:read",
-            Permission::NetworkWrite => "network:write",
-            Permission::JobRead => "job:read",
-            Permission::JobWrite => "job:write",
-            Permission::JobDelete => "job:delete",
-            Permission::CommandExecute => "command:execute",
-            Permission::HealthRead => "health:read",
-            Permission::AuditRead => "audit:read",
-            Permission::AgentRead => "agent:read",
-            Permission::AgentWrite => "agent:write",
-        }
-    }
+permissions! {
+    NodeRead = "node:read",
+    NodeWrite = "node:write",
+    NetworkRead = "network:read",
+    NetworkWrite = "network:write",
+    JobRead = "job:read",
+    JobWrite = "job:write",
+    /// Delete any job; without it, only one's own.
+    JobDelete = "job:delete",
+    CommandExecute = "command:execute",
+    HealthRead = "health:read",
+    AuditRead = "audit:read",
+    AgentRead = "agent:read",
+    /// Accept or reject agents joining the fleet.
+    AgentWrite = "agent:write",
+    /// List and inspect systemd units.
+    ServiceRead = "service:read",
+    /// Start, stop, enable, disable, mask units.
+    ServiceWrite = "service:write",
 }
 
 impl fmt::Display for Permission {
@@ -72,16 +61,20 @@ impl fmt::Display for Permission {
 
 /// A string that names no permission.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown permission {0:?} (known: node:read, node:write, network:read, network:write, job:read, job:write, job:delete, command:execute, health:read, audit:read, agent:read, agent:write)"
-)]
+#[error("unknown permission {0:?} (known: {known})", known = known_permissions())]
 pub struct UnknownPermission(pub String);
+
+fn known_permissions() -> String {
+    let names: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+    names.join(", ")
+}
 
 impl FromStr for Permission {
     type Err = UnknownPermission;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Permission::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| UnknownPermission(s.to_owned()))
     }
@@ -119,7 +112,7 @@ impl Roles {
     /// with a built-in's name replaces that built-in's set.
     pub fn with_custom(custom: &BTreeMap<String, PermissionSet>) -> Self {
         use Permission::*;
-        let admin: PermissionSet = Permission::ALL.into_iter().collect();
+        let admin: PermissionSet = Permission::ALL.iter().copied().collect();
         let write: PermissionSet = admin
             .iter()
             .copied()
@@ -176,7 +169,14 @@ mod tests {
         let read = roles.get("read").unwrap();
         assert_eq!(
             read.iter().copied().collect::<Vec<_>>(),
-            vec![NodeRead, NetworkRead, JobRead, HealthRead, AgentRead]
+            vec![
+                NodeRead,
+                NetworkRead,
+                JobRead,
+                HealthRead,
+                AgentRead,
+                ServiceRead
+            ]
         );
     }
 
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn permission_round_trips_and_rejects_unknown() {
-        for p in Permission::ALL {
+        for &p in Permission::ALL {
             assert_eq!(p.as_str().parse::<Permission>().unwrap(), p);
         }
         assert!("node:delete".parse::<Permission>().is_err());
