@@ -330,6 +330,47 @@ check "the sandboxed agent pings over raw ICMP: osapictl network ping 127.0.0.1"
   inside_sh 'osapictl -o json network ping 127.0.0.1 | grep -Eq "\"received\": *[1-9]"'
 check "the sandboxed agent runs commands as root in their own cwd" \
   inside_sh 'osapictl command shell --cwd /var/tmp "echo uid=\$(id -u) cwd=\$(pwd)" | grep -q "uid=0 cwd=/var/tmp"'
+echo "== services through systemd1 (the container's systemd is PID 1)"
+# A unit of the test's own, and one that fails to start.
+inside_sh 'printf "[Unit]\nDescription=apptest sleeper\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n" >/etc/systemd/system/apptest-sleeper.service
+printf "[Unit]\nDescription=apptest failing\n[Service]\nType=oneshot\nExecStart=/bin/false\n" >/etc/systemd/system/apptest-failing.service
+systemctl daemon-reload'
+check "service list --pattern 'osapi*': the agent is there, active" inside_sh \
+  'osapictl -o json service list --pattern "osapi*" | grep -A3 "\"unit\": \"osapi-agent.service\"" | grep -q "\"active_state\": \"active\""'
+check "service get osapi-agent.service: running, with its main PID" inside_sh \
+  'out=$(osapictl -o json service get osapi-agent.service) && echo "$out" | grep -q "\"sub_state\": \"running\"" && echo "$out" | grep -Eq "\"main_pid\": [1-9]"'
+check "service get nope.service: not_found, exit 1" inside_sh \
+  'out=$(osapictl -o json service get nope.service); [ $? -eq 1 ] && echo "$out" | grep -q "\"code\": \"not_found\""'
+check "service start --dry-run: would change, and nothing started" inside_sh \
+  'svc_out=$(osapictl -o json service start apptest-sleeper.service --dry-run) && echo "$svc_out" | grep -q "\"changed\": true" && echo "$svc_out" | grep -q "\"dry_run\": true" && ! systemctl is-active -q apptest-sleeper.service'
+check "service start: job done, unit active" inside_sh \
+  'out=$(osapictl -o json service start apptest-sleeper.service) && echo "$out" | grep -q "\"job_result\": \"done\"" && systemctl is-active -q apptest-sleeper.service'
+check "service start again: changed false, no job" inside_sh \
+  'out=$(osapictl -o json service start apptest-sleeper.service) && echo "$out" | grep -q "\"changed\": false" && ! echo "$out" | grep -q job_result'
+check "service restart: a new main PID" inside_sh \
+  'before=$(systemctl show -P MainPID apptest-sleeper.service) && osapictl service restart apptest-sleeper.service --yes >/dev/null && after=$(systemctl show -P MainPID apptest-sleeper.service) && [ "$after" != "$before" ] && [ "$after" != 0 ]'
+check "service stop: unit inactive" inside_sh \
+  'osapictl service stop apptest-sleeper.service >/dev/null && ! systemctl is-active -q apptest-sleeper.service'
+check "service enable: the [Install] link made, is-enabled says enabled" inside_sh \
+  'out=$(osapictl -o json service enable apptest-sleeper.service) && echo "$out" | grep -q "symlink /etc/systemd/system/multi-user.target.wants/apptest-sleeper.service" && [ "$(systemctl is-enabled apptest-sleeper.service)" = enabled ]'
+check "service enable again: changed false" inside_sh \
+  'osapictl -o json service enable apptest-sleeper.service | grep -q "\"changed\": false"'
+check "service disable: disabled" inside_sh \
+  'osapictl service disable apptest-sleeper.service >/dev/null && [ "$(systemctl is-enabled apptest-sleeper.service)" = disabled ]'
+check "service mask: masked" inside_sh \
+  'osapictl service mask apptest-sleeper.service >/dev/null && [ "$(systemctl is-enabled apptest-sleeper.service)" = masked ]'
+check "a start of the masked unit fails naming it, exit 1" inside_sh \
+  'out=$(osapictl -o json service start apptest-sleeper.service); [ $? -eq 1 ] && echo "$out" | grep -q "is masked"'
+check "service unmask: disabled again" inside_sh \
+  'osapictl service unmask apptest-sleeper.service >/dev/null && [ "$(systemctl is-enabled apptest-sleeper.service)" = disabled ]'
+check "service start of a unit that fails: job failed, exit 1" inside_sh \
+  'out=$(osapictl -o json service start apptest-failing.service); [ $? -eq 1 ] && echo "$out" | grep -q "\"job_result\": \"failed\"" && echo "$out" | grep -q unit_job_failed'
+check "service stop osapi-agent.service is refused without --force (exit 2), the agent runs on" inside_sh \
+  'out=$(osapictl service stop osapi-agent.service 2>&1); [ $? -eq 2 ] && echo "$out" | grep -q force && systemctl is-active -q osapi-agent.service'
+check "the API refuses it too: 400 naming force" inside_sh \
+  'umask 077; printf "Authorization: Bearer %s\n" "$(cat /root/.config/osapi/admin.token)" >/run/apptest.auth
+   curl -s --cacert /etc/osapi/tls/ca.crt -H @/run/apptest.auth -X POST https://127.0.0.1:8080/api/v1/service/units/osapi-agent.service/stop | grep -q "\"field\":\"force\""; rc=$?; rm -f /run/apptest.auth; exit $rc'
+
 # Zero trust on the bus, tried as a local attacker (the unprivileged user
 # nobody) against the installed defaults.
 check "NATS credentials: one nkey seed per role, 0600 root:root" inside_sh '

@@ -62,7 +62,7 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 token=$("$bin/osapi" -f "$work/osapi.yaml" token generate -r none -u conformance --ttl 1h \
-  -p node:read -p job:read -p job:write -p agent:read -p audit:read -p health:read)
+  -p node:read -p service:read -p job:read -p job:write -p agent:read -p audit:read -p health:read)
 
 # From the scratch directory: schemathesis keeps a cache in its working directory.
 # One worker: with two threads, hypothesis' ast.parse hits CPython 3.11's "AST

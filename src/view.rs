@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::provider::{
     CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, HostnameInfo, LoadInfo, MemoryInfo,
-    NodeStatus, OsInfo, PingResult, UptimeInfo,
+    NodeStatus, OsInfo, PingResult, UnitChange, UnitState, UnitStatus, Units, UptimeInfo,
 };
 
 /// A result that reads as table rows under fixed columns.
@@ -283,6 +283,88 @@ impl Tabular for CommandResult {
             exit,
             output(&self.stdout, self.truncated_stdout),
             output(&self.stderr, self.truncated_stderr),
+        ]]
+    }
+}
+
+impl Tabular for Units {
+    const COLUMNS: &'static [&'static str] = &["UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION"];
+    fn rows(self) -> Vec<Vec<String>> {
+        self.0
+            .into_iter()
+            .map(|u| {
+                vec![
+                    u.unit,
+                    u.load_state,
+                    u.active_state,
+                    u.sub_state,
+                    u.description,
+                ]
+            })
+            .collect()
+    }
+}
+
+/// `active (running)`.
+fn active_text(s: &UnitState) -> String {
+    match s.sub_state.as_str() {
+        "" => s.active_state.clone(),
+        sub => format!("{} ({sub})", s.active_state),
+    }
+}
+
+impl Tabular for UnitStatus {
+    const COLUMNS: &'static [&'static str] = &[
+        "UNIT",
+        "ACTIVE",
+        "FILE",
+        "PID",
+        "MEMORY",
+        "SINCE",
+        "DESCRIPTION",
+    ];
+    fn rows(self) -> Vec<Vec<String>> {
+        let service = self.service.as_ref();
+        let pid = service
+            .filter(|s| s.main_pid != 0)
+            .map_or_else(String::new, |s| s.main_pid.to_string());
+        let memory = service
+            .and_then(|s| s.memory_bytes)
+            .map_or_else(String::new, human_bytes);
+        let since = self.since.map_or_else(String::new, |t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        });
+        vec![vec![
+            self.unit,
+            active_text(&self.state),
+            self.state.unit_file_state,
+            pid,
+            memory,
+            since,
+            self.description,
+        ]]
+    }
+}
+
+impl Tabular for UnitChange {
+    const COLUMNS: &'static [&'static str] =
+        &["UNIT", "ACTION", "CHANGED", "BEFORE", "AFTER", "JOB"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let changed = match (self.changed, self.dry_run) {
+            (true, true) => "would change",
+            (false, true) => "would not change",
+            (true, false) => "yes",
+            (false, false) => "no",
+        };
+        let state = |s: &UnitState| format!("{}, {}", active_text(s), s.unit_file_state);
+        vec![vec![
+            self.unit,
+            self.action,
+            changed.to_owned(),
+            state(&self.before),
+            state(&self.after),
+            self.job_result.unwrap_or_default(),
         ]]
     }
 }

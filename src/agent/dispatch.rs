@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::job::{HostResult, HostStatus, JobError, Operation};
-use crate::provider::{CommandResult, ProviderError, Providers};
+use crate::provider::{CommandResult, ProviderError, Providers, UnitAction, UnitChange};
 
 /// What running an operation on this host produced. The host's result is failed
 /// exactly when `error` is set; `data` may accompany an error.
@@ -78,6 +78,41 @@ fn command_outcome(r: Result<CommandResult, ProviderError>) -> Outcome {
     };
     let error = command_failure(&result);
     match serialize(&result) {
+        Ok(data) => Outcome {
+            data: Some(data),
+            error,
+        },
+        Err(e) => Outcome::failed(e),
+    }
+}
+
+/// A unit change whose systemd job did not end `done` is failed, with the
+/// change (before, after, the job's result) kept beside the reason.
+fn unit_outcome(r: Result<UnitChange, ProviderError>) -> Outcome {
+    let change = match r {
+        Ok(change) => change,
+        Err(e) => return Outcome::failed(provider_error(&e)),
+    };
+    let error = match change.job_result.as_deref() {
+        None | Some("done") => None,
+        Some("running") => Some(job_error(
+            "unit_job_running",
+            format!(
+                "systemd's job to {} {} had not ended after {}s; it goes on",
+                change.action,
+                change.unit,
+                crate::provider::systemd1::UNIT_JOB_WAIT.as_secs()
+            ),
+        )),
+        Some(result) => Some(job_error(
+            "unit_job_failed",
+            format!(
+                "systemd's job to {} {} ended {result}",
+                change.action, change.unit
+            ),
+        )),
+    };
+    match serialize(&change) {
         Ok(data) => Outcome {
             data: Some(data),
             error,
@@ -186,6 +221,20 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         Operation::Ping(ping) => to_outcome(p.ping.ping(ping).await),
         Operation::CommandExec(c) => command_outcome(p.command.exec(c).await),
         Operation::CommandShell(c) => command_outcome(p.command.shell(c).await),
+        Operation::ServiceList(q) => to_outcome(p.service.list(q).await),
+        Operation::ServiceGet(u) => to_outcome(p.service.get(&u.unit).await),
+        Operation::ServiceStart(c) => unit_outcome(p.service.change(UnitAction::Start, c).await),
+        Operation::ServiceStop(c) => unit_outcome(p.service.change(UnitAction::Stop, c).await),
+        Operation::ServiceRestart(c) => {
+            unit_outcome(p.service.change(UnitAction::Restart, c).await)
+        }
+        Operation::ServiceReload(c) => unit_outcome(p.service.change(UnitAction::Reload, c).await),
+        Operation::ServiceEnable(c) => unit_outcome(p.service.change(UnitAction::Enable, c).await),
+        Operation::ServiceDisable(c) => {
+            unit_outcome(p.service.change(UnitAction::Disable, c).await)
+        }
+        Operation::ServiceMask(c) => unit_outcome(p.service.change(UnitAction::Mask, c).await),
+        Operation::ServiceUnmask(c) => unit_outcome(p.service.change(UnitAction::Unmask, c).await),
     }
 }
 

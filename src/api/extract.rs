@@ -101,19 +101,22 @@ impl<S: Send + Sync, T: DeserializeOwned + utoipa::IntoParams> FromRequestParts<
                 format!("unknown query parameter (allowed: {})", known.join(", ")),
             ));
         }
-        let params = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query));
-        serde_path_to_error::deserialize(params)
-            .map(QueryOf)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let field = if path == "." {
-                    "query".to_owned()
-                } else {
-                    path
-                };
-                ApiError::invalid(field, e.into_inner().to_string())
-            })
+        parse_query(query).map(QueryOf)
     }
+}
+
+/// A query string deserialised into `T`; a bad value names its parameter.
+pub fn parse_query<T: DeserializeOwned>(query: &[u8]) -> Result<T, ApiError> {
+    let params = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query));
+    serde_path_to_error::deserialize(params).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "query".to_owned()
+        } else {
+            path
+        };
+        ApiError::invalid(field, e.into_inner().to_string())
+    })
 }
 
 /// The configured body limit, put in request extensions so errors can state it.

@@ -162,6 +162,7 @@ fn endpoint(
             .and_then(|o| o.properties.get(name).cloned());
         op = op.parameter(
             ParameterBuilder::new()
+                .description(field.as_ref().and_then(description_of))
                 .name(name)
                 .parameter_in(ParameterIn::Path)
                 .required(Required::True)
@@ -170,32 +171,65 @@ fn endpoint(
                 ),
         );
     }
+    let has_field = |name: &str| {
+        input_object
+            .as_ref()
+            .is_some_and(|o| o.properties.contains_key(name))
+    };
     for param in RunParams::into_params(|| Some(ParameterIn::Query)) {
-        op = op.parameter(param);
+        // `dry_run` only where the input has one.
+        if param.name != "dry_run" || has_field("dry_run") {
+            op = op.parameter(param);
+        }
     }
-    if spec.method != HttpMethod::Get
-        && let Some(input) = input
-    {
-        // The body is the input without the fields the path names.
-        let body = match input_object {
-            Some(mut object) if spec.path_params().next().is_some() => {
-                for name in spec.path_params() {
-                    object.properties.remove(name);
-                    object.required.retain(|r| r != name);
-                }
-                RefOr::T(Schema::Object(object))
+    // The input without the fields the path names: a `GET`'s query, else the body.
+    let rest = input_object.as_ref().map(|object| {
+        let mut object = object.clone();
+        for name in spec.path_params() {
+            object.properties.remove(name);
+            object.required.retain(|r| r != name);
+        }
+        object
+    });
+    match (spec.method, rest, input) {
+        (HttpMethod::Get, Some(rest), _) => {
+            for (name, schema) in rest.properties {
+                let required = rest.required.contains(&name);
+                op = op.parameter(
+                    ParameterBuilder::new()
+                        .description(description_of(&schema))
+                        .name(name)
+                        .parameter_in(ParameterIn::Query)
+                        .required(if required {
+                            Required::True
+                        } else {
+                            Required::False
+                        })
+                        .schema(Some(schema)),
+                );
             }
-            _ => input.clone(),
-        };
-        op = op.request_body(Some(
-            RequestBodyBuilder::new()
-                .content(
-                    "application/json",
-                    ContentBuilder::new().schema(Some(body)).build(),
-                )
-                .required(Some(Required::True))
-                .build(),
-        ));
+        }
+        (HttpMethod::Get, None, _) | (_, _, None) => {}
+        (_, rest, Some(input)) => {
+            let required = rest.as_ref().is_none_or(|r| !r.required.is_empty());
+            let body = match rest {
+                Some(rest) if spec.path_params().next().is_some() => RefOr::T(Schema::Object(rest)),
+                _ => input.clone(),
+            };
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(body)).build(),
+                    )
+                    .required(Some(if required {
+                        Required::True
+                    } else {
+                        Required::False
+                    }))
+                    .build(),
+            ));
+        }
     }
     let json = |schema: RefOr<Schema>| ContentBuilder::new().schema(Some(schema)).build();
     op.response(
@@ -214,6 +248,14 @@ fn endpoint(
             .content("application/json", json(accepted.clone())),
     )
     .build()
+}
+
+/// A property's own description, for the parameter that carries it.
+fn description_of(schema: &RefOr<Schema>) -> Option<String> {
+    match schema {
+        RefOr::T(Schema::Object(o)) => o.description.clone(),
+        _ => None,
+    }
 }
 
 /// One variant of `POST /jobs`' operation: `type` is the name, `data` the input.
@@ -440,6 +482,13 @@ fn schema_name(v: &Json) -> String {
     match (reference, schema.get("type")) {
         (Some(r), _) => text(r).rsplit('/').next().unwrap_or_default().to_owned(),
         (None, Some(t)) if t.is_string() => text(t),
+        // `["string", "null"]`: an optional value.
+        (None, Some(Json::Array(types))) => types
+            .iter()
+            .map(text)
+            .filter(|t| t != "null")
+            .collect::<Vec<_>>()
+            .join(" or "),
         _ => String::new(),
     }
 }

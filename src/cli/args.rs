@@ -136,7 +136,7 @@ pub enum Commands {
 
 /// The groups of operation subcommands, with their help; each operation's
 /// own subcommand and arguments come from its row in the operation table.
-const GROUPS: [(&str, &str); 5] = [
+const GROUPS: [(&str, &str); 6] = [
     (
         "node",
         "Read and change the host: hostname, status, uptime, OS, disks, memory, load",
@@ -150,6 +150,10 @@ const GROUPS: [(&str, &str); 5] = [
     (
         "command",
         "Run a program or a shell command line on the hosts",
+    ),
+    (
+        "service",
+        "systemd units: list, inspect, start, stop, restart, reload, enable, disable, mask",
     ),
 ];
 

@@ -21,7 +21,7 @@ pub struct Request {
     pub method: Method,
     /// Path under the base URL, starting with `/`.
     pub path: String,
-    pub query: Vec<(&'static str, String)>,
+    pub query: Vec<(String, String)>,
     pub body: Option<serde_json::Value>,
     /// `None`: no overall limit (streamed downloads).
     pub timeout: Option<Duration>,
@@ -42,8 +42,8 @@ impl Request {
         Request::new(Method::GET, path)
     }
 
-    pub fn query(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.query.push((name, value.into()));
+    pub fn query(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.query.push((name.into(), value.into()));
         self
     }
 
@@ -407,7 +407,10 @@ mod tests {
             .query_opt("status", Some("failed"));
         assert_eq!(
             r.query,
-            vec![("limit", "5".to_owned()), ("status", "failed".to_owned())]
+            vec![
+                ("limit".to_owned(), "5".to_owned()),
+                ("status".to_owned(), "failed".to_owned())
+            ]
         );
         assert_eq!(r.timeout, Some(DEFAULT_REQUEST_TIMEOUT));
     }

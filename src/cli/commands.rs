@@ -91,23 +91,23 @@ async fn operation(ctx: &Ctx, op: Operation) -> Result<Status, CliError> {
         let value = value.as_ref().and_then(Value::as_str).unwrap_or_default();
         path = path.replace(&format!("{{{name}}}"), &path_segment(value));
     }
-    let (method, body) = match spec.method {
-        HttpMethod::Get => (Method::GET, None),
-        HttpMethod::Put => (Method::PUT, Some(Value::Object(data))),
-        HttpMethod::Post => (Method::POST, Some(Value::Object(data))),
+    let req = match spec.method {
+        // A read's input is its query.
+        HttpMethod::Get => data
+            .into_iter()
+            .fold(Request::get(path), |req, (k, v)| match v {
+                Value::String(s) => req.query(k, s),
+                other => req.query(k, other.to_string()),
+            }),
+        HttpMethod::Put => Request::new(Method::PUT, path).json(Value::Object(data)),
+        HttpMethod::Post => Request::new(Method::POST, path).json(Value::Object(data)),
     };
-    domain(ctx, op, method, path, body).await
+    domain(ctx, op, req).await
 }
 
 /// Run a domain endpoint: validate, confirm, send with `target`/`timeout`/`async`,
 /// print one row per host.
-async fn domain(
-    ctx: &Ctx,
-    op: Operation,
-    method: Method,
-    path: String,
-    body: Option<Value>,
-) -> Result<Status, CliError> {
+async fn domain(ctx: &Ctx, op: Operation, req: Request) -> Result<Status, CliError> {
     op.validate().map_err(|e| bad_input(e, ""))?;
     let g = &ctx.global;
     confirm(op.kind(), op.type_name(), &g.target, g.yes)?;
@@ -116,15 +116,12 @@ async fn domain(
     // request short, so an API that stops answering is noticed) instead of
     // one request whose wait we could not bound.
     let poll = g.timeout.is_none() && !g.async_ && op.runs_for_agent_default();
-    let mut req = Request::new(method, path).query("target", g.target.clone());
+    let mut req = req.query("target", g.target.clone());
     if let Some(t) = g.timeout {
         req = req.query("timeout", duration_param(t));
     }
     if g.async_ || poll {
         req = req.query("async", "true");
-    }
-    if let Some(b) = body {
-        req = req.json(b);
     }
     // Allow for the server's default wait, which stretches for long operations.
     let wait = g

@@ -10,6 +10,7 @@
 pub mod hostname;
 mod operation;
 mod record;
+mod service;
 pub mod signature;
 mod status;
 mod target;
@@ -23,5 +24,6 @@ pub use operation::{
     parse_duration, schema_ref,
 };
 pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, REJECTED, Stage};
+pub use service::{ServiceChange, ServiceList, ServiceUnit};
 pub use status::{HostProgress, JobStatus, JobView, compute_status};
 pub use target::{InvalidTarget, Target, is_label};

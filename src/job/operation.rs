@@ -7,9 +7,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
+pub use super::service::{ServiceChange, ServiceList, ServiceUnit};
+use crate::provider::systemd1::UNIT_JOB_WAIT;
 use crate::provider::{
     CommandResult, Disks, DnsChangeResult, DnsConfig, HostnameInfo, LoadInfo, MemoryInfo,
-    NodeStatus, OsInfo, PingResult, UptimeInfo,
+    NodeStatus, OsInfo, PingResult, UnitChange, UnitStatus, Units, UptimeInfo,
 };
 use crate::rbac::Permission;
 use crate::view::View;
@@ -597,6 +599,36 @@ operations! {
     CommandShell(CommandShell) -> CommandResult = "command.shell.execute", Modify, CommandExecute, idempotent: false, long: true,
         Post "/api/v1/command/shell", cli: "command shell",
         about: "Run a command line with /bin/sh -c";
+    ServiceList(ServiceList) -> Units = "service.unit.list", Query, ServiceRead, idempotent: true, long: false,
+        Get "/api/v1/service/units", cli: "service list",
+        about: "Loaded units by name, filtered by a glob and a state";
+    ServiceGet(ServiceUnit) -> UnitStatus = "service.unit.get", Query, ServiceRead, idempotent: true, long: false,
+        Get "/api/v1/service/units/{unit}", cli: "service get",
+        about: "One unit: its states, unit file, main process, memory and CPU";
+    ServiceStart(ServiceChange) -> UnitChange = "service.unit.start", Modify, ServiceWrite, idempotent: true, long: true,
+        Post "/api/v1/service/units/{unit}/start", cli: "service start",
+        about: "Start a unit and wait for systemd's job to end";
+    ServiceStop(ServiceChange) -> UnitChange = "service.unit.stop", Modify, ServiceWrite, idempotent: true, long: true,
+        Post "/api/v1/service/units/{unit}/stop", cli: "service stop",
+        about: "Stop a unit and wait for systemd's job to end";
+    ServiceRestart(ServiceChange) -> UnitChange = "service.unit.restart", Modify, ServiceWrite, idempotent: false, long: true,
+        Post "/api/v1/service/units/{unit}/restart", cli: "service restart",
+        about: "Restart a unit and wait for systemd's job to end";
+    ServiceReload(ServiceChange) -> UnitChange = "service.unit.reload", Modify, ServiceWrite, idempotent: false, long: true,
+        Post "/api/v1/service/units/{unit}/reload", cli: "service reload",
+        about: "Reload a unit's configuration and wait for systemd's job to end";
+    ServiceEnable(ServiceChange) -> UnitChange = "service.unit.enable", Modify, ServiceWrite, idempotent: true, long: false,
+        Post "/api/v1/service/units/{unit}/enable", cli: "service enable",
+        about: "Enable a unit's file (the links its [Install] section names)";
+    ServiceDisable(ServiceChange) -> UnitChange = "service.unit.disable", Modify, ServiceWrite, idempotent: true, long: false,
+        Post "/api/v1/service/units/{unit}/disable", cli: "service disable",
+        about: "Disable a unit's file";
+    ServiceMask(ServiceChange) -> UnitChange = "service.unit.mask", Modify, ServiceWrite, idempotent: true, long: false,
+        Post "/api/v1/service/units/{unit}/mask", cli: "service mask",
+        about: "Mask a unit: link it to /dev/null so that nothing starts it";
+    ServiceUnmask(ServiceChange) -> UnitChange = "service.unit.unmask", Modify, ServiceWrite, idempotent: true, long: false,
+        Post "/api/v1/service/units/{unit}/unmask", cli: "service unmask",
+        about: "Unmask a unit";
 }
 
 impl Operation {
@@ -693,6 +725,10 @@ impl Operation {
                     .saturating_mul(p.count)
                     + Duration::from_secs(p.count.into())
             }
+            Operation::ServiceStart(_)
+            | Operation::ServiceStop(_)
+            | Operation::ServiceRestart(_)
+            | Operation::ServiceReload(_) => UNIT_JOB_WAIT,
             _ => Duration::ZERO,
         }
     }
@@ -701,7 +737,30 @@ impl Operation {
     /// Fields are named from the request (`operation.data.hostname`).
     pub fn validate(&self) -> Result<(), InvalidInput> {
         self.validate_input()
+            .and_then(|()| self.guard_own_units())
             .map_err(|e| InvalidInput::new(format!("operation.data.{}", e.field), e.reason))
+    }
+
+    /// OSAPI's own units are not stopped, restarted, disabled or masked unless
+    /// the request says `force`: that would cut the agent off mid-job.
+    fn guard_own_units(&self) -> Result<(), InvalidInput> {
+        match self {
+            Operation::ServiceStop(c)
+            | Operation::ServiceRestart(c)
+            | Operation::ServiceDisable(c)
+            | Operation::ServiceMask(c)
+                if c.is_osapi_unit() && !c.force =>
+            {
+                Err(InvalidInput::new(
+                    "force",
+                    format!(
+                        "{} is one of OSAPI's own units and this would cut the agent off; set force to do it anyway",
+                        c.unit
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The request form of this operation (type name and data).
@@ -846,6 +905,16 @@ pub(crate) fn examples() -> Vec<Operation> {
             "command.shell.execute",
             json!({"command": "echo hi | tr a-z A-Z", "timeout": 5}),
         ),
+        ("service.unit.list", json!({"pattern": "ssh*", "state": "active"})),
+        ("service.unit.get", json!({"unit": "ssh.service"})),
+        ("service.unit.start", json!({"unit": "ssh.service"})),
+        ("service.unit.stop", json!({"unit": "ssh.service", "dry_run": true})),
+        ("service.unit.restart", json!({"unit": "osapi-agent.service", "force": true})),
+        ("service.unit.reload", json!({"unit": "ssh.service"})),
+        ("service.unit.enable", json!({"unit": "ssh.service"})),
+        ("service.unit.disable", json!({"unit": "ssh.service"})),
+        ("service.unit.mask", json!({"unit": "ssh.service"})),
+        ("service.unit.unmask", json!({"unit": "ssh.service"})),
     ]
     .into_iter()
     .map(|(t, data)| Operation::parse(t, data).unwrap_or_else(|e| panic!("{t}: {e}")))

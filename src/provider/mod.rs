@@ -29,6 +29,7 @@ pub mod ping;
 pub mod procfs;
 pub mod resolved;
 pub mod sim;
+pub mod systemd1;
 
 use std::fmt;
 use std::future::Future;
@@ -40,6 +41,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::job::InvalidInput;
+pub use systemd1::{
+    ServiceProvider, ServiceStatus, UnitAction, UnitChange, UnitState, UnitStatus, UnitSummary,
+    Units,
+};
+
 /// The inputs providers take are the operations' own.
 pub use crate::job::{CommandExec, CommandShell, DnsSet, HostnameSet, Ping};
 
@@ -419,6 +425,25 @@ impl PingProvider for Unsupported {
     }
 }
 
+impl ServiceProvider for Unsupported {
+    fn list<'a>(
+        &'a self,
+        _query: &'a crate::job::ServiceList,
+    ) -> BoxFuture<'a, ProviderResult<Units>> {
+        unsupported("service.unit.list")
+    }
+    fn get<'a>(&'a self, _unit: &'a str) -> BoxFuture<'a, ProviderResult<UnitStatus>> {
+        unsupported("service.unit.get")
+    }
+    fn change<'a>(
+        &'a self,
+        _action: UnitAction,
+        _request: &'a crate::job::ServiceChange,
+    ) -> BoxFuture<'a, ProviderResult<UnitChange>> {
+        unsupported("service.unit.change")
+    }
+}
+
 impl CommandProvider for Unsupported {
     fn exec<'a>(
         &'a self,
@@ -446,6 +471,7 @@ pub struct Providers {
     pub dns: Arc<dyn DnsProvider>,
     pub ping: Arc<dyn PingProvider>,
     pub command: Arc<dyn CommandProvider>,
+    pub service: Arc<dyn ServiceProvider>,
 }
 
 impl Providers {
@@ -459,7 +485,8 @@ impl Providers {
         Providers {
             hostname: Arc::new(hostnamed::HostnamedHostname::new(bus.clone())),
             host_info: Arc::new(procfs::ProcfsHostInfo),
-            dns: Arc::new(resolved::ResolvedDns::new(bus)),
+            dns: Arc::new(resolved::ResolvedDns::new(bus.clone())),
+            service: Arc::new(systemd1::Systemd1Units::new(bus)),
             ping: Arc::new(ping::IcmpPing::new()),
             command: Arc::new(command::HostCommand::new(command)),
         }

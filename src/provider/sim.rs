@@ -48,6 +48,7 @@ impl SimProviders {
             dns: Arc::new(Unsupported),
             ping: Arc::new(Unsupported),
             command: Arc::new(SimCommand { delay }),
+            service: Arc::new(Unsupported),
         }
     }
 }

@@ -17,5 +17,6 @@ mod lifecycle;
 mod observability;
 mod providers;
 mod routing;
+mod services;
 mod systemd;
 mod tracing;

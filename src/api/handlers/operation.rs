@@ -4,18 +4,21 @@
 //! answering 202 and the job's URL.
 
 use axum::Extension;
-use axum::extract::{RawPathParams, State};
+use std::sync::OnceLock;
+
+use axum::extract::{RawPathParams, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use utoipa::IntoParams;
 
 use crate::api::AppState;
 use crate::api::audit::CreatedJob;
 use crate::api::auth::Principal;
 use crate::api::error::ApiError;
-use crate::api::extract::{MAX_WAIT, OptionalJsonBody, QueryOf};
+use crate::api::extract::{MAX_WAIT, OptionalJsonBody, parse_query};
 use crate::api::service::Submission;
 use crate::job::{HttpMethod, OPERATIONS, Operation, OperationSpec, Target};
 use crate::wire::{Accepted, JobOutcome};
@@ -34,6 +37,45 @@ pub struct RunParams {
     #[serde(rename = "async")]
     #[param(rename = "async")]
     pub async_: Option<bool>,
+    /// Report what would change without changing it (operations with a dry run).
+    pub dry_run: Option<bool>,
+}
+
+/// The names [`RunParams`] takes.
+fn run_param_names() -> &'static [String] {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        RunParams::into_params(|| None)
+            .into_iter()
+            .map(|p| p.name)
+            .collect()
+    })
+}
+
+/// The query: [`RunParams`], and for a `GET` with input, the input's fields.
+fn split_query(
+    spec: &OperationSpec,
+    query: Option<&str>,
+) -> Result<(RunParams, Map<String, Value>), ApiError> {
+    let mut run = form_urlencoded::Serializer::new(String::new());
+    let mut input = Map::new();
+    let takes_input = spec.method == HttpMethod::Get && spec.input_schema.is_some();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if run_param_names().iter().any(|n| *n == name) {
+            run.append_pair(&name, &value);
+        } else if takes_input {
+            input.insert(name.into_owned(), Value::String(value.into_owned()));
+        } else {
+            return Err(ApiError::invalid(
+                name,
+                format!(
+                    "unknown query parameter (allowed: {})",
+                    run_param_names().join(", ")
+                ),
+            ));
+        }
+    }
+    Ok((parse_query(run.finish().as_bytes())?, input))
 }
 
 impl RunParams {
@@ -61,18 +103,19 @@ pub(crate) fn routes() -> impl Iterator<Item = (&'static OperationSpec, MethodRo
         let without_body = move |State(s): State<AppState>,
                                  Extension(who): Extension<Principal>,
                                  headers: HeaderMap,
-                                 QueryOf(params): QueryOf<RunParams>,
+                                 RawQuery(query): RawQuery,
                                  path: RawPathParams| async move {
-            run(spec, &s, &who, &headers, &params, &path, Value::Null).await
+            let body = Value::Null;
+            run(spec, &s, &who, &headers, Request { query, path, body }).await
         };
         let with_body =
             move |State(s): State<AppState>,
                   Extension(who): Extension<Principal>,
                   headers: HeaderMap,
-                  QueryOf(params): QueryOf<RunParams>,
+                  RawQuery(query): RawQuery,
                   path: RawPathParams,
                   OptionalJsonBody(body): OptionalJsonBody<Value>| async move {
-                run(spec, &s, &who, &headers, &params, &path, body).await
+                run(spec, &s, &who, &headers, Request { query, path, body }).await
             };
         let route = match spec.method {
             HttpMethod::Get => get(without_body),
@@ -83,19 +126,35 @@ pub(crate) fn routes() -> impl Iterator<Item = (&'static OperationSpec, MethodRo
     })
 }
 
-/// The operation `spec` names, from the path parameters and the body. Errors
-/// name fields as the caller wrote them (`hostname`, `servers[0]`, `body`).
+/// What an operation's request carries besides the caller.
+struct Request {
+    query: Option<String>,
+    path: RawPathParams,
+    body: Value,
+}
+
+/// The operation `spec` names, from the path parameters, the query (a `GET`'s
+/// input) and the body. Errors name fields as the caller wrote them
+/// (`hostname`, `servers[0]`, `body`).
 fn operation(
     spec: &OperationSpec,
-    path: &RawPathParams,
-    body: Value,
+    request: Request,
+    params: &RunParams,
+    query_input: Map<String, Value>,
 ) -> Result<Operation, ApiError> {
-    let mut data = match body {
-        Value::Null => Map::new(),
+    let mut data = match request.body {
+        Value::Null => query_input,
         Value::Object(fields) => fields,
         _ => return Err(ApiError::invalid("body", "must be a JSON object")),
     };
-    for (name, value) in path {
+    if params.dry_run == Some(true) {
+        if spec.input_schema.is_none() {
+            let reason = format!("{} has no dry run", spec.name);
+            return Err(ApiError::invalid("dry_run", reason));
+        }
+        data.insert("dry_run".to_owned(), Value::Bool(true));
+    }
+    for (name, value) in &request.path {
         if data.contains_key(name) {
             return Err(ApiError::invalid(
                 name,
@@ -121,11 +180,14 @@ async fn run(
     state: &AppState,
     who: &Principal,
     headers: &HeaderMap,
-    params: &RunParams,
-    path: &RawPathParams,
-    body: Value,
+    request: Request,
 ) -> Result<Response, ApiError> {
-    let op = operation(spec, path, body)?;
+    let (params, query_input) = split_query(spec, request.query.as_deref())?;
+    let named = spec
+        .path_params()
+        .next()
+        .zip(request.path.iter().next().map(|(_, name)| name.to_owned()));
+    let op = operation(spec, request, &params, query_input)?;
     let target = params.target()?;
     let wait_async = params.async_.unwrap_or(false);
     // The default wait stretches for operations that legitimately run longer.
@@ -137,10 +199,6 @@ async fn run(
     // An operation that names an object in its path (an interface): when no
     // answering host has it, the answer is a 404 naming it (SPEC §5) rather
     // than a 200 whose every result failed.
-    let named = spec
-        .path_params()
-        .next()
-        .zip(path.iter().next().map(|(_, name)| name.to_owned()));
     let submission = Submission {
         operation: op,
         target,
