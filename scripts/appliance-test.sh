@@ -332,15 +332,17 @@ check "the sandboxed agent runs commands as root in their own cwd" \
   inside_sh 'osapictl command shell --cwd /var/tmp "echo uid=\$(id -u) cwd=\$(pwd)" | grep -q "uid=0 cwd=/var/tmp"'
 echo "== services through systemd1 (the container's systemd is PID 1)"
 # A unit of the test's own, and one that fails to start.
-inside_sh 'printf "[Unit]\nDescription=apptest sleeper\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n" >/etc/systemd/system/apptest-sleeper.service
-printf "[Unit]\nDescription=apptest failing\n[Service]\nType=oneshot\nExecStart=/bin/false\n" >/etc/systemd/system/apptest-failing.service
+# Installed where packages put theirs: systemd masks only units outside /etc.
+inside_sh 'printf "[Unit]\nDescription=apptest sleeper\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n" >/usr/lib/systemd/system/apptest-sleeper.service
+printf "[Unit]\nDescription=apptest failing\n[Service]\nType=oneshot\nExecStart=/bin/false\n" >/usr/lib/systemd/system/apptest-failing.service
 systemctl daemon-reload'
-check "service list --pattern 'osapi*': the agent is there, active" inside_sh \
-  'osapictl -o json service list --pattern "osapi*" | grep -A3 "\"unit\": \"osapi-agent.service\"" | grep -q "\"active_state\": \"active\""'
+# Keys come in alphabetical order: active_state, description, load_state, sub_state, unit.
+check "service list --pattern 'osapi*': the agent is there, active (running)" inside_sh \
+  'osapictl -o json service list --pattern "osapi*" | tr -d " \n" | grep -Eq "\"active_state\":\"active\",[^}]*\"sub_state\":\"running\",\"unit\":\"osapi-agent.service\""'
 check "service get osapi-agent.service: running, with its main PID" inside_sh \
   'out=$(osapictl -o json service get osapi-agent.service) && echo "$out" | grep -q "\"sub_state\": \"running\"" && echo "$out" | grep -Eq "\"main_pid\": [1-9]"'
-check "service get nope.service: not_found, exit 1" inside_sh \
-  'out=$(osapictl -o json service get nope.service); [ $? -eq 1 ] && echo "$out" | grep -q "\"code\": \"not_found\""'
+check "service get nope.service: 404 naming it, exit 1" inside_sh \
+  'out=$(osapictl service get nope.service 2>&1); [ $? -eq 1 ] && echo "$out" | grep -q "unit \"nope.service\" not found"'
 check "service start --dry-run: would change, and nothing started" inside_sh \
   'svc_out=$(osapictl -o json service start apptest-sleeper.service --dry-run) && echo "$svc_out" | grep -q "\"changed\": true" && echo "$svc_out" | grep -q "\"dry_run\": true" && ! systemctl is-active -q apptest-sleeper.service'
 check "service start: job done, unit active" inside_sh \
@@ -367,6 +369,10 @@ check "service start of a unit that fails: job failed, exit 1" inside_sh \
   'out=$(osapictl -o json service start apptest-failing.service); [ $? -eq 1 ] && echo "$out" | grep -q "\"job_result\": \"failed\"" && echo "$out" | grep -q unit_job_failed'
 check "service stop osapi-agent.service is refused without --force (exit 2), the agent runs on" inside_sh \
   'out=$(osapictl service stop osapi-agent.service 2>&1); [ $? -eq 2 ] && echo "$out" | grep -q force && systemctl is-active -q osapi-agent.service'
+check "a dry run of that stop is allowed: would change, the agent runs on" inside_sh \
+  'osapictl -o json service stop osapi-agent.service --dry-run | grep -q "\"changed\": true" && systemctl is-active -q osapi-agent.service'
+check "service start reboot.target is refused without --force (exit 2)" inside_sh \
+  'out=$(osapictl service start reboot.target 2>&1); [ $? -eq 2 ] && echo "$out" | grep -q "reboots the host"'
 check "the API refuses it too: 400 naming force" inside_sh \
   'umask 077; printf "Authorization: Bearer %s\n" "$(cat /root/.config/osapi/admin.token)" >/run/apptest.auth
    curl -s --cacert /etc/osapi/tls/ca.crt -H @/run/apptest.auth -X POST https://127.0.0.1:8080/api/v1/service/units/osapi-agent.service/stop | grep -q "\"field\":\"force\""; rc=$?; rm -f /run/apptest.auth; exit $rc'

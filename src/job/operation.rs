@@ -741,24 +741,18 @@ impl Operation {
             .map_err(|e| InvalidInput::new(format!("operation.data.{}", e.field), e.reason))
     }
 
-    /// OSAPI's own units are not stopped, restarted, disabled or masked unless
-    /// the request says `force`: that would cut the agent off mid-job.
+    /// Unit changes that would cut the host off from its management (stopping
+    /// OSAPI, the bus, the journal) or are more than a service operation
+    /// (starting `reboot.target`, `rescue.target`, `debug-shell.service`) are
+    /// refused unless the request says `force`. A dry run changes nothing and
+    /// is let through.
     fn guard_own_units(&self) -> Result<(), InvalidInput> {
         match self {
+            Operation::ServiceStart(c) => c.guard(false, true),
+            Operation::ServiceRestart(c) => c.guard(true, true),
             Operation::ServiceStop(c)
-            | Operation::ServiceRestart(c)
             | Operation::ServiceDisable(c)
-            | Operation::ServiceMask(c)
-                if c.is_osapi_unit() && !c.force =>
-            {
-                Err(InvalidInput::new(
-                    "force",
-                    format!(
-                        "{} is one of OSAPI's own units and this would cut the agent off; set force to do it anyway",
-                        c.unit
-                    ),
-                ))
-            }
+            | Operation::ServiceMask(c) => c.guard(true, false),
             _ => Ok(()),
         }
     }

@@ -105,10 +105,15 @@ pub struct ServiceChange {
     /// The unit, e.g. `ssh.service`.
     #[arg(value_name = "UNIT")]
     pub unit: String,
-    /// Also for OSAPI's own units, which a stop, restart, disable or mask
-    /// would cut off from the API.
+    /// Also for units whose change cuts the host off from its management
+    /// (stopping OSAPI's own units, the system bus, the journal) or is more
+    /// than a service operation (starting `reboot.target`, `rescue.target`,
+    /// `debug-shell.service`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    #[arg(long, help = "Also for OSAPI's own units (osapi*)")]
+    #[arg(
+        long,
+        help = "Also for OSAPI's own units, the bus, the journal, reboot/rescue targets"
+    )]
     pub force: bool,
     /// Report what would change (before → after) without changing anything.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -124,6 +129,73 @@ impl ServiceChange {
     /// One of OSAPI's own units (`osapi.target`, `osapi-agent.service`, …).
     pub fn is_osapi_unit(&self) -> bool {
         self.unit == "osapi.target" || self.unit.starts_with("osapi-")
+    }
+
+    /// Refuse a change that `stops` or `starts` a drastic unit (see
+    /// [`Self::stop_is_drastic`], [`Self::start_is_drastic`]) unless the request
+    /// says `force`; a dry run changes nothing and passes.
+    pub fn guard(&self, stops: bool, starts: bool) -> Result<(), InvalidInput> {
+        let why = None
+            .or(stops.then(|| self.stop_is_drastic()).flatten())
+            .or(starts.then(|| self.start_is_drastic()).flatten());
+        match why {
+            Some(why) if !self.force && !self.dry_run => Err(InvalidInput::new(
+                "force",
+                format!("{} {why}; set force to do it anyway", self.unit),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Why starting this unit is more than a service operation: it powers
+    /// the host off, changes its run state, or opens a root shell.
+    pub fn start_is_drastic(&self) -> Option<&'static str> {
+        const DRASTIC: [(&str, &str); 13] = [
+            ("reboot.target", "reboots the host"),
+            ("poweroff.target", "powers the host off"),
+            ("halt.target", "halts the host"),
+            ("kexec.target", "reboots the host into another kernel"),
+            ("ctrl-alt-del.target", "reboots the host"),
+            ("systemd-reboot.service", "reboots the host"),
+            ("systemd-poweroff.service", "powers the host off"),
+            ("systemd-halt.service", "halts the host"),
+            (
+                "systemd-kexec.service",
+                "reboots the host into another kernel",
+            ),
+            ("rescue.target", "stops everything but a rescue shell"),
+            (
+                "emergency.target",
+                "stops everything but an emergency shell",
+            ),
+            ("rescue.service", "stops everything but a rescue shell"),
+            (
+                "debug-shell.service",
+                "opens a root shell on tty9 without a password",
+            ),
+        ];
+        DRASTIC
+            .iter()
+            .find(|(unit, _)| *unit == self.unit)
+            .map(|(_, why)| *why)
+    }
+
+    /// Why stopping (restarting, disabling, masking) this unit cuts the host
+    /// off from its management: OSAPI's own units, the system bus and the
+    /// journal.
+    pub fn stop_is_drastic(&self) -> Option<&'static str> {
+        if self.is_osapi_unit() {
+            return Some("is one of OSAPI's own units and this cuts the agent off");
+        }
+        match self.unit.as_str() {
+            "dbus.service" | "dbus.socket" | "dbus-broker.service" => {
+                Some("is the system bus every agent operation goes through")
+            }
+            "systemd-journald.service" | "systemd-journald.socket" => {
+                Some("is the journal that holds the audit trail and the logs")
+            }
+            _ => None,
+        }
     }
 }
 
@@ -155,6 +227,42 @@ mod tests {
         }
         assert!(check_unit("ssh*", true).is_ok());
         assert!(check_unit(&"a".repeat(300), true).is_err());
+    }
+
+    #[test]
+    fn drastic_changes_need_force_but_a_dry_run_does_not() {
+        let change = |unit: &str, force: bool, dry_run: bool| ServiceChange {
+            unit: unit.into(),
+            force,
+            dry_run,
+        };
+        let refused = |c: ServiceChange, stops, starts| c.guard(stops, starts).is_err();
+        assert!(refused(
+            change("osapi-agent.service", false, false),
+            true,
+            false
+        ));
+        assert!(refused(change("dbus.socket", false, false), true, false));
+        assert!(refused(change("reboot.target", false, false), false, true));
+        assert!(
+            !refused(change("reboot.target", false, false), true, false),
+            "stopping it is fine"
+        );
+        assert!(!refused(
+            change("osapi-agent.service", true, false),
+            true,
+            false
+        ));
+        assert!(!refused(
+            change("osapi-agent.service", false, true),
+            true,
+            false
+        ));
+        assert!(
+            !refused(change("osapi-agent.service", false, false), false, true),
+            "a start"
+        );
+        assert!(!refused(change("ssh.service", false, false), true, true));
     }
 
     #[test]

@@ -107,8 +107,8 @@ impl SystemBus {
     }
 
     /// Runs `call` on the connection. When the connection turns out to be broken (the
-    /// bus restarted since it was made), connects again and runs `call` once more;
-    /// every call made through here can be repeated safely.
+    /// bus restarted since it was made), connects again and runs `call` once more,
+    /// so `call` must be safe to repeat; [`Self::call_once`] is for those that are not.
     pub async fn call<T, F, Fut>(&self, call: F) -> zbus::Result<T>
     where
         F: Fn(Connection) -> Fut,
@@ -123,6 +123,18 @@ impl SystemBus {
             }
             other => other,
         }
+    }
+}
+
+impl SystemBus {
+    /// Runs `call` once, without trying again on a broken connection: for
+    /// calls that must not be repeated (a restart, a reload).
+    pub async fn call_once<T, F, Fut>(&self, call: F) -> zbus::Result<T>
+    where
+        F: FnOnce(Connection) -> Fut,
+        Fut: Future<Output = zbus::Result<T>>,
+    {
+        call(self.connection().await?).await
     }
 }
 

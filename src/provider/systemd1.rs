@@ -40,7 +40,6 @@ pub const UNIT_JOB_WAIT: Duration = Duration::from_secs(60);
     default_path = "/org/freedesktop/systemd1"
 )]
 trait Manager {
-    fn subscribe(&self) -> zbus::Result<()>;
     #[allow(clippy::type_complexity)]
     fn list_units_by_patterns(
         &self,
@@ -218,8 +217,9 @@ pub struct UnitChange {
     /// After the change; in a dry run, what it would be.
     pub after: UnitState,
     /// systemd's job result for start, stop, restart and reload: `done`,
-    /// `failed`, `timeout`, `dependency`, `canceled`, `skipped`; absent when no
-    /// job ran.
+    /// `failed`, `timeout`, `dependency`, `canceled`, `skipped`, `invalid`,
+    /// or `running` when it had not ended after 60 s (systemd goes on with
+    /// it); absent when no job ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_result: Option<String>,
     /// Symlinks made or removed by enable, disable, mask and unmask:
@@ -259,12 +259,30 @@ impl UnitAction {
         }
     }
 
-    /// Would it cut this agent off when done to one of OSAPI's own units?
-    fn disrupts(self) -> bool {
+    /// Does it stop the unit (now or at the next boot)?
+    fn stops(self) -> bool {
         matches!(
             self,
             UnitAction::Stop | UnitAction::Restart | UnitAction::Disable | UnitAction::Mask
         )
+    }
+
+    /// Does it start the unit?
+    fn starts(self) -> bool {
+        matches!(self, UnitAction::Start | UnitAction::Restart)
+    }
+
+    /// Why the unit in `state` cannot take the change at all.
+    fn refused(self, state: &UnitState) -> Option<&'static str> {
+        let masked = state.load_state == "masked" || state.unit_file_state.starts_with("masked");
+        let running = matches!(state.active_state.as_str(), "active" | "reloading");
+        match self {
+            UnitAction::Start | UnitAction::Restart | UnitAction::Enable if masked => {
+                Some("is masked; unmask it first")
+            }
+            UnitAction::Reload if !running => Some("is not running: there is nothing to reload"),
+            _ => None,
+        }
     }
 
     /// Whether the unit in `state` needs the change at all: restart and reload
@@ -280,7 +298,7 @@ impl UnitAction {
             UnitAction::Stop => running || state.active_state == "deactivating",
             UnitAction::Restart | UnitAction::Reload => true,
             UnitAction::Enable => file == "disabled",
-            UnitAction::Disable => file.starts_with("enabled") || file == "linked",
+            UnitAction::Disable => file.starts_with("enabled") || file.starts_with("linked"),
             UnitAction::Mask => !file.starts_with("masked"),
             UnitAction::Unmask => file.starts_with("masked"),
         }
@@ -293,9 +311,11 @@ impl UnitAction {
             return after;
         }
         let (active, file) = match self {
-            UnitAction::Start | UnitAction::Restart | UnitAction::Reload => (Some("active"), None),
+            UnitAction::Start | UnitAction::Restart => (Some("active"), None),
+            UnitAction::Reload => (None, None),
             UnitAction::Stop => (Some("inactive"), None),
             UnitAction::Enable => (None, Some("enabled")),
+            // Unmask: `disabled` unless the unit's links are still in place.
             UnitAction::Disable | UnitAction::Unmask => (None, Some("disabled")),
             UnitAction::Mask => (None, Some("masked")),
         };
@@ -340,12 +360,20 @@ impl Systemd1Units {
 /// a masked one refused by name.
 fn systemd_error(e: zbus::Error, unit: &str, operation: &'static str) -> ProviderError {
     match error_name(&e) {
-        Some("org.freedesktop.systemd1.NoSuchUnit" | "org.freedesktop.systemd1.LoadFailed") => {
-            ProviderError::NotFound {
-                what: "unit",
-                name: unit.to_owned(),
-            }
-        }
+        Some("org.freedesktop.systemd1.NoSuchUnit") => ProviderError::NotFound {
+            what: "unit",
+            name: unit.to_owned(),
+        },
+        Some("org.freedesktop.systemd1.LoadFailed") => ProviderError::InvalidInput {
+            field: "unit",
+            reason: format!("systemd cannot load {unit}: {e}"),
+        },
+        Some("org.freedesktop.DBus.Error.FileExists") => ProviderError::InvalidInput {
+            field: "unit",
+            reason: format!(
+                "{unit}: {e} (systemd masks only units installed outside /etc/systemd/system)"
+            ),
+        },
         Some("org.freedesktop.systemd1.UnitMasked") => ProviderError::InvalidInput {
             field: "unit",
             reason: format!("{unit} is masked; unmask it first"),
@@ -430,10 +458,8 @@ async fn status(conn: &Connection, name: &str) -> zbus::Result<(UnitState, UnitS
 /// Run a job (start, stop, restart, reload) and wait for systemd to finish it.
 async fn run_job(conn: &Connection, action: UnitAction, unit: &str) -> zbus::Result<String> {
     let manager = ManagerProxy::new(conn).await?;
-    // Without a subscriber systemd sends no JobRemoved; a second subscribe
-    // on one connection is refused, which is fine.
-    let _ = manager.subscribe().await;
-    // Listen before the call, or a quick job ends unseen.
+    // systemd sends JobRemoved to the client that asked for the job (no
+    // Subscribe needed). Listen before the call, or a quick job ends unseen.
     let mut removed = manager.receive_job_removed().await?;
     let job = match action {
         UnitAction::Start => manager.start_unit(unit, "replace").await?,
@@ -459,18 +485,21 @@ async fn run_job(conn: &Connection, action: UnitAction, unit: &str) -> zbus::Res
 }
 
 /// Enable, disable, mask or unmask the unit's file, then reload systemd.
+/// `runtime`: the links to remove are under `/run` (`enabled-runtime`,
+/// `masked-runtime`).
 async fn change_files(
     conn: &Connection,
     action: UnitAction,
     unit: &str,
+    runtime: bool,
 ) -> zbus::Result<Vec<String>> {
     let manager = ManagerProxy::new(conn).await?;
     let files = [unit];
     let changes = match action {
         UnitAction::Enable => manager.enable_unit_files(&files, false, false).await?.1,
-        UnitAction::Disable => manager.disable_unit_files(&files, false).await?,
+        UnitAction::Disable => manager.disable_unit_files(&files, runtime).await?,
         UnitAction::Mask => manager.mask_unit_files(&files, false, false).await?,
-        _ => manager.unmask_unit_files(&files, false).await?,
+        _ => manager.unmask_unit_files(&files, runtime).await?,
     };
     manager.reload().await?;
     Ok(changes
@@ -536,16 +565,8 @@ impl ServiceProvider for Systemd1Units {
     ) -> BoxFuture<'a, ProviderResult<UnitChange>> {
         Box::pin(async move {
             request.validate()?;
+            request.guard(action.stops(), action.starts())?;
             let unit = request.unit.as_str();
-            if action.disrupts() && request.is_osapi_unit() && !request.force {
-                return Err(ProviderError::InvalidInput {
-                    field: "force",
-                    reason: format!(
-                        "{unit} is one of OSAPI's own units: a {} cuts this agent off; set force to do it anyway",
-                        action.as_str()
-                    ),
-                });
-            }
             let operation = "service.unit.change";
             let state =
                 |conn: Connection| async move { state_of(&unit_proxy(&conn, unit).await?).await };
@@ -554,9 +575,15 @@ impl ServiceProvider for Systemd1Units {
                 .call(state)
                 .await
                 .map_err(|e| systemd_error(e, unit, operation))?;
-            // Unmasking a unit whose file is gone is still allowed.
-            if action != UnitAction::Unmask {
+            // Masking or unmasking a unit that is not installed is allowed.
+            if !matches!(action, UnitAction::Mask | UnitAction::Unmask) {
                 found(unit, &before)?;
+            }
+            if let Some(why) = action.refused(&before) {
+                return Err(ProviderError::InvalidInput {
+                    field: "unit",
+                    reason: format!("{unit} {why}"),
+                });
             }
             let mut change = UnitChange {
                 unit: unit.to_owned(),
@@ -575,15 +602,18 @@ impl ServiceProvider for Systemd1Units {
                 UnitAction::Start | UnitAction::Stop | UnitAction::Restart | UnitAction::Reload => {
                     let result = self
                         .bus
-                        .call(|conn| async move { run_job(&conn, action, unit).await })
+                        .call_once(|conn| async move { run_job(&conn, action, unit).await })
                         .await
                         .map_err(|e| systemd_error(e, unit, operation))?;
                     change.job_result = Some(result);
                 }
                 _ => {
+                    let runtime = change.before.unit_file_state.ends_with("-runtime");
                     change.files = self
                         .bus
-                        .call(|conn| async move { change_files(&conn, action, unit).await })
+                        .call_once(|conn| async move {
+                            change_files(&conn, action, unit, runtime).await
+                        })
                         .await
                         .map_err(|e| systemd_error(e, unit, operation))?;
                     change.changed = !change.files.is_empty();
@@ -629,6 +659,27 @@ mod tests {
         assert!(Disable.needed(&running) && !Disable.needed(&stopped));
         assert!(Mask.needed(&running) && !Mask.needed(&state("inactive", "masked")));
         assert!(Unmask.needed(&state("inactive", "masked-runtime")) && !Unmask.needed(&running));
+    }
+
+    #[test]
+    fn some_states_cannot_take_the_change() {
+        let masked = UnitState {
+            load_state: "masked".into(),
+            ..state("inactive", "masked")
+        };
+        assert!(UnitAction::Start.refused(&masked).is_some());
+        assert!(UnitAction::Enable.refused(&masked).is_some());
+        assert!(UnitAction::Unmask.refused(&masked).is_none());
+        assert!(
+            UnitAction::Reload
+                .refused(&state("inactive", "enabled"))
+                .is_some()
+        );
+        assert!(
+            UnitAction::Reload
+                .refused(&state("active", "enabled"))
+                .is_none()
+        );
     }
 
     #[test]

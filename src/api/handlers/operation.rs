@@ -34,11 +34,23 @@ pub struct RunParams {
     /// `api.server.request_timeout`, longer for operations that run long).
     pub timeout: Option<String>,
     /// Answer 202 and the job's URL at once instead of waiting.
-    #[serde(rename = "async")]
+    #[serde(rename = "async", default, deserialize_with = "flag")]
     #[param(rename = "async")]
     pub async_: Option<bool>,
     /// Report what would change without changing it (operations with a dry run).
+    #[serde(default, deserialize_with = "flag")]
     pub dry_run: Option<bool>,
+}
+
+/// A flag in a query: `true`, `1` or empty (`?async`) is on; `false` or `0` off.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "true" | "1" | "" => Ok(Some(true)),
+        "false" | "0" => Ok(Some(false)),
+        other => Err(serde::de::Error::custom(format!(
+            "{other:?} is not true or false"
+        ))),
+    }
 }
 
 /// The names [`RunParams`] takes.
