@@ -365,6 +365,25 @@ check "a start of the masked unit fails naming it, exit 1" inside_sh \
   'out=$(osapictl -o json service start apptest-sleeper.service); [ $? -eq 1 ] && echo "$out" | grep -q "is masked"'
 check "service unmask: disabled again" inside_sh \
   'osapictl service unmask apptest-sleeper.service >/dev/null && [ "$(systemctl is-enabled apptest-sleeper.service)" = disabled ]'
+d=/etc/systemd/system/apptest-sleeper.service.d
+check "service dropin put: written, and systemd took it (its Environment set)" inside_sh \
+  'osapictl -o json service dropin put apptest-sleeper.service env --content "[Service]
+Environment=APPTEST=1" | grep -q "\"changed\": true" && [ -f '"$d"'/50-osapi-env.conf ] && systemctl show -P Environment apptest-sleeper.service | grep -qx APPTEST=1'
+check "service dropin put of the same text: changed false" inside_sh \
+  'osapictl -o json service dropin put apptest-sleeper.service env --content "[Service]
+Environment=APPTEST=1" | grep -q "\"changed\": false"'
+check "service dropin put --dry-run: the diff, nothing written" inside_sh \
+  'out=$(osapictl -o json service dropin put apptest-sleeper.service env --dry-run --content "[Service]
+Environment=APPTEST=2") && echo "$out" | grep -q "+Environment=APPTEST=2" && grep -q APPTEST=1 '"$d"'/50-osapi-env.conf'
+check "a drop-in that is not unit-file syntax is refused before anything runs (exit 2)" inside_sh \
+  'out=$(osapictl service dropin put apptest-sleeper.service bad --content garbage 2>&1); [ $? -eq 2 ] && echo "$out" | grep -q "not Key=value" && [ ! -e '"$d"'/50-osapi-bad.conf ]'
+check "a drop-in systemd refuses (no ExecStart left) is put back, exit 1" inside_sh \
+  'out=$(osapictl -o json service dropin put apptest-sleeper.service noexec --content "[Service]
+ExecStart=" 2>&1); [ $? -eq 1 ] && echo "$out" | grep -q "the old one is back" && [ ! -e '"$d"'/50-osapi-noexec.conf ] && [ "$(systemctl show -P LoadState apptest-sleeper.service)" = loaded ]'
+check "service dropin get: its text" inside_sh \
+  'osapictl -o json service dropin get apptest-sleeper.service env | grep -q "Environment=APPTEST=1"'
+check "service dropin delete: gone, the Environment with it" inside_sh \
+  'osapictl service dropin delete apptest-sleeper.service env >/dev/null && [ ! -e '"$d"' ] && [ -z "$(systemctl show -P Environment apptest-sleeper.service)" ]'
 check "service start of a unit that fails: job failed, exit 1" inside_sh \
   'out=$(osapictl -o json service start apptest-failing.service); [ $? -eq 1 ] && echo "$out" | grep -q "\"job_result\": \"failed\"" && echo "$out" | grep -q unit_job_failed'
 check "service stop osapi-agent.service is refused without --force (exit 2), the agent runs on" inside_sh \

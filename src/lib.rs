@@ -30,6 +30,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod diff;
 pub mod enrollment;
 pub mod files;
 pub mod job;

@@ -9,8 +9,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::provider::{
-    CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, HostnameInfo, LoadInfo, MemoryInfo,
-    NodeStatus, OsInfo, PingResult, UnitChange, UnitState, UnitStatus, Units, UptimeInfo,
+    CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange, HostnameInfo,
+    LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange, UnitState, UnitStatus, Units,
+    UptimeInfo,
 };
 
 /// A result that reads as table rows under fixed columns.
@@ -365,6 +366,31 @@ impl Tabular for UnitChange {
             state(&self.before),
             state(&self.after),
             self.job_result.unwrap_or_default(),
+        ]]
+    }
+}
+
+impl Tabular for DropIn {
+    const COLUMNS: &'static [&'static str] = &["PATH", "CONTENT"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let content = self.content.unwrap_or_else(|| "(none)".to_owned());
+        vec![vec![self.path, content.trim_end().to_owned()]]
+    }
+}
+
+impl Tabular for DropInChange {
+    const COLUMNS: &'static [&'static str] = &["PATH", "CHANGED", "DIFF"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let changed = match (self.changed, self.dry_run) {
+            (true, true) => "would change",
+            (false, true) => "would not change",
+            (true, false) => "yes",
+            (false, false) => "no",
+        };
+        vec![vec![
+            self.path,
+            changed.to_owned(),
+            self.diff.trim_end().to_owned(),
         ]]
     }
 }

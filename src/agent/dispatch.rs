@@ -235,6 +235,15 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         }
         Operation::ServiceMask(c) => unit_outcome(p.service.change(UnitAction::Mask, c).await),
         Operation::ServiceUnmask(c) => unit_outcome(p.service.change(UnitAction::Unmask, c).await),
+        Operation::DropInGet(f) => to_outcome(p.service.dropin_get(f).await),
+        Operation::DropInPut(d) => to_outcome(
+            p.service
+                .dropin_set(d.file(), Some(&d.content), d.dry_run)
+                .await,
+        ),
+        Operation::DropInDelete(d) => {
+            to_outcome(p.service.dropin_set(d.file(), None, d.dry_run).await)
+        }
     }
 }
 

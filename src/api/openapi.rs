@@ -80,6 +80,7 @@ fn path_method(method: HttpMethod) -> PathMethod {
         HttpMethod::Get => PathMethod::Get,
         HttpMethod::Put => PathMethod::Put,
         HttpMethod::Post => PathMethod::Post,
+        HttpMethod::Delete => PathMethod::Delete,
     }
 }
 
@@ -209,7 +210,9 @@ fn endpoint(
                 );
             }
         }
-        (HttpMethod::Get, None, _) | (_, _, None) => {}
+        (HttpMethod::Get | HttpMethod::Delete, None, _) | (_, _, None) => {}
+        // A DELETE has no body: its input is the path (and `dry_run`).
+        (HttpMethod::Delete, Some(_), _) => {}
         (_, rest, Some(input)) => {
             let required = rest.as_ref().is_none_or(|r| !r.required.is_empty());
             let body = match rest {
@@ -682,10 +685,8 @@ mod tests {
             );
             assert!(schemas[&outcome].is_object(), "{outcome}");
             let has_body = op.get("requestBody").is_some();
-            assert_eq!(
-                has_body,
-                spec.input_schema.is_some() && spec.method != HttpMethod::Get
-            );
+            let takes_body = !matches!(spec.method, HttpMethod::Get | HttpMethod::Delete);
+            assert_eq!(has_body, spec.input_schema.is_some() && takes_body);
         }
         let variants = schemas["OperationRequest"]["oneOf"].as_array().unwrap();
         let names: Vec<&str> = variants

@@ -136,7 +136,7 @@ pub enum Commands {
 
 /// The groups of operation subcommands, with their help; each operation's
 /// own subcommand and arguments come from its row in the operation table.
-const GROUPS: [(&str, &str); 6] = [
+const GROUPS: [(&str, &str); 7] = [
     (
         "node",
         "Read and change the host: hostname, status, uptime, OS, disks, memory, load",
@@ -154,6 +154,10 @@ const GROUPS: [(&str, &str); 6] = [
     (
         "service",
         "systemd units: list, inspect, start, stop, restart, reload, enable, disable, mask",
+    ),
+    (
+        "service dropin",
+        "Drop-ins OSAPI manages: /etc/systemd/system/UNIT.d/50-osapi-NAME.conf",
     ),
 ];
 

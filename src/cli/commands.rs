@@ -101,6 +101,16 @@ async fn operation(ctx: &Ctx, op: Operation) -> Result<Status, CliError> {
             }),
         HttpMethod::Put => Request::new(Method::PUT, path).json(Value::Object(data)),
         HttpMethod::Post => Request::new(Method::POST, path).json(Value::Object(data)),
+        // A delete's input is its path, and a dry run its query.
+        HttpMethod::Delete => {
+            let dry_run = data.get("dry_run").and_then(Value::as_bool) == Some(true);
+            let req = Request::new(Method::DELETE, path);
+            if dry_run {
+                req.query("dry_run", "true")
+            } else {
+                req
+            }
+        }
     };
     domain(ctx, op, req).await
 }

@@ -19,11 +19,11 @@ mod target;
 pub(crate) use operation::examples;
 pub use operation::{
     CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DEFAULT_PING_TIMEOUT, DnsGet, DnsSet,
-    EnvVar, HostnameSet, HttpMethod, InvalidInput, Kind, MAX_REQUESTED_COMMAND_TIMEOUT,
-    OPERATION_TYPES, OPERATIONS, Operation, OperationRequest, OperationSpec, Ping, Schemas,
-    parse_duration, schema_ref,
+    DropInDelete, DropInPut, DropInRef, EnvVar, HostnameSet, HttpMethod, InvalidInput, Kind,
+    MAX_REQUESTED_COMMAND_TIMEOUT, OPERATION_TYPES, OPERATIONS, Operation, OperationRequest,
+    OperationSpec, Ping, Schemas, ServiceChange, ServiceList, ServiceUnit, parse_duration,
+    schema_ref,
 };
 pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, REJECTED, Stage};
-pub use service::{ServiceChange, ServiceList, ServiceUnit};
 pub use status::{HostProgress, JobStatus, JobView, compute_status};
 pub use target::{InvalidTarget, Target, is_label};

@@ -7,11 +7,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
-pub use super::service::{ServiceChange, ServiceList, ServiceUnit};
+pub use super::service::{
+    DropInDelete, DropInPut, DropInRef, ServiceChange, ServiceList, ServiceUnit,
+};
 use crate::provider::systemd1::UNIT_JOB_WAIT;
 use crate::provider::{
-    CommandResult, Disks, DnsChangeResult, DnsConfig, HostnameInfo, LoadInfo, MemoryInfo,
-    NodeStatus, OsInfo, PingResult, UnitChange, UnitStatus, Units, UptimeInfo,
+    CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange, HostnameInfo, LoadInfo,
+    MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange, UnitStatus, Units, UptimeInfo,
 };
 use crate::rbac::Permission;
 use crate::view::View;
@@ -390,6 +392,7 @@ pub enum HttpMethod {
     Get,
     Put,
     Post,
+    Delete,
 }
 
 /// Everything declared about one operation, in one row of the table below.
@@ -629,6 +632,15 @@ operations! {
     ServiceUnmask(ServiceChange) -> UnitChange = "service.unit.unmask", Modify, ServiceWrite, idempotent: true, long: false,
         Post "/api/v1/service/units/{unit}/unmask", cli: "service unmask",
         about: "Unmask a unit";
+    DropInGet(DropInRef) -> DropIn = "service.dropin.get", Query, ServiceRead, idempotent: true, long: false,
+        Get "/api/v1/service/units/{unit}/dropins/{name}", cli: "service dropin get",
+        about: "A drop-in OSAPI manages for a unit, and its text";
+    DropInPut(DropInPut) -> DropInChange = "service.dropin.put", Modify, ServiceWrite, idempotent: true, long: false,
+        Put "/api/v1/service/units/{unit}/dropins/{name}", cli: "service dropin put",
+        about: "Write a drop-in, reload systemd, and put the old one back if systemd does not take it";
+    DropInDelete(DropInDelete) -> DropInChange = "service.dropin.delete", Modify, ServiceWrite, idempotent: true, long: false,
+        Delete "/api/v1/service/units/{unit}/dropins/{name}", cli: "service dropin delete",
+        about: "Remove a drop-in and reload systemd";
 }
 
 impl Operation {
@@ -909,6 +921,12 @@ pub(crate) fn examples() -> Vec<Operation> {
         ("service.unit.disable", json!({"unit": "ssh.service"})),
         ("service.unit.mask", json!({"unit": "ssh.service"})),
         ("service.unit.unmask", json!({"unit": "ssh.service"})),
+        ("service.dropin.get", json!({"unit": "ssh.service", "name": "limits"})),
+        (
+            "service.dropin.put",
+            json!({"unit": "ssh.service", "name": "limits", "content": "[Service]\nLimitNOFILE=4096\n"}),
+        ),
+        ("service.dropin.delete", json!({"unit": "ssh.service", "name": "limits", "dry_run": true})),
     ]
     .into_iter()
     .map(|(t, data)| Operation::parse(t, data).unwrap_or_else(|e| panic!("{t}: {e}")))

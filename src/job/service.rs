@@ -199,6 +199,191 @@ impl ServiceChange {
     }
 }
 
+/// Longest drop-in accepted.
+pub const DROPIN_MAX_BYTES: usize = 64 * 1024;
+
+/// A drop-in's own name: 1-32 of `a-z`, `0-9` and `-`.
+fn check_dropin_name(name: &str) -> Result<(), InvalidInput> {
+    let ok = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidInput::new(
+            "name",
+            "1-32 lowercase letters, digits or hyphens",
+        ))
+    }
+}
+
+/// Unit-file syntax, line by line: sections, `Key=value`, comments, blank
+/// lines and continuations; the first line that is none of them is named.
+fn check_unit_file(content: &str) -> Result<(), InvalidInput> {
+    let field = |reason: String| InvalidInput::new("content", reason);
+    if content.len() > DROPIN_MAX_BYTES {
+        return Err(field(format!("at most {DROPIN_MAX_BYTES} bytes")));
+    }
+    if content.contains('\0') {
+        return Err(field("must not contain NUL".into()));
+    }
+    let mut in_section = false;
+    let mut continued = false;
+    for (n, line) in content.lines().enumerate() {
+        let text = line.trim();
+        let was_continued = std::mem::replace(&mut continued, text.ends_with('\\'));
+        if was_continued || text.is_empty() || text.starts_with(['#', ';']) {
+            continue;
+        }
+        if text.starts_with('[') {
+            let name = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+            if !name.is_some_and(|s| {
+                !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            }) {
+                return Err(field(format!("line {}: not a [Section] header", n + 1)));
+            }
+            in_section = true;
+            continue;
+        }
+        let key = text.split_once('=').map(|(k, _)| k.trim());
+        if !key.is_some_and(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        }) {
+            return Err(field(format!("line {}: not Key=value", n + 1)));
+        }
+        if !in_section {
+            return Err(field(format!(
+                "line {}: a setting before any [Section]",
+                n + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `service.dropin.get`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct DropInRef {
+    /// The unit, e.g. `ssh.service`.
+    #[arg(value_name = "UNIT")]
+    pub unit: String,
+    /// The drop-in's name: the file is `/etc/systemd/system/<unit>.d/50-osapi-<name>.conf`.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+impl DropInRef {
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        check_unit(&self.unit, false).map_err(|why| InvalidInput::new("unit", why))?;
+        check_dropin_name(&self.name)
+    }
+
+    /// Where the drop-in lives.
+    pub fn path(&self) -> std::path::PathBuf {
+        format!(
+            "/etc/systemd/system/{}.d/50-osapi-{}.conf",
+            self.unit, self.name
+        )
+        .into()
+    }
+}
+
+/// `service.dropin.put`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct DropInPut {
+    /// The unit, e.g. `ssh.service`.
+    #[arg(value_name = "UNIT")]
+    pub unit: String,
+    /// The drop-in's name: the file is `/etc/systemd/system/<unit>.d/50-osapi-<name>.conf`.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The drop-in's text, unit-file syntax (`[Service]`, `Key=value`), at most 64 KiB.
+    #[arg(long, value_name = "TEXT|@FILE", value_parser = text_or_file,
+        help = "The drop-in's text, or @FILE to read it from a file")]
+    pub content: String,
+    /// Also for units whose change cuts the host off from its management
+    /// (OSAPI's own units, the system bus, the journal).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[arg(long, help = "Also for OSAPI's own units, the bus and the journal")]
+    pub force: bool,
+    /// Report the diff without writing anything.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[arg(long, help = "Show the diff without writing it")]
+    pub dry_run: bool,
+}
+
+impl DropInPut {
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        self.file().validate()?;
+        check_unit_file(&self.content)?;
+        guard_dropin(&self.unit, self.force, self.dry_run)
+    }
+
+    pub fn file(&self) -> DropInRef {
+        DropInRef {
+            unit: self.unit.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// `service.dropin.delete`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct DropInDelete {
+    /// The unit, e.g. `ssh.service`.
+    #[arg(value_name = "UNIT")]
+    pub unit: String,
+    /// The drop-in's name, as given when it was put.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Also for OSAPI's own units, the system bus and the journal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[arg(long, help = "Also for OSAPI's own units, the bus and the journal")]
+    pub force: bool,
+    /// Report the diff without removing anything.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[arg(long, help = "Show the diff without removing the file")]
+    pub dry_run: bool,
+}
+
+impl DropInDelete {
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        self.file().validate()?;
+        guard_dropin(&self.unit, self.force, self.dry_run)
+    }
+
+    pub fn file(&self) -> DropInRef {
+        DropInRef {
+            unit: self.unit.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// A drop-in can stop a unit as surely as a stop: the same guard.
+fn guard_dropin(unit: &str, force: bool, dry_run: bool) -> Result<(), InvalidInput> {
+    let change = ServiceChange {
+        unit: unit.to_owned(),
+        force,
+        dry_run,
+    };
+    change.guard(true, false)
+}
+
+/// `TEXT`, or `@FILE` read whole.
+fn text_or_file(s: &str) -> Result<String, String> {
+    match s.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}")),
+        None => Ok(s.to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +448,34 @@ mod tests {
             "a start"
         );
         assert!(!refused(change("ssh.service", false, false), true, true));
+    }
+
+    #[test]
+    fn drop_ins_are_checked_as_unit_files() {
+        assert!(
+            check_unit_file("[Service]\nNice=5\n# c\n\nExecStart=/bin/a \\\n  --flag\n").is_ok()
+        );
+        for (bad, line) in [
+            ("Nice=5\n", "line 1"),
+            ("[Service]\ngarbage\n", "line 2"),
+            ("[Ser vice]\n", "line 1"),
+        ] {
+            let e = check_unit_file(bad).unwrap_err();
+            assert!(
+                e.field == "content" && e.reason.contains(line),
+                "{bad:?}: {e}"
+            );
+        }
+        assert!(check_dropin_name("limits").is_ok());
+        assert!(check_dropin_name("../x").is_err() && check_dropin_name("").is_err());
+        let r = DropInRef {
+            unit: "ssh.service".into(),
+            name: "limits".into(),
+        };
+        assert_eq!(
+            r.path(),
+            std::path::Path::new("/etc/systemd/system/ssh.service.d/50-osapi-limits.conf")
+        );
     }
 
     #[test]

@@ -42,8 +42,8 @@ use utoipa::ToSchema;
 
 use crate::job::InvalidInput;
 pub use systemd1::{
-    ServiceProvider, ServiceStatus, UnitAction, UnitChange, UnitState, UnitStatus, UnitSummary,
-    Units,
+    DropIn, DropInChange, ServiceProvider, ServiceStatus, UnitAction, UnitChange, UnitState,
+    UnitStatus, UnitSummary, Units,
 };
 
 /// The inputs providers take are the operations' own.
@@ -441,6 +441,20 @@ impl ServiceProvider for Unsupported {
         _request: &'a crate::job::ServiceChange,
     ) -> BoxFuture<'a, ProviderResult<UnitChange>> {
         unsupported("service.unit.change")
+    }
+    fn dropin_get<'a>(
+        &'a self,
+        _file: &'a crate::job::DropInRef,
+    ) -> BoxFuture<'a, ProviderResult<DropIn>> {
+        unsupported("service.dropin.get")
+    }
+    fn dropin_set<'a>(
+        &'a self,
+        _file: crate::job::DropInRef,
+        _content: Option<&'a str>,
+        _dry_run: bool,
+    ) -> BoxFuture<'a, ProviderResult<DropInChange>> {
+        unsupported("service.dropin.set")
     }
 }
 

@@ -24,7 +24,7 @@ use zbus::{Connection, proxy};
 
 use super::hostnamed::{SystemBus, bus_error, error_name};
 use super::{BoxFuture, ProviderError, ProviderResult};
-use crate::job::{ServiceChange, ServiceList};
+use crate::job::{DropInRef, ServiceChange, ServiceList};
 
 /// The service named in errors.
 const SERVICE: &str = "systemd";
@@ -119,6 +119,8 @@ trait Unit {
     fn fragment_path(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn state_change_timestamp(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
 }
 
 #[proxy(
@@ -226,6 +228,26 @@ pub struct UnitChange {
     /// `symlink /etc/…/x.service -> /usr/lib/…`, `unlink /etc/…`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
+}
+
+/// A drop-in as it is on the host: the result of `service.dropin.get`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct DropIn {
+    pub unit: String,
+    pub path: String,
+    /// Its text; absent when there is no such file.
+    pub content: Option<String>,
+}
+
+/// What a drop-in put or delete did, or would do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct DropInChange {
+    pub unit: String,
+    pub path: String,
+    pub changed: bool,
+    pub dry_run: bool,
+    /// The change as a line diff (`-` before, `+` after); empty when nothing changes.
+    pub diff: String,
 }
 
 // ---------------------------------------------------------------------------
@@ -343,6 +365,15 @@ pub trait ServiceProvider: Send + Sync {
         action: UnitAction,
         request: &'a ServiceChange,
     ) -> BoxFuture<'a, ProviderResult<UnitChange>>;
+    fn dropin_get<'a>(&'a self, file: &'a DropInRef) -> BoxFuture<'a, ProviderResult<DropIn>>;
+    /// Writes the drop-in (or removes it, `content: None`), reloads systemd
+    /// and checks that systemd took it; puts the old one back when not.
+    fn dropin_set<'a>(
+        &'a self,
+        file: DropInRef,
+        content: Option<&'a str>,
+        dry_run: bool,
+    ) -> BoxFuture<'a, ProviderResult<DropInChange>>;
 }
 
 /// Units through systemd on the system bus.
@@ -626,6 +657,125 @@ impl ServiceProvider for Systemd1Units {
                 .map_err(|e| systemd_error(e, unit, operation))?;
             Ok(change)
         })
+    }
+    fn dropin_get<'a>(&'a self, file: &'a DropInRef) -> BoxFuture<'a, ProviderResult<DropIn>> {
+        Box::pin(async move {
+            file.validate()?;
+            let path = file.path();
+            Ok(DropIn {
+                unit: file.unit.clone(),
+                path: path.display().to_string(),
+                content: read_optional(&path)?,
+            })
+        })
+    }
+
+    fn dropin_set<'a>(
+        &'a self,
+        file: DropInRef,
+        content: Option<&'a str>,
+        dry_run: bool,
+    ) -> BoxFuture<'a, ProviderResult<DropInChange>> {
+        Box::pin(async move {
+            file.validate()?;
+            let path = file.path();
+            let before = read_optional(&path)?;
+            let unit = file.unit.as_str();
+            let mut change = DropInChange {
+                unit: unit.to_owned(),
+                path: path.display().to_string(),
+                changed: before.as_deref() != content,
+                dry_run,
+                diff: crate::diff::unified(
+                    before.as_deref().unwrap_or_default(),
+                    content.unwrap_or_default(),
+                ),
+            };
+            if dry_run || !change.changed {
+                return Ok(change);
+            }
+            let operation = "service.dropin";
+            let state =
+                |conn: Connection| async move { state_of(&unit_proxy(&conn, unit).await?).await };
+            let loaded = self
+                .bus
+                .call(state)
+                .await
+                .map_err(|e| systemd_error(e, unit, operation))?;
+            found(unit, &loaded)?;
+            write_dropin(&path, content)?;
+            let reload =
+                |conn: Connection| async move { ManagerProxy::new(&conn).await?.reload().await };
+            let taken = async {
+                self.bus.call(reload).await?;
+                let proxy = self
+                    .bus
+                    .call(
+                        |conn| async move { unit_proxy(&conn, unit).await?.drop_in_paths().await },
+                    )
+                    .await?;
+                let state = self.bus.call(state).await?;
+                Ok::<_, zbus::Error>((proxy, state))
+            }
+            .await;
+            let confirmed = match &taken {
+                Ok((paths, state)) => {
+                    let listed = paths.iter().any(|p| std::path::Path::new(p) == path);
+                    state.load_state == "loaded" && listed == content.is_some()
+                }
+                Err(_) => false,
+            };
+            if !confirmed {
+                // Proof, not hope: put the old drop-in back and say why.
+                write_dropin(&path, before.as_deref())?;
+                let _ = self.bus.call(reload).await;
+                change.changed = false;
+                let why = match taken {
+                    Ok((_, state)) => format!("systemd left {unit} {}", state.load_state),
+                    Err(e) => e.to_string(),
+                };
+                return Err(ProviderError::InvalidInput {
+                    field: "content",
+                    reason: format!(
+                        "systemd did not take the drop-in ({why}); the old one is back"
+                    ),
+                });
+            }
+            Ok(change)
+        })
+    }
+}
+
+/// A file's text, or `None` when it is not there.
+fn read_optional(path: &std::path::Path) -> ProviderResult<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ProviderError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Write the drop-in whole (0644), or remove it and its directory once empty.
+fn write_dropin(path: &std::path::Path, content: Option<&str>) -> ProviderResult<()> {
+    let failed = |e| ProviderError::io(format!("writing {}", path.display()), e);
+    match content {
+        Some(text) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(failed)?;
+            }
+            crate::files::replace(path, text.as_bytes(), 0o644).map_err(failed)
+        }
+        None => {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
+                _ => {}
+            }
+            // Only when empty: other drop-ins may share the directory.
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::remove_dir(dir);
+            }
+            Ok(())
+        }
     }
 }
 

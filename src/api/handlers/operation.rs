@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use axum::extract::{RawPathParams, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::IntoParams;
@@ -133,6 +133,7 @@ pub(crate) fn routes() -> impl Iterator<Item = (&'static OperationSpec, MethodRo
             HttpMethod::Get => get(without_body),
             HttpMethod::Put => put(with_body),
             HttpMethod::Post => post(with_body),
+            HttpMethod::Delete => delete(without_body),
         };
         (spec, route)
     })
