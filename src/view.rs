@@ -348,16 +348,21 @@ impl Tabular for UnitStatus {
     }
 }
 
+/// Whether a change changed anything, or in a dry run would.
+fn changed_text(changed: bool, dry_run: bool) -> &'static str {
+    match (changed, dry_run) {
+        (true, true) => "would change",
+        (false, true) => "would not change",
+        (true, false) => "yes",
+        (false, false) => "no",
+    }
+}
+
 impl Tabular for UnitChange {
     const COLUMNS: &'static [&'static str] =
         &["UNIT", "ACTION", "CHANGED", "BEFORE", "AFTER", "JOB"];
     fn rows(self) -> Vec<Vec<String>> {
-        let changed = match (self.changed, self.dry_run) {
-            (true, true) => "would change",
-            (false, true) => "would not change",
-            (true, false) => "yes",
-            (false, false) => "no",
-        };
+        let changed = changed_text(self.changed, self.dry_run);
         let state = |s: &UnitState| format!("{}, {}", active_text(s), s.unit_file_state);
         vec![vec![
             self.unit,
@@ -381,12 +386,7 @@ impl Tabular for DropIn {
 impl Tabular for DropInChange {
     const COLUMNS: &'static [&'static str] = &["PATH", "CHANGED", "DIFF"];
     fn rows(self) -> Vec<Vec<String>> {
-        let changed = match (self.changed, self.dry_run) {
-            (true, true) => "would change",
-            (false, true) => "would not change",
-            (true, false) => "yes",
-            (false, false) => "no",
-        };
+        let changed = changed_text(self.changed, self.dry_run);
         vec![vec![
             self.path,
             changed.to_owned(),
