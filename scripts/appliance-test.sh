@@ -335,6 +335,7 @@ echo "== services through systemd1 (the container's systemd is PID 1)"
 # Installed where packages put theirs: systemd masks only units outside /etc.
 inside_sh 'printf "[Unit]\nDescription=apptest sleeper\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n" >/usr/lib/systemd/system/apptest-sleeper.service
 printf "[Unit]\nDescription=apptest failing\n[Service]\nType=oneshot\nExecStart=/bin/false\n" >/usr/lib/systemd/system/apptest-failing.service
+printf "[Unit]\nDescription=apptest bound\nBindsTo=apptest-sleeper.service\nAfter=apptest-sleeper.service\n[Service]\nExecStart=/bin/sleep infinity\n" >/usr/lib/systemd/system/apptest-bound.service
 systemctl daemon-reload'
 # Keys come in alphabetical order: active_state, description, load_state, sub_state, unit.
 check "service list --pattern 'osapi*': the agent is there, active (running)" inside_sh \
@@ -349,6 +350,8 @@ check "service start: job done, unit active" inside_sh \
   'out=$(osapictl -o json service start apptest-sleeper.service) && echo "$out" | grep -q "\"job_result\": \"done\"" && systemctl is-active -q apptest-sleeper.service'
 check "service start again: changed false, no job" inside_sh \
   'out=$(osapictl -o json service start apptest-sleeper.service) && echo "$out" | grep -q "\"changed\": false" && ! echo "$out" | grep -q job_result'
+check "service stop --dry-run names the units that would stop with it, and stops nothing" inside_sh \
+  'systemctl start apptest-bound.service && out=$(osapictl -o json service stop apptest-sleeper.service --dry-run) && echo "$out" | tr -d " \n" | grep -q "\"also_stops\":\[\"apptest-bound.service\"\]" && systemctl is-active -q apptest-bound.service apptest-sleeper.service'
 check "service restart: a new main PID" inside_sh \
   'before=$(systemctl show -P MainPID apptest-sleeper.service) && osapictl service restart apptest-sleeper.service --yes >/dev/null && after=$(systemctl show -P MainPID apptest-sleeper.service) && [ "$after" != "$before" ] && [ "$after" != 0 ]'
 check "service stop: unit inactive" inside_sh \

@@ -121,6 +121,12 @@ trait Unit {
     fn state_change_timestamp(&self) -> zbus::Result<u64>;
     #[zbus(property)]
     fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn required_by(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn bound_by(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn consists_of(&self) -> zbus::Result<Vec<String>>;
 }
 
 #[proxy(
@@ -224,6 +230,11 @@ pub struct UnitChange {
     /// it); absent when no job ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_result: Option<String>,
+    /// A stop or restart's dry run: the active units that would stop with
+    /// it (those that require it, are bound to it or are part of it, and so
+    /// on), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_stops: Vec<String>,
     /// Symlinks made or removed by enable, disable, mask and unmask:
     /// `symlink /etc/…/x.service -> /usr/lib/…`, `unlink /etc/…`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -486,6 +497,36 @@ async fn status(conn: &Connection, name: &str) -> zbus::Result<(UnitState, UnitS
     Ok((state, status))
 }
 
+/// The active units that stop when `unit` stops: those that require it, are
+/// bound to it or are part of it, and theirs in turn, in name order.
+async fn dependents(conn: &Connection, unit: &str) -> zbus::Result<Vec<String>> {
+    let mut found = std::collections::BTreeSet::new();
+    let mut todo = vec![unit.to_owned()];
+    // A dependency cycle ends where a unit was seen; the bound keeps a
+    // pathological graph from running long.
+    while let Some(name) = todo.pop().filter(|_| found.len() < 512) {
+        let u = unit_proxy(conn, &name).await?;
+        for next in [
+            u.required_by().await?,
+            u.bound_by().await?,
+            u.consists_of().await?,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if next == unit || found.contains(&next) {
+                continue;
+            }
+            let active = unit_proxy(conn, &next).await?.active_state().await?;
+            if matches!(active.as_str(), "active" | "activating" | "reloading") {
+                found.insert(next.clone());
+                todo.push(next);
+            }
+        }
+    }
+    Ok(found.into_iter().collect())
+}
+
 /// Run a job (start, stop, restart, reload) and wait for systemd to finish it.
 async fn run_job(conn: &Connection, action: UnitAction, unit: &str) -> zbus::Result<String> {
     let manager = ManagerProxy::new(conn).await?;
@@ -624,8 +665,19 @@ impl ServiceProvider for Systemd1Units {
                 after: action.predict(&before),
                 before,
                 job_result: None,
+                also_stops: Vec::new(),
                 files: Vec::new(),
             };
+            if request.dry_run
+                && change.changed
+                && matches!(action, UnitAction::Stop | UnitAction::Restart)
+            {
+                change.also_stops = self
+                    .bus
+                    .call(|conn| async move { dependents(&conn, unit).await })
+                    .await
+                    .map_err(|e| systemd_error(e, unit, operation))?;
+            }
             if request.dry_run || !change.changed {
                 return Ok(change);
             }
