@@ -387,6 +387,8 @@ check "service dropin get: its text" inside_sh \
   'osapictl -o json service dropin get apptest-sleeper.service env | grep -q "Environment=APPTEST=1"'
 check "service dropin delete: gone, the Environment with it" inside_sh \
   'osapictl service dropin delete apptest-sleeper.service env >/dev/null && [ ! -e '"$d"' ] && [ -z "$(systemctl show -P Environment apptest-sleeper.service)" ]'
+check "time get: the zone timedated reports" inside_sh \
+  'osapictl -o json time get | grep -q "\"timezone\": \"$(timedatectl show --property=Timezone --value)\""'
 check "service start of a unit that fails: job failed, exit 1" inside_sh \
   'out=$(osapictl -o json service start apptest-failing.service); [ $? -eq 1 ] && echo "$out" | grep -q "\"job_result\": \"failed\"" && echo "$out" | grep -q unit_job_failed'
 check "service stop osapi-agent.service is refused without --force (exit 2), the agent runs on" inside_sh \

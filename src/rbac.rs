@@ -51,6 +51,8 @@ permissions! {
     ServiceRead = "service:read",
     /// Start, stop, enable, disable, mask units.
     ServiceWrite = "service:write",
+    /// Read the clock's settings.
+    TimeRead = "time:read",
 }
 
 impl fmt::Display for Permission {
@@ -175,7 +177,8 @@ mod tests {
                 JobRead,
                 HealthRead,
                 AgentRead,
-                ServiceRead
+                ServiceRead,
+                TimeRead
             ]
         );
     }

@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::provider::{
-    CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange, HostnameInfo,
-    LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange, UnitState, UnitStatus, Units,
-    UptimeInfo,
+    ClockInfo, CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
+    HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange, UnitState,
+    UnitStatus, Units, UptimeInfo,
 };
 
 /// A result that reads as table rows under fixed columns.
@@ -344,6 +344,30 @@ impl Tabular for UnitStatus {
             memory,
             since,
             self.description,
+        ]]
+    }
+}
+
+impl Tabular for ClockInfo {
+    const COLUMNS: &'static [&'static str] = &["TIME", "ZONE", "RTC", "NTP", "SYNCED"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let time = self
+            .time
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let rtc = if self.local_rtc { "local" } else { "UTC" };
+        let ntp = match (self.ntp, self.can_ntp) {
+            (true, _) => "on",
+            (false, true) => "off",
+            (false, false) => "not installed",
+        };
+        let synced = if self.ntp_synchronized { "yes" } else { "no" };
+        vec![vec![
+            time,
+            self.timezone,
+            rtc.to_owned(),
+            ntp.to_owned(),
+            synced.to_owned(),
         ]]
     }
 }

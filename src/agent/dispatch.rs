@@ -235,6 +235,7 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         }
         Operation::ServiceMask(c) => unit_outcome(p.service.change(UnitAction::Mask, c).await),
         Operation::ServiceUnmask(c) => unit_outcome(p.service.change(UnitAction::Unmask, c).await),
+        Operation::ClockGet => to_outcome(p.clock.get().await),
         Operation::DropInGet(f) => to_outcome(p.service.dropin_get(f).await),
         Operation::DropInPut(d) => to_outcome(
             p.service

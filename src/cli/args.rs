@@ -136,7 +136,7 @@ pub enum Commands {
 
 /// The groups of operation subcommands, with their help; each operation's
 /// own subcommand and arguments come from its row in the operation table.
-const GROUPS: [(&str, &str); 7] = [
+const GROUPS: [(&str, &str); 8] = [
     (
         "node",
         "Read and change the host: hostname, status, uptime, OS, disks, memory, load",
@@ -159,6 +159,7 @@ const GROUPS: [(&str, &str); 7] = [
         "service dropin",
         "Drop-ins OSAPI manages: /etc/systemd/system/UNIT.d/50-osapi-NAME.conf",
     ),
+    ("time", "The clock: time, time zone, NTP"),
 ];
 
 /// An operation's subcommand (`node hostname set NAME`), parsed into the

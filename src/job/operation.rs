@@ -12,8 +12,9 @@ pub use super::service::{
 };
 use crate::provider::systemd1::UNIT_JOB_WAIT;
 use crate::provider::{
-    CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange, HostnameInfo, LoadInfo,
-    MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange, UnitStatus, Units, UptimeInfo,
+    ClockInfo, CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
+    HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange, UnitStatus,
+    Units, UptimeInfo,
 };
 use crate::rbac::Permission;
 use crate::view::View;
@@ -641,6 +642,9 @@ operations! {
     DropInDelete(DropInDelete) -> DropInChange = "service.dropin.delete", Modify, ServiceWrite, idempotent: true, long: false,
         Delete "/api/v1/service/units/{unit}/dropins/{name}", cli: "service dropin delete",
         about: "Remove a drop-in and reload systemd";
+    ClockGet -> ClockInfo = "time.clock.get", Query, TimeRead, idempotent: true, long: false,
+        Get "/api/v1/time/clock", cli: "time get",
+        about: "The host's time, time zone, RTC mode, and whether NTP is on and in sync";
 }
 
 impl Operation {
@@ -927,6 +931,7 @@ pub(crate) fn examples() -> Vec<Operation> {
             json!({"unit": "ssh.service", "name": "limits", "content": "[Service]\nLimitNOFILE=4096\n"}),
         ),
         ("service.dropin.delete", json!({"unit": "ssh.service", "name": "limits", "dry_run": true})),
+        ("time.clock.get", json!(null)),
     ]
     .into_iter()
     .map(|(t, data)| Operation::parse(t, data).unwrap_or_else(|e| panic!("{t}: {e}")))

@@ -30,6 +30,7 @@ pub mod procfs;
 pub mod resolved;
 pub mod sim;
 pub mod systemd1;
+pub mod timedated;
 
 use std::fmt;
 use std::future::Future;
@@ -45,6 +46,7 @@ pub use systemd1::{
     DropIn, DropInChange, ServiceProvider, ServiceStatus, UnitAction, UnitChange, UnitState,
     UnitStatus, UnitSummary, Units,
 };
+pub use timedated::{ClockInfo, ClockProvider};
 
 /// The inputs providers take are the operations' own.
 pub use crate::job::{CommandExec, CommandShell, DnsSet, HostnameSet, Ping};
@@ -425,6 +427,12 @@ impl PingProvider for Unsupported {
     }
 }
 
+impl ClockProvider for Unsupported {
+    fn get(&self) -> BoxFuture<'_, ProviderResult<ClockInfo>> {
+        unsupported("time.clock.get")
+    }
+}
+
 impl ServiceProvider for Unsupported {
     fn list<'a>(
         &'a self,
@@ -486,6 +494,7 @@ pub struct Providers {
     pub ping: Arc<dyn PingProvider>,
     pub command: Arc<dyn CommandProvider>,
     pub service: Arc<dyn ServiceProvider>,
+    pub clock: Arc<dyn ClockProvider>,
 }
 
 impl Providers {
@@ -500,7 +509,8 @@ impl Providers {
             hostname: Arc::new(hostnamed::HostnamedHostname::new(bus.clone())),
             host_info: Arc::new(procfs::ProcfsHostInfo),
             dns: Arc::new(resolved::ResolvedDns::new(bus.clone())),
-            service: Arc::new(systemd1::Systemd1Units::new(bus)),
+            service: Arc::new(systemd1::Systemd1Units::new(bus.clone())),
+            clock: Arc::new(timedated::TimedatedClock::new(bus)),
             ping: Arc::new(ping::IcmpPing::new()),
             command: Arc::new(command::HostCommand::new(command)),
         }

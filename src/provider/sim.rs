@@ -49,6 +49,7 @@ impl SimProviders {
             ping: Arc::new(Unsupported),
             command: Arc::new(SimCommand { delay }),
             service: Arc::new(Unsupported),
+            clock: Arc::new(Unsupported),
         }
     }
 }

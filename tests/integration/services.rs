@@ -84,6 +84,9 @@ async fn services_check_input_and_permissions_before_any_job() {
     assert_eq!(result["hostname"], "svc-01", "{body}");
     assert_eq!(result["status"], "failed", "{body}");
     assert_eq!(result["error"]["code"], "unavailable", "{body}");
+    let (status, body) = stack.get_json("/api/v1/time/clock", &read).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["error"]["code"], "unavailable", "{body}");
     let (status, body) = send_json(post(
         "/api/v1/service/units/ssh.service/stop?dry_run=true",
         &admin,
