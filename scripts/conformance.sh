@@ -31,28 +31,11 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 api_port=$(free_port)
 nats_port=$(free_port)
-head -c 48 /dev/urandom | base64 -w0 > "$work/signing.key"
-cat > "$work/osapi.yaml" <<YAML
-api:
-  server:
-    port: $api_port
-    listen: 127.0.0.1
-    unix_socket: ""
-    nats:
-      servers: ["nats://127.0.0.1:$nats_port"]
-    security:
-      signing_key_file: $work/signing.key
-nats:
-  server:
-    port: $nats_port
-    store_dir: $work/nats
-node:
-  agent:
-    nats:
-      servers: ["nats://127.0.0.1:$nats_port"]
-    # This host's system bus is out of reach: reads come from procfs, and
-    # nothing can be changed even if a write got through.
-YAML
+. scripts/stack-config.sh
+write_stack_config "$work" "$api_port" "$nats_port"
+# This host's system bus is out of reach: reads come from procfs (D-Bus
+# reads answer `unavailable`), and nothing can be changed even if a write
+# got through.
 DBUS_SYSTEM_BUS_ADDRESS=unix:path=$work/no-system-bus \
   "$bin/osapi" -f "$work/osapi.yaml" start >"$work/stack.log" 2>&1 &
 pid=$!
@@ -61,6 +44,8 @@ for _ in $(seq 1 150); do
   kill -0 "$pid" 2>/dev/null || { cat "$work/stack.log"; exit 1; }
   sleep 0.2
 done
+curl -sf "http://127.0.0.1:$api_port/health/ready" >/dev/null \
+  || { echo "the stack did not become ready" >&2; cat "$work/stack.log"; exit 1; }
 token=$("$bin/osapi" -f "$work/osapi.yaml" token generate -r none -u conformance --ttl 1h \
   -p node:read -p service:read -p job:read -p job:write -p agent:read -p audit:read -p health:read)
 

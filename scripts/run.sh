@@ -15,32 +15,8 @@ api_port=${API_PORT:-8080}
 nats_port=${NATS_PORT:-4223}
 mkdir -p dev
 umask 077
-[ -s dev/signing.key ] || head -c 48 /dev/urandom | base64 -w0 > dev/signing.key
-cat > dev/osapi.yaml <<YAML
-# Development configuration written by scripts/run.sh; see packaging/osapi.yaml
-# for every key with comments.
-api:
-  server:
-    port: $api_port
-    listen: 127.0.0.1
-    unix_socket: ""
-    nats:
-      servers: ["nats://127.0.0.1:$nats_port"]
-    security:
-      signing_key_file: $PWD/dev/signing.key
-  client:
-    url: http://127.0.0.1:$api_port
-    security:
-      bearer_token_file: $PWD/dev/admin.token
-nats:
-  server:
-    port: $nats_port
-    store_dir: $PWD/dev/nats
-node:
-  agent:
-    nats:
-      servers: ["nats://127.0.0.1:$nats_port"]
-YAML
+. scripts/stack-config.sh
+write_stack_config "$PWD/dev" "$api_port" "$nats_port" "$PWD/dev/admin.token"
 # The binaries are where cargo put them (CI may point CARGO_TARGET_DIR elsewhere).
 bin=${CARGO_TARGET_DIR:-target}/release
 "$bin/osapi" -f dev/osapi.yaml token generate -r admin -u "${USER:-root}" --ttl 720h > dev/admin.token

@@ -322,6 +322,8 @@ fn provision_as_admin(cfg: &Config, url: &str) -> mpsc::Receiver<Vec<Enrollment>
         loop {
             match bus::enrollment::watch_accepted(&js, &names).await {
                 Ok(sets) => {
+                    // A watch that ran: the next failure starts short again.
+                    backoff.reset();
                     let mut sets = std::pin::pin!(sets);
                     while let Some(set) = sets.next().await {
                         if accepted_tx.send(set).await.is_err() {

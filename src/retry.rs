@@ -7,6 +7,7 @@ use std::time::Duration;
 /// Exponential back-off from `first` to `ceiling`.
 #[derive(Debug, Clone)]
 pub struct Backoff {
+    first: Duration,
     next: Duration,
     ceiling: Duration,
 }
@@ -20,6 +21,7 @@ impl Backoff {
     /// From `first`, doubling, at most `ceiling`.
     pub const fn between(first: Duration, ceiling: Duration) -> Self {
         Backoff {
+            first,
             next: first,
             ceiling,
         }
@@ -35,6 +37,11 @@ impl Backoff {
     /// The pause the next [`wait`](Self::wait) would take, without taking it.
     pub fn peek(&self) -> Duration {
         self.next
+    }
+
+    /// Start again from the first pause (after a success).
+    pub fn reset(&mut self) {
+        self.next = self.first;
     }
 
     /// Sleep for the next pause.
@@ -58,5 +65,7 @@ mod tests {
         let mut b = Backoff::between(Duration::from_millis(100), Duration::from_millis(500));
         let pauses: Vec<u128> = (0..5).map(|_| b.next_delay().as_millis()).collect();
         assert_eq!(pauses, [100, 200, 400, 500, 500]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(100));
     }
 }

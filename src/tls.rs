@@ -21,6 +21,13 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+/// Make ring the process's rustls crypto provider, for every client that
+/// builds a TLS setup (reqwest builds one even for plain HTTP). Idempotent.
+pub fn install_ring_provider() {
+    // Already installed (by an earlier call) is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The files of a generated certificate, in one directory.
 pub const CA_CERT: &str = "ca.crt";
 pub const SERVER_CERT: &str = "api.crt";

@@ -124,7 +124,6 @@ impl TokenKey {
             .map_err(|e| match e.into_kind() {
                 ErrorKind::InvalidSignature => TokenError::Signature,
                 ErrorKind::InvalidIssuer => TokenError::Issuer,
-                ErrorKind::InvalidAlgorithm => TokenError::Algorithm("not HS256".into()),
                 ErrorKind::Json(e) => TokenError::Claims(e.to_string()),
                 ErrorKind::MissingRequiredClaim(c) => TokenError::Claims(format!("{c} is missing")),
                 _ => TokenError::Malformed,

@@ -54,7 +54,7 @@ impl OperationIds {
 
     /// The API's own table.
     pub fn of_api() -> Self {
-        Self::from_doc(&<super::openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        Self::from_doc(super::openapi::doc())
     }
 
     pub fn get(&self, method: &Method, route: &str) -> Option<&str> {

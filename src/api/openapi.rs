@@ -15,7 +15,7 @@ use utoipa::openapi::schema::{
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 
-use super::handlers::operation::RunParams;
+use super::handlers::operation::{INPUT_FLAGS, RunParams};
 use super::handlers::{agents, audit, jobs, system};
 use super::metrics;
 use crate::job::{HttpMethod, OPERATIONS, OperationSpec, Schemas, schema_ref};
@@ -178,8 +178,8 @@ fn endpoint(
             .is_some_and(|o| o.properties.contains_key(name))
     };
     for param in RunParams::into_params(|| Some(ParameterIn::Query)) {
-        // `dry_run` only where the input has one.
-        if param.name != "dry_run" || has_field("dry_run") {
+        // `dry_run` and `force` only where the input has them.
+        if !INPUT_FLAGS.contains(&param.name.as_str()) || has_field(&param.name) {
             op = op.parameter(param);
         }
     }
@@ -193,8 +193,11 @@ fn endpoint(
         object
     });
     match (spec.method, rest, input) {
-        (HttpMethod::Get, Some(rest), _) => {
+        (HttpMethod::Get | HttpMethod::Delete, Some(rest), _) => {
             for (name, schema) in rest.properties {
+                if INPUT_FLAGS.contains(&name.as_str()) {
+                    continue;
+                }
                 let required = rest.required.contains(&name);
                 op = op.parameter(
                     ParameterBuilder::new()
@@ -211,8 +214,6 @@ fn endpoint(
             }
         }
         (HttpMethod::Get | HttpMethod::Delete, None, _) | (_, _, None) => {}
-        // A DELETE has no body: its input is the path (and `dry_run`).
-        (HttpMethod::Delete, Some(_), _) => {}
         (_, rest, Some(input)) => {
             let required = rest.as_ref().is_none_or(|r| !r.required.is_empty());
             let body = match rest {
@@ -417,15 +418,23 @@ impl Modify for ProblemResponses {
 pub struct ApiDoc;
 
 /// `GET /api/v1/openapi.json`
-pub async fn document() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(ApiDoc::openapi())
+/// The document, built once: generating it runs every modifier over every
+/// operation.
+pub fn doc() -> &'static utoipa::openapi::OpenApi {
+    static DOC: std::sync::LazyLock<utoipa::openapi::OpenApi> =
+        std::sync::LazyLock::new(ApiDoc::openapi);
+    &DOC
+}
+
+pub async fn document() -> axum::Json<&'static utoipa::openapi::OpenApi> {
+    axum::Json(doc())
 }
 
 /// The API reference in Markdown (`docs/api.md`), rendered from the OpenAPI
 /// document so the two cannot disagree: one section per path and method with
 /// its summary, parameters, body and responses, then one per schema.
 pub fn reference_markdown() -> String {
-    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let doc = serde_json::to_value(doc()).unwrap_or_default();
     let mut out = format!(
         "# API reference\n\nGenerated from the OpenAPI document the API serves at \
          `GET /api/v1/openapi.json` (version {}); do not edit: `osapi generate-docs DIR` \

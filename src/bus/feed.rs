@@ -75,8 +75,11 @@ impl ResultFeed {
         };
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
+                // One lock: whether someone waits, and their channel.
+                let mut waiter = None;
                 let Some((id, result)) = parse(&responses_prefix, &msg, |id| {
-                    lock(&waiters).contains_key(&id)
+                    waiter = lock(&waiters).get(&id).cloned();
+                    waiter.is_some()
                 }) else {
                     continue;
                 };
@@ -85,7 +88,7 @@ impl ResultFeed {
                 {
                     tracing::warn!(job_id = %id, "too many refused jobs at once; not auditing this one");
                 }
-                if let Some(tx) = lock(&waiters).get(&id) {
+                if let Some(tx) = waiter {
                     let _ = tx.send(result);
                 }
             }
@@ -108,12 +111,14 @@ impl ResultFeed {
     }
 }
 
+/// [`REJECTED`] as a JSON string, looked for in every result's bytes.
+const REFUSAL_NEEDLE: &[u8] = b"\"rejected\"";
+
 /// Whether a stored result might be a refusal, without parsing it.
 fn mentions_refusal(payload: &[u8]) -> bool {
-    let needle = format!("\"{REJECTED}\"");
     payload
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
+        .windows(REFUSAL_NEEDLE.len())
+        .any(|w| w == REFUSAL_NEEDLE)
 }
 
 /// The job id and result of a message on `<responses><id>.res.<host>`, when

@@ -57,40 +57,29 @@ fn jetstream_code(e: &(dyn StdError + 'static)) -> Option<ErrorCode> {
     if let Some(js) = e.downcast_ref::<jetstream::Error>() {
         return Some(js.error_code());
     }
-    let carried = if let Some(e) = e.downcast_ref::<GetStreamError>() {
-        match e.kind() {
-            GetStreamErrorKind::JetStream(js) => Some(js),
-            _ => None,
-        }
-    } else if let Some(e) = e.downcast_ref::<CreateStreamError>() {
-        match e.kind() {
-            CreateStreamErrorKind::JetStream(js) => Some(js),
-            _ => None,
-        }
-    } else if let Some(e) = e.downcast_ref::<ConsumerError>() {
-        match e.kind() {
-            ConsumerErrorKind::JetStream(js) => Some(js),
-            _ => None,
-        }
-    } else if let Some(e) = e.downcast_ref::<LastRawMessageError>() {
-        match e.kind() {
-            LastRawMessageErrorKind::JetStream(js) => Some(js),
-            _ => None,
-        }
-    } else if let Some(e) = e.downcast_ref::<PurgeError>() {
-        match e.kind() {
-            PurgeErrorKind::JetStream(js) => Some(js),
-            _ => None,
-        }
-    } else if let Some(e) = e.downcast_ref::<StatusError>() {
-        match e.kind() {
-            StatusErrorKind::JetStream(js) => Some(js),
-            _ => None,
-        }
-    } else {
-        None
-    };
-    carried.map(|js| js.error_code())
+    // Each error type that can carry a JetStream API error, with the kind
+    // that carries it.
+    macro_rules! carried {
+        ($($error:ty => $kind:path),* $(,)?) => {
+            $(
+                if let Some(e) = e.downcast_ref::<$error>() {
+                    return match e.kind() {
+                        $kind(js) => Some(js.error_code()),
+                        _ => None,
+                    };
+                }
+            )*
+        };
+    }
+    carried! {
+        GetStreamError => GetStreamErrorKind::JetStream,
+        CreateStreamError => CreateStreamErrorKind::JetStream,
+        ConsumerError => ConsumerErrorKind::JetStream,
+        LastRawMessageError => LastRawMessageErrorKind::JetStream,
+        PurgeError => PurgeErrorKind::JetStream,
+        StatusError => StatusErrorKind::JetStream,
+    }
+    None
 }
 
 /// What `e`'s kind says: `Some(true)` for "not now", `Some(false)` for a

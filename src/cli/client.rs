@@ -109,7 +109,7 @@ impl Client {
     pub fn new(settings: &Settings) -> Result<Client, CliError> {
         // reqwest is built without a default crypto provider; rustls needs one
         // installed before any client exists (an error only means it already is).
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::tls::install_ring_provider();
         let builder = || {
             reqwest::Client::builder()
                 .user_agent(concat!("osapictl/", env!("CARGO_PKG_VERSION")))

@@ -92,25 +92,20 @@ async fn operation(ctx: &Ctx, op: Operation) -> Result<Status, CliError> {
         path = path.replace(&format!("{{{name}}}"), &path_segment(value));
     }
     let req = match spec.method {
-        // A read's input is its query.
-        HttpMethod::Get => data
-            .into_iter()
-            .fold(Request::get(path), |req, (k, v)| match v {
-                Value::String(s) => req.query(k, s),
-                other => req.query(k, other.to_string()),
-            }),
+        // A read's or a delete's input is its query.
+        HttpMethod::Get | HttpMethod::Delete => {
+            let method = match spec.method {
+                HttpMethod::Get => Method::GET,
+                _ => Method::DELETE,
+            };
+            data.into_iter()
+                .fold(Request::new(method, path), |req, (k, v)| match v {
+                    Value::String(s) => req.query(k, s),
+                    other => req.query(k, other.to_string()),
+                })
+        }
         HttpMethod::Put => Request::new(Method::PUT, path).json(Value::Object(data)),
         HttpMethod::Post => Request::new(Method::POST, path).json(Value::Object(data)),
-        // A delete's input is its path, and a dry run its query.
-        HttpMethod::Delete => {
-            let dry_run = data.get("dry_run").and_then(Value::as_bool) == Some(true);
-            let req = Request::new(Method::DELETE, path);
-            if dry_run {
-                req.query("dry_run", "true")
-            } else {
-                req
-            }
-        }
     };
     domain(ctx, op, req).await
 }

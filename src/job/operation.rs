@@ -10,7 +10,7 @@ use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
 pub use super::service::{
     DropInDelete, DropInPut, DropInRef, ServiceChange, ServiceList, ServiceUnit,
 };
-use crate::provider::systemd1::UNIT_JOB_WAIT;
+use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::{
     ClockInfo, CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
     HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange, UnitStatus,
@@ -741,11 +741,10 @@ impl Operation {
                     .saturating_mul(p.count)
                     + Duration::from_secs(p.count.into())
             }
-            Operation::ServiceStart(_)
-            | Operation::ServiceStop(_)
-            | Operation::ServiceRestart(_)
-            | Operation::ServiceReload(_) => UNIT_JOB_WAIT,
-            _ => Duration::ZERO,
+            _ => match self.unit_change() {
+                Some((action, _)) if action.runs_job() => UNIT_JOB_WAIT,
+                _ => Duration::ZERO,
+            },
         }
     }
 
@@ -763,14 +762,26 @@ impl Operation {
     /// refused unless the request says `force`. A dry run changes nothing and
     /// is let through.
     fn guard_own_units(&self) -> Result<(), InvalidInput> {
-        match self {
-            Operation::ServiceStart(c) => c.guard(false, true),
-            Operation::ServiceRestart(c) => c.guard(true, true),
-            Operation::ServiceStop(c)
-            | Operation::ServiceDisable(c)
-            | Operation::ServiceMask(c) => c.guard(true, false),
-            _ => Ok(()),
+        match self.unit_change() {
+            Some((action, c)) => c.guard(action.stops(), action.starts()),
+            None => Ok(()),
         }
+    }
+
+    /// The unit change this operation is, if it is one.
+    pub fn unit_change(&self) -> Option<(UnitAction, &ServiceChange)> {
+        let (action, change) = match self {
+            Operation::ServiceStart(c) => (UnitAction::Start, c),
+            Operation::ServiceStop(c) => (UnitAction::Stop, c),
+            Operation::ServiceRestart(c) => (UnitAction::Restart, c),
+            Operation::ServiceReload(c) => (UnitAction::Reload, c),
+            Operation::ServiceEnable(c) => (UnitAction::Enable, c),
+            Operation::ServiceDisable(c) => (UnitAction::Disable, c),
+            Operation::ServiceMask(c) => (UnitAction::Mask, c),
+            Operation::ServiceUnmask(c) => (UnitAction::Unmask, c),
+            _ => return None,
+        };
+        Some((action, change))
     }
 
     /// The request form of this operation (type name and data).

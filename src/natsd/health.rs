@@ -39,7 +39,7 @@ fn client() -> Result<&'static reqwest::Client, String> {
         return Ok(client);
     }
     // reqwest builds its TLS setup even for plain HTTP; ring is our provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::tls::install_ring_provider();
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .no_proxy()

@@ -293,15 +293,24 @@ impl UnitAction {
     }
 
     /// Does it stop the unit (now or at the next boot)?
-    fn stops(self) -> bool {
+    pub fn stops(self) -> bool {
         matches!(
             self,
             UnitAction::Stop | UnitAction::Restart | UnitAction::Disable | UnitAction::Mask
         )
     }
 
+    /// Is it a systemd job (start, stop, restart, reload) rather than a change
+    /// of the unit's file?
+    pub fn runs_job(self) -> bool {
+        matches!(
+            self,
+            UnitAction::Start | UnitAction::Stop | UnitAction::Restart | UnitAction::Reload
+        )
+    }
+
     /// Does it start the unit?
-    fn starts(self) -> bool {
+    pub fn starts(self) -> bool {
         matches!(self, UnitAction::Start | UnitAction::Restart)
     }
 
@@ -506,6 +515,14 @@ async fn dependents(conn: &Connection, unit: &str) -> zbus::Result<Vec<String>> 
     // pathological graph from running long.
     while let Some(name) = todo.pop().filter(|_| found.len() < 512) {
         let u = unit_proxy(conn, &name).await?;
+        // Each unit is loaded once: its state decides here, on its turn.
+        if name != unit {
+            let active = u.active_state().await?;
+            if !matches!(active.as_str(), "active" | "activating" | "reloading") {
+                continue;
+            }
+            found.insert(name);
+        }
         for next in [
             u.required_by().await?,
             u.bound_by().await?,
@@ -514,12 +531,7 @@ async fn dependents(conn: &Connection, unit: &str) -> zbus::Result<Vec<String>> 
         .into_iter()
         .flatten()
         {
-            if next == unit || found.contains(&next) {
-                continue;
-            }
-            let active = unit_proxy(conn, &next).await?.active_state().await?;
-            if matches!(active.as_str(), "active" | "activating" | "reloading") {
-                found.insert(next.clone());
+            if next != unit && !found.contains(&next) && !todo.contains(&next) {
                 todo.push(next);
             }
         }
@@ -636,8 +648,7 @@ impl ServiceProvider for Systemd1Units {
         request: &'a ServiceChange,
     ) -> BoxFuture<'a, ProviderResult<UnitChange>> {
         Box::pin(async move {
-            request.validate()?;
-            request.guard(action.stops(), action.starts())?;
+            // Input and guard were checked with the operation (dispatch).
             let unit = request.unit.as_str();
             let operation = "service.unit.change";
             let state =
@@ -682,7 +693,7 @@ impl ServiceProvider for Systemd1Units {
                 return Ok(change);
             }
             match action {
-                UnitAction::Start | UnitAction::Stop | UnitAction::Restart | UnitAction::Reload => {
+                _ if action.runs_job() => {
                     let result = self
                         .bus
                         .call_once(|conn| async move { run_job(&conn, action, unit).await })
@@ -760,14 +771,13 @@ impl ServiceProvider for Systemd1Units {
                 |conn: Connection| async move { ManagerProxy::new(&conn).await?.reload().await };
             let taken = async {
                 self.bus.call(reload).await?;
-                let proxy = self
-                    .bus
-                    .call(
-                        |conn| async move { unit_proxy(&conn, unit).await?.drop_in_paths().await },
-                    )
-                    .await?;
-                let state = self.bus.call(state).await?;
-                Ok::<_, zbus::Error>((proxy, state))
+                // One load of the unit: its drop-ins and its state.
+                self.bus
+                    .call(|conn| async move {
+                        let u = unit_proxy(&conn, unit).await?;
+                        Ok((u.drop_in_paths().await?, state_of(&u).await?))
+                    })
+                    .await
             }
             .await;
             let confirmed = match &taken {

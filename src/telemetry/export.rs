@@ -174,7 +174,7 @@ pub fn to_otlp(service: &str, spans: &[FinishedSpan]) -> Value {
 async fn export_loop(mut rx: mpsc::Receiver<FinishedSpan>, sink: SpanSink, service: String) {
     let http = match &sink {
         SpanSink::Otlp(_) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            crate::tls::install_ring_provider();
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .build()

@@ -26,6 +26,10 @@ async fn services_check_input_and_permissions_before_any_job() {
         ("/api/v1/service/units?state=Not%20A%20State", "state"),
         ("/api/v1/service/units?colour=red", "colour"),
         ("/api/v1/node/hostname?dry_run=true", "dry_run"),
+        ("/api/v1/node/hostname?force=true", "force"),
+        // Typed queries elsewhere name an unknown parameter the same way.
+        ("/api/v1/jobs?colour=red", "colour"),
+        ("/api/v1/audit?colour=red", "colour"),
     ] {
         let (status, body) = stack.get_json(path, &admin).await;
         assert_eq!(
@@ -52,6 +56,26 @@ async fn services_check_input_and_permissions_before_any_job() {
     assert_eq!(
         (status, body["field"].as_str()),
         (400, Some("colour")),
+        "{body}"
+    );
+
+    // A delete takes its flags from the query: forced, a drop-in on the
+    // agent's own unit gets past the guard to the agent, whose dry run reads
+    // the file alone (there is none) and changes nothing.
+    let dropin = "/api/v1/service/units/osapi-agent.service/dropins/limits";
+    let (status, body) = send_json(stack.request(Method::DELETE, dropin, &admin)).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("force")),
+        "{body}"
+    );
+    let forced = format!("{dropin}?force=true&dry_run=true");
+    let (status, body) = send_json(stack.request(Method::DELETE, &forced, &admin)).await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["results"][0]["data"];
+    assert_eq!(
+        (data["dry_run"].as_bool(), data["changed"].as_bool()),
+        (Some(true), Some(false)),
         "{body}"
     );
 

@@ -40,7 +40,21 @@ pub struct RunParams {
     /// Report what would change without changing it (operations with a dry run).
     #[serde(default, deserialize_with = "flag")]
     pub dry_run: Option<bool>,
+    /// Also where a guard refuses without it (operations with a `force`).
+    #[serde(default, deserialize_with = "flag")]
+    pub force: Option<bool>,
 }
+
+impl RunParams {
+    /// The input flags the query may set, by field name.
+    fn input_flags(&self) -> [(&'static str, Option<bool>); 2] {
+        [("dry_run", self.dry_run), ("force", self.force)]
+    }
+}
+
+/// Query parameters that are fields of an operation's input, documented only
+/// where the input has them.
+pub(crate) const INPUT_FLAGS: [&str; 2] = ["dry_run", "force"];
 
 /// A flag in a query: `true`, `1` or empty (`?async`) is on; `false` or `0` off.
 fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
@@ -71,7 +85,9 @@ fn split_query(
 ) -> Result<(RunParams, Map<String, Value>), ApiError> {
     let mut run = form_urlencoded::Serializer::new(String::new());
     let mut input = Map::new();
-    let takes_input = spec.method == HttpMethod::Get && spec.input_schema.is_some();
+    // A read's or a delete's input is its path and query: it has no body.
+    let takes_input =
+        matches!(spec.method, HttpMethod::Get | HttpMethod::Delete) && spec.input_schema.is_some();
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         if run_param_names().iter().any(|n| *n == name) {
             run.append_pair(&name, &value);
@@ -160,12 +176,15 @@ fn operation(
         Value::Object(fields) => fields,
         _ => return Err(ApiError::invalid("body", "must be a JSON object")),
     };
-    if params.dry_run == Some(true) {
-        if spec.input_schema.is_none() {
-            let reason = format!("{} has no dry run", spec.name);
-            return Err(ApiError::invalid("dry_run", reason));
+    // A flag the input does not have is refused by its parse, naming it.
+    for (name, flag) in params.input_flags() {
+        if flag == Some(true) {
+            if spec.input_schema.is_none() {
+                let reason = format!("{} takes no {name}", spec.name);
+                return Err(ApiError::invalid(name, reason));
+            }
+            data.insert(name.to_owned(), Value::Bool(true));
         }
-        data.insert("dry_run".to_owned(), Value::Bool(true));
     }
     for (name, value) in &request.path {
         if data.contains_key(name) {
