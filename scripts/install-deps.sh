@@ -21,6 +21,8 @@ command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
 command -v unshare >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 # The fleet tests make their TLS certificates with the openssl CLI.
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# The clock tests: systemd-timedated checks zones against the tz database.
+[ -d /usr/share/zoneinfo/Africa ] || need_apt+=(tzdata)
 # Packaging checks (packaging/check.sh) and the appliance test
 # (scripts/appliance-test.sh): systemd-analyze comes with systemd above.
 command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)

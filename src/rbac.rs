@@ -53,6 +53,8 @@ permissions! {
     ServiceWrite = "service:write",
     /// Read the clock's settings.
     TimeRead = "time:read",
+    /// Set the time zone, NTP, NTP servers and the time.
+    TimeWrite = "time:write",
 }
 
 impl fmt::Display for Permission {

@@ -9,9 +9,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::provider::{
-    ClockInfo, CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
-    HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange, UnitState,
-    UnitStatus, Units, UptimeInfo,
+    ClockChange, ClockInfo, CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, DropIn,
+    DropInChange, HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange,
+    UnitState, UnitStatus, Units, UptimeInfo,
 };
 
 /// A result that reads as table rows under fixed columns.
@@ -349,7 +349,7 @@ impl Tabular for UnitStatus {
 }
 
 impl Tabular for ClockInfo {
-    const COLUMNS: &'static [&'static str] = &["TIME", "ZONE", "RTC", "NTP", "SYNCED"];
+    const COLUMNS: &'static [&'static str] = &["TIME", "ZONE", "RTC", "NTP", "SYNCED", "SERVER"];
     fn rows(self) -> Vec<Vec<String>> {
         let time = self
             .time
@@ -362,12 +362,39 @@ impl Tabular for ClockInfo {
             (false, false) => "not installed",
         };
         let synced = if self.ntp_synchronized { "yes" } else { "no" };
+        let server = match (self.ntp_server, self.ntp_servers.is_empty()) {
+            (Some(s), _) => s,
+            (None, false) => format!("({})", self.ntp_servers.join(" ")),
+            (None, true) => String::new(),
+        };
         vec![vec![
             time,
             self.timezone,
             rtc.to_owned(),
             ntp.to_owned(),
             synced.to_owned(),
+            server,
+        ]]
+    }
+}
+
+impl Tabular for ClockChange {
+    const COLUMNS: &'static [&'static str] = &["SETTING", "CHANGED", "BEFORE", "AFTER"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let value = |c: &ClockInfo| match self.setting.as_str() {
+            "timezone" => c.timezone.clone(),
+            "ntp" => if c.ntp { "on" } else { "off" }.to_owned(),
+            "ntp_servers" => c.ntp_servers.join(" "),
+            _ => c
+                .time
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        };
+        vec![vec![
+            self.setting.clone(),
+            changed_text(self.changed, self.dry_run).to_owned(),
+            value(&self.before),
+            value(&self.after),
         ]]
     }
 }

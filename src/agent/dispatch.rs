@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::job::{HostResult, HostStatus, JobError, Operation};
-use crate::provider::{CommandResult, ProviderError, Providers, UnitChange};
+use crate::provider::{ClockSetting, CommandResult, ProviderError, Providers, UnitChange};
 
 /// What running an operation on this host produced. The host's result is failed
 /// exactly when `error` is set; `data` may accompany an error.
@@ -226,6 +226,7 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         Operation::ServiceStart(_)
         | Operation::ServiceStop(_)
         | Operation::ServiceRestart(_)
+        | Operation::ServiceTryRestart(_)
         | Operation::ServiceReload(_)
         | Operation::ServiceEnable(_)
         | Operation::ServiceDisable(_)
@@ -235,6 +236,24 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
             None => Outcome::failed(job_error("internal", "not a unit change")),
         },
         Operation::ClockGet => to_outcome(p.clock.get().await),
+        Operation::TimezoneSet(z) => to_outcome(
+            p.clock
+                .change(ClockSetting::Timezone(&z.timezone), z.dry_run)
+                .await,
+        ),
+        Operation::NtpSet(n) => to_outcome(
+            p.clock
+                .change(ClockSetting::Ntp(n.enabled), n.dry_run)
+                .await,
+        ),
+        Operation::NtpServersSet(s) => to_outcome(
+            p.clock
+                .change(ClockSetting::NtpServers(&s.servers), s.dry_run)
+                .await,
+        ),
+        Operation::ClockSet(c) => {
+            to_outcome(p.clock.change(ClockSetting::Time(c.time), c.dry_run).await)
+        }
         Operation::DropInGet(f) => to_outcome(p.service.dropin_get(f).await),
         Operation::DropInPut(d) => to_outcome(
             p.service

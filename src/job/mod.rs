@@ -7,6 +7,7 @@
 //! * [`Job`], [`JobEvent`], [`HostResult`] — the immutable job, its append-only
 //!   events and per-host results, and [`compute_status`] that derives the status.
 
+mod clock;
 pub mod hostname;
 mod operation;
 mod record;
@@ -15,6 +16,7 @@ pub mod signature;
 mod status;
 mod target;
 
+pub use clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
 #[cfg(test)]
 pub(crate) use operation::examples;
 pub use operation::{

@@ -6,13 +6,14 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use super::clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
 pub use super::service::{
     DropInDelete, DropInPut, DropInRef, ServiceChange, ServiceList, ServiceUnit,
 };
 use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::{
-    ClockInfo, CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
+    ClockChange, ClockInfo, CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
     HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange, UnitStatus,
     Units, UptimeInfo,
 };
@@ -618,6 +619,9 @@ operations! {
     ServiceRestart(ServiceChange) -> UnitChange = "service.unit.restart", Modify, ServiceWrite, idempotent: false, long: true,
         Post "/api/v1/service/units/{unit}/restart", cli: "service restart",
         about: "Restart a unit and wait for systemd's job to end";
+    ServiceTryRestart(ServiceChange) -> UnitChange = "service.unit.try-restart", Modify, ServiceWrite, idempotent: false, long: true,
+        Post "/api/v1/service/units/{unit}/try-restart", cli: "service try-restart",
+        about: "Restart a unit if it is running, and wait for systemd's job to end";
     ServiceReload(ServiceChange) -> UnitChange = "service.unit.reload", Modify, ServiceWrite, idempotent: false, long: true,
         Post "/api/v1/service/units/{unit}/reload", cli: "service reload",
         about: "Reload a unit's configuration and wait for systemd's job to end";
@@ -644,7 +648,19 @@ operations! {
         about: "Remove a drop-in and reload systemd";
     ClockGet -> ClockInfo = "time.clock.get", Query, TimeRead, idempotent: true, long: false,
         Get "/api/v1/time/clock", cli: "time get",
-        about: "The host's time, time zone, RTC mode, and whether NTP is on and in sync";
+        about: "The host's time, time zone, RTC mode, whether NTP is on and in sync, and the NTP server";
+    TimezoneSet(TimezoneSet) -> ClockChange = "time.zone.set", Modify, TimeWrite, idempotent: true, long: false,
+        Put "/api/v1/time/zone", cli: "time set-timezone",
+        about: "Set the time zone (one of the host's tz database)";
+    NtpSet(NtpSet) -> ClockChange = "time.ntp.set", Modify, TimeWrite, idempotent: true, long: false,
+        Put "/api/v1/time/ntp", cli: "time set-ntp",
+        about: "Turn network time synchronisation on or off";
+    NtpServersSet(NtpServersSet) -> ClockChange = "time.ntp_servers.set", Modify, TimeWrite, idempotent: true, long: false,
+        Put "/api/v1/time/ntp/servers", cli: "time ntp-servers",
+        about: "Set systemd-timesyncd's NTP servers (a drop-in); none puts back the host's own";
+    ClockSet(ClockSet) -> ClockChange = "time.clock.set", Modify, TimeWrite, idempotent: false, long: false,
+        Put "/api/v1/time/clock", cli: "time set",
+        about: "Set the time (only with NTP off)";
 }
 
 impl Operation {
@@ -763,7 +779,17 @@ impl Operation {
     /// is let through.
     fn guard_own_units(&self) -> Result<(), InvalidInput> {
         match self.unit_change() {
-            Some((action, c)) => c.guard(action.stops(), action.starts()),
+            Some((action, c)) if c.now && action.then_now().is_none() => Err(InvalidInput::new(
+                "now",
+                "only enable, disable and mask take now",
+            )),
+            Some((action, c)) => {
+                let then = action.then_now().filter(|_| c.now);
+                c.guard(
+                    action.stops(),
+                    action.starts() || then.is_some_and(UnitAction::starts),
+                )
+            }
             None => Ok(()),
         }
     }
@@ -774,6 +800,7 @@ impl Operation {
             Operation::ServiceStart(c) => (UnitAction::Start, c),
             Operation::ServiceStop(c) => (UnitAction::Stop, c),
             Operation::ServiceRestart(c) => (UnitAction::Restart, c),
+            Operation::ServiceTryRestart(c) => (UnitAction::TryRestart, c),
             Operation::ServiceReload(c) => (UnitAction::Reload, c),
             Operation::ServiceEnable(c) => (UnitAction::Enable, c),
             Operation::ServiceDisable(c) => (UnitAction::Disable, c),
@@ -931,8 +958,9 @@ pub(crate) fn examples() -> Vec<Operation> {
         ("service.unit.start", json!({"unit": "ssh.service"})),
         ("service.unit.stop", json!({"unit": "ssh.service", "dry_run": true})),
         ("service.unit.restart", json!({"unit": "osapi-agent.service", "force": true})),
+        ("service.unit.try-restart", json!({"unit": "ssh.service"})),
         ("service.unit.reload", json!({"unit": "ssh.service"})),
-        ("service.unit.enable", json!({"unit": "ssh.service"})),
+        ("service.unit.enable", json!({"unit": "ssh.service", "now": true})),
         ("service.unit.disable", json!({"unit": "ssh.service"})),
         ("service.unit.mask", json!({"unit": "ssh.service"})),
         ("service.unit.unmask", json!({"unit": "ssh.service"})),
@@ -943,6 +971,10 @@ pub(crate) fn examples() -> Vec<Operation> {
         ),
         ("service.dropin.delete", json!({"unit": "ssh.service", "name": "limits", "dry_run": true})),
         ("time.clock.get", json!(null)),
+        ("time.zone.set", json!({"timezone": "Europe/Berlin", "dry_run": true})),
+        ("time.ntp.set", json!({"enabled": true})),
+        ("time.ntp_servers.set", json!({"servers": ["192.0.2.1", "ntp.example.org"]})),
+        ("time.clock.set", json!({"time": "2026-12-07T10:00:00Z"})),
     ]
     .into_iter()
     .map(|(t, data)| Operation::parse(t, data).unwrap_or_else(|e| panic!("{t}: {e}")))
@@ -968,6 +1000,31 @@ mod tests {
                 OperationSpec::find(op.type_name()).unwrap()
             ));
         }
+    }
+
+    #[test]
+    fn now_belongs_to_changes_of_the_unit_file() {
+        let e = Operation::parse(
+            "service.unit.start",
+            json!({"unit": "a.service", "now": true}),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "operation.data.now");
+        for op in [
+            "service.unit.enable",
+            "service.unit.disable",
+            "service.unit.mask",
+        ] {
+            Operation::parse(op, json!({"unit": "a.service", "now": true})).unwrap();
+        }
+        // Enabling with now starts the unit: the start guard applies.
+        let e = Operation::parse(
+            "service.unit.enable",
+            json!({"unit": "rescue.target", "now": true}),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "operation.data.force");
+        Operation::parse("service.unit.enable", json!({"unit": "rescue.target"})).unwrap();
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl ServiceUnit {
     }
 }
 
-/// `service.unit.start`, `stop`, `restart`, `reload`, `enable`, `disable`,
+/// `service.unit.start`, `stop`, `restart`, `try-restart`, `reload`, `enable`, `disable`,
 /// `mask` and `unmask`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args)]
 #[serde(deny_unknown_fields)]
@@ -115,6 +115,11 @@ pub struct ServiceChange {
         help = "Also for OSAPI's own units, the bus, the journal, reboot/rescue targets"
     )]
     pub force: bool,
+    /// enable, disable and mask: also start (enable) or stop (disable, mask)
+    /// the unit, as `systemctl --now` does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[arg(long, help = "enable/disable/mask: also start or stop the unit now")]
+    pub now: bool,
     /// Report what would change (before → after) without changing anything.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[arg(long, help = "Show what would change without changing it")]
@@ -371,6 +376,7 @@ fn guard_dropin(unit: &str, force: bool, dry_run: bool) -> Result<(), InvalidInp
     let change = ServiceChange {
         unit: unit.to_owned(),
         force,
+        now: false,
         dry_run,
     };
     change.guard(true, false)
@@ -419,6 +425,7 @@ mod tests {
         let change = |unit: &str, force: bool, dry_run: bool| ServiceChange {
             unit: unit.into(),
             force,
+            now: false,
             dry_run,
         };
         let refused = |c: ServiceChange, stops, starts| c.guard(stops, starts).is_err();

@@ -71,18 +71,15 @@ impl HostCommand {
     fn timeout_for(&self, requested: Option<Duration>) -> ProviderResult<Duration> {
         match requested {
             None => Ok(self.default_timeout),
-            Some(t) if t.is_zero() => Err(ProviderError::InvalidInput {
-                field: "timeout",
-                reason: "must be positive".into(),
-            }),
-            Some(t) if t > self.max_timeout => Err(ProviderError::InvalidInput {
-                field: "timeout",
-                reason: format!(
+            Some(t) if t.is_zero() => Err(ProviderError::invalid("timeout", "must be positive")),
+            Some(t) if t > self.max_timeout => Err(ProviderError::invalid(
+                "timeout",
+                format!(
                     "{} exceeds this agent's maximum of {}",
                     humantime::format_duration(t),
                     humantime::format_duration(self.max_timeout)
                 ),
-            }),
+            )),
             Some(t) => Ok(t),
         }
     }
@@ -243,10 +240,10 @@ impl CommandProvider for HostCommand {
 async fn check_cwd(dir: &str) -> ProviderResult<()> {
     match tokio::fs::metadata(dir).await {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(ProviderError::InvalidInput {
-            field: "cwd",
-            reason: format!("{dir} is not a directory"),
-        }),
+        Ok(_) => Err(ProviderError::invalid(
+            "cwd",
+            format!("{dir} is not a directory"),
+        )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ProviderError::NotFound {
             what: "cwd",
             name: dir.to_owned(),
@@ -441,10 +438,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                Some(ProviderError::InvalidInput {
-                    field: "timeout",
-                    ..
-                })
+                Some(ProviderError::Invalid(ref e)) if e.field == "timeout"
             ),
             "{err:?}"
         );

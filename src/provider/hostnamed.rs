@@ -225,10 +225,7 @@ pub(crate) fn bus_error(
                 };
             }
             fdo::Error::InvalidArgs(_) => {
-                return ProviderError::InvalidInput {
-                    field,
-                    reason: format!("{service} refused it: {e}"),
-                };
+                return ProviderError::invalid(field, format!("{service} refused it: {e}"));
             }
             _ => {}
         }
@@ -363,10 +360,7 @@ mod tests {
         let invalid = zbus::Error::FDO(Box::new(fdo::Error::InvalidArgs("bad".into())));
         assert!(matches!(
             bus_error(invalid, SERVICE, "node.hostname.set", "hostname"),
-            ProviderError::InvalidInput {
-                field: "hostname",
-                ..
-            }
+            ProviderError::Invalid(ref e) if e.field == "hostname"
         ));
         let err = bus_error(no_owner, SERVICE, "node.hostname.set", "hostname");
         assert_eq!(err.code(), "unavailable");

@@ -46,7 +46,7 @@ pub use systemd1::{
     DropIn, DropInChange, ServiceProvider, ServiceStatus, UnitAction, UnitChange, UnitState,
     UnitStatus, UnitSummary, Units,
 };
-pub use timedated::{ClockInfo, ClockProvider};
+pub use timedated::{ClockChange, ClockInfo, ClockProvider, ClockSetting};
 
 /// The inputs providers take are the operations' own.
 pub use crate::job::{CommandExec, CommandShell, DnsSet, HostnameSet, Ping};
@@ -86,11 +86,8 @@ pub enum ProviderError {
         detail: String,
     },
 
-    /// The input was rejected before touching the host.
-    #[error("invalid {field}: {reason}")]
-    InvalidInput { field: &'static str, reason: String },
-
-    /// The input breaks the operation's own rules (its `validate`).
+    /// The input was rejected: by the operation's own rules (its
+    /// `validate`), by what the host has, or by the service asked.
     #[error("invalid {0}")]
     Invalid(#[from] InvalidInput),
 
@@ -118,11 +115,16 @@ impl ProviderError {
             ProviderError::NotFound { .. } => "not_found",
             ProviderError::PermissionDenied { .. } => "permission_denied",
             ProviderError::Unavailable { .. } => "unavailable",
-            ProviderError::InvalidInput { .. } | ProviderError::Invalid(_) => "invalid_input",
+            ProviderError::Invalid(_) => "invalid_input",
             ProviderError::Io { .. } => "io_error",
             ProviderError::Unsupported { .. } => "unsupported",
             ProviderError::Parse { .. } => "parse_error",
         }
+    }
+
+    /// The input `field` is refused, and why.
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        ProviderError::Invalid(InvalidInput::new(field, reason))
     }
 
     /// Wraps an I/O error with what was being done.
@@ -430,6 +432,13 @@ impl PingProvider for Unsupported {
 impl ClockProvider for Unsupported {
     fn get(&self) -> BoxFuture<'_, ProviderResult<ClockInfo>> {
         unsupported("time.clock.get")
+    }
+    fn change<'a>(
+        &'a self,
+        _setting: ClockSetting<'a>,
+        _dry_run: bool,
+    ) -> BoxFuture<'a, ProviderResult<ClockChange>> {
+        unsupported("time.change")
     }
 }
 

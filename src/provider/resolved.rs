@@ -304,11 +304,12 @@ impl ResolvedDns {
             .servers
             .iter()
             .map(|s| {
-                s.parse::<IpAddr>()
-                    .map_err(|_| ProviderError::InvalidInput {
-                        field: "servers",
-                        reason: format!("{s:?} is not an IPv4 or IPv6 address"),
-                    })
+                s.parse::<IpAddr>().map_err(|_| {
+                    ProviderError::invalid(
+                        "servers",
+                        format!("{s:?} is not an IPv4 or IPv6 address"),
+                    )
+                })
             })
             .collect::<ProviderResult<Vec<IpAddr>>>()?;
         let ifindex = ifindex(&change.interface)?;

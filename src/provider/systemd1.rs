@@ -63,6 +63,7 @@ trait Manager {
     fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn try_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn reload_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn enable_unit_files(
         &self,
@@ -216,7 +217,8 @@ pub struct ServiceStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct UnitChange {
     pub unit: String,
-    /// `start`, `stop`, `restart`, `reload`, `enable`, `disable`, `mask`, `unmask`.
+    /// `start`, `stop`, `restart`, `try-restart`, `reload`, `enable`, `disable`,
+    /// `mask`, `unmask`.
     pub action: String,
     /// Whether anything changed (or, in a dry run, would).
     pub changed: bool,
@@ -224,7 +226,8 @@ pub struct UnitChange {
     pub before: UnitState,
     /// After the change; in a dry run, what it would be.
     pub after: UnitState,
-    /// systemd's job result for start, stop, restart and reload: `done`,
+    /// systemd's job result for start, stop, restart, try-restart, reload and
+    /// a change of the file with `now`: `done`,
     /// `failed`, `timeout`, `dependency`, `canceled`, `skipped`, `invalid`,
     /// or `running` when it had not ended after 60 s (systemd goes on with
     /// it); absent when no job ran.
@@ -271,6 +274,8 @@ pub enum UnitAction {
     Start,
     Stop,
     Restart,
+    /// Restart only when running.
+    TryRestart,
     Reload,
     Enable,
     Disable,
@@ -284,6 +289,7 @@ impl UnitAction {
             UnitAction::Start => "start",
             UnitAction::Stop => "stop",
             UnitAction::Restart => "restart",
+            UnitAction::TryRestart => "try-restart",
             UnitAction::Reload => "reload",
             UnitAction::Enable => "enable",
             UnitAction::Disable => "disable",
@@ -296,7 +302,11 @@ impl UnitAction {
     pub fn stops(self) -> bool {
         matches!(
             self,
-            UnitAction::Stop | UnitAction::Restart | UnitAction::Disable | UnitAction::Mask
+            UnitAction::Stop
+                | UnitAction::Restart
+                | UnitAction::TryRestart
+                | UnitAction::Disable
+                | UnitAction::Mask
         )
     }
 
@@ -305,8 +315,22 @@ impl UnitAction {
     pub fn runs_job(self) -> bool {
         matches!(
             self,
-            UnitAction::Start | UnitAction::Stop | UnitAction::Restart | UnitAction::Reload
+            UnitAction::Start
+                | UnitAction::Stop
+                | UnitAction::Restart
+                | UnitAction::TryRestart
+                | UnitAction::Reload
         )
+    }
+
+    /// The job that `now` adds to a change of the unit's file: enable starts,
+    /// disable and mask stop.
+    pub fn then_now(self) -> Option<UnitAction> {
+        match self {
+            UnitAction::Enable => Some(UnitAction::Start),
+            UnitAction::Disable | UnitAction::Mask => Some(UnitAction::Stop),
+            _ => None,
+        }
     }
 
     /// Does it start the unit?
@@ -339,6 +363,7 @@ impl UnitAction {
             UnitAction::Start => !running,
             UnitAction::Stop => running || state.active_state == "deactivating",
             UnitAction::Restart | UnitAction::Reload => true,
+            UnitAction::TryRestart => running,
             UnitAction::Enable => file == "disabled",
             UnitAction::Disable => file.starts_with("enabled") || file.starts_with("linked"),
             UnitAction::Mask => !file.starts_with("masked"),
@@ -353,7 +378,9 @@ impl UnitAction {
             return after;
         }
         let (active, file) = match self {
-            UnitAction::Start | UnitAction::Restart => (Some("active"), None),
+            UnitAction::Start | UnitAction::Restart | UnitAction::TryRestart => {
+                (Some("active"), None)
+            }
             UnitAction::Reload => (None, None),
             UnitAction::Stop => (Some("inactive"), None),
             UnitAction::Enable => (None, Some("enabled")),
@@ -415,20 +442,16 @@ fn systemd_error(e: zbus::Error, unit: &str, operation: &'static str) -> Provide
             what: "unit",
             name: unit.to_owned(),
         },
-        Some("org.freedesktop.systemd1.LoadFailed") => ProviderError::InvalidInput {
-            field: "unit",
-            reason: format!("systemd cannot load {unit}: {e}"),
-        },
-        Some("org.freedesktop.DBus.Error.FileExists") => ProviderError::InvalidInput {
-            field: "unit",
-            reason: format!(
-                "{unit}: {e} (systemd masks only units installed outside /etc/systemd/system)"
-            ),
-        },
-        Some("org.freedesktop.systemd1.UnitMasked") => ProviderError::InvalidInput {
-            field: "unit",
-            reason: format!("{unit} is masked; unmask it first"),
-        },
+        Some("org.freedesktop.systemd1.LoadFailed") => {
+            ProviderError::invalid("unit", format!("systemd cannot load {unit}: {e}"))
+        }
+        Some("org.freedesktop.DBus.Error.FileExists") => ProviderError::invalid(
+            "unit",
+            format!("{unit}: {e} (systemd masks only units installed outside /etc/systemd/system)"),
+        ),
+        Some("org.freedesktop.systemd1.UnitMasked") => {
+            ProviderError::invalid("unit", format!("{unit} is masked; unmask it first"))
+        }
         Some(name) if name.starts_with("org.freedesktop.systemd1.") => ProviderError::Io {
             context: format!("{operation} {unit}"),
             source: std::io::Error::other(e.to_string()),
@@ -540,7 +563,11 @@ async fn dependents(conn: &Connection, unit: &str) -> zbus::Result<Vec<String>> 
 }
 
 /// Run a job (start, stop, restart, reload) and wait for systemd to finish it.
-async fn run_job(conn: &Connection, action: UnitAction, unit: &str) -> zbus::Result<String> {
+pub(super) async fn run_job(
+    conn: &Connection,
+    action: UnitAction,
+    unit: &str,
+) -> zbus::Result<String> {
     let manager = ManagerProxy::new(conn).await?;
     // systemd sends JobRemoved to the client that asked for the job (no
     // Subscribe needed). Listen before the call, or a quick job ends unseen.
@@ -549,6 +576,7 @@ async fn run_job(conn: &Connection, action: UnitAction, unit: &str) -> zbus::Res
         UnitAction::Start => manager.start_unit(unit, "replace").await?,
         UnitAction::Stop => manager.stop_unit(unit, "replace").await?,
         UnitAction::Restart => manager.restart_unit(unit, "replace").await?,
+        UnitAction::TryRestart => manager.try_restart_unit(unit, "replace").await?,
         _ => manager.reload_unit(unit, "replace").await?,
     };
     let wait = async {
@@ -663,26 +691,31 @@ impl ServiceProvider for Systemd1Units {
                 found(unit, &before)?;
             }
             if let Some(why) = action.refused(&before) {
-                return Err(ProviderError::InvalidInput {
-                    field: "unit",
-                    reason: format!("{unit} {why}"),
-                });
+                return Err(ProviderError::invalid("unit", format!("{unit} {why}")));
             }
+            // `now`: enable also starts, disable and mask also stop.
+            let then = action.then_now().filter(|_| request.now);
+            let file_needed = !action.runs_job() && action.needed(&before);
+            let job = match then {
+                Some(job) => job.needed(&before).then_some(job),
+                None => action
+                    .runs_job()
+                    .then_some(action)
+                    .filter(|a| a.needed(&before)),
+            };
+            let after = action.predict(&before);
             let mut change = UnitChange {
                 unit: unit.to_owned(),
                 action: action.as_str().to_owned(),
-                changed: action.needed(&before),
+                changed: file_needed || job.is_some(),
                 dry_run: request.dry_run,
-                after: action.predict(&before),
+                after: then.map_or(after.clone(), |job| job.predict(&after)),
                 before,
                 job_result: None,
                 also_stops: Vec::new(),
                 files: Vec::new(),
             };
-            if request.dry_run
-                && change.changed
-                && matches!(action, UnitAction::Stop | UnitAction::Restart)
-            {
+            if request.dry_run && job.is_some_and(UnitAction::stops) {
                 change.also_stops = self
                     .bus
                     .call(|conn| async move { dependents(&conn, unit).await })
@@ -692,26 +725,24 @@ impl ServiceProvider for Systemd1Units {
             if request.dry_run || !change.changed {
                 return Ok(change);
             }
-            match action {
-                _ if action.runs_job() => {
-                    let result = self
-                        .bus
-                        .call_once(|conn| async move { run_job(&conn, action, unit).await })
-                        .await
-                        .map_err(|e| systemd_error(e, unit, operation))?;
-                    change.job_result = Some(result);
-                }
-                _ => {
-                    let runtime = change.before.unit_file_state.ends_with("-runtime");
-                    change.files = self
-                        .bus
-                        .call_once(|conn| async move {
-                            change_files(&conn, action, unit, runtime).await
-                        })
-                        .await
-                        .map_err(|e| systemd_error(e, unit, operation))?;
-                    change.changed = !change.files.is_empty();
-                }
+            if file_needed {
+                let runtime = change.before.unit_file_state.ends_with("-runtime");
+                change.files = self
+                    .bus
+                    .call_once(
+                        |conn| async move { change_files(&conn, action, unit, runtime).await },
+                    )
+                    .await
+                    .map_err(|e| systemd_error(e, unit, operation))?;
+                change.changed = !change.files.is_empty() || job.is_some();
+            }
+            if let Some(job) = job {
+                let result = self
+                    .bus
+                    .call_once(|conn| async move { run_job(&conn, job, unit).await })
+                    .await
+                    .map_err(|e| systemd_error(e, unit, operation))?;
+                change.job_result = Some(result);
             }
             change.after = self
                 .bus
@@ -796,12 +827,10 @@ impl ServiceProvider for Systemd1Units {
                     Ok((_, state)) => format!("systemd left {unit} {}", state.load_state),
                     Err(e) => e.to_string(),
                 };
-                return Err(ProviderError::InvalidInput {
-                    field: "content",
-                    reason: format!(
-                        "systemd did not take the drop-in ({why}); the old one is back"
-                    ),
-                });
+                return Err(ProviderError::invalid(
+                    "content",
+                    format!("systemd did not take the drop-in ({why}); the old one is back"),
+                ));
             }
             Ok(change)
         })
@@ -809,7 +838,7 @@ impl ServiceProvider for Systemd1Units {
 }
 
 /// A file's text, or `None` when it is not there.
-fn read_optional(path: &std::path::Path) -> ProviderResult<Option<String>> {
+pub(super) fn read_optional(path: &std::path::Path) -> ProviderResult<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -818,7 +847,7 @@ fn read_optional(path: &std::path::Path) -> ProviderResult<Option<String>> {
 }
 
 /// Write the drop-in whole (0644), or remove it and its directory once empty.
-fn write_dropin(path: &std::path::Path, content: Option<&str>) -> ProviderResult<()> {
+pub(super) fn write_dropin(path: &std::path::Path, content: Option<&str>) -> ProviderResult<()> {
     let failed = |e| ProviderError::io(format!("writing {}", path.display()), e);
     match content {
         Some(text) => {

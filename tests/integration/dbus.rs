@@ -7,7 +7,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::dbus_harness::{Hostnamed, PrivateBus, Resolved, Veth};
+use crate::dbus_harness::{Hostnamed, PrivateBus, Resolved, Timedated, Veth, seal_clock_warp};
 use crate::harness::{AgentSpec, Stack, send_json};
 
 const HOSTNAME1: [&str; 3] = [
@@ -224,4 +224,134 @@ async fn without_the_services_reads_fall_back_and_writes_fail() {
             "{body}"
         );
     }
+}
+
+/// The zone, NTP and the clock through the real systemd-timedated: a zone is
+/// set (dry run first), read back with busctl and the namespace's
+/// `/etc/localtime`, set again without a change; a zone the tz database lacks
+/// and a malformed one are refused. Setting the time is tried as a dry run
+/// only: a real one would move this machine's clock. Only zones of offset 0
+/// are set, after the clock warp is sealed, so the kernel's zone stays 0;
+/// this machine's `/etc/localtime` must be the same at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_time_zone_is_set_through_timedated() {
+    let machine_localtime = std::fs::read_link("/etc/localtime").ok();
+    let bus = PrivateBus::start().await;
+    let timedated = Timedated::start(&bus).await;
+    let stack = Stack::start(&[agent_on("clock-host", &bus)]).await;
+    let admin = stack.token(&["admin"]);
+    let read = stack.token(&["read"]);
+    let zone_property = || {
+        bus.get_property(
+            "org.freedesktop.timedate1",
+            "/org/freedesktop/timedate1",
+            "org.freedesktop.timedate1",
+            "Timezone",
+        )
+    };
+
+    let (status, body) = stack.get_json("/api/v1/time/clock", &read).await;
+    let data = completed_data(status, &body);
+    let before = data["timezone"].as_str().expect("timezone").to_owned();
+    assert!(timedated.localtime().ends_with(&before), "{body}");
+    let zone = ["Africa/Abidjan", "Atlantic/Reykjavik"]
+        .into_iter()
+        .find(|z| *z != before)
+        .expect("a zone of offset 0 that is not the current one");
+
+    let set = |query: &str, body: Value, token: &str| {
+        stack
+            .request(Method::PUT, &format!("/api/v1/time/zone{query}"), token)
+            .json(&body)
+    };
+    // A dry run reports before → after and changes nothing.
+    let (status, body) = send_json(set("?dry_run=true", json!({"timezone": zone}), &admin)).await;
+    let data = completed_data(status, &body);
+    assert_eq!(
+        (data["changed"].as_bool(), data["dry_run"].as_bool()),
+        (Some(true), Some(true)),
+        "{body}"
+    );
+    assert_eq!(data["before"]["timezone"], before.as_str(), "{body}");
+    assert_eq!(data["after"]["timezone"], zone, "{body}");
+    assert!(timedated.localtime().ends_with(&before));
+
+    // The real change, read back with tools that are not ours.
+    let (status, body) = send_json(set("", json!({"timezone": zone}), &admin)).await;
+    let data = completed_data(status, &body);
+    assert_eq!(data["changed"], true, "{body}");
+    assert_eq!(data["after"]["timezone"], zone, "{body}");
+    assert_eq!(zone_property(), format!("s \"{zone}\""));
+    assert!(
+        timedated.localtime().ends_with(zone),
+        "{}",
+        timedated.localtime()
+    );
+
+    // Again: nothing to do.
+    let (status, body) = send_json(set("", json!({"timezone": zone}), &admin)).await;
+    assert_eq!(completed_data(status, &body)["changed"], false, "{body}");
+
+    // Not in the tz database: the agent refuses it by name, nothing changes.
+    let (status, body) = send_json(set("", json!({"timezone": "Mars/Olympus_Mons"}), &admin)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("failed")),
+        "{body}"
+    );
+    let error = &body["results"][0]["error"];
+    assert_eq!(error["code"], "invalid_input", "{body}");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Mars/Olympus_Mons")),
+        "{body}"
+    );
+    // Malformed: the API refuses it before any job.
+    let (status, body) = send_json(set("", json!({"timezone": "../../etc/shadow"}), &admin)).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("timezone")),
+        "{body}"
+    );
+    // A read token may not.
+    let (status, _) = send_json(set("", json!({"timezone": before}), &read)).await;
+    assert_eq!(status, 403);
+    assert_eq!(zone_property(), format!("s \"{zone}\""));
+
+    // The time: a dry run shows the new time and sets nothing.
+    let (status, body) = send_json(
+        stack
+            .request(Method::PUT, "/api/v1/time/clock?dry_run=true", &admin)
+            .json(&json!({"time": "2031-05-04T03:02:01Z"})),
+    )
+    .await;
+    let data = completed_data(status, &body);
+    // This timedated knows no NTP service: NTP is off.
+    assert_eq!(data["before"]["ntp"], false, "{body}");
+    assert_eq!(data["dry_run"], true, "{body}");
+    assert_eq!(data["after"]["time"], "2031-05-04T03:02:01Z", "{body}");
+    // And NTP cannot be turned on: the agent says why.
+    let (status, body) = send_json(
+        stack
+            .request(Method::PUT, "/api/v1/time/ntp", &admin)
+            .json(&json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("failed")),
+        "{body}"
+    );
+    let message = body["results"][0]["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("no NTP service"), "{body}");
+    let year = time::OffsetDateTime::now_utc().year();
+    assert!(year < 2031, "this machine's clock moved: {year}");
+
+    drop(stack);
+    drop(timedated);
+    seal_clock_warp();
+    assert_eq!(std::fs::read_link("/etc/localtime").ok(), machine_localtime);
 }

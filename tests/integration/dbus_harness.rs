@@ -7,6 +7,8 @@
 //!   with an overlay on `/etc` (hostnamed replaces `/etc/hostname` by rename, so a
 //!   bind-mounted file would fail with EBUSY). Its hostname, `/etc/hostname` and
 //!   `/etc/machine-info` changes stay inside; the mounts vanish with the namespace.
+//! * [`Timedated`]: the real `systemd-timedated` the same way, in a mount
+//!   namespace only, after the kernel's one-time clock warp is sealed.
 //! * [`Resolved`]: the real `systemd-resolved` (unpacked from the Debian package by
 //!   `scripts/install-deps.sh`), standalone in a mount namespace whose `/run/systemd`
 //!   is a tmpfs: its runtime files and a drop-in turning the stub listener off stay
@@ -219,35 +221,7 @@ pub struct Hostnamed {
 
 impl Hostnamed {
     pub async fn start(bus: &PrivateBus) -> Hostnamed {
-        require_root();
-        let binary = require_file(
-            &[
-                "/usr/lib/systemd/systemd-hostnamed".into(),
-                "/lib/systemd/systemd-hostnamed".into(),
-            ],
-            "systemd-hostnamed (Debian package systemd)",
-        );
-        let unshare = require_program("unshare", "util-linux");
-        require_program("nsenter", "util-linux");
-        let dir = tempfile::Builder::new()
-            .prefix("osapi-hostnamed")
-            .tempdir()
-            .expect("tempdir");
-        // Inside the new namespaces: a tmpfs for the overlay's upper layer, the
-        // overlay on /etc, then hostnamed itself (same pid: unshare and sh exec).
-        let script = r#"set -e
-mount -t tmpfs osapi-test "$1"
-mkdir "$1/upper" "$1/work"
-mount -t overlay osapi-test -o "lowerdir=/etc,upperdir=$1/upper,workdir=$1/work" /etc
-exec "$2""#;
-        let mut cmd = Command::new(unshare);
-        cmd.args(["--uts", "--mount", "--propagation", "private"])
-            .args(["sh", "-c", script, "sh"])
-            .arg(dir.path())
-            .arg(&binary)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address);
-        let mut proc = spawn("systemd-hostnamed", &mut cmd);
-        bus.wait_name("org.freedesktop.hostname1", &mut proc).await;
+        let (proc, dir) = start_overlaid(bus, "hostnamed", "hostname1", &["--uts"], "").await;
         Hostnamed { proc, _dir: dir }
     }
 
@@ -258,13 +232,126 @@ exec "$2""#;
 
     /// `/etc/hostname` as hostnamed's mount namespace sees it.
     pub fn etc_hostname(&self) -> String {
-        let out = Command::new("nsenter")
-            .args(["-t", &self.pid().to_string(), "-m", "cat", "/etc/hostname"])
-            .output()
-            .expect("run nsenter");
-        assert!(out.status.success(), "nsenter cat /etc/hostname: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        in_mounts_of(self.pid(), &["cat", "/etc/hostname"])
     }
+}
+
+/// `systemd-DAEMON` from the systemd package, owning `org.freedesktop.NAME`
+/// on `bus`, in a mount namespace of its own (plus `namespaces`) whose `/etc`
+/// is an overlay: what it writes there stays inside and vanishes with it.
+/// `setup` is shell run in the namespace before the daemon starts.
+async fn start_overlaid(
+    bus: &PrivateBus,
+    daemon: &str,
+    name: &str,
+    namespaces: &[&str],
+    setup: &str,
+) -> (Proc, tempfile::TempDir) {
+    require_root();
+    let binary = require_file(
+        &[
+            format!("/usr/lib/systemd/systemd-{daemon}").into(),
+            format!("/lib/systemd/systemd-{daemon}").into(),
+        ],
+        &format!("systemd-{daemon} (Debian package systemd)"),
+    );
+    let unshare = require_program("unshare", "util-linux");
+    require_program("nsenter", "util-linux");
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("osapi-{daemon}"))
+        .tempdir()
+        .expect("tempdir");
+    // Inside the new namespaces: a tmpfs for the overlay's upper layer, the
+    // overlay on /etc (the services replace files by rename, so a bind-mounted
+    // file would fail with EBUSY), then the service itself (same pid: unshare
+    // and sh exec).
+    let script = r#"set -e
+mount -t tmpfs osapi-test "$1"
+mkdir "$1/upper" "$1/work"
+mount -t overlay osapi-test -o "lowerdir=/etc,upperdir=$1/upper,workdir=$1/work" /etc
+eval "$3"
+exec "$2""#;
+    let mut cmd = Command::new(unshare);
+    cmd.args(namespaces)
+        .args(["--mount", "--propagation", "private"])
+        .args(["sh", "-c", script, "sh"])
+        .arg(dir.path())
+        .arg(&binary)
+        .arg(setup)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address);
+    let mut proc = spawn(&format!("systemd-{daemon}"), &mut cmd);
+    bus.wait_name(&format!("org.freedesktop.{name}"), &mut proc)
+        .await;
+    (proc, dir)
+}
+
+/// Runs `args` in the mount namespace of `pid`; its stdout, trimmed.
+fn in_mounts_of(pid: u32, args: &[&str]) -> String {
+    let out = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m"])
+        .args(args)
+        .output()
+        .expect("run nsenter");
+    assert!(out.status.success(), "nsenter {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+// ---------------------------------------------------------------------------
+// systemd-timedated
+// ---------------------------------------------------------------------------
+
+/// systemd-timedated in a mount namespace with `/etc` overlaid, on a private
+/// bus. Its zone changes stay in the namespace's `/etc/localtime`. It knows
+/// no NTP service: those need systemd as PID 1 (the appliance test has it).
+///
+/// Before it starts, the kernel's one-time clock warp is sealed (SPEC §11):
+/// PID 1 here is not systemd, so the first `settimeofday()` carrying a zone
+/// would otherwise shift the whole machine's clock by that zone's offset.
+/// The seal is what systemd does at boot: a zone of offset 0, no time. Tests
+/// then only set zones of offset 0, so the kernel's zone stays 0 as well.
+pub struct Timedated {
+    proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Timedated {
+    pub async fn start(bus: &PrivateBus) -> Timedated {
+        require_root();
+        seal_clock_warp();
+        // No NTP units: timedated would ask systemd (PID 1 here is not) about
+        // them for every read of NTP. Without, it reports NTP off and
+        // impossible, as on a host without timesyncd.
+        let hide_ntp_units = "for d in /usr/lib/systemd/ntp-units.d /lib/systemd/ntp-units.d; do \
+            [ -d $d ] && mount -t tmpfs osapi-test $d; done; true";
+        let (proc, dir) = start_overlaid(bus, "timedated", "timedate1", &[], hide_ntp_units).await;
+        Timedated { proc, _dir: dir }
+    }
+
+    /// Where the namespace's `/etc/localtime` points.
+    pub fn localtime(&self) -> String {
+        in_mounts_of(self.proc.child.id(), &["readlink", "/etc/localtime"])
+    }
+}
+
+/// `settimeofday(NULL, {0, 0})`: ends the kernel's one-time warp without
+/// moving the clock, and leaves the kernel's zone at offset 0.
+pub fn seal_clock_warp() {
+    // struct timezone { int tz_minuteswest; int tz_dsttime; }
+    let zone: [libc::c_int; 2] = [0, 0];
+    // SAFETY: a null timeval (the time is left alone) and a valid timezone.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_settimeofday,
+            std::ptr::null::<libc::timeval>(),
+            zone.as_ptr(),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "settimeofday(NULL, tz): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 // ---------------------------------------------------------------------------
