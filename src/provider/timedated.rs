@@ -366,7 +366,7 @@ fn configured_servers(dropin: &Option<String>) -> Vec<String> {
         .iter()
         .flat_map(|text| text.lines())
         .filter_map(|line| line.trim().strip_prefix("NTP="))
-        .last()
+        .next_back()
         .map(|list| list.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_default()
 }
