@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::provider::{
     ClockChange, ClockInfo, CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, DropIn,
-    DropInChange, HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange,
-    UnitState, UnitStatus, Units, UptimeInfo,
+    DropInChange, HostnameChange, HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo,
+    PingResult, UnitChange, UnitState, UnitStatus, Units, UptimeInfo,
 };
 
 /// A result that reads as table rows under fixed columns.
@@ -83,6 +83,26 @@ impl Tabular for HostnameInfo {
             self.static_hostname.unwrap_or_default(),
             self.pretty_hostname.unwrap_or_default(),
             enum_text(&self.source),
+        ]]
+    }
+}
+
+impl Tabular for HostnameChange {
+    const COLUMNS: &'static [&'static str] = &["CHANGED", "BEFORE", "AFTER", "PRETTY"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let pretty = match (self.before.pretty_hostname, self.after.pretty_hostname) {
+            (before, after) if before == after => after.unwrap_or_default(),
+            (before, after) => format!(
+                "{} -> {}",
+                before.unwrap_or_default(),
+                after.unwrap_or_default()
+            ),
+        };
+        vec![vec![
+            changed_text(self.changed, self.dry_run).to_owned(),
+            self.before.hostname,
+            self.after.hostname,
+            pretty,
         ]]
     }
 }
@@ -218,18 +238,22 @@ impl Tabular for DnsConfig {
 
 impl Tabular for DnsChangeResult {
     const COLUMNS: &'static [&'static str] =
-        &["INTERFACE", "SERVERS", "SEARCH", "SOURCE", "PERSISTED"];
+        &["INTERFACE", "CHANGED", "SERVERS", "SEARCH", "PERSISTED"];
     fn rows(self) -> Vec<Vec<String>> {
         let persisted = if self.persisted {
             "yes"
         } else {
             "no (runtime only)"
         };
+        let arrow = |before: &[String], after: &[String]| match before == after {
+            true => after.join(", "),
+            false => format!("{} -> {}", before.join(", "), after.join(", ")),
+        };
         vec![vec![
             self.interface,
-            self.servers.join(", "),
-            self.search_domains.join(", "),
-            enum_text(&self.source),
+            changed_text(self.changed, self.dry_run).to_owned(),
+            arrow(&self.before.servers, &self.after.servers),
+            arrow(&self.before.search_domains, &self.after.search_domains),
             persisted.to_owned(),
         ]]
     }

@@ -14,8 +14,8 @@ pub use super::service::{
 use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::{
     ClockChange, ClockInfo, CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
-    HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange, UnitStatus,
-    Units, UptimeInfo,
+    HostnameChange, HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange,
+    UnitStatus, Units, UptimeInfo,
 };
 use crate::rbac::Permission;
 use crate::view::View;
@@ -85,6 +85,10 @@ pub struct HostnameSet {
         help = "Also set the pretty (free-form) hostname"
     )]
     pub pretty: Option<String>,
+    /// Report what would change (before → after) without changing anything.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[arg(long, help = "Show what would change without changing it")]
+    pub dry_run: bool,
 }
 
 /// `network.dns.get`
@@ -121,6 +125,10 @@ pub struct DnsSet {
         help = "A search domain; repeat or separate with commas"
     )]
     pub search_domains: Vec<String>,
+    /// Report what would change (before → after) without changing anything.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[arg(long, help = "Show what would change without changing it")]
+    pub dry_run: bool,
 }
 
 /// `network.ping.do`
@@ -239,6 +247,19 @@ impl HostnameSet {
             ));
         }
         Ok(())
+    }
+
+    /// The names after this change, from the names before it.
+    pub fn predict(&self, before: &HostnameInfo) -> HostnameInfo {
+        HostnameInfo {
+            hostname: self.hostname.clone(),
+            static_hostname: Some(self.hostname.clone()),
+            pretty_hostname: match &self.pretty {
+                Some(p) => Some(p.clone()).filter(|p| !p.is_empty()),
+                None => before.pretty_hostname.clone(),
+            },
+            source: before.source,
+        }
     }
 }
 
@@ -568,7 +589,7 @@ operations! {
     HostnameGet -> HostnameInfo = "node.hostname.get", Query, NodeRead, idempotent: true, long: false,
         Get "/api/v1/node/hostname", cli: "node hostname get",
         about: "The hostname, static and pretty names, and where they were read from";
-    HostnameSet(HostnameSet) -> HostnameInfo = "node.hostname.set", Modify, NodeWrite, idempotent: true, long: false,
+    HostnameSet(HostnameSet) -> HostnameChange = "node.hostname.set", Modify, NodeWrite, idempotent: true, long: false,
         Put "/api/v1/node/hostname", cli: "node hostname set",
         about: "Set the static and transient hostname (and the pretty one)";
     StatusGet -> NodeStatus = "node.status.get", Query, NodeRead, idempotent: true, long: false,

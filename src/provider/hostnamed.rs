@@ -26,8 +26,8 @@ use zbus::{Connection, fdo, proxy};
 
 use super::procfs::UnameHostname;
 use super::{
-    BoxFuture, HostnameInfo, HostnameProvider, HostnameSet, HostnameSource, ProviderError,
-    ProviderResult,
+    BoxFuture, HostnameChange, HostnameInfo, HostnameProvider, HostnameSet, HostnameSource,
+    ProviderError, ProviderResult,
 };
 
 /// The service named in errors.
@@ -311,11 +311,11 @@ impl HostnameProvider for HostnamedHostname {
         })
     }
 
-    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameInfo>> {
+    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameChange>> {
         Box::pin(async move {
             // The job layer validated already; the agent checks again before any call.
             change.validate()?;
-            self.write(change).await.map_err(|e| {
+            let failed = |e: zbus::Error| {
                 if is_unreachable(&e) {
                     ProviderError::Unavailable {
                         service: SERVICE,
@@ -327,7 +327,20 @@ impl HostnameProvider for HostnamedHostname {
                 } else {
                     bus_error(e, SERVICE, "node.hostname.set", "hostname")
                 }
-            })
+            };
+            let before = self.read().await.map_err(failed)?;
+            let after = change.predict(&before);
+            let mut result = HostnameChange {
+                changed: after != before,
+                dry_run: change.dry_run,
+                before,
+                after,
+            };
+            if change.dry_run || !result.changed {
+                return Ok(result);
+            }
+            result.after = self.write(change).await.map_err(failed)?;
+            Ok(result)
         })
     }
 }

@@ -170,14 +170,25 @@ pub struct HostnameInfo {
     pub source: HostnameSource,
 }
 
+/// What `node.hostname.set` did, or would do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct HostnameChange {
+    /// Whether any name changed (or, in a dry run, would).
+    pub changed: bool,
+    pub dry_run: bool,
+    pub before: HostnameInfo,
+    /// After the change; in a dry run, what it would be.
+    pub after: HostnameInfo,
+}
+
 /// Reads and sets the host's names.
 pub trait HostnameProvider: Send + Sync {
     /// Current hostname, static and pretty hostnames where known, and the source.
     fn get(&self) -> BoxFuture<'_, ProviderResult<HostnameInfo>>;
 
-    /// Sets the static and transient hostname (and the pretty one when given);
-    /// returns the names as they are afterwards.
-    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameInfo>>;
+    /// Sets the static and transient hostname (and the pretty one when given),
+    /// unless they are so already; the names before and after.
+    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameChange>>;
 }
 
 // ---------------------------------------------------------------------------
@@ -319,15 +330,29 @@ pub struct DnsConfig {
     pub source: DnsSource,
 }
 
-/// Result of `network.dns.set`: the configuration afterwards, and whether it will
-/// survive a reboot (resolved's runtime settings do not on their own).
+/// A link's DNS servers and search domains.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct DnsSettings {
+    /// Server IP addresses.
+    pub servers: Vec<String>,
+    /// Search domains; `~domain` routes queries only.
+    pub search_domains: Vec<String>,
+}
+
+/// Result of `network.dns.set`: the settings before and after, and whether
+/// they survive a reboot (resolved's runtime settings do not on their own).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct DnsChangeResult {
     pub interface: String,
-    pub servers: Vec<String>,
-    pub search_domains: Vec<String>,
+    /// Whether anything changed (or, in a dry run, would).
+    pub changed: bool,
+    pub dry_run: bool,
+    pub before: DnsSettings,
+    /// After the change, as resolved shows it; in a dry run, what it would be.
+    pub after: DnsSettings,
     pub source: DnsSource,
-    /// The change was also written where the host's network manager reads it.
+    /// The settings are (or would be) also where the host's network manager
+    /// reads them.
     pub persisted: bool,
     /// Where the change was persisted, or why it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -17,9 +17,9 @@ use nix::sys::statvfs::{Statvfs, statvfs};
 use nix::sys::utsname::uname;
 
 use super::{
-    BoxFuture, DiskInfo, HostInfoProvider, HostnameInfo, HostnameProvider, HostnameSet,
-    HostnameSource, KernelInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, ProviderError,
-    ProviderResult, UptimeInfo, percent,
+    BoxFuture, DiskInfo, HostInfoProvider, HostnameChange, HostnameInfo, HostnameProvider,
+    HostnameSet, HostnameSource, KernelInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo,
+    ProviderError, ProviderResult, UptimeInfo, percent,
 };
 
 const OS_RELEASE_PATHS: [&str; 2] = ["/etc/os-release", "/usr/lib/os-release"];
@@ -217,7 +217,7 @@ impl HostnameProvider for UnameHostname {
         })
     }
 
-    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameInfo>> {
+    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameChange>> {
         Box::pin(async move {
             // Bad input is reported as such even here: it is the more useful answer.
             change.validate()?;

@@ -29,8 +29,8 @@ use zbus::{Connection, OwnedObjectPath, proxy};
 
 use super::hostnamed::{SystemBus, bus_error, error_name, is_unreachable};
 use super::{
-    BoxFuture, DnsChangeResult, DnsConfig, DnsProvider, DnsSet, DnsSource, ProviderError,
-    ProviderResult,
+    BoxFuture, DnsChangeResult, DnsConfig, DnsProvider, DnsSet, DnsSettings, DnsSource,
+    ProviderError, ProviderResult,
 };
 
 const SERVICE: &str = "systemd-resolved";
@@ -106,10 +106,6 @@ pub struct ResolvedDns {
 }
 
 /// A link's DNS settings as resolved has them.
-struct LinkDns {
-    servers: Vec<String>,
-    domains: Vec<String>,
-}
 
 impl ResolvedDns {
     pub fn new(bus: Arc<SystemBus>) -> Self {
@@ -127,7 +123,7 @@ impl ResolvedDns {
             .await
     }
 
-    async fn read_link(conn: &Connection, ifindex: i32) -> zbus::Result<LinkDns> {
+    async fn read_link(conn: &Connection, ifindex: i32) -> zbus::Result<DnsSettings> {
         let path = Self::manager(conn).await?.get_link(ifindex).await?;
         // Uncached: a read right after a write must see it.
         let link = Resolve1LinkProxy::builder(conn)
@@ -136,20 +132,20 @@ impl ResolvedDns {
             .build()
             .await?;
         let (dns, domains) = tokio::try_join!(link.dns(), link.domains())?;
-        Ok(LinkDns {
+        Ok(DnsSettings {
             servers: dns
                 .iter()
                 .filter_map(|(family, bytes)| addr_from_wire(*family, bytes))
                 .map(|ip| ip.to_string())
                 .collect(),
-            domains: domains
+            search_domains: domains
                 .iter()
                 .map(|(name, route_only)| domain_from_wire(name, *route_only))
                 .collect(),
         })
     }
 
-    async fn link(&self, ifindex: i32) -> zbus::Result<LinkDns> {
+    async fn link(&self, ifindex: i32) -> zbus::Result<DnsSettings> {
         self.bus
             .call(|conn| async move { Self::read_link(&conn, ifindex).await })
             .await
@@ -161,7 +157,7 @@ impl ResolvedDns {
         ifindex: i32,
         servers: &[(i32, Vec<u8>)],
         domains: &[(String, bool)],
-    ) -> zbus::Result<LinkDns> {
+    ) -> zbus::Result<DnsSettings> {
         self.bus
             .call(|conn| async move {
                 let manager = Self::manager(&conn).await?;
@@ -192,26 +188,17 @@ impl ResolvedDns {
         networkd_network_file(&text)
     }
 
-    /// networkd owns the link: write the drop-in, reload networkd, and wait (briefly)
-    /// for resolved to show the result.
+    /// networkd owns the link: write the drop-in `path`, reload networkd, and
+    /// wait (briefly) for resolved to show the result. Returns what resolved
+    /// shows, and a note for the operator.
     async fn set_through_networkd(
         &self,
         change: &DnsSet,
         ifindex: i32,
-        network_file: &Path,
+        path: &Path,
         servers: &[IpAddr],
-    ) -> ProviderResult<DnsChangeResult> {
-        // resolved must be there to confirm the change; check before writing anything.
-        self.link(ifindex)
-            .await
-            .map_err(|e| self.set_error(e, &change.interface))?;
-        let Some(path) = drop_in_path(&self.paths.networkd_config, network_file) else {
-            return Err(ProviderError::parse(
-                network_file.display().to_string(),
-                "systemd-networkd names no .network file for the link",
-            ));
-        };
-        write_atomically(&path, &networkd_drop_in(servers, &change.search_domains)).await?;
+    ) -> ProviderResult<(DnsSettings, String)> {
+        write_atomically(path, &networkd_drop_in(servers, &change.search_domains)).await?;
         self.reload_networkd().await.map_err(|e| {
             match bus_error(e, "systemd-networkd", "network.dns.set", "servers") {
                 ProviderError::Unavailable { service, detail } => ProviderError::Unavailable {
@@ -235,24 +222,17 @@ impl ResolvedDns {
             link = self.link(ifindex).await;
         }
         let link = link.map_err(|e| self.set_error(e, &change.interface))?;
-        let applied = link.servers == wanted;
-        Ok(DnsChangeResult {
-            interface: change.interface.clone(),
-            servers: link.servers,
-            search_domains: link.domains,
-            source: DnsSource::Resolved,
-            persisted: true,
-            note: Some(format!(
-                "systemd-networkd manages {}: written to {} and networkd reloaded{}",
-                change.interface,
-                path.display(),
-                if applied {
-                    ""
-                } else {
-                    "; resolved did not show the new servers yet"
-                }
-            )),
-        })
+        let pending = if link.servers == wanted {
+            ""
+        } else {
+            "; resolved did not show the new servers yet"
+        };
+        let note = format!(
+            "systemd-networkd manages {}: written to {} and networkd reloaded{pending}",
+            change.interface,
+            path.display(),
+        );
+        Ok((link, note))
     }
 
     fn set_error(&self, e: zbus::Error, interface: &str) -> ProviderError {
@@ -277,7 +257,7 @@ impl ResolvedDns {
             Ok(link) => Ok(DnsConfig {
                 interface: interface.to_owned(),
                 servers: link.servers,
-                search_domains: link.domains,
+                search_domains: link.search_domains,
                 source: DnsSource::Resolved,
             }),
             Err(e) if error_name(&e) == Some(NO_SUCH_LINK) => Err(not_found(interface)),
@@ -313,11 +293,76 @@ impl ResolvedDns {
             })
             .collect::<ProviderResult<Vec<IpAddr>>>()?;
         let ifindex = ifindex(&change.interface)?;
-        if let Some(file) = self.networkd_file(ifindex).await {
-            return self
-                .set_through_networkd(change, ifindex, &file, &servers)
-                .await;
+        // resolved must be there to read the settings before and to confirm
+        // the change; ask it before writing anything.
+        let before = self
+            .link(ifindex)
+            .await
+            .map_err(|e| self.set_error(e, &change.interface))?;
+        let wanted = DnsSettings {
+            servers: servers.iter().map(IpAddr::to_string).collect(),
+            search_domains: change.search_domains.clone(),
+        };
+        // When networkd manages the link, the change goes to a drop-in of its
+        // .network file, and is only in place when that says so too.
+        let dropin = match self.networkd_file(ifindex).await {
+            Some(file) => Some(drop_in_path(&self.paths.networkd_config, &file).ok_or_else(
+                || {
+                    ProviderError::parse(
+                        file.display().to_string(),
+                        "systemd-networkd names no .network file for the link",
+                    )
+                },
+            )?),
+            None => None,
+        };
+        let persisted_already = match &dropin {
+            Some(path) => {
+                tokio::fs::read_to_string(path).await.ok()
+                    == Some(networkd_drop_in(&servers, &change.search_domains))
+            }
+            None => true,
+        };
+        let mut result = DnsChangeResult {
+            interface: change.interface.clone(),
+            changed: before != wanted || !persisted_already,
+            dry_run: change.dry_run,
+            after: before.clone(),
+            before,
+            source: DnsSource::Resolved,
+            persisted: dropin.is_some(),
+            note: None,
+        };
+        if !result.changed {
+            return Ok(result);
         }
+        if change.dry_run {
+            result.after = wanted;
+            result.note = Some(match &dropin {
+                Some(path) => format!("would write {} and reload systemd-networkd", path.display()),
+                None => "would set resolved's runtime settings of the link".to_owned(),
+            });
+            return Ok(result);
+        }
+        let (after, note) = match &dropin {
+            Some(path) => {
+                self.set_through_networkd(change, ifindex, path, &servers)
+                    .await?
+            }
+            None => self.set_runtime_only(change, ifindex, &servers).await?,
+        };
+        result.after = after;
+        result.note = Some(note);
+        Ok(result)
+    }
+
+    /// No networkd: resolved's runtime settings, which last until it restarts.
+    async fn set_runtime_only(
+        &self,
+        change: &DnsSet,
+        ifindex: i32,
+        servers: &[IpAddr],
+    ) -> ProviderResult<(DnsSettings, String)> {
         let wire_servers: Vec<(i32, Vec<u8>)> =
             servers.iter().map(|ip| addr_to_wire(*ip)).collect();
         let wire_domains: Vec<(String, bool)> = change
@@ -343,14 +388,7 @@ impl ResolvedDns {
                  were not changed)",
             );
         }
-        Ok(DnsChangeResult {
-            interface: change.interface.clone(),
-            servers: link.servers,
-            search_domains: link.domains,
-            source: DnsSource::Resolved,
-            persisted: false,
-            note: Some(note),
-        })
+        Ok((link, note))
     }
 }
 

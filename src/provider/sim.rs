@@ -17,9 +17,9 @@ use std::time::Duration;
 use super::procfs::humanize_duration;
 use super::{
     BoxFuture, CommandExec, CommandProvider, CommandResult, CommandShell, DiskInfo,
-    HostInfoProvider, HostnameInfo, HostnameProvider, HostnameSet, HostnameSource, KernelInfo,
-    LoadInfo, MemoryInfo, NodeStatus, OsInfo, ProviderResult, Providers, Unsupported, UptimeInfo,
-    percent,
+    HostInfoProvider, HostnameChange, HostnameInfo, HostnameProvider, HostnameSet, HostnameSource,
+    KernelInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, ProviderResult, Providers, Unsupported,
+    UptimeInfo, percent,
 };
 
 const GIB: u64 = 1024 * 1024 * 1024;
@@ -95,18 +95,25 @@ impl HostnameProvider for SimHostname {
         })
     }
 
-    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameInfo>> {
+    fn set<'a>(&'a self, change: &'a HostnameSet) -> BoxFuture<'a, ProviderResult<HostnameChange>> {
         Box::pin(async move {
             change.validate()?;
             pause(self.delay).await;
-            {
+            let before = current(&self.names);
+            let after = change.predict(&before);
+            if !change.dry_run {
                 let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
                 names.hostname.clone_from(&change.hostname);
                 if change.pretty.is_some() {
                     names.pretty.clone_from(&change.pretty);
                 }
             }
-            Ok(current(&self.names))
+            Ok(HostnameChange {
+                changed: after != before,
+                dry_run: change.dry_run,
+                before,
+                after,
+            })
         })
     }
 }

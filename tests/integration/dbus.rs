@@ -49,16 +49,37 @@ async fn hostname_is_set_and_read_through_hostnamed() {
         bus.get_property(service, path, iface, "StaticHostname")
     };
 
-    let (status, body) = send_json(
+    let set = |query: &str| {
         stack
-            .request(Method::PUT, "/api/v1/node/hostname", &token)
-            .json(&json!({"hostname": "appliance-7", "pretty": "Appliance 7"})),
-    )
-    .await;
+            .request(
+                Method::PUT,
+                &format!("/api/v1/node/hostname{query}"),
+                &token,
+            )
+            .json(&json!({"hostname": "appliance-7", "pretty": "Appliance 7"}))
+    };
+    // A dry run: before → after, and nothing set.
+    let before = static_hostname();
+    let (status, body) = send_json(set("?dry_run=true")).await;
     let data = completed_data(status, &body);
-    assert_eq!(data["static_hostname"], "appliance-7", "{body}");
-    assert_eq!(data["pretty_hostname"], "Appliance 7", "{body}");
-    assert_eq!(data["source"], "hostnamed", "{body}");
+    assert_eq!(
+        (data["changed"].as_bool(), data["dry_run"].as_bool()),
+        (Some(true), Some(true)),
+        "{body}"
+    );
+    assert_eq!(data["after"]["static_hostname"], "appliance-7", "{body}");
+    assert_ne!(data["before"]["static_hostname"], "appliance-7", "{body}");
+    assert_eq!(static_hostname(), before);
+
+    let (status, body) = send_json(set("")).await;
+    let data = completed_data(status, &body);
+    assert_eq!(data["changed"], true, "{body}");
+    assert_eq!(data["after"]["static_hostname"], "appliance-7", "{body}");
+    assert_eq!(data["after"]["pretty_hostname"], "Appliance 7", "{body}");
+    assert_eq!(data["after"]["source"], "hostnamed", "{body}");
+    // Again: already so, nothing to do.
+    let (status, body) = send_json(set("")).await;
+    assert_eq!(completed_data(status, &body)["changed"], false, "{body}");
 
     // Read back with tools that are not ours.
     assert_eq!(static_hostname(), r#"s "appliance-7""#);
@@ -111,18 +132,47 @@ async fn dns_is_set_and_read_through_resolved() {
     let token = stack.token(&["admin"]);
     let path = format!("/api/v1/network/dns/{}", link.name);
 
-    let (status, body) = send_json(stack.request(Method::PUT, &path, &token).json(&json!({
-        "servers": ["192.0.2.53", "2001:db8::53"],
-        "search_domains": ["corp.example"]
-    })))
-    .await;
+    let set = |query: &str| {
+        stack
+            .request(Method::PUT, &format!("{path}{query}"), &token)
+            .json(&json!({
+                "servers": ["192.0.2.53", "2001:db8::53"],
+                "search_domains": ["corp.example"]
+            }))
+    };
+    // A dry run: before → after, nothing set.
+    let (status, body) = send_json(set("?dry_run=true")).await;
     let data = completed_data(status, &body);
     assert_eq!(
-        data["servers"],
+        (data["changed"].as_bool(), data["dry_run"].as_bool()),
+        (Some(true), Some(true)),
+        "{body}"
+    );
+    assert_eq!(data["before"]["servers"], json!([]), "{body}");
+    assert_eq!(
+        data["after"]["servers"],
         json!(["192.0.2.53", "2001:db8::53"]),
         "{body}"
     );
-    assert_eq!(data["search_domains"], json!(["corp.example"]), "{body}");
+    assert!(
+        !resolved
+            .resolvectl(&["status", &link.name])
+            .contains("192.0.2.53")
+    );
+
+    let (status, body) = send_json(set("")).await;
+    let data = completed_data(status, &body);
+    assert_eq!(data["changed"], true, "{body}");
+    assert_eq!(
+        data["after"]["servers"],
+        json!(["192.0.2.53", "2001:db8::53"]),
+        "{body}"
+    );
+    assert_eq!(
+        data["after"]["search_domains"],
+        json!(["corp.example"]),
+        "{body}"
+    );
     assert_eq!(data["source"], "resolved", "{body}");
     // A test veth is managed by no network manager: runtime only, and said so.
     assert_eq!(data["persisted"], false, "{body}");
@@ -140,6 +190,9 @@ async fn dns_is_set_and_read_through_resolved() {
             "{expected} in {status_text}"
         );
     }
+    // Again: already so, nothing to do.
+    let (status, body) = send_json(set("")).await;
+    assert_eq!(completed_data(status, &body)["changed"], false, "{body}");
 
     let (status, body) = stack.get_json(&path, &token).await;
     let data = completed_data(status, &body);
