@@ -610,6 +610,7 @@ mod tests {
         let e = Operation::HostnameSet(crate::job::HostnameSet {
             hostname: "-bad-".into(),
             pretty: None,
+            dry_run: false,
         })
         .validate()
         .unwrap_err();

@@ -403,6 +403,7 @@ mod tests {
         let change = HostnameSet {
             hostname: "never-set".into(),
             pretty: None,
+            dry_run: false,
         };
         let err = provider.set(&change).await.err();
         let Some(ProviderError::Unavailable { service, detail }) = err else {
@@ -418,6 +419,7 @@ mod tests {
         let change = HostnameSet {
             hostname: "-bad-".into(),
             pretty: None,
+            dry_run: false,
         };
         let err = provider.set(&change).await.err();
         assert!(

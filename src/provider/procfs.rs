@@ -939,6 +939,7 @@ this line is broken
         let change = HostnameSet {
             hostname: "new-name".into(),
             pretty: None,
+            dry_run: false,
         };
         let err = UnameHostname.set(&change).await.err();
         assert!(matches!(

@@ -105,8 +105,6 @@ pub struct ResolvedDns {
     paths: DnsPaths,
 }
 
-/// A link's DNS settings as resolved has them.
-
 impl ResolvedDns {
     pub fn new(bus: Arc<SystemBus>) -> Self {
         Self::with_paths(bus, DnsPaths::default())
@@ -717,6 +715,7 @@ mod tests {
             interface: "lo".into(),
             servers: vec!["192.0.2.53".into()],
             search_domains: vec![],
+            dry_run: false,
         };
         let err = provider.set(&change).await.err();
         assert!(

@@ -258,11 +258,12 @@ mod tests {
         let change = HostnameSet {
             hostname: "sim-02".into(),
             pretty: Some("Sim two".into()),
+            dry_run: false,
         };
         let set = p.hostname.set(&change).await;
         let Ok(set) = set else { panic!("{set:?}") };
-        assert_eq!(set.hostname, "sim-02");
-        assert_eq!(set.pretty_hostname.as_deref(), Some("Sim two"));
+        assert_eq!(set.after.hostname, "sim-02");
+        assert_eq!(set.after.pretty_hostname.as_deref(), Some("Sim two"));
 
         let status = p.host_info.status().await;
         let Ok(status) = status else {
@@ -276,6 +277,7 @@ mod tests {
         let bad = HostnameSet {
             hostname: "bad name".into(),
             pretty: None,
+            dry_run: false,
         };
         assert!(matches!(
             p.hostname.set(&bad).await,
