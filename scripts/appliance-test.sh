@@ -398,6 +398,14 @@ check "service try-restart of the running unit: a new main PID" inside_sh \
 check "service disable --now: disabled and stopped" inside_sh \
   'osapictl service disable apptest-sleeper.service --now >/dev/null && [ "$(systemctl is-enabled apptest-sleeper.service)" = disabled ] && ! systemctl is-active -q apptest-sleeper.service'
 
+echo "== the journal, read natively"
+check "log -u apptest-sleeper.service: systemd's own lines about the unit" inside_sh \
+  'osapictl -o json log -u apptest-sleeper.service | grep -q "\"message\": \"Started apptest-sleeper.service"'
+check "log -t TAG -p err: only the error, newest first" inside_sh \
+  'systemd-cat -t apptest-log -p info echo routine && systemd-cat -t apptest-log -p err echo broken && for _ in $(seq 1 50); do out=$(osapictl -o json log -t apptest-log -p err) && echo "$out" | grep -q "\"message\": \"broken\"" && ! echo "$out" | grep -q routine && exit 0; sleep 0.1; done; echo "$out"; exit 1'
+check "log -f follows: a line logged meanwhile arrives" inside_sh \
+  '(sleep 2; systemd-cat -t apptest-follow echo arrived-live) & timeout 15 osapictl log -f -t apptest-follow | grep -m1 -q arrived-live'
+
 echo "== time through timedated and timesyncd"
 # The kernel's one-time clock warp (SPEC §11): sealed before any zone is set,
 # as systemd does at boot. The container has no CAP_SYS_TIME, so its
@@ -411,15 +419,15 @@ python3 -c 'import ctypes; tz = (ctypes.c_int * 2)(0, 0); assert ctypes.CDLL(Non
 # network is private, and its servers are loopback addresses.
 inside_sh 'mkdir -p /etc/systemd/system/systemd-timesyncd.service.d && printf "[Unit]\nConditionVirtualization=\n[Service]\nAmbientCapabilities=\nCapabilityBoundingSet=\n" >/etc/systemd/system/systemd-timesyncd.service.d/apptest.conf && systemctl daemon-reload'
 check "time set-timezone --dry-run: would change, the zone stays" inside_sh \
-  'out=$(osapictl -o json time set-timezone Africa/Abidjan --dry-run) && echo "$out" | grep -q "\"changed\": true" && [ "$(timedatectl show -P Timezone)" != Africa/Abidjan ]'
+  'out=$(osapictl -o json time set-timezone Africa/Abidjan --dry-run) && echo "$out" | grep -q "\"changed\": true" && [ "$(timedatectl show --property=Timezone --value)" != Africa/Abidjan ]'
 check "time set-timezone Africa/Abidjan: timedatectl and /etc/localtime say so" inside_sh \
-  'osapictl time set-timezone Africa/Abidjan >/dev/null && [ "$(timedatectl show -P Timezone)" = Africa/Abidjan ] && readlink /etc/localtime | grep -q "Africa/Abidjan$"'
+  'osapictl time set-timezone Africa/Abidjan >/dev/null && [ "$(timedatectl show --property=Timezone --value)" = Africa/Abidjan ] && readlink /etc/localtime | grep -q "Africa/Abidjan$"'
 check "time set-timezone to the same zone: changed false" inside_sh \
   'osapictl -o json time set-timezone Africa/Abidjan | grep -q "\"changed\": false"'
 check "time set-timezone Mars/Olympus: refused by name, exit 1, the zone stays" inside_sh \
-  'out=$(osapictl time set-timezone Mars/Olympus 2>&1); [ $? -eq 1 ] && echo "$out" | grep -q "not in this host" && [ "$(timedatectl show -P Timezone)" = Africa/Abidjan ]'
+  'out=$(osapictl time set-timezone Mars/Olympus 2>&1); [ $? -eq 1 ] && echo "$out" | grep -q "not in this host" && [ "$(timedatectl show --property=Timezone --value)" = Africa/Abidjan ]'
 check "time set-ntp on: timesyncd enabled and running, NTP=yes" inside_sh \
-  'out=$(osapictl -o json time set-ntp on) && echo "$out" | grep -q "\"changed\": true" && systemctl is-active -q systemd-timesyncd.service && [ "$(timedatectl show -P NTP)" = yes ]'
+  'out=$(osapictl -o json time set-ntp on) && echo "$out" | grep -q "\"changed\": true" && systemctl is-active -q systemd-timesyncd.service && [ "$(timedatectl show --property=NTP --value)" = yes ]'
 check "time ntp-servers 127.0.0.1 ::1: the drop-in, and timesyncd reads it" inside_sh \
   'osapictl time ntp-servers 127.0.0.1 ::1 >/dev/null && grep -qx "NTP=127.0.0.1 ::1" /etc/systemd/timesyncd.conf.d/50-osapi.conf && for _ in $(seq 1 50); do busctl get-property org.freedesktop.timesync1 /org/freedesktop/timesync1 org.freedesktop.timesync1.Manager SystemNTPServers | grep -q "\"127.0.0.1\" \"::1\"" && exit 0; sleep 0.1; done; exit 1'
 check "time get: the servers set, NTP on" inside_sh \
@@ -429,7 +437,7 @@ check "time set while NTP is on: refused, exit 1" inside_sh \
 check "time ntp-servers (none): the drop-in removed" inside_sh \
   'osapictl -o json time ntp-servers | grep -q "\"changed\": true" && [ ! -e /etc/systemd/timesyncd.conf.d/50-osapi.conf ]'
 check "time set-ntp off: timesyncd stopped, NTP=no" inside_sh \
-  'osapictl time set-ntp off >/dev/null && ! systemctl is-active -q systemd-timesyncd.service && [ "$(timedatectl show -P NTP)" = no ]'
+  'osapictl time set-ntp off >/dev/null && ! systemctl is-active -q systemd-timesyncd.service && [ "$(timedatectl show --property=NTP --value)" = no ]'
 check "time set --dry-run with NTP off: the new time, the clock untouched" inside_sh \
   'osapictl -o json time set 2031-05-04T03:02:01Z --dry-run | grep -q "\"time\": \"2031-05-04T03:02:01Z\"" && [ "$(date +%Y)" -lt 2031 ]'
 check "time set in a container without CAP_SYS_TIME: timedated's refusal reported, exit 1" inside_sh \

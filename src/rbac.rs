@@ -55,6 +55,8 @@ permissions! {
     TimeRead = "time:read",
     /// Set the time zone, NTP, NTP servers and the time.
     TimeWrite = "time:write",
+    /// Read the journal: logs may hold what programs should not have printed.
+    LogRead = "log:read",
 }
 
 impl fmt::Display for Permission {
@@ -125,7 +127,7 @@ impl Roles {
         let read: PermissionSet = admin
             .iter()
             .copied()
-            .filter(|p| p.as_str().ends_with(":read") && *p != AuditRead)
+            .filter(|p| p.as_str().ends_with(":read") && !matches!(p, AuditRead | LogRead))
             .collect();
         let mut table = BTreeMap::from([
             ("admin".to_owned(), admin),

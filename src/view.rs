@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::provider::{
     ClockChange, ClockInfo, CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, DropIn,
-    DropInChange, HostnameChange, HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo,
-    PingResult, UnitChange, UnitState, UnitStatus, Units, UptimeInfo,
+    DropInChange, HostnameChange, HostnameInfo, LoadInfo, LogEntries, MemoryInfo, NodeStatus,
+    OsInfo, PingResult, UnitChange, UnitState, UnitStatus, Units, UptimeInfo,
 };
 
 /// A result that reads as table rows under fixed columns.
@@ -399,6 +399,27 @@ impl Tabular for ClockInfo {
             synced.to_owned(),
             server,
         ]]
+    }
+}
+
+impl Tabular for LogEntries {
+    const COLUMNS: &'static [&'static str] = &["TIME", "SOURCE", "PRIORITY", "MESSAGE"];
+    fn rows(self) -> Vec<Vec<String>> {
+        self.entries
+            .into_iter()
+            .map(|e| {
+                let time = e
+                    .time
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                let source = e.source();
+                let priority = e
+                    .priority
+                    .and_then(|p| crate::job::PRIORITIES.get(usize::from(p)))
+                    .map_or_else(String::new, |p| (*p).to_owned());
+                vec![time, source, priority, e.message]
+            })
+            .collect()
     }
 }
 

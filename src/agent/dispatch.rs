@@ -236,6 +236,7 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
             None => Outcome::failed(job_error("internal", "not a unit change")),
         },
         Operation::ClockGet => to_outcome(p.clock.get().await),
+        Operation::LogGet(q) => to_outcome(p.log.query(q).await),
         Operation::TimezoneSet(z) => to_outcome(
             p.clock
                 .change(ClockSetting::Timezone(&z.timezone), z.dry_run)
@@ -301,7 +302,7 @@ mod tests {
     async fn results_have_the_declared_type() {
         let providers = crate::provider::sim::SimProviders::new("sim".into(), Default::default());
         let simulated = |name: &str| {
-            !["network.", "service.", "time."]
+            !["network.", "service.", "time.", "log."]
                 .iter()
                 .any(|p| name.starts_with(p))
         };

@@ -97,7 +97,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 pub fn router(state: AppState, http: &HttpOptions) -> Router {
     let max_body_bytes = http.max_body_bytes;
     use Permission::*;
-    use handlers::{agents, audit, jobs, system};
+    use handlers::{agents, audit, jobs, log, system};
     let auth = state.auth.clone();
     let auditing = AuditLayer {
         auth: state.auth.clone(),
@@ -160,6 +160,7 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
             "/api/v1/enrollment/{agent}/reject",
             g(AgentWrite, post(agents::reject)),
         )
+        .route("/api/v1/log/follow", g(LogRead, get(log::follow)))
         .route("/api/v1/audit", g(AuditRead, get(audit::list)))
         .route("/api/v1/audit/export", g(AuditRead, get(audit::export)))
         .route("/api/v1/audit/{id}", g(AuditRead, get(audit::get)))

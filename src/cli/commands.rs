@@ -80,6 +80,11 @@ pub(super) async fn dispatch(ctx: &Ctx, cmd: Commands) -> Result<Status, CliErro
 /// An operation's endpoint, from its row in the operation table: the fields
 /// the path names go in the path, the rest of the input is the body.
 async fn operation(ctx: &Ctx, op: Operation) -> Result<Status, CliError> {
+    if let Operation::LogGet(q) = &op
+        && q.follow
+    {
+        return follow_log(ctx, &op).await;
+    }
     let spec = op.spec();
     let mut data = match op.to_request().data {
         Value::Object(fields) => fields,
@@ -108,6 +113,33 @@ async fn operation(ctx: &Ctx, op: Operation) -> Result<Status, CliError> {
         HttpMethod::Post => Request::new(Method::POST, path).json(Value::Object(data)),
     };
     domain(ctx, op, req).await
+}
+
+/// `osapictl log -f`: the follow endpoint's events, printed as they come
+/// (one line per entry, or the entry's JSON with `-o json`), until
+/// interrupted or the host fails.
+async fn follow_log(ctx: &Ctx, op: &Operation) -> Result<Status, CliError> {
+    op.validate().map_err(|e| bad_input(e, ""))?;
+    let mut req = Request::get("/api/v1/log/follow").query("target", ctx.global.target.clone());
+    if let Value::Object(fields) = op.to_request().data {
+        for (name, value) in fields {
+            req = match value {
+                Value::String(s) => req.query(name, s),
+                other => req.query(name, other.to_string()),
+            };
+        }
+    }
+    req.timeout = None;
+    let mut printer =
+        output::EventPrinter::new(ctx.format() != OutputFormat::Table, std::io::stdout());
+    ctx.client.download(&req, || Ok(&mut printer)).await?;
+    match printer.error() {
+        Some(message) => {
+            eprintln!("error: {message}");
+            Ok(Status::SomeFailed)
+        }
+        None => Ok(Status::Ok),
+    }
 }
 
 /// Run a domain endpoint: validate, confirm, send with `target`/`timeout`/`async`,

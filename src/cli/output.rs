@@ -543,6 +543,84 @@ pub fn human_time(t: OffsetDateTime) -> String {
     )
 }
 
+/// Server-Sent Events of a log follow, printed as they arrive: each `entry`
+/// as one line (`TIME SOURCE[PID]: MESSAGE`), or its JSON; an `error` event
+/// is kept for the caller.
+pub struct EventPrinter<W: Write> {
+    json: bool,
+    pending: Vec<u8>,
+    error: Option<String>,
+    out: W,
+}
+
+impl<W: Write> EventPrinter<W> {
+    pub fn new(json: bool, out: W) -> Self {
+        EventPrinter {
+            json,
+            pending: Vec::new(),
+            error: None,
+            out,
+        }
+    }
+
+    /// The `error` event's message, when the stream ended with one.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    fn event(&mut self, text: &str) -> std::io::Result<()> {
+        let (mut kind, mut data) = ("message", String::new());
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("event:") {
+                kind = v.trim();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+        match kind {
+            "error" => self.error = Some(data),
+            "entry" if self.json => writeln!(self.out, "{data}")?,
+            "entry" => {
+                let line = serde_json::from_str::<crate::provider::LogEntry>(&data)
+                    .map(|e| entry_line(&e))
+                    .unwrap_or(data);
+                writeln!(self.out, "{line}")?;
+            }
+            _ => {}
+        }
+        self.out.flush()
+    }
+}
+
+/// `2026-12-07T10:00:00Z sshd[42]: message`, like a syslog line.
+fn entry_line(e: &crate::provider::LogEntry) -> String {
+    let time = e
+        .time
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    format!("{time} {}: {}", e.source(), e.message)
+}
+
+impl<W: Write> Write for EventPrinter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        // Events end with a blank line.
+        while let Some(end) = self.pending.windows(2).position(|w| w == b"\n\n") {
+            let event: Vec<u8> = self.pending.drain(..end + 2).collect();
+            let text = String::from_utf8_lossy(&event).into_owned();
+            self.event(&text)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -698,5 +776,24 @@ mod tests {
         assert_eq!(human_ms(250_000), "4m 10s");
         let t = OffsetDateTime::from_unix_timestamp(1_714_564_803).unwrap();
         assert_eq!(human_time(t), "2024-05-01 12:00:03Z");
+    }
+
+    #[test]
+    fn events_print_as_they_complete() {
+        let mut p = EventPrinter::new(false, Vec::new());
+        let entry = r#"{"time":"2026-12-07T10:00:00Z","cursor":"c1","boot_id":"b","identifier":"sshd","pid":42,"message":"hello"}"#;
+        let text = format!(
+            "event: entry\nid: c1\ndata: {entry}\n\n: keep-alive\n\nevent: error\ndata: web-01: gone\n\n"
+        );
+        // Split mid-event: nothing prints until the blank line.
+        let (a, b) = text.as_bytes().split_at(20);
+        p.write_all(a).unwrap();
+        assert!(p.out.is_empty());
+        p.write_all(b).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&p.out),
+            "2026-12-07T10:00:00Z sshd[42]: hello\n"
+        );
+        assert_eq!(p.error(), Some("web-01: gone"));
     }
 }

@@ -9,6 +9,7 @@
 
 mod clock;
 pub mod hostname;
+mod log;
 mod operation;
 mod record;
 mod service;
@@ -17,6 +18,7 @@ mod status;
 mod target;
 
 pub use clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
+pub use log::{Boot, LogQuery, PRIORITIES, parse_time};
 #[cfg(test)]
 pub(crate) use operation::examples;
 pub use operation::{

@@ -8,14 +8,15 @@ use serde::{Deserialize, Serialize};
 
 pub use super::clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
+pub use super::log::LogQuery;
 pub use super::service::{
     DropInDelete, DropInPut, DropInRef, ServiceChange, ServiceList, ServiceUnit,
 };
 use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::{
     ClockChange, ClockInfo, CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
-    HostnameChange, HostnameInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, PingResult, UnitChange,
-    UnitStatus, Units, UptimeInfo,
+    HostnameChange, HostnameInfo, LoadInfo, LogEntries, MemoryInfo, NodeStatus, OsInfo, PingResult,
+    UnitChange, UnitStatus, Units, UptimeInfo,
 };
 use crate::rbac::Permission;
 use crate::view::View;
@@ -679,6 +680,9 @@ operations! {
     NtpServersSet(NtpServersSet) -> ClockChange = "time.ntp_servers.set", Modify, TimeWrite, idempotent: true, long: false,
         Put "/api/v1/time/ntp/servers", cli: "time ntp-servers",
         about: "Set systemd-timesyncd's NTP servers (a drop-in); none puts back the host's own";
+    LogGet(LogQuery) -> LogEntries = "log.entries.get", Query, LogRead, idempotent: true, long: false,
+        Get "/api/v1/log/entries", cli: "log",
+        about: "Journal entries, newest first: by unit, priority, time, boot, identifier and text";
     ClockSet(ClockSet) -> ClockChange = "time.clock.set", Modify, TimeWrite, idempotent: false, long: false,
         Put "/api/v1/time/clock", cli: "time set",
         about: "Set the time (only with NTP off)";
@@ -778,6 +782,7 @@ impl Operation {
                     .saturating_mul(p.count)
                     + Duration::from_secs(p.count.into())
             }
+            Operation::LogGet(q) => Duration::from_secs(q.wait.unwrap_or(0).into()),
             _ => match self.unit_change() {
                 Some((action, _)) if action.runs_job() => UNIT_JOB_WAIT,
                 _ => Duration::ZERO,
@@ -995,6 +1000,7 @@ pub(crate) fn examples() -> Vec<Operation> {
         ("time.zone.set", json!({"timezone": "Europe/Berlin", "dry_run": true})),
         ("time.ntp.set", json!({"enabled": true})),
         ("time.ntp_servers.set", json!({"servers": ["192.0.2.1", "ntp.example.org"]})),
+        ("log.entries.get", json!({"unit": "ssh.service", "priority": "warning", "since": "1h", "limit": 20})),
         ("time.clock.set", json!({"time": "2026-12-07T10:00:00Z"})),
     ]
     .into_iter()

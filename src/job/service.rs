@@ -47,6 +47,11 @@ fn check_unit(name: &str, glob: bool) -> Result<(), String> {
     }
 }
 
+/// A unit name as systemd accepts it (no pattern).
+pub(super) fn check_unit_name(name: &str) -> Result<(), String> {
+    check_unit(name, false)
+}
+
 /// `service.unit.list`
 #[derive(
     Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args,

@@ -25,6 +25,7 @@
 
 pub mod command;
 pub mod hostnamed;
+pub mod journal;
 pub mod ping;
 pub mod procfs;
 pub mod resolved;
@@ -42,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::job::InvalidInput;
+pub use journal::{LogEntries, LogEntry, LogProvider};
 pub use systemd1::{
     DropIn, DropInChange, ServiceProvider, ServiceStatus, UnitAction, UnitChange, UnitState,
     UnitStatus, UnitSummary, Units,
@@ -49,7 +51,7 @@ pub use systemd1::{
 pub use timedated::{ClockChange, ClockInfo, ClockProvider, ClockSetting};
 
 /// The inputs providers take are the operations' own.
-pub use crate::job::{CommandExec, CommandShell, DnsSet, HostnameSet, Ping};
+pub use crate::job::{CommandExec, CommandShell, DnsSet, HostnameSet, LogQuery, Ping};
 
 /// A boxed, `Send` future: what every provider method returns, so the traits stay
 /// object safe without an `async_trait` dependency.
@@ -467,6 +469,12 @@ impl ClockProvider for Unsupported {
     }
 }
 
+impl LogProvider for Unsupported {
+    fn query<'a>(&'a self, _query: &'a LogQuery) -> BoxFuture<'a, ProviderResult<LogEntries>> {
+        unsupported("log.entries.get")
+    }
+}
+
 impl ServiceProvider for Unsupported {
     fn list<'a>(
         &'a self,
@@ -529,6 +537,7 @@ pub struct Providers {
     pub command: Arc<dyn CommandProvider>,
     pub service: Arc<dyn ServiceProvider>,
     pub clock: Arc<dyn ClockProvider>,
+    pub log: Arc<dyn LogProvider>,
 }
 
 impl Providers {
@@ -545,6 +554,7 @@ impl Providers {
             dns: Arc::new(resolved::ResolvedDns::new(bus.clone())),
             service: Arc::new(systemd1::Systemd1Units::new(bus.clone())),
             clock: Arc::new(timedated::TimedatedClock::new(bus)),
+            log: Arc::new(journal::JournalFiles::new()),
             ping: Arc::new(ping::IcmpPing::new()),
             command: Arc::new(command::HostCommand::new(command)),
         }

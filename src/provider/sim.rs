@@ -50,6 +50,7 @@ impl SimProviders {
             command: Arc::new(SimCommand { delay }),
             service: Arc::new(Unsupported),
             clock: Arc::new(Unsupported),
+            log: Arc::new(Unsupported),
         }
     }
 }

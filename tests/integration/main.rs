@@ -14,6 +14,7 @@ mod fleet;
 mod input;
 mod jobs;
 mod lifecycle;
+mod logs;
 mod observability;
 mod providers;
 mod routing;

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod audit;
 pub mod jobs;
+pub mod log;
 pub mod operation;
 pub mod system;
 

@@ -1,0 +1,234 @@
+//! `GET /api/v1/log/follow`: one host's journal as Server-Sent Events.
+//!
+//! The API follows by polling the host with `log.entries.get` jobs: first
+//! the newest entries (the query's `limit`, default 10) oldest first, then,
+//! after the last cursor, whatever is new, each poll waiting on the host
+//! (`wait`, 10 s) when nothing is. Every entry is an `entry` event whose
+//! `id` is its cursor, so a client that reconnects with `Last-Event-ID`
+//! resumes after the last entry it saw. The first host to answer is the one
+//! followed. A host's failure ends the stream with an `error` event.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use time::OffsetDateTime;
+
+use crate::api::AppState;
+use crate::api::auth::Principal;
+use crate::api::error::ApiError;
+use crate::api::extract::parse_query;
+use crate::api::service::Submission;
+use crate::job::{HostStatus, LogQuery, Operation, Target};
+use crate::provider::LogEntries;
+
+/// How long one poll waits on the host for a new entry.
+const POLL_WAIT_SECS: u32 = 10;
+/// The newest entries a follow starts with, when the query gives no limit.
+const FIRST_ENTRIES: u32 = 10;
+/// Between polls that could not wait on the host (no cursor yet).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// Where a follow stands between polls.
+struct Follow {
+    state: AppState,
+    created_by: String,
+    traceparent: Option<String>,
+    query: LogQuery,
+    target: Target,
+    started: OffsetDateTime,
+    first: bool,
+    done: bool,
+}
+
+/// The query's `target` and the rest as a [`LogQuery`] (its own fields).
+fn parse(query: Option<&str>) -> Result<(Target, LogQuery), ApiError> {
+    let mut target = None;
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "target" => target = Some(value.into_owned()),
+            "wait" => return Err(ApiError::invalid("wait", "a follow sets its own wait")),
+            _ => {
+                rest.append_pair(&name, &value);
+            }
+        }
+    }
+    let query: LogQuery = parse_query(rest.finish().as_bytes())?;
+    query.validate()?;
+    let target = target.as_deref().unwrap_or("_any").parse()?;
+    Ok((target, query))
+}
+
+/// Which host to follow.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Documents the parameter `parse` reads.
+pub struct FollowTarget {
+    /// The host: a hostname, or `_any` (default; the first to answer is
+    /// followed).
+    target: Option<String>,
+}
+
+/// One host's journal as Server-Sent Events (log:read): `entry` events (the
+/// entry as JSON, its cursor as the event id; `Last-Event-ID` resumes), and
+/// an `error` event when the host fails.
+#[utoipa::path(get, path = "/api/v1/log/follow", tag = "log",
+    params(FollowTarget, LogQuery),
+    responses((status = 200, description = "entry events, oldest first", content_type = "text/event-stream", body = String), (status = 400, body = crate::api::error::Problem)),
+    security(("bearer" = [])))]
+pub async fn follow(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let (target, mut query) = parse(raw.as_deref())?;
+    if let Some(last) = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+    {
+        query.cursor = Some(last.to_owned());
+        query
+            .validate()
+            .map_err(|e| ApiError::invalid("Last-Event-ID", e.reason))?;
+    }
+    let follow = Follow {
+        state,
+        created_by: who.subject.clone(),
+        traceparent: super::traceparent(&headers),
+        first: query.cursor.is_none(),
+        query,
+        target,
+        started: OffsetDateTime::now_utc(),
+        done: false,
+    };
+    let events = futures::stream::unfold(follow, |mut f| async move {
+        if f.done {
+            return None;
+        }
+        let events = f.poll().await;
+        Some((futures::stream::iter(events.into_iter().map(Ok)), f))
+    });
+    Ok(Sse::new(futures::StreamExt::flatten(events)).keep_alive(KeepAlive::default()))
+}
+
+impl Follow {
+    /// One poll of the host: its new entries as events, or an `error` event
+    /// that ends the stream.
+    async fn poll(&mut self) -> Vec<Event> {
+        let mut q = self.query.clone();
+        match (&q.cursor, self.first) {
+            (Some(_), _) => {
+                q.wait = Some(POLL_WAIT_SECS);
+                q.limit = Some(q.limit.unwrap_or(200));
+            }
+            (None, true) => q.limit = Some(q.limit.unwrap_or(FIRST_ENTRIES)),
+            (None, false) => {
+                // Nothing had matched: what is new since the follow began.
+                tokio::time::sleep(IDLE_POLL).await;
+                q.since = self
+                    .started
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok();
+                q.limit = Some(200);
+            }
+        }
+        let newest_first = q.cursor.is_none();
+        self.first = false;
+        let answer = match self.ask(q).await {
+            Ok(answer) => answer,
+            Err(message) => {
+                self.done = true;
+                return vec![Event::default().event("error").data(message)];
+            }
+        };
+        let mut entries = answer.entries;
+        if newest_first {
+            entries.reverse();
+        }
+        if let Some(last) = entries.last() {
+            self.query.cursor = Some(last.cursor.clone());
+        }
+        entries
+            .iter()
+            .filter_map(|e| {
+                Event::default()
+                    .event("entry")
+                    .id(e.cursor.clone())
+                    .json_data(e)
+                    .ok()
+            })
+            .collect()
+    }
+
+    /// Runs one `log.entries.get` on the followed host; the first host to
+    /// answer becomes the followed one.
+    async fn ask(&mut self, q: LogQuery) -> Result<LogEntries, String> {
+        let operation = Operation::LogGet(q);
+        let timeout = self
+            .state
+            .default_wait
+            .max(self.state.jobs.min_deadline(&operation, &self.target));
+        let submission = Submission {
+            operation,
+            target: self.target.clone(),
+            timeout,
+            created_by: self.created_by.clone(),
+            traceparent: self.traceparent.clone(),
+            retry_of: None,
+        };
+        let failed = |e: ApiError| e.to_string();
+        let (job, waiter) = self
+            .state
+            .jobs
+            .submit(submission, true)
+            .await
+            .map_err(failed)?;
+        let waiter = waiter.ok_or_else(|| "the job was not waited for".to_owned())?;
+        let outcome = self.state.jobs.wait(&job, waiter).await.map_err(failed)?;
+        let result = outcome
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| "no host answered".to_owned())?;
+        self.target = Target::Host(result.hostname.clone());
+        match (result.status, result.data, result.error) {
+            (HostStatus::Completed, Some(data), _) => {
+                serde_json::from_value(data).map_err(|e| format!("{}: {e}", result.hostname))
+            }
+            (_, _, Some(error)) => Err(format!(
+                "{}: {} ({})",
+                result.hostname, error.message, error.code
+            )),
+            _ => Err(format!("{}: no entries in the answer", result.hostname)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_follow_takes_the_query_and_a_target() {
+        let (target, q) = parse(Some("target=web-01&unit=ssh.service&priority=err")).unwrap();
+        assert_eq!(target, Target::Host("web-01".into()));
+        assert_eq!(q.unit.as_deref(), Some("ssh.service"));
+        for (bad, field) in [
+            ("wait=3", "wait"),
+            ("priority=loud", "priority"),
+            ("colour=red", "colour"),
+        ] {
+            let Err(ApiError::InvalidInput(e)) = parse(Some(bad)) else {
+                panic!("{bad}");
+            };
+            assert_eq!(e.field, field, "{bad}");
+        }
+    }
+}

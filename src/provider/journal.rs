@@ -1,0 +1,261 @@
+//! The journal, read natively: `sdjournal` (pure Rust, MIT) reads journald's
+//! files under `/run/log/journal` and `/var/log/journal` directly — no
+//! `journalctl` child, no libsystemd. See `docs/architecture.md` for the
+//! choice and its figures.
+//!
+//! A query without a cursor answers the newest entries first; with one, the
+//! entries after it, oldest first — how a follow resumes. With `wait`, an
+//! empty answer after a cursor waits (polling the files) for up to that long.
+//! Answers are bounded twice: by `limit` and by [`MAX_ANSWER_BYTES`] of
+//! messages (each cut at [`MAX_MESSAGE_BYTES`]); `truncated` says when
+//! either cut.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::{BoxFuture, ProviderError, ProviderResult};
+use crate::job::{Boot, LogQuery, parse_time};
+use crate::retry::Backoff;
+
+/// Message bytes one answer may carry, all entries together.
+pub const MAX_ANSWER_BYTES: usize = 512 * 1024;
+/// A longer message is cut here.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// One journal entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct LogEntry {
+    /// When it was logged (RFC 3339, UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub time: OffsetDateTime,
+    /// Where it is in the journal: give it back as `cursor` to read on after it.
+    pub cursor: String,
+    /// The boot it belongs to (32 hex digits).
+    pub boot_id: String,
+    /// The unit whose process logged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// The syslog identifier, e.g. `sshd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// 0 (emerg) to 7 (debug).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
+    /// The message, as text (invalid UTF-8 replaced), cut at 16 KiB.
+    pub message: String,
+}
+
+impl LogEntry {
+    /// Who logged it, as syslog shows it: `sshd[42]`, else the unit.
+    pub fn source(&self) -> String {
+        match (&self.identifier, self.pid) {
+            (Some(id), Some(pid)) => format!("{id}[{pid}]"),
+            (Some(id), None) => id.clone(),
+            (None, _) => self.unit.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The result of `log.entries.get`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct LogEntries {
+    /// Newest first; after a cursor, oldest first.
+    pub entries: Vec<LogEntry>,
+    /// More entries matched than the limit or the size bound let through,
+    /// or a message was cut.
+    pub truncated: bool,
+}
+
+/// Reads the host's journal.
+pub trait LogProvider: Send + Sync {
+    fn query<'a>(&'a self, query: &'a LogQuery) -> BoxFuture<'a, ProviderResult<LogEntries>>;
+}
+
+/// The journal's own files.
+#[derive(Debug, Clone, Default)]
+pub struct JournalFiles {
+    /// `None`: journald's places (`/run/log/journal`, `/var/log/journal`).
+    dirs: Option<Vec<PathBuf>>,
+}
+
+impl JournalFiles {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The journal files under `dirs` (tests, containers' journals).
+    pub fn at(dirs: Vec<PathBuf>) -> Self {
+        JournalFiles { dirs: Some(dirs) }
+    }
+}
+
+impl LogProvider for JournalFiles {
+    fn query<'a>(&'a self, query: &'a LogQuery) -> BoxFuture<'a, ProviderResult<LogEntries>> {
+        Box::pin(async move {
+            let wait = Duration::from_secs(u64::from(query.wait.unwrap_or(0)));
+            let deadline = tokio::time::Instant::now() + wait;
+            let mut backoff =
+                Backoff::between(Duration::from_millis(50), Duration::from_millis(500));
+            loop {
+                let (dirs, q) = (self.dirs.clone(), query.clone());
+                let answer = tokio::task::spawn_blocking(move || read(dirs, &q))
+                    .await
+                    .map_err(|e| {
+                        ProviderError::io("reading the journal", std::io::Error::other(e))
+                    })??;
+                // A follow's poll: nothing new yet, and time left to wait.
+                if !answer.entries.is_empty() || tokio::time::Instant::now() >= deadline {
+                    return Ok(answer);
+                }
+                backoff.wait().await;
+            }
+        })
+    }
+}
+
+fn journal_error(e: sdjournal::SdJournalError) -> ProviderError {
+    match e {
+        sdjournal::SdJournalError::PermissionDenied { path } => ProviderError::PermissionDenied {
+            operation: "log.entries.get",
+            detail: format!("cannot read {}", path.display()),
+        },
+        sdjournal::SdJournalError::InvalidQuery { reason } => {
+            ProviderError::invalid("cursor", reason)
+        }
+        other => ProviderError::io(
+            "reading the journal",
+            std::io::Error::other(other.to_string()),
+        ),
+    }
+}
+
+/// One pass over the journal files (blocking).
+fn read(dirs: Option<Vec<PathBuf>>, query: &LogQuery) -> ProviderResult<LogEntries> {
+    let invalid = |e: crate::job::InvalidInput| ProviderError::Invalid(e);
+    let journal = match dirs {
+        Some(dirs) => sdjournal::Journal::open_dirs(&dirs),
+        None => sdjournal::Journal::open_default(),
+    }
+    .map_err(journal_error)?;
+    let mut q = journal.query();
+    if let Some(unit) = &query.unit {
+        q.match_unit(unit);
+    }
+    if let Some(id) = &query.identifier {
+        q.match_exact("SYSLOG_IDENTIFIER", id.as_bytes());
+    }
+    // Priority and text are checked entry by entry (below).
+    let max_priority = query.max_priority().map_err(invalid)?;
+    match query.boot().map_err(invalid)? {
+        Some(Boot::Current) => {
+            let id = std::fs::read_to_string(BOOT_ID)
+                .map_err(|e| ProviderError::io(format!("reading {BOOT_ID}"), e))?;
+            q.match_exact("_BOOT_ID", id.trim().replace('-', "").as_bytes());
+        }
+        Some(Boot::Id(id)) => {
+            q.match_exact("_BOOT_ID", hex(&id).as_bytes());
+        }
+        None => {}
+    }
+    let now = OffsetDateTime::now_utc();
+    let usec = |field: &'static str, text: &Option<String>| -> ProviderResult<Option<u64>> {
+        text.as_deref()
+            .map(|t| {
+                let at = parse_time(t, now).map_err(|why| ProviderError::invalid(field, why))?;
+                Ok(u64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(0))
+            })
+            .transpose()
+    };
+    if let Some(since) = usec("since", &query.since)? {
+        q.since_realtime(since);
+    }
+    if let Some(until) = usec("until", &query.until)? {
+        // Before `until`: the bound is inclusive.
+        q.until_realtime(until.saturating_sub(1));
+    }
+    match &query.cursor {
+        Some(c) => {
+            let cursor = sdjournal::Cursor::parse(c)
+                .map_err(|e| ProviderError::invalid("cursor", e.to_string()))?;
+            q.after_cursor(cursor);
+        }
+        None => {
+            q.reverse(true);
+        }
+    }
+    let grep = query.grep.as_ref().map(|g| g.to_lowercase());
+    let limit = query.limit();
+    // One more than asked: whether there was more is part of the answer.
+    if grep.is_none() && max_priority.is_none() {
+        q.limit(limit + 1);
+    }
+    let mut out = LogEntries {
+        entries: Vec::new(),
+        truncated: false,
+    };
+    let mut bytes = 0;
+    for item in q.iter().map_err(journal_error)? {
+        let entry = item.map_err(journal_error)?;
+        let priority = entry
+            .get("PRIORITY")
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(|p| p.parse::<u8>().ok());
+        // An entry without a priority is as urgent as journalctl takes it: info.
+        if max_priority.is_some_and(|max| priority.unwrap_or(6) > max) {
+            continue;
+        }
+        let raw = entry.get("MESSAGE").unwrap_or_default();
+        let message = String::from_utf8_lossy(raw);
+        if let Some(g) = &grep
+            && !message.to_lowercase().contains(g.as_str())
+        {
+            continue;
+        }
+        if out.entries.len() == limit
+            || bytes + message.len().min(MAX_MESSAGE_BYTES) > MAX_ANSWER_BYTES
+        {
+            out.truncated = true;
+            break;
+        }
+        let mut message = message.into_owned();
+        if message.len() > MAX_MESSAGE_BYTES {
+            let mut cut = MAX_MESSAGE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            out.truncated = true;
+        }
+        bytes += message.len();
+        let text = |field: &str| {
+            entry
+                .get(field)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let realtime = i128::from(entry.realtime_usec()) * 1000;
+        out.entries.push(LogEntry {
+            time: OffsetDateTime::from_unix_timestamp_nanos(realtime)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            cursor: entry.cursor().map_err(journal_error)?.to_string(),
+            boot_id: hex(&entry.boot_id()),
+            unit: text("_SYSTEMD_UNIT"),
+            identifier: text("SYSLOG_IDENTIFIER"),
+            pid: text("_PID").and_then(|p| p.parse().ok()),
+            priority,
+            message,
+        });
+    }
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
