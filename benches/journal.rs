@@ -101,7 +101,7 @@ async fn main() {
     let before = hwm_mib();
     let rt = tokio::runtime::Handle::current();
     let run = |q: LogQuery| {
-        let reader = reader.clone();
+        let (reader, rt) = (reader.clone(), rt.clone());
         move || {
             let answer = tokio::task::block_in_place(|| rt.block_on(reader.query(&q)));
             assert!(answer.is_ok(), "{answer:?}");
