@@ -57,6 +57,10 @@ permissions! {
     TimeWrite = "time:write",
     /// Read the journal: logs may hold what programs should not have printed.
     LogRead = "log:read",
+    /// This boot's id and the scheduled shutdown.
+    PowerRead = "power:read",
+    /// Schedule and cancel reboots and poweroffs.
+    PowerWrite = "power:write",
 }
 
 impl fmt::Display for Permission {
@@ -182,7 +186,8 @@ mod tests {
                 HealthRead,
                 AgentRead,
                 ServiceRead,
-                TimeRead
+                TimeRead,
+                PowerRead
             ]
         );
     }

@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::provider::{
     ClockChange, ClockInfo, CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, DropIn,
     DropInChange, HostnameChange, HostnameInfo, LoadInfo, LogEntries, MemoryInfo, NodeStatus,
-    OsInfo, PingResult, UnitChange, UnitState, UnitStatus, Units, UptimeInfo,
+    OsInfo, PingResult, PowerChange, PowerStatus, UnitChange, UnitState, UnitStatus, Units,
+    UptimeInfo,
 };
 
 /// A result that reads as table rows under fixed columns.
@@ -420,6 +421,44 @@ impl Tabular for LogEntries {
                 vec![time, source, priority, e.message]
             })
             .collect()
+    }
+}
+
+/// `reboot at 2026-12-07T10:00:00Z`, or `none`.
+fn shutdown_text(s: Option<&crate::provider::logind::ScheduledShutdown>) -> String {
+    s.map_or_else(
+        || "none".to_owned(),
+        |s| {
+            let at =
+                s.at.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+            format!("{} at {at}", s.kind)
+        },
+    )
+}
+
+impl Tabular for PowerStatus {
+    const COLUMNS: &'static [&'static str] = &["BOOT ID", "SCHEDULED"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![self.boot_id, shutdown_text(self.scheduled.as_ref())]]
+    }
+}
+
+impl Tabular for PowerChange {
+    const COLUMNS: &'static [&'static str] =
+        &["ACTION", "CHANGED", "BEFORE", "AFTER", "BOOT ID", "BACK"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let back = self.returned.as_ref().map_or_else(String::new, |r| {
+            format!("new boot {} after {:.0} s", r.boot_id, r.downtime_s)
+        });
+        vec![vec![
+            self.action,
+            changed_text(self.changed, self.dry_run).to_owned(),
+            shutdown_text(self.before.as_ref()),
+            shutdown_text(self.after.as_ref()),
+            self.boot_id,
+            back,
+        ]]
     }
 }
 

@@ -11,11 +11,15 @@
 //! `max_payload` (1 MB by default), and a result that cannot be stored would
 //! otherwise look like a dead agent and end up `interrupted`.
 
+use std::time::Duration;
+
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::job::{HostResult, HostStatus, JobError, Operation};
-use crate::provider::{ClockSetting, CommandResult, ProviderError, Providers, UnitChange};
+use crate::provider::{
+    ClockSetting, CommandResult, PowerAction, ProviderError, Providers, UnitChange,
+};
 
 /// What running an operation on this host produced. The host's result is failed
 /// exactly when `error` is set; `data` may accompany an error.
@@ -237,6 +241,24 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         },
         Operation::ClockGet => to_outcome(p.clock.get().await),
         Operation::LogGet(q) => to_outcome(p.log.query(q).await),
+        Operation::PowerStatusGet => to_outcome(p.power.status().await),
+        Operation::PowerReboot(s) | Operation::PowerPoweroff(s) => {
+            let action = match op {
+                Operation::PowerReboot(_) => PowerAction::Reboot,
+                _ => PowerAction::Poweroff,
+            };
+            let delay = s.delay().unwrap_or_default();
+            to_outcome(
+                p.power
+                    .change(action, delay, s.message.as_deref(), s.dry_run)
+                    .await,
+            )
+        }
+        Operation::PowerCancel(c) => to_outcome(
+            p.power
+                .change(PowerAction::Cancel, Duration::ZERO, None, c.dry_run)
+                .await,
+        ),
         Operation::TimezoneSet(z) => to_outcome(
             p.clock
                 .change(ClockSetting::Timezone(&z.timezone), z.dry_run)
@@ -302,7 +324,7 @@ mod tests {
     async fn results_have_the_declared_type() {
         let providers = crate::provider::sim::SimProviders::new("sim".into(), Default::default());
         let simulated = |name: &str| {
-            !["network.", "service.", "time.", "log."]
+            !["network.", "service.", "time.", "log.", "power."]
                 .iter()
                 .any(|p| name.starts_with(p))
         };

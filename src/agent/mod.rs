@@ -13,6 +13,7 @@ mod dispatch;
 mod enroll;
 pub mod http;
 pub mod metrics;
+mod reboot;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,7 +34,7 @@ use crate::bus::{
 };
 use crate::config::{AgentConfig, NatsConfig};
 use crate::job::signature::JobVerifier;
-use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Stage};
+use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Operation, Stage};
 use crate::provider::Providers;
 use crate::telemetry::trace::TraceContext;
 use tracing::Instrument;
@@ -227,6 +228,15 @@ pub async fn run(
     });
 
     let mut tasks = JoinSet::new();
+    {
+        // Back from a reboot this agent scheduled? Say so on its job.
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            if let Err(e) = reboot::resume(&shared).await {
+                tracing::warn!(error = %e, "could not report on the recorded reboot");
+            }
+        });
+    }
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -507,6 +517,21 @@ async fn run_job(
     store.append_event(id, &event(Stage::Started, None)).await?;
     let started = Instant::now();
     let outcome = dispatch(&job.operation, &shared.providers).await;
+    // A reboot's job stays open until the host is back (`reboot`); a cancel
+    // ends a recorded reboot's.
+    let changed = outcome
+        .data
+        .as_ref()
+        .and_then(|d| d.get("changed"))
+        .and_then(serde_json::Value::as_bool)
+        == Some(true);
+    match &job.operation {
+        Operation::PowerReboot(s) if !s.dry_run && outcome.is_success() => {
+            return reboot::hold(shared, &job, attempt, outcome, started.elapsed()).await;
+        }
+        Operation::PowerCancel(c) if !c.dry_run && changed => reboot::cancelled(shared, id).await?,
+        _ => {}
+    }
     shared.metrics.finished(
         job.operation.type_name(),
         if outcome.is_success() {

@@ -152,12 +152,21 @@ async fn domain(ctx: &Ctx, op: Operation, req: Request) -> Result<Status, CliErr
     // default, which only the server knows: create the job and poll it (each
     // request short, so an API that stops answering is noticed) instead of
     // one request whose wait we could not bound.
-    let poll = g.timeout.is_none() && !g.async_ && op.runs_for_agent_default();
+    // A reboot or poweroff answers with its job unless told to wait; a
+    // reboot's wait lasts until the host is back, so it is polled too.
+    let power_wait = match &op {
+        Operation::PowerReboot(s) | Operation::PowerPoweroff(s) => Some(s.wait),
+        _ => None,
+    };
+    let poll = g.timeout.is_none()
+        && !g.async_
+        && (op.runs_for_agent_default() || power_wait == Some(true));
+    let async_ = g.async_ || power_wait == Some(false);
     let mut req = req.query("target", g.target.clone());
     if let Some(t) = g.timeout {
         req = req.query("timeout", duration_param(t));
     }
-    if g.async_ || poll {
+    if async_ || poll {
         req = req.query("async", "true");
     }
     // Allow for the server's default wait, which stretches for long operations.
@@ -370,8 +379,22 @@ async fn poll_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Polled, CliE
     let mut deadline = started + timeout + HTTP_GRACE;
     let mut progress = Progress::new();
     let mut backoff = Backoff::between(Duration::from_millis(250), Duration::from_secs(2));
+    let mut seen = false;
     loop {
-        let raw = ctx.client.json(&Request::get(job_path(id))).await?;
+        // Once the job was seen, an API that stops answering (its host is
+        // rebooting) is waited out until the deadline.
+        let raw = match ctx.client.json(&Request::get(job_path(id))).await {
+            Ok(raw) => raw,
+            Err(
+                CliError::Connect { .. } | CliError::Timeout { .. } | CliError::Transport { .. },
+            ) if seen && Instant::now() < deadline => {
+                progress.update(&format!("job {id}: the API does not answer; retrying"));
+                tokio::time::sleep(backoff.next_delay()).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        seen = true;
         let detail: JobDetail = decode(&raw, "job")?;
         // The job knows its own deadline better than our guess.
         deadline = deadline

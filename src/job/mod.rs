@@ -11,6 +11,7 @@ mod clock;
 pub mod hostname;
 mod log;
 mod operation;
+mod power;
 mod record;
 mod service;
 pub mod signature;
@@ -28,6 +29,7 @@ pub use operation::{
     OperationSpec, Ping, Schemas, ServiceChange, ServiceList, ServiceUnit, parse_duration,
     schema_ref,
 };
+pub use power::{PowerCancel, PowerSchedule};
 pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, REJECTED, Stage};
 pub use status::{HostProgress, JobStatus, JobView, compute_status};
 pub use target::{InvalidTarget, Target, is_label};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub use super::clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
 pub use super::log::LogQuery;
+pub use super::power::{PowerCancel, PowerSchedule};
 pub use super::service::{
     DropInDelete, DropInPut, DropInRef, ServiceChange, ServiceList, ServiceUnit,
 };
@@ -16,7 +17,7 @@ use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::{
     ClockChange, ClockInfo, CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
     HostnameChange, HostnameInfo, LoadInfo, LogEntries, MemoryInfo, NodeStatus, OsInfo, PingResult,
-    UnitChange, UnitStatus, Units, UptimeInfo,
+    PowerChange, PowerStatus, UnitChange, UnitStatus, Units, UptimeInfo,
 };
 use crate::rbac::Permission;
 use crate::view::View;
@@ -30,6 +31,8 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// Time for a host's answer to arrive after its operation's own runtime.
 const ANSWER_GRACE: Duration = Duration::from_secs(5);
+/// How long a rebooting host has to come back before its job says `timeout`.
+pub const REBOOT_RETURN: Duration = Duration::from_secs(600);
 /// Longest per-probe ping timeout.
 const MAX_PING_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -683,6 +686,18 @@ operations! {
     LogGet(LogQuery) -> LogEntries = "log.entries.get", Query, LogRead, idempotent: true, long: false,
         Get "/api/v1/log/entries", cli: "log",
         about: "Journal entries, newest first: by unit, priority, time, boot, identifier and text";
+    PowerStatusGet -> PowerStatus = "power.status.get", Query, PowerRead, idempotent: true, long: false,
+        Get "/api/v1/power", cli: "power status",
+        about: "This boot's id, and the reboot or poweroff scheduled, if any";
+    PowerReboot(PowerSchedule) -> PowerChange = "power.reboot", Modify, PowerWrite, idempotent: false, long: true,
+        Post "/api/v1/power/reboot", cli: "power reboot",
+        about: "Schedule a reboot; the job ends when the host is back in a new boot";
+    PowerPoweroff(PowerSchedule) -> PowerChange = "power.poweroff", Modify, PowerWrite, idempotent: false, long: false,
+        Post "/api/v1/power/poweroff", cli: "power poweroff",
+        about: "Schedule a poweroff";
+    PowerCancel(PowerCancel) -> PowerChange = "power.cancel", Modify, PowerWrite, idempotent: true, long: false,
+        Post "/api/v1/power/cancel", cli: "power cancel",
+        about: "Cancel the scheduled reboot or poweroff";
     ClockSet(ClockSet) -> ClockChange = "time.clock.set", Modify, TimeWrite, idempotent: false, long: false,
         Put "/api/v1/time/clock", cli: "time set",
         about: "Set the time (only with NTP off)";
@@ -783,6 +798,10 @@ impl Operation {
                     + Duration::from_secs(p.count.into())
             }
             Operation::LogGet(q) => Duration::from_secs(q.wait.unwrap_or(0).into()),
+            // A reboot's job ends when the host is back.
+            Operation::PowerReboot(p) if !p.dry_run => {
+                p.delay().unwrap_or_default() + crate::provider::logind::MIN_DELAY + REBOOT_RETURN
+            }
             _ => match self.unit_change() {
                 Some((action, _)) if action.runs_job() => UNIT_JOB_WAIT,
                 _ => Duration::ZERO,
@@ -1001,6 +1020,10 @@ pub(crate) fn examples() -> Vec<Operation> {
         ("time.ntp.set", json!({"enabled": true})),
         ("time.ntp_servers.set", json!({"servers": ["192.0.2.1", "ntp.example.org"]})),
         ("log.entries.get", json!({"unit": "ssh.service", "priority": "warning", "since": "1h", "limit": 20})),
+        ("power.status.get", json!(null)),
+        ("power.reboot", json!({"in": "1m", "message": "kernel update"})),
+        ("power.poweroff", json!({"dry_run": true})),
+        ("power.cancel", json!({})),
         ("time.clock.set", json!({"time": "2026-12-07T10:00:00Z"})),
     ]
     .into_iter()

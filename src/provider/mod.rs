@@ -26,6 +26,7 @@
 pub mod command;
 pub mod hostnamed;
 pub mod journal;
+pub mod logind;
 pub mod ping;
 pub mod procfs;
 pub mod resolved;
@@ -44,6 +45,7 @@ use utoipa::ToSchema;
 
 use crate::job::InvalidInput;
 pub use journal::{LogEntries, LogEntry, LogProvider};
+pub use logind::{PowerAction, PowerChange, PowerProvider, PowerStatus};
 pub use systemd1::{
     DropIn, DropInChange, ServiceProvider, ServiceStatus, UnitAction, UnitChange, UnitState,
     UnitStatus, UnitSummary, Units,
@@ -469,6 +471,21 @@ impl ClockProvider for Unsupported {
     }
 }
 
+impl PowerProvider for Unsupported {
+    fn status(&self) -> BoxFuture<'_, ProviderResult<PowerStatus>> {
+        unsupported("power.status.get")
+    }
+    fn change<'a>(
+        &'a self,
+        _action: PowerAction,
+        _delay: std::time::Duration,
+        _message: Option<&'a str>,
+        _dry_run: bool,
+    ) -> BoxFuture<'a, ProviderResult<PowerChange>> {
+        unsupported("power.change")
+    }
+}
+
 impl LogProvider for Unsupported {
     fn query<'a>(&'a self, _query: &'a LogQuery) -> BoxFuture<'a, ProviderResult<LogEntries>> {
         unsupported("log.entries.get")
@@ -538,6 +555,7 @@ pub struct Providers {
     pub service: Arc<dyn ServiceProvider>,
     pub clock: Arc<dyn ClockProvider>,
     pub log: Arc<dyn LogProvider>,
+    pub power: Arc<dyn PowerProvider>,
 }
 
 impl Providers {
@@ -553,7 +571,8 @@ impl Providers {
             host_info: Arc::new(procfs::ProcfsHostInfo),
             dns: Arc::new(resolved::ResolvedDns::new(bus.clone())),
             service: Arc::new(systemd1::Systemd1Units::new(bus.clone())),
-            clock: Arc::new(timedated::TimedatedClock::new(bus)),
+            clock: Arc::new(timedated::TimedatedClock::new(bus.clone())),
+            power: Arc::new(logind::LogindPower::new(bus)),
             log: Arc::new(journal::JournalFiles::new()),
             ping: Arc::new(ping::IcmpPing::new()),
             command: Arc::new(command::HostCommand::new(command)),

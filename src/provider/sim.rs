@@ -51,6 +51,7 @@ impl SimProviders {
             service: Arc::new(Unsupported),
             clock: Arc::new(Unsupported),
             log: Arc::new(Unsupported),
+            power: Arc::new(Unsupported),
         }
     }
 }
