@@ -239,11 +239,18 @@ say "root filesystem unpacked in $(($(date +%s) - t)) s"
 echo "== boot"
 t=$(date +%s)
 for cg in "${CGROUPS[@]}"; do mkdir "$cg"; done
+# nspawn exits 133 when the container reboots: boot it again, as
+# systemd-nspawn@.service does (RestartForceExitStatus=133).
 (
   for cg in "${CGROUPS[@]}"; do echo $BASHPID >"$cg/cgroup.procs"; done
-  exec systemd-nspawn -D "$root" --boot --register=no --keep-unit --console=read-only \
-    --private-network --hostname=osapi-appliance --machine="$NAME" --resolv-conf=off \
-    >"$work/console.log" 2>&1
+  while :; do
+    systemd-nspawn -D "$root" --boot --register=no --keep-unit --console=read-only \
+      --private-network --hostname=osapi-appliance --machine="$NAME" --resolv-conf=off \
+      >>"$work/console.log" 2>&1
+    rc=$?
+    [ "$rc" = 133 ] || exit "$rc"
+    echo rebooted >>"$work/reboots"
+  done
 ) &
 nspawn_pid=$!
 
@@ -258,12 +265,17 @@ find_pid1() {
   done
   return 1
 }
-for _ in $(seq 1 120); do
-  pid1=$(find_pid1) && [ -S "/proc/$pid1/root/run/systemd/private" ] && break
-  pid1=
-  kill -0 "$nspawn_pid" 2>/dev/null || break
-  sleep 0.5
-done
+# Waits until the container's systemd answers on its private socket; sets pid1.
+wait_pid1() {
+  for _ in $(seq 1 120); do
+    pid1=$(find_pid1) && [ -S "/proc/$pid1/root/run/systemd/private" ] && return 0
+    pid1=
+    kill -0 "$nspawn_pid" 2>/dev/null || return 1
+    sleep 0.5
+  done
+  return 1
+}
+wait_pid1
 if [ -z "$pid1" ]; then
   fail "container boots (systemd as PID 1)"
   indent 30 <"$work/console.log"
@@ -553,6 +565,47 @@ check "over TCP too: osapictl node uptime after a stop" inside_sh 'osapictl node
 check "systemctl restart osapi.target right after a request: sockets rebound, API answers" inside_sh '
   osapictl node uptime >/dev/null && systemctl restart osapi.target &&
   systemctl is-active osapi-api.socket osapi-nats.socket osapi-agent.socket && osapictl node uptime >/dev/null'
+
+# ---------------------------------------------------------------- power
+echo "== power through logind"
+check "power status: this boot's id" inside_sh \
+  'osapictl -o json power status | grep -q "\"boot_id\": \"$(tr -d - </proc/sys/kernel/random/boot_id)\""'
+check "power reboot --in 1h --dry-run: would change, nothing scheduled" inside_sh \
+  'osapictl -o json power reboot --in 1h --dry-run --yes | grep -q "\"changed\": true" && busctl get-property org.freedesktop.login1 /org/freedesktop/login1 org.freedesktop.login1.Manager ScheduledShutdown | grep -qx "(st) \"\" 0"'
+reboot_job=$(inside_sh 'osapictl -o json power reboot --in 1h --message "apptest: not really" | sed -n "s/.*\"job_id\": \"\([^\"]*\)\".*/\1/p"')
+check "power reboot --in 1h: logind has it scheduled, the job open" inside_sh \
+  'busctl get-property org.freedesktop.login1 /org/freedesktop/login1 org.freedesktop.login1.Manager ScheduledShutdown | grep -q "\"reboot\"" && for _ in $(seq 1 50); do osapictl -o json job get '"$reboot_job"' | grep -q "waiting for the host to come back" && exit 0; sleep 0.1; done; exit 1'
+check "power cancel: nothing scheduled, the reboot's job failed as cancelled" inside_sh \
+  'osapictl -o json power cancel | grep -q "\"changed\": true" && busctl get-property org.freedesktop.login1 /org/freedesktop/login1 org.freedesktop.login1.Manager ScheduledShutdown | grep -qx "(st) \"\" 0" && osapictl -o json job get '"$reboot_job"' | grep -q "\"code\": \"cancelled\""'
+check "power cancel again: changed false" inside_sh \
+  'osapictl -o json power cancel | grep -q "\"changed\": false"'
+old_boot=$(inside_sh 'tr -d - </proc/sys/kernel/random/boot_id')
+reboot_job=$(inside_sh 'osapictl -o json power reboot | sed -n "s/.*\"job_id\": \"\([^\"]*\)\".*/\1/p"')
+t=$(date +%s)
+# The container goes down (nspawn exits 133) and is booted again.
+for _ in $(seq 1 120); do [ -s "$work/reboots" ] && break; sleep 0.5; done
+if [ -s "$work/reboots" ] && wait_pid1 && [ "$(inside systemctl is-system-running --wait 2>&1)" != offline ]; then
+  pass "power reboot: the container rebooted ($(($(date +%s) - t)) s)"
+else
+  fail "power reboot: the container rebooted"
+  tail -20 "$work/console.log" | indent
+fi
+reboot_proven() {
+  local out
+  for _ in $(seq 1 120); do
+    out=$(inside osapictl -o json job get "$reboot_job" 2>&1)
+    if echo "$out" | grep -q '"status": "completed"'; then
+      echo "$out" | tr -d ' \n' | grep -q "\"boot_id\":\"$old_boot\".*\"returned\":{.*\"boot_id\":\"$(inside_sh 'tr -d - </proc/sys/kernel/random/boot_id')\"" && return 0
+      echo "$out"
+      return 1
+    fi
+    sleep 0.5
+  done
+  echo "$out"
+  return 1
+}
+check "the reboot's job completed with the old and the new boot id" reboot_proven
+check "a new boot: the boot id changed" test "$old_boot" != "$(inside_sh 'tr -d - </proc/sys/kernel/random/boot_id')"
 
 # ---------------------------------------------------------------- upgrade
 echo "== upgrade to $upgrade_version"
