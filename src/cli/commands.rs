@@ -152,10 +152,11 @@ async fn domain(ctx: &Ctx, op: Operation, req: Request) -> Result<Status, CliErr
     // default, which only the server knows: create the job and poll it (each
     // request short, so an API that stops answering is noticed) instead of
     // one request whose wait we could not bound.
-    // A reboot or poweroff answers with its job unless told to wait; a
-    // reboot's wait lasts until the host is back, so it is polled too.
+    // A reboot or poweroff answers with its job unless told to wait (a dry
+    // run answers at once); a reboot's wait lasts until the host is back, so
+    // it is polled too.
     let power_wait = match &op {
-        Operation::PowerReboot(s) | Operation::PowerPoweroff(s) => Some(s.wait),
+        Operation::PowerReboot(s) | Operation::PowerPoweroff(s) if !s.dry_run => Some(s.wait),
         _ => None,
     };
     let poll = g.timeout.is_none()
