@@ -440,7 +440,10 @@ fn shutdown_text(s: Option<&crate::provider::logind::ScheduledShutdown>) -> Stri
 impl Tabular for PowerStatus {
     const COLUMNS: &'static [&'static str] = &["BOOT ID", "SCHEDULED"];
     fn rows(self) -> Vec<Vec<String>> {
-        vec![vec![self.boot_id, shutdown_text(self.scheduled.as_ref())]]
+        vec![vec![
+            self.boot.boot_id,
+            shutdown_text(self.scheduled.as_ref()),
+        ]]
     }
 }
 
@@ -449,14 +452,14 @@ impl Tabular for PowerChange {
         &["ACTION", "CHANGED", "BEFORE", "AFTER", "BOOT ID", "BACK"];
     fn rows(self) -> Vec<Vec<String>> {
         let back = self.returned.as_ref().map_or_else(String::new, |r| {
-            format!("new boot {} after {:.0} s", r.boot_id, r.downtime_s)
+            format!("new boot {} after {:.0} s", r.boot.boot_id, r.downtime_s)
         });
         vec![vec![
             self.action,
             changed_text(self.changed, self.dry_run).to_owned(),
             shutdown_text(self.before.as_ref()),
             shutdown_text(self.after.as_ref()),
-            self.boot_id,
+            self.boot.boot_id,
             back,
         ]]
     }

@@ -26,7 +26,7 @@ use super::{Outcome, Shared, finish};
 use crate::bus::BusError;
 use crate::job::{Job, JobError, JobEvent, Stage};
 use crate::provider::PowerChange;
-use crate::provider::logind::{Returned, boot_id};
+use crate::provider::logind::{Boot, Returned};
 
 const FILE: &str = "reboot-pending.json";
 
@@ -83,14 +83,14 @@ enum Verdict {
 
 fn judge(
     pending: &PowerChange,
-    boot_now: &str,
+    boot_now: &Boot,
     still_scheduled: bool,
     now: OffsetDateTime,
 ) -> Verdict {
-    if boot_now != pending.boot_id {
+    if boot_now.is_other_than(&pending.boot) {
         let since = pending.after.as_ref().map_or(now, |s| s.at);
         return Verdict::Returned(Returned {
-            boot_id: boot_now.to_owned(),
+            boot: boot_now.clone(),
             at: now,
             downtime_s: (now - since).as_seconds_f64().max(0.0),
         });
@@ -194,8 +194,8 @@ pub(super) async fn resume(shared: &Shared) -> Result<(), BusError> {
         remove();
         return Ok(());
     };
-    let boot_now = match boot_id() {
-        Ok(id) => id,
+    let boot_now = match Boot::now() {
+        Ok(boot) => boot,
         Err(e) => {
             tracing::warn!(error = %e, "cannot tell which boot this is; the reboot stays recorded");
             return Ok(());
@@ -214,7 +214,7 @@ pub(super) async fn resume(shared: &Shared) -> Result<(), BusError> {
     ) {
         Verdict::Pending => return Ok(()),
         Verdict::Returned(returned) => {
-            tracing::info!(old = %pending.change.boot_id, new = %returned.boot_id, downtime_s = returned.downtime_s, "back from the reboot");
+            tracing::info!(old = %pending.change.boot.boot_id, new = %returned.boot.boot_id, downtime_s = returned.downtime_s, "back from the reboot");
             let change = PowerChange {
                 returned: Some(returned),
                 ..pending.change
@@ -262,12 +262,19 @@ mod tests {
     use super::*;
     use crate::provider::logind::ScheduledShutdown;
 
+    fn boot(id: char, started: i64) -> Boot {
+        Boot {
+            boot_id: id.to_string().repeat(32),
+            booted_at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(started),
+        }
+    }
+
     fn scheduled_at(at: OffsetDateTime) -> PowerChange {
         PowerChange {
             action: "reboot".into(),
             changed: true,
             dry_run: false,
-            boot_id: "a".repeat(32),
+            boot: boot('a', 10),
             before: None,
             after: Some(ScheduledShutdown {
                 kind: "reboot".into(),
@@ -282,12 +289,16 @@ mod tests {
         let at = OffsetDateTime::UNIX_EPOCH + Duration::from_secs(100);
         let now = at + Duration::from_secs(42);
         let change = scheduled_at(at);
-        let b = "b".repeat(32);
-        let Verdict::Returned(r) = judge(&change, &b, false, now) else {
+        let Verdict::Returned(r) = judge(&change, &boot('b', 10), false, now) else {
             panic!("a new boot id is a return");
         };
-        assert_eq!((r.boot_id, r.downtime_s), (b, 42.0));
-        assert_eq!(judge(&change, &change.boot_id, true, now), Verdict::Pending);
-        assert_eq!(judge(&change, &change.boot_id, false, now), Verdict::Gone);
+        assert_eq!((r.boot, r.downtime_s), (boot('b', 10), 42.0));
+        // A container's reboot: the same kernel, a new PID 1.
+        assert!(matches!(
+            judge(&change, &boot('a', 130), false, now),
+            Verdict::Returned(_)
+        ));
+        assert_eq!(judge(&change, &change.boot, true, now), Verdict::Pending);
+        assert_eq!(judge(&change, &change.boot, false, now), Verdict::Gone);
     }
 }

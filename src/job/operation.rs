@@ -803,7 +803,11 @@ impl Operation {
                 p.delay().unwrap_or_default() + crate::provider::logind::MIN_DELAY + REBOOT_RETURN
             }
             _ => match self.unit_change() {
-                Some((action, _)) if action.runs_job() => UNIT_JOB_WAIT,
+                Some((action, c))
+                    if action.runs_job() || (c.now && action.then_now().is_some()) =>
+                {
+                    UNIT_JOB_WAIT
+                }
                 _ => Duration::ZERO,
             },
         }

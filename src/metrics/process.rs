@@ -60,7 +60,6 @@ impl ProcessCollector {
 struct Stat {
     utime: u64,
     stime: u64,
-    start_ticks: u64,
     rss_pages: u64,
 }
 
@@ -73,19 +72,8 @@ fn parse_stat(text: &str) -> Option<Stat> {
     Some(Stat {
         utime: field(14)?,
         stime: field(15)?,
-        start_ticks: field(22)?,
         rss_pages: field(24)?,
     })
-}
-
-/// Boot time (seconds since the epoch), from `/proc/stat`'s `btime` line.
-fn boot_time(proc_stat: &str) -> Option<u64> {
-    proc_stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()
 }
 
 impl Collector for ProcessCollector {
@@ -112,16 +100,8 @@ impl Collector for ProcessCollector {
                 MetricType::GAUGE,
                 stat.rss_pages as f64 * self.page_size,
             ));
-            if let Some(boot) = std::fs::read_to_string("/proc/stat")
-                .ok()
-                .as_deref()
-                .and_then(boot_time)
-            {
-                out.push(family(
-                    start,
-                    MetricType::GAUGE,
-                    boot as f64 + stat.start_ticks as f64 / tps,
-                ));
+            if let Some(at) = crate::provider::procfs::started_at("self") {
+                out.push(family(start, MetricType::GAUGE, at));
             }
         }
         if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
@@ -143,19 +123,10 @@ mod tests {
             Some(Stat {
                 utime: 150,
                 stime: 50,
-                start_ticks: 123456,
                 rss_pages: 2500
             })
         );
         assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn boot_time_comes_from_btime() {
-        assert_eq!(
-            boot_time("cpu  1 2 3\nbtime 1700000000\nprocesses 5\n"),
-            Some(1_700_000_000)
-        );
     }
 
     #[test]

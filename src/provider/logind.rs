@@ -1,10 +1,13 @@
 //! Power through systemd-logind (`org.freedesktop.login1`): a reboot or
 //! poweroff scheduled with `ScheduleShutdown` (with an optional wall
 //! message), cancelled with `CancelScheduledShutdown`, and the schedule read
-//! from the `ScheduledShutdown` property. The boot id
-//! (`/proc/sys/kernel/random/boot_id`) says which boot the host is in: the
-//! agent proves a reboot by finding a new one when it is back (see
-//! `agent::reboot`).
+//! from the `ScheduledShutdown` property. Which boot the host is in is the
+//! kernel's boot id (`/proc/sys/kernel/random/boot_id`) and when its PID 1
+//! started: the agent proves a reboot by finding either changed when it is
+//! back (see `agent::reboot`). The start time is what tells a container's
+//! reboot: its kernel does not reboot, and the agent's sandbox
+//! (`ProtectKernelTunables=`) hides the boot id systemd-nspawn gives each
+//! container boot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,11 +50,42 @@ pub struct ScheduledShutdown {
     pub at: OffsetDateTime,
 }
 
+/// Which boot the host is in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Boot {
+    /// The kernel's boot id (32 hex digits).
+    pub boot_id: String,
+    /// When PID 1 (the init of this boot, or of this container) started.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub booted_at: OffsetDateTime,
+}
+
+impl Boot {
+    /// The boot the host is in now.
+    pub fn now() -> ProviderResult<Boot> {
+        let booted_at = super::procfs::started_at("1")
+            .and_then(|s| OffsetDateTime::from_unix_timestamp_nanos((s * 1e9) as i128).ok())
+            .ok_or_else(|| ProviderError::parse("/proc/1/stat", "no start time of PID 1"))?;
+        Ok(Boot {
+            boot_id: boot_id()?,
+            booted_at,
+        })
+    }
+
+    /// Another boot than `self`: a new boot id, or a PID 1 started later
+    /// (clock ticks and a clock set meanwhile blur the start by a little).
+    pub fn is_other_than(&self, earlier: &Boot) -> bool {
+        self.boot_id != earlier.boot_id
+            || (self.booted_at - earlier.booted_at).abs() > time::Duration::seconds(2)
+    }
+}
+
 /// The result of `power.status.get`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct PowerStatus {
-    /// This boot (32 hex digits).
-    pub boot_id: String,
+    #[serde(flatten)]
+    pub boot: Boot,
     /// The scheduled shutdown, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled: Option<ScheduledShutdown>,
@@ -61,7 +95,8 @@ pub struct PowerStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Returned {
     /// The boot the host is in now, not the one it was in.
-    pub boot_id: String,
+    #[serde(flatten)]
+    pub boot: Boot,
     /// When its agent reported back (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -79,7 +114,8 @@ pub struct PowerChange {
     pub changed: bool,
     pub dry_run: bool,
     /// The boot the host was in when asked.
-    pub boot_id: String,
+    #[serde(flatten)]
+    pub boot: Boot,
     /// What was scheduled before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<ScheduledShutdown>,
@@ -177,7 +213,7 @@ impl PowerProvider for LogindPower {
     fn status(&self) -> BoxFuture<'_, ProviderResult<PowerStatus>> {
         Box::pin(async move {
             Ok(PowerStatus {
-                boot_id: boot_id()?,
+                boot: Boot::now()?,
                 scheduled: self.scheduled("power.status.get").await?,
             })
         })
@@ -206,7 +242,7 @@ impl PowerProvider for LogindPower {
                 // is something to cancel.
                 changed: wanted.is_some() || before.is_some(),
                 dry_run,
-                boot_id: boot_id()?,
+                boot: Boot::now()?,
                 before,
                 after: wanted.clone(),
                 returned: None,
@@ -260,9 +296,21 @@ mod tests {
     }
 
     #[test]
-    fn this_boot_has_an_id() {
-        let id = boot_id().unwrap();
-        assert_eq!(id.len(), 32);
-        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    fn this_boot_has_an_id_and_a_start() {
+        let boot = Boot::now().unwrap();
+        assert_eq!(boot.boot_id.len(), 32);
+        assert!(boot.boot_id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(boot.booted_at < OffsetDateTime::now_utc());
+        assert!(!boot.is_other_than(&Boot::now().unwrap()));
+        let container_reboot = Boot {
+            booted_at: boot.booted_at + time::Duration::seconds(30),
+            ..boot.clone()
+        };
+        assert!(container_reboot.is_other_than(&boot));
+        let host_reboot = Boot {
+            boot_id: "f".repeat(32),
+            ..boot.clone()
+        };
+        assert!(host_reboot.is_other_than(&boot));
     }
 }

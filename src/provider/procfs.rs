@@ -636,6 +636,36 @@ fn path_string(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// When process `pid` (`self`, `1`, …) started, in seconds since the epoch:
+/// the kernel's boot time (`/proc/stat` `btime`) plus its start in clock
+/// ticks after boot (`/proc/PID/stat` field 22).
+pub fn started_at(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let boot = std::fs::read_to_string("/proc/stat").ok()?;
+    started_at_from(&stat, &boot, clock_ticks())
+}
+
+fn clock_ticks() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100.0, |v| v as f64)
+}
+
+fn started_at_from(stat: &str, proc_stat: &str, ticks: f64) -> Option<f64> {
+    // The command name (field 2) may hold spaces and parentheses: count from
+    // after its last ')', where field 3 is the first.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let start_ticks: u64 = rest.split_whitespace().nth(22 - 3)?.parse().ok()?;
+    let btime: u64 = proc_stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(btime as f64 + start_ticks as f64 / ticks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -949,5 +979,14 @@ this line is broken
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn start_is_boot_time_plus_ticks() {
+        let stat = "4242 (osapi (a) b) S 1 4242 4242 0 -1 4194560 1000 0 0 0 150 50 0 0 20 0 8 0 123456 987654321 2500";
+        let at = started_at_from(stat, "cpu  1 2 3\nbtime 1700000000\nprocesses 5\n", 100.0);
+        assert_eq!(at, Some(1_700_000_000.0 + 1234.56));
+        assert_eq!(started_at_from("garbage", "btime 1", 100.0), None);
+        assert!(started_at("self").is_some());
     }
 }
