@@ -61,6 +61,10 @@ permissions! {
     PowerRead = "power:read",
     /// Schedule and cancel reboots and poweroffs.
     PowerWrite = "power:write",
+    /// Read kernel parameters.
+    SysctlRead = "sysctl:read",
+    /// Set kernel parameters (now and at boot).
+    SysctlWrite = "sysctl:write",
 }
 
 impl fmt::Display for Permission {
@@ -187,7 +191,8 @@ mod tests {
                 AgentRead,
                 ServiceRead,
                 TimeRead,
-                PowerRead
+                PowerRead,
+                SysctlRead
             ]
         );
     }

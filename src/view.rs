@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::provider::{
     ClockChange, ClockInfo, CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, DropIn,
     DropInChange, HostnameChange, HostnameInfo, LoadInfo, LogEntries, MemoryInfo, NodeStatus,
-    OsInfo, PingResult, PowerChange, PowerStatus, UnitChange, UnitState, UnitStatus, Units,
-    UptimeInfo,
+    OsInfo, PingResult, PowerChange, PowerStatus, SysctlChange, SysctlValue, Sysctls, UnitChange,
+    UnitState, UnitStatus, Units, UptimeInfo,
 };
 
 /// A result that reads as table rows under fixed columns.
@@ -461,6 +461,41 @@ impl Tabular for PowerChange {
             shutdown_text(self.after.as_ref()),
             self.boot.boot_id,
             back,
+        ]]
+    }
+}
+
+impl Tabular for SysctlValue {
+    const COLUMNS: &'static [&'static str] = &["KEY", "VALUE", "PERSISTED"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.key,
+            self.value,
+            self.persisted.unwrap_or_default(),
+        ]]
+    }
+}
+
+impl Tabular for Sysctls {
+    const COLUMNS: &'static [&'static str] = &["KEY", "VALUE", "PERSISTED"];
+    fn rows(self) -> Vec<Vec<String>> {
+        self.0.into_iter().flat_map(Tabular::rows).collect()
+    }
+}
+
+impl Tabular for SysctlChange {
+    const COLUMNS: &'static [&'static str] = &["KEY", "CHANGED", "BEFORE", "AFTER", "DROP-IN"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let show = |v: &SysctlValue| match &v.persisted {
+            Some(p) => format!("{} (boot: {p})", v.value),
+            None => v.value.clone(),
+        };
+        vec![vec![
+            self.key,
+            changed_text(self.changed, self.dry_run).to_owned(),
+            show(&self.before),
+            show(&self.after),
+            self.path,
         ]]
     }
 }

@@ -242,6 +242,12 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         Operation::ClockGet => to_outcome(p.clock.get().await),
         Operation::LogGet(q) => to_outcome(p.log.query(q).await),
         Operation::PowerStatusGet => to_outcome(p.power.status().await),
+        Operation::SysctlList(l) => to_outcome(p.sysctl.list(l.prefix.as_deref()).await),
+        Operation::SysctlGet(k) => to_outcome(p.sysctl.get(&k.key).await),
+        Operation::SysctlSet(s) => {
+            to_outcome(p.sysctl.set(&s.key, Some(&s.value), s.dry_run).await)
+        }
+        Operation::SysctlDelete(k) => to_outcome(p.sysctl.set(&k.key, None, k.dry_run).await),
         Operation::PowerReboot(s) | Operation::PowerPoweroff(s) => {
             let action = match op {
                 Operation::PowerReboot(_) => PowerAction::Reboot,
@@ -324,7 +330,7 @@ mod tests {
     async fn results_have_the_declared_type() {
         let providers = crate::provider::sim::SimProviders::new("sim".into(), Default::default());
         let simulated = |name: &str| {
-            !["network.", "service.", "time.", "log.", "power."]
+            !["network.", "service.", "time.", "log.", "power.", "sysctl."]
                 .iter()
                 .any(|p| name.starts_with(p))
         };

@@ -16,6 +16,7 @@ mod record;
 mod service;
 pub mod signature;
 mod status;
+mod sysctl;
 mod target;
 
 pub use clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
@@ -32,4 +33,5 @@ pub use operation::{
 pub use power::{PowerCancel, PowerSchedule};
 pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, REJECTED, Stage};
 pub use status::{HostProgress, JobStatus, JobView, compute_status};
+pub use sysctl::{SysctlKey, SysctlList, SysctlSet};
 pub use target::{InvalidTarget, Target, is_label};

@@ -13,11 +13,13 @@ pub use super::power::{PowerCancel, PowerSchedule};
 pub use super::service::{
     DropInDelete, DropInPut, DropInRef, ServiceChange, ServiceList, ServiceUnit,
 };
+pub use super::sysctl::{SysctlKey, SysctlList, SysctlSet};
 use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::{
     ClockChange, ClockInfo, CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
     HostnameChange, HostnameInfo, LoadInfo, LogEntries, MemoryInfo, NodeStatus, OsInfo, PingResult,
-    PowerChange, PowerStatus, UnitChange, UnitStatus, Units, UptimeInfo,
+    PowerChange, PowerStatus, SysctlChange, SysctlValue, Sysctls, UnitChange, UnitStatus, Units,
+    UptimeInfo,
 };
 use crate::rbac::Permission;
 use crate::view::View;
@@ -698,6 +700,18 @@ operations! {
     PowerCancel(PowerCancel) -> PowerChange = "power.cancel", Modify, PowerWrite, idempotent: true, long: false,
         Post "/api/v1/power/cancel", cli: "power cancel",
         about: "Cancel the scheduled reboot or poweroff";
+    SysctlList(SysctlList) -> Sysctls = "sysctl.key.list", Query, SysctlRead, idempotent: true, long: false,
+        Get "/api/v1/sysctl", cli: "sysctl list",
+        about: "Kernel parameters and their values, under a prefix";
+    SysctlGet(SysctlKey) -> SysctlValue = "sysctl.key.get", Query, SysctlRead, idempotent: true, long: false,
+        Get "/api/v1/sysctl/{key}", cli: "sysctl get",
+        about: "One kernel parameter: its running value and the value OSAPI persisted";
+    SysctlSet(SysctlSet) -> SysctlChange = "sysctl.key.set", Modify, SysctlWrite, idempotent: true, long: true,
+        Put "/api/v1/sysctl/{key}", cli: "sysctl set",
+        about: "Set a kernel parameter now and at boot (a sysctl.d drop-in, applied by systemd-sysctl)";
+    SysctlDelete(SysctlKey) -> SysctlChange = "sysctl.key.delete", Modify, SysctlWrite, idempotent: true, long: false,
+        Delete "/api/v1/sysctl/{key}", cli: "sysctl delete",
+        about: "Remove OSAPI's drop-in for a kernel parameter (the running value stays)";
     ClockSet(ClockSet) -> ClockChange = "time.clock.set", Modify, TimeWrite, idempotent: false, long: false,
         Put "/api/v1/time/clock", cli: "time set",
         about: "Set the time (only with NTP off)";
@@ -802,6 +816,7 @@ impl Operation {
             Operation::PowerReboot(p) if !p.dry_run => {
                 p.delay().unwrap_or_default() + crate::provider::logind::MIN_DELAY + REBOOT_RETURN
             }
+            Operation::SysctlSet(_) => UNIT_JOB_WAIT,
             _ => match self.unit_change() {
                 Some((action, c))
                     if action.runs_job() || (c.now && action.then_now().is_some()) =>
@@ -1028,6 +1043,10 @@ pub(crate) fn examples() -> Vec<Operation> {
         ("power.reboot", json!({"in": "1m", "message": "kernel update"})),
         ("power.poweroff", json!({"dry_run": true})),
         ("power.cancel", json!({})),
+        ("sysctl.key.list", json!({"prefix": "net.ipv4"})),
+        ("sysctl.key.get", json!({"key": "net.ipv4.ip_forward"})),
+        ("sysctl.key.set", json!({"key": "net.ipv4.ip_forward", "value": "1"})),
+        ("sysctl.key.delete", json!({"key": "net.ipv4.ip_forward", "dry_run": true})),
         ("time.clock.set", json!({"time": "2026-12-07T10:00:00Z"})),
     ]
     .into_iter()

@@ -31,6 +31,7 @@ pub mod ping;
 pub mod procfs;
 pub mod resolved;
 pub mod sim;
+pub mod sysctl;
 pub mod systemd1;
 pub mod timedated;
 
@@ -46,6 +47,7 @@ use utoipa::ToSchema;
 use crate::job::InvalidInput;
 pub use journal::{LogEntries, LogEntry, LogProvider};
 pub use logind::{PowerAction, PowerChange, PowerProvider, PowerStatus};
+pub use sysctl::{SysctlChange, SysctlProvider, SysctlValue, Sysctls};
 pub use systemd1::{
     DropIn, DropInChange, ServiceProvider, ServiceStatus, UnitAction, UnitChange, UnitState,
     UnitStatus, UnitSummary, Units,
@@ -471,6 +473,23 @@ impl ClockProvider for Unsupported {
     }
 }
 
+impl SysctlProvider for Unsupported {
+    fn list<'a>(&'a self, _prefix: Option<&'a str>) -> BoxFuture<'a, ProviderResult<Sysctls>> {
+        unsupported("sysctl.key.list")
+    }
+    fn get<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, ProviderResult<SysctlValue>> {
+        unsupported("sysctl.key.get")
+    }
+    fn set<'a>(
+        &'a self,
+        _key: &'a str,
+        _value: Option<&'a str>,
+        _dry_run: bool,
+    ) -> BoxFuture<'a, ProviderResult<SysctlChange>> {
+        unsupported("sysctl.key.set")
+    }
+}
+
 impl PowerProvider for Unsupported {
     fn status(&self) -> BoxFuture<'_, ProviderResult<PowerStatus>> {
         unsupported("power.status.get")
@@ -556,6 +575,7 @@ pub struct Providers {
     pub clock: Arc<dyn ClockProvider>,
     pub log: Arc<dyn LogProvider>,
     pub power: Arc<dyn PowerProvider>,
+    pub sysctl: Arc<dyn SysctlProvider>,
 }
 
 impl Providers {
@@ -572,7 +592,8 @@ impl Providers {
             dns: Arc::new(resolved::ResolvedDns::new(bus.clone())),
             service: Arc::new(systemd1::Systemd1Units::new(bus.clone())),
             clock: Arc::new(timedated::TimedatedClock::new(bus.clone())),
-            power: Arc::new(logind::LogindPower::new(bus)),
+            power: Arc::new(logind::LogindPower::new(bus.clone())),
+            sysctl: Arc::new(sysctl::ProcSysctl::new(bus)),
             log: Arc::new(journal::JournalFiles::new()),
             ping: Arc::new(ping::IcmpPing::new()),
             command: Arc::new(command::HostCommand::new(command)),

@@ -52,6 +52,7 @@ impl SimProviders {
             clock: Arc::new(Unsupported),
             log: Arc::new(Unsupported),
             power: Arc::new(Unsupported),
+            sysctl: Arc::new(Unsupported),
         }
     }
 }

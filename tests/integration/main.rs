@@ -19,5 +19,6 @@ mod observability;
 mod providers;
 mod routing;
 mod services;
+mod sysctl;
 mod systemd;
 mod tracing;
