@@ -344,6 +344,7 @@ fn provision_as_admin(cfg: &Config, url: &str) -> mpsc::Receiver<Vec<Enrollment>
 pub async fn api_state(
     cfg: &Config,
     registry: &prometheus::Registry,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(AppState, AuditWriter), DaemonError> {
     let server = &cfg.api.server;
     let key = TokenKey::new(server.security.signing_key()?)?;
@@ -411,6 +412,7 @@ pub async fn api_state(
         audit,
         enrollment,
         metrics: api_metrics,
+        shutdown,
     };
     // Dies with the runtime; nothing to stop by hand.
     state.jobs.track_progress_hint();
@@ -572,7 +574,7 @@ async fn serve_api(
     let listeners = api_listeners(cfg).await?;
     let https = https_config(&listeners, &server.tls)?;
     systemd::status("connecting to NATS");
-    let (state, audit_writer) = api_state(cfg, registry).await?;
+    let (state, audit_writer) = api_state(cfg, registry, shutdown.clone()).await?;
     let nats = state.nats.clone();
     let http = api::HttpOptions {
         max_body_bytes: usize::try_from(server.max_body_bytes).unwrap_or(usize::MAX),

@@ -471,6 +471,10 @@ async fn run_job(
     } else {
         None
     };
+    if matches!(job.operation, Operation::PowerReboot(_)) && reboot::is_recorded(id) {
+        tracing::info!("the reboot is on record; its result comes when this host is back");
+        return Ok(());
+    }
     let counts = |host: &str| job.expected == Expected::Any || host == shared.hostname;
     if earlier
         .as_ref()
@@ -529,7 +533,12 @@ async fn run_job(
         Operation::PowerReboot(s) if !s.dry_run && outcome.is_success() => {
             return reboot::hold(shared, &job, attempt, outcome, started.elapsed()).await;
         }
-        Operation::PowerCancel(c) if !c.dry_run && changed => reboot::cancelled(shared, id).await?,
+        Operation::PowerCancel(c) if !c.dry_run && changed => {
+            reboot::close(shared, id, "cancelled", "power.cancel").await?;
+        }
+        Operation::PowerPoweroff(s) if !s.dry_run && outcome.is_success() => {
+            reboot::close(shared, id, "superseded", "a poweroff replaced it").await?;
+        }
         _ => {}
     }
     shared.metrics.finished(

@@ -120,6 +120,8 @@ pub(super) async fn hold(
         return finish(shared, job, outcome, elapsed, attempt).await;
     };
     let at = change.after.as_ref().map(|s| s.at);
+    // One record: a reboot recorded before is replaced by this one.
+    close(shared, job.id, "superseded", "another reboot replaced it").await?;
     let pending = Pending {
         job_id: job.id,
         attempt,
@@ -233,16 +235,21 @@ pub(super) async fn resume(shared: &Shared) -> Result<(), BusError> {
     Ok(())
 }
 
-/// After `power.cancel` (job `by`) cancelled a shutdown: the recorded
-/// reboot, if any, fails saying so.
-pub(super) async fn cancelled(shared: &Shared, by: Uuid) -> Result<(), BusError> {
-    let Some(pending) = read() else {
+/// Ends the recorded reboot's job, if any (and not job `by` itself), as
+/// failed with `code`: a cancel, another reboot or a poweroff replaced it.
+pub(super) async fn close(
+    shared: &Shared,
+    by: Uuid,
+    code: &str,
+    why: &str,
+) -> Result<(), BusError> {
+    let Some(pending) = read().filter(|p| p.job_id != by) else {
         return Ok(());
     };
     if let Some(job) = shared.store.get(pending.job_id).await? {
         let error = JobError {
-            code: "cancelled".into(),
-            message: format!("the reboot was cancelled by job {by}"),
+            code: code.into(),
+            message: format!("the reboot was {code} by job {by}: {why}"),
         };
         finish(
             shared,
@@ -257,6 +264,12 @@ pub(super) async fn cancelled(shared: &Shared, by: Uuid) -> Result<(), BusError>
     Ok(())
 }
 
+/// Whether `job` is the reboot on record: its result comes from the record,
+/// never from running it again (a redelivery after the reboot).
+pub(super) fn is_recorded(job: Uuid) -> bool {
+    read().is_some_and(|p| p.job_id == job)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +279,7 @@ mod tests {
         Boot {
             boot_id: id.to_string().repeat(32),
             booted_at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(started),
+            init_start_ticks: u64::try_from(started).unwrap_or(0) * 100,
         }
     }
 

@@ -60,6 +60,9 @@ pub struct AppState {
     /// Agents asking to join, and the decisions about them.
     pub enrollment: crate::bus::EnrollmentStore,
     pub metrics: ApiMetrics,
+    /// Turns true when the API stops: open streams (a log follow) end then,
+    /// or the server would wait for them for ever.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// HTTP-level settings of the router.

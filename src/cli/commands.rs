@@ -387,7 +387,12 @@ async fn poll_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Polled, CliE
         let raw = match ctx.client.json(&Request::get(job_path(id))).await {
             Ok(raw) => raw,
             Err(
-                CliError::Connect { .. } | CliError::Timeout { .. } | CliError::Transport { .. },
+                CliError::Connect { .. }
+                | CliError::Timeout { .. }
+                | CliError::Transport { .. }
+                | CliError::Api {
+                    status: 502..=504, ..
+                },
             ) if seen && Instant::now() < deadline => {
                 progress.update(&format!("job {id}: the API does not answer; retrying"));
                 tokio::time::sleep(backoff.next_delay()).await;

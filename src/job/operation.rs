@@ -739,7 +739,8 @@ impl Operation {
 
     /// Whether the operation may run for long (commands, pings).
     pub fn runs_long(&self) -> bool {
-        self.spec().long
+        // A log read that waits for entries holds its slot as long as a ping.
+        self.spec().long || matches!(self, Operation::LogGet(q) if q.wait.is_some())
     }
 }
 

@@ -21,7 +21,8 @@ use super::{BoxFuture, ProviderError, ProviderResult};
 use crate::job::{Boot, LogQuery, parse_time};
 use crate::retry::Backoff;
 
-/// Message bytes one answer may carry, all entries together.
+/// The JSON one answer may carry, all entries together: well inside a
+/// NATS message (1 MiB by default).
 pub const MAX_ANSWER_BYTES: usize = 512 * 1024;
 /// A longer message is cut here.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
@@ -72,6 +73,11 @@ impl LogEntry {
 pub struct LogEntries {
     /// Newest first; after a cursor, oldest first.
     pub entries: Vec<LogEntry>,
+    /// After a cursor: where to read on (the last entry this answer looked
+    /// at, shown or not); give it back as `cursor`. Absent when nothing was
+    /// looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
     /// More entries matched than the limit or the size bound let through,
     /// a message was cut, or the scan for priority and text ran out of time
     /// (5 s).
@@ -108,15 +114,23 @@ impl LogProvider for JournalFiles {
             let deadline = tokio::time::Instant::now() + wait;
             let mut backoff =
                 Backoff::between(Duration::from_millis(50), Duration::from_millis(500));
+            let mut query = query.clone();
             loop {
                 let (dirs, q) = (self.dirs.clone(), query.clone());
-                let answer = tokio::task::spawn_blocking(move || read(dirs, &q))
+                let mut answer = tokio::task::spawn_blocking(move || read(dirs, &q))
                     .await
                     .map_err(|e| {
                         ProviderError::io("reading the journal", std::io::Error::other(e))
                     })??;
+                // Entries looked at and passed over need no second look.
+                if answer.cursor.is_some() {
+                    query.cursor.clone_from(&answer.cursor);
+                }
                 // A follow's poll: nothing new yet, and time left to wait.
                 if !answer.entries.is_empty() || tokio::time::Instant::now() >= deadline {
+                    if answer.cursor.is_none() {
+                        answer.cursor = query.cursor;
+                    }
                     return Ok(answer);
                 }
                 backoff.wait().await;
@@ -160,7 +174,11 @@ fn read(dirs: Option<Vec<PathBuf>>, query: &LogQuery) -> ProviderResult<LogEntri
     let max_priority = query.max_priority().map_err(invalid)?;
     match query.boot().map_err(invalid)? {
         Some(Boot::Current) => {
-            q.match_exact("_BOOT_ID", super::logind::boot_id()?.as_bytes());
+            // The boot journald stamps its newest entry with: in a container
+            // that is the container's, which the agent's sandbox cannot read.
+            if let Some(id) = newest_boot(&journal)? {
+                q.match_exact("_BOOT_ID", id.as_bytes());
+            }
         }
         Some(Boot::Id(id)) => {
             q.match_exact("_BOOT_ID", hex(&id).as_bytes());
@@ -176,7 +194,11 @@ fn read(dirs: Option<Vec<PathBuf>>, query: &LogQuery) -> ProviderResult<LogEntri
             })
             .transpose()
     };
-    if let Some(since) = usec("since", &query.since)? {
+    // After a cursor, the files are entered at its time rather than walked
+    // from their start (cursors order by time first).
+    let since = usec("since", &query.since)?;
+    let resume = query.cursor.as_deref().and_then(cursor_realtime);
+    if let Some(since) = since.into_iter().chain(resume).max() {
         q.since_realtime(since);
     }
     if let Some(until) = usec("until", &query.until)? {
@@ -199,9 +221,11 @@ fn read(dirs: Option<Vec<PathBuf>>, query: &LogQuery) -> ProviderResult<LogEntri
     if grep.is_none() && max_priority.is_none() {
         q.limit(limit + 1);
     }
+    let forward = query.cursor.is_some();
     let mut out = LogEntries {
         entries: Vec::new(),
         truncated: false,
+        cursor: None,
     };
     let mut bytes = 0;
     let started = std::time::Instant::now();
@@ -211,6 +235,11 @@ fn read(dirs: Option<Vec<PathBuf>>, query: &LogQuery) -> ProviderResult<LogEntri
             break;
         }
         let entry = item.map_err(journal_error)?;
+        // Reading on: where the next read starts, matched or not, so a
+        // follow whose filter matches nothing for long still moves on.
+        if forward {
+            out.cursor = Some(entry.cursor().map_err(journal_error)?.to_string());
+        }
         let priority = entry
             .get("PRIORITY")
             .and_then(|p| std::str::from_utf8(p).ok())
@@ -226,10 +255,12 @@ fn read(dirs: Option<Vec<PathBuf>>, query: &LogQuery) -> ProviderResult<LogEntri
         {
             continue;
         }
-        if out.entries.len() == limit
-            || bytes + message.len().min(MAX_MESSAGE_BYTES) > MAX_ANSWER_BYTES
-        {
+        if out.entries.len() == limit {
             out.truncated = true;
+            // Read on from the last entry answered: this one matched.
+            if forward {
+                out.cursor = out.entries.last().map(|e| e.cursor.clone());
+            }
             break;
         }
         let mut message = message.into_owned();
@@ -241,26 +272,63 @@ fn read(dirs: Option<Vec<PathBuf>>, query: &LogQuery) -> ProviderResult<LogEntri
             message.truncate(cut);
             out.truncated = true;
         }
-        bytes += message.len();
         let text = |field: &str| {
             entry
                 .get(field)
                 .map(|v| String::from_utf8_lossy(v).into_owned())
         };
         let realtime = i128::from(entry.realtime_usec()) * 1000;
-        out.entries.push(LogEntry {
+        let cursor = entry.cursor().map_err(journal_error)?.to_string();
+        let entry = LogEntry {
             time: OffsetDateTime::from_unix_timestamp_nanos(realtime)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            cursor: entry.cursor().map_err(journal_error)?.to_string(),
+            cursor: cursor.clone(),
             boot_id: hex(&entry.boot_id()),
             unit: text("_SYSTEMD_UNIT"),
             identifier: text("SYSLOG_IDENTIFIER"),
             pid: text("_PID").and_then(|p| p.parse().ok()),
             priority,
             message,
-        });
+        };
+        // The answer's bound is on its JSON, which is what travels.
+        let size = serde_json::to_vec(&entry).map_or(usize::MAX, |v| v.len());
+        if bytes + size > MAX_ANSWER_BYTES {
+            out.truncated = true;
+            // Read on from the last entry answered, not past this one.
+            if forward {
+                out.cursor = out
+                    .entries
+                    .last()
+                    .map(|e| e.cursor.clone())
+                    .or(query.cursor.clone());
+            }
+            break;
+        }
+        bytes += size;
+        out.entries.push(entry);
     }
     Ok(out)
+}
+
+/// The realtime (µs) a journal cursor names (its `t=` field, hex).
+fn cursor_realtime(cursor: &str) -> Option<u64> {
+    cursor
+        .split(';')
+        .find_map(|f| f.strip_prefix("t="))
+        .and_then(|t| u64::from_str_radix(t, 16).ok())
+}
+
+/// The boot id of the journal's newest entry.
+fn newest_boot(journal: &sdjournal::Journal) -> ProviderResult<Option<String>> {
+    let mut q = journal.query();
+    q.reverse(true).limit(1);
+    let newest = q
+        .iter()
+        .map_err(journal_error)?
+        .next()
+        .transpose()
+        .map_err(journal_error)?;
+    Ok(newest.map(|e| hex(&e.boot_id())))
 }
 
 fn hex(bytes: &[u8]) -> String {

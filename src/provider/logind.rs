@@ -59,6 +59,9 @@ pub struct Boot {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub booted_at: OffsetDateTime,
+    /// When PID 1 started, in clock ticks after the kernel booted: what
+    /// tells a container's boots apart (no clock change moves it).
+    pub init_start_ticks: u64,
 }
 
 impl Boot {
@@ -67,17 +70,18 @@ impl Boot {
         let booted_at = super::procfs::started_at("1")
             .and_then(|s| OffsetDateTime::from_unix_timestamp_nanos((s * 1e9) as i128).ok())
             .ok_or_else(|| ProviderError::parse("/proc/1/stat", "no start time of PID 1"))?;
+        let init_start_ticks = super::procfs::start_ticks("1")
+            .ok_or_else(|| ProviderError::parse("/proc/1/stat", "no start time of PID 1"))?;
         Ok(Boot {
             boot_id: boot_id()?,
             booted_at,
+            init_start_ticks,
         })
     }
 
-    /// Another boot than `self`: a new boot id, or a PID 1 started later
-    /// (clock ticks and a clock set meanwhile blur the start by a little).
+    /// Another boot than `earlier`: a new boot id, or another PID 1.
     pub fn is_other_than(&self, earlier: &Boot) -> bool {
-        self.boot_id != earlier.boot_id
-            || (self.booted_at - earlier.booted_at).abs() > time::Duration::seconds(2)
+        self.boot_id != earlier.boot_id || self.init_start_ticks != earlier.init_start_ticks
     }
 }
 
@@ -304,8 +308,16 @@ mod tests {
         assert!(!boot.is_other_than(&Boot::now().unwrap()));
         let container_reboot = Boot {
             booted_at: boot.booted_at + time::Duration::seconds(30),
+            init_start_ticks: boot.init_start_ticks + 3000,
             ..boot.clone()
         };
+        assert!(container_reboot.is_other_than(&boot));
+        // A clock set moves the computed start, not the ticks.
+        let clock_set = Boot {
+            booted_at: boot.booted_at + time::Duration::seconds(5),
+            ..boot.clone()
+        };
+        assert!(!clock_set.is_other_than(&boot));
         assert!(container_reboot.is_other_than(&boot));
         let host_reboot = Boot {
             boot_id: "f".repeat(32),

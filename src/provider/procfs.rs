@@ -645,6 +645,20 @@ pub fn started_at(pid: &str) -> Option<f64> {
     started_at_from(&stat, &boot, clock_ticks())
 }
 
+/// When process `pid` started, in clock ticks after the kernel booted: unlike
+/// [`started_at`], a clock set meanwhile does not move it.
+pub fn start_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    start_ticks_from(&stat)
+}
+
+fn start_ticks_from(stat: &str) -> Option<u64> {
+    // The command name (field 2) may hold spaces and parentheses: count from
+    // after its last ')', where field 3 is the first.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
 fn clock_ticks() -> f64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
@@ -653,10 +667,7 @@ fn clock_ticks() -> f64 {
 }
 
 fn started_at_from(stat: &str, proc_stat: &str, ticks: f64) -> Option<f64> {
-    // The command name (field 2) may hold spaces and parentheses: count from
-    // after its last ')', where field 3 is the first.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let start_ticks: u64 = rest.split_whitespace().nth(22 - 3)?.parse().ok()?;
+    let start_ticks = start_ticks_from(stat)?;
     let btime: u64 = proc_stat
         .lines()
         .find_map(|l| l.strip_prefix("btime "))?

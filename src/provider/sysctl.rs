@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::hostnamed::{SystemBus, bus_error};
-use super::systemd1::{UnitAction, read_optional, run_job, write_dropin};
+use super::systemd1::{UnitAction, read_optional, run_job};
 use super::{BoxFuture, ProviderError, ProviderResult};
 
 const SYSCTL_UNIT: &str = "systemd-sysctl.service";
@@ -131,6 +131,24 @@ impl ProcSysctl {
     }
 }
 
+/// Writes the drop-in whole, or removes it; `/etc/sysctl.d` itself stays
+/// (it is the distribution's).
+fn put(path: &Path, text: Option<&str>) -> ProviderResult<()> {
+    let failed = |e| ProviderError::io(format!("writing {}", path.display()), e);
+    match text {
+        Some(text) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(failed)?;
+            }
+            crate::files::replace(path, text.as_bytes(), 0o644).map_err(failed)
+        }
+        None => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(failed(e)),
+            _ => Ok(()),
+        },
+    }
+}
+
 /// `net.ipv4.ip_forward` → `net/ipv4/ip_forward`; a name with slashes is
 /// already a path.
 fn key_path(key: &str) -> PathBuf {
@@ -233,7 +251,16 @@ impl SysctlProvider for ProcSysctl {
         dry_run: bool,
     ) -> BoxFuture<'a, ProviderResult<SysctlChange>> {
         Box::pin(async move {
-            let before = self.read(key)?;
+            let before = match self.read(key) {
+                // A drop-in may outlive its key (a module unloaded, a link
+                // gone): it can still be deleted.
+                Err(ProviderError::NotFound { .. }) if value.is_none() => SysctlValue {
+                    key: key.to_owned(),
+                    value: String::new(),
+                    persisted: read_optional(&self.dropin(key))?.and_then(|t| dropin_value(&t)),
+                },
+                other => other?,
+            };
             if value.is_some() {
                 let mode = std::fs::metadata(self.file(key))
                     .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
@@ -267,21 +294,28 @@ impl SysctlProvider for ProcSysctl {
             if dry_run || !change.changed {
                 return Ok(change);
             }
-            write_dropin(&dropin, new_text.as_deref())?;
+            put(&dropin, new_text.as_deref())?;
             // A delete only forgets the value for the next boot.
             let Some(wanted) = value else {
-                change.after = self.read(key)?;
+                change.after.value = self.read(key).map(|v| v.value).unwrap_or_default();
                 return Ok(change);
             };
+            // The kernel's value decides: systemd-sysctl fails whenever any
+            // line of any sysctl.d file does, ours applied or not.
             let job = self.apply().await;
             let now = self.read(key)?;
-            if job.as_deref().ok() == Some("done") && same_value(&now.value, wanted) {
+            if same_value(&now.value, wanted) {
                 change.after = now;
                 return Ok(change);
             }
-            // Not taken: the old drop-in back, and applied again.
-            write_dropin(&dropin, old_text.as_deref())?;
+            // Not taken: the old value back (the old drop-in, or one for the
+            // value before, applied and removed again), then the old drop-in.
+            let restore = old_text
+                .clone()
+                .unwrap_or_else(|| format!("{key} = {}\n", change.before.value));
+            put(&dropin, Some(&restore))?;
             let _ = self.apply().await;
+            put(&dropin, old_text.as_deref())?;
             let why = match job {
                 Ok(result) if result != "done" => format!("systemd-sysctl ended in {result}"),
                 Ok(_) => format!("the kernel kept {:?}", now.value),

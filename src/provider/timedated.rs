@@ -262,11 +262,19 @@ impl TimedatedClock {
                         .await
                         .map_err(failed)?;
                     if now == on {
-                        break;
+                        return Ok(());
                     }
                     backoff.wait().await;
                 }
-                Ok(())
+                let unit = if on { "started" } else { "stopped" };
+                Err(ProviderError::io(
+                    "time.ntp.set",
+                    std::io::Error::other(format!(
+                        "timedated still reports NTP {} after {} s: the NTP service was not {unit}",
+                        if on { "off" } else { "on" },
+                        NTP_SETTLE.as_secs()
+                    )),
+                ))
             }
             ClockSetting::Time(t) => {
                 let usec = i64::try_from(t.unix_timestamp_nanos() / 1000)

@@ -1,9 +1,11 @@
 //! `GET /api/v1/log/follow`: one host's journal as Server-Sent Events.
 //!
 //! The API follows by polling the host with `log.entries.get` jobs: first
-//! the newest entries (the query's `limit`, default 10) oldest first, then,
-//! after the last cursor, whatever is new, each poll waiting on the host
-//! (`wait`, 10 s) when nothing is. Every entry is an `entry` event whose
+//! the newest entries (the query's `limit`, default 10) oldest first — or,
+//! when none match, the place after the journal's newest entry — then,
+//! after the cursor the host answers (past entries its filter passed over),
+//! whatever is new, each poll waiting on the host (`wait`, 10 s) when
+//! nothing is. Every entry is an `entry` event whose
 //! `id` is its cursor, so a client that reconnects with `Last-Event-ID`
 //! resumes after the last entry it saw. The first host to answer is the one
 //! followed. A host's failure ends the stream with an `error` event.
@@ -16,7 +18,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use time::OffsetDateTime;
 
 use crate::api::AppState;
 use crate::api::auth::Principal;
@@ -40,7 +41,6 @@ struct Follow {
     traceparent: Option<String>,
     query: LogQuery,
     target: Target,
-    started: OffsetDateTime,
     first: bool,
     done: bool,
 }
@@ -105,8 +105,11 @@ pub async fn follow(
         first: query.cursor.is_none(),
         query,
         target,
-        started: OffsetDateTime::now_utc(),
         done: false,
+    };
+    let mut stopping = follow.state.shutdown.clone();
+    let stopped = async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
     };
     let events = futures::stream::unfold(follow, |mut f| async move {
         if f.done {
@@ -115,7 +118,9 @@ pub async fn follow(
         let events = f.poll().await;
         Some((futures::stream::iter(events.into_iter().map(Ok)), f))
     });
-    Ok(Sse::new(futures::StreamExt::flatten(events)).keep_alive(KeepAlive::default()))
+    // The stream ends when the API stops, or the server would wait for it.
+    let events = futures::StreamExt::take_until(futures::StreamExt::flatten(events), stopped);
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 impl Follow {
@@ -123,24 +128,29 @@ impl Follow {
     /// that ends the stream.
     async fn poll(&mut self) -> Vec<Event> {
         let mut q = self.query.clone();
-        match (&q.cursor, self.first) {
+        let marking = match (&q.cursor, self.first) {
             (Some(_), _) => {
                 q.wait = Some(POLL_WAIT_SECS);
                 q.limit = Some(q.limit.unwrap_or(200));
+                false
             }
-            (None, true) => q.limit = Some(q.limit.unwrap_or(FIRST_ENTRIES)),
+            (None, true) => {
+                q.limit = Some(q.limit.unwrap_or(FIRST_ENTRIES));
+                false
+            }
+            // Nothing matched at first and the journal was empty: wait for
+            // its first entry, then read on after it.
             (None, false) => {
-                // Nothing had matched: what is new since the follow began.
                 tokio::time::sleep(IDLE_POLL).await;
-                q.since = self
-                    .started
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .ok();
-                q.limit = Some(200);
+                true
             }
+        };
+        let first = std::mem::replace(&mut self.first, false);
+        if marking {
+            self.mark_newest().await;
+            return Vec::new();
         }
         let newest_first = q.cursor.is_none();
-        self.first = false;
         let answer = match self.ask(q).await {
             Ok(answer) => answer,
             Err(message) => {
@@ -152,8 +162,18 @@ impl Follow {
         if newest_first {
             entries.reverse();
         }
-        if let Some(last) = entries.last() {
-            self.query.cursor = Some(last.cursor.clone());
+        // Read on from where the host stopped looking (past entries its
+        // filter passed over), else after the newest entry shown.
+        if let Some(next) = answer
+            .cursor
+            .or_else(|| entries.last().map(|e| e.cursor.clone()))
+        {
+            self.query.cursor = Some(next);
+        }
+        if first && entries.is_empty() {
+            // Nothing matches yet: read on after the journal's newest entry,
+            // in the host's own order and clock.
+            self.mark_newest().await;
         }
         entries
             .iter()
@@ -165,6 +185,19 @@ impl Follow {
                     .ok()
             })
             .collect()
+    }
+
+    /// Continue after the host's newest entry, whatever it is.
+    async fn mark_newest(&mut self) {
+        let newest = LogQuery {
+            limit: Some(1),
+            ..LogQuery::default()
+        };
+        if let Ok(answer) = self.ask(newest).await
+            && let Some(e) = answer.entries.first()
+        {
+            self.query.cursor = Some(e.cursor.clone());
+        }
     }
 
     /// Runs one `log.entries.get` on the followed host; the first host to
