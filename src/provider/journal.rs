@@ -73,9 +73,8 @@ impl LogEntry {
 pub struct LogEntries {
     /// Newest first; after a cursor, oldest first.
     pub entries: Vec<LogEntry>,
-    /// After a cursor: where to read on (the last entry this answer looked
-    /// at, shown or not); give it back as `cursor`. Absent when nothing was
-    /// looked at.
+    /// Where to read on: the newest entry this answer looked at, shown or
+    /// not; give it back as `cursor`. Absent when nothing was looked at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
     /// More entries matched than the limit or the size bound let through,
@@ -194,11 +193,7 @@ fn read(dirs: Option<Vec<PathBuf>>, query: &LogQuery) -> ProviderResult<LogEntri
             })
             .transpose()
     };
-    // After a cursor, the files are entered at its time rather than walked
-    // from their start (cursors order by time first).
-    let since = usec("since", &query.since)?;
-    let resume = query.cursor.as_deref().and_then(cursor_realtime);
-    if let Some(since) = since.into_iter().chain(resume).max() {
+    if let Some(since) = usec("since", &query.since)? {
         q.since_realtime(since);
     }
     if let Some(until) = usec("until", &query.until)? {
@@ -235,9 +230,10 @@ fn read(dirs: Option<Vec<PathBuf>>, query: &LogQuery) -> ProviderResult<LogEntri
             break;
         }
         let entry = item.map_err(journal_error)?;
-        // Reading on: where the next read starts, matched or not, so a
-        // follow whose filter matches nothing for long still moves on.
-        if forward {
+        // Where to read on: the newest entry looked at, matched or not (the
+        // last one reading forward, the first one reading back), so a follow
+        // whose filter matches nothing for long still moves on.
+        if forward || out.cursor.is_none() {
             out.cursor = Some(entry.cursor().map_err(journal_error)?.to_string());
         }
         let priority = entry
@@ -308,14 +304,6 @@ fn read(dirs: Option<Vec<PathBuf>>, query: &LogQuery) -> ProviderResult<LogEntri
         out.entries.push(entry);
     }
     Ok(out)
-}
-
-/// The realtime (µs) a journal cursor names (its `t=` field, hex).
-fn cursor_realtime(cursor: &str) -> Option<u64> {
-    cursor
-        .split(';')
-        .find_map(|f| f.strip_prefix("t="))
-        .and_then(|t| u64::from_str_radix(t, 16).ok())
 }
 
 /// The boot id of the journal's newest entry.

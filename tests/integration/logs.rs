@@ -204,6 +204,23 @@ async fn journal_entries_are_read_filtered_and_followed() {
     let events = read_events(&mut resp, 1).await;
     assert_eq!(events[0].1["message"], "fourth entry, while followed");
 
+    drop(resp);
+
+    // A follow whose filter matches nothing yet starts after the journal's
+    // newest entry, reads on past what it passes over, and shows the match.
+    let needle = format!("needle-{id}");
+    let mut resp = stack
+        .get(&format!("/api/v1/log/follow?grep={needle}"), &admin)
+        .send()
+        .await
+        .expect("follow a text");
+    assert_eq!(resp.status(), 200);
+    log(&id, "info", "hay before the needle");
+    log(&id, "info", &format!("the {needle} at last"));
+    let events = read_events(&mut resp, 1).await;
+    assert_eq!(events[0].1["message"], format!("the {needle} at last"));
+    drop(resp);
+
     // osapictl prints them as lines.
     let out = stack.osapictl(&admin, &["log", "-t", &id, "-p", "warning"]);
     let stdout = String::from_utf8_lossy(&out.stdout);

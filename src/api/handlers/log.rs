@@ -1,11 +1,10 @@
 //! `GET /api/v1/log/follow`: one host's journal as Server-Sent Events.
 //!
 //! The API follows by polling the host with `log.entries.get` jobs: first
-//! the newest entries (the query's `limit`, default 10) oldest first — or,
-//! when none match, the place after the journal's newest entry — then,
-//! after the cursor the host answers (past entries its filter passed over),
-//! whatever is new, each poll waiting on the host (`wait`, 10 s) when
-//! nothing is. Every entry is an `entry` event whose
+//! the newest entries (the query's `limit`, default 10) oldest first, then,
+//! after the newest entry the host looked at (whether its filter let it
+//! through or not), whatever is new, each poll waiting on the host (`wait`,
+//! 10 s) when nothing is. Every entry is an `entry` event whose
 //! `id` is its cursor, so a client that reconnects with `Last-Event-ID`
 //! resumes after the last entry it saw. The first host to answer is the one
 //! followed. A host's failure ends the stream with an `error` event.
@@ -145,7 +144,7 @@ impl Follow {
                 true
             }
         };
-        let first = std::mem::replace(&mut self.first, false);
+        self.first = false;
         if marking {
             self.mark_newest().await;
             return Vec::new();
@@ -162,18 +161,14 @@ impl Follow {
         if newest_first {
             entries.reverse();
         }
-        // Read on from where the host stopped looking (past entries its
-        // filter passed over), else after the newest entry shown.
+        // Read on after the newest entry the host looked at (past entries
+        // its filter passed over; at first, the journal's newest as the
+        // host saw it), else after the newest entry shown.
         if let Some(next) = answer
             .cursor
             .or_else(|| entries.last().map(|e| e.cursor.clone()))
         {
             self.query.cursor = Some(next);
-        }
-        if first && entries.is_empty() {
-            // Nothing matches yet: read on after the journal's newest entry,
-            // in the host's own order and clock.
-            self.mark_newest().await;
         }
         entries
             .iter()
