@@ -65,6 +65,10 @@ permissions! {
     SysctlRead = "sysctl:read",
     /// Set kernel parameters (now and at boot).
     SysctlWrite = "sysctl:write",
+    /// List and inspect processes.
+    ProcessRead = "process:read",
+    /// Signal processes.
+    ProcessWrite = "process:write",
 }
 
 impl fmt::Display for Permission {
@@ -192,7 +196,8 @@ mod tests {
                 ServiceRead,
                 TimeRead,
                 PowerRead,
-                SysctlRead
+                SysctlRead,
+                ProcessRead
             ]
         );
     }

@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::provider::{
     ClockChange, ClockInfo, CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, DropIn,
     DropInChange, HostnameChange, HostnameInfo, LoadInfo, LogEntries, MemoryInfo, NodeStatus,
-    OsInfo, PingResult, PowerChange, PowerStatus, SysctlChange, SysctlValue, Sysctls, UnitChange,
-    UnitState, UnitStatus, Units, UptimeInfo,
+    OsInfo, PingResult, PowerChange, PowerStatus, ProcessInfo, ProcessSignalled, Processes,
+    SysctlChange, SysctlValue, Sysctls, UnitChange, UnitState, UnitStatus, Units, UptimeInfo,
 };
 
 /// A result that reads as table rows under fixed columns.
@@ -461,6 +461,41 @@ impl Tabular for PowerChange {
             shutdown_text(self.after.as_ref()),
             self.boot.boot_id,
             back,
+        ]]
+    }
+}
+
+impl Tabular for ProcessInfo {
+    const COLUMNS: &'static [&'static str] =
+        &["PID", "USER", "STATE", "CPU S", "RSS", "UNIT", "COMMAND"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.pid.to_string(),
+            self.user,
+            self.state,
+            format!("{:.1}", self.cpu_seconds),
+            human_bytes(self.rss_bytes),
+            self.unit.unwrap_or_default(),
+            self.command,
+        ]]
+    }
+}
+
+impl Tabular for Processes {
+    const COLUMNS: &'static [&'static str] = <ProcessInfo as Tabular>::COLUMNS;
+    fn rows(self) -> Vec<Vec<String>> {
+        self.0.into_iter().flat_map(Tabular::rows).collect()
+    }
+}
+
+impl Tabular for ProcessSignalled {
+    const COLUMNS: &'static [&'static str] = &["PID", "SIGNAL", "SENT", "COMMAND"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.process.pid.to_string(),
+            self.signal,
+            changed_text(self.changed, self.dry_run).to_owned(),
+            self.process.command,
         ]]
     }
 }

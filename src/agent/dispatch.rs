@@ -242,6 +242,9 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         Operation::ClockGet => to_outcome(p.clock.get().await),
         Operation::LogGet(q) => to_outcome(p.log.query(q).await),
         Operation::PowerStatusGet => to_outcome(p.power.status().await),
+        Operation::ProcessList(q) => to_outcome(p.processes.list(q).await),
+        Operation::ProcessGet(r) => to_outcome(p.processes.get(r.pid).await),
+        Operation::ProcessSignal(s) => to_outcome(p.processes.signal(s).await),
         Operation::SysctlList(l) => to_outcome(p.sysctl.list(l.prefix.as_deref()).await),
         Operation::SysctlGet(k) => to_outcome(p.sysctl.get(&k.key).await),
         Operation::SysctlSet(s) => {
@@ -330,9 +333,11 @@ mod tests {
     async fn results_have_the_declared_type() {
         let providers = crate::provider::sim::SimProviders::new("sim".into(), Default::default());
         let simulated = |name: &str| {
-            !["network.", "service.", "time.", "log.", "power.", "sysctl."]
-                .iter()
-                .any(|p| name.starts_with(p))
+            ![
+                "network.", "service.", "time.", "log.", "power.", "sysctl.", "process.",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
         };
         for op in crate::job::examples() {
             let name = op.type_name();

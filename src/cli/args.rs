@@ -136,7 +136,7 @@ pub enum Commands {
 
 /// The groups of operation subcommands, with their help; each operation's
 /// own subcommand and arguments come from its row in the operation table.
-const GROUPS: [(&str, &str); 10] = [
+const GROUPS: [(&str, &str); 11] = [
     (
         "node",
         "Read and change the host: hostname, status, uptime, OS, disks, memory, load",
@@ -160,6 +160,7 @@ const GROUPS: [(&str, &str); 10] = [
         "Drop-ins OSAPI manages: /etc/systemd/system/UNIT.d/50-osapi-NAME.conf",
     ),
     ("time", "The clock: time, time zone, NTP"),
+    ("process", "Processes from /proc: list, inspect, signal"),
     (
         "sysctl",
         "Kernel parameters: read from /proc/sys, set through sysctl.d and systemd-sysctl",

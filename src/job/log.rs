@@ -102,22 +102,35 @@ pub struct LogQuery {
     pub follow: bool,
 }
 
-/// A number, also as a query string's text.
+/// A whole number, also as text: path and query parameters come as text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(u32),
+    Text(String),
+}
+
+impl NumberOrText {
+    fn value<E: serde::de::Error>(self) -> Result<u32, E> {
+        match self {
+            NumberOrText::Number(n) => Ok(n),
+            NumberOrText::Text(s) => s
+                .parse()
+                .map_err(|_| E::custom(format!("{s:?} is not a whole number"))),
+        }
+    }
+}
+
+/// An optional whole number, also as text.
 fn number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Text {
-        Number(u32),
-        Text(String),
-    }
-    match Option::<Text>::deserialize(d)? {
-        None => Ok(None),
-        Some(Text::Number(n)) => Ok(Some(n)),
-        Some(Text::Text(s)) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not a whole number"))),
-    }
+    Option::<NumberOrText>::deserialize(d)?
+        .map(NumberOrText::value)
+        .transpose()
+}
+
+/// A whole number, also as text.
+pub(super) fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    NumberOrText::deserialize(d)?.value()
 }
 
 /// A time as the request gives it: RFC 3339, or a span before `now`.

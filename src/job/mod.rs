@@ -12,6 +12,7 @@ pub mod hostname;
 mod log;
 mod operation;
 mod power;
+mod process;
 mod record;
 mod service;
 pub mod signature;
@@ -31,6 +32,7 @@ pub use operation::{
     schema_ref,
 };
 pub use power::{PowerCancel, PowerSchedule};
+pub use process::{ProcessList, ProcessRef, ProcessSignal};
 pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, REJECTED, Stage};
 pub use status::{HostProgress, JobStatus, JobView, compute_status};
 pub use sysctl::{SysctlKey, SysctlList, SysctlSet};

@@ -10,6 +10,7 @@ pub use super::clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
 pub use super::log::LogQuery;
 pub use super::power::{PowerCancel, PowerSchedule};
+pub use super::process::{ProcessList, ProcessRef, ProcessSignal};
 pub use super::service::{
     DropInDelete, DropInPut, DropInRef, ServiceChange, ServiceList, ServiceUnit,
 };
@@ -18,8 +19,8 @@ use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::{
     ClockChange, ClockInfo, CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
     HostnameChange, HostnameInfo, LoadInfo, LogEntries, MemoryInfo, NodeStatus, OsInfo, PingResult,
-    PowerChange, PowerStatus, SysctlChange, SysctlValue, Sysctls, UnitChange, UnitStatus, Units,
-    UptimeInfo,
+    PowerChange, PowerStatus, ProcessInfo, ProcessSignalled, Processes, SysctlChange, SysctlValue,
+    Sysctls, UnitChange, UnitStatus, Units, UptimeInfo,
 };
 use crate::rbac::Permission;
 use crate::view::View;
@@ -712,6 +713,15 @@ operations! {
     SysctlDelete(SysctlKey) -> SysctlChange = "sysctl.key.delete", Modify, SysctlWrite, idempotent: true, long: false,
         Delete "/api/v1/sysctl/{key}", cli: "sysctl delete",
         about: "Remove OSAPI's drop-in for a kernel parameter (the running value stays)";
+    ProcessList(ProcessList) -> Processes = "process.list", Query, ProcessRead, idempotent: true, long: false,
+        Get "/api/v1/processes", cli: "process list",
+        about: "Processes: pid, user, command, state, CPU, memory, start and unit";
+    ProcessGet(ProcessRef) -> ProcessInfo = "process.get", Query, ProcessRead, idempotent: true, long: false,
+        Get "/api/v1/processes/{pid}", cli: "process get",
+        about: "One process";
+    ProcessSignal(ProcessSignal) -> ProcessSignalled = "process.signal", Modify, ProcessWrite, idempotent: false, long: false,
+        Post "/api/v1/processes/{pid}/signal", cli: "process signal",
+        about: "Send a process a signal (TERM by default); PID 1 and the agent need force";
     ClockSet(ClockSet) -> ClockChange = "time.clock.set", Modify, TimeWrite, idempotent: false, long: false,
         Put "/api/v1/time/clock", cli: "time set",
         about: "Set the time (only with NTP off)";
@@ -1048,6 +1058,9 @@ pub(crate) fn examples() -> Vec<Operation> {
         ("sysctl.key.get", json!({"key": "net.ipv4.ip_forward"})),
         ("sysctl.key.set", json!({"key": "net.ipv4.ip_forward", "value": "1"})),
         ("sysctl.key.delete", json!({"key": "net.ipv4.ip_forward", "dry_run": true})),
+        ("process.list", json!({"user": "root"})),
+        ("process.get", json!({"pid": 1})),
+        ("process.signal", json!({"pid": 4242, "signal": "HUP"})),
         ("time.clock.set", json!({"time": "2026-12-07T10:00:00Z"})),
     ]
     .into_iter()

@@ -28,6 +28,7 @@ pub mod hostnamed;
 pub mod journal;
 pub mod logind;
 pub mod ping;
+pub mod processes;
 pub mod procfs;
 pub mod resolved;
 pub mod sim;
@@ -47,6 +48,7 @@ use utoipa::ToSchema;
 use crate::job::InvalidInput;
 pub use journal::{LogEntries, LogEntry, LogProvider};
 pub use logind::{PowerAction, PowerChange, PowerProvider, PowerStatus};
+pub use processes::{ProcessInfo, ProcessProvider, ProcessSignalled, Processes};
 pub use sysctl::{SysctlChange, SysctlProvider, SysctlValue, Sysctls};
 pub use systemd1::{
     DropIn, DropInChange, ServiceProvider, ServiceStatus, UnitAction, UnitChange, UnitState,
@@ -473,6 +475,24 @@ impl ClockProvider for Unsupported {
     }
 }
 
+impl ProcessProvider for Unsupported {
+    fn list<'a>(
+        &'a self,
+        _query: &'a crate::job::ProcessList,
+    ) -> BoxFuture<'a, ProviderResult<Processes>> {
+        unsupported("process.list")
+    }
+    fn get(&self, _pid: u32) -> BoxFuture<'_, ProviderResult<ProcessInfo>> {
+        unsupported("process.get")
+    }
+    fn signal<'a>(
+        &'a self,
+        _request: &'a crate::job::ProcessSignal,
+    ) -> BoxFuture<'a, ProviderResult<ProcessSignalled>> {
+        unsupported("process.signal")
+    }
+}
+
 impl SysctlProvider for Unsupported {
     fn list<'a>(&'a self, _prefix: Option<&'a str>) -> BoxFuture<'a, ProviderResult<Sysctls>> {
         unsupported("sysctl.key.list")
@@ -576,6 +596,7 @@ pub struct Providers {
     pub log: Arc<dyn LogProvider>,
     pub power: Arc<dyn PowerProvider>,
     pub sysctl: Arc<dyn SysctlProvider>,
+    pub processes: Arc<dyn ProcessProvider>,
 }
 
 impl Providers {
@@ -594,6 +615,7 @@ impl Providers {
             clock: Arc::new(timedated::TimedatedClock::new(bus.clone())),
             power: Arc::new(logind::LogindPower::new(bus.clone())),
             sysctl: Arc::new(sysctl::ProcSysctl::new(bus)),
+            processes: Arc::new(processes::ProcProcesses),
             log: Arc::new(journal::JournalFiles::new()),
             ping: Arc::new(ping::IcmpPing::new()),
             command: Arc::new(command::HostCommand::new(command)),

@@ -659,7 +659,7 @@ fn start_ticks_from(stat: &str) -> Option<u64> {
     rest.split_whitespace().nth(22 - 3)?.parse().ok()
 }
 
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
         .flatten()
@@ -668,13 +668,21 @@ fn clock_ticks() -> f64 {
 
 fn started_at_from(stat: &str, proc_stat: &str, ticks: f64) -> Option<f64> {
     let start_ticks = start_ticks_from(stat)?;
-    let btime: u64 = proc_stat
+    Some(btime(proc_stat)? as f64 + start_ticks as f64 / ticks)
+}
+
+/// When the kernel booted, in seconds since the epoch (`/proc/stat` `btime`).
+pub(crate) fn boot_time() -> Option<u64> {
+    btime(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+fn btime(proc_stat: &str) -> Option<u64> {
+    proc_stat
         .lines()
         .find_map(|l| l.strip_prefix("btime "))?
         .trim()
         .parse()
-        .ok()?;
-    Some(btime as f64 + start_ticks as f64 / ticks)
+        .ok()
 }
 
 #[cfg(test)]

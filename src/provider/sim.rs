@@ -53,6 +53,7 @@ impl SimProviders {
             log: Arc::new(Unsupported),
             power: Arc::new(Unsupported),
             sysctl: Arc::new(Unsupported),
+            processes: Arc::new(Unsupported),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `sysctl.*` through the API on this machine: reads from `/proc/sys`, the
+//! `sysctl.*` and `process.*` through the API on this machine. sysctl: reads from `/proc/sys`, the
 //! input rules, and a set's dry run. A real set restarts systemd-sysctl,
 //! which needs systemd as PID 1: the appliance container does that one.
 
@@ -101,4 +101,81 @@ async fn kernel_parameters_read_and_a_set_is_checked_first() {
         (400, Some("value")),
         "{body}"
     );
+}
+
+/// `process.*` on this machine: a child of the test is found, inspected and
+/// signalled through the API; PID 1 needs force; a read token may only look.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_is_found_inspected_and_signalled() {
+    use std::os::unix::process::ExitStatusExt;
+    let stack = Stack::start(&[AgentSpec::real("proc-host")]).await;
+    let admin = stack.token(&["admin"]);
+    let read = stack.token(&["read"]);
+    let mut child = std::process::Command::new("sleep")
+        .arg("307")
+        .spawn()
+        .expect("spawn sleep");
+    let pid = child.id();
+
+    let (status, body) = stack
+        .get_json(&format!("/api/v1/processes/{pid}"), &read)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["results"][0]["data"];
+    assert_eq!(data["command"], "sleep 307", "{body}");
+    assert_eq!(data["user"], "root", "{body}");
+    assert_eq!(data["ppid"], std::process::id(), "{body}");
+    let (status, body) = stack.get_json("/api/v1/processes?name=sleep", &read).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["results"][0]["data"]
+            .as_array()
+            .is_some_and(|all| all.iter().any(|p| p["pid"] == pid)),
+        "{body}"
+    );
+    let (status, body) = stack.get_json("/api/v1/processes/4194304", &read).await;
+    assert_eq!(status, 404, "{body}");
+
+    let signal = |pid: u32, query: &str, body: serde_json::Value, token: &str| {
+        stack
+            .request(
+                Method::POST,
+                &format!("/api/v1/processes/{pid}/signal{query}"),
+                token,
+            )
+            .json(&body)
+    };
+    let (status, _) = send_json(signal(pid, "", json!({}), &read)).await;
+    assert_eq!(status, 403, "a read token may not signal");
+    let (status, body) = send_json(signal(1, "", json!({}), &admin)).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("force")),
+        "{body}"
+    );
+    let (status, body) = send_json(signal(pid, "", json!({"signal": "SEGV"}), &admin)).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("signal")),
+        "{body}"
+    );
+    // A dry run sends nothing.
+    let (status, body) = send_json(signal(pid, "?dry_run=true", json!({}), &admin)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("completed")),
+        "{body}"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "a dry run left it running"
+    );
+    let (status, body) = send_json(signal(pid, "", json!({"signal": "TERM"}), &admin)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("completed")),
+        "{body}"
+    );
+    let ended = child.wait().expect("wait for sleep");
+    assert_eq!(ended.signal(), Some(15), "{ended:?}");
 }
