@@ -523,17 +523,19 @@ async fn run_job(
     let outcome = dispatch(&job.operation, &shared.providers).await;
     // A reboot's job stays open until the host is back (`reboot`); a cancel
     // ends a recorded reboot's.
-    let changed = outcome
-        .data
-        .as_ref()
-        .and_then(|d| d.get("changed"))
-        .and_then(serde_json::Value::as_bool)
-        == Some(true);
+    let changed = || {
+        outcome
+            .data
+            .as_ref()
+            .and_then(|d| d.get("changed"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+    };
     match &job.operation {
         Operation::PowerReboot(s) if !s.dry_run && outcome.is_success() => {
             return reboot::hold(shared, &job, attempt, outcome, started.elapsed()).await;
         }
-        Operation::PowerCancel(c) if !c.dry_run && changed => {
+        Operation::PowerCancel(c) if !c.dry_run && changed() => {
             reboot::close(shared, id, "cancelled", "power.cancel").await?;
         }
         Operation::PowerPoweroff(s) if !s.dry_run && outcome.is_success() => {

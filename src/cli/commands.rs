@@ -103,11 +103,7 @@ async fn operation(ctx: &Ctx, op: Operation) -> Result<Status, CliError> {
                 HttpMethod::Get => Method::GET,
                 _ => Method::DELETE,
             };
-            data.into_iter()
-                .fold(Request::new(method, path), |req, (k, v)| match v {
-                    Value::String(s) => req.query(k, s),
-                    other => req.query(k, other.to_string()),
-                })
+            with_query(Request::new(method, path), data)
         }
         HttpMethod::Put => Request::new(Method::PUT, path).json(Value::Object(data)),
         HttpMethod::Post => Request::new(Method::POST, path).json(Value::Object(data)),
@@ -115,20 +111,24 @@ async fn operation(ctx: &Ctx, op: Operation) -> Result<Status, CliError> {
     domain(ctx, op, req).await
 }
 
+/// An input's fields as query parameters (a read's, a delete's, a follow's).
+fn with_query(req: Request, fields: serde_json::Map<String, Value>) -> Request {
+    fields.into_iter().fold(req, |req, (k, v)| match v {
+        Value::String(s) => req.query(k, s),
+        other => req.query(k, other.to_string()),
+    })
+}
+
 /// `osapictl log -f`: the follow endpoint's events, printed as they come
 /// (one line per entry, or the entry's JSON with `-o json`), until
 /// interrupted or the host fails.
 async fn follow_log(ctx: &Ctx, op: &Operation) -> Result<Status, CliError> {
     op.validate().map_err(|e| bad_input(e, ""))?;
-    let mut req = Request::get("/api/v1/log/follow").query("target", ctx.global.target.clone());
-    if let Value::Object(fields) = op.to_request().data {
-        for (name, value) in fields {
-            req = match value {
-                Value::String(s) => req.query(name, s),
-                other => req.query(name, other.to_string()),
-            };
-        }
-    }
+    let req = Request::get("/api/v1/log/follow").query("target", ctx.global.target.clone());
+    let mut req = match op.to_request().data {
+        Value::Object(fields) => with_query(req, fields),
+        _ => req,
+    };
     req.timeout = None;
     let mut printer =
         output::EventPrinter::new(ctx.format() != OutputFormat::Table, std::io::stdout());

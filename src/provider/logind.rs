@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use zbus::{Connection, proxy};
 
 use super::hostnamed::{SystemBus, bus_error};
+use super::procfs::ProcStat;
 use super::{BoxFuture, ProviderError, ProviderResult};
 
 const SERVICE: &str = "systemd-logind";
@@ -67,15 +68,16 @@ pub struct Boot {
 impl Boot {
     /// The boot the host is in now.
     pub fn now() -> ProviderResult<Boot> {
-        let booted_at = super::procfs::started_at("1")
+        let unreadable = || ProviderError::parse("/proc/1/stat", "no start time of PID 1");
+        let init = ProcStat::read("1").ok_or_else(unreadable)?;
+        let booted_at = init
+            .started_at()
             .and_then(|s| OffsetDateTime::from_unix_timestamp_nanos((s * 1e9) as i128).ok())
-            .ok_or_else(|| ProviderError::parse("/proc/1/stat", "no start time of PID 1"))?;
-        let init_start_ticks = super::procfs::start_ticks("1")
-            .ok_or_else(|| ProviderError::parse("/proc/1/stat", "no start time of PID 1"))?;
+            .ok_or_else(unreadable)?;
         Ok(Boot {
             boot_id: boot_id()?,
             booted_at,
-            init_start_ticks,
+            init_start_ticks: init.start_ticks,
         })
     }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use super::procfs::ProcStat;
 use super::{BoxFuture, ProviderError, ProviderResult};
 use crate::job::{ProcessList, ProcessSignal};
 
@@ -81,26 +82,6 @@ fn not_found(pid: u32) -> ProviderError {
     }
 }
 
-/// The fields of `/proc/PID/stat` used, counted from after the command
-/// name's last `)` (which may itself hold spaces and parentheses).
-fn parse_stat(text: &str) -> Option<(String, String, u32, u64, u64, u64, u64)> {
-    let open = text.find('(')?;
-    let close = text.rfind(')')?;
-    let name = text.get(open + 1..close)?.to_owned();
-    let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).copied();
-    let number = |n: usize| field(n).and_then(|v| v.parse::<u64>().ok());
-    Some((
-        name,
-        field(3)?.to_owned(),
-        u32::try_from(number(4)?).ok()?,
-        number(14)?,
-        number(15)?,
-        number(22)?,
-        number(24)?,
-    ))
-}
-
 /// The unit of a process from its `/proc/PID/cgroup`: the last part of the
 /// systemd path that names a service or a scope.
 fn unit_of(cgroup: &str) -> Option<String> {
@@ -116,9 +97,7 @@ fn unit_of(cgroup: &str) -> Option<String> {
 fn read_process(pid: u32) -> ProviderResult<ProcessInfo> {
     let dir = Path::new("/proc").join(pid.to_string());
     let read = |file: &str| std::fs::read(dir.join(file)).map_err(|_| not_found(pid));
-    let stat = String::from_utf8_lossy(&read("stat")?).into_owned();
-    let (name, state, ppid, utime, stime, start_ticks, rss_pages) = parse_stat(&stat)
-        .ok_or_else(|| ProviderError::parse(format!("/proc/{pid}/stat"), "unreadable"))?;
+    let stat = ProcStat::read(&pid.to_string()).ok_or_else(|| not_found(pid))?;
     let status = String::from_utf8_lossy(&read("status")?).into_owned();
     let uid = status
         .lines()
@@ -132,7 +111,7 @@ fn read_process(pid: u32) -> ProviderResult<ProcessInfo> {
         .map_or_else(|| uid.to_string(), |u| u.name);
     let cmdline = read("cmdline").unwrap_or_default();
     let command = if cmdline.is_empty() {
-        format!("[{name}]")
+        format!("[{}]", stat.name)
     } else {
         cmdline
             .split(|b| *b == 0)
@@ -141,26 +120,25 @@ fn read_process(pid: u32) -> ProviderResult<ProcessInfo> {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let ticks = super::procfs::clock_ticks();
     let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .ok()
         .flatten()
         .map_or(4096, |v| v as u64);
-    let started_at = super::procfs::boot_time()
-        .map(|boot| boot as f64 + start_ticks as f64 / ticks)
+    let started_at = stat
+        .started_at()
         .and_then(|s| OffsetDateTime::from_unix_timestamp_nanos((s * 1e9) as i128).ok());
     let unit = read("cgroup")
         .ok()
         .and_then(|c| unit_of(&String::from_utf8_lossy(&c)));
     Ok(ProcessInfo {
         pid,
-        ppid,
+        ppid: stat.ppid,
         user,
-        name,
         command,
-        state,
-        cpu_seconds: (utime + stime) as f64 / ticks,
-        rss_bytes: rss_pages * page,
+        cpu_seconds: stat.cpu_seconds(),
+        rss_bytes: stat.rss_pages * page,
+        name: stat.name,
+        state: stat.state,
         started_at,
         unit,
     })
@@ -245,29 +223,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_and_cgroup_parse() {
-        let stat = "4242 (osapi (a) b) S 1 4242 4242 0 -1 4194560 1000 0 0 0 150 50 0 0 20 0 8 0 123456 987654321 2500 18446744073709551615";
-        let (name, state, ppid, utime, stime, start, rss) = parse_stat(stat).unwrap();
-        assert_eq!(
-            (
-                name.as_str(),
-                state.as_str(),
-                ppid,
-                utime,
-                stime,
-                start,
-                rss
-            ),
-            ("osapi (a) b", "S", 1, 150, 50, 123456, 2500)
-        );
-        assert_eq!(
-            unit_of("0::/system.slice/ssh.service\n").as_deref(),
-            Some("ssh.service")
-        );
-        assert_eq!(
-            unit_of("1:name=systemd:/user.slice/user-0.slice/session-3.scope\n0::/\n").as_deref(),
-            Some("session-3.scope")
-        );
+    fn the_unit_comes_from_the_cgroup() {
         assert_eq!(unit_of("0::/\n"), None);
     }
 

@@ -636,39 +636,68 @@ fn path_string(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-/// When process `pid` (`self`, `1`, …) started, in seconds since the epoch:
-/// the kernel's boot time (`/proc/stat` `btime`) plus its start in clock
-/// ticks after boot (`/proc/PID/stat` field 22).
-pub fn started_at(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let boot = std::fs::read_to_string("/proc/stat").ok()?;
-    started_at_from(&stat, &boot, clock_ticks())
+/// The fields of `/proc/PID/stat` that OSAPI reads: one parser for the
+/// process list, the reboot proof and the process metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcStat {
+    /// The command name (`comm`).
+    pub name: String,
+    pub state: String,
+    pub ppid: u32,
+    pub utime: u64,
+    pub stime: u64,
+    /// Its start, in clock ticks after the kernel booted: no clock set
+    /// moves it.
+    pub start_ticks: u64,
+    pub rss_pages: u64,
 }
 
-/// When process `pid` started, in clock ticks after the kernel booted: unlike
-/// [`started_at`], a clock set meanwhile does not move it.
-pub fn start_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    start_ticks_from(&stat)
+impl ProcStat {
+    /// `/proc/PID/stat` of `pid` (`self`, `1`, …); `None` when it is gone.
+    pub fn read(pid: &str) -> Option<ProcStat> {
+        Self::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    pub fn parse(text: &str) -> Option<ProcStat> {
+        // The command name (field 2) may hold spaces and parentheses: the
+        // other fields count from after its last ')', field 3 first.
+        let open = text.find('(')?;
+        let close = text.rfind(')')?;
+        let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).copied();
+        let number = |n: usize| field(n)?.parse::<u64>().ok();
+        Some(ProcStat {
+            name: text.get(open + 1..close)?.to_owned(),
+            state: field(3)?.to_owned(),
+            ppid: u32::try_from(number(4)?).ok()?,
+            utime: number(14)?,
+            stime: number(15)?,
+            start_ticks: number(22)?,
+            rss_pages: number(24)?,
+        })
+    }
+
+    /// CPU time used, user and system, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        (self.utime + self.stime) as f64 / clock_ticks()
+    }
+
+    /// When it started, in seconds since the epoch: the kernel's boot time
+    /// plus its start ticks.
+    pub fn started_at(&self) -> Option<f64> {
+        Some(boot_time()? as f64 + self.start_ticks as f64 / clock_ticks())
+    }
 }
 
-fn start_ticks_from(stat: &str) -> Option<u64> {
-    // The command name (field 2) may hold spaces and parentheses: count from
-    // after its last ')', where field 3 is the first.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
-}
-
+/// Clock ticks per second (`CLK_TCK`), asked once.
 pub(crate) fn clock_ticks() -> f64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .map_or(100.0, |v| v as f64)
-}
-
-fn started_at_from(stat: &str, proc_stat: &str, ticks: f64) -> Option<f64> {
-    let start_ticks = start_ticks_from(stat)?;
-    Some(btime(proc_stat)? as f64 + start_ticks as f64 / ticks)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .map_or(100.0, |v| v as f64)
+    })
 }
 
 /// When the kernel booted, in seconds since the epoch (`/proc/stat` `btime`).
@@ -1001,11 +1030,26 @@ this line is broken
     }
 
     #[test]
-    fn start_is_boot_time_plus_ticks() {
-        let stat = "4242 (osapi (a) b) S 1 4242 4242 0 -1 4194560 1000 0 0 0 150 50 0 0 20 0 8 0 123456 987654321 2500";
-        let at = started_at_from(stat, "cpu  1 2 3\nbtime 1700000000\nprocesses 5\n", 100.0);
-        assert_eq!(at, Some(1_700_000_000.0 + 1234.56));
-        assert_eq!(started_at_from("garbage", "btime 1", 100.0), None);
-        assert!(started_at("self").is_some());
+    fn stat_parses_past_a_name_with_parentheses() {
+        let stat = "4242 (osapi (a) b) S 1 4242 4242 0 -1 4194560 1000 0 0 0 150 50 0 0 20 0 8 0 123456 987654321 2500 18446744073709551615";
+        assert_eq!(
+            ProcStat::parse(stat),
+            Some(ProcStat {
+                name: "osapi (a) b".into(),
+                state: "S".into(),
+                ppid: 1,
+                utime: 150,
+                stime: 50,
+                start_ticks: 123456,
+                rss_pages: 2500,
+            })
+        );
+        assert_eq!(ProcStat::parse("garbage"), None);
+        assert_eq!(
+            btime("cpu  1 2 3\nbtime 1700000000\nprocesses 5\n"),
+            Some(1_700_000_000)
+        );
+        let me = ProcStat::read("self").unwrap();
+        assert!(me.started_at().is_some_and(|t| t > 1_700_000_000.0));
     }
 }

@@ -97,29 +97,28 @@ impl ProcSysctl {
     }
 
     fn read(&self, key: &str) -> ProviderResult<SysctlValue> {
-        let file = self.file(key);
-        let value = match std::fs::read_to_string(&file) {
-            Ok(v) => v.trim_end().to_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ProviderError::NotFound {
-                    what: "kernel parameter",
-                    name: key.to_owned(),
-                });
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
-                return Err(ProviderError::invalid(
-                    "key",
-                    format!("{key} is a group of parameters, not one"),
-                ));
-            }
-            Err(e) => return Err(ProviderError::io(format!("reading {}", file.display()), e)),
-        };
-        let persisted = read_optional(&self.dropin(key))?.and_then(|text| dropin_value(&text));
         Ok(SysctlValue {
             key: key.to_owned(),
-            value,
-            persisted,
+            value: self.running(key)?,
+            persisted: read_optional(&self.dropin(key))?.and_then(|text| dropin_value(&text)),
         })
+    }
+
+    /// The kernel's value of `key` now.
+    fn running(&self, key: &str) -> ProviderResult<String> {
+        let file = self.file(key);
+        match std::fs::read_to_string(&file) {
+            Ok(v) => Ok(v.trim_end().to_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ProviderError::NotFound {
+                what: "kernel parameter",
+                name: key.to_owned(),
+            }),
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => Err(ProviderError::invalid(
+                "key",
+                format!("{key} is a group of parameters, not one"),
+            )),
+            Err(e) => Err(ProviderError::io(format!("reading {}", file.display()), e)),
+        }
     }
 
     /// Restart systemd-sysctl (it applies every drop-in) and wait for it.
@@ -251,15 +250,17 @@ impl SysctlProvider for ProcSysctl {
         dry_run: bool,
     ) -> BoxFuture<'a, ProviderResult<SysctlChange>> {
         Box::pin(async move {
-            let before = match self.read(key) {
-                // A drop-in may outlive its key (a module unloaded, a link
-                // gone): it can still be deleted.
-                Err(ProviderError::NotFound { .. }) if value.is_none() => SysctlValue {
-                    key: key.to_owned(),
-                    value: String::new(),
-                    persisted: read_optional(&self.dropin(key))?.and_then(|t| dropin_value(&t)),
+            let dropin = self.dropin(key);
+            let old_text = read_optional(&dropin)?;
+            let before = SysctlValue {
+                key: key.to_owned(),
+                value: match self.running(key) {
+                    // A drop-in may outlive its key (a module unloaded, a
+                    // link gone): it can still be deleted.
+                    Err(ProviderError::NotFound { .. }) if value.is_none() => String::new(),
+                    other => other?,
                 },
-                other => other?,
+                persisted: old_text.as_deref().and_then(dropin_value),
             };
             if value.is_some() {
                 let mode = std::fs::metadata(self.file(key))
@@ -272,8 +273,6 @@ impl SysctlProvider for ProcSysctl {
                     ));
                 }
             }
-            let dropin = self.dropin(key);
-            let old_text = read_optional(&dropin)?;
             let new_text = value.map(|v| {
                 format!("# Written by OSAPI (sysctl.key.set); deleting the key removes it.\n{key} = {v}\n")
             });
@@ -297,15 +296,15 @@ impl SysctlProvider for ProcSysctl {
             put(&dropin, new_text.as_deref())?;
             // A delete only forgets the value for the next boot.
             let Some(wanted) = value else {
-                change.after.value = self.read(key).map(|v| v.value).unwrap_or_default();
+                change.after.value = self.running(key).unwrap_or_default();
                 return Ok(change);
             };
             // The kernel's value decides: systemd-sysctl fails whenever any
             // line of any sysctl.d file does, ours applied or not.
             let job = self.apply().await;
-            let now = self.read(key)?;
-            if same_value(&now.value, wanted) {
-                change.after = now;
+            let now = self.running(key)?;
+            if same_value(&now, wanted) {
+                change.after.value = now;
                 return Ok(change);
             }
             // Not taken: the old value back (the old drop-in, or one for the
@@ -318,7 +317,7 @@ impl SysctlProvider for ProcSysctl {
             put(&dropin, old_text.as_deref())?;
             let why = match job {
                 Ok(result) if result != "done" => format!("systemd-sysctl ended in {result}"),
-                Ok(_) => format!("the kernel kept {:?}", now.value),
+                Ok(_) => format!("the kernel kept {now:?}"),
                 Err(e) => e.to_string(),
             };
             Err(ProviderError::invalid(
