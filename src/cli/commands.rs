@@ -92,9 +92,13 @@ async fn operation(ctx: &Ctx, op: Operation) -> Result<Status, CliError> {
     };
     let mut path = spec.path.to_owned();
     for name in spec.path_params() {
-        let value = data.remove(name);
-        let value = value.as_ref().and_then(Value::as_str).unwrap_or_default();
-        path = path.replace(&format!("{{{name}}}"), &path_segment(value));
+        // A path names text (a unit) or a number (a pid).
+        let value = match data.remove(name) {
+            Some(Value::String(s)) => s,
+            Some(other @ Value::Number(_)) => other.to_string(),
+            _ => String::new(),
+        };
+        path = path.replace(&format!("{{{name}}}"), &path_segment(&value));
     }
     let req = match spec.method {
         // A read's or a delete's input is its query.

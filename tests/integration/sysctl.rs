@@ -133,6 +133,13 @@ async fn a_process_is_found_inspected_and_signalled() {
             .is_some_and(|all| all.iter().any(|p| p["pid"] == pid)),
         "{body}"
     );
+    // osapictl puts the pid in the path.
+    let out = stack.osapictl(&read, &["process", "get", &pid.to_string()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("sleep 307"),
+        "{out:?}"
+    );
     let (status, body) = stack.get_json("/api/v1/processes/4194304", &read).await;
     assert_eq!(status, 404, "{body}");
 
