@@ -7,6 +7,9 @@
 # Idempotent; run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A new machine may still be running its own apt at boot: wait for the lock
+# instead of failing.
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }
 
 need_apt=()
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need_apt+=(nats-server)
@@ -33,8 +36,8 @@ command -v systemd-nspawn >/dev/null 2>&1 || [ -x /usr/bin/systemd-nspawn ] || n
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  apt_get update -qq
+  DEBIAN_FRONTEND=noninteractive apt_get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 # promtool (Debian's prometheus package) checks the /metrics outputs in the tests.
@@ -47,8 +50,8 @@ if ! command -v promtool >/dev/null 2>&1; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
     own_policy=1
   fi
-  apt-get update -qq
-  if ! out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus 2>&1); then
+  apt_get update -qq
+  if ! out=$(DEBIAN_FRONTEND=noninteractive apt_get install -y -qq --no-install-recommends prometheus 2>&1); then
     echo "$out" >&2
     [ -z "$own_policy" ] || rm -f /usr/sbin/policy-rc.d
     exit 1
@@ -63,8 +66,8 @@ resolved_root=.cache/systemd-resolved
 if [ ! -x "$resolved_root/lib/systemd/systemd-resolved" ]; then
   tmp=$(mktemp -d)
   chmod 755 "$tmp" # apt downloads as _apt
-  (cd "$tmp" && { apt-get download -qq systemd-resolved 2>/dev/null \
-    || { apt-get update -qq && apt-get download -qq systemd-resolved; }; }) >/dev/null
+  (cd "$tmp" && { apt_get download -qq systemd-resolved 2>/dev/null \
+    || { apt_get update -qq && apt_get download -qq systemd-resolved; }; }) >/dev/null
   mkdir -p "$resolved_root"
   dpkg -x "$tmp"/systemd-resolved_*.deb "$resolved_root"
   rm -rf "$tmp"
