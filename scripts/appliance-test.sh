@@ -593,6 +593,80 @@ check "sysctl delete: the drop-in gone, the running value kept" inside_sh \
 check "sysctl list net.ipv4: ip_forward among them" inside_sh \
   'osapictl sysctl list net.ipv4 | grep -q "net.ipv4.ip_forward"'
 
+# ---------------------------------------------------------------- CAs
+echo "== trusted CAs through update-ca-certificates"
+# A CA and a server certificate it signs, made in the container (openssl
+# comes with ca-certificates): openssl verify against the bundle is what a
+# TLS client of the host would see.
+inside_sh 'cd /root && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out corp-ca.pem -days 30 -subj "/O=Apptest/CN=Apptest Corp Root" -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null &&
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr -subj "/CN=srv.apptest" 2>/dev/null &&
+  openssl x509 -req -in srv.csr -CA corp-ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 30 2>/dev/null'
+verifies='openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt /root/srv.pem >/dev/null 2>&1'
+ca_file=/usr/local/share/ca-certificates/osapi/apptest-corp-root.crt
+check "cert list: Debian's CAs, with subjects and fingerprints" inside_sh \
+  '[ "$(osapictl -o json cert list | grep -c "\"sha256\"")" -gt 50 ] && ! '"$verifies"
+check "cert add --dry-run: would change, nothing written" inside_sh \
+  'osapictl -o json cert add /root/corp-ca.pem --dry-run | grep -q "\"changed\": true" && [ ! -e '"$ca_file"' ] && ! '"$verifies"
+check "cert add: named from its CN, in the bundle (openssl verify passes)" inside_sh \
+  'osapictl cert add /root/corp-ca.pem | grep -q apptest-corp-root && [ -s '"$ca_file"' ] && '"$verifies"
+check "cert add again: changed false" inside_sh \
+  'osapictl -o json cert add /root/corp-ca.pem | grep -q "\"changed\": false"'
+check "cert list --local: the one OSAPI added, by name" inside_sh \
+  '[ "$(osapictl -o json cert list --local | grep -c "\"name\": \"apptest-corp-root\"")" = 1 ]'
+check "cert add of a server certificate: refused (not a CA), exit 2" inside_sh \
+  'out=$(osapictl cert add /root/srv.pem --name srv 2>&1); [ $? -eq 2 ] && echo "$out" | grep -q "not a CA certificate" && [ ! -e /usr/local/share/ca-certificates/osapi/srv.crt ]'
+check "cert remove: the file gone, the bundle without it (openssl verify fails)" inside_sh \
+  'osapictl -o json cert remove apptest-corp-root | grep -q "\"changed\": true" && [ ! -e '"$ca_file"' ] && ! '"$verifies"
+check "cert remove again: changed false" inside_sh \
+  'osapictl -o json cert remove apptest-corp-root | grep -q "\"changed\": false"'
+
+# ---------------------------------------------------------------- users
+echo "== users, groups and SSH keys through the shadow tools"
+# A fixed key whose fingerprint ssh-keygen -lf printed when it was made.
+key='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINQ1+mO8Y+zkDoDxC+UuDwcF6gvIM1zIojqqFdgnaSV7 apptest@laptop'
+fpr='SHA256:v5G1wTUufHsPCX/e1XXyV3UQ1y0fl2jNJEr6Vq/4GtA'
+check "user list: people only; --system adds root" inside_sh \
+  '! osapictl user list | grep -q "^root " && osapictl user list --system | grep -q "^root "'
+check "user add --dry-run: would change, no account" inside_sh \
+  'osapictl -o json user add apptest --comment "App Test" --shell /bin/bash --groups users --dry-run | grep -q "\"changed\": true" && ! id apptest 2>/dev/null'
+check "user add: getent has it, with its shell, home and group" inside_sh \
+  'osapictl user add apptest --comment "App Test" --shell /bin/bash --groups users >/dev/null &&
+   getent passwd apptest | grep -q ":App Test:/home/apptest:/bin/bash$" && [ -d /home/apptest ] && id -nG apptest | grep -qw users'
+check "user add again: changed false" inside_sh \
+  'osapictl -o json user add apptest --comment "App Test" --shell /bin/bash --groups users | grep -q "\"changed\": false"'
+check "user modify --shell /bin/sh" inside_sh \
+  'osapictl user modify apptest --shell /bin/sh >/dev/null && getent passwd apptest | grep -q ":/bin/sh$"'
+check "user passwd (from standard input): a SHA-512 hash in /etc/shadow" inside_sh \
+  'echo "apptest-Secret-42" | osapictl user passwd apptest >/dev/null && grep -q "^apptest:\$6\$rounds=100000\$" /etc/shadow'
+check "the clear password is nowhere: not in the job, not in the journal" inside_sh \
+  '! osapictl -o json job list --limit 20 | grep -q "apptest-Secret-42" && ! journalctl --no-pager -o cat | grep -q "apptest-Secret-42"'
+check "user lock, then unlock: the ! in /etc/shadow" inside_sh \
+  'osapictl user lock apptest >/dev/null && grep -q "^apptest:!" /etc/shadow && osapictl user unlock apptest >/dev/null && grep -q "^apptest:\$6" /etc/shadow'
+check "user key add: authorized_keys owned by the user, 0600 in a 0700 .ssh" inside_sh \
+  'osapictl user key add apptest "'"$key"'" >/dev/null && [ "$(stat -c "%U %a" /home/apptest/.ssh)" = "apptest 700" ] &&
+   [ "$(stat -c "%U %a" /home/apptest/.ssh/authorized_keys)" = "apptest 600" ] && grep -qF "'"$key"'" /home/apptest/.ssh/authorized_keys'
+check "user key list: the fingerprint ssh-keygen gives" inside_sh \
+  'osapictl user key list apptest | grep -qF "'"$fpr"'"'
+check "user key add again: changed false, one line" inside_sh \
+  'osapictl -o json user key add apptest "'"$key"'" | grep -q "\"changed\": false" && [ "$(grep -c . /home/apptest/.ssh/authorized_keys)" = 1 ]'
+check "user key remove by fingerprint" inside_sh \
+  'osapictl user key remove apptest "'"$fpr"'" >/dev/null && ! grep -qF "'"$key"'" /home/apptest/.ssh/authorized_keys'
+# The attack: the user points .ssh at a directory of root's; root's agent must
+# not write there.
+check "attack: .ssh made a link to a root directory by the user; the add fails, nothing written there" inside_sh \
+  'mkdir -p /etc/apptest-victim && rm -rf /home/apptest/.ssh && runuser -u apptest -- ln -s /etc/apptest-victim /home/apptest/.ssh &&
+   ! osapictl user key add apptest "'"$key"'" >/dev/null 2>&1 && [ ! -e /etc/apptest-victim/authorized_keys ]'
+check "group add, again (changed false), delete" inside_sh \
+  'osapictl group add apptest-deploy >/dev/null && getent group apptest-deploy >/dev/null &&
+   osapictl -o json group add apptest-deploy | grep -q "\"changed\": false" &&
+   osapictl group delete apptest-deploy >/dev/null && ! getent group apptest-deploy'
+check "group delete of a system group: refused, it stays" inside_sh \
+  '! osapictl group delete sudo >/dev/null 2>&1 && getent group sudo >/dev/null'
+check "user delete root: refused by the API (exit 2)" inside_sh \
+  'osapictl user delete root >/dev/null 2>&1; [ $? -eq 2 ] && getent passwd root >/dev/null'
+check "user delete --remove-home: account and home gone" inside_sh \
+  'rm -f /home/apptest/.ssh && osapictl user delete apptest --remove-home >/dev/null && ! id apptest 2>/dev/null && [ ! -e /home/apptest ]'
+
 # ---------------------------------------------------------------- power
 echo "== power through logind"
 # The agent's boot id is the kernel's (its sandbox hides the one nspawn gives

@@ -69,6 +69,14 @@ permissions! {
     ProcessRead = "process:read",
     /// Signal processes.
     ProcessWrite = "process:write",
+    /// List the trusted certificate authorities.
+    CertRead = "cert:read",
+    /// Add and remove trusted certificate authorities.
+    CertWrite = "cert:write",
+    /// List users, groups and SSH authorized keys.
+    UserRead = "user:read",
+    /// Create, change and delete users and groups; passwords and SSH keys.
+    UserWrite = "user:write",
 }
 
 impl fmt::Display for Permission {
@@ -134,7 +142,13 @@ impl Roles {
         let write: PermissionSet = admin
             .iter()
             .copied()
-            .filter(|p| !matches!(p, AuditRead | CommandExecute | JobDelete | AgentWrite))
+            // user:write makes sudoers with passwords: as strong as command:execute.
+            .filter(|p| {
+                !matches!(
+                    p,
+                    AuditRead | CommandExecute | JobDelete | AgentWrite | UserWrite
+                )
+            })
             .collect();
         let read: PermissionSet = admin
             .iter()
@@ -183,6 +197,7 @@ mod tests {
         let write = roles.get("write").unwrap();
         assert!(!write.contains(&AuditRead) && !write.contains(&CommandExecute));
         assert!(!write.contains(&JobDelete) && !write.contains(&AgentWrite));
+        assert!(!write.contains(&UserWrite) && write.contains(&CertWrite));
         assert!(write.contains(&NodeWrite) && write.contains(&JobWrite));
         let read = roles.get("read").unwrap();
         assert_eq!(
@@ -197,7 +212,9 @@ mod tests {
                 TimeRead,
                 PowerRead,
                 SysctlRead,
-                ProcessRead
+                ProcessRead,
+                CertRead,
+                UserRead
             ]
         );
     }

@@ -8,11 +8,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::provider::users::{
+    GroupChange, GroupInfo, Groups, SshKey, SshKeyChange, SshKeys, UserChange, UserInfo, Users,
+};
 use crate::provider::{
-    ClockChange, ClockInfo, CommandResult, DiskInfo, Disks, DnsChangeResult, DnsConfig, DropIn,
-    DropInChange, HostnameChange, HostnameInfo, LoadInfo, LogEntries, MemoryInfo, NodeStatus,
-    OsInfo, PingResult, PowerChange, PowerStatus, ProcessInfo, ProcessSignalled, Processes,
-    SysctlChange, SysctlValue, Sysctls, UnitChange, UnitState, UnitStatus, Units, UptimeInfo,
+    CaCertificate, CaCertificates, CaChange, ClockChange, ClockInfo, CommandResult, DiskInfo,
+    Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange, HostnameChange, HostnameInfo,
+    LoadInfo, LogEntries, MemoryInfo, NodeStatus, OsInfo, PingResult, PowerChange, PowerStatus,
+    ProcessInfo, ProcessSignalled, Processes, SysctlChange, SysctlValue, Sysctls, UnitChange,
+    UnitState, UnitStatus, Units, UptimeInfo,
 };
 
 /// A result that reads as table rows under fixed columns.
@@ -532,6 +536,168 @@ impl Tabular for SysctlChange {
             show(&self.after),
             self.path,
         ]]
+    }
+}
+
+impl Tabular for CaCertificates {
+    const COLUMNS: &'static [&'static str] = &["NAME", "SUBJECT", "EXPIRES", "SHA256"];
+    fn rows(self) -> Vec<Vec<String>> {
+        self.0
+            .into_iter()
+            .map(|c| {
+                vec![
+                    c.name.clone().unwrap_or_else(|| "-".to_owned()),
+                    c.subject.clone(),
+                    day(&c),
+                    c.sha256,
+                ]
+            })
+            .collect()
+    }
+}
+
+/// The day a certificate expires (`2126-11-13`).
+fn day(c: &CaCertificate) -> String {
+    c.not_after.date().to_string()
+}
+
+impl Tabular for CaChange {
+    const COLUMNS: &'static [&'static str] = &["NAME", "CHANGED", "BEFORE", "AFTER", "FILE"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let show = |c: &Option<CaCertificate>| match c {
+            Some(c) => format!(
+                "{} (until {}, sha256 {}…)",
+                c.subject,
+                day(c),
+                &c.sha256[..16.min(c.sha256.len())]
+            ),
+            None => "-".to_owned(),
+        };
+        vec![vec![
+            self.name,
+            changed_text(self.changed, self.dry_run).to_owned(),
+            show(&self.before),
+            show(&self.after),
+            self.path,
+        ]]
+    }
+}
+
+fn yes_no(v: Option<bool>) -> String {
+    match v {
+        Some(true) => "yes".to_owned(),
+        Some(false) => "no".to_owned(),
+        None => "-".to_owned(),
+    }
+}
+
+impl Tabular for UserInfo {
+    const COLUMNS: &'static [&'static str] = &[
+        "NAME", "UID", "GROUP", "GROUPS", "HOME", "SHELL", "LOCKED", "PASSWORD",
+    ];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.name,
+            self.uid.to_string(),
+            self.group,
+            self.groups.join(","),
+            self.home,
+            self.shell,
+            yes_no(self.locked),
+            yes_no(self.password_set),
+        ]]
+    }
+}
+
+impl Tabular for Users {
+    const COLUMNS: &'static [&'static str] = UserInfo::COLUMNS;
+    fn rows(self) -> Vec<Vec<String>> {
+        self.0.into_iter().flat_map(Tabular::rows).collect()
+    }
+}
+
+impl Tabular for UserChange {
+    const COLUMNS: &'static [&'static str] = &["NAME", "CHANGED", "BEFORE", "AFTER"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let show = |u: &Option<UserInfo>| match u {
+            Some(u) => format!(
+                "uid {} shell {} groups {}{}",
+                u.uid,
+                u.shell,
+                if u.groups.is_empty() {
+                    "-".to_owned()
+                } else {
+                    u.groups.join(",")
+                },
+                if u.locked == Some(true) {
+                    " locked"
+                } else {
+                    ""
+                }
+            ),
+            None => "-".to_owned(),
+        };
+        vec![vec![
+            self.name,
+            changed_text(self.changed, self.dry_run).to_owned(),
+            show(&self.before),
+            show(&self.after),
+        ]]
+    }
+}
+
+impl Tabular for GroupInfo {
+    const COLUMNS: &'static [&'static str] = &["NAME", "GID", "MEMBERS"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.name,
+            self.gid.to_string(),
+            self.members.join(","),
+        ]]
+    }
+}
+
+impl Tabular for Groups {
+    const COLUMNS: &'static [&'static str] = GroupInfo::COLUMNS;
+    fn rows(self) -> Vec<Vec<String>> {
+        self.0.into_iter().flat_map(Tabular::rows).collect()
+    }
+}
+
+impl Tabular for GroupChange {
+    const COLUMNS: &'static [&'static str] = &["NAME", "CHANGED", "GID"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let gid = self
+            .after
+            .as_ref()
+            .or(self.before.as_ref())
+            .map(|g| g.gid.to_string());
+        vec![vec![
+            self.name,
+            changed_text(self.changed, self.dry_run).to_owned(),
+            gid.unwrap_or_else(|| "-".to_owned()),
+        ]]
+    }
+}
+
+fn key_row(user: &str, k: SshKey) -> Vec<String> {
+    vec![user.to_owned(), k.key_type, k.fingerprint, k.comment]
+}
+
+impl Tabular for SshKeys {
+    const COLUMNS: &'static [&'static str] = &["USER", "TYPE", "FINGERPRINT", "COMMENT"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let user = self.user;
+        self.keys.into_iter().map(|k| key_row(&user, k)).collect()
+    }
+}
+
+impl Tabular for SshKeyChange {
+    const COLUMNS: &'static [&'static str] = &["USER", "CHANGED", "TYPE", "FINGERPRINT", "COMMENT"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let mut row = key_row(&self.user, self.key);
+        row.insert(1, changed_text(self.changed, self.dry_run).to_owned());
+        vec![row]
     }
 }
 

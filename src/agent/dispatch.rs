@@ -245,6 +245,24 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         Operation::ProcessList(q) => to_outcome(p.processes.list(q).await),
         Operation::ProcessGet(r) => to_outcome(p.processes.get(r.pid).await),
         Operation::ProcessSignal(s) => to_outcome(p.processes.signal(s).await),
+        Operation::UserList(l) => to_outcome(p.users.list(l.system).await),
+        Operation::UserGet(u) => to_outcome(p.users.get(&u.name).await),
+        Operation::UserAdd(a) => to_outcome(p.users.add(a).await),
+        Operation::UserModify(a) => to_outcome(p.users.modify(a).await),
+        Operation::UserLock(u) => to_outcome(p.users.lock(u, true).await),
+        Operation::UserUnlock(u) => to_outcome(p.users.lock(u, false).await),
+        Operation::UserDelete(d) => to_outcome(p.users.delete(d).await),
+        Operation::UserPasswordSet(pw) => to_outcome(p.users.set_password(pw).await),
+        Operation::UserKeyList(u) => to_outcome(p.users.keys(&u.name).await),
+        Operation::UserKeyAdd(k) => to_outcome(p.users.change_key(k, true).await),
+        Operation::UserKeyRemove(k) => to_outcome(p.users.change_key(k, false).await),
+        Operation::GroupList => to_outcome(p.users.groups().await),
+        Operation::GroupGet(g) => to_outcome(p.users.group(&g.name).await),
+        Operation::GroupAdd(g) => to_outcome(p.users.add_group(g).await),
+        Operation::GroupDelete(g) => to_outcome(p.users.delete_group(g).await),
+        Operation::CaList(l) => to_outcome(p.trust.list(l.local).await),
+        Operation::CaAdd(a) => to_outcome(p.trust.add(a).await),
+        Operation::CaRemove(r) => to_outcome(p.trust.remove(r).await),
         Operation::SysctlList(l) => to_outcome(p.sysctl.list(l.prefix.as_deref()).await),
         Operation::SysctlGet(k) => to_outcome(p.sysctl.get(&k.key).await),
         Operation::SysctlSet(s) => {
@@ -334,7 +352,8 @@ mod tests {
         let providers = crate::provider::sim::SimProviders::new("sim".into(), Default::default());
         let simulated = |name: &str| {
             ![
-                "network.", "service.", "time.", "log.", "power.", "sysctl.", "process.",
+                "network.", "service.", "time.", "log.", "power.", "sysctl.", "process.", "cert.",
+                "user.",
             ]
             .iter()
             .any(|p| name.starts_with(p))

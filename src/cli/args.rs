@@ -136,7 +136,7 @@ pub enum Commands {
 
 /// The groups of operation subcommands, with their help; each operation's
 /// own subcommand and arguments come from its row in the operation table.
-const GROUPS: [(&str, &str); 11] = [
+const GROUPS: [(&str, &str); 15] = [
     (
         "node",
         "Read and change the host: hostname, status, uptime, OS, disks, memory, load",
@@ -164,6 +164,16 @@ const GROUPS: [(&str, &str); 11] = [
     (
         "sysctl",
         "Kernel parameters: read from /proc/sys, set through sysctl.d and systemd-sysctl",
+    ),
+    (
+        "user",
+        "User accounts: list, inspect, add, modify, lock, unlock, delete, passwords",
+    ),
+    ("user key", "A user's SSH authorized keys"),
+    ("group", "Groups: list, inspect, add, delete"),
+    (
+        "cert",
+        "Trusted certificate authorities: list, add, remove (the host's bundle, rebuilt by its tool)",
     ),
     (
         "power",

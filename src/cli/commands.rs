@@ -79,7 +79,16 @@ pub(super) async fn dispatch(ctx: &Ctx, cmd: Commands) -> Result<Status, CliErro
 
 /// An operation's endpoint, from its row in the operation table: the fields
 /// the path names go in the path, the rest of the input is the body.
-async fn operation(ctx: &Ctx, op: Operation) -> Result<Status, CliError> {
+async fn operation(ctx: &Ctx, mut op: Operation) -> Result<Status, CliError> {
+    // A password is asked for here and hashed before the request leaves.
+    if let Operation::UserPasswordSet(p) = &mut op
+        && p.hash.is_none()
+        && p.password.is_none()
+    {
+        p.password = Some(super::confirm::read_password(&p.name)?);
+        op.validate().map_err(|e| bad_input(e, ""))?;
+        op.seal().map_err(|e| bad_input(e, ""))?;
+    }
     if let Operation::LogGet(q) = &op
         && q.follow
     {

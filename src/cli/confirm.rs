@@ -63,6 +63,57 @@ pub fn confirm_with(
     }
 }
 
+/// A new password for `user`: asked twice on the terminal without echo, or
+/// read as one line from standard input when that is not a terminal.
+pub fn read_password(user: &str) -> Result<String, CliError> {
+    let io = |source| CliError::Io {
+        doing: "read the password".into(),
+        source,
+    };
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line).map_err(io)?;
+        return Ok(line.trim_end_matches(['\n', '\r']).to_owned());
+    }
+    let ask = |prompt: &str| -> std::io::Result<String> {
+        let mut err = std::io::stderr();
+        write!(err, "{prompt}")?;
+        err.flush()?;
+        let line = without_echo(|| {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map(|_| line)
+        })?;
+        writeln!(err)?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+    };
+    let first = ask(&format!("New password for {user}: ")).map_err(io)?;
+    let again = ask("Again: ").map_err(io)?;
+    if first != again {
+        return Err(CliError::BadArgument {
+            arg: "password".into(),
+            reason: "the two entries differ".into(),
+        });
+    }
+    Ok(first)
+}
+
+/// Runs `read` with the terminal's echo off, and puts it back.
+fn without_echo<T>(read: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    // SAFETY: termios is plain data; tcgetattr fills it for fd 0, a terminal.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(0, &mut saved) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut quiet = saved;
+    quiet.c_lflag &= !libc::ECHO;
+    // SAFETY: as above, with a copy of the terminal's own settings.
+    unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) };
+    let result = read();
+    unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

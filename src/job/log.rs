@@ -133,6 +133,27 @@ pub(super) fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     NumberOrText::deserialize(d)?.value()
 }
 
+/// A switch, also as text (`true`, `1`, `false`, `0`): query parameters
+/// come as text.
+pub(super) fn switch<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrText {
+        Bool(bool),
+        Text(String),
+    }
+    match BoolOrText::deserialize(d)? {
+        BoolOrText::Bool(b) => Ok(b),
+        BoolOrText::Text(t) => match t.as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            other => Err(serde::de::Error::custom(format!(
+                "{other:?} is neither true nor false"
+            ))),
+        },
+    }
+}
+
 /// A time as the request gives it: RFC 3339, or a span before `now`.
 pub fn parse_time(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, String> {
     if let Ok(t) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {

@@ -7,6 +7,7 @@
 //! * [`Job`], [`JobEvent`], [`HostResult`] — the immutable job, its append-only
 //!   events and per-host results, and [`compute_status`] that derives the status.
 
+mod cert;
 mod clock;
 pub mod hostname;
 mod log;
@@ -19,7 +20,9 @@ pub mod signature;
 mod status;
 mod sysctl;
 mod target;
+mod user;
 
+pub use cert::{CaAdd, CaList, CaRef};
 pub use clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
 pub use log::{Boot, LogQuery, PRIORITIES, parse_time};
 #[cfg(test)]
@@ -37,3 +40,7 @@ pub use record::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, REJE
 pub use status::{HostProgress, JobStatus, JobView, compute_status};
 pub use sysctl::{SysctlKey, SysctlList, SysctlSet};
 pub use target::{InvalidTarget, Target, is_label};
+pub use user::{
+    GroupAdd, GroupName, GroupRef, MAX_KEY_BYTES, UserAccount, UserDelete, UserKey, UserList,
+    UserName, UserPassword, UserRef,
+};

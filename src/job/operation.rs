@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use super::cert::{CaAdd, CaList, CaRef};
 pub use super::clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
 pub use super::log::LogQuery;
@@ -15,12 +16,20 @@ pub use super::service::{
     DropInDelete, DropInPut, DropInRef, ServiceChange, ServiceList, ServiceUnit,
 };
 pub use super::sysctl::{SysctlKey, SysctlList, SysctlSet};
+pub use super::user::{
+    GroupAdd, GroupName, GroupRef, UserAccount, UserDelete, UserKey, UserList, UserName,
+    UserPassword, UserRef,
+};
 use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
+use crate::provider::users::{
+    GroupChange, GroupInfo, Groups, SshKeyChange, SshKeys, UserChange, UserInfo, Users,
+};
 use crate::provider::{
-    ClockChange, ClockInfo, CommandResult, Disks, DnsChangeResult, DnsConfig, DropIn, DropInChange,
-    HostnameChange, HostnameInfo, LoadInfo, LogEntries, MemoryInfo, NodeStatus, OsInfo, PingResult,
-    PowerChange, PowerStatus, ProcessInfo, ProcessSignalled, Processes, SysctlChange, SysctlValue,
-    Sysctls, UnitChange, UnitStatus, Units, UptimeInfo,
+    CaCertificates, CaChange, ClockChange, ClockInfo, CommandResult, Disks, DnsChangeResult,
+    DnsConfig, DropIn, DropInChange, HostnameChange, HostnameInfo, LoadInfo, LogEntries,
+    MemoryInfo, NodeStatus, OsInfo, PingResult, PowerChange, PowerStatus, ProcessInfo,
+    ProcessSignalled, Processes, SysctlChange, SysctlValue, Sysctls, UnitChange, UnitStatus, Units,
+    UptimeInfo,
 };
 use crate::rbac::Permission;
 use crate::view::View;
@@ -725,6 +734,60 @@ operations! {
     ClockSet(ClockSet) -> ClockChange = "time.clock.set", Modify, TimeWrite, idempotent: false, long: false,
         Put "/api/v1/time/clock", cli: "time set",
         about: "Set the time (only with NTP off)";
+    CaList(CaList) -> CaCertificates = "cert.ca.list", Query, CertRead, idempotent: true, long: false,
+        Get "/api/v1/cert/ca", cli: "cert list",
+        about: "The certificate authorities the host trusts: subject, validity, SHA-256, and OSAPI's name for those it added";
+    CaAdd(CaAdd) -> CaChange = "cert.ca.add", Modify, CertWrite, idempotent: true, long: true,
+        Post "/api/v1/cert/ca", cli: "cert add",
+        about: "Trust a CA certificate: written to the local CA directory, the bundle rebuilt and checked";
+    CaRemove(CaRef) -> CaChange = "cert.ca.remove", Modify, CertWrite, idempotent: true, long: true,
+        Delete "/api/v1/cert/ca/{name}", cli: "cert remove",
+        about: "Stop trusting a CA OSAPI added; the bundle rebuilt and checked";
+    UserList(UserList) -> Users = "user.account.list", Query, UserRead, idempotent: true, long: false,
+        Get "/api/v1/users", cli: "user list",
+        about: "User accounts (through NSS): ids, groups, home, shell, lock and password state";
+    UserGet(UserName) -> UserInfo = "user.account.get", Query, UserRead, idempotent: true, long: false,
+        Get "/api/v1/users/{name}", cli: "user get",
+        about: "One user account";
+    UserAdd(UserAccount) -> UserChange = "user.account.add", Modify, UserWrite, idempotent: true, long: false,
+        Post "/api/v1/users", cli: "user add",
+        about: "Create a user (useradd; a home for non-system accounts); an existing one gets the settings given";
+    UserModify(UserAccount) -> UserChange = "user.account.modify", Modify, UserWrite, idempotent: true, long: false,
+        Put "/api/v1/users/{name}", cli: "user modify",
+        about: "Change a user's full name, shell or supplementary groups (usermod)";
+    UserLock(UserRef) -> UserChange = "user.account.lock", Modify, UserWrite, idempotent: true, long: false,
+        Post "/api/v1/users/{name}/lock", cli: "user lock",
+        about: "Lock a user's password (usermod --lock); SSH keys still work";
+    UserUnlock(UserRef) -> UserChange = "user.account.unlock", Modify, UserWrite, idempotent: true, long: false,
+        Post "/api/v1/users/{name}/unlock", cli: "user unlock",
+        about: "Unlock a user's password";
+    UserDelete(UserDelete) -> UserChange = "user.account.delete", Modify, UserWrite, idempotent: true, long: false,
+        Delete "/api/v1/users/{name}", cli: "user delete",
+        about: "Delete a user (userdel); system accounts need force";
+    UserPasswordSet(UserPassword) -> UserChange = "user.password.set", Modify, UserWrite, idempotent: true, long: false,
+        Put "/api/v1/users/{name}/password", cli: "user passwd",
+        about: "Set a user's password from a crypt(3) hash, or from the password hashed by the API (chpasswd -e)";
+    UserKeyList(UserName) -> SshKeys = "user.key.list", Query, UserRead, idempotent: true, long: false,
+        Get "/api/v1/users/{name}/keys", cli: "user key list",
+        about: "A user's SSH authorized keys, with their fingerprints";
+    UserKeyAdd(UserKey) -> SshKeyChange = "user.key.add", Modify, UserWrite, idempotent: true, long: false,
+        Post "/api/v1/users/{name}/keys", cli: "user key add",
+        about: "Add an SSH public key to a user's authorized_keys (written whole, the user's, 0600)";
+    UserKeyRemove(UserKey) -> SshKeyChange = "user.key.remove", Modify, UserWrite, idempotent: true, long: false,
+        Post "/api/v1/users/{name}/keys/remove", cli: "user key remove",
+        about: "Remove an SSH key, by its line or its SHA256 fingerprint";
+    GroupList -> Groups = "user.group.list", Query, UserRead, idempotent: true, long: false,
+        Get "/api/v1/groups", cli: "group list",
+        about: "Groups (through NSS) and their members";
+    GroupGet(GroupName) -> GroupInfo = "user.group.get", Query, UserRead, idempotent: true, long: false,
+        Get "/api/v1/groups/{name}", cli: "group get",
+        about: "One group";
+    GroupAdd(GroupAdd) -> GroupChange = "user.group.add", Modify, UserWrite, idempotent: true, long: false,
+        Post "/api/v1/groups", cli: "group add",
+        about: "Create a group (groupadd)";
+    GroupDelete(GroupRef) -> GroupChange = "user.group.delete", Modify, UserWrite, idempotent: true, long: false,
+        Delete "/api/v1/groups/{name}", cli: "group delete",
+        about: "Delete a group (groupdel); system groups are refused";
 }
 
 impl Operation {
@@ -789,8 +852,9 @@ impl Operation {
     /// Build and validate an operation from its type name and JSON data. Errors
     /// name the field as `operation.type` or `operation.data.<path>`.
     pub fn parse(type_name: &str, data: serde_json::Value) -> Result<Operation, InvalidInput> {
-        let op = Operation::from_data(type_name, data)?;
+        let mut op = Operation::from_data(type_name, data)?;
         op.validate()?;
+        op.seal()?;
         Ok(op)
     }
 
@@ -843,6 +907,11 @@ impl Operation {
     /// Fields are named from the request (`operation.data.hostname`).
     pub fn validate(&self) -> Result<(), InvalidInput> {
         self.validate_input()
+            .and_then(|()| match self {
+                // The same input as an add, with the rules of a change.
+                Operation::UserModify(a) => a.validate_modify(),
+                _ => Ok(()),
+            })
             .and_then(|()| self.guard_own_units())
             .map_err(|e| InvalidInput::new(format!("operation.data.{}", e.field), e.reason))
     }
@@ -884,6 +953,19 @@ impl Operation {
             _ => return None,
         };
         Some((action, change))
+    }
+
+    /// Turns secrets given in clear into what the agent needs (a password
+    /// into its hash), so that the job, the bus and the agent never hold
+    /// them. Called by [`Operation::parse`], and by `osapictl` before a
+    /// request leaves it.
+    pub fn seal(&mut self) -> Result<(), InvalidInput> {
+        match self {
+            Operation::UserPasswordSet(p) => p
+                .seal()
+                .map_err(|e| InvalidInput::new(format!("operation.data.{}", e.field), e.reason)),
+            _ => Ok(()),
+        }
     }
 
     /// The request form of this operation (type name and data).
@@ -1062,6 +1144,27 @@ pub(crate) fn examples() -> Vec<Operation> {
         ("process.get", json!({"pid": 1})),
         ("process.signal", json!({"pid": 4242, "signal": "HUP"})),
         ("time.clock.set", json!({"time": "2026-12-07T10:00:00Z"})),
+        ("cert.ca.list", json!({"local": true})),
+        (
+            "cert.ca.add",
+            json!({"pem": crate::provider::trust::tests::TEST_CA, "name": "corp-root"}),
+        ),
+        ("cert.ca.remove", json!({"name": "corp-root", "dry_run": true})),
+        ("user.account.list", json!({"system": true})),
+        ("user.account.get", json!({"name": "alice"})),
+        ("user.account.add", json!({"name": "alice", "comment": "Alice", "shell": "/bin/bash", "groups": ["sudo"]})),
+        ("user.account.modify", json!({"name": "alice", "shell": "/bin/zsh"})),
+        ("user.account.lock", json!({"name": "alice"})),
+        ("user.account.unlock", json!({"name": "alice", "dry_run": true})),
+        ("user.account.delete", json!({"name": "alice", "remove_home": true})),
+        ("user.password.set", json!({"name": "alice", "hash": "$6$rounds=5000$salt$abcdefghijklmnopqrstuvwxyz"})),
+        ("user.key.list", json!({"name": "alice"})),
+        ("user.key.add", json!({"name": "alice", "key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINQ1+mO8Y+zkDoDxC+UuDwcF6gvIM1zIojqqFdgnaSV7 alice@laptop"})),
+        ("user.key.remove", json!({"name": "alice", "key": "SHA256:v5G1wTUufHsPCX/e1XXyV3UQ1y0fl2jNJEr6Vq/4GtA"})),
+        ("user.group.list", json!(null)),
+        ("user.group.get", json!({"name": "sudo"})),
+        ("user.group.add", json!({"name": "deploy", "gid": 1500})),
+        ("user.group.delete", json!({"name": "deploy"})),
     ]
     .into_iter()
     .map(|(t, data)| Operation::parse(t, data).unwrap_or_else(|e| panic!("{t}: {e}")))

@@ -91,17 +91,22 @@ impl HostCommand {
         cwd: Option<&str>,
         timeout: Option<Duration>,
         operation: &'static str,
+        input: Option<Vec<u8>>,
     ) -> ProviderResult<CommandResult> {
         let limit = self.timeout_for(timeout)?;
         if let Some(dir) = cwd {
             check_cwd(dir).await?;
             cmd.current_dir(dir);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
 
         let started = Instant::now();
         let mut child = cmd
@@ -109,6 +114,14 @@ impl HostCommand {
             .map_err(|e| spawn_error(e, program, operation))?;
         // With process_group(0) the child's pid is its group id.
         let mut group = ProcessGroup::new(child.id());
+        if let (Some(bytes), Some(mut stdin)) = (input, child.stdin.take()) {
+            // Written beside the reads, so a child that answers before it
+            // has read everything cannot block us; closed when done.
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt as _;
+                let _ = stdin.write_all(&bytes).await;
+            });
+        }
         let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take())
         else {
             return Err(ProviderError::io(
@@ -210,6 +223,7 @@ impl CommandProvider for HostCommand {
                 request.cwd.as_deref(),
                 request.timeout,
                 "command.exec.execute",
+                None,
             )
             .await
         })
@@ -229,10 +243,52 @@ impl CommandProvider for HostCommand {
                 request.cwd.as_deref(),
                 request.timeout,
                 "command.shell.execute",
+                None,
             )
             .await
         })
     }
+}
+
+/// Runs one of the host's tools for a provider (`update-ca-certificates`,
+/// `useradd`): an argument vector, never a shell, the clean environment,
+/// `input` on its standard input (else `/dev/null`), `timeout`, and output
+/// capped at 64 KiB. Its standard output when it exits 0; otherwise
+/// [`ProviderError::Tool`] with how it ended and its standard error.
+pub async fn run_tool(
+    program: &'static str,
+    args: &[&str],
+    timeout: Duration,
+    input: Option<Vec<u8>>,
+) -> ProviderResult<String> {
+    let runner = HostCommand {
+        default_timeout: timeout,
+        max_timeout: timeout,
+        max_output_bytes: 64 * 1024,
+    };
+    let mut cmd = Command::new(program);
+    clean_environment(&mut cmd);
+    cmd.args(args);
+    let ran = runner.run(cmd, program, None, None, program, input).await?;
+    if ran.exit_code == Some(0) {
+        return Ok(ran.stdout);
+    }
+    let ended = if ran.timed_out {
+        format!("killed after {}", humantime::format_duration(timeout))
+    } else if let Some(code) = ran.exit_code {
+        format!("exit status {code}")
+    } else {
+        format!("signal {}", ran.signal.unwrap_or_default())
+    };
+    let said = ran.stderr.trim();
+    Err(ProviderError::Tool {
+        program,
+        detail: if said.is_empty() {
+            ended
+        } else {
+            format!("{ended}: {said}")
+        },
+    })
 }
 
 /// Checked before spawning: a failed `chdir` in the child looks exactly like a

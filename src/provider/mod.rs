@@ -16,6 +16,10 @@
 //! * [`command`]: programs and shell command lines, with timeouts that kill the
 //!   whole process group and capped output ([`command::HostCommand`]).
 //! * [`ping`]: ICMP echo over datagram or raw ICMP sockets ([`ping::IcmpPing`]).
+//! * [`trust`]: the trusted CAs, from the TLS bundle; added and removed through
+//!   the distribution's tool ([`trust::HostTrust`]).
+//! * [`users`]: accounts through NSS and the shadow tools, SSH keys written
+//!   without following links ([`users::ShadowUsers`]).
 //! * [`sim`]: fixed, optionally slow data for pipeline tests and benchmarks.
 //! * [`Unsupported`]: a placeholder whose every call fails with
 //!   [`ProviderError::Unsupported`].
@@ -35,6 +39,8 @@ pub mod sim;
 pub mod sysctl;
 pub mod systemd1;
 pub mod timedated;
+pub mod trust;
+pub mod users;
 
 use std::fmt;
 use std::future::Future;
@@ -55,6 +61,7 @@ pub use systemd1::{
     UnitStatus, UnitSummary, Units,
 };
 pub use timedated::{ClockChange, ClockInfo, ClockProvider, ClockSetting};
+pub use trust::{CaCertificate, CaCertificates, CaChange, TrustProvider};
 
 /// The inputs providers take are the operations' own.
 pub use crate::job::{CommandExec, CommandShell, DnsSet, HostnameSet, LogQuery, Ping};
@@ -114,6 +121,14 @@ pub enum ProviderError {
     /// A system file did not have the expected format.
     #[error("cannot parse {file}: {detail}")]
     Parse { file: String, detail: String },
+
+    /// One of the host's tools (`update-ca-certificates`, `useradd`) ran and
+    /// failed; `detail` is how it ended and what it printed.
+    #[error("{program} failed: {detail}")]
+    Tool {
+        program: &'static str,
+        detail: String,
+    },
 }
 
 impl ProviderError {
@@ -127,6 +142,7 @@ impl ProviderError {
             ProviderError::Io { .. } => "io_error",
             ProviderError::Unsupported { .. } => "unsupported",
             ProviderError::Parse { .. } => "parse_error",
+            ProviderError::Tool { .. } => "tool_failed",
         }
     }
 
@@ -510,6 +526,92 @@ impl SysctlProvider for Unsupported {
     }
 }
 
+impl TrustProvider for Unsupported {
+    fn list(&self, _local_only: bool) -> BoxFuture<'_, ProviderResult<CaCertificates>> {
+        unsupported("cert.ca.list")
+    }
+    fn add<'a>(
+        &'a self,
+        _request: &'a crate::job::CaAdd,
+    ) -> BoxFuture<'a, ProviderResult<CaChange>> {
+        unsupported("cert.ca.add")
+    }
+    fn remove<'a>(
+        &'a self,
+        _request: &'a crate::job::CaRef,
+    ) -> BoxFuture<'a, ProviderResult<CaChange>> {
+        unsupported("cert.ca.remove")
+    }
+}
+
+impl users::UserProvider for Unsupported {
+    fn list(&self, _system: bool) -> BoxFuture<'_, ProviderResult<users::Users>> {
+        unsupported("user.account.list")
+    }
+    fn get<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ProviderResult<users::UserInfo>> {
+        unsupported("user.account.get")
+    }
+    fn add<'a>(
+        &'a self,
+        _request: &'a crate::job::UserAccount,
+    ) -> BoxFuture<'a, ProviderResult<users::UserChange>> {
+        unsupported("user.account.add")
+    }
+    fn modify<'a>(
+        &'a self,
+        _request: &'a crate::job::UserAccount,
+    ) -> BoxFuture<'a, ProviderResult<users::UserChange>> {
+        unsupported("user.account.modify")
+    }
+    fn lock<'a>(
+        &'a self,
+        _request: &'a crate::job::UserRef,
+        _lock: bool,
+    ) -> BoxFuture<'a, ProviderResult<users::UserChange>> {
+        unsupported("user.account.lock")
+    }
+    fn delete<'a>(
+        &'a self,
+        _request: &'a crate::job::UserDelete,
+    ) -> BoxFuture<'a, ProviderResult<users::UserChange>> {
+        unsupported("user.account.delete")
+    }
+    fn set_password<'a>(
+        &'a self,
+        _request: &'a crate::job::UserPassword,
+    ) -> BoxFuture<'a, ProviderResult<users::UserChange>> {
+        unsupported("user.password.set")
+    }
+    fn keys<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ProviderResult<users::SshKeys>> {
+        unsupported("user.key.list")
+    }
+    fn change_key<'a>(
+        &'a self,
+        _request: &'a crate::job::UserKey,
+        _add: bool,
+    ) -> BoxFuture<'a, ProviderResult<users::SshKeyChange>> {
+        unsupported("user.key.add")
+    }
+    fn groups(&self) -> BoxFuture<'_, ProviderResult<users::Groups>> {
+        unsupported("user.group.list")
+    }
+    fn group<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ProviderResult<users::GroupInfo>> {
+        unsupported("user.group.get")
+    }
+    fn add_group<'a>(
+        &'a self,
+        _request: &'a crate::job::GroupAdd,
+    ) -> BoxFuture<'a, ProviderResult<users::GroupChange>> {
+        unsupported("user.group.add")
+    }
+    fn delete_group<'a>(
+        &'a self,
+        _request: &'a crate::job::GroupRef,
+    ) -> BoxFuture<'a, ProviderResult<users::GroupChange>> {
+        unsupported("user.group.delete")
+    }
+}
+
 impl PowerProvider for Unsupported {
     fn status(&self) -> BoxFuture<'_, ProviderResult<PowerStatus>> {
         unsupported("power.status.get")
@@ -597,6 +699,8 @@ pub struct Providers {
     pub power: Arc<dyn PowerProvider>,
     pub sysctl: Arc<dyn SysctlProvider>,
     pub processes: Arc<dyn ProcessProvider>,
+    pub trust: Arc<dyn TrustProvider>,
+    pub users: Arc<dyn users::UserProvider>,
 }
 
 impl Providers {
@@ -616,6 +720,8 @@ impl Providers {
             power: Arc::new(logind::LogindPower::new(bus.clone())),
             sysctl: Arc::new(sysctl::ProcSysctl::new(bus)),
             processes: Arc::new(processes::ProcProcesses),
+            trust: Arc::new(trust::HostTrust::new(trust::TrustStore::detect())),
+            users: Arc::new(users::ShadowUsers),
             log: Arc::new(journal::JournalFiles::new()),
             ping: Arc::new(ping::IcmpPing::new()),
             command: Arc::new(command::HostCommand::new(command)),
@@ -627,6 +733,34 @@ impl fmt::Debug for Providers {
     // The trait objects are not Debug; say what the struct is without them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Providers").finish_non_exhaustive()
+    }
+}
+
+/// A file's text, or `None` when it is not there.
+fn read_optional(path: &std::path::Path) -> ProviderResult<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ProviderError::io(format!("reading {}", path.display()), e)),
+    }
+}
+
+/// Writes a configuration file whole (mode 0644, its directory made), or
+/// removes it (`None`; a missing one is fine). The directory stays: it is
+/// the distribution's.
+fn put_file(path: &std::path::Path, text: Option<&str>) -> ProviderResult<()> {
+    let failed = |e| ProviderError::io(format!("writing {}", path.display()), e);
+    match text {
+        Some(text) => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(failed)?;
+            }
+            crate::files::replace(path, text.as_bytes(), 0o644).map_err(failed)
+        }
+        None => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(failed(e)),
+            _ => Ok(()),
+        },
     }
 }
 

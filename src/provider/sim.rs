@@ -53,6 +53,8 @@ impl SimProviders {
             log: Arc::new(Unsupported),
             power: Arc::new(Unsupported),
             sysctl: Arc::new(Unsupported),
+            trust: Arc::new(Unsupported),
+            users: Arc::new(Unsupported),
             processes: Arc::new(Unsupported),
         }
     }

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::hostnamed::{SystemBus, bus_error};
-use super::systemd1::{UnitAction, read_optional, run_job};
-use super::{BoxFuture, ProviderError, ProviderResult};
+use super::systemd1::{UnitAction, run_job};
+use super::{BoxFuture, ProviderError, ProviderResult, put_file, read_optional};
 
 const SYSCTL_UNIT: &str = "systemd-sysctl.service";
 /// How many parameters one list returns at most.
@@ -127,24 +127,6 @@ impl ProcSysctl {
             .call_once(|conn| async move { run_job(&conn, UnitAction::Restart, SYSCTL_UNIT).await })
             .await
             .map_err(|e| bus_error(e, "systemd", "sysctl.key.set", "key"))
-    }
-}
-
-/// Writes the drop-in whole, or removes it; `/etc/sysctl.d` itself stays
-/// (it is the distribution's).
-fn put(path: &Path, text: Option<&str>) -> ProviderResult<()> {
-    let failed = |e| ProviderError::io(format!("writing {}", path.display()), e);
-    match text {
-        Some(text) => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(failed)?;
-            }
-            crate::files::replace(path, text.as_bytes(), 0o644).map_err(failed)
-        }
-        None => match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(failed(e)),
-            _ => Ok(()),
-        },
     }
 }
 
@@ -293,7 +275,7 @@ impl SysctlProvider for ProcSysctl {
             if dry_run || !change.changed {
                 return Ok(change);
             }
-            put(&dropin, new_text.as_deref())?;
+            put_file(&dropin, new_text.as_deref())?;
             // A delete only forgets the value for the next boot.
             let Some(wanted) = value else {
                 change.after.value = self.running(key).unwrap_or_default();
@@ -312,9 +294,9 @@ impl SysctlProvider for ProcSysctl {
             let restore = old_text
                 .clone()
                 .unwrap_or_else(|| format!("{key} = {}\n", change.before.value));
-            put(&dropin, Some(&restore))?;
+            put_file(&dropin, Some(&restore))?;
             let _ = self.apply().await;
-            put(&dropin, old_text.as_deref())?;
+            put_file(&dropin, old_text.as_deref())?;
             let why = match job {
                 Ok(result) if result != "done" => format!("systemd-sysctl ended in {result}"),
                 Ok(_) => format!("the kernel kept {now:?}"),

@@ -23,7 +23,7 @@ use zbus::proxy::CacheProperties;
 use zbus::{Connection, proxy};
 
 use super::hostnamed::{SystemBus, bus_error, error_name};
-use super::{BoxFuture, ProviderError, ProviderResult};
+use super::{BoxFuture, ProviderError, ProviderResult, put_file, read_optional};
 use crate::job::{DropInRef, ServiceChange, ServiceList};
 
 /// The service named in errors.
@@ -837,37 +837,16 @@ impl ServiceProvider for Systemd1Units {
     }
 }
 
-/// A file's text, or `None` when it is not there.
-pub(super) fn read_optional(path: &std::path::Path) -> ProviderResult<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(ProviderError::io(format!("reading {}", path.display()), e)),
-    }
-}
-
 /// Write the drop-in whole (0644), or remove it and its directory once empty.
 pub(super) fn write_dropin(path: &std::path::Path, content: Option<&str>) -> ProviderResult<()> {
-    let failed = |e| ProviderError::io(format!("writing {}", path.display()), e);
-    match content {
-        Some(text) => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(failed)?;
-            }
-            crate::files::replace(path, text.as_bytes(), 0o644).map_err(failed)
-        }
-        None => {
-            match std::fs::remove_file(path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e)),
-                _ => {}
-            }
-            // Only when empty: other drop-ins may share the directory.
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::remove_dir(dir);
-            }
-            Ok(())
-        }
+    put_file(path, content)?;
+    // Only when empty: other drop-ins may share the directory.
+    if content.is_none()
+        && let Some(dir) = path.parent()
+    {
+        let _ = std::fs::remove_dir(dir);
     }
+    Ok(())
 }
 
 #[cfg(test)]

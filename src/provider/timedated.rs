@@ -21,7 +21,8 @@ use zbus::proxy::CacheProperties;
 use zbus::{Connection, fdo, proxy};
 
 use super::hostnamed::{SystemBus, bus_error};
-use super::systemd1::{UnitAction, read_optional, run_job, write_dropin};
+use super::read_optional;
+use super::systemd1::{UnitAction, run_job, write_dropin};
 use super::{BoxFuture, ProviderError, ProviderResult};
 use crate::retry::Backoff;
 

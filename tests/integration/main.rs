@@ -4,6 +4,7 @@
 mod dbus_harness;
 mod harness;
 
+mod accounts;
 mod admin;
 mod attack;
 mod auth;
