@@ -626,7 +626,7 @@ echo "== users, groups and SSH keys through the shadow tools"
 key='ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINQ1+mO8Y+zkDoDxC+UuDwcF6gvIM1zIojqqFdgnaSV7 apptest@laptop'
 fpr='SHA256:v5G1wTUufHsPCX/e1XXyV3UQ1y0fl2jNJEr6Vq/4GtA'
 check "user list: people only; --system adds root" inside_sh \
-  '! osapictl user list | grep -q "^root " && osapictl user list --system | grep -q "^root "'
+  '! osapictl -o json user list | grep -q "\"name\": \"root\"" && osapictl -o json user list --system | grep -q "\"name\": \"root\""'
 check "user add --dry-run: would change, no account" inside_sh \
   'osapictl -o json user add apptest --comment "App Test" --shell /bin/bash --groups users --dry-run | grep -q "\"changed\": true" && ! id apptest 2>/dev/null'
 check "user add: getent has it, with its shell, home and group" inside_sh \
@@ -637,7 +637,7 @@ check "user add again: changed false" inside_sh \
 check "user modify --shell /bin/sh" inside_sh \
   'osapictl user modify apptest --shell /bin/sh >/dev/null && getent passwd apptest | grep -q ":/bin/sh$"'
 check "user passwd (from standard input): a SHA-512 hash in /etc/shadow" inside_sh \
-  'echo "apptest-Secret-42" | osapictl user passwd apptest >/dev/null && grep -q "^apptest:\$6\$rounds=100000\$" /etc/shadow'
+  'echo "apptest-Secret-42" | osapictl user passwd apptest >/dev/null && grep -q "^apptest:[$]6[$]rounds=100000[$]" /etc/shadow'
 check "the clear password is nowhere: not in the job, not in the journal" inside_sh \
   '! osapictl -o json job list --limit 20 | grep -q "apptest-Secret-42" && ! journalctl --no-pager -o cat | grep -q "apptest-Secret-42"'
 check "user lock, then unlock: the ! in /etc/shadow" inside_sh \
