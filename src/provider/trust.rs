@@ -522,36 +522,12 @@ fn pem_block(text: &str) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    /// A CA certificate (P-256, valid until 2126), made with openssl.
-    pub(crate) const TEST_CA: &str = "\
------BEGIN CERTIFICATE-----
-MIIBzTCCAXOgAwIBAgIUe8hOPsSHhUGvqWITMYS8zr2JDywwCgYIKoZIzj0EAwIw
-MzEUMBIGA1UECgwLT1NBUEkgVGVzdHMxGzAZBgNVBAMMEk9TQVBJIFRlc3QgUm9v
-dCBDQTAgFw0yNjEyMDcxMzM4NTVaGA8yMTI2MTExMzEzMzg1NVowMzEUMBIGA1UE
-CgwLT1NBUEkgVGVzdHMxGzAZBgNVBAMMEk9TQVBJIFRlc3QgUm9vdCBDQTBZMBMG
-ByqGSM49AgEGCCqGSM49AwEHA0IABL8cGOv1RnkoQE5xmKW/EWZ/BmgTs1mplB9q
-qhqftoehtaWgKV4030Jcdr4GCeOW/YkDEjwWMmPS1LhoI1cOv7ajYzBhMB0GA1Ud
-DgQWBBT2xT+bHd/uOuXRWQ6WYVkbDgKFTjAfBgNVHSMEGDAWgBT2xT+bHd/uOuXR
-WQ6WYVkbDgKFTjAPBgNVHRMBAf8EBTADAQH/MA4GA1UdDwEB/wQEAwIBBjAKBggq
-hkjOPQQDAgNIADBFAiBQGkJZaDzBxz8LgPTquu4n9cVHMhMGGUyjSYuahg7VAgIh
-AJ2c0JCH17bY7qyty4vmvXc2wKKGkkBKr7QRJns43awE
------END CERTIFICATE-----
-";
+    /// A CA certificate (P-256, valid until 2126), made with openssl; the
+    /// integration tests use it too.
+    pub(crate) const TEST_CA: &str = include_str!("../../tests/data/test-ca.pem");
 
     /// A leaf certificate (CA:FALSE) signed by [`TEST_CA`].
-    pub(crate) const TEST_LEAF: &str = "\
------BEGIN CERTIFICATE-----
-MIIBmTCCAT6gAwIBAgIUeZLEynDpQ8a6Bst9624dXwepeicwCgYIKoZIzj0EAwIw
-MzEUMBIGA1UECgwLT1NBUEkgVGVzdHMxGzAZBgNVBAMMEk9TQVBJIFRlc3QgUm9v
-dCBDQTAgFw0yNjEyMDcxMzM4NTVaGA8yMTI2MTExMzEzMzg1NVowFDESMBAGA1UE
-AwwJbGVhZi50ZXN0MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE96FuFGv0hvZm
-q0g1sQMK5ReTXDRVpS0KmymwU8adJ23NUqmwnYJyShSobo4Y9LPzoInFknpSGzlH
-YEEHPeaLrqNNMEswCQYDVR0TBAIwADAdBgNVHQ4EFgQUo/w8dT5TDmz2U/9eGAIr
-ECOqDP8wHwYDVR0jBBgwFoAU9sU/mx3f7jrl0VkOlmFZGw4ChU4wCgYIKoZIzj0E
-AwIDSQAwRgIhANA7l8dCBlcCAumY3PSrY2vdpkEfBLwat2hGyPE28pFPAiEAwiyp
-mRQhdYr5N/FSp//jIGzEWJTRtw/q7COE7u0V3kc=
------END CERTIFICATE-----
-";
+    pub(crate) const TEST_LEAF: &str = include_str!("../../tests/data/test-leaf.pem");
 
     #[test]
     fn a_ca_reads_as_openssl_shows_it() {

@@ -10,20 +10,9 @@ use serde_json::json;
 
 use crate::harness::{AgentSpec, Stack, send_json};
 
-/// A CA certificate made with openssl for the unit tests too (valid to 2126).
-const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
-MIIBzTCCAXOgAwIBAgIUe8hOPsSHhUGvqWITMYS8zr2JDywwCgYIKoZIzj0EAwIw
-MzEUMBIGA1UECgwLT1NBUEkgVGVzdHMxGzAZBgNVBAMMEk9TQVBJIFRlc3QgUm9v
-dCBDQTAgFw0yNjEyMDcxMzM4NTVaGA8yMTI2MTExMzEzMzg1NVowMzEUMBIGA1UE
-CgwLT1NBUEkgVGVzdHMxGzAZBgNVBAMMEk9TQVBJIFRlc3QgUm9vdCBDQTBZMBMG
-ByqGSM49AgEGCCqGSM49AwEHA0IABL8cGOv1RnkoQE5xmKW/EWZ/BmgTs1mplB9q
-qhqftoehtaWgKV4030Jcdr4GCeOW/YkDEjwWMmPS1LhoI1cOv7ajYzBhMB0GA1Ud
-DgQWBBT2xT+bHd/uOuXRWQ6WYVkbDgKFTjAfBgNVHSMEGDAWgBT2xT+bHd/uOuXR
-WQ6WYVkbDgKFTjAPBgNVHRMBAf8EBTADAQH/MA4GA1UdDwEB/wQEAwIBBjAKBggq
-hkjOPQQDAgNIADBFAiBQGkJZaDzBxz8LgPTquu4n9cVHMhMGGUyjSYuahg7VAgIh
-AJ2c0JCH17bY7qyty4vmvXc2wKKGkkBKr7QRJns43awE
------END CERTIFICATE-----
-";
+/// A CA certificate made with openssl (valid until 2126), also the unit
+/// tests'.
+const TEST_CA: &str = include_str!("../data/test-ca.pem");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_cas_list_and_an_add_is_checked_first() {
