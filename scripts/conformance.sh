@@ -51,7 +51,7 @@ curl -sf "http://127.0.0.1:$api_port/health/ready" >/dev/null \
   || { echo "the stack did not become ready" >&2; cat "$work/stack.log"; exit 1; }
 token=$("$bin/osapi" -f "$work/osapi.yaml" token generate -r none -u conformance --ttl 1h \
   -p node:read -p service:read -p job:read -p job:write -p agent:read -p audit:read -p health:read \
-  -p time:read -p log:read -p power:read -p sysctl:read -p process:read -p cert:read -p user:read)
+  -p time:read -p log:read -p power:read -p sysctl:read -p process:read -p cert:read -p user:read -p file:read)
 
 # From the scratch directory: schemathesis keeps a cache in its working directory.
 # One worker: with two threads, hypothesis' ast.parse hits CPython 3.11's "AST

@@ -368,6 +368,7 @@ pub async fn api_state(
     api_metrics.watch_nats(client.clone())?;
     let audit = AuditStore::new(buckets.audit.clone());
     let enrollment = bus::EnrollmentStore::open(&js, &names).await?;
+    let files = bus::FileStore::open(&js, &names).await?;
     let (feed, refusals) = bus::ResultFeed::start(
         &client,
         format!("$KV.{}.", names.resource(&cfg.nats.kv.responses_bucket)),
@@ -411,6 +412,7 @@ pub async fn api_state(
         auditor,
         audit,
         enrollment,
+        files,
         metrics: api_metrics,
         shutdown,
     };

@@ -7,6 +7,19 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+/// The agent's state directory: `$STATE_DIRECTORY` (systemd sets it from
+/// `StateDirectory=`; the first when it lists several), else
+/// `/var/lib/osapi/agent`.
+pub fn agent_state_dir() -> std::path::PathBuf {
+    std::env::var_os("STATE_DIRECTORY")
+        .and_then(|dirs| {
+            dirs.to_str()
+                .and_then(|d| d.split(':').next())
+                .map(std::path::PathBuf::from)
+        })
+        .unwrap_or_else(|| std::path::PathBuf::from("/var/lib/osapi/agent"))
+}
+
 /// Replace `path` with `bytes`, created with `mode`.
 pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     put_aside(path, bytes, mode, |tmp| std::fs::rename(tmp, path))

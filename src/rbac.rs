@@ -73,6 +73,10 @@ permissions! {
     CertRead = "cert:read",
     /// Add and remove trusted certificate authorities.
     CertWrite = "cert:write",
+    /// List stored files and see where deployed ones drifted.
+    FileRead = "file:read",
+    /// Store, delete and deploy files (a deploy writes any path as any owner).
+    FileWrite = "file:write",
     /// List users, groups and SSH authorized keys.
     UserRead = "user:read",
     /// Create, change and delete users and groups; passwords and SSH keys.
@@ -146,7 +150,7 @@ impl Roles {
             .filter(|p| {
                 !matches!(
                     p,
-                    AuditRead | CommandExecute | JobDelete | AgentWrite | UserWrite
+                    AuditRead | CommandExecute | JobDelete | AgentWrite | UserWrite | FileWrite
                 )
             })
             .collect();
@@ -198,6 +202,7 @@ mod tests {
         assert!(!write.contains(&AuditRead) && !write.contains(&CommandExecute));
         assert!(!write.contains(&JobDelete) && !write.contains(&AgentWrite));
         assert!(!write.contains(&UserWrite) && write.contains(&CertWrite));
+        assert!(!write.contains(&FileWrite));
         assert!(write.contains(&NodeWrite) && write.contains(&JobWrite));
         let read = roles.get("read").unwrap();
         assert_eq!(
@@ -214,6 +219,7 @@ mod tests {
                 SysctlRead,
                 ProcessRead,
                 CertRead,
+                FileRead,
                 UserRead
             ]
         );

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::provider::files::{FileDeployed, FileState, FileStatuses, FileUndeployed};
 use crate::provider::users::{
     GroupChange, GroupInfo, Groups, SshKey, SshKeyChange, SshKeys, UserChange, UserInfo, Users,
 };
@@ -698,6 +699,61 @@ impl Tabular for SshKeyChange {
         let mut row = key_row(&self.user, self.key);
         row.insert(1, changed_text(self.changed, self.dry_run).to_owned());
         vec![row]
+    }
+}
+
+fn file_state(s: &FileState) -> String {
+    format!(
+        "{} {}:{} {} B sha256 {}…",
+        s.mode,
+        s.owner,
+        s.group,
+        s.size,
+        &s.sha256[..12.min(s.sha256.len())]
+    )
+}
+
+impl Tabular for FileDeployed {
+    const COLUMNS: &'static [&'static str] = &["NAME", "PATH", "CHANGED", "BEFORE", "AFTER"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.name,
+            self.path,
+            changed_text(self.changed, self.dry_run).to_owned(),
+            self.before
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), file_state),
+            file_state(&self.after),
+        ]]
+    }
+}
+
+impl Tabular for FileStatuses {
+    const COLUMNS: &'static [&'static str] = &["NAME", "PATH", "STATE", "NOW"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let name = self.name;
+        self.files
+            .into_iter()
+            .map(|f| {
+                vec![
+                    name.clone(),
+                    f.path,
+                    enum_text(&f.state),
+                    f.actual.as_ref().map_or_else(|| "-".to_owned(), file_state),
+                ]
+            })
+            .collect()
+    }
+}
+
+impl Tabular for FileUndeployed {
+    const COLUMNS: &'static [&'static str] = &["NAME", "CHANGED", "REMOVED"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.name,
+            changed_text(self.changed, self.dry_run).to_owned(),
+            self.removed.join(" "),
+        ]]
     }
 }
 

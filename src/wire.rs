@@ -178,6 +178,12 @@ pub struct RetryJob {
     pub target: Option<String>,
 }
 
+/// The file store's files, by name.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FileList {
+    pub files: Vec<crate::bus::StoredFile>,
+}
+
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentList {
     pub agents: Vec<AgentInfo>,

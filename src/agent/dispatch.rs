@@ -260,6 +260,9 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         Operation::GroupGet(g) => to_outcome(p.users.group(&g.name).await),
         Operation::GroupAdd(g) => to_outcome(p.users.add_group(g).await),
         Operation::GroupDelete(g) => to_outcome(p.users.delete_group(g).await),
+        Operation::FileDeploy(d) => to_outcome(p.files.deploy(d).await),
+        Operation::FileStatus(f) => to_outcome(p.files.status(&f.name).await),
+        Operation::FileUndeploy(u) => to_outcome(p.files.undeploy(u).await),
         Operation::CaList(l) => to_outcome(p.trust.list(l.local).await),
         Operation::CaAdd(a) => to_outcome(p.trust.add(a).await),
         Operation::CaRemove(r) => to_outcome(p.trust.remove(r).await),
@@ -353,7 +356,7 @@ mod tests {
         let simulated = |name: &str| {
             ![
                 "network.", "service.", "time.", "log.", "power.", "sysctl.", "process.", "cert.",
-                "user.",
+                "user.", "file.",
             ]
             .iter()
             .any(|p| name.starts_with(p))

@@ -134,6 +134,15 @@ pub async fn run(
     let store = JobStore::new(client.clone(), &buckets, names.clone());
     let registry = Registry::new(buckets.registry.clone(), settings.nats.registry.ttl);
     let cfg = &settings.agent;
+    // Stored files come from the bus; templates see the host's facts.
+    providers.file_source.attach(
+        Arc::new(bus::LazyFileStore::new(js.clone(), names.clone())),
+        serde_json::json!({
+            "hostname": cfg.hostname,
+            "labels": cfg.labels,
+            "os": crate::provider::procfs::os_facts(),
+        }),
+    );
 
     let mut deliveries = Deliveries::open(
         &buckets.stream,

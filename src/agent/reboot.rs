@@ -39,15 +39,7 @@ struct Pending {
 }
 
 fn path() -> PathBuf {
-    let dir = std::env::var_os("STATE_DIRECTORY")
-        .and_then(|dirs| {
-            // systemd lists every StateDirectory=, colon-separated.
-            dirs.to_str()
-                .and_then(|d| d.split(':').next())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from("/var/lib/osapi/agent"));
-    dir.join(FILE)
+    crate::files::agent_state_dir().join(FILE)
 }
 
 fn read() -> Option<Pending> {

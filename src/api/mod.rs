@@ -27,7 +27,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::from_fn_with_state;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use self::audit::{AuditLayer, OperationIds, audit_requests};
@@ -59,6 +59,8 @@ pub struct AppState {
     pub audit: AuditStore,
     /// Agents asking to join, and the decisions about them.
     pub enrollment: crate::bus::EnrollmentStore,
+    /// Files to deploy, in the bus's object store.
+    pub files: crate::bus::FileStore,
     pub metrics: ApiMetrics,
     /// Turns true when the API stops: open streams (a log follow) end then,
     /// or the server would wait for them for ever.
@@ -100,7 +102,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 pub fn router(state: AppState, http: &HttpOptions) -> Router {
     let max_body_bytes = http.max_body_bytes;
     use Permission::*;
-    use handlers::{agents, audit, jobs, log, system};
+    use handlers::{agents, audit, files, jobs, log, system};
     let auth = state.auth.clone();
     let auditing = AuditLayer {
         auth: state.auth.clone(),
@@ -164,6 +166,13 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
             g(AgentWrite, post(agents::reject)),
         )
         .route("/api/v1/log/follow", g(LogRead, get(log::follow)))
+        .route("/api/v1/files", g(FileRead, get(files::list)))
+        .route(
+            "/api/v1/files/{name}",
+            g(FileRead, get(files::info))
+                .merge(g(FileWrite, put(files::upload)))
+                .merge(g(FileWrite, delete(files::remove))),
+        )
         .route("/api/v1/audit", g(AuditRead, get(audit::list)))
         .route("/api/v1/audit/export", g(AuditRead, get(audit::export)))
         .route("/api/v1/audit/{id}", g(AuditRead, get(audit::get)))

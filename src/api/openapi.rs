@@ -16,7 +16,7 @@ use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 
 use super::handlers::operation::{INPUT_FLAGS, RunParams};
-use super::handlers::{agents, audit, jobs, log, system};
+use super::handlers::{agents, audit, files, jobs, log, system};
 use super::metrics;
 use crate::job::{HttpMethod, OPERATIONS, OperationSpec, Schemas, schema_ref};
 use crate::wire::{Accepted, JobOutcome};
@@ -411,6 +411,7 @@ impl Modify for ProblemResponses {
         jobs::create, jobs::list, jobs::get, jobs::remove, jobs::retry, jobs::stats,
         agents::list, agents::get, agents::enrollment, agents::accept, agents::reject,
         audit::list, audit::get, audit::export, log::follow, metrics::serve,
+        files::list, files::info, files::upload, files::remove,
     ),
     components(schemas(crate::job::HostResult, crate::job::JobError)),
     modifiers(&BearerAuth, &UniqueOperationIds, &OperationPaths, &ProblemResponses),

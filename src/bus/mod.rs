@@ -7,6 +7,7 @@ pub mod credentials;
 mod deliveries;
 pub mod enrollment;
 mod feed;
+pub mod files;
 mod names;
 mod pager;
 pub mod permissions;
@@ -20,6 +21,7 @@ pub use credentials::Role;
 pub use deliveries::{CONSUMER_PATIENCE, Deliveries, Delivery, DeliverySettings};
 pub use enrollment::EnrollmentStore;
 pub use feed::{JobResults, ResultFeed};
+pub use files::{FileStore, LazyFileStore, StoredFile, Uploaded};
 pub use names::{AgentConsumer, Names};
 pub use pager::{Order, StreamPager};
 pub use provision::{

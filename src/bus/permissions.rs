@@ -3,10 +3,11 @@
 //! Allow-lists, so anything not named is refused by nats-server itself:
 //!
 //! - **api**: store and announce jobs, read and purge jobs' responses, read
-//!   the registry, append audit entries, and create (never delete, purge or
-//!   shrink) its stream and buckets.
+//!   the registry, append audit entries, store and delete files, and create
+//!   (never delete, purge or shrink) its stream and buckets.
 //! - **agent**: read jobs, consume the job stream through consumers filtered
-//!   to job subjects, write events, results, run claims and heartbeats. It
+//!   to job subjects, write events, results, run claims and heartbeats, read
+//!   stored files (never write one). It
 //!   cannot store or announce a job, touch the audit bucket, or use any
 //!   JetStream administration subject (create, update, delete, purge).
 //! - **admin** (the supervisor's own connection): everything it needs to
@@ -39,6 +40,8 @@ struct Assets {
     registry: String,
     requests: String,
     decisions: String,
+    /// The file store (an object store bucket).
+    files: String,
 }
 
 impl Assets {
@@ -52,6 +55,7 @@ impl Assets {
             registry: names.resource(&cfg.registry.bucket),
             requests: names.resource(super::enrollment::REQUESTS_BUCKET),
             decisions: names.resource(super::enrollment::DECISIONS_BUCKET),
+            files: names.resource(super::files::FILES_BUCKET),
         }
     }
 
@@ -66,11 +70,31 @@ impl Assets {
         ]
     }
 
-    /// Every stream: the job stream and each bucket's `KV_` stream.
+    /// Every stream: the job stream, each bucket's `KV_` stream and the
+    /// file store's `OBJ_` stream.
     fn streams(&self) -> Vec<String> {
         std::iter::once(self.job_stream.clone())
             .chain(self.buckets().iter().map(|b| format!("KV_{b}")))
+            .chain(std::iter::once(self.files_stream()))
             .collect()
+    }
+
+    fn files_stream(&self) -> String {
+        format!("OBJ_{}", self.files)
+    }
+
+    /// Reading stored files: an ordered consumer on the file store, flow
+    /// control, and its last-message reads (object infos).
+    fn file_reads(&self) -> Vec<String> {
+        let stream = self.files_stream();
+        vec![
+            format!("$JS.API.STREAM.MSG.GET.{stream}"),
+            format!("$JS.API.DIRECT.GET.{stream}"),
+            format!("$JS.API.DIRECT.GET.{stream}.>"),
+            format!("$JS.API.CONSUMER.CREATE.{stream}"),
+            format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
+            format!("$JS.FC.{stream}.>"),
+        ]
     }
 }
 
@@ -197,6 +221,11 @@ fn api(a: &Assets) -> Permissions {
     for bucket in [&a.jobs, &a.responses, &a.audit, &a.requests, &a.decisions] {
         allow.push(format!("$KV.{bucket}.>"));
     }
+    // Files: stored (chunks and infos), listed, replaced and deleted (which
+    // purges their chunks).
+    allow.extend(a.file_reads());
+    allow.push(format!("$JS.API.STREAM.PURGE.{}", a.files_stream()));
+    allow.push(format!("$O.{}.>", a.files));
     allow.push(format!("{}.>", a.jobs_subjects));
     Permissions {
         publish_allow: allow,
@@ -246,6 +275,7 @@ fn agent_reads(a: &Assets) -> Vec<String> {
         allow.push(format!("$JS.API.DIRECT.GET.{stream}"));
         allow.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
     }
+    allow.extend(a.file_reads());
     allow
 }
 

@@ -154,6 +154,14 @@ async fn provision_once(
     .await?;
     if mode == Mode::Create {
         provision_enrollment(js, names, cfg).await?;
+        // Agents open it when they first deploy a file, so an agent never
+        // waits for it at start.
+        ensure_stream(
+            js,
+            super::files::stream_config(names, cfg.kv.replicas, storage(cfg.kv.storage)),
+            mode,
+        )
+        .await?;
     }
     Ok(Buckets {
         jobs,

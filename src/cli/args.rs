@@ -136,7 +136,7 @@ pub enum Commands {
 
 /// The groups of operation subcommands, with their help; each operation's
 /// own subcommand and arguments come from its row in the operation table.
-const GROUPS: [(&str, &str); 15] = [
+const GROUPS: [(&str, &str); 16] = [
     (
         "node",
         "Read and change the host: hostname, status, uptime, OS, disks, memory, load",
@@ -166,6 +166,10 @@ const GROUPS: [(&str, &str); 15] = [
         "Kernel parameters: read from /proc/sys, set through sysctl.d and systemd-sysctl",
     ),
     (
+        "file",
+        "Stored files: upload, list, delete; deploy to hosts, drift status, undeploy",
+    ),
+    (
         "user",
         "User accounts: list, inspect, add, modify, lock, unlock, delete, passwords",
     ),
@@ -184,7 +188,42 @@ const GROUPS: [(&str, &str); 15] = [
 /// An operation's subcommand (`node hostname set NAME`), parsed into the
 /// operation (not yet validated).
 #[derive(Debug)]
-pub struct OperationCommand(pub Operation);
+pub enum OperationCommand {
+    /// An operation from the table.
+    Run(Operation),
+    /// `file upload|list|info|delete`: the file store itself, beside the
+    /// `file` operations.
+    Store(StoreCommand),
+}
+
+/// The file store's own subcommands (not jobs: the API keeps the files).
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Store a file (file:write), at most 16 MiB: `osapictl file upload ./motd`
+    Upload {
+        /// The file to store
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// The name to store it under (default: the file's name)
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// The stored files
+    List,
+    /// One stored file's size, SHA-256 and uploader
+    Info {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Remove a stored file (copies on hosts stay)
+    Delete {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
+/// Where the store's subcommands sit among the operations'.
+const STORE_GROUP: &str = "file";
 
 /// The words that follow `prefix` in operations' subcommands, each once, in
 /// table order.
@@ -225,16 +264,28 @@ fn subcommand(path: &str, name: &'static str) -> clap::Command {
     }
     let about = GROUPS.iter().find(|(p, _)| *p == path).map(|(_, a)| *a);
     let runs_bare = operation_at(path).is_some();
-    next_words(path).into_iter().fold(
+    let group = next_words(path).into_iter().fold(
         clap::Command::new(name)
             .about(about)
             .subcommand_required(!runs_bare),
         |group, word| group.subcommand(subcommand(&format!("{path} {word}"), word)),
-    )
+    );
+    if path == STORE_GROUP {
+        StoreCommand::augment_subcommands(group)
+    } else {
+        group
+    }
 }
 
 impl clap::FromArgMatches for OperationCommand {
     fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        if let Some((STORE_GROUP, group)) = matches.subcommand()
+            && group
+                .subcommand_name()
+                .is_some_and(StoreCommand::has_subcommand)
+        {
+            return StoreCommand::from_arg_matches(group).map(OperationCommand::Store);
+        }
         let mut words = Vec::new();
         let mut leaf = matches;
         while let Some((word, sub)) = leaf.subcommand() {
@@ -242,7 +293,7 @@ impl clap::FromArgMatches for OperationCommand {
             leaf = sub;
         }
         match operation_at(&words.join(" ")) {
-            Some(spec) => (spec.from_cli)(leaf).map(OperationCommand),
+            Some(spec) => (spec.from_cli)(leaf).map(OperationCommand::Run),
             None => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
         }
     }
@@ -522,7 +573,7 @@ mod tests {
         assert!(cli.global.yes && cli.global.async_);
         assert!(matches!(
             cli.command,
-            Commands::Operation(OperationCommand(Operation::HostnameGet))
+            Commands::Operation(OperationCommand::Run(Operation::HostnameGet))
         ));
         assert_eq!(cli.global.target, "_any");
     }
@@ -533,7 +584,8 @@ mod tests {
             "command", "exec", "--env", "A=b=c", "--cwd", "/tmp", "--", "ls", "-l", "--all",
         ])
         .unwrap();
-        let Commands::Operation(OperationCommand(Operation::CommandExec(c))) = cli.command else {
+        let Commands::Operation(OperationCommand::Run(Operation::CommandExec(c))) = cli.command
+        else {
             panic!("not exec")
         };
         assert_eq!(c.command, "ls");
@@ -545,7 +597,8 @@ mod tests {
         assert_eq!(c.env, env);
         assert_eq!(c.cwd.as_deref(), Some("/tmp"));
         let cli = parse(&["command", "exec", "uname", "-a"]).unwrap();
-        let Commands::Operation(OperationCommand(Operation::CommandExec(c))) = cli.command else {
+        let Commands::Operation(OperationCommand::Run(Operation::CommandExec(c))) = cli.command
+        else {
             panic!("not exec")
         };
         assert_eq!(c.command, "uname");
@@ -591,7 +644,7 @@ mod tests {
             "example.com",
         ])
         .unwrap();
-        let Commands::Operation(OperationCommand(Operation::DnsSet(d))) = cli.command else {
+        let Commands::Operation(OperationCommand::Run(Operation::DnsSet(d))) = cli.command else {
             panic!("not dns set")
         };
         assert_eq!(d.interface, "eth0");

@@ -23,6 +23,8 @@ pub struct Request {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub body: Option<serde_json::Value>,
+    /// A body of bytes (an upload), sent as `application/octet-stream`.
+    pub bytes: Option<Vec<u8>>,
     /// `None`: no overall limit (streamed downloads).
     pub timeout: Option<Duration>,
 }
@@ -34,6 +36,7 @@ impl Request {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            bytes: None,
             timeout: Some(DEFAULT_REQUEST_TIMEOUT),
         }
     }
@@ -57,6 +60,11 @@ impl Request {
 
     pub fn json(mut self, body: serde_json::Value) -> Self {
         self.body = Some(body);
+        self
+    }
+
+    pub fn bytes(mut self, body: Vec<u8>) -> Self {
+        self.bytes = Some(body);
         self
     }
 
@@ -176,6 +184,11 @@ impl Client {
         }
         if let Some(body) = &req.body {
             b = b.json(body);
+        }
+        if let Some(bytes) = &req.bytes {
+            b = b
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(bytes.clone());
         }
         if let Some(t) = req.timeout {
             b = b.timeout(t);

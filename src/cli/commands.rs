@@ -11,20 +11,23 @@ use uuid::Uuid;
 
 use super::args::{
     AgentCommand, AuditCommand, AuditFilter, Commands, Global, HealthCommand, JobCommand, JobSpec,
-    OperationCommand, OutputFormat,
+    OperationCommand, OutputFormat, StoreCommand,
 };
 use super::client::{Client, Request, decode};
 use super::confirm::confirm;
 use super::error::{CliError, Status};
 use super::output::{self, emit};
 use super::progress::{self, Progress};
+use crate::bus::{StoredFile, Uploaded};
 use crate::config::MAX_AGENT_COMMAND_TIMEOUT;
 use crate::enrollment::EnrollmentView;
-use crate::job::{DEFAULT_COMMAND_TIMEOUT, Expected, HttpMethod, InvalidInput, Operation};
+use crate::job::{
+    DEFAULT_COMMAND_TIMEOUT, Expected, HttpMethod, InvalidInput, Operation, check_file_name,
+};
 use crate::retry::Backoff;
 use crate::wire::{
-    Accepted, AgentInfo, AgentList, Created, EnrollmentList, Health, HealthStatus, JobDetail,
-    JobList, JobOutcome, JobStats, Version,
+    Accepted, AgentInfo, AgentList, Created, EnrollmentList, FileList, Health, HealthStatus,
+    JobDetail, JobList, JobOutcome, JobStats, Version,
 };
 
 /// The server's default synchronous wait (SPEC §5).
@@ -56,7 +59,8 @@ impl Ctx {
 
 pub(super) async fn dispatch(ctx: &Ctx, cmd: Commands) -> Result<Status, CliError> {
     match cmd {
-        Commands::Operation(OperationCommand(op)) => operation(ctx, op).await,
+        Commands::Operation(OperationCommand::Run(op)) => operation(ctx, op).await,
+        Commands::Operation(OperationCommand::Store(c)) => store(ctx, c).await,
         Commands::Job(c) => job(ctx, c).await,
         Commands::Agent(c) => agent(ctx, c).await,
         Commands::Audit(c) => audit(ctx, c).await,
@@ -452,6 +456,51 @@ async fn poll_job(ctx: &Ctx, id: Uuid, timeout: Duration) -> Result<Polled, CliE
 // ---------------------------------------------------------------------------
 // Agents, audit, health, metrics, version
 // ---------------------------------------------------------------------------
+
+/// `osapictl file upload|list|info|delete`: the API's file store.
+async fn store(ctx: &Ctx, c: StoreCommand) -> Result<Status, CliError> {
+    let one = |name: &str| format!("/api/v1/files/{}", path_segment(name));
+    match c {
+        StoreCommand::Upload { path, name } => {
+            let name = match name {
+                Some(n) => n,
+                None => path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
+            check_file_name(&name).map_err(|e| bad_input(e, "--name"))?;
+            let bytes = std::fs::read(&path).map_err(|source| CliError::Io {
+                doing: format!("read {}", path.display()),
+                source,
+            })?;
+            let req = Request::new(Method::PUT, one(&name)).bytes(bytes);
+            let raw = ctx.client.json(&req).await?;
+            let uploaded: Uploaded = decode(&raw, "upload")?;
+            emit(ctx.format(), &raw, || {
+                output::stored_files_table(std::slice::from_ref(&uploaded.file))
+            })?;
+        }
+        StoreCommand::List => {
+            let raw = ctx.client.json(&Request::get("/api/v1/files")).await?;
+            let list: FileList = decode(&raw, "file list")?;
+            emit(ctx.format(), &raw, || {
+                output::stored_files_table(&list.files)
+            })?;
+        }
+        StoreCommand::Info { name } => {
+            let raw = ctx.client.json(&Request::get(one(&name))).await?;
+            let file: StoredFile = decode(&raw, "file")?;
+            emit(ctx.format(), &raw, || output::stored_files_table(&[file]))?;
+        }
+        StoreCommand::Delete { name } => {
+            ctx.client
+                .send(&Request::new(Method::DELETE, one(&name)))
+                .await?;
+        }
+    }
+    Ok(Status::Ok)
+}
 
 async fn agent(ctx: &Ctx, c: AgentCommand) -> Result<Status, CliError> {
     match c {

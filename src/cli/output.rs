@@ -15,6 +15,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use super::args::OutputFormat;
 use super::error::CliError;
+use crate::bus::StoredFile;
 use crate::enrollment::EnrollmentView;
 use crate::job::OperationSpec;
 use crate::job::{Expected, HostResult, HostStatus};
@@ -305,6 +306,20 @@ fn labels_of(labels: &std::collections::BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+pub fn stored_files_table(files: &[StoredFile]) -> String {
+    let mut t = table(&["NAME", "SIZE", "SHA256", "UPLOADED", "BY"]);
+    for f in files {
+        t.add_row([
+            f.name.clone(),
+            crate::view::human_bytes(f.size),
+            f.sha256.clone(),
+            f.uploaded_at.map(human_time).unwrap_or_default(),
+            f.uploaded_by.clone(),
+        ]);
+    }
+    t.to_string()
 }
 
 pub fn agents_table(agents: &[AgentInfo]) -> String {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use super::cert::{CaAdd, CaList, CaRef};
 pub use super::clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
+pub use super::file::{FileDeploy, FileName, FileUndeploy};
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
 pub use super::log::LogQuery;
 pub use super::power::{PowerCancel, PowerSchedule};
@@ -20,6 +21,7 @@ pub use super::user::{
     GroupAdd, GroupName, GroupRef, UserAccount, UserDelete, UserKey, UserList, UserName,
     UserPassword, UserRef,
 };
+use crate::provider::files::{FileDeployed, FileStatuses, FileUndeployed};
 use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::users::{
     GroupChange, GroupInfo, Groups, SshKeyChange, SshKeys, UserChange, UserInfo, Users,
@@ -785,6 +787,15 @@ operations! {
     GroupAdd(GroupAdd) -> GroupChange = "user.group.add", Modify, UserWrite, idempotent: true, long: false,
         Post "/api/v1/groups", cli: "group add",
         about: "Create a group (groupadd)";
+    FileDeploy(FileDeploy) -> FileDeployed = "file.deploy", Modify, FileWrite, idempotent: true, long: false,
+        Post "/api/v1/files/{name}/deploy", cli: "file deploy",
+        about: "Write a stored file to a path on the hosts (atomic; mode, owner; optionally a template over host facts)";
+    FileStatus(FileName) -> FileStatuses = "file.status", Query, FileRead, idempotent: true, long: false,
+        Get "/api/v1/files/{name}/status", cli: "file status",
+        about: "Where a stored file was deployed, and whether each copy is in-sync, drifted (with a diff) or missing";
+    FileUndeploy(FileUndeploy) -> FileUndeployed = "file.undeploy", Modify, FileWrite, idempotent: true, long: false,
+        Post "/api/v1/files/{name}/undeploy", cli: "file undeploy",
+        about: "Remove a stored file's deployed copies from the hosts";
     GroupDelete(GroupRef) -> GroupChange = "user.group.delete", Modify, UserWrite, idempotent: true, long: false,
         Delete "/api/v1/groups/{name}", cli: "group delete",
         about: "Delete a group (groupdel); system groups are refused";
@@ -1164,6 +1175,12 @@ pub(crate) fn examples() -> Vec<Operation> {
         ("user.group.list", json!(null)),
         ("user.group.get", json!({"name": "sudo"})),
         ("user.group.add", json!({"name": "deploy", "gid": 1500})),
+        (
+            "file.deploy",
+            json!({"name": "motd", "path": "/etc/motd", "mode": "0644", "template": true}),
+        ),
+        ("file.status", json!({"name": "motd"})),
+        ("file.undeploy", json!({"name": "motd", "path": "/etc/motd"})),
         ("user.group.delete", json!({"name": "deploy"})),
     ]
     .into_iter()

@@ -28,6 +28,7 @@
 //! [`ProviderError::code`]) and carries on — a provider error never stops the agent.
 
 pub mod command;
+pub mod files;
 pub mod hostnamed;
 pub mod journal;
 pub mod logind;
@@ -612,6 +613,24 @@ impl users::UserProvider for Unsupported {
     }
 }
 
+impl files::FileProvider for Unsupported {
+    fn deploy<'a>(
+        &'a self,
+        _request: &'a crate::job::FileDeploy,
+    ) -> BoxFuture<'a, ProviderResult<files::FileDeployed>> {
+        unsupported("file.deploy")
+    }
+    fn status<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ProviderResult<files::FileStatuses>> {
+        unsupported("file.status")
+    }
+    fn undeploy<'a>(
+        &'a self,
+        _request: &'a crate::job::FileUndeploy,
+    ) -> BoxFuture<'a, ProviderResult<files::FileUndeployed>> {
+        unsupported("file.undeploy")
+    }
+}
+
 impl PowerProvider for Unsupported {
     fn status(&self) -> BoxFuture<'_, ProviderResult<PowerStatus>> {
         unsupported("power.status.get")
@@ -701,6 +720,9 @@ pub struct Providers {
     pub processes: Arc<dyn ProcessProvider>,
     pub trust: Arc<dyn TrustProvider>,
     pub users: Arc<dyn users::UserProvider>,
+    pub files: Arc<dyn files::FileProvider>,
+    /// Where `files` fetches from: attached by the agent once connected.
+    pub file_source: Arc<files::SourceSlot>,
 }
 
 impl Providers {
@@ -711,6 +733,7 @@ impl Providers {
     pub fn system(command: &crate::config::CommandConfig) -> Self {
         // One system-bus connection for both D-Bus providers, made on first use.
         let bus = Arc::new(hostnamed::SystemBus::new());
+        let file_source = Arc::new(files::SourceSlot::default());
         Providers {
             hostname: Arc::new(hostnamed::HostnamedHostname::new(bus.clone())),
             host_info: Arc::new(procfs::ProcfsHostInfo),
@@ -722,6 +745,11 @@ impl Providers {
             processes: Arc::new(processes::ProcProcesses),
             trust: Arc::new(trust::HostTrust::new(trust::TrustStore::detect())),
             users: Arc::new(users::ShadowUsers),
+            files: Arc::new(files::DeployedFiles::new(
+                file_source.clone(),
+                crate::files::agent_state_dir(),
+            )),
+            file_source,
             log: Arc::new(journal::JournalFiles::new()),
             ping: Arc::new(ping::IcmpPing::new()),
             command: Arc::new(command::HostCommand::new(command)),

@@ -274,6 +274,22 @@ impl Default for OsRelease {
     }
 }
 
+/// The host's os-release as facts for templates: `id`, `version_id`,
+/// `name`, `pretty_name` (the os-release(5) defaults when there is none).
+pub fn os_facts() -> serde_json::Value {
+    let release = OS_RELEASE_PATHS
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|text| parse_os_release(&text))
+        .unwrap_or_default();
+    serde_json::json!({
+        "id": release.id,
+        "version_id": release.version_id,
+        "name": release.name,
+        "pretty_name": release.pretty_name,
+    })
+}
+
 /// Parses `os-release` text: `KEY=value` lines with shell-style quoting, `#`
 /// comments. Missing fields take the os-release(5) defaults, except that a missing
 /// `PRETTY_NAME` falls back to `NAME` (more informative than plain "Linux").

@@ -55,6 +55,8 @@ impl SimProviders {
             sysctl: Arc::new(Unsupported),
             trust: Arc::new(Unsupported),
             users: Arc::new(Unsupported),
+            files: Arc::new(Unsupported),
+            file_source: Arc::default(),
             processes: Arc::new(Unsupported),
         }
     }

@@ -11,6 +11,7 @@ mod auth;
 mod cli;
 mod dbus;
 mod enrollment;
+mod files;
 mod fleet;
 mod input;
 mod jobs;

@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod files;
 pub mod jobs;
 pub mod log;
 pub mod operation;
