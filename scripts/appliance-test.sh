@@ -667,6 +667,24 @@ check "user delete root: refused by the API (exit 2)" inside_sh \
 check "user delete --remove-home: account and home gone" inside_sh \
   'rm -f /home/apptest/.ssh && osapictl user delete apptest --remove-home >/dev/null && ! id apptest 2>/dev/null && [ ! -e /home/apptest ]'
 
+# ---------------------------------------------------------------- files
+echo "== files: stored in NATS, deployed by the agent, drift"
+inside_sh 'printf "Welcome to {{ host.hostname }} ({{ host.os.id }})\n" >/root/motd.j2'
+check "file upload: stored with its SHA-256" inside_sh \
+  'osapictl -o json file upload /root/motd.j2 --name motd | grep -q "\"sha256\": \"$(sha256sum /root/motd.j2 | cut -d" " -f1)\""'
+check "file deploy --template: /etc/motd rendered, 0644 root" inside_sh \
+  'osapictl file deploy motd --to /etc/motd --template >/dev/null && grep -qx "Welcome to $(osapictl -o json agent list | sed -n "s/.*\"hostname\": \"\([^\"]*\)\".*/\1/p" | head -1) (debian)" /etc/motd && [ "$(stat -c "%a %U" /etc/motd)" = "644 root" ]'
+check "file deploy again: changed false" inside_sh \
+  'osapictl -o json file deploy motd --to /etc/motd --template | grep -q "\"changed\": false"'
+check "file status: in-sync, then drifted (with the diff), then missing" inside_sh \
+  'osapictl -o json file status motd | grep -q "\"state\": \"in-sync\"" &&
+   echo "edited" >/etc/motd && osapictl -o json file status motd | grep -q "\"state\": \"drifted\"" &&
+   osapictl -o json file status motd | grep -q "+edited" &&
+   rm /etc/motd && osapictl -o json file status motd | grep -q "\"state\": \"missing\""'
+check "file undeploy: the copy gone, nothing left to report" inside_sh \
+  'osapictl file deploy motd --to /etc/motd --template >/dev/null && osapictl file undeploy motd >/dev/null && [ ! -e /etc/motd ] &&
+   ! osapictl -o json file status motd | grep -q "\"path\""'
+
 # ---------------------------------------------------------------- power
 echo "== power through logind"
 # The agent's boot id is the kernel's (its sandbox hides the one nspawn gives
