@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::provider::files::{FileDeployed, FileState, FileStatuses, FileUndeployed};
+use crate::provider::interfaces::{InterfaceInfo, Interfaces};
 use crate::provider::users::{
     GroupChange, GroupInfo, Groups, SshKey, SshKeyChange, SshKeys, UserChange, UserInfo, Users,
 };
@@ -754,6 +755,40 @@ impl Tabular for FileUndeployed {
             changed_text(self.changed, self.dry_run).to_owned(),
             self.removed.join(" "),
         ]]
+    }
+}
+
+impl Tabular for InterfaceInfo {
+    const COLUMNS: &'static [&'static str] =
+        &["NAME", "STATE", "MTU", "MAC", "ADDRESSES", "ROUTES"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let routes: Vec<String> = self
+            .routes
+            .iter()
+            .map(|r| match &r.gateway {
+                Some(gw) => format!("{} via {gw}", r.destination),
+                None => r.destination.clone(),
+            })
+            .collect();
+        vec![vec![
+            self.name,
+            self.state,
+            self.mtu.to_string(),
+            self.mac,
+            self.addresses
+                .into_iter()
+                .map(|a| a.address)
+                .collect::<Vec<_>>()
+                .join(" "),
+            routes.join(", "),
+        ]]
+    }
+}
+
+impl Tabular for Interfaces {
+    const COLUMNS: &'static [&'static str] = InterfaceInfo::COLUMNS;
+    fn rows(self) -> Vec<Vec<String>> {
+        self.0.into_iter().flat_map(Tabular::rows).collect()
     }
 }
 

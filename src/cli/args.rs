@@ -136,13 +136,17 @@ pub enum Commands {
 
 /// The groups of operation subcommands, with their help; each operation's
 /// own subcommand and arguments come from its row in the operation table.
-const GROUPS: [(&str, &str); 16] = [
+const GROUPS: [(&str, &str); 17] = [
     (
         "node",
         "Read and change the host: hostname, status, uptime, OS, disks, memory, load",
     ),
     ("node hostname", "Show (default) or set the hostname"),
     ("network", "DNS settings of an interface, and ping"),
+    (
+        "network interface",
+        "Network interfaces: addresses, routes, state",
+    ),
     (
         "network dns",
         "DNS servers and search domains of an interface",

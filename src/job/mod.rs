@@ -31,10 +31,10 @@ pub use log::{Boot, LogQuery, PRIORITIES, parse_time};
 pub(crate) use operation::examples;
 pub use operation::{
     CommandExec, CommandShell, DEFAULT_COMMAND_TIMEOUT, DEFAULT_PING_TIMEOUT, DnsGet, DnsSet,
-    DropInDelete, DropInPut, DropInRef, EnvVar, HostnameSet, HttpMethod, InvalidInput, Kind,
-    MAX_REQUESTED_COMMAND_TIMEOUT, OPERATION_TYPES, OPERATIONS, Operation, OperationRequest,
-    OperationSpec, Ping, Schemas, ServiceChange, ServiceList, ServiceUnit, parse_duration,
-    schema_ref,
+    DropInDelete, DropInPut, DropInRef, EnvVar, HostnameSet, HttpMethod, InterfaceRef,
+    InvalidInput, Kind, MAX_REQUESTED_COMMAND_TIMEOUT, OPERATION_TYPES, OPERATIONS, Operation,
+    OperationRequest, OperationSpec, Ping, Schemas, ServiceChange, ServiceList, ServiceUnit,
+    parse_duration, schema_ref,
 };
 pub use power::{PowerCancel, PowerSchedule};
 pub use process::{ProcessList, ProcessRef, ProcessSignal};

@@ -22,6 +22,7 @@ pub use super::user::{
     UserPassword, UserRef,
 };
 use crate::provider::files::{FileDeployed, FileStatuses, FileUndeployed};
+use crate::provider::interfaces::{InterfaceInfo, Interfaces};
 use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::users::{
     GroupChange, GroupInfo, Groups, SshKeyChange, SshKeys, UserChange, UserInfo, Users,
@@ -107,6 +108,21 @@ pub struct HostnameSet {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[arg(long, help = "Show what would change without changing it")]
     pub dry_run: bool,
+}
+
+/// `network.interface.get`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceRef {
+    /// Interface name, e.g. `eth0`.
+    #[arg(value_name = "IFACE")]
+    pub interface: String,
+}
+
+impl InterfaceRef {
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        validate_interface(&self.interface, "interface")
+    }
 }
 
 /// `network.dns.get`
@@ -634,6 +650,12 @@ operations! {
     DnsSet(DnsSet) -> DnsChangeResult = "network.dns.set", Modify, NetworkWrite, idempotent: true, long: false,
         Put "/api/v1/network/dns/{interface}", cli: "network dns set",
         about: "Replace the DNS servers and search domains of an interface";
+    InterfaceList -> Interfaces = "network.interface.list", Query, NetworkRead, idempotent: true, long: false,
+        Get "/api/v1/network/interfaces", cli: "network interface list",
+        about: "Network interfaces: index, MAC, MTU, state, addresses, routes, and networkd's view of each";
+    InterfaceGet(InterfaceRef) -> InterfaceInfo = "network.interface.get", Query, NetworkRead, idempotent: true, long: false,
+        Get "/api/v1/network/interfaces/{interface}", cli: "network interface get",
+        about: "One network interface";
     Ping(Ping) -> PingResult = "network.ping.do", Query, NetworkRead, idempotent: true, long: true,
         Post "/api/v1/network/ping", cli: "network ping",
         about: "ICMP echo from the hosts to an address";
@@ -1109,6 +1131,8 @@ pub(crate) fn examples() -> Vec<Operation> {
             "network.dns.set",
             json!({"interface": "eth0", "servers": ["1.1.1.1", "2606:4700::1111"], "search_domains": ["example.com"]}),
         ),
+        ("network.interface.list", json!(null)),
+        ("network.interface.get", json!({"interface": "eth0"})),
         (
             "network.ping.do",
             json!({"address": "127.0.0.1", "count": 3, "timeout": "1s"}),

@@ -30,6 +30,7 @@
 pub mod command;
 pub mod files;
 pub mod hostnamed;
+pub mod interfaces;
 pub mod journal;
 pub mod logind;
 pub mod ping;
@@ -631,6 +632,18 @@ impl files::FileProvider for Unsupported {
     }
 }
 
+impl interfaces::InterfaceProvider for Unsupported {
+    fn list(&self) -> BoxFuture<'_, ProviderResult<interfaces::Interfaces>> {
+        unsupported("network.interface.list")
+    }
+    fn get<'a>(
+        &'a self,
+        _name: &'a str,
+    ) -> BoxFuture<'a, ProviderResult<interfaces::InterfaceInfo>> {
+        unsupported("network.interface.get")
+    }
+}
+
 impl PowerProvider for Unsupported {
     fn status(&self) -> BoxFuture<'_, ProviderResult<PowerStatus>> {
         unsupported("power.status.get")
@@ -720,6 +733,7 @@ pub struct Providers {
     pub processes: Arc<dyn ProcessProvider>,
     pub trust: Arc<dyn TrustProvider>,
     pub users: Arc<dyn users::UserProvider>,
+    pub interfaces: Arc<dyn interfaces::InterfaceProvider>,
     pub files: Arc<dyn files::FileProvider>,
     /// Where `files` fetches from: attached by the agent once connected.
     pub file_source: Arc<files::SourceSlot>,
@@ -745,6 +759,7 @@ impl Providers {
             processes: Arc::new(processes::ProcProcesses),
             trust: Arc::new(trust::HostTrust::new(trust::TrustStore::detect())),
             users: Arc::new(users::ShadowUsers),
+            interfaces: Arc::new(interfaces::KernelInterfaces::default()),
             files: Arc::new(files::DeployedFiles::new(
                 file_source.clone(),
                 crate::files::agent_state_dir(),

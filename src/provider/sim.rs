@@ -55,6 +55,7 @@ impl SimProviders {
             sysctl: Arc::new(Unsupported),
             trust: Arc::new(Unsupported),
             users: Arc::new(Unsupported),
+            interfaces: Arc::new(Unsupported),
             files: Arc::new(Unsupported),
             file_source: Arc::default(),
             processes: Arc::new(Unsupported),

@@ -574,3 +574,77 @@ async fn osapictl_shows_command_output_and_ping_statistics() {
         "{stdout}"
     );
 }
+
+/// `network.interface.*` with a real agent: a veth of the test's, given an
+/// MTU, an address and a route (no traffic is sent), reads back as `ip`
+/// set it; loopback is there; an unknown name is a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interfaces_read_as_the_kernel_has_them() {
+    let veth = crate::dbus_harness::Veth::create();
+    let ip = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().expect("run ip");
+        assert!(out.status.success(), "ip {args:?}: {out:?}");
+    };
+    ip(&["link", "set", &veth.name, "mtu", "1400"]);
+    ip(&["addr", "add", "10.254.7.1/30", "dev", &veth.name]);
+    ip(&[
+        "route",
+        "add",
+        "10.254.99.0/24",
+        "via",
+        "10.254.7.2",
+        "dev",
+        &veth.name,
+    ]);
+    let stack = Stack::start(&[AgentSpec::real("if-host")]).await;
+    let read = stack.token(&["read"]);
+
+    let (status, body) = stack
+        .get_json(&format!("/api/v1/network/interfaces/{}", veth.name), &read)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["results"][0]["data"];
+    assert_eq!(data["index"], veth.ifindex(), "{body}");
+    assert_eq!(data["mtu"], 1400, "{body}");
+    let addresses: Vec<&str> = data["addresses"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["address"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(addresses.contains(&"10.254.7.1/30"), "{body}");
+    let routes = data["routes"].as_array().cloned().unwrap_or_default();
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["destination"] == "10.254.99.0/24" && r["gateway"] == "10.254.7.2"),
+        "{body}"
+    );
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["destination"] == "10.254.7.0/30" && r.get("gateway").is_none()),
+        "{body}"
+    );
+
+    let (status, body) = stack.get_json("/api/v1/network/interfaces", &read).await;
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["results"][0]["data"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        names.contains(&"lo") && names.contains(&veth.name.as_str()),
+        "{names:?}"
+    );
+    let (status, body) = stack
+        .get_json("/api/v1/network/interfaces/osapi-none0", &read)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = stack
+        .get_json("/api/v1/network/interfaces/bad%2Fname", &read)
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("interface")),
+        "{body}"
+    );
+}

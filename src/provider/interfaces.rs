@@ -1,0 +1,355 @@
+//! Network interfaces as the kernel has them (`network.interface.list`,
+//! `network.interface.get`): links from `/sys/class/net` (index, MAC, MTU,
+//! operational state), addresses from `getifaddrs(3)`, routes from
+//! `/proc/net/route` and `/proc/net/ipv6_route`, and, where
+//! systemd-networkd manages a link, its state and `.network` file from
+//! `/run/systemd/netif/links/<ifindex>`. Reads only: no tool, no netlink
+//! crate, nothing that changes the host.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{BoxFuture, ProviderError, ProviderResult};
+
+/// One address of an interface.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct InterfaceAddress {
+    /// With its prefix length: `10.0.0.2/24`, `fe80::1/64`.
+    pub address: String,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+}
+
+/// One route through an interface (main table).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct Route {
+    /// `0.0.0.0/0` for the default route.
+    pub destination: String,
+    /// Absent for a route on the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    pub metric: u32,
+}
+
+/// What systemd-networkd says of a link it knows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct NetworkdLink {
+    /// `configured`, `unmanaged`, `configuring`, `failed`, …
+    pub admin_state: String,
+    /// `routable`, `degraded`, `carrier`, `no-carrier`, `off`, …
+    pub oper_state: String,
+    /// The `.network` file that configures it, when one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_file: Option<String>,
+}
+
+/// A network interface.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct InterfaceInfo {
+    pub name: String,
+    pub index: u32,
+    /// The hardware address, when it has one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mac: String,
+    pub mtu: u32,
+    /// The kernel's operational state: `up`, `down`, `unknown`, …
+    pub state: String,
+    pub addresses: Vec<InterfaceAddress>,
+    pub routes: Vec<Route>,
+    /// Absent when networkd does not run or does not know the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networkd: Option<NetworkdLink>,
+}
+
+/// The result of `network.interface.list`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+#[serde(transparent)]
+pub struct Interfaces(pub Vec<InterfaceInfo>);
+
+/// Reads the host's interfaces.
+pub trait InterfaceProvider: Send + Sync {
+    fn list(&self) -> BoxFuture<'_, ProviderResult<Interfaces>>;
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<InterfaceInfo>>;
+}
+
+/// The kernel's view, through `/sys`, `/proc` and `getifaddrs`.
+pub struct KernelInterfaces {
+    sys_net: PathBuf,
+    proc_net: PathBuf,
+    networkd_links: PathBuf,
+}
+
+impl Default for KernelInterfaces {
+    fn default() -> Self {
+        KernelInterfaces {
+            sys_net: PathBuf::from("/sys/class/net"),
+            proc_net: PathBuf::from("/proc/net"),
+            networkd_links: PathBuf::from("/run/systemd/netif/links"),
+        }
+    }
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+impl KernelInterfaces {
+    fn read_all(&self, only: Option<&str>) -> ProviderResult<Vec<InterfaceInfo>> {
+        let entries = std::fs::read_dir(&self.sys_net)
+            .map_err(|e| ProviderError::io(format!("reading {}", self.sys_net.display()), e))?;
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| only.is_none_or(|o| o == n))
+            .collect();
+        names.sort();
+        let addresses = addresses_by_interface();
+        let routes = self.routes();
+        let mut out = Vec::new();
+        for name in names {
+            let dir = self.sys_net.join(&name);
+            // An interface that went away while listed is left out.
+            let Some(index) =
+                read_trimmed(&dir.join("ifindex")).and_then(|i| i.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let mac = read_trimmed(&dir.join("address"))
+                .filter(|m| m != "00:00:00:00:00:00")
+                .unwrap_or_default();
+            out.push(InterfaceInfo {
+                mtu: read_trimmed(&dir.join("mtu"))
+                    .and_then(|m| m.parse().ok())
+                    .unwrap_or(0),
+                state: read_trimmed(&dir.join("operstate")).unwrap_or_default(),
+                addresses: addresses.get(&name).cloned().unwrap_or_default(),
+                routes: routes.get(&name).cloned().unwrap_or_default(),
+                networkd: read_trimmed(&self.networkd_links.join(index.to_string()))
+                    .map(|state| networkd_state(&state)),
+                name,
+                index,
+                mac,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Main-table routes by interface, IPv4 then IPv6.
+    fn routes(&self) -> BTreeMap<String, Vec<Route>> {
+        let mut all: BTreeMap<String, Vec<Route>> = BTreeMap::new();
+        if let Some(text) = read_trimmed(&self.proc_net.join("route")) {
+            for (iface, route) in ipv4_routes(&text) {
+                all.entry(iface).or_default().push(route);
+            }
+        }
+        if let Some(text) = read_trimmed(&self.proc_net.join("ipv6_route")) {
+            for (iface, route) in ipv6_routes(&text) {
+                all.entry(iface).or_default().push(route);
+            }
+        }
+        all
+    }
+}
+
+/// Addresses by interface name, from `getifaddrs`.
+fn addresses_by_interface() -> BTreeMap<String, Vec<InterfaceAddress>> {
+    let mut all: BTreeMap<String, Vec<InterfaceAddress>> = BTreeMap::new();
+    let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
+        return all;
+    };
+    for a in addrs {
+        let (Some(addr), Some(mask)) = (a.address, a.netmask) else {
+            continue;
+        };
+        let entry = if let (Some(ip), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
+            let ip = ip.ip();
+            let prefix = m.ip().to_bits().count_ones();
+            (IpAddr::V4(ip), prefix, "ipv4")
+        } else if let (Some(ip), Some(m)) = (addr.as_sockaddr_in6(), mask.as_sockaddr_in6()) {
+            let prefix = m.ip().to_bits().count_ones();
+            (IpAddr::V6(ip.ip()), prefix, "ipv6")
+        } else {
+            continue;
+        };
+        all.entry(a.interface_name)
+            .or_default()
+            .push(InterfaceAddress {
+                address: format!("{}/{}", entry.0, entry.1),
+                family: entry.2.to_owned(),
+            });
+    }
+    all
+}
+
+/// `/proc/net/route`: little-endian hex addresses, one route per line after
+/// the header; only routes that are up (flag 0x1).
+fn ipv4_routes(text: &str) -> Vec<(String, Route)> {
+    let hex = |s: &str| {
+        u32::from_str_radix(s, 16)
+            .ok()
+            .map(|v| Ipv4Addr::from(v.swap_bytes()))
+    };
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (iface, dest, gw, flags, metric, mask) = (
+                f.first()?,
+                hex(f.get(1)?)?,
+                hex(f.get(2)?)?,
+                f.get(3)?,
+                f.get(6)?,
+                hex(f.get(7)?)?,
+            );
+            let flags = u32::from_str_radix(flags, 16).ok()?;
+            (flags & 0x1 != 0).then(|| {
+                (
+                    (*iface).to_owned(),
+                    Route {
+                        destination: format!("{dest}/{}", mask.to_bits().count_ones()),
+                        gateway: (flags & 0x2 != 0).then(|| gw.to_string()),
+                        metric: metric.parse().unwrap_or(0),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// `/proc/net/ipv6_route`: destination, its prefix, source, its prefix,
+/// next hop, metric, refcount, use, flags, interface; the main table's
+/// unicast routes that are up (RTF_UP 0x1, not RTF_REJECT 0x200), without
+/// the kernel's local and multicast entries.
+fn ipv6_routes(text: &str) -> Vec<(String, Route)> {
+    let addr = |s: &str| u128::from_str_radix(s, 16).ok().map(Ipv6Addr::from);
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let dest = addr(f.first()?)?;
+            let prefix = u8::from_str_radix(f.get(1)?, 16).ok()?;
+            let gw = addr(f.get(4)?)?;
+            let metric = u32::from_str_radix(f.get(5)?, 16).ok()?;
+            let flags = u32::from_str_radix(f.get(8)?, 16).ok()?;
+            let iface = (*f.get(9)?).to_owned();
+            let local_or_multicast =
+                dest.is_multicast() || (prefix == 128 && flags & 0x8000_0000 != 0);
+            let usable = flags & 0x1 != 0 && flags & 0x200 == 0 && !local_or_multicast;
+            // The kernel's own local table entries have RTF_LOCAL (0x80000000).
+            (usable && flags & 0x8000_0000 == 0).then(|| {
+                (
+                    iface,
+                    Route {
+                        destination: format!("{dest}/{prefix}"),
+                        gateway: (!gw.is_unspecified()).then(|| gw.to_string()),
+                        metric,
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// A networkd link state file's `ADMIN_STATE`, `OPER_STATE` and `NETWORK_FILE`.
+fn networkd_state(text: &str) -> NetworkdLink {
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let file = value("NETWORK_FILE");
+    NetworkdLink {
+        admin_state: value("ADMIN_STATE"),
+        oper_state: value("OPER_STATE"),
+        network_file: (!file.is_empty()).then_some(file),
+    }
+}
+
+impl InterfaceProvider for KernelInterfaces {
+    fn list(&self) -> BoxFuture<'_, ProviderResult<Interfaces>> {
+        Box::pin(async move { self.read_all(None).map(Interfaces) })
+    }
+
+    fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<InterfaceInfo>> {
+        Box::pin(async move {
+            self.read_all(Some(name))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| ProviderError::NotFound {
+                    what: "interface",
+                    name: name.to_owned(),
+                })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_routes_parse() {
+        let text = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                    eth0\t00000000\t0102A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
+                    eth0\t0002A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n\
+                    eth0\t0003A8C0\t00000000\t0000\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let routes = ipv4_routes(text);
+        assert_eq!(routes.len(), 2, "a route that is not up is left out");
+        assert_eq!(routes[0].1.destination, "0.0.0.0/0");
+        assert_eq!(routes[0].1.gateway.as_deref(), Some("192.168.2.1"));
+        assert_eq!(routes[1].1.destination, "192.168.2.0/24");
+        assert_eq!(
+            (routes[1].1.gateway.as_ref(), routes[1].1.metric),
+            (None, 100)
+        );
+    }
+
+    #[test]
+    fn ipv6_routes_parse() {
+        let text = "\
+fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001 eth0\n\
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n\
+00000000000000000000000000000001 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000002 00000000 80200001 lo\n\
+ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000003 00000000 00000001 eth0\n";
+        let routes = ipv6_routes(text);
+        assert_eq!(routes.len(), 2, "{routes:?}");
+        assert_eq!(routes[0].1.destination, "fe80::/64");
+        assert_eq!(routes[0].1.metric, 256);
+        assert_eq!(routes[1].1.destination, "::/0");
+        assert_eq!(routes[1].1.gateway.as_deref(), Some("fe80::1"));
+    }
+
+    #[test]
+    fn networkd_state_files_parse() {
+        let link = networkd_state(
+            "# This is private data.\nADMIN_STATE=configured\nOPER_STATE=routable\nNETWORK_FILE=/etc/systemd/network/10-eth0.network\n",
+        );
+        assert_eq!(link.admin_state, "configured");
+        assert_eq!(link.oper_state, "routable");
+        assert_eq!(
+            link.network_file.as_deref(),
+            Some("/etc/systemd/network/10-eth0.network")
+        );
+        assert_eq!(networkd_state("ADMIN_STATE=unmanaged\n").network_file, None);
+    }
+
+    #[tokio::test]
+    async fn loopback_reads_as_the_kernel_has_it() {
+        let lo = KernelInterfaces::default().get("lo").await.unwrap();
+        assert_eq!(lo.index, 1);
+        assert!(
+            lo.addresses.iter().any(|a| a.address == "127.0.0.1/8"),
+            "{lo:?}"
+        );
+        assert!(matches!(
+            KernelInterfaces::default().get("osapi-none0").await,
+            Err(ProviderError::NotFound { .. })
+        ));
+    }
+}
