@@ -517,13 +517,6 @@ impl Tabular for SysctlValue {
     }
 }
 
-impl Tabular for Sysctls {
-    const COLUMNS: &'static [&'static str] = &["KEY", "VALUE", "PERSISTED"];
-    fn rows(self) -> Vec<Vec<String>> {
-        self.0.into_iter().flat_map(Tabular::rows).collect()
-    }
-}
-
 impl Tabular for SysctlChange {
     const COLUMNS: &'static [&'static str] = &["KEY", "CHANGED", "BEFORE", "AFTER", "DROP-IN"];
     fn rows(self) -> Vec<Vec<String>> {
@@ -611,13 +604,6 @@ impl Tabular for UserInfo {
     }
 }
 
-impl Tabular for Users {
-    const COLUMNS: &'static [&'static str] = UserInfo::COLUMNS;
-    fn rows(self) -> Vec<Vec<String>> {
-        self.0.into_iter().flat_map(Tabular::rows).collect()
-    }
-}
-
 impl Tabular for UserChange {
     const COLUMNS: &'static [&'static str] = &["NAME", "CHANGED", "BEFORE", "AFTER"];
     fn rows(self) -> Vec<Vec<String>> {
@@ -656,13 +642,6 @@ impl Tabular for GroupInfo {
             self.gid.to_string(),
             self.members.join(","),
         ]]
-    }
-}
-
-impl Tabular for Groups {
-    const COLUMNS: &'static [&'static str] = GroupInfo::COLUMNS;
-    fn rows(self) -> Vec<Vec<String>> {
-        self.0.into_iter().flat_map(Tabular::rows).collect()
     }
 }
 
@@ -785,13 +764,6 @@ impl Tabular for InterfaceInfo {
     }
 }
 
-impl Tabular for Interfaces {
-    const COLUMNS: &'static [&'static str] = InterfaceInfo::COLUMNS;
-    fn rows(self) -> Vec<Vec<String>> {
-        self.0.into_iter().flat_map(Tabular::rows).collect()
-    }
-}
-
 impl Tabular for ClockChange {
     const COLUMNS: &'static [&'static str] = &["SETTING", "CHANGED", "BEFORE", "AFTER"];
     fn rows(self) -> Vec<Vec<String>> {
@@ -812,6 +784,25 @@ impl Tabular for ClockChange {
         ]]
     }
 }
+
+/// A list result reads as its items' rows, under their columns.
+macro_rules! rows_of_each {
+    ($($list:ty => $item:ty),* $(,)?) => {$(
+        impl Tabular for $list {
+            const COLUMNS: &'static [&'static str] = <$item as Tabular>::COLUMNS;
+            fn rows(self) -> Vec<Vec<String>> {
+                self.0.into_iter().flat_map(Tabular::rows).collect()
+            }
+        }
+    )*};
+}
+
+rows_of_each!(
+    Sysctls => SysctlValue,
+    Users => UserInfo,
+    Groups => GroupInfo,
+    Interfaces => InterfaceInfo,
+);
 
 /// Whether a change changed anything, or in a dry run would.
 fn changed_text(changed: bool, dry_run: bool) -> &'static str {

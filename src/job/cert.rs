@@ -93,22 +93,7 @@ impl CaRef {
 
 /// A name is a file name in the trust store's source directory.
 pub fn check_name(name: &str) -> Result<(), InvalidInput> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(InvalidInput::new(
-            "name",
-            "1-64 letters, digits, dots, hyphens or underscores, starting with a letter or digit",
-        ))
-    }
+    super::operation::check_plain_name("name", name, 64)
 }
 
 /// The CLI reads the certificate from a file, or standard input for `-`.

@@ -13,22 +13,7 @@ pub const MAX_FILE_BYTES: usize = 16 * 1024 * 1024;
 /// A stored file's name: letters, digits, `.`, `_`, `-`, at most 128, not
 /// starting with a dot.
 pub fn check_file_name(name: &str) -> Result<(), InvalidInput> {
-    let ok = (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(InvalidInput::new(
-            "name",
-            "1-128 letters, digits, dots, hyphens or underscores, starting with a letter or digit",
-        ))
-    }
+    super::operation::check_plain_name("name", name, 128)
 }
 
 /// Where a file may be deployed: an absolute, normal path outside the

@@ -1028,6 +1028,30 @@ fn typed_data<T: DeserializeOwned>(data: serde_json::Value) -> Result<T, Invalid
     })
 }
 
+/// A name that is also a file name (a CA's, a stored file's): 1 to `max`
+/// letters, digits, dots, hyphens or underscores, starting with a letter or
+/// digit (so never `.`, `..` or hidden).
+pub(super) fn check_plain_name(field: &str, name: &str, max: usize) -> Result<(), InvalidInput> {
+    let ok = (1..=max).contains(&name.len())
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidInput::new(
+            field,
+            format!(
+                "1-{max} letters, digits, dots, hyphens or underscores, starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
 /// A Linux interface name: 1–15 bytes, no `/`, whitespace or `:`.
 fn validate_interface(name: &str, field: &str) -> Result<(), InvalidInput> {
     let ok = !name.is_empty()

@@ -63,6 +63,25 @@ async fn a_file_is_stored_deployed_drifts_and_is_removed() {
     );
     let (status, _) = stack.get_json("/api/v1/files/nope", &read).await;
     assert_eq!(status, 404);
+    // Larger than the API's limit for JSON bodies is fine for a file; larger
+    // than a file may be is a 413 naming the limit.
+    let big = |len: usize| {
+        stack
+            .request(Method::PUT, "/api/v1/files/big.bin", &admin)
+            .header("content-type", "application/octet-stream")
+            .body(vec![b'x'; len])
+    };
+    let (status, body) = send_json(big(2 * 1024 * 1024)).await;
+    assert_eq!(
+        (status, body["file"]["size"].as_u64()),
+        (201, Some(2 * 1024 * 1024)),
+        "{body}"
+    );
+    let (status, body) = send_json(big(osapi::job::MAX_FILE_BYTES + 1)).await;
+    assert_eq!(status, 413, "{body}");
+    let (status, _) =
+        send_json(stack.request(Method::DELETE, "/api/v1/files/big.bin", &admin)).await;
+    assert_eq!(status, 204);
 
     // Deployed as a template: written whole with its mode, the host's facts in.
     let dir = tempfile::tempdir().unwrap();
