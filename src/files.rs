@@ -7,6 +7,72 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+/// Opens the directory `dir` (absolute) for root to write into on someone
+/// else's behalf: component by component with `O_NOFOLLOW`, following a
+/// symbolic link only when root owns it (the distribution's `/lib` →
+/// `usr/lib`), never one another user could have planted. A link of
+/// anyone else's fails with `PermissionDenied`.
+pub fn open_dir_without_planted_links(dir: &Path) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::path::Component;
+
+    use nix::fcntl::{AtFlags, OFlag, open, openat, readlinkat};
+    use nix::sys::stat::{Mode, SFlag, fstatat};
+
+    const MAX_LINKS: usize = 40;
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let parts = |p: &Path| -> Vec<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut current = open("/", flags, Mode::empty())?;
+    let mut pending: VecDeque<OsString> = parts(dir).into();
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        match openat(&current, name.as_os_str(), flags, Mode::empty()) {
+            Ok(fd) => current = fd,
+            Err(nix::Error::ELOOP | nix::Error::ENOTDIR) => {
+                let st = fstatat(&current, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                let is_link =
+                    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK;
+                if !is_link {
+                    return Err(nix::Error::ENOTDIR.into());
+                }
+                if st.st_uid != 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!(
+                            "{} in {} is a link of uid {}'s, not followed",
+                            name.to_string_lossy(),
+                            dir.display(),
+                            st.st_uid
+                        ),
+                    ));
+                }
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(nix::Error::ELOOP.into());
+                }
+                let target = std::path::PathBuf::from(readlinkat(&current, name.as_os_str())?);
+                if target.is_absolute() {
+                    current = open("/", flags, Mode::empty())?;
+                }
+                for part in parts(&target).into_iter().rev() {
+                    pending.push_front(part);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(current)
+}
+
 /// The agent's state directory: `$STATE_DIRECTORY` (systemd sets it from
 /// `StateDirectory=`; the first when it lists several), else
 /// `/var/lib/osapi/agent`.
@@ -71,7 +137,7 @@ fn put_aside(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     #[test]
     fn replaces_whole_with_the_mode_and_leaves_nothing_aside() {
@@ -83,6 +149,27 @@ mod tests {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn only_roots_links_are_followed_to_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("roots")).unwrap();
+        std::os::unix::fs::symlink("real", dir.path().join("relative")).unwrap();
+        let planted = dir.path().join("planted");
+        std::os::unix::fs::symlink(&real, &planted).unwrap();
+        // As if user nobody had made it.
+        std::os::unix::fs::lchown(&planted, Some(65534), Some(65534)).unwrap();
+        let ino = |fd: std::os::fd::OwnedFd| std::fs::File::from(fd).metadata().unwrap().ino();
+        let real_ino = std::fs::metadata(&real).unwrap().ino();
+        for followed in ["roots", "relative", "real"] {
+            let fd = open_dir_without_planted_links(&dir.path().join(followed)).unwrap();
+            assert_eq!(ino(fd), real_ino, "{followed}");
+        }
+        let e = open_dir_without_planted_links(&planted.join("deeper")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}");
     }
 
     #[test]

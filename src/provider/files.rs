@@ -17,9 +17,15 @@
 //! `missing`. An undeploy removes the file and its record.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::Mode;
+use nix::unistd::{UnlinkatFlags, unlinkat};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
@@ -198,20 +204,56 @@ impl DeployedFiles {
     }
 }
 
-/// The file at `path` now: its bytes and state, `None` when there is none.
-fn read_file(path: &Path) -> ProviderResult<Option<(Vec<u8>, FileState)>> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(ProviderError::io(format!("reading {}", path.display()), e)),
+/// The directory of `path`, opened without links another user could have
+/// planted ([`crate::files::open_dir_without_planted_links`]), and the file's
+/// name in it; `None` when the directory is not there.
+fn target_dir(path: &Path) -> ProviderResult<Option<(OwnedFd, OsString)>> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let Some(name) = path.file_name() else {
+        return Err(ProviderError::invalid("path", "names no file"));
     };
+    match crate::files::open_dir_without_planted_links(dir) {
+        Ok(fd) => Ok(Some((fd, name.to_owned()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(ProviderError::invalid("path", e.to_string()))
+        }
+        Err(e) => Err(ProviderError::io(format!("opening {}", dir.display()), e)),
+    }
+}
+
+/// The file at `path` now: its bytes and state, `None` when there is none.
+/// Opened without following a link or blocking on a FIFO, and read only
+/// when it is a regular file.
+fn read_file(path: &Path) -> ProviderResult<Option<(Vec<u8>, FileState)>> {
+    let Some((dir, name)) = target_dir(path)? else {
+        return Ok(None);
+    };
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let failed = |e: nix::Error| ProviderError::io(format!("reading {}", path.display()), e.into());
+    let fd = match openat(&dir, name.as_os_str(), flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(nix::Error::ENOENT) => return Ok(None),
+        Err(nix::Error::ELOOP) => {
+            return Err(ProviderError::invalid(
+                "path",
+                format!("{} is a link, not a regular file", path.display()),
+            ));
+        }
+        Err(e) => return Err(failed(e)),
+    };
+    let mut file = std::fs::File::from(fd);
+    let meta = file
+        .metadata()
+        .map_err(|e| ProviderError::io(format!("reading {}", path.display()), e))?;
     if !meta.is_file() {
         return Err(ProviderError::invalid(
             "path",
             format!("{} is not a regular file", path.display()),
         ));
     }
-    let bytes = std::fs::read(path)
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes)
         .map_err(|e| ProviderError::io(format!("reading {}", path.display()), e))?;
     let state = FileState {
         sha256: sha256_hex(&bytes),
@@ -292,40 +334,52 @@ fn render(text: &[u8], facts: &serde_json::Value) -> ProviderResult<Vec<u8>> {
 }
 
 /// Replaces `path` with `bytes`, owned and moded as asked, from the first
-/// byte: a new file beside it, synced, renamed over it.
+/// byte: a new file beside it (in the directory opened without planted
+/// links), synced, renamed over it.
 fn write_whole(path: &Path, bytes: &[u8], mode: u32, uid: u32, gid: u32) -> ProviderResult<()> {
     let failed = |e| ProviderError::io(format!("writing {}", path.display()), e);
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    if !dir.is_dir() {
+    let Some((dir, name)) = target_dir(path)? else {
         return Err(ProviderError::invalid(
             "path",
-            format!("{} is not a directory on this host", dir.display()),
+            format!(
+                "{} is not a directory on this host",
+                path.parent().unwrap_or(Path::new("/")).display()
+            ),
         ));
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.osapi-{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
-            // After the chown, which clears set-id bits.
-            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-            file.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, path));
+    };
+    let tmp = format!(".{}.osapi-{}", name.to_string_lossy(), std::process::id());
+    let _ = unlinkat(&dir, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(&dir, tmp.as_str(), flags, Mode::from_bits_truncate(0o600))
+        .map_err(|e| failed(e.into()))?;
+    let mut file = std::fs::File::from(fd);
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| std::os::unix::fs::fchown(&file, Some(uid), Some(gid)))
+        // After the chown, which clears set-id bits.
+        .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(mode)))
+        .and_then(|()| file.sync_all())
+        .and_then(|()| renameat(&dir, tmp.as_str(), &dir, name.as_os_str()).map_err(Into::into));
     if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = unlinkat(&dir, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
     }
     written.map_err(failed)
+}
+
+/// Removes the file at `path` (the link itself if one was put there); a
+/// missing one is fine.
+fn remove(path: &Path) -> ProviderResult<()> {
+    let Some((dir, name)) = target_dir(path)? else {
+        return Ok(());
+    };
+    match unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(nix::Error::ENOENT) => Ok(()),
+        Err(e) => Err(ProviderError::io(
+            format!("removing {}", path.display()),
+            e.into(),
+        )),
+    }
 }
 
 fn text_diff(old: &[u8], new: &[u8]) -> String {
@@ -469,12 +523,7 @@ impl FileProvider for DeployedFiles {
                 return Ok(result);
             }
             for path in &paths {
-                match std::fs::remove_file(path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(ProviderError::io(format!("removing {path}"), e));
-                    }
-                    _ => {}
-                }
+                remove(Path::new(path))?;
                 records.remove(path);
             }
             self.write_records(&records)?;
@@ -600,6 +649,28 @@ mod tests {
             );
         }
         assert!(!target.exists());
+    }
+
+    #[tokio::test]
+    async fn a_directory_link_of_another_user_s_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim_dir = dir.path().join("etc");
+        std::fs::create_dir(&victim_dir).unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        let planted = home.join("conf");
+        std::os::unix::fs::symlink(&victim_dir, &planted).unwrap();
+        std::os::unix::fs::lchown(&planted, Some(65534), Some(65534)).unwrap();
+        let files = deployer(dir.path(), "new\n");
+        let e = files
+            .deploy(&deploy(&planted.join("motd"), false, false))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, ProviderError::Invalid(i) if i.field == "path"),
+            "{e}"
+        );
+        assert!(!victim_dir.join("motd").exists());
     }
 
     #[tokio::test]
