@@ -685,6 +685,38 @@ check "file undeploy: the copy gone, nothing left to report" inside_sh \
   'osapictl file deploy motd --to /etc/motd --template >/dev/null && osapictl file undeploy motd >/dev/null && [ ! -e /etc/motd ] &&
    ! osapictl -o json file status motd | grep -q "\"path\""'
 
+# ---------------------------------------------------------------- network
+echo "== network interfaces through networkd, confirmed by reaching NATS"
+# A veth pair in the container's own network namespace (made with this
+# machine's ip: the container has no iproute2), configured by networkd.
+nsenter -t "$pid1" -n ip link add apptest0 type veth peer name apptest1
+nsenter -t "$pid1" -n ip link set apptest1 up
+inside_sh 'mkdir -p /etc/systemd/network && printf "[Match]\nName=apptest0\n\n[Network]\nAddress=10.254.1.1/24\n" >/etc/systemd/network/50-apptest.network && systemctl enable --now systemd-networkd >/dev/null 2>&1 && systemctl restart systemd-networkd'
+configured() {
+  local i
+  i=$(inside cat /sys/class/net/apptest0/ifindex)
+  for _ in $(seq 1 100); do
+    inside grep -q "ADMIN_STATE=configured" "/run/systemd/netif/links/$i" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  inside cat "/run/systemd/netif/links/$i"
+  return 1
+}
+check "networkd configures apptest0" configured
+check "network interface get apptest0: networkd's address and .network file" inside_sh \
+  'out=$(osapictl -o json network interface get apptest0) && echo "$out" | grep -q "10.254.1.1/24" && echo "$out" | grep -q "50-apptest.network"'
+check "network interface set --dry-run: the drop-in shown, nothing written" inside_sh \
+  'osapictl -o json network interface set apptest0 --address 10.254.2.1/24 --mtu 1400 --dry-run | grep -q "+MTUBytes=1400" && [ ! -e /etc/systemd/network/50-apptest.network.d/50-osapi-interface.conf ]'
+check "network interface set --address --mtu: applied through networkd, confirmed" inside_sh \
+  'osapictl -o json network interface set apptest0 --address 10.254.2.1/24 --mtu 1400 | grep -q "\"changed\": true" && grep -qx "MTUBytes=1400" /etc/systemd/network/50-apptest.network.d/50-osapi-interface.conf'
+check "the kernel has it: 10.254.2.1/24 instead of 10.254.1.1, MTU 1400" sh -c \
+  'a=$(nsenter -t '"$pid1"' -n ip -o addr show dev apptest0) && echo "$a" | grep -q "10.254.2.1/24" && ! echo "$a" | grep -q "10.254.1.1/24" && nsenter -t '"$pid1"' -n ip link show apptest0 | grep -q "mtu 1400"'
+check "network interface set again: changed false" inside_sh \
+  'osapictl -o json network interface set apptest0 --address 10.254.2.1/24 --mtu 1400 | grep -q "\"changed\": false"'
+check "network interface set of a link networkd does not configure: refused by name" inside_sh \
+  'out=$(osapictl network interface set apptest1 --mtu 1400 2>&1); [ $? -eq 1 ] && echo "$out" | grep -q "not configured by systemd-networkd"'
+nsenter -t "$pid1" -n ip link del apptest0 2>/dev/null || true
+
 # ---------------------------------------------------------------- power
 echo "== power through logind"
 # The agent's boot id is the kernel's (its sandbox hides the one nspawn gives

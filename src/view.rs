@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::provider::files::{FileDeployed, FileState, FileStatuses, FileUndeployed};
-use crate::provider::interfaces::{InterfaceInfo, Interfaces};
+use crate::provider::interfaces::{InterfaceChange, InterfaceInfo, Interfaces};
 use crate::provider::users::{
     GroupChange, GroupInfo, Groups, SshKey, SshKeyChange, SshKeys, UserChange, UserInfo, Users,
 };
@@ -781,6 +781,25 @@ impl Tabular for ClockChange {
             changed_text(self.changed, self.dry_run).to_owned(),
             value(&self.before),
             value(&self.after),
+        ]]
+    }
+}
+
+impl Tabular for InterfaceChange {
+    const COLUMNS: &'static [&'static str] =
+        &["INTERFACE", "CHANGED", "ADDRESSES", "MTU", "DROP-IN"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let now = self.after.as_ref().unwrap_or(&self.before);
+        vec![vec![
+            self.interface.clone(),
+            changed_text(self.changed, self.dry_run).to_owned(),
+            now.addresses
+                .iter()
+                .map(|a| a.address.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            now.mtu.to_string(),
+            self.path,
         ]]
     }
 }

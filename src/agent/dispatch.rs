@@ -222,6 +222,7 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         Operation::LoadGet => to_outcome(p.host_info.load().await),
         Operation::InterfaceList => to_outcome(p.interfaces.list().await),
         Operation::InterfaceGet(i) => to_outcome(p.interfaces.get(&i.interface).await),
+        Operation::InterfaceSet(s) => to_outcome(p.interfaces.set(s).await),
         Operation::DnsGet(d) => to_outcome(p.dns.get(&d.interface).await),
         Operation::DnsSet(d) => to_outcome(p.dns.set(d).await),
         Operation::Ping(ping) => to_outcome(p.ping.ping(ping).await),

@@ -134,6 +134,10 @@ pub async fn run(
     let store = JobStore::new(client.clone(), &buckets, names.clone());
     let registry = Registry::new(buckets.registry.clone(), settings.nats.registry.ttl);
     let cfg = &settings.agent;
+    // A network change is kept only when the agent still reaches NATS.
+    providers
+        .reach
+        .attach(Arc::new(bus::NatsReach::new(client.clone())));
     // Stored files come from the bus; templates see the host's facts.
     providers.file_source.attach(
         Arc::new(bus::LazyFileStore::new(js.clone(), names.clone())),

@@ -208,6 +208,34 @@ pub async fn round_trip(client: &Client) -> bool {
     )
 }
 
+/// [`crate::provider::interfaces::Reach`] over a NATS connection: round
+/// trips until one succeeds or the time is up (a cut link shows as failing
+/// flushes while the client reconnects).
+pub struct NatsReach(Client);
+
+impl NatsReach {
+    pub fn new(client: Client) -> Self {
+        NatsReach(client)
+    }
+}
+
+impl crate::provider::interfaces::Reach for NatsReach {
+    fn reach(&self, within: Duration) -> crate::provider::BoxFuture<'_, bool> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + within;
+            loop {
+                if round_trip(&self.0).await {
+                    return true;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    }
+}
+
 /// A server URL fit for messages: `nats://user:secret@host` → `nats://***@host`.
 pub(crate) fn redact_userinfo(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").map_or(("", url), |(s, r)| (s, r));

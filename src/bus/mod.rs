@@ -16,7 +16,7 @@ mod registry;
 mod store;
 pub(crate) mod transient;
 
-pub use connect::{connect, connect_watched, round_trip};
+pub use connect::{NatsReach, connect, connect_watched, round_trip};
 pub use credentials::Role;
 pub use deliveries::{CONSUMER_PATIENCE, Deliveries, Delivery, DeliverySettings};
 pub use enrollment::EnrollmentStore;

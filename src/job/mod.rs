@@ -11,6 +11,7 @@ mod cert;
 mod clock;
 mod file;
 pub mod hostname;
+mod interface;
 mod log;
 mod operation;
 mod power;
@@ -26,6 +27,7 @@ mod user;
 pub use cert::{CaAdd, CaList, CaRef};
 pub use clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
 pub use file::{FileDeploy, FileName, FileUndeploy, MAX_FILE_BYTES, check_file_name};
+pub use interface::{InterfaceSet, RouteSpec};
 pub use log::{Boot, LogQuery, PRIORITIES, parse_time};
 #[cfg(test)]
 pub(crate) use operation::examples;

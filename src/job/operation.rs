@@ -10,6 +10,7 @@ pub use super::cert::{CaAdd, CaList, CaRef};
 pub use super::clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
 pub use super::file::{FileDeploy, FileName, FileUndeploy};
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
+pub use super::interface::InterfaceSet;
 pub use super::log::LogQuery;
 pub use super::power::{PowerCancel, PowerSchedule};
 pub use super::process::{ProcessList, ProcessRef, ProcessSignal};
@@ -22,7 +23,7 @@ pub use super::user::{
     UserPassword, UserRef,
 };
 use crate::provider::files::{FileDeployed, FileStatuses, FileUndeployed};
-use crate::provider::interfaces::{InterfaceInfo, Interfaces};
+use crate::provider::interfaces::{InterfaceChange, InterfaceInfo, Interfaces};
 use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::users::{
     GroupChange, GroupInfo, Groups, SshKeyChange, SshKeys, UserChange, UserInfo, Users,
@@ -656,6 +657,9 @@ operations! {
     InterfaceGet(InterfaceRef) -> InterfaceInfo = "network.interface.get", Query, NetworkRead, idempotent: true, long: false,
         Get "/api/v1/network/interfaces/{interface}", cli: "network interface get",
         about: "One network interface";
+    InterfaceSet(InterfaceSet) -> InterfaceChange = "network.interface.set", Modify, NetworkWrite, idempotent: true, long: true,
+        Put "/api/v1/network/interfaces/{interface}", cli: "network interface set",
+        about: "Set addresses, DHCP, routes or MTU of a link networkd manages; reverted unless the agent reaches NATS again within confirm_within";
     Ping(Ping) -> PingResult = "network.ping.do", Query, NetworkRead, idempotent: true, long: true,
         Post "/api/v1/network/ping", cli: "network ping",
         about: "ICMP echo from the hosts to an address";
@@ -925,6 +929,10 @@ impl Operation {
                 p.delay().unwrap_or_default() + crate::provider::logind::MIN_DELAY + REBOOT_RETURN
             }
             Operation::SysctlSet(_) => UNIT_JOB_WAIT,
+            // Applying, the link settling, then the confirmation.
+            Operation::InterfaceSet(s) if !s.dry_run => {
+                s.confirm_within() + crate::provider::interfaces::SETTLE + Duration::from_secs(10)
+            }
             _ => match self.unit_change() {
                 Some((action, c))
                     if action.runs_job() || (c.now && action.then_now().is_some()) =>
@@ -1053,7 +1061,7 @@ pub(super) fn check_plain_name(field: &str, name: &str, max: usize) -> Result<()
 }
 
 /// A Linux interface name: 1–15 bytes, no `/`, whitespace or `:`.
-fn validate_interface(name: &str, field: &str) -> Result<(), InvalidInput> {
+pub(super) fn validate_interface(name: &str, field: &str) -> Result<(), InvalidInput> {
     let ok = !name.is_empty()
         && name.len() <= 15
         && name != "."
@@ -1157,6 +1165,10 @@ pub(crate) fn examples() -> Vec<Operation> {
         ),
         ("network.interface.list", json!(null)),
         ("network.interface.get", json!({"interface": "eth0"})),
+        (
+            "network.interface.set",
+            json!({"interface": "eth0", "addresses": ["10.0.0.2/24"], "routes": [{"destination": "0.0.0.0/0", "gateway": "10.0.0.1"}], "mtu": 1400, "confirm_within": "30s"}),
+        ),
         (
             "network.ping.do",
             json!({"address": "127.0.0.1", "count": 3, "timeout": "1s"}),

@@ -1,19 +1,38 @@
-//! Network interfaces as the kernel has them (`network.interface.list`,
-//! `network.interface.get`): links from `/sys/class/net` (index, MAC, MTU,
-//! operational state), addresses from `getifaddrs(3)`, routes from
-//! `/proc/net/route` and `/proc/net/ipv6_route`, and, where
-//! systemd-networkd manages a link, its state and `.network` file from
-//! `/run/systemd/netif/links/<ifindex>`. Reads only: no tool, no netlink
-//! crate, nothing that changes the host.
+//! Network interfaces (`network.interface.*`).
+//!
+//! Reads are the kernel's view: links from `/sys/class/net` (index, MAC,
+//! MTU, operational state), addresses from `getifaddrs(3)`, routes from
+//! `/proc/net/route` and `/proc/net/ipv6_route`, and, where systemd-networkd
+//! manages a link, its state and `.network` file from
+//! `/run/systemd/netif/links/<ifindex>`. No tool and no netlink crate.
+//!
+//! A change (`network.interface.set`) is a drop-in for the link's `.network`
+//! file (`/etc/systemd/network/<file>.d/50-osapi-interface.conf`), applied
+//! over D-Bus (`Reload`, `ReconfigureLink`), then **confirmed or reverted**:
+//! the agent waits for the link to show what was set, then must reach NATS
+//! again within `confirm_within` (60 s by default). If it cannot, it puts
+//! the old drop-in back, applies that, and fails the job saying so: a change
+//! that cuts the host off from its management undoes itself.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use zbus::proxy::CacheProperties;
 
-use super::{BoxFuture, ProviderError, ProviderResult};
+use super::hostnamed::{SystemBus, bus_error};
+use super::resolved::Network1ManagerProxy;
+use super::{BoxFuture, ProviderError, ProviderResult, put_file, read_optional};
+use crate::job::InterfaceSet;
+
+/// The drop-in a change writes, beside the link's `.network` file.
+const DROP_IN: &str = "50-osapi-interface.conf";
+/// How long a change may take to show on the link before it counts as failed.
+pub const SETTLE: Duration = Duration::from_secs(20);
 
 /// One address of an interface.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -70,25 +89,69 @@ pub struct InterfaceInfo {
 #[serde(transparent)]
 pub struct Interfaces(pub Vec<InterfaceInfo>);
 
-/// Reads the host's interfaces.
+/// What a change did, or would do.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct InterfaceChange {
+    pub interface: String,
+    pub changed: bool,
+    pub dry_run: bool,
+    /// The drop-in written (or that would be).
+    pub path: String,
+    /// Its text before → after.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub diff: String,
+    pub before: InterfaceInfo,
+    /// The link once the change was confirmed; absent in a dry run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<InterfaceInfo>,
+}
+
+/// Reads the host's interfaces and changes those networkd manages.
 pub trait InterfaceProvider: Send + Sync {
     fn list(&self) -> BoxFuture<'_, ProviderResult<Interfaces>>;
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<InterfaceInfo>>;
+    fn set<'a>(
+        &'a self,
+        request: &'a InterfaceSet,
+    ) -> BoxFuture<'a, ProviderResult<InterfaceChange>>;
 }
 
-/// The kernel's view, through `/sys`, `/proc` and `getifaddrs`.
+/// Whether the agent still reaches its management (NATS) after a change.
+pub trait Reach: Send + Sync {
+    /// True as soon as a round trip succeeds within `within`.
+    fn reach(&self, within: Duration) -> BoxFuture<'_, bool>;
+}
+
+/// The [`Reach`] probe, given by the agent once connected.
+#[derive(Default)]
+pub struct ReachSlot(OnceLock<Arc<dyn Reach>>);
+
+impl ReachSlot {
+    pub fn attach(&self, probe: Arc<dyn Reach>) {
+        let _ = self.0.set(probe);
+    }
+}
+
+/// The kernel's view, through `/sys`, `/proc` and `getifaddrs`; changes
+/// through networkd.
 pub struct KernelInterfaces {
     sys_net: PathBuf,
     proc_net: PathBuf,
     networkd_links: PathBuf,
+    networkd_config: PathBuf,
+    bus: Arc<SystemBus>,
+    reach: Arc<ReachSlot>,
 }
 
-impl Default for KernelInterfaces {
-    fn default() -> Self {
+impl KernelInterfaces {
+    pub fn new(bus: Arc<SystemBus>, reach: Arc<ReachSlot>) -> Self {
         KernelInterfaces {
             sys_net: PathBuf::from("/sys/class/net"),
             proc_net: PathBuf::from("/proc/net"),
             networkd_links: PathBuf::from("/run/systemd/netif/links"),
+            networkd_config: PathBuf::from("/etc/systemd/network"),
+            bus,
+            reach,
         }
     }
 }
@@ -271,21 +334,138 @@ fn networkd_state(text: &str) -> NetworkdLink {
     }
 }
 
+impl KernelInterfaces {
+    fn one(&self, name: &str) -> ProviderResult<InterfaceInfo> {
+        self.read_all(Some(name))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ProviderError::NotFound {
+                what: "interface",
+                name: name.to_owned(),
+            })
+    }
+
+    /// `Reload` and `ReconfigureLink` over D-Bus.
+    async fn apply(&self, ifindex: u32) -> ProviderResult<()> {
+        let ifindex = i32::try_from(ifindex).unwrap_or(i32::MAX);
+        self.bus
+            .call(|conn| async move {
+                let manager = Network1ManagerProxy::builder(&conn)
+                    .cache_properties(CacheProperties::No)
+                    .build()
+                    .await?;
+                manager.reload().await?;
+                manager.reconfigure_link(ifindex).await
+            })
+            .await
+            .map_err(|e| bus_error(e, "systemd-networkd", "network.interface.set", "interface"))
+    }
+
+    /// Whether the link shows what `request` set (addresses, MTU) by now.
+    fn shows(&self, request: &InterfaceSet) -> bool {
+        let Ok(now) = self.one(&request.interface) else {
+            return false;
+        };
+        let addresses_in = request
+            .addresses
+            .iter()
+            .flatten()
+            .all(|want| now.addresses.iter().any(|a| a.address == *want));
+        addresses_in && request.mtu.is_none_or(|mtu| now.mtu == mtu)
+    }
+
+    /// Waits for the link to show the change, then for NATS to answer.
+    async fn confirmed(&self, request: &InterfaceSet) -> Result<(), String> {
+        let settle = tokio::time::Instant::now() + SETTLE;
+        while !self.shows(request) {
+            if tokio::time::Instant::now() >= settle {
+                return Err(format!(
+                    "the link did not show the change within {}s",
+                    SETTLE.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let within = request.confirm_within();
+        match self.reach.0.get() {
+            Some(probe) if probe.reach(within).await => Ok(()),
+            Some(_) => Err(format!(
+                "the agent did not reach NATS within {}s",
+                within.as_secs()
+            )),
+            None => Err("the agent has no connection to check".to_owned()),
+        }
+    }
+}
+
 impl InterfaceProvider for KernelInterfaces {
+    fn set<'a>(
+        &'a self,
+        request: &'a InterfaceSet,
+    ) -> BoxFuture<'a, ProviderResult<InterfaceChange>> {
+        Box::pin(async move {
+            let before = self.one(&request.interface)?;
+            let Some(network_file) = before
+                .networkd
+                .as_ref()
+                .and_then(|n| n.network_file.clone())
+            else {
+                return Err(ProviderError::invalid(
+                    "interface",
+                    format!(
+                        "{} is not configured by systemd-networkd (no .network file applies to it)",
+                        request.interface
+                    ),
+                ));
+            };
+            let file_name = Path::new(&network_file)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let path = self
+                .networkd_config
+                .join(format!("{file_name}.d"))
+                .join(DROP_IN);
+            let old = read_optional(&path)?;
+            let new = request.drop_in();
+            let mut change = InterfaceChange {
+                interface: request.interface.clone(),
+                changed: old.as_deref() != Some(new.as_str()),
+                dry_run: request.dry_run,
+                path: path.display().to_string(),
+                diff: crate::diff::unified(old.as_deref().unwrap_or_default(), &new),
+                before,
+                after: None,
+            };
+            if request.dry_run || !change.changed {
+                return Ok(change);
+            }
+            put_file(&path, Some(&new))?;
+            let applied = self.apply(change.before.index).await;
+            let verdict = match applied {
+                Ok(()) => self.confirmed(request).await,
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(why) = verdict {
+                // Not confirmed: the old configuration back, applied.
+                put_file(&path, old.as_deref())?;
+                let _ = self.apply(change.before.index).await;
+                return Err(ProviderError::Unavailable {
+                    service: "systemd-networkd",
+                    detail: format!("{why}; the old configuration is back"),
+                });
+            }
+            change.after = Some(self.one(&request.interface)?);
+            Ok(change)
+        })
+    }
+
     fn list(&self) -> BoxFuture<'_, ProviderResult<Interfaces>> {
         Box::pin(async move { self.read_all(None).map(Interfaces) })
     }
 
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<InterfaceInfo>> {
-        Box::pin(async move {
-            self.read_all(Some(name))?
-                .into_iter()
-                .next()
-                .ok_or_else(|| ProviderError::NotFound {
-                    what: "interface",
-                    name: name.to_owned(),
-                })
-        })
+        Box::pin(async move { self.one(name) })
     }
 }
 
@@ -339,16 +519,20 @@ ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000
         assert_eq!(networkd_state("ADMIN_STATE=unmanaged\n").network_file, None);
     }
 
+    fn kernel() -> KernelInterfaces {
+        KernelInterfaces::new(Arc::new(SystemBus::new()), Arc::default())
+    }
+
     #[tokio::test]
     async fn loopback_reads_as_the_kernel_has_it() {
-        let lo = KernelInterfaces::default().get("lo").await.unwrap();
+        let lo = kernel().get("lo").await.unwrap();
         assert_eq!(lo.index, 1);
         assert!(
             lo.addresses.iter().any(|a| a.address == "127.0.0.1/8"),
             "{lo:?}"
         );
         assert!(matches!(
-            KernelInterfaces::default().get("osapi-none0").await,
+            kernel().get("osapi-none0").await,
             Err(ProviderError::NotFound { .. })
         ));
     }

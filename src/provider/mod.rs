@@ -642,6 +642,12 @@ impl interfaces::InterfaceProvider for Unsupported {
     ) -> BoxFuture<'a, ProviderResult<interfaces::InterfaceInfo>> {
         unsupported("network.interface.get")
     }
+    fn set<'a>(
+        &'a self,
+        _request: &'a crate::job::InterfaceSet,
+    ) -> BoxFuture<'a, ProviderResult<interfaces::InterfaceChange>> {
+        unsupported("network.interface.set")
+    }
 }
 
 impl PowerProvider for Unsupported {
@@ -734,6 +740,8 @@ pub struct Providers {
     pub trust: Arc<dyn TrustProvider>,
     pub users: Arc<dyn users::UserProvider>,
     pub interfaces: Arc<dyn interfaces::InterfaceProvider>,
+    /// Whether the agent still reaches NATS: attached once connected.
+    pub reach: Arc<interfaces::ReachSlot>,
     pub files: Arc<dyn files::FileProvider>,
     /// Where `files` fetches from: attached by the agent once connected.
     pub file_source: Arc<files::SourceSlot>,
@@ -748,6 +756,7 @@ impl Providers {
         // One system-bus connection for both D-Bus providers, made on first use.
         let bus = Arc::new(hostnamed::SystemBus::new());
         let file_source = Arc::new(files::SourceSlot::default());
+        let reach = Arc::new(interfaces::ReachSlot::default());
         Providers {
             hostname: Arc::new(hostnamed::HostnamedHostname::new(bus.clone())),
             host_info: Arc::new(procfs::ProcfsHostInfo),
@@ -755,11 +764,15 @@ impl Providers {
             service: Arc::new(systemd1::Systemd1Units::new(bus.clone())),
             clock: Arc::new(timedated::TimedatedClock::new(bus.clone())),
             power: Arc::new(logind::LogindPower::new(bus.clone())),
-            sysctl: Arc::new(sysctl::ProcSysctl::new(bus)),
+            sysctl: Arc::new(sysctl::ProcSysctl::new(bus.clone())),
             processes: Arc::new(processes::ProcProcesses),
             trust: Arc::new(trust::HostTrust::new(trust::TrustStore::detect())),
             users: Arc::new(users::ShadowUsers),
-            interfaces: Arc::new(interfaces::KernelInterfaces::default()),
+            interfaces: Arc::new(interfaces::KernelInterfaces::new(
+                bus.clone(),
+                reach.clone(),
+            )),
+            reach,
             files: Arc::new(files::DeployedFiles::new(
                 file_source.clone(),
                 crate::files::agent_state_dir(),

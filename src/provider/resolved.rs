@@ -69,9 +69,11 @@ trait Resolve1Link {
     default_service = "org.freedesktop.network1",
     default_path = "/org/freedesktop/network1"
 )]
-trait Network1Manager {
+pub(crate) trait Network1Manager {
     /// Re-reads `.network` files and reconfigures the links whose files changed.
     fn reload(&self) -> zbus::Result<()>;
+    /// Applies the link's configuration again.
+    fn reconfigure_link(&self, ifindex: i32) -> zbus::Result<()>;
 }
 
 /// Where the provider looks on the host; replaceable for tests.

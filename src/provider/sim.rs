@@ -56,6 +56,7 @@ impl SimProviders {
             trust: Arc::new(Unsupported),
             users: Arc::new(Unsupported),
             interfaces: Arc::new(Unsupported),
+            reach: Arc::default(),
             files: Arc::new(Unsupported),
             file_source: Arc::default(),
             processes: Arc::new(Unsupported),

@@ -647,4 +647,49 @@ async fn interfaces_read_as_the_kernel_has_them() {
         (400, Some("interface")),
         "{body}"
     );
+
+    // A change: read may not; bad settings are 400s naming them; a link no
+    // networkd configures (none runs here) is refused on the host, unchanged.
+    let admin = stack.token(&["admin"]);
+    let set = |body: Value, token: &str| {
+        stack
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/v1/network/interfaces/{}", veth.name),
+                token,
+            )
+            .json(&body)
+    };
+    let (status, _) = crate::harness::send_json(set(json!({"mtu": 1300}), &read)).await;
+    assert_eq!(status, 403);
+    for (body, field) in [
+        (json!({"mtu": 20}), "mtu"),
+        (json!({"addresses": ["10.254.7.1"]}), "addresses"),
+        (
+            json!({"routes": [{"destination": "10.0.0.0/8", "gateway": "fd00::1"}]}),
+            "routes",
+        ),
+        (json!({}), "addresses"),
+    ] {
+        let (status, resp) = crate::harness::send_json(set(body, &admin)).await;
+        assert_eq!(
+            (status, resp["field"].as_str()),
+            (400, Some(field)),
+            "{resp}"
+        );
+    }
+    let (status, resp) = crate::harness::send_json(set(json!({"mtu": 1300}), &admin)).await;
+    assert_eq!(
+        (status, resp["status"].as_str()),
+        (200, Some("failed")),
+        "{resp}"
+    );
+    assert!(
+        resp["results"][0]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not configured by systemd-networkd")),
+        "{resp}"
+    );
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{}/mtu", veth.name)).unwrap();
+    assert_eq!(mtu.trim(), "1400");
 }
