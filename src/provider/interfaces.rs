@@ -318,6 +318,86 @@ fn ipv6_routes(text: &str) -> Vec<(String, Route)> {
         .collect()
 }
 
+/// The global addresses (`addr/prefix`) of `now` that are not in `keep`:
+/// what networkd (before v254) leaves on a link after its `.network` file
+/// stopped naming them. Link-local addresses stay.
+fn stale_addresses<'a>(now: &'a [InterfaceAddress], keep: &[String]) -> Vec<&'a str> {
+    now.iter()
+        .map(|a| a.address.as_str())
+        .filter(|a| !keep.iter().any(|k| k == a))
+        .filter(|a| !a.starts_with("fe80:") && !a.starts_with("169.254."))
+        .collect()
+}
+
+/// Removes `cidr` from link `ifindex`: one `RTM_DELADDR` over a netlink
+/// route socket, and its acknowledgement.
+fn delete_address(ifindex: u32, cidr: &str) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidInput, cidr.to_owned());
+    let (ip, prefix) = cidr.split_once('/').ok_or_else(bad)?;
+    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    let (family, bytes, attrs): (u8, Vec<u8>, &[u16]) = match ip {
+        IpAddr::V4(a) => (
+            libc::AF_INET as u8,
+            a.octets().to_vec(),
+            &[libc::IFA_LOCAL, libc::IFA_ADDRESS],
+        ),
+        IpAddr::V6(a) => (
+            libc::AF_INET6 as u8,
+            a.octets().to_vec(),
+            &[libc::IFA_ADDRESS],
+        ),
+    };
+    let mut body = vec![family, prefix, 0, 0];
+    body.extend(ifindex.to_ne_bytes());
+    for attr in attrs {
+        let len = 4 + bytes.len();
+        body.extend((len as u16).to_ne_bytes());
+        body.extend(attr.to_ne_bytes());
+        body.extend(&bytes);
+        body.resize(body.len().next_multiple_of(4), 0);
+    }
+    let mut msg = Vec::with_capacity(16 + body.len());
+    msg.extend(((16 + body.len()) as u32).to_ne_bytes());
+    msg.extend(libc::RTM_DELADDR.to_ne_bytes());
+    msg.extend(((libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16).to_ne_bytes());
+    msg.extend(1u32.to_ne_bytes());
+    msg.extend(0u32.to_ne_bytes());
+    msg.extend(body);
+    // SAFETY: a plain socket(2); the descriptor is owned at once.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a descriptor we just opened and nobody else holds.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: the buffers outlive the calls, their lengths are theirs.
+    let sent = unsafe { libc::send(sock.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+    if sent < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut reply = [0u8; 512];
+    let got = unsafe { libc::recv(sock.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
+    if got < 20 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let kind = u16::from_ne_bytes([reply[4], reply[5]]);
+    let errno = i32::from_ne_bytes([reply[16], reply[17], reply[18], reply[19]]);
+    match (kind, errno) {
+        (k, 0) if k == libc::NLMSG_ERROR as u16 => Ok(()),
+        // Gone already: what we wanted.
+        (_, e) if -e == libc::EADDRNOTAVAIL => Ok(()),
+        (_, e) => Err(std::io::Error::from_raw_os_error(-e)),
+    }
+}
+
 /// A networkd link state file's `ADMIN_STATE`, `OPER_STATE` and `NETWORK_FILE`.
 fn networkd_state(text: &str) -> NetworkdLink {
     let value = |key: &str| {
@@ -441,15 +521,42 @@ impl InterfaceProvider for KernelInterfaces {
                 return Ok(change);
             }
             put_file(&path, Some(&new))?;
-            let applied = self.apply(change.before.index).await;
+            let index = change.before.index;
+            let applied = self.apply(index).await;
+            // networkd keeps addresses its file no longer names: the ones
+            // replaced go, as the request says.
+            if applied.is_ok()
+                && let Some(wanted) = &request.addresses
+            {
+                for stale in stale_addresses(&change.before.addresses, wanted) {
+                    if let Err(e) = delete_address(index, stale) {
+                        tracing::warn!(address = stale, error = %e, "cannot remove a replaced address");
+                    }
+                }
+            }
             let verdict = match applied {
                 Ok(()) => self.confirmed(request).await,
                 Err(e) => Err(e.to_string()),
             };
             if let Err(why) = verdict {
-                // Not confirmed: the old configuration back, applied.
+                // Not confirmed: the old configuration back, applied, and
+                // the addresses it brought taken off again.
                 put_file(&path, old.as_deref())?;
-                let _ = self.apply(change.before.index).await;
+                let _ = self.apply(index).await;
+                let had: Vec<String> = change
+                    .before
+                    .addresses
+                    .iter()
+                    .map(|a| a.address.clone())
+                    .collect();
+                for added in request
+                    .addresses
+                    .iter()
+                    .flatten()
+                    .filter(|a| !had.contains(a))
+                {
+                    let _ = delete_address(index, added);
+                }
                 return Err(ProviderError::Unavailable {
                     service: "systemd-networkd",
                     detail: format!("{why}; the old configuration is back"),
@@ -521,6 +628,25 @@ ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000
 
     fn kernel() -> KernelInterfaces {
         KernelInterfaces::new(Arc::new(SystemBus::new()), Arc::default())
+    }
+
+    #[test]
+    fn replaced_addresses_are_the_global_ones_not_kept() {
+        let a = |s: &str| InterfaceAddress {
+            address: s.to_owned(),
+            family: String::new(),
+        };
+        let now = [
+            a("10.0.0.1/24"),
+            a("10.0.0.2/24"),
+            a("fe80::1/64"),
+            a("fd00::1/64"),
+        ];
+        assert_eq!(
+            stale_addresses(&now, &["10.0.0.2/24".to_owned()]),
+            vec!["10.0.0.1/24", "fd00::1/64"]
+        );
+        assert!(delete_address(1, "not an address").is_err());
     }
 
     #[tokio::test]
