@@ -454,8 +454,15 @@ impl KernelInterfaces {
         addresses_in && request.mtu.is_none_or(|mtu| now.mtu == mtu)
     }
 
-    /// Waits for the link to show the change, then for NATS to answer.
-    async fn confirmed(&self, request: &InterfaceSet) -> Result<(), String> {
+    /// Waits for the link to show the change; then takes off the addresses
+    /// it replaced (networkd 252 keeps addresses its file no longer names;
+    /// only now, or its reconfiguring could bring them back), and waits for
+    /// NATS to answer.
+    async fn confirmed(
+        &self,
+        request: &InterfaceSet,
+        before: &InterfaceInfo,
+    ) -> Result<(), String> {
         let settle = tokio::time::Instant::now() + SETTLE;
         while !self.shows(request) {
             if tokio::time::Instant::now() >= settle {
@@ -465,6 +472,13 @@ impl KernelInterfaces {
                 ));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if let Some(wanted) = &request.addresses {
+            for stale in stale_addresses(&before.addresses, wanted) {
+                if let Err(e) = delete_address(before.index, stale) {
+                    tracing::warn!(address = stale, error = %e, "cannot remove a replaced address");
+                }
+            }
         }
         let within = request.confirm_within();
         match self.reach.0.get() {
@@ -523,19 +537,8 @@ impl InterfaceProvider for KernelInterfaces {
             put_file(&path, Some(&new))?;
             let index = change.before.index;
             let applied = self.apply(index).await;
-            // networkd keeps addresses its file no longer names: the ones
-            // replaced go, as the request says.
-            if applied.is_ok()
-                && let Some(wanted) = &request.addresses
-            {
-                for stale in stale_addresses(&change.before.addresses, wanted) {
-                    if let Err(e) = delete_address(index, stale) {
-                        tracing::warn!(address = stale, error = %e, "cannot remove a replaced address");
-                    }
-                }
-            }
             let verdict = match applied {
-                Ok(()) => self.confirmed(request).await,
+                Ok(()) => self.confirmed(request, &change.before).await,
                 Err(e) => Err(e.to_string()),
             };
             if let Err(why) = verdict {
