@@ -83,14 +83,11 @@ impl Assets {
         format!("OBJ_{}", self.files)
     }
 
-    /// Reading stored files: an ordered consumer on the file store, flow
-    /// control, and its last-message reads (object infos).
-    fn file_reads(&self) -> Vec<String> {
+    /// Reading stored files' contents: an ordered consumer on the file
+    /// store, and its flow control.
+    fn file_consumers(&self) -> Vec<String> {
         let stream = self.files_stream();
         vec![
-            format!("$JS.API.STREAM.MSG.GET.{stream}"),
-            format!("$JS.API.DIRECT.GET.{stream}"),
-            format!("$JS.API.DIRECT.GET.{stream}.>"),
             format!("$JS.API.CONSUMER.CREATE.{stream}"),
             format!("$JS.API.CONSUMER.CREATE.{stream}.>"),
             format!("$JS.FC.{stream}.>"),
@@ -222,8 +219,8 @@ fn api(a: &Assets) -> Permissions {
         allow.push(format!("$KV.{bucket}.>"));
     }
     // Files: stored (chunks and infos), listed, replaced and deleted (which
-    // purges their chunks).
-    allow.extend(a.file_reads());
+    // purges their chunks); infos are read like every stream's messages above.
+    allow.extend(a.file_consumers());
     allow.push(format!("$JS.API.STREAM.PURGE.{}", a.files_stream()));
     allow.push(format!("$O.{}.>", a.files));
     allow.push(format!("{}.>", a.jobs_subjects));
@@ -275,7 +272,12 @@ fn agent_reads(a: &Assets) -> Vec<String> {
         allow.push(format!("$JS.API.DIRECT.GET.{stream}"));
         allow.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
     }
-    allow.extend(a.file_reads());
+    // Stored files: their infos (last messages) and contents (a consumer).
+    let files = a.files_stream();
+    allow.push(format!("$JS.API.STREAM.MSG.GET.{files}"));
+    allow.push(format!("$JS.API.DIRECT.GET.{files}"));
+    allow.push(format!("$JS.API.DIRECT.GET.{files}.>"));
+    allow.extend(a.file_consumers());
     allow
 }
 
