@@ -73,7 +73,8 @@ permissions! {
     CertRead = "cert:read",
     /// Add and remove trusted certificate authorities.
     CertWrite = "cert:write",
-    /// List stored files and see where deployed ones drifted.
+    /// List stored files and see where deployed ones drifted (with diffs
+    /// of their contents, so not in the read role).
     FileRead = "file:read",
     /// Store, delete and deploy files (a deploy writes any path as any owner).
     FileWrite = "file:write",
@@ -157,7 +158,9 @@ impl Roles {
         let read: PermissionSet = admin
             .iter()
             .copied()
-            .filter(|p| p.as_str().ends_with(":read") && !matches!(p, AuditRead | LogRead))
+            .filter(|p| {
+                p.as_str().ends_with(":read") && !matches!(p, AuditRead | LogRead | FileRead)
+            })
             .collect();
         let mut table = BTreeMap::from([
             ("admin".to_owned(), admin),
@@ -219,7 +222,6 @@ mod tests {
                 SysctlRead,
                 ProcessRead,
                 CertRead,
-                FileRead,
                 UserRead
             ]
         );

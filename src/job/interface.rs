@@ -45,7 +45,8 @@ pub struct InterfaceSet {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "yes|no|ipv4|ipv6")]
     pub dhcp: Option<String>,
-    /// Static routes; replace the `.network` file's.
+    /// Static routes, added to the `.network` file's (a drop-in cannot take
+    /// a `[Route]` section away).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[arg(
         long = "route",

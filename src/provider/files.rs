@@ -674,18 +674,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_link_at_the_target_is_replaced_not_followed() {
+    async fn a_link_at_the_target_is_refused_not_followed() {
         let dir = tempfile::tempdir().unwrap();
         let victim = dir.path().join("victim");
         std::fs::write(&victim, "keep me\n").unwrap();
         let target = dir.path().join("motd");
         std::os::unix::fs::symlink(&victim, &target).unwrap();
         let files = deployer(dir.path(), "new\n");
-        files
+        let e = files
             .deploy(&deploy(&target, false, false))
             .await
             .unwrap_err();
-        // A link is not a regular file: refused, and the victim untouched.
+        // A link is not a regular file: refused, the link and its victim as they were.
+        assert!(
+            matches!(&e, ProviderError::Invalid(i) if i.field == "path"),
+            "{e}"
+        );
+        assert!(
+            std::fs::symlink_metadata(&target)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
     }
 }

@@ -300,11 +300,13 @@ fn ipv6_routes(text: &str) -> Vec<(String, Route)> {
             let metric = u32::from_str_radix(f.get(5)?, 16).ok()?;
             let flags = u32::from_str_radix(f.get(8)?, 16).ok()?;
             let iface = (*f.get(9)?).to_owned();
-            let local_or_multicast =
-                dest.is_multicast() || (prefix == 128 && flags & 0x8000_0000 != 0);
-            let usable = flags & 0x1 != 0 && flags & 0x200 == 0 && !local_or_multicast;
-            // The kernel's own local table entries have RTF_LOCAL (0x80000000).
-            (usable && flags & 0x8000_0000 == 0).then(|| {
+            // Up (RTF_UP), not a reject route, not the kernel's local table
+            // (RTF_LOCAL), not multicast.
+            let usable = flags & 0x1 != 0
+                && flags & 0x200 == 0
+                && flags & 0x8000_0000 == 0
+                && !dest.is_multicast();
+            usable.then(|| {
                 (
                     iface,
                     Route {
@@ -385,8 +387,11 @@ fn delete_address(ifindex: u32, cidr: &str) -> std::io::Result<()> {
     }
     let mut reply = [0u8; 512];
     let got = unsafe { libc::recv(sock.as_raw_fd(), reply.as_mut_ptr().cast(), reply.len(), 0) };
-    if got < 20 {
+    if got < 0 {
         return Err(std::io::Error::last_os_error());
+    }
+    if got < 20 {
+        return Err(std::io::Error::other("a short netlink reply"));
     }
     let kind = u16::from_ne_bytes([reply[4], reply[5]]);
     let errno = i32::from_ne_bytes([reply[16], reply[17], reply[18], reply[19]]);

@@ -225,6 +225,18 @@ mod tests {
     #[test]
     fn the_unit_comes_from_the_cgroup() {
         assert_eq!(unit_of("0::/\n"), None);
+        assert_eq!(
+            unit_of("0::/system.slice/osapi-agent.service\n").as_deref(),
+            Some("osapi-agent.service")
+        );
+        assert_eq!(
+            unit_of("1:name=systemd:/user.slice/user-0.slice/session-3.scope\n").as_deref(),
+            Some("session-3.scope")
+        );
+        assert_eq!(
+            unit_of("0::/system.slice/foo.service/payload\n").as_deref(),
+            Some("foo.service")
+        );
     }
 
     #[tokio::test]

@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use x509_cert::Certificate;
@@ -178,17 +177,13 @@ fn parse_block(block: &str) -> Result<Parsed, String> {
             subject: tbs.subject.to_string(),
             not_before: at(tbs.validity.not_before),
             not_after: at(tbs.validity.not_after),
-            sha256: hex(&Sha256::digest(&der)),
+            sha256: super::files::sha256_hex(&der),
             name: None,
         },
         common_name,
         is_ca,
         signs_certificates,
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The name a CA is kept under when the request gives none: its common name
@@ -564,9 +559,9 @@ pub(crate) mod tests {
     /// package) parses whole.
     #[test]
     fn this_host_s_bundle_parses() {
-        let Some(store) = TrustStore::detect() else {
-            return;
-        };
+        // ca-certificates is a dependency of the package, and install-deps
+        // puts it on test machines.
+        let store = TrustStore::detect().expect("update-ca-certificates or update-ca-trust");
         let text = std::fs::read_to_string(&store.bundle).unwrap();
         let all = parse_all(&text);
         assert!(all.len() > 50, "{}", all.len());

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
-use nix::fcntl::{OFlag, open, openat, renameat};
+use nix::fcntl::{OFlag, openat, renameat};
 use nix::sys::stat::{Mode, fstat, mkdirat};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -254,10 +254,13 @@ fn open_ssh_dir(user: &UserInfo, create: bool) -> ProviderResult<Option<OwnedFd>
         )
     };
     let dir_flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let home = match open(Path::new(&user.home), dir_flags, Mode::empty()) {
+    // No link another user planted on the way to the home is followed.
+    let home = match crate::files::open_dir_without_planted_links(Path::new(&user.home)) {
         Ok(fd) => fd,
-        Err(nix::Error::ENOENT) if !create => return Ok(None),
-        Err(e) => return Err(err("opening", e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(None),
+        Err(e) => {
+            return Err(ProviderError::io(format!("opening {}", user.home), e));
+        }
     };
     let ssh = match openat(&home, ".ssh", dir_flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -286,19 +289,26 @@ fn open_ssh_dir(user: &UserInfo, create: bool) -> ProviderResult<Option<OwnedFd>
     Ok(Some(ssh))
 }
 
-/// `authorized_keys` in `.ssh`, read without following a link.
+/// `authorized_keys` in `.ssh`, read without following a link or blocking
+/// on a FIFO, only when it is a regular file, and at most 1 MiB of it.
 fn read_keys_file(ssh: &impl AsFd, user: &UserInfo) -> ProviderResult<String> {
-    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    match openat(ssh, "authorized_keys", flags, Mode::empty()) {
-        Ok(fd) => std::io::read_to_string(std::fs::File::from(fd)).map_err(|e| {
-            ProviderError::io(format!("reading {}/.ssh/authorized_keys", user.home), e)
-        }),
-        Err(nix::Error::ENOENT) => Ok(String::new()),
-        Err(e) => Err(ProviderError::io(
-            format!("opening {}/.ssh/authorized_keys", user.home),
-            e.into(),
-        )),
+    const MAX: u64 = 1024 * 1024;
+    let path = format!("{}/.ssh/authorized_keys", user.home);
+    let failed = |e: std::io::Error| ProviderError::io(format!("reading {path}"), e);
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let file = match openat(ssh, "authorized_keys", flags, Mode::empty()) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(nix::Error::ENOENT) => return Ok(String::new()),
+        Err(e) => return Err(failed(e.into())),
+    };
+    let meta = file.metadata().map_err(failed)?;
+    if !meta.is_file() || meta.len() > MAX {
+        return Err(ProviderError::invalid(
+            "name",
+            format!("{path} is not a regular file of at most 1 MiB"),
+        ));
     }
+    std::io::read_to_string(std::io::Read::take(file, MAX)).map_err(failed)
 }
 
 /// Replaces `authorized_keys` in `.ssh` with `text`: a new file (the user's,
@@ -413,8 +423,43 @@ fn is_system(id: u32) -> bool {
     !(FIRST_REGULAR_ID..LAST_REGULAR_ID).contains(&id)
 }
 
-/// Builds the users named by `wanted` (all when `None`).
-fn read_users(wanted: Option<&str>) -> Vec<UserInfo> {
+/// One account as NSS gives it: name, uid, gid, GECOS, home, shell.
+type Passwd = (String, u32, u32, String, String, String);
+
+/// A user's info from its passwd entry, its groups named by `group_name`,
+/// and its `/etc/shadow` line among `shadow`.
+fn build_user(
+    (name, uid, gid, comment, home, shell): Passwd,
+    group_name: &dyn Fn(u32) -> String,
+    shadow: &[(String, String)],
+) -> UserInfo {
+    let supplementary = CString::new(name.as_str())
+        .ok()
+        .and_then(|c| nix::unistd::getgrouplist(&c, nix::unistd::Gid::from_raw(gid)).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|g| g.as_raw())
+        .filter(|g| *g != gid)
+        .map(group_name)
+        .collect();
+    let pw = shadow.iter().find(|(n, _)| *n == name).map(|(_, p)| p);
+    UserInfo {
+        group: group_name(gid),
+        groups: supplementary,
+        system: is_system(uid),
+        locked: pw.map(|p| p.starts_with('!')),
+        password_set: pw.map(|p| p.trim_start_matches('!').starts_with('$')),
+        name,
+        uid,
+        gid,
+        comment: comment.split(',').next().unwrap_or_default().to_owned(),
+        home,
+        shell,
+    }
+}
+
+/// Every user NSS enumerates.
+fn read_users() -> Vec<UserInfo> {
     let groups = all_groups();
     let shadow = shadow();
     let group_name = |gid: u32| {
@@ -425,33 +470,29 @@ fn read_users(wanted: Option<&str>) -> Vec<UserInfo> {
     };
     all_passwd()
         .into_iter()
-        .filter(|p| wanted.is_none_or(|w| w == p.0))
-        .map(|(name, uid, gid, comment, home, shell)| {
-            let supplementary = CString::new(name.as_str())
-                .ok()
-                .and_then(|c| nix::unistd::getgrouplist(&c, nix::unistd::Gid::from_raw(gid)).ok())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|g| g.as_raw())
-                .filter(|g| *g != gid)
-                .map(group_name)
-                .collect();
-            let pw = shadow.iter().find(|(n, _)| *n == name).map(|(_, p)| p);
-            UserInfo {
-                group: group_name(gid),
-                groups: supplementary,
-                system: is_system(uid),
-                locked: pw.map(|p| p.starts_with('!')),
-                password_set: pw.map(|p| p.trim_start_matches('!').starts_with('$')),
-                name,
-                uid,
-                gid,
-                comment: comment.split(',').next().unwrap_or_default().to_owned(),
-                home,
-                shell,
-            }
-        })
+        .map(|p| build_user(p, &group_name, &shadow))
         .collect()
+}
+
+/// One user, looked up by name (`getpwnam`): found even where NSS does not
+/// enumerate (LDAP, sssd).
+fn read_user(name: &str) -> Option<UserInfo> {
+    let u = nix::unistd::User::from_name(name).ok()??;
+    let passwd = (
+        u.name,
+        u.uid.as_raw(),
+        u.gid.as_raw(),
+        u.gecos.to_string_lossy().into_owned(),
+        u.dir.display().to_string(),
+        u.shell.display().to_string(),
+    );
+    let group_name = |gid: u32| {
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+            .ok()
+            .flatten()
+            .map_or_else(|| gid.to_string(), |g| g.name)
+    };
+    Some(build_user(passwd, &group_name, &shadow()))
 }
 
 /// The hash `/etc/shadow` holds for `name`, without a lock mark.
@@ -465,15 +506,12 @@ fn shadow_hash(name: &str) -> Option<String> {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ProviderResult<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ProviderError::io("reading the account database", std::io::Error::other(e)))
+        .map_err(|e| ProviderError::io("looking up accounts", std::io::Error::other(e)))
 }
 
 async fn find_user(name: &str) -> ProviderResult<Option<UserInfo>> {
     let name = name.to_owned();
-    Ok(blocking(move || read_users(Some(&name)))
-        .await?
-        .into_iter()
-        .next())
+    blocking(move || read_user(&name)).await
 }
 
 async fn user(name: &str) -> ProviderResult<UserInfo> {
@@ -485,12 +523,20 @@ async fn user(name: &str) -> ProviderResult<UserInfo> {
         })
 }
 
+/// One group, looked up by name (`getgrnam`).
 async fn find_group(name: &str) -> ProviderResult<Option<GroupInfo>> {
     let name = name.to_owned();
-    Ok(blocking(all_groups)
-        .await?
-        .into_iter()
-        .find(|g| g.name == name))
+    blocking(move || {
+        nix::unistd::Group::from_name(&name)
+            .ok()
+            .flatten()
+            .map(|g| GroupInfo {
+                name: g.name,
+                gid: g.gid.as_raw(),
+                members: g.mem,
+            })
+    })
+    .await
 }
 
 /// The shells `/etc/shells` lists, and nologin.
@@ -591,7 +637,7 @@ async fn tool(program: &'static str, args: &[String]) -> ProviderResult<()> {
 impl UserProvider for ShadowUsers {
     fn list(&self, system: bool) -> BoxFuture<'_, ProviderResult<Users>> {
         Box::pin(async move {
-            let mut all = blocking(|| read_users(None)).await?;
+            let mut all = blocking(read_users).await?;
             all.retain(|u| system || !u.system);
             all.sort_by_key(|u| u.uid);
             Ok(Users(all))
@@ -1007,10 +1053,11 @@ mod tests {
 
     #[test]
     fn root_reads_through_nss() {
-        let users = read_users(Some("root"));
-        let root = users.first().unwrap();
+        let root = read_user("root").unwrap();
         assert_eq!((root.uid, root.gid, root.group.as_str()), (0, 0, "root"));
         assert!(root.system);
+        assert_eq!(read_users().iter().find(|u| u.uid == 0), Some(&root));
         assert!(all_groups().iter().any(|g| g.name == "root" && g.gid == 0));
+        assert!(read_user("osapi-no-such-user").is_none());
     }
 }

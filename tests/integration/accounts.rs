@@ -41,12 +41,8 @@ async fn trusted_cas_list_and_an_add_is_checked_first() {
     );
     let (status, body) = stack.get_json("/api/v1/cert/ca?local=true", &read).await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["results"][0]["data"]
-            .as_array()
-            .is_some_and(|local| local.iter().all(|c| c["name"].is_string())),
-        "{body}"
-    );
+    // This machine has no CA of OSAPI's (the appliance test adds one).
+    assert_eq!(body["results"][0]["data"], serde_json::json!([]), "{body}");
 
     let add = |body: serde_json::Value, query: &str, token: &str| {
         stack
@@ -58,7 +54,7 @@ async fn trusted_cas_list_and_an_add_is_checked_first() {
     assert_eq!(status, 403);
     let corrupt = TEST_CA.replace("MIIBzTCC", "MIIBzTCD");
     for pem in ["hello", corrupt.as_str()] {
-        let (status, body) = send_json(add(json!({"pem": pem}), "", &admin)).await;
+        let (status, body) = send_json(add(json!({"pem": pem}), "?dry_run=true", &admin)).await;
         assert_eq!(
             (status, body["field"].as_str()),
             (400, Some("pem")),
@@ -174,7 +170,7 @@ async fn accounts_read_through_nss_and_passwords_never_reach_the_job() {
     // In a query it is refused: a URL ends up in logs.
     let (status, body) = send_json(stack.request(
         Method::PUT,
-        &format!("/api/v1/users/root/password?password={secret}"),
+        &format!("/api/v1/users/root/password?dry_run=true&password={secret}"),
         &admin,
     ))
     .await;
@@ -187,7 +183,11 @@ async fn accounts_read_through_nss_and_passwords_never_reach_the_job() {
     // A weak hash scheme is refused by name.
     let (status, body) = send_json(
         stack
-            .request(Method::PUT, "/api/v1/users/root/password", &admin)
+            .request(
+                Method::PUT,
+                "/api/v1/users/root/password?dry_run=true",
+                &admin,
+            )
             .json(&json!({"hash": "$1$salt$0123456789abcdefghijkl"})),
     )
     .await;
@@ -198,7 +198,7 @@ async fn accounts_read_through_nss_and_passwords_never_reach_the_job() {
     );
     // Deleting root needs force, before any job.
     let (status, body) =
-        send_json(stack.request(Method::DELETE, "/api/v1/users/root", &admin)).await;
+        send_json(stack.request(Method::DELETE, "/api/v1/users/root?dry_run=true", &admin)).await;
     assert_eq!(
         (status, body["field"].as_str()),
         (400, Some("name")),

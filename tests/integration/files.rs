@@ -22,7 +22,16 @@ async fn a_file_is_stored_deployed_drifts_and_is_removed() {
     .await;
     let admin = stack.token(&["admin"]);
     let write = stack.token(&["write"]);
-    let read = stack.token(&["read"]);
+    // file:read alone: the read role lacks it (drift diffs show contents).
+    let read = stack.token_for(
+        "file-reader",
+        &[],
+        Some(vec![osapi::rbac::Permission::FileRead]),
+    );
+    let (status, _) = stack
+        .get_json("/api/v1/files", &stack.token(&["read"]))
+        .await;
+    assert_eq!(status, 403, "the read role lists no files");
     let upload = |name: &str, body: &'static str, token: &str| {
         stack
             .request(Method::PUT, &format!("/api/v1/files/{name}"), token)
@@ -32,7 +41,7 @@ async fn a_file_is_stored_deployed_drifts_and_is_removed() {
     let template = "host {{ host.hostname }} serves {{ host.labels.role }}\n";
 
     // Stored once; the same bytes again change nothing. Only file:write
-    // stores (admin's alone of the built-in roles); read lists.
+    // stores (admin's alone of the built-in roles); file:read lists.
     let (status, _) = send_json(upload("motd", template, &read)).await;
     assert_eq!(status, 403);
     let (status, _) = send_json(upload("motd", template, &write)).await;
@@ -155,7 +164,12 @@ async fn a_file_is_stored_deployed_drifts_and_is_removed() {
     // A path into the kernel's trees is refused before any job.
     let (status, body) = send_json(
         stack
-            .request(Method::POST, "/api/v1/files/motd/deploy", &admin)
+            // A dry run: were the rule ever lost, the host's name stays.
+            .request(
+                Method::POST,
+                "/api/v1/files/motd/deploy?dry_run=true",
+                &admin,
+            )
             .json(&json!({"path": "/proc/sys/kernel/hostname"})),
     )
     .await;

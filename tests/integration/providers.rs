@@ -651,6 +651,15 @@ async fn interfaces_read_as_the_kernel_has_them() {
     // A change: read may not; bad settings are 400s naming them; a link no
     // networkd configures (none runs here) is refused on the host, unchanged.
     let admin = stack.token(&["admin"]);
+    // The refusal below is the test's premise: no networkd configures the
+    // veth here (were one to, the set would change this machine's config).
+    let state = std::fs::read_to_string(format!("/run/systemd/netif/links/{}", veth.ifindex()))
+        .unwrap_or_default();
+    assert!(
+        !state.contains("NETWORK_FILE=/"),
+        "networkd configures {}: {state}",
+        veth.name
+    );
     let set = |body: Value, token: &str| {
         stack
             .request(

@@ -154,6 +154,8 @@ async fn a_process_is_found_inspected_and_signalled() {
     };
     let (status, _) = send_json(signal(pid, "", json!({}), &read)).await;
     assert_eq!(status, 403, "a read token may not signal");
+    // The attack itself: a dry run would be let through, so only a real
+    // request tests that PID 1 needs force.
     let (status, body) = send_json(signal(1, "", json!({}), &admin)).await;
     assert_eq!(
         (status, body["field"].as_str()),
