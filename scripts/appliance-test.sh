@@ -7,7 +7,7 @@
 #
 # Uses dist/osapi_*.deb and dist/osapi-*.rpm (./scripts/packages.sh builds them
 # when missing). The root filesystem (debootstrap --variant=minbase with systemd,
-# dbus, curl, systemd-timesyncd and tzdata, plus the apt lists and the .debs of the package's dependencies
+# dbus, curl, systemd-timesyncd, tzdata and packagekit, plus the apt lists and the .debs of the package's dependencies
 # so the container needs no network) is cached in .cache/appliance/ as a tarball. The container
 # boots with systemd-nspawn --boot --private-network from a cgroup made for it
 # (there is no host systemd to register with), so nothing in it reaches this
@@ -29,7 +29,7 @@ fi
 CACHE=.cache/appliance
 TARBALL=$CACHE/bookworm-rootfs.tar.zst
 # Bump when the cached root filesystem's recipe changes.
-ROOTFS_RECIPE="minbase systemd systemd-sysv dbus curl systemd-timesyncd tzdata +debs: nats-server ca-certificates v3"
+ROOTFS_RECIPE="minbase systemd systemd-sysv dbus curl systemd-timesyncd tzdata +packagekit +debs: nats-server ca-certificates v4"
 # The Debian mirror this machine's own apt uses (no mirror is named here):
 # the first URIs of a deb822 source ending in /debian, else sources.list.
 machine_mirror() {
@@ -214,6 +214,7 @@ if [ ! -s "$TARBALL" ] || [ "$(cat "$TARBALL.recipe" 2>/dev/null)" != "$ROOTFS_R
   cp /etc/resolv.conf "$build/etc/resolv.conf"
   if ! { chroot "$build" apt-get clean \
       && chroot "$build" apt-get update -qq \
+      && chroot "$build" apt-get install -y -qq --no-install-recommends packagekit \
       && chroot "$build" apt-get install -y -qq --download-only --no-install-recommends nats-server ca-certificates; } \
       >>"$work/debootstrap.log" 2>&1; then
     tail -20 "$work/debootstrap.log" >&2
@@ -638,9 +639,9 @@ check "user modify --shell /bin/sh" inside_sh \
   'osapictl user modify apptest --shell /bin/sh >/dev/null && getent passwd apptest | grep -q ":/bin/sh$"'
 check "user passwd (from standard input): a SHA-512 hash in /etc/shadow" inside_sh \
   'echo "apptest-Secret-42" | osapictl user passwd apptest >/dev/null && grep -q "^apptest:[$]6[$]rounds=100000[$]" /etc/shadow'
-check "the clear password is nowhere: the job holds the hash, the journal not the password" inside_sh \
+check "the password is nowhere: the job shows its hash hidden, the journal not the password" inside_sh \
   'id=$(osapictl -o json job list --operation user.password.set --limit 1 | sed -n "s/.*\"id\": \"\([^\"]*\)\".*/\1/p" | head -1) && [ -n "$id" ] &&
-   job=$(osapictl -o json job get "$id") && echo "$job" | grep -q "[$]6[$]rounds=100000[$]" && ! echo "$job" | grep -q "apptest-Secret-42" &&
+   job=$(osapictl -o json job get "$id") && echo "$job" | grep -q "\"hash\": \"<hidden>\"" && ! echo "$job" | grep -q "[$]6[$]" && ! echo "$job" | grep -q "apptest-Secret-42" &&
    journal=$(journalctl --no-pager -o cat) && [ -n "$journal" ] && ! echo "$journal" | grep -q "apptest-Secret-42"'
 check "user lock, then unlock: the ! in /etc/shadow" inside_sh \
   'osapictl user lock apptest >/dev/null && grep -q "^apptest:!" /etc/shadow && osapictl user unlock apptest >/dev/null && grep -q "^apptest:\$6" /etc/shadow'
@@ -800,6 +801,118 @@ agent_after=$(inside systemctl show -p MainPID --value osapi-agent.service)
 check "the agent restarted (pid $agent_before -> $agent_after)" test "$agent_before" != "$agent_after" -a "$agent_after" != 0
 check "root's token still works: osapictl node hostname" inside_sh 'osapictl node hostname | grep -q appliance-renamed'
 check "osapi config check accepts the edited file" inside osapi config check
+
+# ---------------------------------------------------------------- packages
+echo "== packages through PackageKit, from repositories made here"
+# Tiny packages built here: a tool that needs a library, and the tool's 1.1
+# whose postinst asks for a reboot the Debian way. Two flat repositories
+# (trusted=yes, no signature): "main", and one whose Release file says it
+# is Debian's security suite, which is how PackageKit's apt backend classes
+# an update as a security update. The container has no network: Debian's
+# own source is set aside while these run.
+make_deb() { # NAME VERSION DEPENDS POSTINST OUT_DIR
+  local d=$work/debs/$1_$2
+  mkdir -p "$d/DEBIAN" "$d/usr/share/doc/$1" "$5"
+  {
+    printf 'Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: OSAPI appliance test <root@localhost>\n' "$1" "$2"
+    [ -n "$3" ] && printf 'Depends: %s\n' "$3"
+    printf 'Description: OSAPI appliance test package %s\n' "$1"
+  } >"$d/DEBIAN/control"
+  if [ -n "$4" ]; then
+    printf '#!/bin/sh\nset -e\n%s\n' "$4" >"$d/DEBIAN/postinst"
+    chmod 0755 "$d/DEBIAN/postinst"
+  fi
+  echo "$1 $2" >"$d/usr/share/doc/$1/version"
+  dpkg-deb --root-owner-group -Zgzip -b "$d" "$5/$1_$2_all.deb" >/dev/null
+}
+make_repo() { # DIR ORIGIN LABEL SUITE
+  local deb
+  (
+    cd "$1" || exit 1
+    for deb in *.deb; do
+      dpkg-deb -f "$deb"
+      printf 'Filename: ./%s\nSize: %s\nSHA256: %s\n\n' "$deb" "$(stat -c %s "$deb")" "$(sha256sum "$deb" | cut -d' ' -f1)"
+    done >Packages
+    printf 'Origin: %s\nLabel: %s\nSuite: %s\nCodename: %s\nDate: %s\nSHA256:\n %s %s Packages\n' \
+      "$2" "$3" "$4" "$4" "$(date -u -R)" "$(sha256sum Packages | cut -d' ' -f1)" "$(stat -c %s Packages)" >Release
+  )
+}
+repos=$root/srv/osapi-test
+make_deb osapi-test-lib 1.0 "" "" "$repos/main"
+make_deb osapi-test-tool 1.0 "osapi-test-lib" "" "$repos/main"
+make_deb osapi-test-extra 1.0 "" "" "$repos/main"
+make_deb osapi-test-tool 1.1 "osapi-test-lib" "touch /run/reboot-required" "$repos/security"
+make_repo "$repos/main" "OSAPI Test" "OSAPI Test" stable
+make_repo "$repos/security" Debian Debian-Security bookworm-security
+# PackageKit refreshes and downloads only while GLib's network monitor sees a
+# default route: one through a veth whose both ends are in the container's
+# own namespace (nothing leaves it; the repositories are files).
+nsenter -t "$pid1" -n ip link add apptest-pk0 type veth peer name apptest-pk1
+nsenter -t "$pid1" -n ip link set apptest-pk1 up
+nsenter -t "$pid1" -n ip link set apptest-pk0 up
+nsenter -t "$pid1" -n ip route add default dev apptest-pk0
+inside_sh 'mv /etc/apt/sources.list /etc/apt/sources.list.apptest && rm -f /run/reboot-required &&
+  echo "deb [trusted=yes] file:/srv/osapi-test/main ./" >/etc/apt/sources.list.d/osapi-test.list'
+# apptest-version NAME: the installed version, or nothing.
+cat >"$root/usr/local/bin/apptest-version" <<'EOF'
+#!/bin/sh
+dpkg-query -W -f '${Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^install ok installed //p'
+EOF
+chmod 0755 "$root/usr/local/bin/apptest-version"
+# apptest-expect PATTERN COMMAND...: the command's output, spaces and
+# newlines taken out, matches PATTERN (JSON keys come sorted); otherwise its
+# exit status and output are printed and it fails.
+cat >"$root/usr/local/bin/apptest-expect" <<'EOF'
+#!/bin/sh
+pattern=$1
+shift
+out=$("$@" 2>&1)
+rc=$?
+printf '%s' "$out" | tr -d ' \n' | grep -q -- "$pattern" && exit 0
+printf 'exit %s: %s\n' "$rc" "$out"
+exit 1
+EOF
+chmod 0755 "$root/usr/local/bin/apptest-expect"
+check "package refresh: the local repository's lists, no updates pending" inside \
+  apptest-expect '"changed":false,"security_after":0,"updates_after":0' osapictl -o json package refresh
+check "package search osapi-test: three, none installed" inside_sh \
+  'out=$(osapictl -o json package search osapi-test) && [ "$(echo "$out" | grep -c "\"name\": \"osapi-test-")" = 3 ] && ! echo "$out" | grep -q "\"installed\": true" || { echo "$out"; exit 1; }'
+check "package get osapi-test-tool: available 1.0, not installed" inside \
+  apptest-expect '"arch":"all","available_version":"1.0","description"' osapictl -o json package get osapi-test-tool
+check "package install --dry-run: the library comes too; nothing installed" inside_sh \
+  'apptest-expect "\"action\":\"install\",\"after\":\"1.0\",\"arch\":\"all\",\"name\":\"osapi-test-lib\"" osapictl -o json package install osapi-test-tool --dry-run && [ -z "$(apptest-version osapi-test-tool)" ]'
+pkg_job=$(inside_sh 'osapictl -o json package install osapi-test-tool | sed -n "s/.*\"job_id\": \"\([^\"]*\)\".*/\1/p"')
+check "package install: dpkg has the tool and its library at 1.0" inside_sh \
+  '[ "$(apptest-version osapi-test-tool)" = 1.0 ] && [ "$(apptest-version osapi-test-lib)" = 1.0 ]'
+check "the install's timeline shows PackageKit's progress" inside \
+  apptest-expect '"stage":"progress"' osapictl -o json job get "$pkg_job"
+check "package install again: changed false" inside \
+  apptest-expect '"changed":false' osapictl -o json package install osapi-test-tool
+check "package list: the tool, installed, at 1.0" inside \
+  apptest-expect '"arch":"all","installed":true,"name":"osapi-test-tool","repo":"[^"]*","summary":"[^"]*","version":"1.0"' osapictl -o json package list
+check "package remove of the library alone: refused (the tool needs it), both stay" inside_sh \
+  'out=$(osapictl package remove osapi-test-lib 2>&1); [ $? -eq 1 ] && echo "$out" | grep -q "also removes osapi-test-tool" && [ "$(apptest-version osapi-test-lib)" = 1.0 ] || { echo "$out"; exit 1; }'
+check "package remove osapi: refused by the API (exit 2)" inside_sh \
+  'osapictl package remove osapi >/dev/null 2>&1; [ $? -eq 2 ] && dpkg-query -W osapi >/dev/null'
+check "package install of an unknown package: not found (exit 1)" inside_sh \
+  'out=$(osapictl package install osapi-test-nothing 2>&1); [ $? -eq 1 ] && echo "$out" | grep -q "not found" || { echo "$out"; exit 1; }'
+inside_sh 'echo "deb [trusted=yes] file:/srv/osapi-test/security ./" >>/etc/apt/sources.list.d/osapi-test.list'
+check "package refresh: the security repository's update appears (changed)" inside \
+  apptest-expect '"changed":true,"security_after":1,"updates_after":1' osapictl -o json package refresh
+check "package updates: the tool 1.0 -> 1.1, flagged security" inside \
+  apptest-expect '"installed_version":"1.0","name":"osapi-test-tool","repo":"[^"]*","security":true,"severity":"security","summary":"[^"]*","version":"1.1"' osapictl -o json package updates
+check "package update --dry-run: would change 1.0 -> 1.1; still 1.0" inside_sh \
+  'apptest-expect "\"action\":\"update\",\"after\":\"1.1\",\"arch\":\"all\",\"before\":\"1.0\"" osapictl -o json package update --dry-run && [ "$(apptest-version osapi-test-tool)" = 1.0 ]'
+check "package update osapi-test-tool: 1.1 installed, the reboot its script asked for reported" inside_sh \
+  'apptest-expect "\"reboot_required\":true" osapictl -o json package update osapi-test-tool && [ "$(apptest-version osapi-test-tool)" = 1.1 ]'
+check "package update again: changed false" inside \
+  apptest-expect '"changed":false' osapictl -o json package update
+check "package remove of both: gone from dpkg" inside_sh \
+  'apptest-expect "\"changed\":true" osapictl -o json package remove osapi-test-tool osapi-test-lib && [ -z "$(apptest-version osapi-test-tool)" ] && [ -z "$(apptest-version osapi-test-lib)" ]'
+check "package remove again: changed false" inside \
+  apptest-expect '"changed":false' osapictl -o json package remove osapi-test-tool
+inside_sh 'rm -f /etc/apt/sources.list.d/osapi-test.list /run/reboot-required && mv /etc/apt/sources.list.apptest /etc/apt/sources.list'
+nsenter -t "$pid1" -n ip link del apptest-pk0
 
 # ---------------------------------------------------------------- remove, purge
 echo "== remove and purge"

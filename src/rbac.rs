@@ -82,6 +82,10 @@ permissions! {
     UserRead = "user:read",
     /// Create, change and delete users and groups; passwords and SSH keys.
     UserWrite = "user:write",
+    /// List installed packages, search, pending updates.
+    PackageRead = "package:read",
+    /// Install, remove and update packages; refresh the package lists.
+    PackageWrite = "package:write",
 }
 
 impl fmt::Display for Permission {
@@ -205,7 +209,7 @@ mod tests {
         assert!(!write.contains(&AuditRead) && !write.contains(&CommandExecute));
         assert!(!write.contains(&JobDelete) && !write.contains(&AgentWrite));
         assert!(!write.contains(&UserWrite) && write.contains(&CertWrite));
-        assert!(!write.contains(&FileWrite));
+        assert!(!write.contains(&FileWrite) && write.contains(&PackageWrite));
         assert!(write.contains(&NodeWrite) && write.contains(&JobWrite));
         let read = roles.get("read").unwrap();
         assert_eq!(
@@ -222,7 +226,8 @@ mod tests {
                 SysctlRead,
                 ProcessRead,
                 CertRead,
-                UserRead
+                UserRead,
+                PackageRead
             ]
         );
     }

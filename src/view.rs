@@ -10,6 +10,9 @@ use serde_json::Value;
 
 use crate::provider::files::{FileDeployed, FileState, FileStatuses, FileUndeployed};
 use crate::provider::interfaces::{InterfaceChange, InterfaceInfo, Interfaces};
+use crate::provider::packages::{
+    CacheRefresh, Package, PackageChange, PackageInfo, Packages, PendingUpdates,
+};
 use crate::provider::users::{
     GroupChange, GroupInfo, Groups, SshKey, SshKeyChange, SshKeys, UserChange, UserInfo, Users,
 };
@@ -604,6 +607,101 @@ impl Tabular for UserInfo {
     }
 }
 
+impl Tabular for Package {
+    const COLUMNS: &'static [&'static str] =
+        &["NAME", "VERSION", "ARCH", "INSTALLED", "REPO", "SUMMARY"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.name,
+            self.version,
+            self.arch,
+            yes_no(Some(self.installed)),
+            self.repo,
+            self.summary,
+        ]]
+    }
+}
+
+impl Tabular for PackageInfo {
+    const COLUMNS: &'static [&'static str] =
+        &["NAME", "INSTALLED", "AVAILABLE", "ARCH", "REPO", "SUMMARY"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            self.name,
+            or_dash(self.installed_version),
+            or_dash(self.available_version),
+            self.arch,
+            self.repo,
+            self.summary,
+        ]]
+    }
+}
+
+impl Tabular for PendingUpdates {
+    const COLUMNS: &'static [&'static str] = &["NAME", "INSTALLED", "UPDATE", "SEVERITY", "REPO"];
+    fn rows(self) -> Vec<Vec<String>> {
+        self.updates
+            .into_iter()
+            .map(|u| {
+                vec![
+                    u.name,
+                    or_dash(u.installed_version),
+                    u.version,
+                    u.severity,
+                    u.repo,
+                ]
+            })
+            .collect()
+    }
+}
+
+impl Tabular for PackageChange {
+    const COLUMNS: &'static [&'static str] =
+        &["PACKAGE", "ACTION", "BEFORE", "AFTER", "CHANGED", "REBOOT"];
+    fn rows(self) -> Vec<Vec<String>> {
+        let changed = changed_text(self.changed, self.dry_run);
+        let reboot = yes_no(Some(self.reboot_required));
+        if self.packages.is_empty() {
+            let asked = match self.requested.is_empty() {
+                true => "(all)".to_owned(),
+                false => self.requested.join(" "),
+            };
+            let row = [asked.as_str(), &self.action, "-", "-", changed, &reboot];
+            return vec![row.map(str::to_owned).to_vec()];
+        }
+        self.packages
+            .into_iter()
+            .map(|p| {
+                vec![
+                    p.name,
+                    p.action,
+                    or_dash(p.before),
+                    or_dash(p.after),
+                    changed.to_owned(),
+                    reboot.clone(),
+                ]
+            })
+            .collect()
+    }
+}
+
+impl Tabular for CacheRefresh {
+    const COLUMNS: &'static [&'static str] =
+        &["CHANGED", "UPDATES BEFORE", "UPDATES AFTER", "SECURITY"];
+    fn rows(self) -> Vec<Vec<String>> {
+        vec![vec![
+            changed_text(self.changed, self.dry_run).to_owned(),
+            self.updates_before.to_string(),
+            self.updates_after.to_string(),
+            self.security_after.to_string(),
+        ]]
+    }
+}
+
+fn or_dash(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "-".to_owned())
+}
+
 impl Tabular for UserChange {
     const COLUMNS: &'static [&'static str] = &["NAME", "CHANGED", "BEFORE", "AFTER"];
     fn rows(self) -> Vec<Vec<String>> {
@@ -817,6 +915,7 @@ macro_rules! rows_of_each {
 }
 
 rows_of_each!(
+    Packages => Package,
     Sysctls => SysctlValue,
     Users => UserInfo,
     Groups => GroupInfo,

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::job::{HostResult, HostStatus, JobError, Operation};
 use crate::provider::{
-    ClockSetting, CommandResult, PowerAction, ProviderError, Providers, UnitChange,
+    ClockSetting, CommandResult, PowerAction, Progress, ProviderError, Providers, UnitChange,
 };
 
 /// What running an operation on this host produced. The host's result is failed
@@ -205,8 +205,9 @@ pub(crate) fn fit_result(result: &mut HostResult, limit: usize) -> bool {
     cut
 }
 
-/// Run one operation on this host.
-pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
+/// Run one operation on this host; long ones say how far they got through
+/// `progress`.
+pub async fn dispatch(op: &Operation, p: &Providers, progress: &Progress) -> Outcome {
     // Inputs were validated at creation; check again, the agent trusts nothing.
     if let Err(e) = op.validate() {
         return Outcome::failed(job_error("invalid_input", e.to_string()));
@@ -266,6 +267,14 @@ pub async fn dispatch(op: &Operation, p: &Providers) -> Outcome {
         Operation::FileDeploy(d) => to_outcome(p.files.deploy(d).await),
         Operation::FileStatus(f) => to_outcome(p.files.status(&f.name).await),
         Operation::FileUndeploy(u) => to_outcome(p.files.undeploy(u).await),
+        Operation::PackageList => to_outcome(p.packages.list().await),
+        Operation::PackageGet(n) => to_outcome(p.packages.get(&n.name).await),
+        Operation::PackageSearch(q) => to_outcome(p.packages.search(&q.query).await),
+        Operation::PackageUpdates => to_outcome(p.packages.updates().await),
+        Operation::PackageInstall(r) => to_outcome(p.packages.install(r, true, progress).await),
+        Operation::PackageRemove(r) => to_outcome(p.packages.install(r, false, progress).await),
+        Operation::PackageUpdate(r) => to_outcome(p.packages.update(r, progress).await),
+        Operation::PackageRefresh(r) => to_outcome(p.packages.refresh(r, progress).await),
         Operation::CaList(l) => to_outcome(p.trust.list(l.local).await),
         Operation::CaAdd(a) => to_outcome(p.trust.add(a).await),
         Operation::CaRemove(r) => to_outcome(p.trust.remove(r).await),
@@ -359,14 +368,14 @@ mod tests {
         let simulated = |name: &str| {
             ![
                 "network.", "service.", "time.", "log.", "power.", "sysctl.", "process.", "cert.",
-                "user.", "file.",
+                "user.", "file.", "package.",
             ]
             .iter()
             .any(|p| name.starts_with(p))
         };
         for op in crate::job::examples() {
             let name = op.type_name();
-            let outcome = dispatch(&op, &providers).await;
+            let outcome = dispatch(&op, &providers, &Progress::none()).await;
             match (&outcome.data, &outcome.error) {
                 (Some(data), _) if simulated(name) => {
                     assert!((op.spec().view.rows)(data).is_some(), "{name}: {data}");

@@ -533,7 +533,11 @@ async fn run_job(
 
     store.append_event(id, &event(Stage::Started, None)).await?;
     let started = Instant::now();
-    let outcome = dispatch(&job.operation, &shared.providers).await;
+    let outcome = run_reporting_progress(&job, &shared.providers, |text| {
+        let progress = event(Stage::Progress, Some(text));
+        async move { store.append_event(id, &progress).await }
+    })
+    .await;
     // A reboot's job stays open until the host is back (`reboot`); a cancel
     // ends a recorded reboot's.
     let changed = || {
@@ -566,6 +570,36 @@ async fn run_job(
         Some(started.elapsed().as_secs_f64()),
     );
     finish(shared, &job, outcome, started.elapsed(), attempt).await
+}
+
+/// At most one progress event per this long, per host and job.
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+
+/// Runs the job's operation; what it says of its progress goes to `record`,
+/// the newest text at most every [`PROGRESS_EVERY`]. A progress event that
+/// cannot be recorded is skipped: the result is what counts.
+async fn run_reporting_progress<F, Fut>(job: &Job, providers: &Providers, record: F) -> Outcome
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), BusError>>,
+{
+    let (progress, mut said) = crate::provider::Progress::channel();
+    let run = dispatch(&job.operation, providers, &progress);
+    let report = async {
+        while said.changed().await.is_ok() {
+            let text = said.borrow_and_update().clone();
+            if let Err(e) = record(text).await {
+                tracing::debug!(error = %e, "progress not recorded");
+            }
+            tokio::time::sleep(PROGRESS_EVERY).await;
+        }
+        // Reached only if the sender were gone; it outlives the select.
+        std::future::pending::<Outcome>().await
+    };
+    tokio::select! {
+        outcome = run => outcome,
+        outcome = report => outcome,
+    }
 }
 
 /// Bytes of a NATS message kept free for headers when fitting a result.

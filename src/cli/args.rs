@@ -136,7 +136,7 @@ pub enum Commands {
 
 /// The groups of operation subcommands, with their help; each operation's
 /// own subcommand and arguments come from its row in the operation table.
-const GROUPS: [(&str, &str); 17] = [
+const GROUPS: [(&str, &str); 18] = [
     (
         "node",
         "Read and change the host: hostname, status, uptime, OS, disks, memory, load",
@@ -179,6 +179,10 @@ const GROUPS: [(&str, &str); 17] = [
     ),
     ("user key", "A user's SSH authorized keys"),
     ("group", "Groups: list, inspect, add, delete"),
+    (
+        "package",
+        "Packages through PackageKit: list, search, get, updates, install, remove, update, refresh",
+    ),
     (
         "cert",
         "Trusted certificate authorities: list, add, remove (the host's bundle, rebuilt by its tool)",

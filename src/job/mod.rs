@@ -14,6 +14,7 @@ pub mod hostname;
 mod interface;
 mod log;
 mod operation;
+mod package;
 mod power;
 mod process;
 mod record;
@@ -37,6 +38,9 @@ pub use operation::{
     InvalidInput, Kind, MAX_REQUESTED_COMMAND_TIMEOUT, OPERATION_TYPES, OPERATIONS, Operation,
     OperationRequest, OperationSpec, Ping, Schemas, ServiceChange, ServiceList, ServiceUnit,
     parse_duration, schema_ref,
+};
+pub use package::{
+    MAX_PACKAGES, PackageName, PackageNames, PackageRefresh, PackageSearch, PackageUpdate,
 };
 pub use power::{PowerCancel, PowerSchedule};
 pub use process::{ProcessList, ProcessRef, ProcessSignal};

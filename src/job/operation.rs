@@ -12,6 +12,7 @@ pub use super::file::{FileDeploy, FileName, FileUndeploy};
 use super::hostname::{HOST_NAME_MAX, MAX_DOMAIN_LEN, check_hostname};
 pub use super::interface::InterfaceSet;
 pub use super::log::LogQuery;
+pub use super::package::{PackageName, PackageNames, PackageRefresh, PackageSearch, PackageUpdate};
 pub use super::power::{PowerCancel, PowerSchedule};
 pub use super::process::{ProcessList, ProcessRef, ProcessSignal};
 pub use super::service::{
@@ -24,6 +25,9 @@ pub use super::user::{
 };
 use crate::provider::files::{FileDeployed, FileStatuses, FileUndeployed};
 use crate::provider::interfaces::{InterfaceChange, InterfaceInfo, Interfaces};
+use crate::provider::packages::{
+    CHANGE_WAIT, CacheRefresh, PackageChange, PackageInfo, Packages, PendingUpdates, REFRESH_WAIT,
+};
 use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::users::{
     GroupChange, GroupInfo, Groups, SshKeyChange, SshKeys, UserChange, UserInfo, Users,
@@ -825,6 +829,30 @@ operations! {
     GroupDelete(GroupRef) -> GroupChange = "user.group.delete", Modify, UserWrite, idempotent: true, long: false,
         Delete "/api/v1/groups/{name}", cli: "group delete",
         about: "Delete a group (groupdel); system groups are refused";
+    PackageList -> Packages = "package.list", Query, PackageRead, idempotent: true, long: false,
+        Get "/api/v1/packages", cli: "package list",
+        about: "Installed packages (through PackageKit): name, version, architecture, repository";
+    PackageGet(PackageName) -> PackageInfo = "package.get", Query, PackageRead, idempotent: true, long: false,
+        Get "/api/v1/packages/{name}", cli: "package get",
+        about: "One package: installed and newest available version, description, size";
+    PackageSearch(PackageSearch) -> Packages = "package.search", Query, PackageRead, idempotent: true, long: false,
+        Get "/api/v1/package/search", cli: "package search",
+        about: "Packages whose names contain a text, installed or available";
+    PackageUpdates -> PendingUpdates = "package.updates", Query, PackageRead, idempotent: true, long: false,
+        Get "/api/v1/package/updates", cli: "package updates",
+        about: "Pending updates, security updates flagged, and whether the host waits for a reboot";
+    PackageInstall(PackageNames) -> PackageChange = "package.install", Modify, PackageWrite, idempotent: true, long: true,
+        Post "/api/v1/package/install", cli: "package install",
+        about: "Install packages from trusted repositories (planned, applied, then proved installed)";
+    PackageRemove(PackageNames) -> PackageChange = "package.remove", Modify, PackageWrite, idempotent: true, long: true,
+        Post "/api/v1/package/remove", cli: "package remove",
+        about: "Remove packages; refused when others that need them would go too";
+    PackageUpdate(PackageUpdate) -> PackageChange = "package.update", Modify, PackageWrite, idempotent: true, long: true,
+        Post "/api/v1/package/update", cli: "package update",
+        about: "Update the named packages, or all with pending updates";
+    PackageRefresh(PackageRefresh) -> CacheRefresh = "package.refresh", Modify, PackageWrite, idempotent: true, long: true,
+        Post "/api/v1/package/refresh", cli: "package refresh",
+        about: "Refresh the package lists from the repositories";
 }
 
 impl Operation {
@@ -929,6 +957,9 @@ impl Operation {
                 p.delay().unwrap_or_default() + crate::provider::logind::MIN_DELAY + REBOOT_RETURN
             }
             Operation::SysctlSet(_) => UNIT_JOB_WAIT,
+            Operation::PackageInstall(r) | Operation::PackageRemove(r) if !r.dry_run => CHANGE_WAIT,
+            Operation::PackageUpdate(r) if !r.dry_run => CHANGE_WAIT,
+            Operation::PackageRefresh(r) if !r.dry_run => REFRESH_WAIT,
             // Applying, the link settling, then the confirmation.
             Operation::InterfaceSet(s) if !s.dry_run => {
                 s.confirm_within() + crate::provider::interfaces::SETTLE + Duration::from_secs(10)
@@ -951,6 +982,7 @@ impl Operation {
             .and_then(|()| match self {
                 // The same input as an add, with the rules of a change.
                 Operation::UserModify(a) => a.validate_modify(),
+                Operation::PackageRemove(r) => r.validate_remove(),
                 _ => Ok(()),
             })
             .and_then(|()| self.guard_own_units())
@@ -1006,6 +1038,17 @@ impl Operation {
                 .seal()
                 .map_err(|e| InvalidInput::new(format!("operation.data.{}", e.field), e.reason)),
             _ => Ok(()),
+        }
+    }
+
+    /// The fields of its data that a job's detail never shows: secrets (a
+    /// command's environment values, a password's hash). An object field
+    /// keeps its keys, a text field is hidden whole.
+    pub fn secret_fields(&self) -> &'static [&'static str] {
+        match self {
+            Operation::CommandExec(_) | Operation::CommandShell(_) => &["env"],
+            Operation::UserPasswordSet(_) => &["hash", "password"],
+            _ => &[],
         }
     }
 
@@ -1242,6 +1285,14 @@ pub(crate) fn examples() -> Vec<Operation> {
         ("file.status", json!({"name": "motd"})),
         ("file.undeploy", json!({"name": "motd", "path": "/etc/motd"})),
         ("user.group.delete", json!({"name": "deploy"})),
+        ("package.list", json!(null)),
+        ("package.get", json!({"name": "openssh-server"})),
+        ("package.search", json!({"query": "nginx"})),
+        ("package.updates", json!(null)),
+        ("package.install", json!({"names": ["nginx", "certbot"], "dry_run": true})),
+        ("package.remove", json!({"names": ["telnet"]})),
+        ("package.update", json!({"names": ["openssl"]})),
+        ("package.refresh", json!({"force": true})),
     ]
     .into_iter()
     .map(|(t, data)| Operation::parse(t, data).unwrap_or_else(|e| panic!("{t}: {e}")))

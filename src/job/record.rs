@@ -83,6 +83,8 @@ pub enum Stage {
     Acknowledged,
     /// The agent started running the operation.
     Started,
+    /// How far a long operation got (`downloading 40%`), in `detail`.
+    Progress,
     Completed,
     Failed,
     /// The agent refused the job unrun: its signature did not verify.

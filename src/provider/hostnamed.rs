@@ -83,7 +83,7 @@ impl SystemBus {
     }
 
     /// The current connection, connecting when there is none or it was closed.
-    async fn connection(&self) -> zbus::Result<Connection> {
+    pub(super) async fn connection(&self) -> zbus::Result<Connection> {
         let mut slot = self.conn.lock().await;
         if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(conn.clone());

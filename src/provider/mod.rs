@@ -18,6 +18,8 @@
 //! * [`ping`]: ICMP echo over datagram or raw ICMP sockets ([`ping::IcmpPing`]).
 //! * [`trust`]: the trusted CAs, from the TLS bundle; added and removed through
 //!   the distribution's tool ([`trust::HostTrust`]).
+//! * [`packages`]: packages through PackageKit on the system bus
+//!   ([`packages::PackageKit`]).
 //! * [`users`]: accounts through NSS and the shadow tools, SSH keys written
 //!   without following links ([`users::ShadowUsers`]).
 //! * [`sim`]: fixed, optionally slow data for pipeline tests and benchmarks.
@@ -33,6 +35,7 @@ pub mod hostnamed;
 pub mod interfaces;
 pub mod journal;
 pub mod logind;
+pub mod packages;
 pub mod ping;
 pub mod processes;
 pub mod procfs;
@@ -74,6 +77,31 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Shorthand for provider results.
 pub type ProviderResult<T> = Result<T, ProviderError>;
+
+/// Where a long operation says how far it got (`downloading 40%`). The agent
+/// reads the newest text now and then into the job's timeline; the provider
+/// never waits for it.
+#[derive(Debug, Default)]
+pub struct Progress(Option<tokio::sync::watch::Sender<String>>);
+
+impl Progress {
+    /// A progress whose reports are read from the receiver.
+    pub fn channel() -> (Progress, tokio::sync::watch::Receiver<String>) {
+        let (tx, rx) = tokio::sync::watch::channel(String::new());
+        (Progress(Some(tx)), rx)
+    }
+
+    /// A progress no one reads.
+    pub fn none() -> Progress {
+        Progress(None)
+    }
+
+    pub fn report(&self, text: String) {
+        if let Some(tx) = &self.0 {
+            tx.send_replace(text);
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -124,6 +152,16 @@ pub enum ProviderError {
     #[error("cannot parse {file}: {detail}")]
     Parse { file: String, detail: String },
 
+    /// A service took the request and reported that it failed (a PackageKit
+    /// transaction that ended with an error); `reason` is its own name for
+    /// why (`dep-resolution-failed`).
+    #[error("{service} failed: {reason}: {detail}")]
+    ServiceFailed {
+        service: &'static str,
+        reason: String,
+        detail: String,
+    },
+
     /// One of the host's tools (`update-ca-certificates`, `useradd`) ran and
     /// failed; `detail` is how it ended and what it printed.
     #[error("{program} failed: {detail}")]
@@ -145,6 +183,7 @@ impl ProviderError {
             ProviderError::Unsupported { .. } => "unsupported",
             ProviderError::Parse { .. } => "parse_error",
             ProviderError::Tool { .. } => "tool_failed",
+            ProviderError::ServiceFailed { .. } => "service_failed",
         }
     }
 
@@ -614,6 +653,43 @@ impl users::UserProvider for Unsupported {
     }
 }
 
+impl packages::PackageProvider for Unsupported {
+    fn list(&self) -> BoxFuture<'_, ProviderResult<packages::Packages>> {
+        unsupported("package.list")
+    }
+    fn search<'a>(&'a self, _text: &'a str) -> BoxFuture<'a, ProviderResult<packages::Packages>> {
+        unsupported("package.search")
+    }
+    fn get<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, ProviderResult<packages::PackageInfo>> {
+        unsupported("package.get")
+    }
+    fn updates(&self) -> BoxFuture<'_, ProviderResult<packages::PendingUpdates>> {
+        unsupported("package.updates")
+    }
+    fn install<'a>(
+        &'a self,
+        _request: &'a crate::job::PackageNames,
+        _install: bool,
+        _progress: &'a Progress,
+    ) -> BoxFuture<'a, ProviderResult<packages::PackageChange>> {
+        unsupported("package.install")
+    }
+    fn update<'a>(
+        &'a self,
+        _request: &'a crate::job::PackageUpdate,
+        _progress: &'a Progress,
+    ) -> BoxFuture<'a, ProviderResult<packages::PackageChange>> {
+        unsupported("package.update")
+    }
+    fn refresh<'a>(
+        &'a self,
+        _request: &'a crate::job::PackageRefresh,
+        _progress: &'a Progress,
+    ) -> BoxFuture<'a, ProviderResult<packages::CacheRefresh>> {
+        unsupported("package.refresh")
+    }
+}
+
 impl files::FileProvider for Unsupported {
     fn deploy<'a>(
         &'a self,
@@ -743,6 +819,7 @@ pub struct Providers {
     /// Whether the agent still reaches NATS: attached once connected.
     pub reach: Arc<interfaces::ReachSlot>,
     pub files: Arc<dyn files::FileProvider>,
+    pub packages: Arc<dyn packages::PackageProvider>,
     /// Where `files` fetches from: attached by the agent once connected.
     pub file_source: Arc<files::SourceSlot>,
 }
@@ -778,6 +855,7 @@ impl Providers {
                 crate::files::agent_state_dir(),
             )),
             file_source,
+            packages: Arc::new(packages::PackageKit::new(bus.clone())),
             log: Arc::new(journal::JournalFiles::new()),
             ping: Arc::new(ping::IcmpPing::new()),
             command: Arc::new(command::HostCommand::new(command)),

@@ -58,6 +58,7 @@ impl SimProviders {
             interfaces: Arc::new(Unsupported),
             reach: Arc::default(),
             files: Arc::new(Unsupported),
+            packages: Arc::new(Unsupported),
             file_source: Arc::default(),
             processes: Arc::new(Unsupported),
         }

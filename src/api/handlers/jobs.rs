@@ -177,7 +177,7 @@ pub async fn get(
             result.data = None;
         }
     }
-    hide_env_values(&mut operation);
+    hide_secrets(&job.operation, &mut operation);
     Ok(axum::Json(JobDetail {
         id: job.id,
         redacted,
@@ -197,21 +197,21 @@ pub async fn get(
     }))
 }
 
-/// Replace every `env` value in a request's data with a placeholder: the
-/// variables' names are shown, their values (often secrets) never.
-fn hide_env_values(operation: &mut OperationRequest) {
-    if let Some(env) = operation
-        .data
-        .get_mut("env")
-        .and_then(serde_json::Value::as_object_mut)
-    {
-        for value in env.values_mut() {
-            *value = serde_json::Value::String(HIDDEN.to_owned());
+/// Replace the operation's secrets in a request's data with a placeholder:
+/// an environment's names are shown, their values (often secrets) never; a
+/// password's hash never.
+fn hide_secrets(job: &Operation, operation: &mut OperationRequest) {
+    let hidden = || serde_json::Value::String(HIDDEN.to_owned());
+    for field in job.secret_fields() {
+        match operation.data.get_mut(*field) {
+            Some(serde_json::Value::Object(map)) => map.values_mut().for_each(|v| *v = hidden()),
+            Some(value @ serde_json::Value::String(_)) => *value = hidden(),
+            _ => {}
         }
     }
 }
 
-/// What an `env` value reads as in a job's detail.
+/// What a secret reads as in a job's detail.
 pub const HIDDEN: &str = "<hidden>";
 
 /// Delete a job and its results (job:write; someone else's job also needs job:delete).
