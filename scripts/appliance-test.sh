@@ -343,6 +343,61 @@ check "the sandboxed agent pings over raw ICMP: osapictl network ping 127.0.0.1"
   inside_sh 'osapictl -o json network ping 127.0.0.1 | grep -Eq "\"received\": *[1-9]"'
 check "the sandboxed agent runs commands as root in their own cwd" \
   inside_sh 'osapictl command shell --cwd /var/tmp "echo uid=\$(id -u) cwd=\$(pwd)" | grep -q "uid=0 cwd=/var/tmp"'
+echo "== commands as transient units, outside the agent's sandbox"
+# apptest-expect PATTERN COMMAND...: the command's output, spaces and
+# newlines taken out, matches PATTERN (JSON keys come sorted); otherwise its
+# exit status and output are printed and it fails.
+cat >"$root/usr/local/bin/apptest-expect" <<'EOF'
+#!/bin/sh
+pattern=$1
+shift
+out=$("$@" 2>&1)
+rc=$?
+printf '%s' "$out" | tr -d ' \n' | grep -q -- "$pattern" && exit 0
+printf 'exit %s: %s\n' "$rc" "$out"
+exit 1
+EOF
+chmod 0755 "$root/usr/local/bin/apptest-expect"
+check "command shell writing /proc/sys (read-only in the agent's sandbox): done, in a unit of its own" inside_sh \
+  'apptest-expect "\"exit_code\":0,\"runner\":\"unit\"" osapictl -o json command shell "echo 77 >/proc/sys/net/ipv4/ip_default_ttl" &&
+   [ "$(cat /proc/sys/net/ipv4/ip_default_ttl)" = 77 ]'
+check "command shell writing /tmp: the host's /tmp has it (the agent's is private)" inside_sh \
+  'rm -f /tmp/apptest-cmd && osapictl command shell "echo seen >/tmp/apptest-cmd" >/dev/null && [ "$(cat /tmp/apptest-cmd)" = seen ]'
+check "command shell exit 3: stdout, stderr and the exit code kept" inside \
+  apptest-expect '"exit_code":3,"runner":"unit","signal":null,"stderr":"err\\n","stdout":"out\\n"' \
+  osapictl -o json command shell 'echo out; echo err >&2; exit 3'
+check "command exec past its timeout: stopped by systemd, timed out" inside \
+  apptest-expect '"timed_out":true' osapictl -o json command exec --command-timeout 1s -- sleep 30
+check "no command unit or output file is left behind" inside_sh \
+  '[ -z "$(systemctl list-units --all --no-legend "osapi-cmd-*")" ] && [ -z "$(ls -A /var/lib/osapi/agent/runs 2>/dev/null)" ]'
+# wait_job ID SECONDS: polls the job until it has every answer (completed,
+# failed; a deadline passed is not the end: a late answer still comes), the
+# API perhaps restarting meanwhile; prints its JSON.
+wait_job() {
+  local out= i
+  for i in $(seq 1 $(($2 * 2))); do
+    out=$(inside osapictl -o json job get "$1" 2>/dev/null) &&
+      echo "$out" | python3 -c 'import json, sys; sys.exit(json.load(sys.stdin)["status"] not in ("completed", "failed", "partial_failure"))' 2>/dev/null &&
+      break
+    sleep 0.5
+  done
+  echo "$out"
+}
+job_of() { sed -n 's/.*"job_id": "\([^"]*\)".*/\1/p'; }
+survivor=$(inside osapictl -o json --async command shell --command-timeout 60s "sleep 6; echo survived" | job_of)
+for _ in $(seq 1 50); do inside systemctl list-units --no-legend "osapi-cmd-*" | grep -q . && break; sleep 0.1; done
+inside systemctl kill -s KILL osapi-agent.service
+t=$(date +%s)
+survived=$(wait_job "$survivor" 300)
+if echo "$survived" | tr -d ' \n' | grep -q '"runner":"unit"' && echo "$survived" | grep -q '"stdout": "survived' &&
+  echo "$survived" | tr -d ' \n' | grep -q '"status":"completed"'; then
+  pass "a command whose agent was SIGKILLed ran on in its unit; the restarted agent collected it ($(($(date +%s) - t)) s)"
+else
+  fail "a command whose agent was SIGKILLed ran on in its unit; the restarted agent collected it"
+  echo "$survived" | indent 30
+fi
+check "its unit and output files are gone once collected" inside_sh \
+  '[ -z "$(systemctl list-units --all --no-legend "osapi-cmd-*")" ] && [ -z "$(ls -A /var/lib/osapi/agent/runs 2>/dev/null)" ]'
 echo "== services through systemd1 (the container's systemd is PID 1)"
 # A unit of the test's own, and one that fails to start.
 # Installed where packages put theirs: systemd masks only units outside /etc.
@@ -790,8 +845,17 @@ sums() { inside sha256sum /etc/osapi/osapi.yaml /etc/osapi/signing.key /root/.co
 before=$(sums)
 agent_before=$(inside systemctl show -p MainPID --value osapi-agent.service)
 t=$(date +%s)
-check "apt-get install ./$(basename "$upgrade_deb")" \
-  inside apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold "/root/$(basename "$upgrade_deb")"
+# The upgrade runs as a command job: apt-get restarts the agent that runs
+# the job, and must neither be killed with it nor be reported interrupted.
+upgrade_job=$(inside osapictl -o json --async command exec --command-timeout 280s --env DEBIAN_FRONTEND=noninteractive -- \
+  apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold "/root/$(basename "$upgrade_deb")" | job_of)
+upgraded=$(wait_job "$upgrade_job" 400)
+if echo "$upgraded" | tr -d ' \n' | grep -q '"exit_code":0,"runner":"unit"' && echo "$upgraded" | tr -d ' \n' | grep -q '"status":"completed"'; then
+  pass "apt-get install ./$(basename "$upgrade_deb") as a command job: completed in its unit while the agent restarted"
+else
+  fail "apt-get install ./$(basename "$upgrade_deb") as a command job: completed in its unit while the agent restarted"
+  echo "$upgraded" | indent 30
+fi
 say "upgraded in $(($(date +%s) - t)) s"
 check "dpkg says $upgrade_version" test "$(inside dpkg-query -W -f '${Version}' osapi)" = "$upgrade_version"
 check "edited osapi.yaml, signing key, root's token and osapictl.yaml untouched" test "$(sums)" = "$before"
@@ -810,12 +874,13 @@ echo "== packages through PackageKit, from repositories made here"
 # is Debian's security suite, which is how PackageKit's apt backend classes
 # an update as a security update. The container has no network: Debian's
 # own source is set aside while these run.
-make_deb() { # NAME VERSION DEPENDS POSTINST OUT_DIR
+make_deb() { # NAME VERSION DEPENDS POSTINST OUT_DIR [CONFLICTS]
   local d=$work/debs/$1_$2
   mkdir -p "$d/DEBIAN" "$d/usr/share/doc/$1" "$5"
   {
     printf 'Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: OSAPI appliance test <root@localhost>\n' "$1" "$2"
     [ -n "$3" ] && printf 'Depends: %s\n' "$3"
+    [ -n "${6:-}" ] && printf 'Conflicts: %s\n' "$6"
     printf 'Description: OSAPI appliance test package %s\n' "$1"
   } >"$d/DEBIAN/control"
   if [ -n "$4" ]; then
@@ -841,6 +906,7 @@ repos=$root/srv/osapi-test
 make_deb osapi-test-lib 1.0 "" "" "$repos/main"
 make_deb osapi-test-tool 1.0 "osapi-test-lib" "" "$repos/main"
 make_deb osapi-test-extra 1.0 "" "" "$repos/main"
+make_deb osapi-test-conflict 1.0 "" "" "$repos/main" "osapi-test-lib"
 make_deb osapi-test-tool 1.1 "osapi-test-lib" "touch /run/reboot-required" "$repos/security"
 make_repo "$repos/main" "OSAPI Test" "OSAPI Test" stable
 make_repo "$repos/security" Debian Debian-Security bookworm-security
@@ -859,24 +925,10 @@ cat >"$root/usr/local/bin/apptest-version" <<'EOF'
 dpkg-query -W -f '${Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^install ok installed //p'
 EOF
 chmod 0755 "$root/usr/local/bin/apptest-version"
-# apptest-expect PATTERN COMMAND...: the command's output, spaces and
-# newlines taken out, matches PATTERN (JSON keys come sorted); otherwise its
-# exit status and output are printed and it fails.
-cat >"$root/usr/local/bin/apptest-expect" <<'EOF'
-#!/bin/sh
-pattern=$1
-shift
-out=$("$@" 2>&1)
-rc=$?
-printf '%s' "$out" | tr -d ' \n' | grep -q -- "$pattern" && exit 0
-printf 'exit %s: %s\n' "$rc" "$out"
-exit 1
-EOF
-chmod 0755 "$root/usr/local/bin/apptest-expect"
 check "package refresh: the local repository's lists, no updates pending" inside \
   apptest-expect '"changed":false,"security_after":0,"updates_after":0' osapictl -o json package refresh
-check "package search osapi-test: three, none installed" inside_sh \
-  'out=$(osapictl -o json package search osapi-test) && [ "$(echo "$out" | grep -c "\"name\": \"osapi-test-")" = 3 ] && ! echo "$out" | grep -q "\"installed\": true" || { echo "$out"; exit 1; }'
+check "package search osapi-test: four, none installed" inside_sh \
+  'out=$(osapictl -o json package search osapi-test) && [ "$(echo "$out" | grep -c "\"name\": \"osapi-test-")" = 4 ] && ! echo "$out" | grep -q "\"installed\": true" || { echo "$out"; exit 1; }'
 check "package get osapi-test-tool: available 1.0, not installed" inside \
   apptest-expect '"arch":"all","available_version":"1.0","description"' osapictl -o json package get osapi-test-tool
 check "package install --dry-run: the library comes too; nothing installed" inside_sh \
@@ -892,6 +944,9 @@ check "package list: the tool, installed, at 1.0" inside \
   apptest-expect '"arch":"all","installed":true,"name":"osapi-test-tool","repo":"[^"]*","summary":"[^"]*","version":"1.0"' osapictl -o json package list
 check "package remove of the library alone: refused (the tool needs it), both stay" inside_sh \
   'out=$(osapictl package remove osapi-test-lib 2>&1); [ $? -eq 1 ] && echo "$out" | grep -q "also removes osapi-test-tool" && [ "$(apptest-version osapi-test-lib)" = 1.0 ] || { echo "$out"; exit 1; }'
+check "package install of a package that conflicts with the library: refused, the library stays" inside_sh \
+  'out=$(osapictl package install osapi-test-conflict 2>&1); [ $? -eq 1 ] && echo "$out" | grep -q "would remove osapi-test-lib" &&
+   [ "$(apptest-version osapi-test-lib)" = 1.0 ] && [ -z "$(apptest-version osapi-test-conflict)" ] || { echo "$out"; exit 1; }'
 check "package remove osapi: refused by the API (exit 2)" inside_sh \
   'osapictl package remove osapi >/dev/null 2>&1; [ $? -eq 2 ] && dpkg-query -W osapi >/dev/null'
 check "package install of an unknown package: not found (exit 1)" inside_sh \

@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use crate::job::{HostResult, HostStatus, JobError, Operation};
 use crate::provider::{
-    ClockSetting, CommandResult, PowerAction, Progress, ProviderError, Providers, UnitChange,
+    ClockSetting, CommandJob, CommandResult, PowerAction, Progress, ProviderError, Providers,
+    UnitChange,
 };
 
 /// What running an operation on this host produced. The host's result is failed
@@ -206,8 +207,13 @@ pub(crate) fn fit_result(result: &mut HostResult, limit: usize) -> bool {
 }
 
 /// Run one operation on this host; long ones say how far they got through
-/// `progress`.
-pub async fn dispatch(op: &Operation, p: &Providers, progress: &Progress) -> Outcome {
+/// `progress`. A command runs for `job` (see [`CommandJob`]).
+pub async fn dispatch(
+    op: &Operation,
+    p: &Providers,
+    progress: &Progress,
+    job: CommandJob,
+) -> Outcome {
     // Inputs were validated at creation; check again, the agent trusts nothing.
     if let Err(e) = op.validate() {
         return Outcome::failed(job_error("invalid_input", e.to_string()));
@@ -227,8 +233,8 @@ pub async fn dispatch(op: &Operation, p: &Providers, progress: &Progress) -> Out
         Operation::DnsGet(d) => to_outcome(p.dns.get(&d.interface).await),
         Operation::DnsSet(d) => to_outcome(p.dns.set(d).await),
         Operation::Ping(ping) => to_outcome(p.ping.ping(ping).await),
-        Operation::CommandExec(c) => command_outcome(p.command.exec(c).await),
-        Operation::CommandShell(c) => command_outcome(p.command.shell(c).await),
+        Operation::CommandExec(c) => command_outcome(p.command.exec(c, job).await),
+        Operation::CommandShell(c) => command_outcome(p.command.shell(c, job).await),
         Operation::ServiceList(q) => to_outcome(p.service.list(q).await),
         Operation::ServiceGet(u) => to_outcome(p.service.get(&u.unit).await),
         Operation::ServiceStart(_)
@@ -271,8 +277,8 @@ pub async fn dispatch(op: &Operation, p: &Providers, progress: &Progress) -> Out
         Operation::PackageGet(n) => to_outcome(p.packages.get(&n.name).await),
         Operation::PackageSearch(q) => to_outcome(p.packages.search(&q.query).await),
         Operation::PackageUpdates => to_outcome(p.packages.updates().await),
-        Operation::PackageInstall(r) => to_outcome(p.packages.install(r, true, progress).await),
-        Operation::PackageRemove(r) => to_outcome(p.packages.install(r, false, progress).await),
+        Operation::PackageInstall(r) => to_outcome(p.packages.install(r, progress).await),
+        Operation::PackageRemove(r) => to_outcome(p.packages.remove(r, progress).await),
         Operation::PackageUpdate(r) => to_outcome(p.packages.update(r, progress).await),
         Operation::PackageRefresh(r) => to_outcome(p.packages.refresh(r, progress).await),
         Operation::CaList(l) => to_outcome(p.trust.list(l.local).await),
@@ -345,6 +351,8 @@ mod tests {
             truncated_stdout: false,
             truncated_stderr: false,
             duration_ms: 1500,
+            runner: Default::default(),
+            unit: None,
         }
     }
 
@@ -375,7 +383,7 @@ mod tests {
         };
         for op in crate::job::examples() {
             let name = op.type_name();
-            let outcome = dispatch(&op, &providers, &Progress::none()).await;
+            let outcome = dispatch(&op, &providers, &Progress::none(), CommandJob::default()).await;
             match (&outcome.data, &outcome.error) {
                 (Some(data), _) if simulated(name) => {
                     assert!((op.spec().view.rows)(data).is_some(), "{name}: {data}");

@@ -35,7 +35,7 @@ use crate::bus::{
 use crate::config::{AgentConfig, NatsConfig};
 use crate::job::signature::JobVerifier;
 use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Operation, Stage};
-use crate::provider::Providers;
+use crate::provider::{CommandJob, Providers};
 use crate::telemetry::trace::TraceContext;
 use tracing::Instrument;
 
@@ -453,15 +453,18 @@ async fn run_job(
     // Past its deadline the API has already reported this host as not
     // answering (an agent cut off from NATS gets its backlog on return). Running
     // it now would contradict that report, and a command could run after the
-    // operator, told it did not, has already run it again.
-    if OffsetDateTime::now_utc() >= job.deadline() {
+    // operator, told it did not, has already run it again. A command this
+    // host started before its agent stopped is another matter: it is only
+    // collected (below).
+    let late = OffsetDateTime::now_utc() >= job.deadline();
+    let expired = || async {
         tracing::warn!("job delivered after its deadline; not running it");
         shared.metrics.finished(
             job.operation.type_name(),
             metrics::JobOutcome::Expired,
             None,
         );
-        return store
+        store
             .append_event(
                 id,
                 &event(
@@ -469,7 +472,10 @@ async fn run_job(
                     Some("not run: delivered after the job's deadline".into()),
                 ),
             )
-            .await;
+            .await
+    };
+    if late && !is_command(&job.operation) {
+        return expired().await;
     }
     store
         .append_event(id, &event(Stage::Acknowledged, None))
@@ -510,7 +516,15 @@ async fn run_job(
         let token = format!("{}/{}", shared.hostname, Uuid::now_v7());
         Some(store.claim(id, scope, &token).await?)
     };
-    if let Some(Claim::Taken(by)) = claimed {
+    // A command this host claimed before its agent stopped may still run in a
+    // unit of its own: it is collected (never started again) rather than
+    // called interrupted; the runner says interrupted when nothing is left.
+    let ours = format!("{}/", shared.hostname);
+    let resume = matches!(&claimed, Some(Claim::Taken(by)) if is_command(&job.operation) && by.starts_with(&ours));
+    if late && !resume {
+        return expired().await;
+    }
+    if let Some(Claim::Taken(by)) = claimed.filter(|_| !resume) {
         let error = JobError {
             code: "interrupted".into(),
             message: "the job was interrupted after it started and is not safe to run again".into(),
@@ -533,7 +547,11 @@ async fn run_job(
 
     store.append_event(id, &event(Stage::Started, None)).await?;
     let started = Instant::now();
-    let outcome = run_reporting_progress(&job, &shared.providers, |text| {
+    let command = CommandJob {
+        id: Some(id),
+        resume,
+    };
+    let outcome = run_reporting_progress(&job, &shared.providers, command, |text| {
         let progress = event(Stage::Progress, Some(text));
         async move { store.append_event(id, &progress).await }
     })
@@ -572,19 +590,28 @@ async fn run_job(
     finish(shared, &job, outcome, started.elapsed(), attempt).await
 }
 
+fn is_command(op: &Operation) -> bool {
+    matches!(op, Operation::CommandExec(_) | Operation::CommandShell(_))
+}
+
 /// At most one progress event per this long, per host and job.
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
 /// Runs the job's operation; what it says of its progress goes to `record`,
 /// the newest text at most every [`PROGRESS_EVERY`]. A progress event that
 /// cannot be recorded is skipped: the result is what counts.
-async fn run_reporting_progress<F, Fut>(job: &Job, providers: &Providers, record: F) -> Outcome
+async fn run_reporting_progress<F, Fut>(
+    job: &Job,
+    providers: &Providers,
+    command: CommandJob,
+    record: F,
+) -> Outcome
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Result<(), BusError>>,
 {
     let (progress, mut said) = crate::provider::Progress::channel();
-    let run = dispatch(&job.operation, providers, &progress);
+    let run = dispatch(&job.operation, providers, &progress, command);
     let report = async {
         while said.changed().await.is_ok() {
             let text = said.borrow_and_update().clone();

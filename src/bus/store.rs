@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::pager::{Order, StreamPager, is_tombstone};
 use super::registry::speaks_for;
 use super::{Buckets, BusError, Names};
-use crate::job::{HostResult, Job, JobEvent, JobStatus, JobView, Target, compute_status};
+use crate::job::{HostResult, Job, JobEvent, JobStatus, JobView, Stage, Target, compute_status};
 
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 /// How many jobs one listing request may inspect when filters skip most of them;
@@ -210,10 +210,15 @@ impl JobStore {
         // One key for every attempt, so a retry after a lost acknowledgement
         // overwrites the same event instead of adding a second one. The host
         // is in the key because an enrolled agent may write only under its own.
+        // Progress has one key per host, each report replacing the last: a
+        // long change leaves one message, not hundreds.
+        let last = match event.stage {
+            Stage::Progress => "progress".to_owned(),
+            _ => Uuid::now_v7().to_string(),
+        };
         let key = format!(
-            "{id}.ev.{}.{}",
-            super::registry::registry_key(&event.hostname),
-            Uuid::now_v7()
+            "{id}.ev.{}.{last}",
+            super::registry::registry_key(&event.hostname)
         );
         super::retry_transient("appending a job event", PATIENCE, |_| async {
             self.responses

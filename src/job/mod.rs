@@ -40,7 +40,8 @@ pub use operation::{
     parse_duration, schema_ref,
 };
 pub use package::{
-    MAX_PACKAGES, PackageName, PackageNames, PackageRefresh, PackageSearch, PackageUpdate,
+    MAX_PACKAGES, PROTECTED_PACKAGES, PackageName, PackageNames, PackageRefresh, PackageSearch,
+    PackageUpdate,
 };
 pub use power::{PowerCancel, PowerSchedule};
 pub use process::{ProcessList, ProcessRef, ProcessSignal};

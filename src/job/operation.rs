@@ -26,7 +26,8 @@ pub use super::user::{
 use crate::provider::files::{FileDeployed, FileStatuses, FileUndeployed};
 use crate::provider::interfaces::{InterfaceChange, InterfaceInfo, Interfaces};
 use crate::provider::packages::{
-    CHANGE_WAIT, CacheRefresh, PackageChange, PackageInfo, Packages, PendingUpdates, REFRESH_WAIT,
+    CHANGE_WAIT, CacheRefresh, PackageChange, PackageInfo, Packages, PendingUpdates, QUERY_WAIT,
+    REFRESH_WAIT,
 };
 use crate::provider::systemd1::{UNIT_JOB_WAIT, UnitAction};
 use crate::provider::users::{
@@ -957,9 +958,20 @@ impl Operation {
                 p.delay().unwrap_or_default() + crate::provider::logind::MIN_DELAY + REBOOT_RETURN
             }
             Operation::SysctlSet(_) => UNIT_JOB_WAIT,
-            Operation::PackageInstall(r) | Operation::PackageRemove(r) if !r.dry_run => CHANGE_WAIT,
-            Operation::PackageUpdate(r) if !r.dry_run => CHANGE_WAIT,
-            Operation::PackageRefresh(r) if !r.dry_run => REFRESH_WAIT,
+            // Each PackageKit query, plan and proof may wait QUERY_WAIT
+            // (queued behind another transaction); the change itself longer.
+            Operation::PackageList | Operation::PackageSearch(_) => QUERY_WAIT,
+            Operation::PackageGet(_) | Operation::PackageUpdates => QUERY_WAIT * 2,
+            Operation::PackageInstall(PackageNames { dry_run, .. })
+            | Operation::PackageRemove(PackageNames { dry_run, .. })
+            | Operation::PackageUpdate(PackageUpdate { dry_run, .. }) => match dry_run {
+                true => QUERY_WAIT * 4,
+                false => CHANGE_WAIT + QUERY_WAIT * 5,
+            },
+            Operation::PackageRefresh(r) => match r.dry_run {
+                true => QUERY_WAIT * 2,
+                false => REFRESH_WAIT + QUERY_WAIT * 4,
+            },
             // Applying, the link settling, then the confirmation.
             Operation::InterfaceSet(s) if !s.dry_run => {
                 s.confirm_within() + crate::provider::interfaces::SETTLE + Duration::from_secs(10)

@@ -93,19 +93,20 @@ impl PackageNames {
         match self
             .names
             .iter()
-            .position(|n| OWN_PACKAGES.contains(&n.as_str()))
+            .position(|n| PROTECTED_PACKAGES.contains(&n.as_str()))
         {
             Some(i) => Err(InvalidInput::new(
                 format!("names[{i}]"),
-                "OSAPI and its bus are removed with the host's own package manager, not through OSAPI",
+                "OSAPI, its bus and PackageKit are removed with the host's own package manager, not through OSAPI",
             )),
             None => Ok(()),
         }
     }
 }
 
-/// The packages a removal through OSAPI never touches.
-const OWN_PACKAGES: &[&str] = &["osapi", "nats-server"];
+/// Packages no change through OSAPI takes away: OSAPI, its bus, and the
+/// service that would put them back.
+pub const PROTECTED_PACKAGES: &[&str] = &["osapi", "nats-server", "packagekit"];
 
 /// `package.update`
 #[derive(

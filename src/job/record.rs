@@ -89,6 +89,10 @@ pub enum Stage {
     Failed,
     /// The agent refused the job unrun: its signature did not verify.
     Rejected,
+    /// A stage this version does not know (written by a newer agent during a
+    /// rolling upgrade): read as still running, never as an unreadable job.
+    #[serde(other)]
+    Unknown,
 }
 
 /// One append-only timeline entry.

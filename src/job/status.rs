@@ -105,7 +105,7 @@ pub fn compute_status(
         if entry.state != "completed" && entry.state != "failed" {
             entry.state = match ev.stage {
                 Stage::Acknowledged => "acknowledged",
-                Stage::Started | Stage::Progress => "started",
+                Stage::Started | Stage::Progress | Stage::Unknown => "started",
                 Stage::Completed => "completed",
                 // Refused unrun is a failure of that host.
                 Stage::Failed | Stage::Rejected => "failed",

@@ -32,8 +32,8 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 use super::{
-    BoxFuture, CommandExec, CommandProvider, CommandResult, CommandShell, ProviderError,
-    ProviderResult,
+    BoxFuture, CommandExec, CommandJob, CommandProvider, CommandResult, CommandShell,
+    ProviderError, ProviderResult,
 };
 use crate::config::CommandConfig;
 
@@ -66,9 +66,14 @@ impl HostCommand {
         }
     }
 
+    /// The most output kept per stream.
+    pub(super) fn max_output_bytes(&self) -> usize {
+        self.max_output_bytes
+    }
+
     /// The timeout to apply: the request's, else the agent's default. A request
     /// above this agent's maximum is refused rather than silently shortened.
-    fn timeout_for(&self, requested: Option<Duration>) -> ProviderResult<Duration> {
+    pub(super) fn timeout_for(&self, requested: Option<Duration>) -> ProviderResult<Duration> {
         match requested {
             None => Ok(self.default_timeout),
             Some(t) if t.is_zero() => Err(ProviderError::invalid("timeout", "must be positive")),
@@ -187,12 +192,15 @@ impl HostCommand {
             truncated_stdout,
             truncated_stderr,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            runner: super::CommandRunner::Child,
+            unit: None,
         })
     }
 }
 
 /// Where commands look for programs.
-const COMMAND_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const COMMAND_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Commands start from a clean environment: `PATH`, `LANG` and `HOME`, plus
 /// what the request sets. Never the agent's own, whose `OSAPI_*` overrides and
@@ -211,8 +219,10 @@ impl CommandProvider for HostCommand {
     fn exec<'a>(
         &'a self,
         request: &'a CommandExec,
+        job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(async move {
+            children_do_not_resume(job)?;
             let mut cmd = Command::new(&request.command);
             clean_environment(&mut cmd);
             cmd.args(&request.args)
@@ -232,8 +242,10 @@ impl CommandProvider for HostCommand {
     fn shell<'a>(
         &'a self,
         request: &'a CommandShell,
+        job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(async move {
+            children_do_not_resume(job)?;
             let mut cmd = Command::new(SHELL);
             clean_environment(&mut cmd);
             cmd.arg("-c").arg(&request.command);
@@ -291,9 +303,20 @@ pub async fn run_tool(
     })
 }
 
+/// A child dies with the agent that started it (its unit's cgroup), so an
+/// agent started again has nothing to collect.
+fn children_do_not_resume(job: CommandJob) -> ProviderResult<()> {
+    match job.resume {
+        true => Err(ProviderError::Interrupted {
+            detail: "the command ran as a child of the agent, which stopped".into(),
+        }),
+        false => Ok(()),
+    }
+}
+
 /// Checked before spawning: a failed `chdir` in the child looks exactly like a
 /// missing program, and the user should be told which of the two it was.
-async fn check_cwd(dir: &str) -> ProviderResult<()> {
+pub(super) async fn check_cwd(dir: &str) -> ProviderResult<()> {
     match tokio::fs::metadata(dir).await {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(ProviderError::invalid(
@@ -501,16 +524,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_child_of_a_stopped_agent_is_never_run_again() {
+        let p = provider(1024);
+        let resume = CommandJob {
+            id: None,
+            resume: true,
+        };
+        let err = p.exec(&exec("/bin/echo", &["again"]), resume).await.err();
+        assert!(
+            matches!(err, Some(ProviderError::Interrupted { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn runs_and_reports() {
         let p = provider(1024);
-        let r = p.exec(&exec("/bin/echo", &["a", "b"])).await;
+        let r = p
+            .exec(&exec("/bin/echo", &["a", "b"]), CommandJob::default())
+            .await;
         let r = r.map_err(|e| e.to_string());
         assert!(
             matches!(&r, Ok(r) if r.stdout == "a b\n" && r.exit_code == Some(0)),
             "{r:?}"
         );
 
-        let err = p.exec(&exec("/no/such/program", &[])).await.err();
+        let err = p
+            .exec(&exec("/no/such/program", &[]), CommandJob::default())
+            .await
+            .err();
         assert!(
             matches!(&err, Some(ProviderError::NotFound { what: "program", name }) if name == "/no/such/program"),
             "{err:?}"
@@ -518,7 +560,7 @@ mod tests {
 
         let mut req = exec("pwd", &[]);
         req.cwd = Some("/no/such/dir".into());
-        let err = p.exec(&req).await.err();
+        let err = p.exec(&req, CommandJob::default()).await.err();
         assert!(
             matches!(&err, Some(ProviderError::NotFound { what: "cwd", .. })),
             "{err:?}"
@@ -533,7 +575,10 @@ mod tests {
             cwd: None,
             timeout: Some(Duration::from_millis(300)),
         };
-        let r = p.shell(&req).await.map_err(|e| e.to_string());
+        let r = p
+            .shell(&req, CommandJob::default())
+            .await
+            .map_err(|e| e.to_string());
         let Ok(r) = r else { panic!("{r:?}") };
         assert!(r.timed_out, "{r:?}");
         assert_eq!(r.signal, Some(9), "{r:?}");
@@ -549,7 +594,10 @@ mod tests {
             cwd: None,
             timeout: Some(Duration::from_secs(20)),
         };
-        let r = p.shell(&req).await.map_err(|e| e.to_string());
+        let r = p
+            .shell(&req, CommandJob::default())
+            .await
+            .map_err(|e| e.to_string());
         let Ok(r) = r else { panic!("{r:?}") };
         assert_eq!(r.exit_code, Some(0));
         assert_eq!(r.stdout.len(), 1000);

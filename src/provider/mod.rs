@@ -13,8 +13,10 @@
 //!   when it is not there ([`hostnamed::HostnamedHostname`]).
 //! * [`resolved`]: per-interface DNS through systemd-resolved, `/etc/resolv.conf`
 //!   when it is not there ([`resolved::ResolvedDns`]).
-//! * [`command`]: programs and shell command lines, with timeouts that kill the
-//!   whole process group and capped output ([`command::HostCommand`]).
+//! * [`transient`]: command jobs as transient systemd services
+//!   ([`transient::UnitCommand`]), and where systemd is not PID 1,
+//! * [`command`]: programs and shell command lines as children, with timeouts
+//!   that kill the whole process group and capped output ([`command::HostCommand`]).
 //! * [`ping`]: ICMP echo over datagram or raw ICMP sockets ([`ping::IcmpPing`]).
 //! * [`trust`]: the trusted CAs, from the TLS bundle; added and removed through
 //!   the distribution's tool ([`trust::HostTrust`]).
@@ -44,6 +46,7 @@ pub mod sim;
 pub mod sysctl;
 pub mod systemd1;
 pub mod timedated;
+pub mod transient;
 pub mod trust;
 pub mod users;
 
@@ -162,6 +165,12 @@ pub enum ProviderError {
         detail: String,
     },
 
+    /// A job that started before the agent stopped cannot be collected:
+    /// what ran it is gone (a child of the old agent, a unit no longer
+    /// there), and running it again is not safe.
+    #[error("interrupted: {detail}")]
+    Interrupted { detail: String },
+
     /// One of the host's tools (`update-ca-certificates`, `useradd`) ran and
     /// failed; `detail` is how it ended and what it printed.
     #[error("{program} failed: {detail}")]
@@ -184,6 +193,7 @@ impl ProviderError {
             ProviderError::Parse { .. } => "parse_error",
             ProviderError::Tool { .. } => "tool_failed",
             ProviderError::ServiceFailed { .. } => "service_failed",
+            ProviderError::Interrupted { .. } => "interrupted",
         }
     }
 
@@ -477,15 +487,45 @@ pub struct CommandResult {
     pub truncated_stdout: bool,
     pub truncated_stderr: bool,
     pub duration_ms: u64,
+    /// What ran it: a transient systemd unit, or a child of the agent.
+    #[serde(default)]
+    pub runner: CommandRunner,
+    /// The transient unit it ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// How a command ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandRunner {
+    /// A child process of the agent (where systemd is not PID 1).
+    #[default]
+    Child,
+    /// A transient systemd service of its own, outside the agent's sandbox.
+    Unit,
+}
+
+/// Which job a command runs for. A runner that keeps commands apart from
+/// the agent names the command after it, so that an agent started again
+/// finds it: `resume` asks to collect that command, never to start it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommandJob {
+    pub id: Option<uuid::Uuid>,
+    pub resume: bool,
 }
 
 /// Runs commands on the host.
 pub trait CommandProvider: Send + Sync {
-    fn exec<'a>(&'a self, request: &'a CommandExec)
-    -> BoxFuture<'a, ProviderResult<CommandResult>>;
+    fn exec<'a>(
+        &'a self,
+        request: &'a CommandExec,
+        job: CommandJob,
+    ) -> BoxFuture<'a, ProviderResult<CommandResult>>;
     fn shell<'a>(
         &'a self,
         request: &'a CommandShell,
+        job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>>;
 }
 
@@ -669,10 +709,16 @@ impl packages::PackageProvider for Unsupported {
     fn install<'a>(
         &'a self,
         _request: &'a crate::job::PackageNames,
-        _install: bool,
         _progress: &'a Progress,
     ) -> BoxFuture<'a, ProviderResult<packages::PackageChange>> {
         unsupported("package.install")
+    }
+    fn remove<'a>(
+        &'a self,
+        _request: &'a crate::job::PackageNames,
+        _progress: &'a Progress,
+    ) -> BoxFuture<'a, ProviderResult<packages::PackageChange>> {
+        unsupported("package.remove")
     }
     fn update<'a>(
         &'a self,
@@ -784,12 +830,14 @@ impl CommandProvider for Unsupported {
     fn exec<'a>(
         &'a self,
         _request: &'a CommandExec,
+        _job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         unsupported("command.exec.execute")
     }
     fn shell<'a>(
         &'a self,
         _request: &'a CommandShell,
+        _job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         unsupported("command.shell.execute")
     }
@@ -858,7 +906,11 @@ impl Providers {
             packages: Arc::new(packages::PackageKit::new(bus.clone())),
             log: Arc::new(journal::JournalFiles::new()),
             ping: Arc::new(ping::IcmpPing::new()),
-            command: Arc::new(command::HostCommand::new(command)),
+            command: Arc::new(transient::UnitCommand::new(
+                bus.clone(),
+                command::HostCommand::new(command),
+                &crate::files::agent_state_dir(),
+            )),
         }
     }
 }
@@ -975,7 +1027,10 @@ mod tests {
             cwd: None,
             timeout: Some(DEFAULT_COMMAND_TIMEOUT),
         };
-        let err = Unsupported.shell(&request).await.err();
+        let err = Unsupported
+            .shell(&request, CommandJob::default())
+            .await
+            .err();
         let Some(err) = err else {
             panic!("expected an error")
         };

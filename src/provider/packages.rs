@@ -32,11 +32,11 @@ use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zbus::proxy::CacheProperties;
-use zbus::{Connection, OwnedObjectPath, OwnedVariant, proxy};
+use zbus::{Connection, OwnedObjectPath, OwnedVariant, fdo, proxy};
 
-use super::hostnamed::{SystemBus, bus_error, is_unreachable};
+use super::hostnamed::{SystemBus, bus_error};
 use super::{BoxFuture, Progress, ProviderError, ProviderResult};
-use crate::job::{PackageNames, PackageRefresh, PackageUpdate};
+use crate::job::{PROTECTED_PACKAGES, PackageNames, PackageRefresh, PackageUpdate};
 
 /// The service named in errors.
 const SERVICE: &str = "PackageKit";
@@ -46,8 +46,11 @@ const SERVICE: &str = "PackageKit";
 pub const CHANGE_WAIT: Duration = Duration::from_secs(30 * 60);
 /// Longest wait for a refresh of the package lists.
 pub const REFRESH_WAIT: Duration = Duration::from_secs(10 * 60);
-/// Longest wait for a query (PackageKit may queue it behind a change).
-const QUERY_WAIT: Duration = Duration::from_secs(120);
+/// Longest wait for a query, a plan (simulation) or a proof; PackageKit may
+/// queue it behind another transaction.
+pub const QUERY_WAIT: Duration = Duration::from_secs(60);
+/// How long a cancelled transaction has to say it finished.
+const CANCEL_GRACE: Duration = Duration::from_secs(30);
 /// How often a running transaction's status is read for progress.
 const POLL: Duration = Duration::from_secs(1);
 /// Debian's flag file: a package's maintainer script asks for a reboot.
@@ -100,7 +103,20 @@ mod pk {
         "trusted",
         "unavailable",
         "critical",
+        // PackageKit 1.3 (Debian 13): what a transaction will do, not is doing.
+        "install",
+        "remove",
+        "obsolete",
+        "downgrade",
     ];
+
+    pub const INFO_INSTALLED: u32 = 1;
+    pub const INFO_AVAILABLE: u32 = 2;
+    /// The classes of an update (`info`, or its high 16 bits): low (3) to
+    /// security (8), and critical (26).
+    pub fn is_update_class(info: u32) -> bool {
+        matches!(info, INFO_AVAILABLE | 3..=8 | 26)
+    }
 
     /// `PkStatusEnum` values, by name.
     pub const STATUS: &[&str] = &[
@@ -371,11 +387,14 @@ pub trait PackageProvider: Send + Sync {
     fn search<'a>(&'a self, text: &'a str) -> BoxFuture<'a, ProviderResult<Packages>>;
     fn get<'a>(&'a self, name: &'a str) -> BoxFuture<'a, ProviderResult<PackageInfo>>;
     fn updates(&self) -> BoxFuture<'_, ProviderResult<PendingUpdates>>;
-    /// Install (`true`) or remove the named packages.
     fn install<'a>(
         &'a self,
         request: &'a PackageNames,
-        install: bool,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, ProviderResult<PackageChange>>;
+    fn remove<'a>(
+        &'a self,
+        request: &'a PackageNames,
         progress: &'a Progress,
     ) -> BoxFuture<'a, ProviderResult<PackageChange>>;
     fn update<'a>(
@@ -455,7 +474,7 @@ struct Emitted {
 
 impl Emitted {
     fn installed(&self) -> bool {
-        pk::name(pk::INFO, self.info) == "installed"
+        self.info == pk::INFO_INSTALLED
     }
 
     fn package(&self) -> Package {
@@ -537,7 +556,7 @@ impl Said {
         Ok(None)
     }
 
-    /// The packages, each id once (apt 1.2.6 may repeat one).
+    /// The packages, each id once (PackageKit 1.2.6's apt backend may repeat one).
     fn unique(&self) -> Vec<&Emitted> {
         let mut seen = BTreeSet::new();
         self.packages
@@ -547,17 +566,23 @@ impl Said {
     }
 }
 
-/// The verb a planned package's info stands for, if it is a change.
+/// The verb a planned package's info stands for, if it is a change
+/// (PackageKit 1.2's "-ing" values and 1.3's plain ones).
 fn action_of(info: u32) -> Option<&'static str> {
-    Some(match pk::name(pk::INFO, info).as_str() {
-        "installing" => "install",
-        "updating" => "update",
-        "removing" => "remove",
-        "downgrading" => "downgrade",
-        "reinstalling" => "reinstall",
-        "obsoleting" => "obsolete",
+    Some(match info {
+        11 => "update",
+        12 | 27 => "install",
+        13 | 28 => "remove",
+        15 | 29 => "obsolete",
+        19 => "reinstall",
+        20 | 30 => "downgrade",
         _ => return None,
     })
+}
+
+/// Whether a planned verb takes a package off the host.
+fn takes_away(verb: &str) -> bool {
+    matches!(verb, "remove" | "obsolete")
 }
 
 /// A running transaction's status, for people: `downloading 40%`.
@@ -632,9 +657,17 @@ impl PackageKit {
 
         let mut said = Said::default();
         let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reported = String::new();
+        // Set once the time is up and PackageKit took the cancel.
+        let mut cancelled = false;
         let deadline = tokio::time::sleep(limit);
         tokio::pin!(deadline);
+        let timed_out = |detail: String| ProviderError::ServiceFailed {
+            service: SERVICE,
+            reason: "timeout".into(),
+            detail,
+        };
         loop {
             tokio::select! {
                 // Signals first: what PackageKit said before a status read
@@ -647,8 +680,15 @@ impl PackageKit {
                             detail: "the system bus closed the transaction's signals".into(),
                         });
                     };
-                    if let Some(exit) = said.take_in(&msg) {
-                        return said.finished(exit);
+                    match said.take_in(&msg) {
+                        Some(_) if cancelled => {
+                            return Err(timed_out(format!(
+                                "{operation} did not finish within {}s; cancelled",
+                                limit.as_secs()
+                            )));
+                        }
+                        Some(exit) => return said.finished(exit),
+                        None => {}
                     }
                 }
                 _ = poll.tick() => {
@@ -660,9 +700,10 @@ impl PackageKit {
                                 reported = text;
                             }
                         }
-                        // PackageKit left the bus: unless it said Finished
-                        // just before, it died in the middle.
-                        (Err(e), _) | (_, Err(e)) if is_unreachable(&e) => {
+                        // This packagekitd (its unique name) or the transaction
+                        // is gone: unless it said Finished just before, it
+                        // died in the middle.
+                        (Err(e), _) | (_, Err(e)) if is_gone(&e) => {
                             while let Some(Some(msg)) = signals.next().now_or_never() {
                                 if let Some(exit) = said.take_in(&msg) {
                                     return said.finished(exit);
@@ -670,20 +711,29 @@ impl PackageKit {
                             }
                             return Err(ProviderError::Unavailable {
                                 service: SERVICE,
-                                detail: format!("it left the bus during {operation}: {e}"),
+                                detail: format!("it went away during {operation}: {e}"),
                             });
                         }
-                        // Gone once finished: the Finished signal says the rest.
+                        // A slow answer is not a dead daemon: Finished decides.
                         _ => {}
                     }
                 }
                 () = &mut deadline => {
-                    let _ = tx.cancel().await;
-                    return Err(ProviderError::ServiceFailed {
-                        service: SERVICE,
-                        reason: "timeout".into(),
-                        detail: format!("{operation} did not finish within {}s; cancelled", limit.as_secs()),
-                    });
+                    if cancelled {
+                        return Err(timed_out(format!(
+                            "{operation} did not finish within {}s, and not within {}s of being cancelled; it may still be running",
+                            limit.as_secs(),
+                            CANCEL_GRACE.as_secs()
+                        )));
+                    }
+                    if let Err(e) = tx.cancel().await {
+                        return Err(timed_out(format!(
+                            "{operation} did not finish within {}s and PackageKit could not cancel it ({e}); it goes on",
+                            limit.as_secs()
+                        )));
+                    }
+                    cancelled = true;
+                    deadline.as_mut().reset(tokio::time::Instant::now() + CANCEL_GRACE);
                 }
             }
         }
@@ -722,12 +772,9 @@ impl PackageKit {
         let updates: Vec<&Emitted> = said
             .unique()
             .into_iter()
-            // GetUpdates also lists the dependency changes an update would make.
-            .filter(|p| {
-                action_of(p.info).is_none()
-                    && !p.installed()
-                    && pk::name(pk::INFO, p.info) != "blocked"
-            })
+            // GetUpdates also lists the dependency changes an update would
+            // make, and blocked updates: only updates count.
+            .filter(|p| pk::is_update_class(p.info))
             .collect();
         let names: Vec<String> = updates.iter().map(|p| p.id.name.clone()).collect();
         let installed = if names.is_empty() {
@@ -774,29 +821,25 @@ impl PackageKit {
     ) -> ProviderResult<(Vec<TouchedPackage>, bool)> {
         let simulate = pk::FLAG_ONLY_TRUSTED | pk::FLAG_SIMULATE;
         let plan = self
-            .apply(action, &ids, simulate, &Progress::none())
+            .apply(action, &ids, simulate, QUERY_WAIT, &Progress::none())
             .await?;
         let planned: Vec<(&'static str, &PackageId)> = plan
             .unique()
             .into_iter()
             .filter_map(|p| action_of(p.info).map(|a| (a, &p.id)))
             .collect();
-        if action == Change::Remove {
-            let also: Vec<&str> = planned
-                .iter()
-                .map(|(_, id)| id.name.as_str())
-                .filter(|name| !requested.iter().any(|r| r == name))
-                .collect();
-            if !also.is_empty() {
-                return Err(ProviderError::invalid(
-                    "names",
-                    format!(
-                        "removing them also removes {} (which need them); name those too",
-                        also.join(", ")
-                    ),
-                ));
-            }
+        if planned.is_empty() {
+            return Err(ProviderError::ServiceFailed {
+                service: SERVICE,
+                reason: "empty-plan".into(),
+                detail: format!(
+                    "PackageKit planned nothing for a {} that has {} package(s) to change",
+                    action.verb(),
+                    ids.len()
+                ),
+            });
         }
+        check_plan(action, requested, &planned)?;
         let names: Vec<String> = planned.iter().map(|(_, id)| id.name.clone()).collect();
         let before = if names.is_empty() {
             Vec::new()
@@ -813,16 +856,53 @@ impl PackageKit {
                     .iter()
                     .find(|b| b.id.name == id.name && b.id.arch == id.arch)
                     .map(|b| b.id.version.clone()),
-                after: (*verb != "remove" && *verb != "obsolete").then(|| id.version.clone()),
+                after: (!takes_away(verb)).then(|| id.version.clone()),
             })
             .collect();
         if dry_run {
             return Ok((touched, plan.reboot));
         }
         let done = self
-            .apply(action, &ids, pk::FLAG_ONLY_TRUSTED, progress)
+            .apply(action, &ids, pk::FLAG_ONLY_TRUSTED, CHANGE_WAIT, progress)
             .await?;
         Ok((touched, done.reboot))
+    }
+
+    /// Installs what of `request` is not installed, or removes what is
+    /// (every architecture of it); an unknown name is `not_found`.
+    async fn install_or_remove(
+        &self,
+        action: Change,
+        request: &PackageNames,
+        progress: &Progress,
+    ) -> ProviderResult<PackageChange> {
+        let found = self.resolve(pk::FILTER_NONE, &request.names).await?;
+        let mut ids = Vec::new();
+        for name in &request.names {
+            let of_name: Vec<&Emitted> = found.iter().filter(|p| &p.id.name == name).collect();
+            let Some(first) = of_name.first() else {
+                return Err(ProviderError::NotFound {
+                    what: "package",
+                    name: name.clone(),
+                });
+            };
+            let installed = of_name.iter().filter(|p| p.installed());
+            match action {
+                // Installed already: nothing to do.
+                Change::Install if of_name.iter().any(|p| p.installed()) => {}
+                Change::Install => ids.push(first.id.to_string()),
+                _ => ids.extend(installed.map(|p| p.id.to_string())),
+            }
+        }
+        change_result(
+            self,
+            action,
+            request.names.clone(),
+            ids,
+            request.dry_run,
+            progress,
+        )
+        .await
     }
 
     /// One transaction that changes `ids` (or, with the simulate flag, says
@@ -832,14 +912,16 @@ impl PackageKit {
         action: Change,
         ids: &[String],
         flags: u64,
+        limit: Duration,
         progress: &Progress,
     ) -> ProviderResult<Said> {
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        self.transact(action.operation(), CHANGE_WAIT, progress, |tx| async move {
+        self.transact(action.operation(), limit, progress, |tx| async move {
             match action {
                 Change::Install => tx.install_packages(flags, &ids).await,
-                // What needs a removed package is not removed with it:
-                // allow_deps is false, and the transaction fails instead.
+                // allow_deps false asks that what needs a removed package
+                // stay (PackageKit's apt backend honours it only from 1.3.6):
+                // `check_plan` refuses such plans whatever the backend does.
                 Change::Remove => tx.remove_packages(flags, &ids, false, false).await,
                 Change::Update => tx.update_packages(flags, &ids).await,
             }
@@ -849,34 +931,96 @@ impl PackageKit {
 
     /// Whether each of `touched` is now as planned: installed at its `after`
     /// version, or (removed) not installed.
-    async fn prove(&self, touched: &[TouchedPackage]) -> ProviderResult<()> {
-        let names: Vec<String> = touched.iter().map(|t| t.name.clone()).collect();
+    async fn prove(
+        &self,
+        action: Change,
+        requested: &[String],
+        touched: &[TouchedPackage],
+    ) -> ProviderResult<()> {
+        let mut names: Vec<String> = touched.iter().map(|t| t.name.clone()).collect();
+        names.extend(requested.iter().cloned());
+        names.sort();
+        names.dedup();
         if names.is_empty() {
             return Ok(());
         }
         let now = self.resolve(pk::FILTER_INSTALLED, &names).await?;
+        let installed = |name: &str, arch: Option<&str>| {
+            now.iter()
+                .find(|p| p.id.name == name && arch.is_none_or(|a| p.id.arch == a))
+                .map(|p| p.id.version.as_str())
+        };
+        let show = |v: Option<&str>| v.map_or("not installed".to_owned(), |v| format!("at {v}"));
+        let unproven =
+            |name: &str, is: Option<&str>, expected: String| ProviderError::ServiceFailed {
+                service: SERVICE,
+                reason: "not-applied".into(),
+                detail: format!(
+                    "the transaction reported success, yet {name} is {} (expected {expected})",
+                    show(is)
+                ),
+            };
         for t in touched {
-            let installed = now
-                .iter()
-                .find(|p| p.id.name == t.name && p.id.arch == t.arch)
-                .map(|p| p.id.version.as_str());
-            if installed != t.after.as_deref() {
-                return Err(ProviderError::ServiceFailed {
-                    service: SERVICE,
-                    reason: "not-applied".into(),
-                    detail: format!(
-                        "the transaction reported success, yet {} is {} (expected {})",
-                        t.name,
-                        installed.map_or("not installed".to_owned(), |v| format!("at {v}")),
-                        t.after
-                            .as_deref()
-                            .map_or("not installed".to_owned(), |v| format!("at {v}")),
-                    ),
-                });
+            let is = installed(&t.name, Some(&t.arch));
+            if is != t.after.as_deref() {
+                return Err(unproven(&t.name, is, show(t.after.as_deref())));
+            }
+        }
+        for name in requested {
+            let is = installed(name, None);
+            match action {
+                Change::Install if is.is_none() => {
+                    return Err(unproven(name, is, "installed".to_owned()));
+                }
+                Change::Remove if is.is_some() => {
+                    return Err(unproven(name, is, "not installed".to_owned()));
+                }
+                _ => {}
             }
         }
         Ok(())
     }
+}
+
+/// Refuses a plan that takes away more than was asked: a removal that would
+/// take the packages that need the named ones, an install or update that
+/// would remove any package (a conflict, e.g. `sysvinit-core` taking
+/// `systemd-sysv`), and any plan taking OSAPI, its bus or PackageKit.
+fn check_plan(
+    action: Change,
+    requested: &[String],
+    planned: &[(&'static str, &PackageId)],
+) -> ProviderResult<()> {
+    let taken: Vec<&str> = planned
+        .iter()
+        .filter(|(verb, _)| takes_away(verb))
+        .map(|(_, id)| id.name.as_str())
+        .collect();
+    if let Some(own) = taken.iter().find(|name| PROTECTED_PACKAGES.contains(name)) {
+        return Err(ProviderError::invalid(
+            "names",
+            format!("the change would remove {own}, which OSAPI never removes"),
+        ));
+    }
+    let unasked: Vec<&str> = taken
+        .into_iter()
+        .filter(|name| action != Change::Remove || !requested.iter().any(|r| r == name))
+        .collect();
+    if unasked.is_empty() {
+        return Ok(());
+    }
+    let why = match action {
+        Change::Remove => format!(
+            "removing them also removes {} (which need them); name those too",
+            unasked.join(", ")
+        ),
+        _ => format!(
+            "the {} would remove {} (a conflict); remove those first if that is meant",
+            action.verb(),
+            unasked.join(", ")
+        ),
+    };
+    Err(ProviderError::invalid("names", why))
 }
 
 /// The changes a transaction makes.
@@ -905,18 +1049,43 @@ impl Change {
     }
 }
 
-/// A new transaction of PackageKit's.
+/// A new transaction of PackageKit's, addressed to the daemon that made it
+/// (its unique name): a packagekitd started again in the meantime is another
+/// daemon, which does not know the transaction.
 async fn transaction(conn: &Connection) -> zbus::Result<TransactionProxy<'static>> {
     let manager = PackageKitProxy::builder(conn)
         .cache_properties(CacheProperties::No)
         .build()
         .await?;
+    // The call starts packagekitd when it is not running (bus activation).
     let path = manager.create_transaction().await?;
+    let owner = fdo::DBusProxy::new(conn)
+        .await?
+        .get_name_owner(manager.inner().destination().to_owned())
+        .await?;
     TransactionProxy::builder(conn)
+        .destination(owner)
         .path(path)
         .cache_properties(CacheProperties::No)
         .build()
         .await
+}
+
+/// Whether a failed call says the daemon or the transaction is gone (not
+/// merely slow).
+fn is_gone(e: &zbus::Error) -> bool {
+    match e {
+        zbus::Error::FDO(e) => matches!(
+            **e,
+            fdo::Error::ServiceUnknown(_)
+                | fdo::Error::NameHasNoOwner(_)
+                | fdo::Error::UnknownObject(_)
+                | fdo::Error::UnknownMethod(_)
+                | fdo::Error::Disconnected(_)
+        ),
+        zbus::Error::InputOutput(_) => true,
+        _ => false,
+    }
 }
 
 /// Debian's flag that the host waits for a reboot.
@@ -1029,44 +1198,17 @@ impl PackageProvider for PackageKit {
     fn install<'a>(
         &'a self,
         request: &'a PackageNames,
-        install: bool,
         progress: &'a Progress,
     ) -> BoxFuture<'a, ProviderResult<PackageChange>> {
-        Box::pin(async move {
-            let action = if install {
-                Change::Install
-            } else {
-                Change::Remove
-            };
-            let found = self.resolve(pk::FILTER_NONE, &request.names).await?;
-            let mut ids = Vec::new();
-            for name in &request.names {
-                let of_name: Vec<&Emitted> = found.iter().filter(|p| &p.id.name == name).collect();
-                if of_name.is_empty() {
-                    return Err(ProviderError::NotFound {
-                        what: "package",
-                        name: name.clone(),
-                    });
-                }
-                let installed = of_name.iter().find(|p| p.installed());
-                let target = match (install, installed) {
-                    // Installed already, or (removing) not installed: nothing to do.
-                    (true, Some(_)) | (false, None) => continue,
-                    (true, None) => of_name[0],
-                    (false, Some(p)) => *p,
-                };
-                ids.push(target.id.to_string());
-            }
-            change_result(
-                self,
-                action,
-                request.names.clone(),
-                ids,
-                request.dry_run,
-                progress,
-            )
-            .await
-        })
+        Box::pin(self.install_or_remove(Change::Install, request, progress))
+    }
+
+    fn remove<'a>(
+        &'a self,
+        request: &'a PackageNames,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, ProviderResult<PackageChange>> {
+        Box::pin(self.install_or_remove(Change::Remove, request, progress))
     }
 
     fn update<'a>(
@@ -1162,7 +1304,7 @@ async fn change_result(
             .await?
     };
     if !dry_run {
-        kit.prove(&packages).await?;
+        kit.prove(action, &requested, &packages).await?;
     }
     Ok(PackageChange {
         action: action.verb().to_owned(),
@@ -1244,6 +1386,61 @@ mod tests {
         let e = transaction_error(13, "osapi-test-tool depends on missing");
         assert_eq!(e.code(), "service_failed");
         assert!(e.to_string().contains("dep-resolution-failed"), "{e}");
+    }
+
+    #[test]
+    fn packagekit_1_3_plans_and_update_classes_read_too() {
+        assert_eq!(action_of(27), Some("install"));
+        assert_eq!(action_of(28), Some("remove"));
+        assert_eq!(action_of(29), Some("obsolete"));
+        assert_eq!(action_of(30), Some("downgrade"));
+        // Debian's 1.2.6 classes updates by their info; upstream says
+        // available, with the class in the high bits.
+        for update in [2, 3, 5, 6, 8, 26] {
+            assert!(pk::is_update_class(update), "{update}");
+        }
+        for not_an_update in [1, 9, 11, 12, 13, 28] {
+            assert!(!pk::is_update_class(not_an_update), "{not_an_update}");
+        }
+    }
+
+    #[test]
+    fn plans_that_take_away_more_than_asked_are_refused() {
+        let id = |name: &str| PackageId::parse(&format!("{name};1;all;repo")).unwrap();
+        let (tool, lib, systemd_sysv, osapi) =
+            (id("tool"), id("lib"), id("systemd-sysv"), id("osapi"));
+        let asked = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        // Removing what was named, and installing with dependencies: fine.
+        check_plan(
+            Change::Remove,
+            &asked(&["tool", "lib"]),
+            &[("remove", &tool), ("remove", &lib)],
+        )
+        .unwrap();
+        check_plan(
+            Change::Install,
+            &asked(&["tool"]),
+            &[("install", &tool), ("install", &lib)],
+        )
+        .unwrap();
+        // A removal that takes what needs it.
+        let e = check_plan(
+            Change::Remove,
+            &asked(&["lib"]),
+            &[("remove", &lib), ("remove", &tool)],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("also removes tool"), "{e}");
+        // An install or update that removes a conflicting package.
+        for action in [Change::Install, Change::Update] {
+            let plan = [("install", &tool), ("remove", &systemd_sysv)];
+            let e = check_plan(action, &asked(&["tool"]), &plan).unwrap_err();
+            assert!(e.to_string().contains("would remove systemd-sysv"), "{e}");
+        }
+        // OSAPI never goes, even when named.
+        let e =
+            check_plan(Change::Remove, &asked(&["osapi"]), &[("obsolete", &osapi)]).unwrap_err();
+        assert!(e.to_string().contains("never removes"), "{e}");
     }
 
     #[test]

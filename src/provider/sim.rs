@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use super::procfs::humanize_duration;
 use super::{
-    BoxFuture, CommandExec, CommandProvider, CommandResult, CommandShell, DiskInfo,
+    BoxFuture, CommandExec, CommandJob, CommandProvider, CommandResult, CommandShell, DiskInfo,
     HostInfoProvider, HostnameChange, HostnameInfo, HostnameProvider, HostnameSet, HostnameSource,
     KernelInfo, LoadInfo, MemoryInfo, NodeStatus, OsInfo, ProviderResult, Providers, Unsupported,
     UptimeInfo, percent,
@@ -329,6 +329,8 @@ impl SimCommand {
             truncated_stdout: false,
             truncated_stderr: false,
             duration_ms: u64::try_from(self.delay.as_millis()).unwrap_or(u64::MAX),
+            runner: super::CommandRunner::Child,
+            unit: None,
         })
     }
 }
@@ -337,6 +339,7 @@ impl CommandProvider for SimCommand {
     fn exec<'a>(
         &'a self,
         _request: &'a CommandExec,
+        _job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(self.pretend())
     }
@@ -344,6 +347,7 @@ impl CommandProvider for SimCommand {
     fn shell<'a>(
         &'a self,
         _request: &'a CommandShell,
+        _job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(self.pretend())
     }
