@@ -360,7 +360,7 @@ EOF
 chmod 0755 "$root/usr/local/bin/apptest-expect"
 check "command shell writing /proc/sys (read-only in the agent's sandbox): done, in a unit of its own" inside_sh \
   'apptest-expect "\"exit_code\":0,\"runner\":\"unit\"" osapictl -o json command shell "echo 77 >/proc/sys/net/ipv4/ip_default_ttl" &&
-   [ "$(cat /proc/sys/net/ipv4/ip_default_ttl)" = 77 ]'
+   [ "$(cat /proc/sys/net/ipv4/ip_default_ttl)" = 77 ] && echo 64 >/proc/sys/net/ipv4/ip_default_ttl'
 check "command shell writing /tmp: the host's /tmp has it (the agent's is private)" inside_sh \
   'rm -f /tmp/apptest-cmd && osapictl command shell "echo seen >/tmp/apptest-cmd" >/dev/null && [ "$(cat /tmp/apptest-cmd)" = seen ]'
 check "command shell exit 3: stdout, stderr and the exit code kept" inside \
@@ -369,7 +369,7 @@ check "command shell exit 3: stdout, stderr and the exit code kept" inside \
 check "command exec past its timeout: stopped by systemd, timed out" inside \
   apptest-expect '"timed_out":true' osapictl -o json command exec --command-timeout 1s -- sleep 30
 check "no command unit or output file is left behind" inside_sh \
-  '[ -z "$(systemctl list-units --all --no-legend "osapi-cmd-*")" ] && [ -z "$(ls -A /var/lib/osapi/agent/runs 2>/dev/null)" ]'
+  '[ -z "$(systemctl list-units --all --no-legend "osapi-cmd-*")" ] && [ -d /var/lib/osapi/agent/runs ] && [ -z "$(ls -A /var/lib/osapi/agent/runs)" ]'
 # wait_job ID SECONDS: polls the job until it has every answer (completed,
 # failed; a deadline passed is not the end: a late answer still comes), the
 # API perhaps restarting meanwhile; prints its JSON.
@@ -383,21 +383,47 @@ wait_job() {
   done
   echo "$out"
 }
+# job_ends ID SECONDS PATTERN...: the job has every answer within SECONDS
+# and its JSON, spaces and newlines taken out, matches each PATTERN.
+job_ends() {
+  local id=$1 seconds=$2 out p
+  shift 2
+  out=$(wait_job "$id" "$seconds")
+  for p in "$@"; do
+    printf '%s' "$out" | tr -d ' \n' | grep -q -- "$p" || { echo "no $p in:"; echo "$out"; return 1; }
+  done
+}
 job_of() { sed -n 's/.*"job_id": "\([^"]*\)".*/\1/p'; }
-survivor=$(inside osapictl -o json --async command shell --command-timeout 60s "sleep 6; echo survived" | job_of)
-for _ in $(seq 1 50); do inside systemctl list-units --no-legend "osapi-cmd-*" | grep -q . && break; sleep 0.1; done
+survivor=$(inside osapictl -o json --async command shell --command-timeout 60s "echo ran >>/root/apptest-runs; sleep 6; echo survived" | job_of)
+survivor_unit="osapi-cmd-${survivor//-/}.service"
+unit_runs() {
+  for _ in $(seq 1 100); do
+    [ "$(inside systemctl show -p ActiveState --value "$survivor_unit")" = active ] && return 0
+    sleep 0.1
+  done
+  inside systemctl status --no-pager "$survivor_unit"
+  return 1
+}
+check "the command runs in $survivor_unit (named after its job)" unit_runs
 inside systemctl kill -s KILL osapi-agent.service
-t=$(date +%s)
-survived=$(wait_job "$survivor" 300)
-if echo "$survived" | tr -d ' \n' | grep -q '"runner":"unit"' && echo "$survived" | grep -q '"stdout": "survived' &&
-  echo "$survived" | tr -d ' \n' | grep -q '"status":"completed"'; then
-  pass "a command whose agent was SIGKILLed ran on in its unit; the restarted agent collected it ($(($(date +%s) - t)) s)"
-else
-  fail "a command whose agent was SIGKILLed ran on in its unit; the restarted agent collected it"
-  echo "$survived" | indent 30
-fi
+check "a command whose agent was SIGKILLed runs on in its unit; the restarted agent collects it" \
+  job_ends "$survivor" 300 '"status":"completed"' '"runner":"unit"' '"stdout":"survived'
+check "it ran once (never started again)" inside_sh '[ "$(grep -c ran /root/apptest-runs)" = 1 ]'
+secret_job=$(inside osapictl -o json --async command exec --env APPTEST_SECRET=s3cr3t-apptest -- /bin/sh -c 'echo "got $APPTEST_SECRET"; sleep 3' | job_of)
+secret_unit="osapi-cmd-${secret_job//-/}.service"
+secret_hidden() {
+  for _ in $(seq 1 100); do
+    [ "$(inside systemctl show -p ActiveState --value "$secret_unit")" = active ] && break
+    sleep 0.1
+  done
+  inside_sh '[ "$(systemctl show -p ActiveState --value '"$secret_unit"')" = active ] &&
+    ! systemctl show '"$secret_unit"' | grep -q s3cr3t && ! grep -rq s3cr3t /run/systemd/transient/ &&
+    ! ls /var/lib/osapi/agent/runs | grep -q "\.env$"'
+}
+check "a command's environment values are in no unit property or file while it runs" secret_hidden
+check "the command got them" job_ends "$secret_job" 60 '"stdout":"gots3cr3t-apptest'
 check "its unit and output files are gone once collected" inside_sh \
-  '[ -z "$(systemctl list-units --all --no-legend "osapi-cmd-*")" ] && [ -z "$(ls -A /var/lib/osapi/agent/runs 2>/dev/null)" ]'
+  '[ -z "$(systemctl list-units --all --no-legend "osapi-cmd-*")" ] && [ -d /var/lib/osapi/agent/runs ] && [ -z "$(ls -A /var/lib/osapi/agent/runs)" ]'
 echo "== services through systemd1 (the container's systemd is PID 1)"
 # A unit of the test's own, and one that fails to start.
 # Installed where packages put theirs: systemd masks only units outside /etc.
@@ -849,13 +875,8 @@ t=$(date +%s)
 # the job, and must neither be killed with it nor be reported interrupted.
 upgrade_job=$(inside osapictl -o json --async command exec --command-timeout 280s --env DEBIAN_FRONTEND=noninteractive -- \
   apt-get install -y --no-install-recommends -o Dpkg::Options::=--force-confold "/root/$(basename "$upgrade_deb")" | job_of)
-upgraded=$(wait_job "$upgrade_job" 400)
-if echo "$upgraded" | tr -d ' \n' | grep -q '"exit_code":0,"runner":"unit"' && echo "$upgraded" | tr -d ' \n' | grep -q '"status":"completed"'; then
-  pass "apt-get install ./$(basename "$upgrade_deb") as a command job: completed in its unit while the agent restarted"
-else
-  fail "apt-get install ./$(basename "$upgrade_deb") as a command job: completed in its unit while the agent restarted"
-  echo "$upgraded" | indent 30
-fi
+check "apt-get install ./$(basename "$upgrade_deb") as a command job: completed in its unit while the agent restarted" \
+  job_ends "$upgrade_job" 400 '"status":"completed"' '"exit_code":0,"runner":"unit"'
 say "upgraded in $(($(date +%s) - t)) s"
 check "dpkg says $upgrade_version" test "$(inside dpkg-query -W -f '${Version}' osapi)" = "$upgrade_version"
 check "edited osapi.yaml, signing key, root's token and osapictl.yaml untouched" test "$(sums)" = "$before"

@@ -104,6 +104,28 @@ struct Shared {
     max_jobs: usize,
     metrics: AgentMetrics,
     verifier: JobVerifier,
+    /// Command jobs this process is running or collecting: a second delivery
+    /// of one (a redelivery while it still runs) must not collect the same
+    /// unit and store a second, worse result over the first.
+    commands: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+}
+
+/// Holds a command job's place in [`Shared::commands`]; frees it on drop.
+struct CommandSlot<'a>(&'a Shared, Uuid);
+
+impl<'a> CommandSlot<'a> {
+    /// The place, unless this process already runs the job.
+    fn take(shared: &'a Shared, id: Uuid) -> Option<Self> {
+        let mut running = shared.commands.lock().unwrap_or_else(|p| p.into_inner());
+        running.insert(id).then_some(CommandSlot(shared, id))
+    }
+}
+
+impl Drop for CommandSlot<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.commands.lock().unwrap_or_else(|p| p.into_inner());
+        running.remove(&self.1);
+    }
 }
 
 /// Of `max_jobs` slots, how many long jobs may use: all but a fifth (at
@@ -177,6 +199,7 @@ pub async fn run(
             .chain([cfg.consumer.ack_wait])
             .min()
             .unwrap_or(cfg.consumer.ack_wait),
+        commands: Default::default(),
         running: Arc::new(Semaphore::new(cfg.max_jobs)),
         long: Arc::new(Semaphore::new(long_slots(cfg.max_jobs))),
         max_jobs: cfg.max_jobs,
@@ -450,6 +473,19 @@ async fn run_job(
         tracing::info!("job does not expect this host (not live at its creation); skipping");
         return Ok(());
     }
+    // This process runs this command already (the delivery is a second one):
+    // the first stores the result.
+    let _command_slot = if is_command(&job.operation) {
+        match CommandSlot::take(shared, id) {
+            Some(slot) => Some(slot),
+            None => {
+                tracing::info!("this command job already runs here; this delivery is dropped");
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
     // Past its deadline the API has already reported this host as not
     // answering (an agent cut off from NATS gets its backlog on return). Running
     // it now would contradict that report, and a command could run after the

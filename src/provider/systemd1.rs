@@ -39,7 +39,7 @@ pub const UNIT_JOB_WAIT: Duration = Duration::from_secs(60);
     default_service = "org.freedesktop.systemd1",
     default_path = "/org/freedesktop/systemd1"
 )]
-trait Manager {
+pub(super) trait Manager {
     #[allow(clippy::type_complexity)]
     fn list_units_by_patterns(
         &self,
@@ -88,6 +88,16 @@ trait Manager {
         runtime: bool,
     ) -> zbus::Result<Vec<(String, String, String)>>;
     fn reload(&self) -> zbus::Result<()>;
+    /// Commands' units (`provider::transient`).
+    fn start_transient_unit(
+        &self,
+        name: &str,
+        mode: &str,
+        properties: &[(&str, zbus::Variant<'_>)],
+        aux: &[(&str, &[(&str, zbus::Variant<'_>)])],
+    ) -> zbus::Result<OwnedObjectPath>;
+    fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
 
     #[zbus(signal)]
     fn job_removed(
@@ -103,7 +113,7 @@ trait Manager {
     interface = "org.freedesktop.systemd1.Unit",
     default_service = "org.freedesktop.systemd1"
 )]
-trait Unit {
+pub(super) trait Unit {
     #[zbus(property)]
     fn id(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -134,7 +144,7 @@ trait Unit {
     interface = "org.freedesktop.systemd1.Service",
     default_service = "org.freedesktop.systemd1"
 )]
-trait Service {
+pub(super) trait Service {
     #[zbus(property, name = "MainPID")]
     fn main_pid(&self) -> zbus::Result<u32>;
     #[zbus(property)]
@@ -145,6 +155,11 @@ trait Service {
     fn result(&self) -> zbus::Result<String>;
     #[zbus(property, name = "NRestarts")]
     fn n_restarts(&self) -> zbus::Result<u32>;
+    /// How the main process ended: a `CLD_*` code and its status.
+    #[zbus(property)]
+    fn exec_main_code(&self) -> zbus::Result<i32>;
+    #[zbus(property)]
+    fn exec_main_status(&self) -> zbus::Result<i32>;
 }
 
 // ---------------------------------------------------------------------------

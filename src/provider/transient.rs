@@ -30,10 +30,11 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use zbus::proxy::CacheProperties;
-use zbus::{Connection, OwnedObjectPath, Variant, proxy};
+use zbus::{Connection, Variant};
 
 use super::command::{COMMAND_PATH, Capture, HostCommand, check_cwd};
-use super::hostnamed::{SystemBus, bus_error};
+use super::hostnamed::{SystemBus, bus_error, error_name};
+use super::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
 use super::{
     BoxFuture, CommandExec, CommandJob, CommandProvider, CommandResult, CommandRunner,
     CommandShell, ProviderError, ProviderResult,
@@ -48,57 +49,6 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 /// `ExecMainCode` values (`CLD_*` of waitid(2)).
 const CLD_EXITED: i32 = 1;
 
-#[proxy(
-    interface = "org.freedesktop.systemd1.Manager",
-    default_service = "org.freedesktop.systemd1",
-    default_path = "/org/freedesktop/systemd1"
-)]
-trait TransientManager {
-    #[allow(clippy::type_complexity)]
-    fn start_transient_unit(
-        &self,
-        name: &str,
-        mode: &str,
-        properties: &[(&str, Variant<'_>)],
-        aux: &[(&str, &[(&str, Variant<'_>)])],
-    ) -> zbus::Result<OwnedObjectPath>;
-    fn stop_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
-    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
-    fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
-    #[zbus(signal)]
-    fn job_removed(
-        &self,
-        id: u32,
-        job: OwnedObjectPath,
-        unit: String,
-        result: String,
-    ) -> zbus::Result<()>;
-}
-
-#[proxy(
-    interface = "org.freedesktop.systemd1.Service",
-    default_service = "org.freedesktop.systemd1"
-)]
-trait ExecService {
-    #[zbus(property)]
-    fn exec_main_code(&self) -> zbus::Result<i32>;
-    #[zbus(property)]
-    fn exec_main_status(&self) -> zbus::Result<i32>;
-    #[zbus(property)]
-    fn result(&self) -> zbus::Result<String>;
-}
-
-#[proxy(
-    interface = "org.freedesktop.systemd1.Unit",
-    default_service = "org.freedesktop.systemd1"
-)]
-trait ExecUnit {
-    #[zbus(property)]
-    fn active_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn sub_state(&self) -> zbus::Result<String>;
-}
-
 /// Whether systemd is PID 1 here (sd_booted(3)).
 pub fn systemd_booted() -> bool {
     Path::new("/run/systemd/system").is_dir()
@@ -108,19 +58,51 @@ pub fn systemd_booted() -> bool {
 struct Run<'a> {
     program: String,
     argv: Vec<String>,
-    env: Vec<String>,
+    /// The request's variables (the base ones are added by the runner).
+    env: Vec<(String, String)>,
     cwd: Option<&'a str>,
     timeout: Option<Duration>,
     operation: &'static str,
+}
+
+/// A command's files in the agent's state directory: its output, and its
+/// request's environment (a property would show the values to every local
+/// user: `systemctl show`).
+struct RunFiles {
+    stdout: PathBuf,
+    stderr: PathBuf,
+    env: PathBuf,
+}
+
+impl RunFiles {
+    fn of(runs: &Path, unit: &str) -> Self {
+        RunFiles {
+            stdout: runs.join(format!("{unit}.stdout")),
+            stderr: runs.join(format!("{unit}.stderr")),
+            env: runs.join(format!("{unit}.env")),
+        }
+    }
+
+    fn remove(&self) {
+        for path in [&self.stdout, &self.stderr, &self.env] {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot remove a command's file");
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// [`CommandProvider`] through transient units, or children without systemd.
 pub struct UnitCommand {
     bus: Arc<SystemBus>,
     child: HostCommand,
-    /// Where the units' output files go (the agent's state directory).
+    /// Where the units' files go (the agent's state directory).
     runs: PathBuf,
-    booted: bool,
+    /// systemd is PID 1 and the agent is root (who may start units).
+    units: bool,
 }
 
 impl UnitCommand {
@@ -129,7 +111,7 @@ impl UnitCommand {
             bus,
             child,
             runs: state_dir.join("runs"),
-            booted: systemd_booted(),
+            units: systemd_booted() && nix::unistd::geteuid().is_root(),
         }
     }
 
@@ -142,12 +124,12 @@ impl UnitCommand {
         );
         let error = |e| bus_error(e, SERVICE, run.operation, "command");
         let conn = self.bus.connection().await.map_err(error)?;
-        let exists = manager(&conn)
-            .await
-            .map_err(error)?
-            .get_unit(&unit)
-            .await
-            .is_ok();
+        let manager = manager(&conn).await.map_err(error)?;
+        let exists = match manager.get_unit(&unit).await {
+            Ok(_) => true,
+            Err(e) if error_name(&e) == Some("org.freedesktop.systemd1.NoSuchUnit") => false,
+            Err(e) => return Err(error(e)),
+        };
         let start = match (job.resume, exists) {
             // Left by an earlier attempt (this agent stopped meanwhile): its
             // command is collected, never started again.
@@ -159,63 +141,159 @@ impl UnitCommand {
             }
             (false, false) => true,
         };
-        if let Some(dir) = run.cwd.filter(|_| start) {
-            check_cwd(dir).await?;
-        }
-        let program = if start {
-            find_program(&run.program)?
-        } else {
-            String::new()
-        };
-        std::fs::create_dir_all(&self.runs)
-            .map_err(|e| ProviderError::io(format!("creating {}", self.runs.display()), e))?;
-        let stdout = self.runs.join(format!("{unit}.stdout"));
-        let stderr = self.runs.join(format!("{unit}.stderr"));
+        let files = RunFiles::of(&self.runs, &unit);
+        let cap = self.child.max_output_bytes();
         let started = Instant::now();
-        let ended = async {
-            if start {
-                start_unit(&conn, &unit, &program, &run, limit, &stdout, &stderr).await?;
+        let ended = if start {
+            if let Some(dir) = run.cwd {
+                check_cwd(dir).await?;
             }
-            wait_for_end(&conn, &unit, limit).await
-        }
-        .await;
+            let program = find_program(&run.program)?;
+            self.prepare(&run, &files)?;
+            let began = start_unit(&conn, &unit, &program, &run, limit, &files).await;
+            // PID 1 read the file when it started the command (or never will).
+            let _ = std::fs::remove_file(&files.env);
+            match began {
+                Ok(()) => wait_for_end(&conn, &unit, limit, &files, cap).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            wait_for_end(&conn, &unit, limit, &files, cap).await
+        };
         // Whatever happened, the unit and its files go: a failed unit stays
         // listed until reset, a RemainAfterExit one until stopped.
-        let manager = manager(&conn).await.map_err(error)?;
-        let _ = manager.stop_unit(&unit, "replace").await;
-        let _ = manager.reset_failed_unit(&unit).await;
-        let out = read_capped(&stdout, self.child.max_output_bytes());
-        let err = read_capped(&stderr, self.child.max_output_bytes());
-        let _ = std::fs::remove_file(&stdout);
-        let _ = std::fs::remove_file(&stderr);
+        stop_and_reset(&conn, &unit).await;
+        let out = read_capped(&files.stdout, cap);
+        let err = read_capped(&files.stderr, cap);
+        files.remove();
         let ended = ended.map_err(error)?;
-        let (stdout, truncated_stdout) = out;
-        let (stderr, truncated_stderr) = err;
-        Ok(CommandResult {
-            stdout,
-            stderr,
-            exit_code: (ended.code == CLD_EXITED && ended.result != "timeout")
-                .then_some(ended.status),
-            signal: (ended.code != CLD_EXITED && ended.code != 0).then_some(ended.status),
-            timed_out: ended.result == "timeout",
-            truncated_stdout,
-            truncated_stderr,
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            runner: CommandRunner::Unit,
-            unit: Some(unit),
-        })
+        if ended.start_failed() {
+            return Err(start_error(&ended, &run));
+        }
+        Ok(result_of(&ended, out, err, started.elapsed(), unit))
+    }
+
+    /// The runs directory (root's only), and the request's environment in a
+    /// file of root's only.
+    fn prepare(&self, run: &Run<'_>, files: &RunFiles) -> ProviderResult<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        let io =
+            |what: &str, path: &Path, e| ProviderError::io(format!("{what} {}", path.display()), e);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.runs)
+            .map_err(|e| io("creating", &self.runs, e))?;
+        let mut text = String::new();
+        for (name, value) in &run.env {
+            if !is_env_name(name) {
+                return Err(ProviderError::invalid(
+                    &format!("env.{name}"),
+                    "systemd takes names of letters, digits and _, not starting with a digit",
+                ));
+            }
+            text.push_str(&format!("{name}={}\n", env_file_value(value)));
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&files.env)
+            .map_err(|e| io("writing", &files.env, e))?;
+        file.write_all(text.as_bytes())
+            .map_err(|e| io("writing", &files.env, e))
     }
 }
 
-/// How a unit's main process ended.
+/// How a unit's main process ended, and how systemd's start job did.
+#[derive(Debug, Clone, PartialEq)]
 struct Ended {
+    /// `done` when the command was started (or was left by an earlier agent).
+    start: String,
     code: i32,
     status: i32,
     result: String,
 }
 
-async fn manager(conn: &Connection) -> zbus::Result<TransientManagerProxy<'static>> {
-    TransientManagerProxy::builder(conn)
+impl Ended {
+    fn start_failed(&self) -> bool {
+        self.start != "done"
+    }
+}
+
+/// The command's result from how its unit ended.
+fn result_of(
+    ended: &Ended,
+    (stdout, truncated_stdout): (String, bool),
+    (stderr, truncated_stderr): (String, bool),
+    took: Duration,
+    unit: String,
+) -> CommandResult {
+    let timed_out = ended.result == "timeout";
+    let exited = ended.code == CLD_EXITED;
+    CommandResult {
+        stdout,
+        stderr,
+        exit_code: (exited && !timed_out).then_some(ended.status),
+        signal: (!exited && ended.code != 0).then_some(ended.status),
+        timed_out,
+        truncated_stdout,
+        truncated_stderr,
+        duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        runner: CommandRunner::Unit,
+        unit: Some(unit),
+    }
+}
+
+/// Why systemd could not start the command: its `EXIT_*` status (see
+/// systemd.exec(5)) told apart from the program's own.
+fn start_error(ended: &Ended, run: &Run<'_>) -> ProviderError {
+    match ended.status {
+        200 => ProviderError::NotFound {
+            what: "cwd",
+            name: run.cwd.unwrap_or("/").to_owned(),
+        },
+        203 => ProviderError::PermissionDenied {
+            operation: run.operation,
+            detail: format!("systemd could not execute {}", run.program),
+        },
+        status => ProviderError::ServiceFailed {
+            service: SERVICE,
+            reason: format!("start {}", ended.start),
+            detail: format!(
+                "the command's unit did not start ({}, status {status})",
+                ended.result
+            ),
+        },
+    }
+}
+
+/// An environment variable's name as systemd takes one.
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A value for an `EnvironmentFile=`: double-quoted, with `\`, `"`, `` ` ``
+/// and `$` escaped (newlines are kept inside the quotes).
+fn env_file_value(value: &str) -> String {
+    let mut quoted = String::with_capacity(value.len() + 2);
+    quoted.push('"');
+    for c in value.chars() {
+        if matches!(c, '\\' | '"' | '`' | '$') {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('"');
+    quoted
+}
+
+async fn manager(conn: &Connection) -> zbus::Result<ManagerProxy<'static>> {
+    ManagerProxy::builder(conn)
         .cache_properties(CacheProperties::No)
         .build()
         .await
@@ -228,26 +306,35 @@ async fn start_unit(
     program: &str,
     run: &Run<'_>,
     limit: Duration,
-    stdout: &Path,
-    stderr: &Path,
+    files: &RunFiles,
 ) -> zbus::Result<()> {
     let manager = manager(conn).await?;
     let exec_start = vec![(program.to_owned(), run.argv.clone(), false)];
-    let description = format!("OSAPI command job: {}", run.program);
     let runtime_max = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
+    // The request's text stays out of the unit's description (any local user
+    // reads it); the unit's name says which job it is.
+    let base_env = vec![
+        format!("PATH={COMMAND_PATH}"),
+        "LANG=C.UTF-8".to_owned(),
+        "HOME=/root".to_owned(),
+    ];
     let mut properties: Vec<(&str, Variant<'_>)> = vec![
-        ("Description", Variant::from(description.as_str())),
+        ("Description", Variant::from("OSAPI command job")),
         ("Type", Variant::from("exec")),
         ("ExecStart", Variant::from(exec_start)),
-        ("Environment", Variant::from(run.env.clone())),
+        ("Environment", Variant::from(base_env)),
+        (
+            "EnvironmentFiles",
+            Variant::from(vec![(path_text(&files.env), false)]),
+        ),
         ("StandardInput", Variant::from("null")),
         (
             "StandardOutputFileToAppend",
-            Variant::from(path_text(stdout)),
+            Variant::from(path_text(&files.stdout)),
         ),
         (
             "StandardErrorFileToAppend",
-            Variant::from(path_text(stderr)),
+            Variant::from(path_text(&files.stderr)),
         ),
         ("RuntimeMaxUSec", Variant::from(runtime_max)),
         ("RemainAfterExit", Variant::from(true)),
@@ -262,27 +349,45 @@ async fn start_unit(
     let job = manager
         .start_transient_unit(unit, "fail", &properties, &[])
         .await?;
-    while let Some(signal) = removed.next().await {
-        if signal.args()?.job == job {
-            break;
+    let wait = async {
+        while let Some(signal) = removed.next().await {
+            if signal.args()?.job == job {
+                return Ok(());
+            }
         }
+        Err(zbus::Error::Failure(
+            "the system bus closed the signal stream".into(),
+        ))
+    };
+    // A Type=exec start job ends once the program is executed (or not).
+    match tokio::time::timeout(STOP_GRACE, wait).await {
+        Ok(done) => done,
+        Err(_) => Ok(()),
     }
-    Ok(())
 }
 
 /// Waits for the unit's main process to end (or systemd to give up on it)
-/// and reads how it ended. `limit` bounds a command this agent started; one
-/// left by an earlier agent had its own, enforced by systemd.
-async fn wait_for_end(conn: &Connection, unit: &str, limit: Duration) -> zbus::Result<Ended> {
+/// and reads how it ended, keeping its output files at most one byte over
+/// `cap` meanwhile (O_APPEND writers carry on at the new end). `limit`
+/// bounds a command this agent started; one left by an earlier agent had
+/// its own, enforced by systemd.
+async fn wait_for_end(
+    conn: &Connection,
+    unit: &str,
+    limit: Duration,
+    files: &RunFiles,
+    cap: usize,
+) -> zbus::Result<Ended> {
     let manager = manager(conn).await?;
     let path = manager.get_unit(unit).await?;
-    let unit_proxy = ExecUnitProxy::builder(conn)
+    let unit_proxy = UnitProxy::builder(conn)
         .path(path.clone())
         .cache_properties(CacheProperties::No)
         .build()
         .await?;
     let deadline = Instant::now() + limit + STOP_GRACE;
     let mut pause = Duration::from_millis(5);
+    let keep = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
     loop {
         let sub = unit_proxy.sub_state().await?;
         let active = unit_proxy.active_state().await?;
@@ -294,19 +399,68 @@ async fn wait_for_end(conn: &Connection, unit: &str, limit: Duration) -> zbus::R
         if Instant::now() >= deadline {
             break;
         }
+        for path in [&files.stdout, &files.stderr] {
+            if std::fs::metadata(path).is_ok_and(|m| m.len() > keep)
+                && let Ok(file) = std::fs::OpenOptions::new().write(true).open(path)
+            {
+                let _ = file.set_len(keep);
+            }
+        }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(POLL_MAX);
     }
-    let service = ExecServiceProxy::builder(conn)
+    let service = ServiceProxy::builder(conn)
         .path(path)
         .cache_properties(CacheProperties::No)
         .build()
         .await?;
+    let code = service.exec_main_code().await?;
+    let status = service.exec_main_status().await?;
+    let result = service.result().await?;
+    // systemd's own EXIT_* statuses (200 and up) with no program run mean the
+    // start failed: a missing directory, an unexecutable program.
+    let start = if code == CLD_EXITED && (200..=243).contains(&status) && result == "exit-code" {
+        "failed".to_owned()
+    } else {
+        "done".to_owned()
+    };
     Ok(Ended {
-        code: service.exec_main_code().await?,
-        status: service.exec_main_status().await?,
-        result: service.result().await?,
+        start,
+        code,
+        status,
+        result,
     })
+}
+
+/// Stops the unit (with what the command left running) and, once it is
+/// down, clears its failure so that it is gone.
+async fn stop_and_reset(conn: &Connection, unit: &str) {
+    let outcome: zbus::Result<()> = async {
+        let manager = manager(conn).await?;
+        manager.stop_unit(unit, "replace").await?;
+        if let Ok(path) = manager.get_unit(unit).await {
+            let unit_proxy = UnitProxy::builder(conn)
+                .path(path)
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await?;
+            let until = Instant::now() + STOP_GRACE;
+            while Instant::now() < until {
+                match unit_proxy.active_state().await.as_deref() {
+                    Ok("inactive" | "failed") | Err(_) => break,
+                    Ok(_) => tokio::time::sleep(POLL_MAX).await,
+                }
+            }
+        }
+        match manager.reset_failed_unit(unit).await {
+            Err(e) if error_name(&e) != Some("org.freedesktop.systemd1.NoSuchUnit") => Err(e),
+            _ => Ok(()),
+        }
+    }
+    .await;
+    if let Err(e) = outcome {
+        tracing::warn!(%unit, error = %e, "cannot stop or reset a command's unit");
+    }
 }
 
 fn path_text(path: &Path) -> String {
@@ -355,17 +509,6 @@ fn find_program(program: &str) -> ProviderResult<String> {
     }
 }
 
-/// The commands' environment: `PATH`, `LANG` and `HOME`, plus the request's.
-fn environment(extra: impl Iterator<Item = (String, String)>) -> Vec<String> {
-    let mut env = vec![
-        format!("PATH={COMMAND_PATH}"),
-        "LANG=C.UTF-8".to_owned(),
-        "HOME=/root".to_owned(),
-    ];
-    env.extend(extra.map(|(k, v)| format!("{k}={v}")));
-    env
-}
-
 impl CommandProvider for UnitCommand {
     fn exec<'a>(
         &'a self,
@@ -373,7 +516,7 @@ impl CommandProvider for UnitCommand {
         job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(async move {
-            if !self.booted {
+            if !self.units {
                 return self.child.exec(request, job).await;
             }
             let mut argv = vec![request.command.clone()];
@@ -382,12 +525,11 @@ impl CommandProvider for UnitCommand {
                 Run {
                     program: request.command.clone(),
                     argv,
-                    env: environment(
-                        request
-                            .env
-                            .iter()
-                            .map(|v| (v.name.clone(), v.value.clone())),
-                    ),
+                    env: request
+                        .env
+                        .iter()
+                        .map(|v| (v.name.clone(), v.value.clone()))
+                        .collect(),
                     cwd: request.cwd.as_deref(),
                     timeout: request.timeout,
                     operation: "command.exec.execute",
@@ -404,7 +546,7 @@ impl CommandProvider for UnitCommand {
         job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(async move {
-            if !self.booted {
+            if !self.units {
                 return self.child.shell(request, job).await;
             }
             self.run(
@@ -415,7 +557,7 @@ impl CommandProvider for UnitCommand {
                         "-c".to_owned(),
                         request.command.clone(),
                     ],
-                    env: environment(std::iter::empty()),
+                    env: Vec::new(),
                     cwd: request.cwd.as_deref(),
                     timeout: request.timeout,
                     operation: "command.shell.execute",
@@ -462,10 +604,44 @@ mod tests {
     }
 
     #[test]
-    fn the_environment_is_clean_plus_the_requests() {
-        let env = environment([("A".to_owned(), "1".to_owned())].into_iter());
-        assert_eq!(env[0], format!("PATH={COMMAND_PATH}"));
-        assert!(env.contains(&"A=1".to_owned()));
-        assert!(!env.iter().any(|e| e.starts_with("OSAPI_")));
+    fn environment_files_take_any_value_and_names_systemd_takes() {
+        assert_eq!(env_file_value("plain"), "\"plain\"");
+        assert_eq!(
+            env_file_value("a \"q\" $HOME `x` \\ \nnext"),
+            "\"a \\\"q\\\" \\$HOME \\`x\\` \\\\ \nnext\""
+        );
+        for ok in ["A", "DB_PASSWORD", "_x1"] {
+            assert!(is_env_name(ok), "{ok}");
+        }
+        for bad in ["", "1A", "a-b", "A B", "É"] {
+            assert!(!is_env_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_units_end_reads_as_the_commands() {
+        let ended = |code, status, result: &str| Ended {
+            start: "done".into(),
+            code,
+            status,
+            result: result.into(),
+        };
+        let result = |e: &Ended| {
+            result_of(
+                e,
+                ("o".into(), false),
+                ("e".into(), false),
+                Duration::ZERO,
+                "u".into(),
+            )
+        };
+        let r = result(&ended(1, 3, "exit-code"));
+        assert_eq!((r.exit_code, r.signal, r.timed_out), (Some(3), None, false));
+        let r = result(&ended(1, 0, "success"));
+        assert_eq!((r.exit_code, r.runner), (Some(0), CommandRunner::Unit));
+        let r = result(&ended(2, 9, "signal"));
+        assert_eq!((r.exit_code, r.signal), (None, Some(9)));
+        let r = result(&ended(2, 15, "timeout"));
+        assert_eq!((r.exit_code, r.signal, r.timed_out), (None, Some(15), true));
     }
 }
