@@ -552,11 +552,11 @@ async fn run_job(
         let token = format!("{}/{}", shared.hostname, Uuid::now_v7());
         Some(store.claim(id, scope, &token).await?)
     };
-    // A command this host claimed before its agent stopped may still run in a
-    // unit of its own: it is collected (never started again) rather than
-    // called interrupted; the runner says interrupted when nothing is left.
-    let ours = format!("{}/", shared.hostname);
-    let resume = matches!(&claimed, Some(Claim::Taken(by)) if is_command(&job.operation) && by.starts_with(&ours));
+    // A command claimed before (by this host's agent before it stopped, perhaps
+    // under another hostname) may still run in a unit of its own on this
+    // host: the runner collects it (never starts it again), and says
+    // interrupted when there is none here.
+    let resume = matches!(&claimed, Some(Claim::Taken(_)) if is_command(&job.operation));
     if late && !resume {
         return expired().await;
     }
@@ -581,7 +581,15 @@ async fn run_job(
         .await;
     }
 
-    store.append_event(id, &event(Stage::Started, None)).await?;
+    // A collected command is not started again, and its timeline says so.
+    let (stage, detail) = match resume {
+        false => (Stage::Started, None),
+        true => (
+            Stage::Acknowledged,
+            Some("collecting the command an earlier attempt started".to_owned()),
+        ),
+    };
+    store.append_event(id, &event(stage, detail)).await?;
     let started = Instant::now();
     let command = CommandJob {
         id: Some(id),
