@@ -995,6 +995,7 @@ impl Operation {
                 // The same input as an add, with the rules of a change.
                 Operation::UserModify(a) => a.validate_modify(),
                 Operation::PackageRemove(r) => r.validate_remove(),
+                Operation::UserKeyAdd(k) => k.validate_add(),
                 _ => Ok(()),
             })
             .and_then(|()| self.guard_own_units())
@@ -1432,6 +1433,24 @@ mod tests {
         for (t, data, field) in bad {
             let e = Operation::parse(t, data.clone()).unwrap_err();
             assert_eq!(e.field, field, "{t} {data}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_key_is_added_by_its_line_and_removed_by_line_or_fingerprint() {
+        let fingerprint =
+            json!({"name": "alice", "key": "SHA256:v5G1wTUufHsPCX/e1XXyV3UQ1y0fl2jNJEr6Vq/4GtA"});
+        let e = Operation::parse("user.key.add", fingerprint.clone()).unwrap_err();
+        assert_eq!(e.field, "operation.data.key");
+        Operation::parse("user.key.remove", fingerprint).unwrap();
+    }
+
+    #[test]
+    fn a_package_removal_never_names_osapi() {
+        for own in ["osapi", "nats-server", "packagekit"] {
+            let e =
+                Operation::parse("package.remove", json!({"names": ["curl", own]})).unwrap_err();
+            assert_eq!(e.field, "operation.data.names[1]", "{own}");
         }
     }
 

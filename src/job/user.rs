@@ -345,6 +345,17 @@ pub struct UserKey {
 }
 
 impl UserKey {
+    /// An add takes a key line: a fingerprint names a key, it is not one.
+    pub fn validate_add(&self) -> Result<(), InvalidInput> {
+        match self.key.starts_with("SHA256:") {
+            true => Err(InvalidInput::new(
+                "key",
+                "a fingerprint only removes a key; add takes the public key line",
+            )),
+            false => Ok(()),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), InvalidInput> {
         check_account_name("name", &self.name)?;
         if self.key.starts_with("SHA256:") {
