@@ -575,7 +575,8 @@ mod tests {
 
     #[test]
     fn programs_are_found_on_the_commands_path() {
-        assert_eq!(find_program("sh").unwrap(), "/usr/bin/sh");
+        let sh = find_program("sh").unwrap();
+        assert!(sh.starts_with('/') && sh.ends_with("/sh"), "{sh}");
         assert_eq!(find_program("/bin/sh").unwrap(), "/bin/sh");
         for missing in [
             "osapi-no-such-program",
