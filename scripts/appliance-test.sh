@@ -341,7 +341,7 @@ check "agent health on /run/osapi/agent.sock" \
   inside curl -sf --max-time 10 --unix-socket /run/osapi/agent.sock http://agent/health
 check "the sandboxed agent pings over raw ICMP: osapictl network ping 127.0.0.1" \
   inside_sh 'osapictl -o json network ping 127.0.0.1 | grep -Eq "\"received\": *[1-9]"'
-check "the sandboxed agent runs commands as root in their own cwd" \
+check "commands run as root in their own cwd" \
   inside_sh 'osapictl command shell --cwd /var/tmp "echo uid=\$(id -u) cwd=\$(pwd)" | grep -q "uid=0 cwd=/var/tmp"'
 echo "== commands as transient units, outside the agent's sandbox"
 # apptest-expect PATTERN COMMAND...: the command's output, spaces and

@@ -544,7 +544,7 @@ impl Tabular for CaCertificates {
             .into_iter()
             .map(|c| {
                 vec![
-                    c.name.clone().unwrap_or_else(|| "-".to_owned()),
+                    or_dash(c.name.clone()),
                     c.subject.clone(),
                     day(&c),
                     c.sha256,
@@ -754,7 +754,7 @@ impl Tabular for GroupChange {
         vec![vec![
             self.name,
             changed_text(self.changed, self.dry_run).to_owned(),
-            gid.unwrap_or_else(|| "-".to_owned()),
+            or_dash(gid),
         ]]
     }
 }

@@ -530,13 +530,15 @@ impl OperationSpec {
 /// The one table of operations: each row declares an operation once — its
 /// variant (and input type), result type, wire name, kind, the permission it
 /// needs, whether running it twice is harmless, whether it may run long, its
-/// endpoint, its `osapictl` subcommand and one line about it. The enum, the
-/// list of names, parsing and [`OPERATIONS`] come from it.
+/// endpoint, its `osapictl` subcommand and one line about it, and, where an
+/// input type serves operations with different rules, the row's own `check`.
+/// The enum, the list of names, parsing and [`OPERATIONS`] come from it.
 macro_rules! operations {
     ($(
         $variant:ident $(($data:ty))? -> $result:ty = $name:literal,
         $kind:ident, $permission:ident, idempotent: $idempotent:literal, long: $long:literal,
-        $method:ident $path:literal, cli: $cli:literal, about: $about:literal;
+        $method:ident $path:literal, cli: $cli:literal, about: $about:literal
+        $(, check: $check:path)?;
     )*) => {
         /// Every operation a job can carry. Serialised as `{"type": "...", "data": {...}}`.
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -579,10 +581,12 @@ macro_rules! operations {
                 &OPERATIONS[row as usize]
             }
 
-            /// Check the input (each input type's `validate`).
+            /// Check the input: its type's `validate`, then the row's own
+            /// `check` where one input type serves operations with other rules.
             fn validate_input(&self) -> Result<(), InvalidInput> {
                 match self {
-                    $(operations!(@bind $variant input $($data)?) => operations!(@validate input $($data)?),)*
+                    $(operations!(@bind $variant input $($data)?) => operations!(@validate input $($data)?)
+                        $(.and_then(|()| $check(input)))?,)*
                 }
             }
 
@@ -787,7 +791,8 @@ operations! {
         about: "Create a user (useradd; a home for non-system accounts); an existing one gets the settings given";
     UserModify(UserAccount) -> UserChange = "user.account.modify", Modify, UserWrite, idempotent: true, long: false,
         Put "/api/v1/users/{name}", cli: "user modify",
-        about: "Change a user's full name, shell or supplementary groups (usermod)";
+        about: "Change a user's full name, shell or supplementary groups (usermod)",
+        check: UserAccount::validate_modify;
     UserLock(UserRef) -> UserChange = "user.account.lock", Modify, UserWrite, idempotent: true, long: false,
         Post "/api/v1/users/{name}/lock", cli: "user lock",
         about: "Lock a user's password (usermod --lock); SSH keys still work";
@@ -805,7 +810,8 @@ operations! {
         about: "A user's SSH authorized keys, with their fingerprints";
     UserKeyAdd(UserKey) -> SshKeyChange = "user.key.add", Modify, UserWrite, idempotent: true, long: false,
         Post "/api/v1/users/{name}/keys", cli: "user key add",
-        about: "Add an SSH public key to a user's authorized_keys (written whole, the user's, 0600)";
+        about: "Add an SSH public key to a user's authorized_keys (written whole, the user's, 0600)",
+        check: UserKey::validate_add;
     UserKeyRemove(UserKey) -> SshKeyChange = "user.key.remove", Modify, UserWrite, idempotent: true, long: false,
         Post "/api/v1/users/{name}/keys/remove", cli: "user key remove",
         about: "Remove an SSH key, by its line or its SHA256 fingerprint";
@@ -847,7 +853,8 @@ operations! {
         about: "Install packages from trusted repositories (planned, applied, then proved installed)";
     PackageRemove(PackageNames) -> PackageChange = "package.remove", Modify, PackageWrite, idempotent: true, long: true,
         Post "/api/v1/package/remove", cli: "package remove",
-        about: "Remove packages; refused when others that need them would go too";
+        about: "Remove packages; refused when others that need them would go too",
+        check: PackageNames::validate_remove;
     PackageUpdate(PackageUpdate) -> PackageChange = "package.update", Modify, PackageWrite, idempotent: true, long: true,
         Post "/api/v1/package/update", cli: "package update",
         about: "Update the named packages, or all with pending updates";
@@ -991,13 +998,6 @@ impl Operation {
     /// Fields are named from the request (`operation.data.hostname`).
     pub fn validate(&self) -> Result<(), InvalidInput> {
         self.validate_input()
-            .and_then(|()| match self {
-                // The same input as an add, with the rules of a change.
-                Operation::UserModify(a) => a.validate_modify(),
-                Operation::PackageRemove(r) => r.validate_remove(),
-                Operation::UserKeyAdd(k) => k.validate_add(),
-                _ => Ok(()),
-            })
             .and_then(|()| self.guard_own_units())
             .map_err(|e| InvalidInput::new(format!("operation.data.{}", e.field), e.reason))
     }

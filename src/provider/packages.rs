@@ -886,10 +886,10 @@ impl PackageKit {
                     name: name.clone(),
                 });
             };
-            let installed = of_name.iter().filter(|p| p.installed());
+            let mut installed = of_name.iter().filter(|p| p.installed()).peekable();
             match action {
                 // Installed already: nothing to do.
-                Change::Install if of_name.iter().any(|p| p.installed()) => {}
+                Change::Install if installed.peek().is_some() => {}
                 Change::Install => ids.push(first.id.to_string()),
                 _ => ids.extend(installed.map(|p| p.id.to_string())),
             }
@@ -1218,13 +1218,19 @@ impl PackageProvider for PackageKit {
     ) -> BoxFuture<'a, ProviderResult<PackageChange>> {
         Box::pin(async move {
             let pending = self.pending().await?;
-            for name in &request.names {
-                // An unknown name is an error; a known one without an update is not.
-                if !pending.iter().any(|(u, _)| &u.name == name)
-                    && self
-                        .resolve(pk::FILTER_NONE, std::slice::from_ref(name))
-                        .await?
-                        .is_empty()
+            // An unknown name is an error; a known one without an update is
+            // not. The names without an update are looked up in one go.
+            let others: Vec<String> = request
+                .names
+                .iter()
+                .filter(|name| !pending.iter().any(|(u, _)| &u.name == *name))
+                .cloned()
+                .collect();
+            if !others.is_empty() {
+                let known = self.resolve(pk::FILTER_NONE, &others).await?;
+                if let Some(name) = others
+                    .iter()
+                    .find(|n| !known.iter().any(|p| &p.id.name == *n))
                 {
                     return Err(ProviderError::NotFound {
                         what: "package",

@@ -150,19 +150,19 @@ impl UnitCommand {
             }
             let program = find_program(&run.program)?;
             self.prepare(&run, &files)?;
-            let began = start_unit(&conn, &unit, &program, &run, limit, &files).await;
+            let began = start_unit(&manager, &unit, &program, &run, limit, &files).await;
             // PID 1 read the file when it started the command (or never will).
             let _ = std::fs::remove_file(&files.env);
             match began {
-                Ok(()) => wait_for_end(&conn, &unit, limit, &files, cap).await,
+                Ok(()) => wait_for_end(&conn, &manager, &unit, limit, &files, cap).await,
                 Err(e) => Err(e),
             }
         } else {
-            wait_for_end(&conn, &unit, limit, &files, cap).await
+            wait_for_end(&conn, &manager, &unit, limit, &files, cap).await
         };
         // Whatever happened, the unit and its files go: a failed unit stays
         // listed until reset, a RemainAfterExit one until stopped.
-        stop_and_reset(&conn, &unit).await;
+        stop_and_reset(&conn, &manager, &unit).await;
         let out = read_capped(&files.stdout, cap);
         let err = read_capped(&files.stderr, cap);
         files.remove();
@@ -301,14 +301,13 @@ async fn manager(conn: &Connection) -> zbus::Result<ManagerProxy<'static>> {
 
 /// Starts the unit and waits for systemd's start job (the exec) to end.
 async fn start_unit(
-    conn: &Connection,
+    manager: &ManagerProxy<'_>,
     unit: &str,
     program: &str,
     run: &Run<'_>,
     limit: Duration,
     files: &RunFiles,
 ) -> zbus::Result<()> {
-    let manager = manager(conn).await?;
     let exec_start = vec![(program.to_owned(), run.argv.clone(), false)];
     let runtime_max = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
     // The request's text stays out of the unit's description (any local user
@@ -373,12 +372,12 @@ async fn start_unit(
 /// its own, enforced by systemd.
 async fn wait_for_end(
     conn: &Connection,
+    manager: &ManagerProxy<'_>,
     unit: &str,
     limit: Duration,
     files: &RunFiles,
     cap: usize,
 ) -> zbus::Result<Ended> {
-    let manager = manager(conn).await?;
     let path = manager.get_unit(unit).await?;
     let unit_proxy = UnitProxy::builder(conn)
         .path(path.clone())
@@ -434,9 +433,8 @@ async fn wait_for_end(
 
 /// Stops the unit (with what the command left running) and, once it is
 /// down, clears its failure so that it is gone.
-async fn stop_and_reset(conn: &Connection, unit: &str) {
+async fn stop_and_reset(conn: &Connection, manager: &ManagerProxy<'_>, unit: &str) {
     let outcome: zbus::Result<()> = async {
-        let manager = manager(conn).await?;
         manager.stop_unit(unit, "replace").await?;
         if let Ok(path) = manager.get_unit(unit).await {
             let unit_proxy = UnitProxy::builder(conn)
