@@ -178,6 +178,14 @@ pub struct RetryJob {
     pub target: Option<String>,
 }
 
+/// The answer to `POST /jobs/{id}/cancel`: the agents running the job were
+/// asked to stop it; its results say how it ended.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CancelAccepted {
+    pub job_id: Uuid,
+    pub cancel_requested: bool,
+}
+
 /// The file store's files, by name.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FileList {

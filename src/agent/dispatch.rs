@@ -74,6 +74,9 @@ fn to_outcome<T: Serialize>(r: Result<T, ProviderError>) -> Outcome {
     }
 }
 
+/// The error code of a job stopped because someone cancelled it.
+pub const CANCELLED: &str = "cancelled";
+
 /// A command that ran is a success only when it exited 0; otherwise its output is
 /// kept next to the reason (`timed_out`, `signal`, `exit_status`).
 fn command_outcome(r: Result<CommandResult, ProviderError>) -> Outcome {
@@ -128,6 +131,15 @@ fn unit_outcome(r: Result<UnitChange, ProviderError>) -> Outcome {
 
 /// Why a command that ran counts as failed, if it does.
 pub(crate) fn command_failure(r: &CommandResult) -> Option<JobError> {
+    if r.cancelled {
+        return Some(job_error(
+            CANCELLED,
+            format!(
+                "cancelled on request after {:.1}s; the output is what it printed until then",
+                r.duration_ms as f64 / 1000.0
+            ),
+        ));
+    }
     if r.timed_out {
         return Some(job_error(
             "timed_out",
@@ -348,6 +360,7 @@ mod tests {
             exit_code,
             signal,
             timed_out,
+            cancelled: false,
             truncated_stdout: false,
             truncated_stderr: false,
             duration_ms: 1500,

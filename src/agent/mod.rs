@@ -13,6 +13,7 @@ mod dispatch;
 mod enroll;
 pub mod http;
 pub mod metrics;
+mod output;
 mod reboot;
 
 use std::sync::Arc;
@@ -25,8 +26,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-pub use dispatch::{Outcome, dispatch};
+pub use dispatch::{CANCELLED, Outcome, dispatch};
 pub use metrics::AgentMetrics;
+use output::OutputPump;
 
 use crate::bus::{
     self, AgentInfo, BusError, CONSUMER_PATIENCE, Claim, ClaimScope, Deliveries, Delivery,
@@ -35,7 +37,7 @@ use crate::bus::{
 use crate::config::{AgentConfig, NatsConfig};
 use crate::job::signature::JobVerifier;
 use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Operation, Stage};
-use crate::provider::{CommandJob, Providers};
+use crate::provider::{Cancel, CommandJob, LiveOutput, Providers};
 use crate::telemetry::trace::TraceContext;
 use tracing::Instrument;
 
@@ -108,6 +110,8 @@ struct Shared {
     /// of one (a redelivery while it still runs) must not collect the same
     /// unit and store a second, worse result over the first.
     commands: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+    /// Per stream, the most of a command's output sent live.
+    max_live_output_bytes: u64,
 }
 
 /// Holds a command job's place in [`Shared::commands`]; frees it on drop.
@@ -118,6 +122,18 @@ impl<'a> CommandSlot<'a> {
     fn take(shared: &'a Shared, id: Uuid) -> Option<Self> {
         let mut running = shared.commands.lock().unwrap_or_else(|p| p.into_inner());
         running.insert(id).then_some(CommandSlot(shared, id))
+    }
+
+    /// The place, once whoever holds it is done: a second delivery then
+    /// finds the first one's result (or, if that was not stored, collects
+    /// the command itself).
+    async fn wait(shared: &'a Shared, id: Uuid) -> Self {
+        loop {
+            if let Some(slot) = Self::take(shared, id) {
+                return slot;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -200,6 +216,7 @@ pub async fn run(
             .min()
             .unwrap_or(cfg.consumer.ack_wait),
         commands: Default::default(),
+        max_live_output_bytes: cfg.command.max_live_output_bytes,
         running: Arc::new(Semaphore::new(cfg.max_jobs)),
         long: Arc::new(Semaphore::new(long_slots(cfg.max_jobs))),
         max_jobs: cfg.max_jobs,
@@ -272,6 +289,17 @@ pub async fn run(
                 tracing::warn!(error = %e, "could not report on the recorded reboot");
             }
         });
+    }
+    // Commands an earlier agent left running (or ended, unstored): collected
+    // now, not when their jobs come back after ack_wait.
+    match shared.providers.command.unfinished().await {
+        Ok(ids) => {
+            for id in ids {
+                let shared = shared.clone();
+                tasks.spawn(async move { collect(&shared, id).await });
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot look for commands an earlier agent left"),
     }
     loop {
         tokio::select! {
@@ -473,14 +501,14 @@ async fn run_job(
         tracing::info!("job does not expect this host (not live at its creation); skipping");
         return Ok(());
     }
-    // This process runs this command already (the delivery is a second one):
-    // the first stores the result.
+    // This process runs this command already (the delivery is a second
+    // one): the first stores the result, this one waits and then finds it.
     let _command_slot = if is_command(&job.operation) {
         match CommandSlot::take(shared, id) {
             Some(slot) => Some(slot),
             None => {
-                tracing::info!("this command job already runs here; this delivery is dropped");
-                return Ok(());
+                tracing::info!("this command job already runs here; waiting for it");
+                Some(CommandSlot::wait(shared, id).await)
             }
         }
     } else {
@@ -521,7 +549,8 @@ async fn run_job(
 
     // A redelivery, e.g. after an acknowledgement lost while a NATS node died:
     // a job that already has its result is done, whatever kind it is.
-    let earlier = if attempt > 1 {
+    // (Attempt 0: a command found at start, collected before its redelivery.)
+    let earlier = if attempt != 1 {
         Some(store.progress(&job).await?)
     } else {
         None
@@ -581,6 +610,21 @@ async fn run_job(
         .await;
     }
 
+    let command_job = is_command(&job.operation);
+    // Cancelled before it started: it never starts.
+    if command_job && !resume && store.cancel_requested(id).await? {
+        let outcome = Outcome::failed(JobError {
+            code: dispatch::CANCELLED.into(),
+            message: "cancelled before it started".into(),
+        });
+        OutputPump::new(store.clone(), id, shared.hostname.clone(), 0, None)
+            .exit(&outcome)
+            .await;
+        shared
+            .metrics
+            .finished(job.operation.type_name(), metrics::JobOutcome::Failed, None);
+        return finish(shared, &job, outcome, Duration::ZERO, attempt).await;
+    }
     // A collected command is not started again, and its timeline says so.
     let (stage, detail) = match resume {
         false => (Stage::Started, None),
@@ -591,15 +635,60 @@ async fn run_job(
     };
     store.append_event(id, &event(stage, detail)).await?;
     let started = Instant::now();
-    let command = CommandJob {
+    let mut command = CommandJob {
         id: Some(id),
         resume,
+        ..CommandJob::default()
+    };
+    // A command's output goes out live, and a cancel reaches it.
+    let (pump, watcher) = if command_job {
+        let last = match resume {
+            true => store
+                .last_output(id, &shared.hostname)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "cannot read how far the output was sent");
+                    None
+                }),
+            false => None,
+        };
+        let pump = OutputPump::new(
+            store.clone(),
+            id,
+            shared.hostname.clone(),
+            shared.max_live_output_bytes,
+            last.as_ref(),
+        );
+        let (live, pieces) = LiveOutput::channel();
+        let (cancel, cancelled) = Cancel::channel();
+        command.resume_from = pump.sent();
+        command.live = live;
+        command.cancel = cancelled;
+        (
+            Some(tokio::spawn(pump.run(pieces))),
+            Some(AbortOnDrop(tokio::spawn(output::watch_cancel(
+                store.clone(),
+                id,
+                cancel,
+            )))),
+        )
+    } else {
+        (None, None)
     };
     let outcome = run_reporting_progress(&job, &shared.providers, command, |text| {
         let progress = event(Stage::Progress, Some(text));
         async move { store.append_event(id, &progress).await }
     })
     .await;
+    drop(watcher);
+    // The runner is done with the live output: the pump sends the rest,
+    // then how it ended.
+    if let Some(Ok(pump)) = match pump {
+        Some(pump) => Some(pump.await),
+        None => None,
+    } {
+        pump.exit(&outcome).await;
+    }
     // A reboot's job stays open until the host is back (`reboot`); a cancel
     // ends a recorded reboot's.
     let changed = || {
@@ -631,7 +720,73 @@ async fn run_job(
         },
         Some(started.elapsed().as_secs_f64()),
     );
-    finish(shared, &job, outcome, started.elapsed(), attempt).await
+    // A command's result (what ran it kept until now) is stored first.
+    let took = command_duration(&outcome).unwrap_or_else(|| started.elapsed());
+    finish(shared, &job, outcome, took, attempt).await?;
+    if command_job {
+        shared.providers.command.release(id).await;
+    }
+    Ok(())
+}
+
+/// How long a command ran by its own result: a collected one ran longer
+/// than this attempt watched it.
+fn command_duration(outcome: &Outcome) -> Option<Duration> {
+    let ms = outcome.data.as_ref()?.get("duration_ms")?.as_u64()?;
+    Some(Duration::from_millis(ms))
+}
+
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A command found at start ([`crate::provider::CommandProvider::unfinished`]):
+/// collected and stored now when its job still waits for this host; else
+/// (the job is gone or answered) what was left of it goes.
+async fn collect(shared: &Shared, id: Uuid) {
+    let span = tracing::info_span!("job", job_id = %id, attempt = 0);
+    async {
+        let job = match shared.store.get(id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                tracing::info!("a command's job is gone; removing what it left");
+                shared.providers.command.release(id).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the job of a command found at start");
+                return;
+            }
+        };
+        let answered = match shared.store.progress(&job).await {
+            Ok(p) => p.results.iter().any(|r| {
+                job.expected == Expected::Any || r.hostname == shared.hostname
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the progress of a command found at start");
+                return;
+            }
+        };
+        if answered {
+            tracing::info!("a command found at start has its result; removing what it left");
+            shared.providers.command.release(id).await;
+            return;
+        }
+        tracing::info!("collecting a command an earlier agent started");
+        let Ok(slot) = shared.running.clone().acquire_owned().await else {
+            return;
+        };
+        if let Err(e) = run_job(shared, id, 0, slot).await {
+            tracing::warn!(error = %e, "a command found at start could not be recorded; its redelivery will");
+        }
+    }
+    .instrument(span)
+    .await
 }
 
 fn is_command(op: &Operation) -> bool {

@@ -102,7 +102,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 pub fn router(state: AppState, http: &HttpOptions) -> Router {
     let max_body_bytes = http.max_body_bytes;
     use Permission::*;
-    use handlers::{agents, audit, files, jobs, log, system};
+    use handlers::{agents, audit, files, job_output, jobs, log, system};
     let auth = state.auth.clone();
     let auditing = AuditLayer {
         auth: state.auth.clone(),
@@ -154,6 +154,14 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
             g(JobRead, get(jobs::get)).merge(g(JobWrite, delete(jobs::remove))),
         )
         .route("/api/v1/jobs/{id}/retry", g(JobWrite, post(jobs::retry)))
+        .route(
+            "/api/v1/jobs/{id}/output",
+            g(JobRead, get(job_output::output)),
+        )
+        .route(
+            "/api/v1/jobs/{id}/cancel",
+            g(CommandExecute, post(job_output::cancel)),
+        )
         .route("/api/v1/agents", g(AgentRead, get(agents::list)))
         .route("/api/v1/agents/{hostname}", g(AgentRead, get(agents::get)))
         .route("/api/v1/enrollment", g(AgentRead, get(agents::enrollment)))

@@ -16,7 +16,7 @@ use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
 
 use super::handlers::operation::{INPUT_FLAGS, RunParams};
-use super::handlers::{agents, audit, files, jobs, log, system};
+use super::handlers::{agents, audit, files, job_output, jobs, log, system};
 use super::metrics;
 use crate::job::{HttpMethod, OPERATIONS, OperationSpec, Schemas, schema_ref};
 use crate::wire::{Accepted, JobOutcome};
@@ -409,11 +409,12 @@ impl Modify for ProblemResponses {
     paths(
         system::health, system::ready, system::version, system::status,
         jobs::create, jobs::list, jobs::get, jobs::remove, jobs::retry, jobs::stats,
+        job_output::output, job_output::cancel,
         agents::list, agents::get, agents::enrollment, agents::accept, agents::reject,
         audit::list, audit::get, audit::export, log::follow, metrics::serve,
         files::list, files::info, files::upload, files::remove,
     ),
-    components(schemas(crate::job::HostResult, crate::job::JobError)),
+    components(schemas(crate::job::HostResult, crate::job::JobError, crate::job::OutputRecord, crate::job::OutputEnd)),
     modifiers(&BearerAuth, &UniqueOperationIds, &OperationPaths, &ProblemResponses),
 )]
 pub struct ApiDoc;

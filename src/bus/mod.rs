@@ -9,6 +9,7 @@ pub mod enrollment;
 mod feed;
 pub mod files;
 mod names;
+mod output;
 mod pager;
 pub mod permissions;
 mod provision;
@@ -23,6 +24,7 @@ pub use enrollment::EnrollmentStore;
 pub use feed::{JobResults, ResultFeed};
 pub use files::{FileStore, LazyFileStore, StoredFile, Uploaded};
 pub use names::{AgentConsumer, Names};
+pub use output::{OUTPUT_MAX_AGE, OUTPUT_MAX_BYTES, OUTPUT_STREAM, OutputWakeups};
 pub use pager::{Order, StreamPager};
 pub use provision::{
     Buckets, check, open, provision, provisioned_streams, reprovision_on_reconnect,

@@ -42,6 +42,9 @@ struct Assets {
     decisions: String,
     /// The file store (an object store bucket).
     files: String,
+    /// Jobs' live output: its stream and subjects (`osapi.output`).
+    output_stream: String,
+    output_subjects: String,
 }
 
 impl Assets {
@@ -56,6 +59,8 @@ impl Assets {
             requests: names.resource(super::enrollment::REQUESTS_BUCKET),
             decisions: names.resource(super::enrollment::DECISIONS_BUCKET),
             files: names.resource(super::files::FILES_BUCKET),
+            output_stream: names.resource(super::output::OUTPUT_STREAM),
+            output_subjects: names.subject("output"),
         }
     }
 
@@ -75,7 +80,7 @@ impl Assets {
     fn streams(&self) -> Vec<String> {
         std::iter::once(self.job_stream.clone())
             .chain(self.buckets().iter().map(|b| format!("KV_{b}")))
-            .chain(std::iter::once(self.files_stream()))
+            .chain([self.files_stream(), self.output_stream.clone()])
             .collect()
     }
 
@@ -187,13 +192,14 @@ fn api(a: &Assets) -> Permissions {
     // would be a way to wipe it.
     for stream in [
         &a.job_stream,
+        &a.output_stream,
         &a.jobs,
         &a.responses,
         &a.registry,
         &a.requests,
         &a.decisions,
     ] {
-        let stream = if *stream == a.job_stream {
+        let stream = if *stream == a.job_stream || *stream == a.output_stream {
             stream.clone()
         } else {
             format!("KV_{stream}")
@@ -224,6 +230,8 @@ fn api(a: &Assets) -> Permissions {
     allow.push(format!("$JS.API.STREAM.PURGE.{}", a.files_stream()));
     allow.push(format!("$O.{}.>", a.files));
     allow.push(format!("{}.>", a.jobs_subjects));
+    // A deleted job's output goes with it.
+    allow.push(format!("$JS.API.STREAM.PURGE.{}", a.output_stream));
     Permissions {
         publish_allow: allow,
         publish_deny: Vec::new(),
@@ -231,6 +239,8 @@ fn api(a: &Assets) -> Permissions {
             format!("{}.>", Role::Api.inbox_prefix()),
             // Results as they are written (synchronous waits).
             format!("$KV.{}.>", a.responses),
+            // Output as it is written (followed jobs).
+            format!("{}.>", a.output_subjects),
         ],
     }
 }
@@ -252,6 +262,7 @@ fn agent(a: &Assets) -> Permissions {
         allow.push(format!("$KV.{}.*.{part}.>", a.responses));
     }
     allow.push(format!("$KV.{}.>", a.registry));
+    allow.push(format!("{}.>", a.output_subjects));
     Permissions {
         publish_allow: allow,
         publish_deny: Vec::new(),
@@ -266,8 +277,10 @@ fn agent_reads(a: &Assets) -> Vec<String> {
     for stream in a.streams() {
         allow.push(format!("$JS.API.STREAM.INFO.{stream}"));
     }
-    for bucket in [&a.jobs, &a.responses, &a.registry] {
-        let stream = format!("KV_{bucket}");
+    let buckets = [&a.jobs, &a.responses, &a.registry].map(|b| format!("KV_{b}"));
+    // The output stream: where an agent started again finds how far its
+    // predecessor sent a command's output.
+    for stream in buckets.iter().chain([&a.output_stream]) {
         allow.push(format!("$JS.API.STREAM.MSG.GET.{stream}"));
         allow.push(format!("$JS.API.DIRECT.GET.{stream}"));
         allow.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
@@ -309,6 +322,7 @@ fn enrolled_agent(a: &Assets, names: &Names, accepted: &Enrollment) -> Vec<Strin
         allow.push(format!("$KV.{responses}.*.claim.{}", scope.key()));
     }
     allow.push(format!("$KV.{}.{host}", a.registry));
+    allow.push(format!("{}.*.{host}", a.output_subjects));
     allow
 }
 
@@ -368,6 +382,9 @@ mod tests {
             // An unfiltered consumer would read every job notification.
             "$JS.API.CONSUMER.CREATE.osapi-JOBS.sneaky",
             "$JS.API.CONSUMER.CREATE.KV_osapi-audit.c.$KV.osapi-audit.>",
+            // Only the API asks for a cancel.
+            "$KV.osapi-job-responses.0190a0b0-0000-7000-8000-000000000000.cancel",
+            "$JS.API.STREAM.PURGE.osapi-OUTPUT",
         ] {
             assert!(!may_publish(&agent, denied), "{denied}");
         }
@@ -378,6 +395,8 @@ mod tests {
             "$KV.osapi-job-responses.0190a0b0-0000-7000-8000-000000000000.res.web-01",
             "$KV.osapi-agent-registry.web-01",
             "$JS.API.DIRECT.GET.KV_osapi-job-queue.$KV.osapi-job-queue.x",
+            "osapi.output.0190a0b0-0000-7000-8000-000000000000.web-01",
+            "$JS.API.DIRECT.GET.osapi-OUTPUT",
         ] {
             assert!(may_publish(&agent, allowed), "{allowed}");
         }
@@ -482,6 +501,7 @@ mod tests {
             ),
             "$JS.API.CONSUMER.MSG.NEXT.osapi-JOBS.osapi-any".to_owned(),
             format!("$JS.API.DIRECT.GET.KV_osapi-job-queue.$KV.osapi-job-queue.{id}"),
+            format!("osapi.output.{id}.web-01.example.com"),
         ] {
             assert!(may_publish(&p, &allowed), "{allowed}");
         }
@@ -493,6 +513,9 @@ mod tests {
             format!("$KV.osapi-job-responses.{id}.ev.{id}"),
             format!("$KV.osapi-job-responses.{id}.claim.host.db-01"),
             "$KV.osapi-agent-registry.db-01".to_owned(),
+            // Another host's output, and a cancel (the API's).
+            format!("osapi.output.{id}.db-01"),
+            format!("$KV.osapi-job-responses.{id}.cancel"),
             format!("$JS.API.CONSUMER.MSG.NEXT.osapi-JOBS.{}", other[1].durable),
             format!("$JS.ACK.osapi-JOBS.{}.1.2.3.4.5", other[2].durable),
             format!(

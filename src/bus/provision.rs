@@ -162,6 +162,14 @@ async fn provision_once(
             mode,
         )
         .await?;
+        // Agents publish to it without opening it; a missing one costs
+        // only the live view (the results keep the output).
+        ensure_stream(
+            js,
+            super::output::stream_config(names, cfg.kv.replicas, storage(cfg.kv.storage)),
+            mode,
+        )
+        .await?;
     }
     Ok(Buckets {
         jobs,

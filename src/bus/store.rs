@@ -62,10 +62,10 @@ pub struct JobPage {
 
 #[derive(Clone)]
 pub struct JobStore {
-    js: jetstream::Context,
+    pub(super) js: jetstream::Context,
     jobs: kv::Store,
-    responses: kv::Store,
-    names: Names,
+    pub(super) responses: kv::Store,
+    pub(super) names: Names,
     /// Views of jobs every expected host has answered: such a view can no longer
     /// change, so listings need not read those jobs' events again.
     settled: Arc<Mutex<HashMap<Uuid, JobView>>>,
@@ -455,6 +455,10 @@ impl JobStore {
             .filter(format!("{}{id}.>", self.responses.prefix))
             .await
             .map_err(|e| BusError::request("deleting job results", e))?;
+        // Its output expires with the stream's age limit anyway.
+        if let Err(e) = self.purge_output(id).await {
+            tracing::warn!(job_id = %id, error = %e, "cannot delete a job's output");
+        }
         Ok(true)
     }
 

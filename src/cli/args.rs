@@ -199,6 +199,8 @@ const GROUPS: [(&str, &str); 18] = [
 pub enum OperationCommand {
     /// An operation from the table.
     Run(Operation),
+    /// A command run with `--follow`: its output printed as it comes.
+    Follow(Operation),
     /// `file upload|list|info|delete`: the file store itself, beside the
     /// `file` operations.
     Store(StoreCommand),
@@ -229,6 +231,10 @@ pub enum StoreCommand {
         name: String,
     },
 }
+
+/// The operations whose output can be followed live (`--follow`).
+const FOLLOWED_GROUP: &str = "command ";
+const FOLLOW: &str = "follow";
 
 /// Where the store's subcommands sit among the operations'.
 const STORE_GROUP: &str = "file";
@@ -266,9 +272,19 @@ fn operation_at(words: &str) -> Option<&'static OperationSpec> {
 fn subcommand(path: &str, name: &'static str) -> clap::Command {
     if let Some(spec) = OPERATIONS.iter().find(|s| s.cli == path) {
         // The input type's own doc comment would be its help: the table's wins.
-        return (spec.cli_args)(clap::Command::new(name))
+        let command = (spec.cli_args)(clap::Command::new(name))
             .about(spec.about)
             .long_about(None::<&str>);
+        return match spec.cli.starts_with(FOLLOWED_GROUP) {
+            true => command.arg(
+                clap::Arg::new(FOLLOW)
+                    .long(FOLLOW)
+                    .short('f')
+                    .action(clap::ArgAction::SetTrue)
+                    .help("Print the output as it comes, each line prefixed with its host when several answer (before PROG); Ctrl-C asks whether to cancel"),
+            ),
+            false => command,
+        };
     }
     let about = GROUPS.iter().find(|(p, _)| *p == path).map(|(_, a)| *a);
     let runs_bare = operation_at(path).is_some();
@@ -301,7 +317,14 @@ impl clap::FromArgMatches for OperationCommand {
             leaf = sub;
         }
         match operation_at(&words.join(" ")) {
-            Some(spec) => (spec.from_cli)(leaf).map(OperationCommand::Run),
+            Some(spec) => {
+                let follow = spec.cli.starts_with(FOLLOWED_GROUP) && leaf.get_flag(FOLLOW);
+                let op = (spec.from_cli)(leaf)?;
+                Ok(match follow {
+                    true => OperationCommand::Follow(op),
+                    false => OperationCommand::Run(op),
+                })
+            }
             None => Err(clap::Error::new(clap::error::ErrorKind::InvalidSubcommand)),
         }
     }
@@ -383,6 +406,19 @@ pub enum JobCommand {
     },
     /// Counts of stored jobs by status and operation
     Stats,
+    /// What a job's commands printed (so far), per host
+    Output {
+        /// Job id
+        id: Uuid,
+        /// Keep printing as it comes until the job ends; Ctrl-C asks whether to cancel
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Stop a running command job on every host running it
+    Cancel {
+        /// Job id
+        id: Uuid,
+    },
 }
 
 #[derive(Debug, Subcommand)]

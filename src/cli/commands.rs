@@ -60,6 +60,7 @@ impl Ctx {
 pub(super) async fn dispatch(ctx: &Ctx, cmd: Commands) -> Result<Status, CliError> {
     match cmd {
         Commands::Operation(OperationCommand::Run(op)) => operation(ctx, op).await,
+        Commands::Operation(OperationCommand::Follow(op)) => follow_command(ctx, op).await,
         Commands::Operation(OperationCommand::Store(c)) => store(ctx, c).await,
         Commands::Job(c) => job(ctx, c).await,
         Commands::Agent(c) => agent(ctx, c).await,
@@ -98,6 +99,13 @@ async fn operation(ctx: &Ctx, mut op: Operation) -> Result<Status, CliError> {
     {
         return follow_log(ctx, &op).await;
     }
+    let req = operation_request(&op);
+    domain(ctx, op, req).await
+}
+
+/// An operation's request: the fields its path names go in the path, the
+/// rest is the query (a read, a delete) or the body.
+fn operation_request(op: &Operation) -> Request {
     let spec = op.spec();
     let mut data = match op.to_request().data {
         Value::Object(fields) => fields,
@@ -113,7 +121,7 @@ async fn operation(ctx: &Ctx, mut op: Operation) -> Result<Status, CliError> {
         };
         path = path.replace(&format!("{{{name}}}"), &path_segment(&value));
     }
-    let req = match spec.method {
+    match spec.method {
         // A read's or a delete's input is its query.
         HttpMethod::Get | HttpMethod::Delete => {
             let method = match spec.method {
@@ -124,8 +132,90 @@ async fn operation(ctx: &Ctx, mut op: Operation) -> Result<Status, CliError> {
         }
         HttpMethod::Put => Request::new(Method::PUT, path).json(Value::Object(data)),
         HttpMethod::Post => Request::new(Method::POST, path).json(Value::Object(data)),
-    };
-    domain(ctx, op, req).await
+    }
+}
+
+/// `command exec|shell --follow`: the job created without waiting, its
+/// output printed as it comes, and the exit status of its end.
+async fn follow_command(ctx: &Ctx, op: Operation) -> Result<Status, CliError> {
+    op.validate().map_err(|e| bad_input(e, ""))?;
+    let g = &ctx.global;
+    confirm(op.kind(), op.type_name(), &g.target, g.yes)?;
+    let mut req = operation_request(&op)
+        .query("target", g.target.clone())
+        .query("async", "true");
+    if let Some(t) = g.timeout {
+        req = req.query("timeout", duration_param(t));
+    }
+    let raw = ctx.client.json(&req).await?;
+    let accepted: Accepted = decode(&raw, "accepted job")?;
+    // Several hosts may answer: each line says whose it is.
+    let several = g.target == "_all" || g.target.contains(':');
+    follow_output(ctx, accepted.job_id, several, true).await
+}
+
+/// Prints a job's output (`follow`: until the job ends, else what there is
+/// now); Ctrl-C asks whether to cancel the job. The exit status is the
+/// job's once it ended.
+async fn follow_output(
+    ctx: &Ctx,
+    id: Uuid,
+    several: bool,
+    follow: bool,
+) -> Result<Status, CliError> {
+    let json = ctx.format() != OutputFormat::Table;
+    let mut printer =
+        output::OutputPrinter::new(json, several, std::io::stdout(), std::io::stderr());
+    loop {
+        let mut req =
+            Request::get(format!("{}/output", job_path(id))).query("follow", follow.to_string());
+        if let Some(last) = printer.last_id() {
+            req = req.query("after", last.to_owned());
+        }
+        req.timeout = None;
+        let interrupted = tokio::select! {
+            done = ctx.client.download(&req, || Ok(&mut printer)) => {
+                done?;
+                false
+            }
+            _ = tokio::signal::ctrl_c(), if follow => true,
+        };
+        if !interrupted {
+            break;
+        }
+        if !super::confirm::ask_on_terminal(&format!("cancel job {id} on its hosts?")).await {
+            ctx.note(&format!(
+                "job {id} goes on: osapictl job output {id} --follow"
+            ));
+            return Ok(Status::Ok);
+        }
+        let req = Request::new(Method::POST, format!("{}/cancel", job_path(id)));
+        match ctx.client.send(&req).await {
+            Ok(_) => ctx.note(&format!(
+                "cancelling job {id}; its output goes on to the end"
+            )),
+            // Ended meanwhile: the stream says how.
+            Err(CliError::Api { status: 409, .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(message) = printer.error() {
+        eprintln!("error: {message}");
+        return Ok(Status::SomeFailed);
+    }
+    match printer.end() {
+        Some(_) => {
+            let raw = ctx.client.json(&Request::get(job_path(id))).await?;
+            let detail: JobDetail = decode(&raw, "job")?;
+            let status = Status::of_job(detail.status, &detail.results);
+            if status == Status::SomeFailed {
+                ctx.note(&format!("job {id} {}", detail.status.as_str()));
+            }
+            Ok(status)
+        }
+        // Not ended (without --follow): what there is so far.
+        None => Ok(Status::Ok),
+    }
 }
 
 /// An input's fields as query parameters (a read's, a delete's, a follow's).
@@ -313,6 +403,20 @@ async fn job(ctx: &Ctx, c: JobCommand) -> Result<Status, CliError> {
                 "follow it with: osapictl job get {}",
                 created.job_id
             ));
+            Ok(Status::Ok)
+        }
+        JobCommand::Output { id, follow } => {
+            let raw = ctx.client.json(&Request::get(job_path(id))).await?;
+            let detail: JobDetail = decode(&raw, "job")?;
+            let several = matches!(&detail.expected, Expected::Hosts(h) if h.len() > 1);
+            follow_output(ctx, id, several, follow).await
+        }
+        JobCommand::Cancel { id } => {
+            let req = Request::new(Method::POST, format!("{}/cancel", job_path(id)));
+            let raw = ctx.client.json(&req).await?;
+            emit(ctx.format(), &raw, || {
+                format!("job {id}: cancel requested; its hosts stop the command")
+            })?;
             Ok(Status::Ok)
         }
         JobCommand::Stats => {

@@ -27,6 +27,21 @@ pub fn confirm(kind: Kind, operation: &str, target: &str, yes: bool) -> Result<(
     )
 }
 
+/// A `[y/N]` question on the terminal (stderr, stdin); no without one.
+pub async fn ask_on_terminal(question: &str) -> bool {
+    if !std::io::stdin().is_terminal() {
+        return false;
+    }
+    eprint!("\n{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let answer = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map(|_| line)
+    })
+    .await;
+    matches!(answer, Ok(Ok(line)) if matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
 /// The prompt itself, with its input and output given (for tests).
 pub fn confirm_with(
     operation: &str,

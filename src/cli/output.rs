@@ -583,30 +583,208 @@ impl<W: Write> EventPrinter<W> {
         self.error.as_deref()
     }
 
-    fn event(&mut self, text: &str) -> std::io::Result<()> {
-        let (mut kind, mut data) = ("message", String::new());
-        for line in text.lines() {
-            if let Some(v) = line.strip_prefix("event:") {
-                kind = v.trim();
-            } else if let Some(v) = line.strip_prefix("data:") {
-                if !data.is_empty() {
-                    data.push('\n');
-                }
-                data.push_str(v.strip_prefix(' ').unwrap_or(v));
-            }
-        }
-        match kind {
-            "error" => self.error = Some(data),
-            "entry" if self.json => writeln!(self.out, "{data}")?,
+    fn event(&mut self, e: SseEvent) -> std::io::Result<()> {
+        match e.kind.as_str() {
+            "error" => self.error = Some(e.data),
+            "entry" if self.json => writeln!(self.out, "{}", e.data)?,
             "entry" => {
-                let line = serde_json::from_str::<crate::provider::LogEntry>(&data)
+                let line = serde_json::from_str::<crate::provider::LogEntry>(&e.data)
                     .map(|e| entry_line(&e))
-                    .unwrap_or(data);
+                    .unwrap_or(e.data);
                 writeln!(self.out, "{line}")?;
             }
             _ => {}
         }
         self.out.flush()
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Default, PartialEq)]
+pub struct SseEvent {
+    pub kind: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+/// The complete events at the front of `pending` (each ends with a blank
+/// line), taken out of it.
+fn take_events(pending: &mut Vec<u8>) -> Vec<SseEvent> {
+    let mut events = Vec::new();
+    while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
+        let raw: Vec<u8> = pending.drain(..end + 2).collect();
+        let text = String::from_utf8_lossy(&raw);
+        let mut event = SseEvent {
+            kind: "message".to_owned(),
+            ..SseEvent::default()
+        };
+        let mut lines = 0;
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("event:") {
+                event.kind = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("id:") {
+                event.id = Some(v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                if lines > 0 {
+                    event.data.push('\n');
+                }
+                event.data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                lines += 1;
+            }
+        }
+        // A comment alone (a keep-alive) is no event.
+        if lines > 0 || event.kind != "message" {
+            events.push(event);
+        }
+    }
+    events
+}
+
+/// A job's live output (`GET /jobs/{id}/output`), printed as it comes: stdout
+/// on `out`, stderr and notes on `err`, whole lines, each prefixed with its
+/// host when several answer; or (`json`) every event as one JSON line.
+pub struct OutputPrinter<W: Write, E: Write> {
+    json: bool,
+    prefix: bool,
+    pending: Vec<u8>,
+    /// A line not ended yet, per host and stream.
+    partial: std::collections::BTreeMap<(String, bool), String>,
+    last_id: Option<String>,
+    end: Option<crate::job::OutputEnd>,
+    error: Option<String>,
+    out: W,
+    err: E,
+}
+
+impl<W: Write, E: Write> OutputPrinter<W, E> {
+    pub fn new(json: bool, prefix: bool, out: W, err: E) -> Self {
+        OutputPrinter {
+            json,
+            prefix,
+            pending: Vec::new(),
+            partial: Default::default(),
+            last_id: None,
+            end: None,
+            error: None,
+            out,
+            err,
+        }
+    }
+
+    /// The last event id seen: where a reconnect goes on.
+    pub fn last_id(&self) -> Option<&str> {
+        self.last_id.as_deref()
+    }
+
+    /// The `end` event, once the job settled.
+    pub fn end(&self) -> Option<&crate::job::OutputEnd> {
+        self.end.as_ref()
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    fn event(&mut self, e: SseEvent) -> std::io::Result<()> {
+        use crate::job::OutputRecord;
+        if let Some(id) = &e.id {
+            self.last_id = Some(id.clone());
+        }
+        match e.kind.as_str() {
+            "end" => self.end = serde_json::from_str(&e.data).ok(),
+            "error" => self.error = Some(e.data.clone()),
+            _ => {}
+        }
+        if self.json {
+            let mut value: serde_json::Value =
+                serde_json::from_str(&e.data).unwrap_or(serde_json::Value::String(e.data));
+            if let Some(fields) = value.as_object_mut() {
+                fields.insert("event".into(), e.kind.clone().into());
+            }
+            writeln!(self.out, "{value}")?;
+            return self.out.flush();
+        }
+        match OutputRecord::from_event(&e.kind, &e.data) {
+            Some(OutputRecord::Stdout(c)) => self.text(&c.hostname, false, &c.data)?,
+            Some(OutputRecord::Stderr(c)) => self.text(&c.hostname, true, &c.data)?,
+            Some(OutputRecord::Truncated(c)) => {
+                let stream = if c.stream == crate::job::OutputStream::Stdout {
+                    "stdout"
+                } else {
+                    "stderr"
+                };
+                writeln!(
+                    self.err,
+                    "[{}: {stream} passed the live cap after {} bytes; the rest is not shown live]",
+                    c.hostname, c.after_bytes
+                )?;
+            }
+            Some(OutputRecord::Exit(x)) => {
+                self.flush_host(&x.hostname)?;
+                let how = match (&x.error, x.exit_code, x.signal) {
+                    (Some(e), _, _) if x.cancelled || x.timed_out => e.code.clone(),
+                    (_, Some(code), _) => format!("exit {code}"),
+                    (_, _, Some(sig)) => format!("signal {sig}"),
+                    (Some(e), None, None) => format!("{}: {}", e.code, e.message),
+                    (None, None, None) => "ended".to_owned(),
+                };
+                if self.prefix || x.exit_code != Some(0) {
+                    writeln!(self.err, "[{}: {how}]", x.hostname)?;
+                }
+            }
+            None => {}
+        }
+        self.out.flush()?;
+        self.err.flush()
+    }
+
+    /// Prints the whole lines of `text`; keeps the rest for later.
+    fn text(&mut self, host: &str, stderr: bool, text: &str) -> std::io::Result<()> {
+        if !self.prefix {
+            return match stderr {
+                true => write!(self.err, "{text}"),
+                false => write!(self.out, "{text}"),
+            };
+        }
+        let key = (host.to_owned(), stderr);
+        let mut buffered = self.partial.remove(&key).unwrap_or_default();
+        buffered.push_str(text);
+        let complete = buffered.rfind('\n').map_or(0, |i| i + 1);
+        let rest = buffered.split_off(complete);
+        for line in buffered.lines() {
+            match stderr {
+                true => writeln!(self.err, "{host}: {line}")?,
+                false => writeln!(self.out, "{host}: {line}")?,
+            }
+        }
+        if !rest.is_empty() {
+            self.partial.insert(key, rest);
+        }
+        Ok(())
+    }
+
+    /// A host's unfinished lines, printed as they are.
+    fn flush_host(&mut self, host: &str) -> std::io::Result<()> {
+        for stderr in [false, true] {
+            if let Some(rest) = self.partial.remove(&(host.to_owned(), stderr)) {
+                self.text(host, stderr, &format!("{rest}\n"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write, E: Write> Write for OutputPrinter<W, E> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        for event in take_events(&mut self.pending) {
+            self.event(event)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -622,11 +800,8 @@ fn entry_line(e: &crate::provider::LogEntry) -> String {
 impl<W: Write> Write for EventPrinter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.pending.extend_from_slice(buf);
-        // Events end with a blank line.
-        while let Some(end) = self.pending.windows(2).position(|w| w == b"\n\n") {
-            let event: Vec<u8> = self.pending.drain(..end + 2).collect();
-            let text = String::from_utf8_lossy(&event).into_owned();
-            self.event(&text)?;
+        for event in take_events(&mut self.pending) {
+            self.event(event)?;
         }
         Ok(buf.len())
     }

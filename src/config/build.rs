@@ -611,6 +611,20 @@ fn agent(
             default_timeout: dur(command.default_timeout, dcmd.default_timeout),
             max_timeout: dur(command.max_timeout, dcmd.max_timeout),
             max_output_bytes: size(command.max_output_bytes, dcmd.max_output_bytes),
+            max_live_output_bytes: size(command.max_live_output_bytes, dcmd.max_live_output_bytes),
+            // 0 turns a limit off.
+            memory_max: match command.memory_max {
+                Some(b) => Some(b.0).filter(|b| *b > 0),
+                None => dcmd.memory_max,
+            },
+            cpu_quota_percent: match command.cpu_quota_percent {
+                Some(p) => Some(p).filter(|p| *p > 0),
+                None => dcmd.cpu_quota_percent,
+            },
+            tasks_max: match command.tasks_max {
+                Some(t) => Some(t).filter(|t| *t > 0),
+                None => dcmd.tasks_max,
+            },
         },
     }
 }

@@ -348,6 +348,10 @@ pub(crate) struct RawCommand {
     pub default_timeout: Option<HumanDuration>,
     pub max_timeout: Option<HumanDuration>,
     pub max_output_bytes: Option<ByteSize>,
+    pub max_live_output_bytes: Option<ByteSize>,
+    pub memory_max: Option<ByteSize>,
+    pub cpu_quota_percent: Option<u32>,
+    pub tasks_max: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

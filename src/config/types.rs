@@ -670,6 +670,14 @@ pub struct CommandConfig {
     pub default_timeout: Duration,
     pub max_timeout: Duration,
     pub max_output_bytes: u64,
+    /// Output sent live per stream while a command runs; past it, the rest
+    /// is reported cut (the result keeps its own `max_output_bytes`).
+    pub max_live_output_bytes: u64,
+    /// A command unit's `MemoryMax=`, `CPUQuota=` (percent of one CPU) and
+    /// `TasksMax=`; `None`: no limit.
+    pub memory_max: Option<u64>,
+    pub cpu_quota_percent: Option<u32>,
+    pub tasks_max: Option<u64>,
 }
 
 impl Default for CommandConfig {
@@ -678,6 +686,10 @@ impl Default for CommandConfig {
             default_timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(300),
             max_output_bytes: 1 << 20,
+            max_live_output_bytes: 64 << 20,
+            memory_max: Some(2 << 30),
+            cpu_quota_percent: None,
+            tasks_max: Some(4096),
         }
     }
 }

@@ -255,6 +255,18 @@ impl Config {
                 "must be at least 1 byte",
             );
         }
+        if cmd.max_live_output_bytes == 0 {
+            p.push(
+                "node.agent.command.max_live_output_bytes",
+                "must be at least 1 byte",
+            );
+        }
+        if cmd.memory_max.is_some_and(|b| b < 1 << 20) {
+            p.push(
+                "node.agent.command.memory_max",
+                "must be at least 1MiB, or 0 for no limit",
+            );
+        }
 
         let t = &self.telemetry.tracing;
         if let Some(e) = &t.otlp_endpoint

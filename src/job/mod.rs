@@ -14,6 +14,7 @@ pub mod hostname;
 mod interface;
 mod log;
 mod operation;
+mod output;
 mod package;
 mod power;
 mod process;
@@ -38,6 +39,10 @@ pub use operation::{
     InvalidInput, Kind, MAX_REQUESTED_COMMAND_TIMEOUT, OPERATION_TYPES, OPERATIONS, Operation,
     OperationRequest, OperationSpec, Ping, Schemas, ServiceChange, ServiceList, ServiceUnit,
     parse_duration, schema_ref,
+};
+pub use output::{
+    CancelRequest, OutputChunk, OutputCut, OutputEnd, OutputExit, OutputOffsets, OutputRecord,
+    OutputStream,
 };
 pub use package::{
     MAX_PACKAGES, PROTECTED_PACKAGES, PackageName, PackageNames, PackageRefresh, PackageSearch,

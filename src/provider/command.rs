@@ -32,7 +32,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 use super::{
-    BoxFuture, CommandExec, CommandJob, CommandProvider, CommandResult, CommandShell,
+    BoxFuture, CommandExec, CommandJob, CommandProvider, CommandResult, CommandShell, OutputStream,
     ProviderError, ProviderResult,
 };
 use crate::config::CommandConfig;
@@ -53,6 +53,16 @@ pub struct HostCommand {
     default_timeout: Duration,
     max_timeout: Duration,
     max_output_bytes: usize,
+    limits: CommandLimits,
+}
+
+/// What a command's unit may use (`MemoryMax=`, `CPUQuota=`, `TasksMax=`);
+/// `None`: no limit of ours. Only the transient-unit runner applies them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommandLimits {
+    pub memory_max: Option<u64>,
+    pub cpu_quota_percent: Option<u32>,
+    pub tasks_max: Option<u64>,
 }
 
 impl HostCommand {
@@ -63,7 +73,17 @@ impl HostCommand {
             default_timeout: config.default_timeout.min(config.max_timeout),
             max_timeout: config.max_timeout,
             max_output_bytes: usize::try_from(config.max_output_bytes).unwrap_or(usize::MAX),
+            limits: CommandLimits {
+                memory_max: config.memory_max,
+                cpu_quota_percent: config.cpu_quota_percent,
+                tasks_max: config.tasks_max,
+            },
         }
+    }
+
+    /// The resource limits of a command's unit.
+    pub(super) fn limits(&self) -> CommandLimits {
+        self.limits
     }
 
     /// The most output kept per stream.
@@ -92,12 +112,19 @@ impl HostCommand {
     async fn run(
         &self,
         mut cmd: Command,
-        program: &str,
-        cwd: Option<&str>,
-        timeout: Option<Duration>,
-        operation: &'static str,
+        spawn: Spawn<'_>,
         input: Option<Vec<u8>>,
+        job: CommandJob,
     ) -> ProviderResult<CommandResult> {
+        let Spawn {
+            program,
+            cwd,
+            timeout,
+            operation,
+        } = spawn;
+        let CommandJob {
+            live, mut cancel, ..
+        } = job;
         let limit = self.timeout_for(timeout)?;
         if let Some(dir) = cwd {
             check_cwd(dir).await?;
@@ -142,6 +169,11 @@ impl HostCommand {
         let mut status: Option<ExitStatus> = None;
         let deadline = tokio::time::Instant::from_std(started + limit);
         let mut timed_out = false;
+        let mut cancelled = false;
+        // When the group was killed (timeout or cancel): output is read a
+        // little longer, then no more.
+        let mut killed_at: Option<tokio::time::Instant> = None;
+        let (mut out_at, mut err_at) = (0u64, 0u64);
 
         // One loop, no spawned readers: both pipes and the exit are awaited together
         // so neither pipe can fill up while we wait on the other.
@@ -149,7 +181,11 @@ impl HostCommand {
             tokio::select! {
                 r = stdout.read(&mut out_buf), if out_open => match r {
                     Ok(0) => out_open = false,
-                    Ok(n) => out.push(&out_buf[..n]),
+                    Ok(n) => {
+                        out.push(&out_buf[..n]);
+                        live.send(OutputStream::Stdout, out_at, &out_buf[..n]).await;
+                        out_at += n as u64;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "reading a command's stdout failed");
                         out_open = false;
@@ -157,7 +193,11 @@ impl HostCommand {
                 },
                 r = stderr.read(&mut err_buf), if err_open => match r {
                     Ok(0) => err_open = false,
-                    Ok(n) => err.push(&err_buf[..n]),
+                    Ok(n) => {
+                        err.push(&err_buf[..n]);
+                        live.send(OutputStream::Stderr, err_at, &err_buf[..n]).await;
+                        err_at += n as u64;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "reading a command's stderr failed");
                         err_open = false;
@@ -167,11 +207,17 @@ impl HostCommand {
                     Ok(s) => status = Some(s),
                     Err(e) => return Err(ProviderError::io(format!("waiting for {program}"), e)),
                 },
-                _ = tokio::time::sleep_until(deadline), if !timed_out => {
+                _ = tokio::time::sleep_until(deadline), if killed_at.is_none() => {
                     timed_out = true;
                     group.kill();
+                    killed_at = Some(tokio::time::Instant::now());
                 }
-                _ = tokio::time::sleep_until(deadline + KILL_GRACE), if timed_out => break,
+                _ = cancel.requested(), if killed_at.is_none() && status.is_none() => {
+                    cancelled = true;
+                    group.kill();
+                    killed_at = Some(tokio::time::Instant::now());
+                }
+                _ = tokio::time::sleep_until(killed_at.unwrap_or(deadline) + KILL_GRACE), if killed_at.is_some() => break,
             }
         }
         if status.is_none() {
@@ -189,6 +235,7 @@ impl HostCommand {
             exit_code: status.and_then(|s| s.code()),
             signal: status.and_then(|s| s.signal()),
             timed_out,
+            cancelled,
             truncated_stdout,
             truncated_stderr,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -196,6 +243,15 @@ impl HostCommand {
             unit: None,
         })
     }
+}
+
+/// What a child is, for its errors: the program, its directory, timeout
+/// and operation.
+struct Spawn<'a> {
+    program: &'a str,
+    cwd: Option<&'a str>,
+    timeout: Option<Duration>,
+    operation: &'static str,
 }
 
 /// Where commands look for programs.
@@ -222,20 +278,18 @@ impl CommandProvider for HostCommand {
         job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(async move {
-            children_do_not_resume(job)?;
+            children_do_not_resume(&job)?;
             let mut cmd = Command::new(&request.command);
             clean_environment(&mut cmd);
             cmd.args(&request.args)
                 .envs(request.env.iter().map(|v| (&v.name, &v.value)));
-            self.run(
-                cmd,
-                &request.command,
-                request.cwd.as_deref(),
-                request.timeout,
-                "command.exec.execute",
-                None,
-            )
-            .await
+            let spawn = Spawn {
+                program: &request.command,
+                cwd: request.cwd.as_deref(),
+                timeout: request.timeout,
+                operation: "command.exec.execute",
+            };
+            self.run(cmd, spawn, None, job).await
         })
     }
 
@@ -245,19 +299,17 @@ impl CommandProvider for HostCommand {
         job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>> {
         Box::pin(async move {
-            children_do_not_resume(job)?;
+            children_do_not_resume(&job)?;
             let mut cmd = Command::new(SHELL);
             clean_environment(&mut cmd);
             cmd.arg("-c").arg(&request.command);
-            self.run(
-                cmd,
-                SHELL,
-                request.cwd.as_deref(),
-                request.timeout,
-                "command.shell.execute",
-                None,
-            )
-            .await
+            let spawn = Spawn {
+                program: SHELL,
+                cwd: request.cwd.as_deref(),
+                timeout: request.timeout,
+                operation: "command.shell.execute",
+            };
+            self.run(cmd, spawn, None, job).await
         })
     }
 }
@@ -277,11 +329,18 @@ pub async fn run_tool(
         default_timeout: timeout,
         max_timeout: timeout,
         max_output_bytes: 64 * 1024,
+        limits: CommandLimits::default(),
     };
     let mut cmd = Command::new(program);
     clean_environment(&mut cmd);
     cmd.args(args);
-    let ran = runner.run(cmd, program, None, None, program, input).await?;
+    let spawn = Spawn {
+        program,
+        cwd: None,
+        timeout: None,
+        operation: program,
+    };
+    let ran = runner.run(cmd, spawn, input, CommandJob::default()).await?;
     if ran.exit_code == Some(0) {
         return Ok(ran.stdout);
     }
@@ -305,7 +364,7 @@ pub async fn run_tool(
 
 /// A child dies with the agent that started it (its unit's cgroup), so an
 /// agent started again has nothing to collect.
-fn children_do_not_resume(job: CommandJob) -> ProviderResult<()> {
+fn children_do_not_resume(job: &CommandJob) -> ProviderResult<()> {
     match job.resume {
         true => Err(ProviderError::Interrupted {
             detail: "the command ran as a child of the agent, which stopped".into(),
@@ -426,7 +485,7 @@ impl Capture {
 }
 
 /// Length of an incomplete UTF-8 sequence at the end of `bytes` (0–3).
-fn partial_utf8_tail(bytes: &[u8]) -> usize {
+pub(crate) fn partial_utf8_tail(bytes: &[u8]) -> usize {
     for back in 1..=bytes.len().min(3) {
         let b = bytes[bytes.len() - back];
         if b & 0xC0 == 0x80 {
@@ -452,6 +511,7 @@ mod tests {
             default_timeout: Duration::from_secs(30),
             max_timeout: Duration::from_secs(300),
             max_output_bytes,
+            ..CommandConfig::default()
         })
     }
 
@@ -527,8 +587,8 @@ mod tests {
     async fn a_child_of_a_stopped_agent_is_never_run_again() {
         let p = provider(1024);
         let resume = CommandJob {
-            id: None,
             resume: true,
+            ..CommandJob::default()
         };
         let err = p.exec(&exec("/bin/echo", &["again"]), resume).await.err();
         assert!(
@@ -584,6 +644,43 @@ mod tests {
         assert_eq!(r.signal, Some(9), "{r:?}");
         // The output written before the kill is kept.
         assert_eq!(r.stdout, "started\n");
+    }
+
+    #[tokio::test]
+    async fn output_goes_out_live_and_a_cancel_stops_the_group() {
+        let p = provider(1024);
+        let (live, mut pieces) = crate::provider::LiveOutput::channel();
+        let (cancel, cancelled) = crate::provider::Cancel::channel();
+        let job = CommandJob {
+            live,
+            cancel: cancelled,
+            ..CommandJob::default()
+        };
+        let req = CommandShell {
+            command: "echo started; echo warn >&2; sleep 100 & sleep 100".into(),
+            cwd: None,
+            timeout: Some(Duration::from_secs(60)),
+        };
+        let run = tokio::spawn(async move { p.shell(&req, job).await });
+        // Both streams' first lines come while it runs; then it is cancelled.
+        let mut seen = (String::new(), String::new());
+        while seen.0.is_empty() || seen.1.is_empty() {
+            let piece = pieces.recv().await.unwrap();
+            let text = String::from_utf8(piece.bytes).unwrap();
+            match piece.stream {
+                OutputStream::Stdout => seen.0 += &text,
+                OutputStream::Stderr => seen.1 += &text,
+            }
+        }
+        assert_eq!(seen, ("started\n".to_owned(), "warn\n".to_owned()));
+        cancel.send_replace(true);
+        let r = run.await.unwrap().map_err(|e| e.to_string());
+        let Ok(r) = r else { panic!("{r:?}") };
+        assert!(r.cancelled && !r.timed_out, "{r:?}");
+        assert_eq!(r.signal, Some(9));
+        assert_eq!(r.stdout, "started\n");
+        // The runner let go of the live output when it was done.
+        assert!(pieces.recv().await.is_none());
     }
 
     #[tokio::test]

@@ -72,7 +72,9 @@ pub use timedated::{ClockChange, ClockInfo, ClockProvider, ClockSetting};
 pub use trust::{CaCertificate, CaCertificates, CaChange, TrustProvider};
 
 /// The inputs providers take are the operations' own.
-pub use crate::job::{CommandExec, CommandShell, DnsSet, HostnameSet, LogQuery, Ping};
+pub use crate::job::{
+    CommandExec, CommandShell, DnsSet, HostnameSet, LogQuery, OutputOffsets, OutputStream, Ping,
+};
 
 /// A boxed, `Send` future: what every provider method returns, so the traits stay
 /// object safe without an `async_trait` dependency.
@@ -484,6 +486,10 @@ pub struct CommandResult {
     /// Signal number when the process was killed by a signal.
     pub signal: Option<i32>,
     pub timed_out: bool,
+    /// Stopped because someone cancelled the job; the output is what it
+    /// printed until then.
+    #[serde(default)]
+    pub cancelled: bool,
     pub truncated_stdout: bool,
     pub truncated_stderr: bool,
     pub duration_ms: u64,
@@ -506,13 +512,83 @@ pub enum CommandRunner {
     Unit,
 }
 
-/// Which job a command runs for. A runner that keeps commands apart from
-/// the agent names the command after it, so that an agent started again
-/// finds it: `resume` asks to collect that command, never to start it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Which job a command runs for, and what goes with it while it runs.
+///
+/// A runner that keeps commands apart from the agent names the command after
+/// the job, so that an agent started again finds it: `resume` asks to collect
+/// that command, never to start it, and `resume_from` says how much of its
+/// output was already sent live. Output goes to `live` as it comes; `cancel`
+/// fires when someone asks to stop the command.
+#[derive(Debug, Clone, Default)]
 pub struct CommandJob {
     pub id: Option<uuid::Uuid>,
     pub resume: bool,
+    pub resume_from: OutputOffsets,
+    pub live: LiveOutput,
+    pub cancel: Cancel,
+}
+
+/// Bytes a command printed, in order, with where they start in their stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputPiece {
+    pub stream: OutputStream,
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// Where a command's output goes as it is printed (the agent streams it to
+/// whoever follows the job). Bounded: a runner that prints faster than the
+/// output is sent waits, it never drops a byte.
+#[derive(Debug, Clone, Default)]
+pub struct LiveOutput(Option<tokio::sync::mpsc::Sender<OutputPiece>>);
+
+impl LiveOutput {
+    /// Live output read from the receiver.
+    pub fn channel() -> (LiveOutput, tokio::sync::mpsc::Receiver<OutputPiece>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        (LiveOutput(Some(tx)), rx)
+    }
+
+    /// Hands `bytes` on; nothing when no one reads (or the reader is gone).
+    pub async fn send(&self, stream: OutputStream, offset: u64, bytes: &[u8]) {
+        if let (Some(tx), false) = (&self.0, bytes.is_empty()) {
+            let piece = OutputPiece {
+                stream,
+                offset,
+                bytes: bytes.to_vec(),
+            };
+            let _ = tx.send(piece).await;
+        }
+    }
+}
+
+/// Fires when someone asked to stop the job ([`Cancel::requested`]).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl Cancel {
+    /// A cancel fired through the sender.
+    pub fn channel() -> (tokio::sync::watch::Sender<bool>, Cancel) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Cancel(Some(rx)))
+    }
+
+    /// Resolves once a cancel was asked for; never when none can be.
+    pub async fn requested(&mut self) {
+        match &mut self.0 {
+            Some(rx) => {
+                if rx.wait_for(|asked| *asked).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+
+    /// Whether a cancel was asked for already.
+    pub fn is_requested(&self) -> bool {
+        self.0.as_ref().is_some_and(|rx| *rx.borrow())
+    }
 }
 
 /// Runs commands on the host.
@@ -527,6 +603,17 @@ pub trait CommandProvider: Send + Sync {
         request: &'a CommandShell,
         job: CommandJob,
     ) -> BoxFuture<'a, ProviderResult<CommandResult>>;
+
+    /// The job's command is stored: what was kept for it until then goes.
+    fn release(&self, _id: uuid::Uuid) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    /// Jobs whose commands a runner that outlives the agent still holds
+    /// here (running, or ended and not yet stored).
+    fn unfinished(&self) -> BoxFuture<'_, ProviderResult<Vec<uuid::Uuid>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -326,6 +326,7 @@ impl SimCommand {
             exit_code: Some(0),
             signal: None,
             timed_out: false,
+            cancelled: false,
             truncated_stdout: false,
             truncated_stderr: false,
             duration_ms: u64::try_from(self.delay.as_millis()).unwrap_or(u64::MAX),

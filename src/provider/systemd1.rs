@@ -98,6 +98,8 @@ pub(super) trait Manager {
     ) -> zbus::Result<OwnedObjectPath>;
     fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    /// Signals a unit's processes (`whom`: `main` or `all`).
+    fn kill_unit(&self, name: &str, whom: &str, signal: i32) -> zbus::Result<()>;
 
     #[zbus(signal)]
     fn job_removed(
@@ -160,6 +162,11 @@ pub(super) trait Service {
     fn exec_main_code(&self) -> zbus::Result<i32>;
     #[zbus(property)]
     fn exec_main_status(&self) -> zbus::Result<i32>;
+    /// When the main process started and ended (µs since the epoch; 0: not yet).
+    #[zbus(property)]
+    fn exec_main_start_timestamp(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn exec_main_exit_timestamp(&self) -> zbus::Result<u64>;
 }
 
 // ---------------------------------------------------------------------------

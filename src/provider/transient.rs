@@ -32,12 +32,12 @@ use futures::StreamExt;
 use zbus::proxy::CacheProperties;
 use zbus::{Connection, Variant};
 
-use super::command::{COMMAND_PATH, Capture, HostCommand, check_cwd};
+use super::command::{COMMAND_PATH, Capture, CommandLimits, HostCommand, check_cwd};
 use super::hostnamed::{SystemBus, bus_error, error_name};
 use super::systemd1::{ManagerProxy, ServiceProxy, UnitProxy};
 use super::{
-    BoxFuture, CommandExec, CommandJob, CommandProvider, CommandResult, CommandRunner,
-    CommandShell, ProviderError, ProviderResult,
+    BoxFuture, Cancel, CommandExec, CommandJob, CommandProvider, CommandResult, CommandRunner,
+    CommandShell, LiveOutput, OutputOffsets, OutputStream, ProviderError, ProviderResult,
 };
 
 /// The service named in errors.
@@ -46,6 +46,8 @@ const SERVICE: &str = "systemd";
 const POLL_MAX: Duration = Duration::from_millis(200);
 /// Time for systemd to stop a unit past its `RuntimeMaxSec=` and say so.
 const STOP_GRACE: Duration = Duration::from_secs(30);
+/// How long a cancelled command has between SIGTERM and SIGKILL.
+const KILL_AFTER: Duration = Duration::from_secs(5);
 /// `ExecMainCode` values (`CLD_*` of waitid(2)).
 const CLD_EXITED: i32 = 1;
 
@@ -65,13 +67,15 @@ struct Run<'a> {
     operation: &'static str,
 }
 
-/// A command's files in the agent's state directory: its output, and its
+/// A command's files in the agent's state directory: its output, its
 /// request's environment (a property would show the values to every local
-/// user: `systemctl show`).
+/// user: `systemctl show`), and its result once it ended, kept until the
+/// agent stored it ([`CommandProvider::release`]).
 struct RunFiles {
     stdout: PathBuf,
     stderr: PathBuf,
     env: PathBuf,
+    result: PathBuf,
 }
 
 impl RunFiles {
@@ -80,11 +84,12 @@ impl RunFiles {
             stdout: runs.join(format!("{unit}.stdout")),
             stderr: runs.join(format!("{unit}.stderr")),
             env: runs.join(format!("{unit}.env")),
+            result: runs.join(format!("{unit}.result")),
         }
     }
 
     fn remove(&self) {
-        for path in [&self.stdout, &self.stderr, &self.env] {
+        for path in [&self.stdout, &self.stderr, &self.env, &self.result] {
             match std::fs::remove_file(path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     tracing::warn!(path = %path.display(), error = %e, "cannot remove a command's file");
@@ -93,6 +98,46 @@ impl RunFiles {
             }
         }
     }
+
+    /// The result an earlier attempt collected but may not have stored.
+    fn saved_result(&self) -> Option<CommandResult> {
+        let text = std::fs::read(&self.result).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    fn save_result(&self, result: &CommandResult) {
+        let saved = serde_json::to_vec(result)
+            .map_err(std::io::Error::other)
+            .and_then(|text| write_private(&self.result, &text));
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "cannot keep a command's result until it is stored");
+        }
+    }
+}
+
+/// Writes a file only root reads (the runs directory is root's alone too).
+fn write_private(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(text)
+}
+
+/// The unit of a job's command.
+fn unit_name(id: uuid::Uuid) -> String {
+    format!("osapi-cmd-{}.service", id.simple())
+}
+
+/// The job a command unit (or its files) belongs to.
+fn job_of_unit(name: &str) -> Option<uuid::Uuid> {
+    let id = name.strip_prefix("osapi-cmd-")?;
+    let id = id.split('.').next()?;
+    uuid::Uuid::try_parse(id).ok()
 }
 
 /// [`CommandProvider`] through transient units, or children without systemd.
@@ -103,25 +148,26 @@ pub struct UnitCommand {
     runs: PathBuf,
     /// systemd is PID 1 and the agent is root (who may start units).
     units: bool,
+    /// What a command's unit may use unless the request says otherwise.
+    limits: CommandLimits,
 }
 
 impl UnitCommand {
     pub fn new(bus: Arc<SystemBus>, child: HostCommand, state_dir: &Path) -> Self {
+        let limits = child.limits();
         UnitCommand {
             bus,
             child,
             runs: state_dir.join("runs"),
             units: systemd_booted() && nix::unistd::geteuid().is_root(),
+            limits,
         }
     }
 
     async fn run(&self, run: Run<'_>, job: CommandJob) -> ProviderResult<CommandResult> {
         let limit = self.child.timeout_for(run.timeout)?;
         // Named after the job, so that an agent started again finds it.
-        let unit = format!(
-            "osapi-cmd-{}.service",
-            job.id.unwrap_or_else(uuid::Uuid::now_v7).simple()
-        );
+        let unit = unit_name(job.id.unwrap_or_else(uuid::Uuid::now_v7));
         let error = |e| bus_error(e, SERVICE, run.operation, "command");
         let conn = self.bus.connection().await.map_err(error)?;
         let manager = manager(&conn).await.map_err(error)?;
@@ -130,54 +176,78 @@ impl UnitCommand {
             Err(e) if error_name(&e) == Some("org.freedesktop.systemd1.NoSuchUnit") => false,
             Err(e) => return Err(error(e)),
         };
-        let start = match (job.resume, exists) {
-            // Left by an earlier attempt (this agent stopped meanwhile): its
-            // command is collected, never started again.
-            (_, true) => false,
-            (true, false) => {
-                return Err(ProviderError::Interrupted {
+        let files = RunFiles::of(&self.runs, &unit);
+        if job.resume && !exists {
+            // Collected by an earlier attempt, which stopped before it was
+            // stored; else the command is gone with its unit.
+            return files
+                .saved_result()
+                .ok_or_else(|| ProviderError::Interrupted {
                     detail: format!("{unit} is not there any more"),
                 });
-            }
-            (false, false) => true,
-        };
-        let files = RunFiles::of(&self.runs, &unit);
+        }
         let cap = self.child.max_output_bytes();
+        let keep = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+        let CommandJob {
+            live,
+            mut cancel,
+            resume_from,
+            ..
+        } = job;
         let started = Instant::now();
-        let ended = if start {
+        // Left by an earlier attempt (this agent stopped meanwhile): its
+        // command is collected, never started again.
+        let mut tail = if exists {
+            Tail::open(&files, resume_from, keep)
+        } else {
             if let Some(dir) = run.cwd {
                 check_cwd(dir).await?;
             }
             let program = find_program(&run.program)?;
             self.prepare(&run, &files)?;
-            let began = start_unit(&manager, &unit, &program, &run, limit, &files).await;
+            let tail = Tail::open(&files, OutputOffsets::default(), keep);
+            let began =
+                start_unit(&manager, &unit, &program, &run, limit, &files, &self.limits).await;
             // PID 1 read the file when it started the command (or never will).
             let _ = std::fs::remove_file(&files.env);
-            match began {
-                Ok(()) => wait_for_end(&conn, &manager, &unit, limit, &files, cap).await,
-                Err(e) => Err(e),
+            if let Err(e) = began {
+                files.remove();
+                return Err(error(e));
             }
-        } else {
-            wait_for_end(&conn, &manager, &unit, limit, &files, cap).await
+            tail
         };
-        // Whatever happened, the unit and its files go: a failed unit stays
-        // listed until reset, a RemainAfterExit one until stopped.
+        let ended = follow(&conn, &manager, &unit, limit, &mut tail, &live, &mut cancel).await;
+        // Whatever happened, the unit goes: a failed unit stays listed until
+        // reset, a RemainAfterExit one until stopped (with what the command
+        // left running).
         stop_and_reset(&conn, &manager, &unit).await;
+        tail.read_new(&live).await;
         let out = read_capped(&files.stdout, cap);
         let err = read_capped(&files.stderr, cap);
-        files.remove();
-        let ended = ended.map_err(error)?;
+        let ended = match ended {
+            Ok(ended) => ended,
+            Err(e) => {
+                files.remove();
+                return Err(error(e));
+            }
+        };
         if ended.start_failed() {
+            files.remove();
             return Err(start_error(&ended, &run));
         }
-        Ok(result_of(&ended, out, err, started.elapsed(), unit))
+        let took = ended.ran_for().unwrap_or_else(|| started.elapsed());
+        let result = result_of(&ended, out, err, took, unit);
+        // Kept until the agent stored it: an agent that stops before then
+        // finds it here instead of calling the command interrupted.
+        files.save_result(&result);
+        Ok(result)
     }
 
-    /// The runs directory (root's only), and the request's environment in a
-    /// file of root's only.
+    /// The runs directory (root's only), the output files (made here, so
+    /// they can be watched before the command writes), and the request's
+    /// environment in a file of root's only.
     fn prepare(&self, run: &Run<'_>, files: &RunFiles) -> ProviderResult<()> {
-        use std::io::Write as _;
-        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        use std::os::unix::fs::DirBuilderExt as _;
         let io =
             |what: &str, path: &Path, e| ProviderError::io(format!("{what} {}", path.display()), e);
         std::fs::DirBuilder::new()
@@ -195,31 +265,180 @@ impl UnitCommand {
             }
             text.push_str(&format!("{name}={}\n", env_file_value(value)));
         }
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&files.env)
-            .map_err(|e| io("writing", &files.env, e))?;
-        file.write_all(text.as_bytes())
-            .map_err(|e| io("writing", &files.env, e))
+        for path in [&files.stdout, &files.stderr] {
+            write_private(path, b"").map_err(|e| io("creating", path, e))?;
+        }
+        write_private(&files.env, text.as_bytes()).map_err(|e| io("writing", &files.env, e))
+    }
+
+    /// The jobs whose commands are here: a unit still loaded, or a result
+    /// not yet stored.
+    async fn unfinished_here(&self) -> ProviderResult<Vec<uuid::Uuid>> {
+        let mut jobs = std::collections::BTreeSet::new();
+        if let Ok(entries) = std::fs::read_dir(&self.runs) {
+            for entry in entries.flatten() {
+                if let Some(id) = entry.file_name().to_str().and_then(job_of_unit) {
+                    jobs.insert(id);
+                }
+            }
+        }
+        let error = |e| bus_error(e, SERVICE, "command.exec.execute", "command units");
+        let conn = self.bus.connection().await.map_err(error)?;
+        let manager = manager(&conn).await.map_err(error)?;
+        let units = manager
+            .list_units_by_patterns(&[], &["osapi-cmd-*.service"])
+            .await
+            .map_err(error)?;
+        jobs.extend(units.iter().filter_map(|u| job_of_unit(&u.0)));
+        Ok(jobs.into_iter().collect())
+    }
+
+    /// Stops a job's unit if it is still there and removes its files.
+    async fn discard(&self, id: uuid::Uuid) {
+        let unit = unit_name(id);
+        if let Ok(conn) = self.bus.connection().await
+            && let Ok(manager) = manager(&conn).await
+            && manager.get_unit(&unit).await.is_ok()
+        {
+            stop_and_reset(&conn, &manager, &unit).await;
+        }
+        RunFiles::of(&self.runs, &unit).remove();
+    }
+}
+
+/// A command's output files, followed as they grow: what was appended
+/// since the last look is read and handed on live, and what lies past
+/// `keep` is then freed by punching a hole (the file keeps its size, so the
+/// command's `O_APPEND` writes go on at its end, and the first `keep` bytes
+/// stay for the result).
+struct Tail {
+    files: [(OutputStream, PathBuf, u64); 2],
+    keep: u64,
+    /// Wakes us when a file is written; without it we look every poll.
+    changes: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+}
+
+impl Tail {
+    fn open(files: &RunFiles, from: OutputOffsets, keep: u64) -> Self {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let changes = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .and_then(|watch| {
+                for path in [&files.stdout, &files.stderr] {
+                    watch.add_watch(path, AddWatchFlags::IN_MODIFY)?;
+                }
+                Ok(watch)
+            })
+            .map_err(std::io::Error::from)
+            .and_then(|watch| {
+                // SAFETY: the descriptor is inotify's, owned by the AsyncFd
+                // from here on and closed only when it is dropped.
+                unsafe { tokio::io::unix::AsyncFd::register(std::os::fd::OwnedFd::from(watch)) }
+                    .map_err(|e| e.into_parts().1)
+            });
+        let changes = match changes {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot watch a command's output; polling it");
+                None
+            }
+        };
+        Tail {
+            files: [
+                (OutputStream::Stdout, files.stdout.clone(), from.stdout),
+                (OutputStream::Stderr, files.stderr.clone(), from.stderr),
+            ],
+            keep,
+            changes,
+        }
+    }
+
+    /// Resolves when a file was written to (never without a watch).
+    async fn changed(&mut self) {
+        let Some(changes) = &self.changes else {
+            return std::future::pending().await;
+        };
+        match changes.readable().await {
+            Ok(mut ready) => {
+                // The events only wake us: drain them.
+                let mut buf = [0u8; 4096];
+                while nix::unistd::read(changes.get_ref(), &mut buf).is_ok_and(|n| n > 0) {}
+                ready.clear_ready();
+            }
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Reads what each file gained, hands it on and frees what is past `keep`.
+    async fn read_new(&mut self, live: &LiveOutput) {
+        use std::io::{Read as _, Seek as _};
+        let keep = self.keep;
+        for (stream, path, at) in &mut self.files {
+            let Ok(mut file) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&*path)
+            else {
+                continue;
+            };
+            if file.seek(std::io::SeekFrom::Start(*at)).is_err() {
+                continue;
+            }
+            let from = *at;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        live.send(*stream, *at, &buf[..n]).await;
+                        *at += n as u64;
+                    }
+                }
+            }
+            let (hole_from, hole_to) = (from.max(keep), *at);
+            if hole_to > hole_from {
+                punch_hole(&file, hole_from, hole_to - hole_from);
+            }
+        }
+    }
+}
+
+/// Frees `len` bytes at `offset` of `file`, keeping its size.
+fn punch_hole(file: &std::fs::File, offset: u64, len: u64) {
+    use nix::fcntl::{FallocateFlags, fallocate};
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    let flags = FallocateFlags::FALLOC_FL_PUNCH_HOLE | FallocateFlags::FALLOC_FL_KEEP_SIZE;
+    if let Err(e) = fallocate(file, flags, offset, len) {
+        tracing::debug!(error = %e, "cannot free a command's output already sent");
     }
 }
 
 /// How a unit's main process ended, and how systemd's start job did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 struct Ended {
     /// `done` when the command was started (or was left by an earlier agent).
     start: String,
     code: i32,
     status: i32,
     result: String,
+    /// Its main process's start and exit (µs since the epoch; 0: unknown).
+    started_us: u64,
+    exited_us: u64,
+    /// Stopped because the job was cancelled.
+    cancelled: bool,
 }
 
 impl Ended {
     fn start_failed(&self) -> bool {
         self.start != "done"
+    }
+
+    /// How long the command ran, by systemd's clock: right for a command
+    /// an earlier agent started too.
+    fn ran_for(&self) -> Option<Duration> {
+        (self.started_us > 0 && self.exited_us >= self.started_us)
+            .then(|| Duration::from_micros(self.exited_us - self.started_us))
     }
 }
 
@@ -239,6 +458,7 @@ fn result_of(
         exit_code: (exited && !timed_out).then_some(ended.status),
         signal: (!exited && ended.code != 0).then_some(ended.status),
         timed_out,
+        cancelled: ended.cancelled,
         truncated_stdout,
         truncated_stderr,
         duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
@@ -307,6 +527,7 @@ async fn start_unit(
     run: &Run<'_>,
     limit: Duration,
     files: &RunFiles,
+    limits: &CommandLimits,
 ) -> zbus::Result<()> {
     let exec_start = vec![(program.to_owned(), run.argv.clone(), false)];
     let runtime_max = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
@@ -343,6 +564,17 @@ async fn start_unit(
     if let Some(dir) = run.cwd {
         properties.push(("WorkingDirectory", Variant::from(dir)));
     }
+    if let Some(bytes) = limits.memory_max {
+        properties.push(("MemoryMax", Variant::from(bytes)));
+    }
+    if let Some(percent) = limits.cpu_quota_percent {
+        // CPUQuota=N% is N% of one CPU's time, per second.
+        let per_sec = u64::from(percent) * 10_000;
+        properties.push(("CPUQuotaPerSecUSec", Variant::from(per_sec)));
+    }
+    if let Some(tasks) = limits.tasks_max {
+        properties.push(("TasksMax", Variant::from(tasks)));
+    }
     // Listen before starting: a quick start ends before we would look.
     let mut removed = manager.receive_job_removed().await?;
     let job = manager
@@ -365,18 +597,19 @@ async fn start_unit(
     }
 }
 
-/// Waits for the unit's main process to end (or systemd to give up on it)
-/// and reads how it ended, keeping its output files at most one byte over
-/// `cap` meanwhile (O_APPEND writers carry on at the new end). `limit`
-/// bounds a command this agent started; one left by an earlier agent had
-/// its own, enforced by systemd.
-async fn wait_for_end(
+/// Follows the unit until its main process ended (or systemd gave up on
+/// it), handing its output on as it comes, and reads how it ended. A cancel
+/// signals the unit's processes (SIGTERM, then SIGKILL after
+/// [`KILL_AFTER`]). `limit` bounds a command this agent started; one left
+/// by an earlier agent had its own, enforced by systemd.
+async fn follow(
     conn: &Connection,
     manager: &ManagerProxy<'_>,
     unit: &str,
     limit: Duration,
-    files: &RunFiles,
-    cap: usize,
+    tail: &mut Tail,
+    live: &LiveOutput,
+    cancel: &mut Cancel,
 ) -> zbus::Result<Ended> {
     let path = manager.get_unit(unit).await?;
     let unit_proxy = UnitProxy::builder(conn)
@@ -386,27 +619,37 @@ async fn wait_for_end(
         .await?;
     let deadline = Instant::now() + limit + STOP_GRACE;
     let mut pause = Duration::from_millis(5);
-    let keep = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+    let mut cancelled_at: Option<Instant> = None;
+    let mut killed = false;
     loop {
+        tail.read_new(live).await;
         let sub = unit_proxy.sub_state().await?;
         let active = unit_proxy.active_state().await?;
-        // RemainAfterExit: "exited" once the main process ended well;
-        // "failed" when it did not (or systemd stopped it).
+        // RemainAfterExit: "exited" once the main process ended well (a
+        // SIGTERM counts); "failed" when it did not (or systemd stopped it).
         if sub == "exited" || active == "failed" || active == "inactive" {
             break;
         }
         if Instant::now() >= deadline {
             break;
         }
-        for path in [&files.stdout, &files.stderr] {
-            if std::fs::metadata(path).is_ok_and(|m| m.len() > keep)
-                && let Ok(file) = std::fs::OpenOptions::new().write(true).open(path)
-            {
-                let _ = file.set_len(keep);
+        if let Some(at) = cancelled_at
+            && !killed
+            && at.elapsed() >= KILL_AFTER
+        {
+            manager.kill_unit(unit, "all", libc::SIGKILL).await?;
+            killed = true;
+        }
+        tokio::select! {
+            _ = tail.changed() => {}
+            _ = tokio::time::sleep(pause) => pause = (pause * 2).min(POLL_MAX),
+            _ = cancel.requested(), if cancelled_at.is_none() => {
+                tracing::info!(%unit, "cancelling the command");
+                manager.kill_unit(unit, "all", libc::SIGTERM).await?;
+                cancelled_at = Some(Instant::now());
+                pause = Duration::from_millis(5);
             }
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(POLL_MAX);
     }
     let service = ServiceProxy::builder(conn)
         .path(path)
@@ -428,6 +671,9 @@ async fn wait_for_end(
         code,
         status,
         result,
+        started_us: service.exec_main_start_timestamp().await.unwrap_or(0),
+        exited_us: service.exec_main_exit_timestamp().await.unwrap_or(0),
+        cancelled: cancelled_at.is_some(),
     })
 }
 
@@ -508,6 +754,23 @@ fn find_program(program: &str) -> ProviderResult<String> {
 }
 
 impl CommandProvider for UnitCommand {
+    fn release(&self, id: uuid::Uuid) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if self.units {
+                self.discard(id).await;
+            }
+        })
+    }
+
+    fn unfinished(&self) -> BoxFuture<'_, ProviderResult<Vec<uuid::Uuid>>> {
+        Box::pin(async move {
+            match self.units {
+                true => self.unfinished_here().await,
+                false => Ok(Vec::new()),
+            }
+        })
+    }
+
     fn exec<'a>(
         &'a self,
         request: &'a CommandExec,
@@ -624,6 +887,7 @@ mod tests {
             code,
             status,
             result: result.into(),
+            ..Ended::default()
         };
         let result = |e: &Ended| {
             result_of(

@@ -18,6 +18,7 @@ mod jobs;
 mod lifecycle;
 mod logs;
 mod observability;
+mod output;
 mod providers;
 mod routing;
 mod services;

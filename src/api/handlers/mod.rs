@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod audit;
 pub mod files;
+pub mod job_output;
 pub mod jobs;
 pub mod log;
 pub mod operation;
