@@ -378,22 +378,6 @@ check "plain curl -N follows a running command's output over SSE: stdout events,
    rm -f /run/apptest.auth
    grep -q "^event: stdout" /run/apptest.sse && grep -q "live-one" /run/apptest.sse && grep -q "live-two" /run/apptest.sse &&
    grep -q "^event: exit" /run/apptest.sse && grep -q "^event: end" /run/apptest.sse || { cat /run/apptest.sse; exit 1; }'
-cancel_job=$(inside osapictl -o json --async command shell --command-timeout 120s "echo before-cancel; exec sleep 100" | job_of)
-cancel_unit="osapi-cmd-${cancel_job//-/}.service"
-unit_active() {
-  for _ in $(seq 1 100); do
-    [ "$(inside systemctl show -p ActiveState --value "$1")" = active ] && return 0
-    sleep 0.1
-  done
-  inside systemctl status --no-pager "$1"
-  return 1
-}
-check "a command's unit has the configured limits (MemoryMax=2G, TasksMax=4096)" inside_sh \
-  "for _ in \$(seq 1 100); do [ \"\$(systemctl show -p ActiveState --value $cancel_unit)\" = active ] && break; sleep 0.1; done
-   [ \"\$(systemctl show -p MemoryMax --value $cancel_unit)\" = 2147483648 ] && [ \"\$(systemctl show -p TasksMax --value $cancel_unit)\" = 4096 ]"
-check "osapictl job cancel stops the running command" inside osapictl job cancel "$cancel_job"
-check "its result says cancelled and keeps what it printed; the unit is gone" \
-  job_ends "$cancel_job" 60 '"status":"failed"' '"cancelled":true' '"stdout":"before-cancel' '"code":"cancelled"'
 check "no command unit or output file is left behind" inside_sh \
   '[ -z "$(systemctl list-units --all --no-legend "osapi-cmd-*")" ] && [ -d /var/lib/osapi/agent/runs ] && [ -z "$(ls -A /var/lib/osapi/agent/runs)" ]'
 # wait_job ID SECONDS: polls the job until it has every answer (completed,
@@ -420,6 +404,24 @@ job_ends() {
   done
 }
 job_of() { sed -n 's/.*"job_id": "\([^"]*\)".*/\1/p'; }
+cancel_job=$(inside osapictl -o json --async command shell --command-timeout 120s "echo before-cancel; exec sleep 100" | job_of)
+cancel_unit="osapi-cmd-${cancel_job//-/}.service"
+unit_active() {
+  for _ in $(seq 1 100); do
+    [ "$(inside systemctl show -p ActiveState --value "$1")" = active ] && return 0
+    sleep 0.1
+  done
+  inside systemctl status --no-pager "$1"
+  return 1
+}
+check "a command's unit has the configured limits (MemoryMax=2G, TasksMax=4096)" inside_sh \
+  "for _ in \$(seq 1 100); do [ \"\$(systemctl show -p ActiveState --value $cancel_unit)\" = active ] && break; sleep 0.1; done
+   [ \"\$(systemctl show -p MemoryMax --value $cancel_unit)\" = 2147483648 ] && [ \"\$(systemctl show -p TasksMax --value $cancel_unit)\" = 4096 ]"
+check "osapictl job cancel stops the running command" inside osapictl job cancel "$cancel_job"
+check "its result says cancelled and keeps what it printed" \
+  job_ends "$cancel_job" 60 '"status":"failed"' '"cancelled":true' '"stdout":"before-cancel' '"code":"cancelled"'
+check "the cancelled command's unit and files are gone" inside_sh \
+  '[ -z "$(systemctl list-units --all --no-legend "osapi-cmd-*")" ] && [ -z "$(ls -A /var/lib/osapi/agent/runs)" ]'
 survivor=$(inside osapictl -o json --async command shell --command-timeout 60s "echo ran >>/root/apptest-runs; echo before; sleep 6; echo survived" | job_of)
 survivor_unit="osapi-cmd-${survivor//-/}.service"
 check "the command runs in $survivor_unit (named after its job)" unit_active "$survivor_unit"
@@ -430,7 +432,7 @@ check "a command whose agent was SIGKILLed runs on in its unit; the restarted ag
   job_ends "$survivor" 60 '"status":"completed"' '"runner":"unit"' '"stdout":"before\\nsurvived'
 check "it ran once (never started again)" inside_sh '[ "$(grep -c ran /root/apptest-runs)" = 1 ]'
 check "its live output went on where the killed agent stopped: each line once" inside_sh \
-  '[ "$(osapictl job output '"$survivor"')" = "$(printf "before\nsurvived")" ]'
+  'out=$(osapictl job output '"$survivor"'); [ "$out" = "$(printf "before\nsurvived")" ] || { echo "$out"; exit 1; }'
 secret_job=$(inside osapictl -o json --async command exec --env APPTEST_SECRET=s3cr3t-apptest -- /bin/sh -c 'echo "got $APPTEST_SECRET"; sleep 3' | job_of)
 secret_unit="osapi-cmd-${secret_job//-/}.service"
 secret_hidden() {

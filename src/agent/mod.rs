@@ -437,7 +437,7 @@ async fn run_job(
     shared: &Shared,
     id: Uuid,
     attempt: u64,
-    slot: OwnedSemaphorePermit,
+    mut slot: OwnedSemaphorePermit,
 ) -> Result<(), BusError> {
     let store = &shared.store;
     let Some(job) = store.get(id).await? else {
@@ -508,7 +508,14 @@ async fn run_job(
             Some(slot) => Some(slot),
             None => {
                 tracing::info!("this command job already runs here; waiting for it");
-                Some(CommandSlot::wait(shared, id).await)
+                // Its run slot is not held meanwhile: quick jobs go on.
+                drop(slot);
+                let waited = CommandSlot::wait(shared, id).await;
+                slot = match shared.running.clone().acquire_owned().await {
+                    Ok(slot) => slot,
+                    Err(_) => return Ok(()),
+                };
+                Some(waited)
             }
         }
     } else {
@@ -541,15 +548,10 @@ async fn run_job(
     if late && !is_command(&job.operation) {
         return expired().await;
     }
-    store
-        .append_event(id, &event(Stage::Acknowledged, None))
-        .await?;
-    // Held until the job is done: its slot, and for a long job a long slot.
-    let _slots = take_slots(shared, &job.operation, slot).await;
-
     // A redelivery, e.g. after an acknowledgement lost while a NATS node died:
-    // a job that already has its result is done, whatever kind it is.
-    // (Attempt 0: a command found at start, collected before its redelivery.)
+    // a job that already has its result is done, whatever kind it is, and
+    // its timeline gets nothing more. (Attempt 0: a command found at start,
+    // collected before its redelivery.)
     let earlier = if attempt != 1 {
         Some(store.progress(&job).await?)
     } else {
@@ -565,8 +567,18 @@ async fn run_job(
         .is_some_and(|p| p.results.iter().any(|r| counts(&r.hostname)))
     {
         tracing::info!("redelivered job already has its result; not running it again");
+        // What its runner kept for it (an earlier attempt stored it but
+        // stopped before letting go) goes.
+        if is_command(&job.operation) {
+            shared.providers.command.release(id).await;
+        }
         return Ok(());
     }
+    store
+        .append_event(id, &event(Stage::Acknowledged, None))
+        .await?;
+    // Held until the job is done: its slot, and for a long job a long slot.
+    let _slots = take_slots(shared, &job.operation, slot).await;
     // A job that must not run twice is claimed first, atomically: of two
     // deliveries racing (a redelivery while a first attempt slowed by a NATS
     // failover still runs), exactly one runs it; the other reports it
@@ -586,6 +598,12 @@ async fn run_job(
     // host: the runner collects it (never starts it again), and says
     // interrupted when there is none here.
     let resume = matches!(&claimed, Some(Claim::Taken(_)) if is_command(&job.operation));
+    // Which host name the earlier attempt had (its claim's token says): its
+    // live output went out under that name, and this one goes on after it.
+    let earlier_host = match &claimed {
+        Some(Claim::Taken(by)) if resume => by.split_once('/').map(|(host, _)| host.to_owned()),
+        _ => None,
+    };
     if late && !resume {
         return expired().await;
     }
@@ -642,30 +660,38 @@ async fn run_job(
     };
     // A command's output goes out live, and a cancel reaches it.
     let (pump, watcher) = if command_job {
-        let last = match resume {
-            true => store
-                .last_output(id, &shared.hostname)
+        let pump = match resume {
+            true => match store
+                .last_output(id, earlier_host.as_deref().unwrap_or(&shared.hostname))
                 .await
-                .unwrap_or_else(|e| {
-                    tracing::debug!(error = %e, "cannot read how far the output was sent");
-                    None
-                }),
-            false => None,
+            {
+                Ok(last) => OutputPump::new(
+                    store.clone(),
+                    id,
+                    shared.hostname.clone(),
+                    shared.max_live_output_bytes,
+                    last.as_ref(),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read how far the output was sent; no more is sent live");
+                    OutputPump::off(store.clone(), id, shared.hostname.clone())
+                }
+            },
+            false => OutputPump::new(
+                store.clone(),
+                id,
+                shared.hostname.clone(),
+                shared.max_live_output_bytes,
+                None,
+            ),
         };
-        let pump = OutputPump::new(
-            store.clone(),
-            id,
-            shared.hostname.clone(),
-            shared.max_live_output_bytes,
-            last.as_ref(),
-        );
-        let (live, pieces) = LiveOutput::channel();
+        let (live, reader) = LiveOutput::channel(shared.max_live_output_bytes, pump.sent());
         let (cancel, cancelled) = Cancel::channel();
         command.resume_from = pump.sent();
         command.live = live;
         command.cancel = cancelled;
         (
-            Some(tokio::spawn(pump.run(pieces))),
+            Some(tokio::spawn(pump.run(reader))),
             Some(AbortOnDrop(tokio::spawn(output::watch_cancel(
                 store.clone(),
                 id,

@@ -4,20 +4,22 @@
 //! A record that cannot be sent is logged and skipped: live output is a
 //! view, the job's result is what counts.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::Receiver;
 use uuid::Uuid;
 
 use super::Outcome;
 use crate::bus::JobStore;
 use crate::job::{OutputChunk, OutputCut, OutputExit, OutputOffsets, OutputRecord, OutputStream};
-use crate::provider::{CommandResult, OutputPiece};
+use crate::provider::{CommandResult, LiveReader, OutputPiece};
 
 /// Most bytes of output in one record.
 const CHUNK: usize = 64 * 1024;
 /// How often a running command's job is checked for a cancel request.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
+/// After a record could not be sent, the next ones are dropped this long
+/// (the bus is away: the job must not wait on it) before trying again.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// Sends one host's output of one job.
 pub(super) struct OutputPump {
@@ -32,8 +34,12 @@ pub(super) struct OutputPump {
     /// The start of a character cut at a piece's end, per stream.
     held: [Vec<u8>; 2],
     cut: [bool; 2],
-    /// A send failed already (logged once).
-    failing: bool,
+    /// When a send last failed (the first failure is logged).
+    failed_at: Option<Instant>,
+    /// Nothing is sent at all (where an earlier attempt stopped is unknown).
+    off: bool,
+    /// The exit was sent already (by an earlier attempt).
+    exited: bool,
 }
 
 fn index(stream: OutputStream) -> usize {
@@ -53,17 +59,29 @@ impl OutputPump {
         cap: u64,
         last: Option<&OutputRecord>,
     ) -> Self {
+        let sent = last.map(OutputRecord::sent).unwrap_or_default();
         OutputPump {
             store,
             id,
             hostname,
             seq: last.map_or(0, OutputRecord::seq),
-            sent: last.map(OutputRecord::sent).unwrap_or_default(),
+            sent,
             cap,
             held: [Vec::new(), Vec::new()],
-            cut: [false; 2],
-            failing: false,
+            // A stream sent up to the cap was cut (and said so) already.
+            cut: [sent.stdout >= cap, sent.stderr >= cap],
+            failed_at: None,
+            off: false,
+            exited: matches!(last, Some(OutputRecord::Exit(_))),
         }
+    }
+
+    /// A pump that sends nothing: an earlier attempt sent output, but how
+    /// far is unknown (starting over would send it twice).
+    pub(super) fn off(store: JobStore, id: Uuid, hostname: String) -> Self {
+        let mut pump = OutputPump::new(store, id, hostname, 0, None);
+        pump.off = true;
+        pump
     }
 
     /// Where a runner going on after the last record starts reading.
@@ -72,20 +90,23 @@ impl OutputPump {
     }
 
     /// Sends what the runner hands on until it is done, merging what is
-    /// already queued of one stream into one record.
-    pub(super) async fn run(mut self, mut pieces: Receiver<OutputPiece>) -> Self {
-        while let Some(mut piece) = pieces.recv().await {
+    /// already queued of one stream into one record, and tells the runner
+    /// how far it got.
+    pub(super) async fn run(mut self, mut reader: LiveReader) -> Self {
+        while let Some(mut piece) = reader.pieces.recv().await {
             while piece.bytes.len() < CHUNK {
-                match pieces.try_recv() {
+                match reader.pieces.try_recv() {
                     Ok(next) if next.stream == piece.stream => piece.bytes.extend(next.bytes),
                     Ok(next) => {
                         self.send(piece).await;
+                        reader.confirm(self.sent);
                         piece = next;
                     }
                     Err(_) => break,
                 }
             }
             self.send(piece).await;
+            reader.confirm(self.sent);
         }
         self
     }
@@ -108,8 +129,19 @@ impl OutputPump {
         } else {
             bytes.truncate(whole);
         }
-        for part in bytes.chunks(CHUNK) {
+        // Records of at most CHUNK bytes, each cut between characters.
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            let mut end = rest.len().min(CHUNK);
+            if end < rest.len() {
+                let partial = crate::provider::command::partial_utf8_tail(&rest[..end]);
+                if partial < end {
+                    end -= partial;
+                }
+            }
+            let (part, tail) = rest.split_at(end);
             self.put_chunk(piece.stream, part).await;
+            rest = tail;
         }
         if over {
             self.cut[i] = true;
@@ -145,6 +177,9 @@ impl OutputPump {
 
     /// The last record: how the command ended here.
     pub(super) async fn exit(mut self, outcome: &Outcome) {
+        if self.exited {
+            return;
+        }
         // A character's first bytes that never got the rest: as they are.
         for stream in [OutputStream::Stdout, OutputStream::Stderr] {
             let held = std::mem::take(&mut self.held[index(stream)]);
@@ -175,11 +210,17 @@ impl OutputPump {
     }
 
     async fn put(&mut self, record: &OutputRecord) {
-        if let Err(e) = self.store.put_output(self.id, record).await {
-            if !self.failing {
-                tracing::warn!(error = %e, "cannot send a command's live output; its result keeps it");
+        if self.off || self.failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
+            return;
+        }
+        match self.store.put_output(self.id, record).await {
+            Ok(()) => self.failed_at = None,
+            Err(e) => {
+                if self.failed_at.is_none() {
+                    tracing::warn!(error = %e, "cannot send a command's live output; its result keeps it");
+                }
+                self.failed_at = Some(Instant::now());
             }
-            self.failing = true;
         }
     }
 }

@@ -27,6 +27,8 @@ pub const OUTPUT_MAX_BYTES: i64 = 1 << 30;
 pub const OUTPUT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// One record's largest size: a chunk is at most 64 KiB of text, escaped.
 const OUTPUT_MAX_MESSAGE: i32 = 512 * 1024;
+/// How long one record's publish may take.
+const PUBLISH_WAIT: Duration = Duration::from_secs(2);
 /// Records read per call.
 const READ_BATCH: usize = 256;
 
@@ -63,16 +65,20 @@ fn subject(names: &Names, id: Uuid, hostname: Option<&str>) -> String {
 pub struct OutputWakeups(async_nats::Subscriber);
 
 impl OutputWakeups {
-    /// Resolves when something was published (or `None`: the connection is gone).
+    /// Resolves when something was published since the last call (however
+    /// much), or `None`: the subscription is gone.
     pub async fn next(&mut self) -> Option<()> {
-        use futures::StreamExt as _;
-        self.0.next().await.map(drop)
+        use futures::{FutureExt as _, StreamExt as _};
+        self.0.next().await?;
+        // The records are read from the stream: the rest only wake us once.
+        while let Some(Some(_)) = self.0.next().now_or_never() {}
+        Some(())
     }
 }
 
 impl JobStore {
-    /// Appends a record of `id`'s output (retried: the message id makes a
-    /// repeat a no-op).
+    /// Appends a record of `id`'s output (a repeat of one, by its message
+    /// id, is a no-op).
     pub async fn put_output(&self, id: Uuid, record: &OutputRecord) -> Result<(), BusError> {
         let body =
             bytes::Bytes::from(
@@ -83,23 +89,26 @@ impl JobStore {
             );
         let subject = subject(&self.names, id, Some(record.hostname()));
         let msg_id = format!("{id}.{}.{}", registry_key(record.hostname()), record.seq());
-        super::retry_transient(
-            "sending a job's output",
-            Duration::from_secs(5),
-            |_| async {
-                let publish = PublishMessage::build()
-                    .payload(body.clone())
-                    .message_id(&msg_id);
-                self.js
-                    .send_publish(subject.clone(), publish)
-                    .await
-                    .map_err(|e| BusError::request("sending a job's output", e))?
-                    .await
-                    .map_err(|e| BusError::request("sending a job's output", e))
-                    .map(drop)
-            },
-        )
-        .await
+        // One try, briefly: a job never waits on its live view (the agent
+        // skips records for a while after a failure).
+        let publish = PublishMessage::build().payload(body).message_id(&msg_id);
+        let sent = async {
+            self.js
+                .send_publish(subject, publish)
+                .await
+                .map_err(|e| BusError::request("sending a job's output", e))?
+                .await
+                .map_err(|e| BusError::request("sending a job's output", e))
+                .map(drop)
+        };
+        match tokio::time::timeout(PUBLISH_WAIT, sent).await {
+            Ok(sent) => sent,
+            Err(_) => Err(BusError::Request {
+                doing: "sending a job's output",
+                detail: format!("no answer within {PUBLISH_WAIT:?}"),
+                transient: true,
+            }),
+        }
     }
 
     async fn output_stream(&self) -> Result<stream::Stream<()>, BusError> {

@@ -166,6 +166,7 @@ async fn follow_output(
     let json = ctx.format() != OutputFormat::Table;
     let mut printer =
         output::OutputPrinter::new(json, several, std::io::stdout(), std::io::stderr());
+    let mut backoff = Backoff::between(Duration::from_millis(250), Duration::from_secs(2));
     loop {
         let mut req =
             Request::get(format!("{}/output", job_path(id))).query("follow", follow.to_string());
@@ -173,6 +174,7 @@ async fn follow_output(
             req = req.query("after", last.to_owned());
         }
         req.timeout = None;
+        printer.reconnecting();
         let interrupted = tokio::select! {
             done = ctx.client.download(&req, || Ok(&mut printer)) => {
                 done?;
@@ -181,6 +183,11 @@ async fn follow_output(
             _ = tokio::signal::ctrl_c(), if follow => true,
         };
         if !interrupted {
+            // A stream cut before its end (the API restarted) goes on.
+            if follow && printer.end().is_none() && printer.error().is_none() {
+                tokio::time::sleep(backoff.next_delay()).await;
+                continue;
+            }
             break;
         }
         if !super::confirm::ask_on_terminal(&format!("cancel job {id} on its hosts?")).await {

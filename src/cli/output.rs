@@ -676,6 +676,12 @@ impl<W: Write, E: Write> OutputPrinter<W, E> {
         self.last_id.as_deref()
     }
 
+    /// Before a reconnect: an event cut off with the old stream is sent
+    /// again whole after `last_id`.
+    pub fn reconnecting(&mut self) {
+        self.pending.clear();
+    }
+
     /// The `end` event, once the job settled.
     pub fn end(&self) -> Option<&crate::job::OutputEnd> {
         self.end.as_ref()

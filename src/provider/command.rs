@@ -183,7 +183,7 @@ impl HostCommand {
                     Ok(0) => out_open = false,
                     Ok(n) => {
                         out.push(&out_buf[..n]);
-                        live.send(OutputStream::Stdout, out_at, &out_buf[..n]).await;
+                        live.send(OutputStream::Stdout, out_at, &out_buf[..n]);
                         out_at += n as u64;
                     }
                     Err(e) => {
@@ -195,7 +195,7 @@ impl HostCommand {
                     Ok(0) => err_open = false,
                     Ok(n) => {
                         err.push(&err_buf[..n]);
-                        live.send(OutputStream::Stderr, err_at, &err_buf[..n]).await;
+                        live.send(OutputStream::Stderr, err_at, &err_buf[..n]);
                         err_at += n as u64;
                     }
                     Err(e) => {
@@ -649,7 +649,7 @@ mod tests {
     #[tokio::test]
     async fn output_goes_out_live_and_a_cancel_stops_the_group() {
         let p = provider(1024);
-        let (live, mut pieces) = crate::provider::LiveOutput::channel();
+        let (live, mut reader) = crate::provider::LiveOutput::channel(1 << 20, Default::default());
         let (cancel, cancelled) = crate::provider::Cancel::channel();
         let job = CommandJob {
             live,
@@ -665,7 +665,7 @@ mod tests {
         // Both streams' first lines come while it runs; then it is cancelled.
         let mut seen = (String::new(), String::new());
         while seen.0.is_empty() || seen.1.is_empty() {
-            let piece = pieces.recv().await.unwrap();
+            let piece = reader.pieces.recv().await.unwrap();
             let text = String::from_utf8(piece.bytes).unwrap();
             match piece.stream {
                 OutputStream::Stdout => seen.0 += &text,
@@ -680,7 +680,7 @@ mod tests {
         assert_eq!(r.signal, Some(9));
         assert_eq!(r.stdout, "started\n");
         // The runner let go of the live output when it was done.
-        assert!(pieces.recv().await.is_none());
+        assert!(reader.pieces.recv().await.is_none());
     }
 
     #[tokio::test]

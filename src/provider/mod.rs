@@ -537,27 +537,81 @@ pub struct OutputPiece {
 }
 
 /// Where a command's output goes as it is printed (the agent streams it to
-/// whoever follows the job). Bounded: a runner that prints faster than the
-/// output is sent waits, it never drops a byte.
+/// whoever follows the job). Handing bytes on never waits: a runner's
+/// deadline and cancel are never held up by a slow bus. What lies past the
+/// live cap is not handed on (but for its first byte, which tells the
+/// reader that the stream was cut), so what can queue up is bounded.
 #[derive(Debug, Clone, Default)]
-pub struct LiveOutput(Option<tokio::sync::mpsc::Sender<OutputPiece>>);
+pub struct LiveOutput(Option<LiveSender>);
+
+#[derive(Debug, Clone)]
+struct LiveSender {
+    tx: tokio::sync::mpsc::UnboundedSender<OutputPiece>,
+    cap: u64,
+    /// How far each stream was sent on (stdout, stderr), as the reader says.
+    sent: Arc<[std::sync::atomic::AtomicU64; 2]>,
+}
+
+/// The reader's side of a [`LiveOutput`]: the pieces, and where it reports
+/// how far it sent them on.
+pub struct LiveReader {
+    pub pieces: tokio::sync::mpsc::UnboundedReceiver<OutputPiece>,
+    sent: Arc<[std::sync::atomic::AtomicU64; 2]>,
+}
+
+impl LiveReader {
+    /// Each stream is sent on up to `sent` (a runner may then free it).
+    pub fn confirm(&self, sent: OutputOffsets) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.sent[0].store(sent.stdout, Relaxed);
+        self.sent[1].store(sent.stderr, Relaxed);
+    }
+}
 
 impl LiveOutput {
-    /// Live output read from the receiver.
-    pub fn channel() -> (LiveOutput, tokio::sync::mpsc::Receiver<OutputPiece>) {
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        (LiveOutput(Some(tx)), rx)
+    /// Live output of at most `cap` bytes per stream, read from the reader;
+    /// `from` is how far an earlier reader sent it.
+    pub fn channel(cap: u64, from: OutputOffsets) -> (LiveOutput, LiveReader) {
+        use std::sync::atomic::AtomicU64;
+        let (tx, pieces) = tokio::sync::mpsc::unbounded_channel();
+        let sent = Arc::new([AtomicU64::new(from.stdout), AtomicU64::new(from.stderr)]);
+        let sender = LiveSender {
+            tx,
+            cap,
+            sent: sent.clone(),
+        };
+        (LiveOutput(Some(sender)), LiveReader { pieces, sent })
     }
 
-    /// Hands `bytes` on; nothing when no one reads (or the reader is gone).
-    pub async fn send(&self, stream: OutputStream, offset: u64, bytes: &[u8]) {
-        if let (Some(tx), false) = (&self.0, bytes.is_empty()) {
+    /// Hands on `bytes`, which start at `offset` of their stream; nothing
+    /// when no one reads (or the reader is gone).
+    pub fn send(&self, stream: OutputStream, offset: u64, bytes: &[u8]) {
+        let Some(sender) = &self.0 else { return };
+        // One byte past the cap still goes: the reader reports the cut.
+        let room = sender.cap.saturating_add(1).saturating_sub(offset);
+        let len = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        if len > 0 {
             let piece = OutputPiece {
                 stream,
                 offset,
-                bytes: bytes.to_vec(),
+                bytes: bytes[..len].to_vec(),
             };
-            let _ = tx.send(piece).await;
+            let _ = sender.tx.send(piece);
+        }
+    }
+
+    /// How far the reader sent each stream on (all of it when no one reads).
+    pub fn sent(&self) -> OutputOffsets {
+        use std::sync::atomic::Ordering::Relaxed;
+        match &self.0 {
+            Some(s) => OutputOffsets {
+                stdout: s.sent[0].load(Relaxed),
+                stderr: s.sent[1].load(Relaxed),
+            },
+            None => OutputOffsets {
+                stdout: u64::MAX,
+                stderr: u64::MAX,
+            },
         }
     }
 }

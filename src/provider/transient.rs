@@ -217,13 +217,24 @@ impl UnitCommand {
             tail
         };
         let ended = follow(&conn, &manager, &unit, limit, &mut tail, &live, &mut cancel).await;
+        let result = |ended: &Ended| {
+            let took = ended.ran_for().unwrap_or_else(|| started.elapsed());
+            let out = read_capped(&files.stdout, cap);
+            let err = read_capped(&files.stderr, cap);
+            result_of(ended, out, err, took, unit.clone())
+        };
+        // Kept before the unit goes: an agent that dies from here on leaves
+        // it for the next, which finds no unit.
+        if let Ok(ended) = &ended
+            && !ended.start_failed()
+        {
+            files.save_result(&result(ended));
+        }
         // Whatever happened, the unit goes: a failed unit stays listed until
         // reset, a RemainAfterExit one until stopped (with what the command
         // left running).
         stop_and_reset(&conn, &manager, &unit).await;
-        tail.read_new(&live).await;
-        let out = read_capped(&files.stdout, cap);
-        let err = read_capped(&files.stderr, cap);
+        tail.read_new(&live);
         let ended = match ended {
             Ok(ended) => ended,
             Err(e) => {
@@ -235,10 +246,9 @@ impl UnitCommand {
             files.remove();
             return Err(start_error(&ended, &run));
         }
-        let took = ended.ran_for().unwrap_or_else(|| started.elapsed());
-        let result = result_of(&ended, out, err, took, unit);
-        // Kept until the agent stored it: an agent that stops before then
-        // finds it here instead of calling the command interrupted.
+        // With what the command's leftovers printed until stopped; kept until
+        // the agent stored it.
+        let result = result(&ended);
         files.save_result(&result);
         Ok(result)
     }
@@ -312,8 +322,8 @@ impl UnitCommand {
 /// command's `O_APPEND` writes go on at its end, and the first `keep` bytes
 /// stay for the result).
 struct Tail {
-    files: [(OutputStream, PathBuf, u64); 2],
-    keep: u64,
+    /// Each stream: its file, how far it was read, how far it was freed.
+    files: [(OutputStream, PathBuf, u64, u64); 2],
     /// Wakes us when a file is written; without it we look every poll.
     changes: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
 }
@@ -344,10 +354,19 @@ impl Tail {
         };
         Tail {
             files: [
-                (OutputStream::Stdout, files.stdout.clone(), from.stdout),
-                (OutputStream::Stderr, files.stderr.clone(), from.stderr),
+                (
+                    OutputStream::Stdout,
+                    files.stdout.clone(),
+                    from.stdout,
+                    keep,
+                ),
+                (
+                    OutputStream::Stderr,
+                    files.stderr.clone(),
+                    from.stderr,
+                    keep,
+                ),
             ],
-            keep,
             changes,
         }
     }
@@ -368,11 +387,13 @@ impl Tail {
         }
     }
 
-    /// Reads what each file gained, hands it on and frees what is past `keep`.
-    async fn read_new(&mut self, live: &LiveOutput) {
+    /// Reads what each file gained and hands it on; frees what is past
+    /// `keep` and was sent on (an agent started again goes on from what was
+    /// sent, so that must still be there).
+    fn read_new(&mut self, live: &LiveOutput) {
         use std::io::{Read as _, Seek as _};
-        let keep = self.keep;
-        for (stream, path, at) in &mut self.files {
+        let sent = live.sent();
+        for (stream, path, at, freed) in &mut self.files {
             let Ok(mut file) = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -383,20 +404,20 @@ impl Tail {
             if file.seek(std::io::SeekFrom::Start(*at)).is_err() {
                 continue;
             }
-            let from = *at;
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 match file.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        live.send(*stream, *at, &buf[..n]).await;
+                        live.send(*stream, *at, &buf[..n]);
                         *at += n as u64;
                     }
                 }
             }
-            let (hole_from, hole_to) = (from.max(keep), *at);
-            if hole_to > hole_from {
-                punch_hole(&file, hole_from, hole_to - hole_from);
+            let upto = (*at).min(sent.of(*stream));
+            if upto > *freed {
+                punch_hole(&file, *freed, upto - *freed);
+                *freed = upto;
             }
         }
     }
@@ -619,35 +640,49 @@ async fn follow(
         .await?;
     let deadline = Instant::now() + limit + STOP_GRACE;
     let mut pause = Duration::from_millis(5);
+    // The unit's state is asked at most this often, however chatty the
+    // command: output wakes us, it does not make calls to PID 1.
+    let mut next_check = Instant::now();
     let mut cancelled_at: Option<Instant> = None;
     let mut killed = false;
+    let kill = |signal| async move {
+        // Nothing left to signal (it just ended) is fine: the state says how.
+        if let Err(e) = manager.kill_unit(unit, "all", signal).await {
+            tracing::debug!(%unit, error = %e, "cannot signal the command's unit");
+        }
+    };
     loop {
-        tail.read_new(live).await;
-        let sub = unit_proxy.sub_state().await?;
-        let active = unit_proxy.active_state().await?;
-        // RemainAfterExit: "exited" once the main process ended well (a
-        // SIGTERM counts); "failed" when it did not (or systemd stopped it).
-        if sub == "exited" || active == "failed" || active == "inactive" {
-            break;
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-        if let Some(at) = cancelled_at
-            && !killed
-            && at.elapsed() >= KILL_AFTER
-        {
-            manager.kill_unit(unit, "all", libc::SIGKILL).await?;
-            killed = true;
+        tail.read_new(live);
+        if Instant::now() >= next_check {
+            let sub = unit_proxy.sub_state().await?;
+            let active = unit_proxy.active_state().await?;
+            // RemainAfterExit: "exited" once the main process ended well (a
+            // SIGTERM counts); "failed" when it did not (or systemd stopped it).
+            if sub == "exited" || active == "failed" || active == "inactive" {
+                break;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+            if let Some(at) = cancelled_at
+                && !killed
+                && at.elapsed() >= KILL_AFTER
+            {
+                kill(libc::SIGKILL).await;
+                killed = true;
+            }
+            next_check = Instant::now() + pause;
+            pause = (pause * 2).min(POLL_MAX);
         }
         tokio::select! {
             _ = tail.changed() => {}
-            _ = tokio::time::sleep(pause) => pause = (pause * 2).min(POLL_MAX),
+            _ = tokio::time::sleep_until(next_check.into()) => {}
             _ = cancel.requested(), if cancelled_at.is_none() => {
                 tracing::info!(%unit, "cancelling the command");
-                manager.kill_unit(unit, "all", libc::SIGTERM).await?;
+                kill(libc::SIGTERM).await;
                 cancelled_at = Some(Instant::now());
                 pause = Duration::from_millis(5);
+                next_check = Instant::now();
             }
         }
     }

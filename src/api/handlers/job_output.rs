@@ -26,7 +26,7 @@ use crate::api::auth::Principal;
 use crate::api::error::{ApiError, Problem};
 use crate::api::extract::QueryOf;
 use crate::bus::{JobStore, OutputWakeups};
-use crate::job::{CancelRequest, Job, Operation, OutputEnd, OutputRecord};
+use crate::job::{CancelRequest, Expected, Job, Operation, OutputEnd, OutputRecord};
 use crate::wire::CancelAccepted;
 
 /// Without news, how often a follow looks whether the job settled.
@@ -137,7 +137,11 @@ impl Follow {
                 self.check_now = false;
             } else {
                 tokio::select! {
-                    woke = self.wakeups.next() => if woke.is_some() { continue },
+                    woke = self.wakeups.next() => match woke {
+                        Some(()) => continue,
+                        // No wake-ups any more: look now and then.
+                        None => tokio::time::sleep(SETTLE_CHECK).await,
+                    },
                     _ = tokio::time::sleep(SETTLE_CHECK) => {}
                 }
             }
@@ -172,6 +176,12 @@ impl Follow {
         let mut events = Vec::with_capacity(records.len());
         for (seq, record) in records {
             self.next = seq + 1;
+            // Only the hosts the job went to speak in it.
+            if let Expected::Hosts(hosts) = &self.job.expected
+                && !hosts.iter().any(|h| h == record.hostname())
+            {
+                continue;
+            }
             if matches!(record, OutputRecord::Exit(_)) {
                 self.check_now = true;
             }
