@@ -366,6 +366,9 @@ check "command shell writing /tmp: the host's /tmp has it (the agent's is privat
 check "command shell exit 3: stdout, stderr and the exit code kept" inside \
   apptest-expect '"exit_code":3,"runner":"unit","signal":null,"stderr":"err\\n","stdout":"out\\n"' \
   osapictl -o json command shell 'echo out; echo err >&2; exit 3'
+check "command exec --user nobody --group nogroup: the unit runs it as nobody:nogroup" inside \
+  apptest-expect '"runner":"unit","signal":null,"stderr":"","stdout":"uid=65534(nobody)gid=65534(nogroup)' \
+  osapictl -o json command exec --user nobody --group nogroup -- id
 check "command exec past its timeout: stopped by systemd, timed out" inside \
   apptest-expect '"timed_out":true' osapictl -o json command exec --command-timeout 1s -- sleep 30
 check "osapictl command shell --follow: each line as it comes, then the command's exit status" inside_sh \

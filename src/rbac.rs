@@ -42,6 +42,8 @@ permissions! {
     /// Delete any job; without it, only one's own.
     JobDelete = "job:delete",
     CommandExecute = "command:execute",
+    /// Run a command as another user (or group) than root.
+    CommandRunAs = "command:run-as",
     HealthRead = "health:read",
     AuditRead = "audit:read",
     AgentRead = "agent:read",
@@ -155,7 +157,13 @@ impl Roles {
             .filter(|p| {
                 !matches!(
                     p,
-                    AuditRead | CommandExecute | JobDelete | AgentWrite | UserWrite | FileWrite
+                    AuditRead
+                        | CommandExecute
+                        | CommandRunAs
+                        | JobDelete
+                        | AgentWrite
+                        | UserWrite
+                        | FileWrite
                 )
             })
             .collect();

@@ -217,6 +217,15 @@ pub struct CommandExec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<String>,
+    /// Run as this user (a name; default root). Another user than root
+    /// needs `command:run-as` besides `command:execute`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Run with this group (a name; default the user's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
     /// How long it may run, e.g. `"60s"` (default: the agent's, 30s unless
     /// configured; at most 300s); then its process group is killed.
     #[serde(
@@ -254,6 +263,15 @@ pub struct CommandShell {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<String>,
+    /// Run as this user (a name; default root). Another user than root
+    /// needs `command:run-as` besides `command:execute`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Run with this group (a name; default the user's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
     /// How long it may run, e.g. `"60s"` (default: the agent's, 30s unless
     /// configured; at most 300s); then its process group is killed.
     #[serde(
@@ -370,6 +388,7 @@ impl CommandExec {
         validate_command(&self.command, "command")?;
         validate_timeout(self.timeout, "timeout")?;
         validate_cwd(self.cwd.as_deref(), "cwd")?;
+        validate_run_as(self.user.as_deref(), self.group.as_deref())?;
         for (i, a) in self.args.iter().enumerate() {
             if a.contains('\0') {
                 return Err(InvalidInput::new(
@@ -401,8 +420,19 @@ impl CommandShell {
         validate_command(&self.command, "command")?;
         validate_timeout(self.timeout, "timeout")?;
         validate_cwd(self.cwd.as_deref(), "cwd")?;
-        Ok(())
+        validate_run_as(self.user.as_deref(), self.group.as_deref())
     }
+}
+
+/// A command's `user` and `group`: account names.
+fn validate_run_as(user: Option<&str>, group: Option<&str>) -> Result<(), InvalidInput> {
+    if let Some(user) = user {
+        super::user::check_account_name("user", user)?;
+    }
+    if let Some(group) = group {
+        super::user::check_account_name("group", group)?;
+    }
+    Ok(())
 }
 
 /// A human duration (`30s`, `1m 30s`, `500ms`) or whole seconds, longer than zero.
@@ -876,6 +906,24 @@ impl Operation {
     /// the endpoint itself demands (for `POST /jobs`, `job:write`).
     pub fn permission(&self) -> Permission {
         self.spec().permission
+    }
+
+    /// Permissions this request needs besides [`Self::permission`]: a
+    /// command run as another user than root needs `command:run-as`.
+    pub fn extra_permissions(&self) -> Vec<Permission> {
+        let runs_as = |user: &Option<String>, group: &Option<String>| {
+            user.as_deref().is_some_and(|u| u != "root")
+                || group.as_deref().is_some_and(|g| g != "root")
+        };
+        match self {
+            Operation::CommandExec(c) if runs_as(&c.user, &c.group) => {
+                vec![Permission::CommandRunAs]
+            }
+            Operation::CommandShell(c) if runs_as(&c.user, &c.group) => {
+                vec![Permission::CommandRunAs]
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Whether running this operation twice on a host is harmless (SPEC §4).

@@ -271,6 +271,38 @@ fn clean_environment(cmd: &mut Command) {
         .env("HOME", home);
 }
 
+/// A child run as `user` (its uid, primary group and home; no supplementary
+/// groups) and `group` when given; the agent needs `CAP_SETUID`/`CAP_SETGID`.
+fn run_as(cmd: &mut Command, user: Option<&str>, group: Option<&str>) -> ProviderResult<()> {
+    use nix::unistd::{Group, User};
+    let lookup = |e: nix::Error| ProviderError::io("looking up an account", io::Error::from(e));
+    if let Some(name) = user {
+        let account =
+            User::from_name(name)
+                .map_err(lookup)?
+                .ok_or_else(|| ProviderError::NotFound {
+                    what: "user",
+                    name: name.to_owned(),
+                })?;
+        cmd.uid(account.uid.as_raw())
+            .gid(account.gid.as_raw())
+            .env("HOME", &account.dir)
+            .env("USER", name)
+            .env("LOGNAME", name);
+    }
+    if let Some(name) = group {
+        let group =
+            Group::from_name(name)
+                .map_err(lookup)?
+                .ok_or_else(|| ProviderError::NotFound {
+                    what: "group",
+                    name: name.to_owned(),
+                })?;
+        cmd.gid(group.gid.as_raw());
+    }
+    Ok(())
+}
+
 impl CommandProvider for HostCommand {
     fn exec<'a>(
         &'a self,
@@ -281,6 +313,7 @@ impl CommandProvider for HostCommand {
             children_do_not_resume(&job)?;
             let mut cmd = Command::new(&request.command);
             clean_environment(&mut cmd);
+            run_as(&mut cmd, request.user.as_deref(), request.group.as_deref())?;
             cmd.args(&request.args)
                 .envs(request.env.iter().map(|v| (&v.name, &v.value)));
             let spawn = Spawn {
@@ -302,6 +335,7 @@ impl CommandProvider for HostCommand {
             children_do_not_resume(&job)?;
             let mut cmd = Command::new(SHELL);
             clean_environment(&mut cmd);
+            run_as(&mut cmd, request.user.as_deref(), request.group.as_deref())?;
             cmd.arg("-c").arg(&request.command);
             let spawn = Spawn {
                 program: SHELL,
@@ -520,6 +554,8 @@ mod tests {
             command: command.into(),
             args: args.iter().map(|s| s.to_string()).collect(),
             cwd: None,
+            user: None,
+            group: None,
             env: Vec::new(),
             timeout: None,
         }
@@ -633,6 +669,8 @@ mod tests {
         let req = CommandShell {
             command: "echo started; sleep 100 & sleep 100".into(),
             cwd: None,
+            user: None,
+            group: None,
             timeout: Some(Duration::from_millis(300)),
         };
         let r = p
@@ -659,6 +697,8 @@ mod tests {
         let req = CommandShell {
             command: "echo started; echo warn >&2; sleep 100 & sleep 100".into(),
             cwd: None,
+            user: None,
+            group: None,
             timeout: Some(Duration::from_secs(60)),
         };
         let run = tokio::spawn(async move { p.shell(&req, job).await });
@@ -689,6 +729,8 @@ mod tests {
         let req = CommandShell {
             command: "head -c 300000 /dev/zero | tr '\\0' a; head -c 300000 /dev/zero >&2".into(),
             cwd: None,
+            user: None,
+            group: None,
             timeout: Some(Duration::from_secs(20)),
         };
         let r = p

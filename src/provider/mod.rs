@@ -1166,6 +1166,8 @@ mod tests {
         let request = CommandShell {
             command: "true".into(),
             cwd: None,
+            user: None,
+            group: None,
             timeout: Some(DEFAULT_COMMAND_TIMEOUT),
         };
         let err = Unsupported

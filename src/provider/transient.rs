@@ -63,6 +63,9 @@ struct Run<'a> {
     /// The request's variables (the base ones are added by the runner).
     env: Vec<(String, String)>,
     cwd: Option<&'a str>,
+    /// Who it runs as (root when `None`).
+    user: Option<&'a str>,
+    group: Option<&'a str>,
     timeout: Option<Duration>,
     operation: &'static str,
 }
@@ -496,6 +499,14 @@ fn start_error(ended: &Ended, run: &Run<'_>) -> ProviderError {
             what: "cwd",
             name: run.cwd.unwrap_or("/").to_owned(),
         },
+        216 => ProviderError::NotFound {
+            what: "group",
+            name: run.group.unwrap_or_default().to_owned(),
+        },
+        217 => ProviderError::NotFound {
+            what: "user",
+            name: run.user.unwrap_or_default().to_owned(),
+        },
         203 => ProviderError::PermissionDenied {
             operation: run.operation,
             detail: format!("systemd could not execute {}", run.program),
@@ -554,11 +565,11 @@ async fn start_unit(
     let runtime_max = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
     // The request's text stays out of the unit's description (any local user
     // reads it); the unit's name says which job it is.
-    let base_env = vec![
-        format!("PATH={COMMAND_PATH}"),
-        "LANG=C.UTF-8".to_owned(),
-        "HOME=/root".to_owned(),
-    ];
+    let mut base_env = vec![format!("PATH={COMMAND_PATH}"), "LANG=C.UTF-8".to_owned()];
+    // With User=, systemd sets HOME (and USER, LOGNAME, SHELL) from the account.
+    if run.user.is_none() {
+        base_env.push("HOME=/root".to_owned());
+    }
     let mut properties: Vec<(&str, Variant<'_>)> = vec![
         ("Description", Variant::from("OSAPI command job")),
         ("Type", Variant::from("exec")),
@@ -584,6 +595,12 @@ async fn start_unit(
     ];
     if let Some(dir) = run.cwd {
         properties.push(("WorkingDirectory", Variant::from(dir)));
+    }
+    if let Some(user) = run.user {
+        properties.push(("User", Variant::from(user)));
+    }
+    if let Some(group) = run.group {
+        properties.push(("Group", Variant::from(group)));
     }
     if let Some(bytes) = limits.memory_max {
         properties.push(("MemoryMax", Variant::from(bytes)));
@@ -827,6 +844,8 @@ impl CommandProvider for UnitCommand {
                         .map(|v| (v.name.clone(), v.value.clone()))
                         .collect(),
                     cwd: request.cwd.as_deref(),
+                    user: request.user.as_deref(),
+                    group: request.group.as_deref(),
                     timeout: request.timeout,
                     operation: "command.exec.execute",
                 },
@@ -855,6 +874,8 @@ impl CommandProvider for UnitCommand {
                     ],
                     env: Vec::new(),
                     cwd: request.cwd.as_deref(),
+                    user: request.user.as_deref(),
+                    group: request.group.as_deref(),
                     timeout: request.timeout,
                     operation: "command.shell.execute",
                 },

@@ -341,3 +341,98 @@ async fn osapictl_follows_a_command_and_exits_with_its_status() {
     let kinds: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["stdout", "exit", "end"], "{lines:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_runs_as_another_user_only_with_command_run_as() {
+    use osapi::rbac::Permission::{CommandExecute, CommandRunAs, JobRead};
+    let stack = Stack::start(&[AgentSpec::real("runas-a")]).await;
+    let admin = stack.token(&["admin"]);
+    let exec = "/api/v1/command/exec?target=runas-a";
+    let (status, body) = post(
+        &stack,
+        &admin,
+        exec,
+        json!({"command": "id", "args": ["-un"], "user": "nobody"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["data"]["stdout"], "nobody\n", "{body}");
+
+    // command:execute alone runs as root, not as anyone else.
+    let root_only = stack.token_for("ops", &[], Some(vec![CommandExecute, JobRead]));
+    let (status, body) = post(
+        &stack,
+        &root_only,
+        exec,
+        json!({"command": "id", "args": ["-un"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["data"]["stdout"], "root\n", "{body}");
+    for request in [
+        json!({"command": "id", "user": "nobody"}),
+        json!({"command": "id", "group": "nogroup"}),
+    ] {
+        let (status, body) = post(&stack, &root_only, exec, request).await;
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("command:run-as"),
+            "{body}"
+        );
+    }
+    // Not through POST /jobs either.
+    let (status, body) = post(
+        &stack,
+        &root_only,
+        "/api/v1/jobs",
+        json!({"operation": {"type": "command.shell.execute", "data": {"command": "id", "user": "nobody"}}, "target": "runas-a"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let with_run_as = stack.token_for(
+        "ops",
+        &[],
+        Some(vec![CommandExecute, CommandRunAs, JobRead]),
+    );
+    let (status, body) = post(
+        &stack,
+        &with_run_as,
+        exec,
+        json!({"command": "id", "args": ["-gn"], "user": "nobody", "group": "nogroup"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["data"]["stdout"], "nogroup\n", "{body}");
+
+    // Bad names are refused by name; an unknown account is the host's answer.
+    let (status, body) = post(
+        &stack,
+        &admin,
+        exec,
+        json!({"command": "id", "user": "Not A Name"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "user", "{body}");
+    let (status, body) = post(
+        &stack,
+        &admin,
+        exec,
+        json!({"command": "id", "user": "osapi-no-such-user"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["results"][0]["error"]["code"], "not_found", "{body}");
+
+    let out = stack.osapictl(
+        &admin,
+        &[
+            "--target", "runas-a", "command", "shell", "--user", "nobody", "id -un",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nobody"),
+        "{out:?}"
+    );
+}

@@ -71,6 +71,9 @@ pub async fn create(
     let operation = Operation::parse(&body.operation.type_name, body.operation.data)?;
     // A generic job must not be a way around the operation's own permission.
     who.require(operation.permission())?;
+    for extra in operation.extra_permissions() {
+        who.require(extra)?;
+    }
     let target: Target = body.target.as_deref().unwrap_or("_any").parse()?;
     let timeout =
         parse_timeout(body.timeout.as_deref())?.max(s.jobs.min_deadline(&operation, &target));
@@ -261,6 +264,9 @@ pub async fn retry(
         name: id.to_string(),
     })?;
     who.require(old.operation.permission())?;
+    for extra in old.operation.extra_permissions() {
+        who.require(extra)?;
+    }
     let target = match body.target {
         Some(t) => t.parse()?,
         None => old.target.clone(),

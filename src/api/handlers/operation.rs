@@ -220,6 +220,10 @@ async fn run(
         .next()
         .zip(request.path.iter().next().map(|(_, name)| name.to_owned()));
     let op = operation(spec, request, &params, query_input)?;
+    // The route checked the operation's permission; the request may need more.
+    for extra in op.extra_permissions() {
+        who.require(extra)?;
+    }
     let target = params.target()?;
     let wait_async = params.async_.unwrap_or(false);
     // The default wait stretches for operations that legitimately run longer.
