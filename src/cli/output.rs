@@ -563,7 +563,7 @@ pub fn human_time(t: OffsetDateTime) -> String {
 /// is kept for the caller.
 pub struct EventPrinter<W: Write> {
     json: bool,
-    pending: Vec<u8>,
+    parser: SseParser,
     error: Option<String>,
     out: W,
 }
@@ -572,7 +572,7 @@ impl<W: Write> EventPrinter<W> {
     pub fn new(json: bool, out: W) -> Self {
         EventPrinter {
             json,
-            pending: Vec::new(),
+            parser: SseParser::default(),
             error: None,
             out,
         }
@@ -605,6 +605,25 @@ pub struct SseEvent {
     pub kind: String,
     pub id: Option<String>,
     pub data: String,
+}
+
+/// An SSE stream's bytes in, its whole events out.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    pending: Vec<u8>,
+}
+
+impl SseParser {
+    /// The events `bytes` completed.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+        self.pending.extend_from_slice(bytes);
+        take_events(&mut self.pending)
+    }
+
+    /// Drops an event cut off with its stream.
+    pub fn reset(&mut self) {
+        self.pending.clear();
+    }
 }
 
 /// The complete events at the front of `pending` (each ends with a blank
@@ -646,7 +665,7 @@ fn take_events(pending: &mut Vec<u8>) -> Vec<SseEvent> {
 pub struct OutputPrinter<W: Write, E: Write> {
     json: bool,
     prefix: bool,
-    pending: Vec<u8>,
+    parser: SseParser,
     /// A line not ended yet, per host and stream.
     partial: std::collections::BTreeMap<(String, bool), String>,
     last_id: Option<String>,
@@ -661,7 +680,7 @@ impl<W: Write, E: Write> OutputPrinter<W, E> {
         OutputPrinter {
             json,
             prefix,
-            pending: Vec::new(),
+            parser: SseParser::default(),
             partial: Default::default(),
             last_id: None,
             end: None,
@@ -679,7 +698,7 @@ impl<W: Write, E: Write> OutputPrinter<W, E> {
     /// Before a reconnect: an event cut off with the old stream is sent
     /// again whole after `last_id`.
     pub fn reconnecting(&mut self) {
-        self.pending.clear();
+        self.parser.reset();
     }
 
     /// The `end` event, once the job settled.
@@ -782,10 +801,10 @@ impl<W: Write, E: Write> OutputPrinter<W, E> {
 
 impl<W: Write, E: Write> Write for OutputPrinter<W, E> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        for event in take_events(&mut self.pending) {
-            self.event(event)?;
-        }
+        self.parser
+            .feed(buf)
+            .into_iter()
+            .try_for_each(|e| self.event(e))?;
         Ok(buf.len())
     }
 
@@ -805,10 +824,10 @@ fn entry_line(e: &crate::provider::LogEntry) -> String {
 
 impl<W: Write> Write for EventPrinter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        for event in take_events(&mut self.pending) {
-            self.event(event)?;
-        }
+        self.parser
+            .feed(buf)
+            .into_iter()
+            .try_for_each(|e| self.event(e))?;
         Ok(buf.len())
     }
 
@@ -991,5 +1010,55 @@ mod tests {
             "2026-12-07T10:00:00Z sshd[42]: hello\n"
         );
         assert_eq!(p.error(), Some("web-01: gone"));
+    }
+
+    #[test]
+    fn output_is_printed_in_whole_lines_by_host_and_the_end_kept() {
+        let chunk = |kind: &str, id: u64, host: &str, data: &str| {
+            let json = serde_json::json!({"hostname": host, "seq": id, "offset": 0, "data": data, "sent": {"stdout": 0, "stderr": 0}});
+            format!("id: {id}\nevent: {kind}\ndata: {json}\n\n")
+        };
+        let exit = r#"{"hostname":"b","seq":9,"exit_code":2,"signal":null,"timed_out":false,"cancelled":false,"error":null,"sent":{"stdout":0,"stderr":0}}"#;
+        let end = r#"{"job_id":"00000000-0000-0000-0000-000000000000","status":"failed"}"#;
+        let stream = [
+            chunk("stdout", 1, "a", "one\ntw"),
+            chunk("stdout", 2, "b", "x\n"),
+            chunk("stdout", 3, "a", "o\n"),
+            chunk("stderr", 4, "b", "oops"),
+            format!("id: 5\nevent: exit\ndata: {exit}\n\n"),
+            format!("event: end\ndata: {end}\n\n"),
+        ]
+        .concat();
+        let mut p = OutputPrinter::new(false, true, Vec::new(), Vec::new());
+        p.write_all(stream.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8_lossy(&p.out), "a: one\nb: x\na: two\n");
+        // A host's unfinished line is printed at its exit, then how it ended.
+        assert_eq!(String::from_utf8_lossy(&p.err), "b: oops\n[b: exit 2]\n");
+        assert_eq!(p.last_id(), Some("5"));
+        assert_eq!(
+            p.end().map(|e| e.status),
+            Some(crate::job::JobStatus::Failed)
+        );
+
+        // One host: the text as it comes; -o json: every event a JSON line.
+        let mut p = OutputPrinter::new(false, false, Vec::new(), Vec::new());
+        p.write_all(chunk("stdout", 1, "a", "no newline").as_bytes())
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&p.out), "no newline");
+        let mut p = OutputPrinter::new(true, false, Vec::new(), Vec::new());
+        p.write_all(stream.as_bytes()).unwrap();
+        let kinds: Vec<String> = String::from_utf8_lossy(&p.out)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["event"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["stdout", "stdout", "stdout", "stderr", "exit", "end"]
+        );
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use futures::Stream;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -93,20 +93,7 @@ pub async fn output(
         check_now: false,
         done: false,
     };
-    let mut stopping = state.shutdown.clone();
-    let stopped = async move {
-        let _ = stopping.wait_for(|stop| *stop).await;
-    };
-    let events = futures::stream::unfold(follow, |mut f| async move {
-        if f.done {
-            return None;
-        }
-        let events = f.poll().await;
-        Some((futures::stream::iter(events.into_iter().map(Ok)), f))
-    });
-    // The stream ends when the API stops, or the server would wait for it.
-    let events = futures::StreamExt::take_until(futures::StreamExt::flatten(events), stopped);
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    Ok(super::event_stream(follow, state.shutdown.clone()))
 }
 
 /// Where a follow stands.
@@ -123,10 +110,20 @@ struct Follow {
     done: bool,
 }
 
+impl super::EventSource for Follow {
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    async fn poll(&mut self) -> Vec<Event> {
+        self.next_events().await
+    }
+}
+
 impl Follow {
     /// The next events: new records, or (once the job settled and every
     /// record was sent) the `end`. Waits for news when there is none.
-    async fn poll(&mut self) -> Vec<Event> {
+    async fn next_events(&mut self) -> Vec<Event> {
         loop {
             match self.read().await {
                 Ok(events) if !events.is_empty() => return events,

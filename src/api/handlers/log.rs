@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use futures::Stream;
 
 use crate::api::AppState;
@@ -106,26 +106,24 @@ pub async fn follow(
         target,
         done: false,
     };
-    let mut stopping = follow.state.shutdown.clone();
-    let stopped = async move {
-        let _ = stopping.wait_for(|stop| *stop).await;
-    };
-    let events = futures::stream::unfold(follow, |mut f| async move {
-        if f.done {
-            return None;
-        }
-        let events = f.poll().await;
-        Some((futures::stream::iter(events.into_iter().map(Ok)), f))
-    });
-    // The stream ends when the API stops, or the server would wait for it.
-    let events = futures::StreamExt::take_until(futures::StreamExt::flatten(events), stopped);
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    let stopping = follow.state.shutdown.clone();
+    Ok(super::event_stream(follow, stopping))
+}
+
+impl super::EventSource for Follow {
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    async fn poll(&mut self) -> Vec<Event> {
+        self.next_events().await
+    }
 }
 
 impl Follow {
     /// One poll of the host: its new entries as events, or an `error` event
     /// that ends the stream.
-    async fn poll(&mut self) -> Vec<Event> {
+    async fn next_events(&mut self) -> Vec<Event> {
         let mut q = self.query.clone();
         let marking = match (&q.cursor, self.first) {
             (Some(_), _) => {
