@@ -660,32 +660,27 @@ async fn run_job(
     };
     // A command's output goes out live, and a cancel reaches it.
     let (pump, watcher) = if command_job {
-        let pump = match resume {
-            true => match store
-                .last_output(id, earlier_host.as_deref().unwrap_or(&shared.hostname))
-                .await
-            {
-                Ok(last) => OutputPump::new(
-                    store.clone(),
-                    id,
-                    shared.hostname.clone(),
-                    shared.max_live_output_bytes,
-                    last.as_ref(),
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read how far the output was sent; no more is sent live");
-                    OutputPump::off(store.clone(), id, shared.hostname.clone())
-                }
-            },
-            false => OutputPump::new(
+        // A command collected from an earlier attempt goes on under the host
+        // name that one sent its output with.
+        let speaker = earlier_host.unwrap_or_else(|| shared.hostname.clone());
+        let last = match resume {
+            true => store.last_output(id, &speaker).await,
+            false => Ok(None),
+        };
+        let pump = match last {
+            Ok(last) => OutputPump::new(
                 store.clone(),
                 id,
-                shared.hostname.clone(),
+                speaker,
                 shared.max_live_output_bytes,
-                None,
+                last.as_ref(),
             ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read how far the output was sent; no more is sent live");
+                OutputPump::off(store.clone(), id, speaker)
+            }
         };
-        let (live, reader) = LiveOutput::channel(shared.max_live_output_bytes, pump.sent());
+        let (live, reader) = LiveOutput::channel(shared.max_live_output_bytes, pump.done_with());
         let (cancel, cancelled) = Cancel::channel();
         command.resume_from = pump.sent();
         command.live = live;

@@ -28,12 +28,15 @@ pub(super) struct OutputPump {
     hostname: String,
     /// The last record's number.
     seq: u64,
-    /// Bytes of each stream sent (their text published).
+    /// Bytes of each stream handed to the bus (their text in records), and
+    /// which streams were cut.
     sent: OutputOffsets,
+    /// What records the bus took say (an agent started again goes on
+    /// from there, so the runner frees only up to it).
+    published: OutputOffsets,
     cap: u64,
     /// The start of a character cut at a piece's end, per stream.
     held: [Vec<u8>; 2],
-    cut: [bool; 2],
     /// When a send last failed (the first failure is logged).
     failed_at: Option<Instant>,
     /// Nothing is sent at all (where an earlier attempt stopped is unknown).
@@ -66,10 +69,9 @@ impl OutputPump {
             hostname,
             seq: last.map_or(0, OutputRecord::seq),
             sent,
+            published: sent,
             cap,
             held: [Vec::new(), Vec::new()],
-            // A stream sent up to the cap was cut (and said so) already.
-            cut: [sent.stdout >= cap, sent.stderr >= cap],
             failed_at: None,
             off: false,
             exited: matches!(last, Some(OutputRecord::Exit(_))),
@@ -89,6 +91,18 @@ impl OutputPump {
         self.sent
     }
 
+    /// How far the runner may free each stream: what the bus took, or all
+    /// of a stream no more of which is sent.
+    pub(super) fn done_with(&self) -> OutputOffsets {
+        let mut done = self.published;
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            if self.off || self.sent.cut(stream) {
+                *done.of_mut(stream) = u64::MAX;
+            }
+        }
+        done
+    }
+
     /// Sends what the runner hands on until it is done, merging what is
     /// already queued of one stream into one record, and tells the runner
     /// how far it got.
@@ -99,21 +113,21 @@ impl OutputPump {
                     Ok(next) if next.stream == piece.stream => piece.bytes.extend(next.bytes),
                     Ok(next) => {
                         self.send(piece).await;
-                        reader.confirm(self.sent);
+                        reader.confirm(self.done_with());
                         piece = next;
                     }
                     Err(_) => break,
                 }
             }
             self.send(piece).await;
-            reader.confirm(self.sent);
+            reader.confirm(self.done_with());
         }
         self
     }
 
     async fn send(&mut self, piece: OutputPiece) {
         let i = index(piece.stream);
-        if self.cut[i] {
+        if self.sent.cut(piece.stream) {
             return;
         }
         let mut bytes = std::mem::take(&mut self.held[i]);
@@ -144,7 +158,7 @@ impl OutputPump {
             rest = tail;
         }
         if over {
-            self.cut[i] = true;
+            *self.sent.cut_mut(piece.stream) = true;
             self.seq += 1;
             let cut = OutputRecord::Truncated(OutputCut {
                 hostname: self.hostname.clone(),
@@ -153,7 +167,7 @@ impl OutputPump {
                 after_bytes: self.sent.of(piece.stream),
                 sent: self.sent,
             });
-            self.put(&cut).await;
+            self.put(&cut, false).await;
         }
     }
 
@@ -172,7 +186,7 @@ impl OutputPump {
             OutputStream::Stdout => OutputRecord::Stdout(chunk),
             OutputStream::Stderr => OutputRecord::Stderr(chunk),
         };
-        self.put(&record).await;
+        self.put(&record, false).await;
     }
 
     /// The last record: how the command ended here.
@@ -206,15 +220,20 @@ impl OutputPump {
             error: outcome.error.clone(),
             sent: self.sent,
         });
-        self.put(&exit).await;
+        // The last record gets its try even while the bus was failing.
+        self.put(&exit, true).await;
     }
 
-    async fn put(&mut self, record: &OutputRecord) {
-        if self.off || self.failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
+    async fn put(&mut self, record: &OutputRecord, last: bool) {
+        let resting = self.failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER);
+        if self.off || (resting && !last) {
             return;
         }
         match self.store.put_output(self.id, record).await {
-            Ok(()) => self.failed_at = None,
+            Ok(()) => {
+                self.failed_at = None;
+                self.published = record.sent();
+            }
             Err(e) => {
                 if self.failed_at.is_none() {
                     tracing::warn!(error = %e, "cannot send a command's live output; its result keeps it");

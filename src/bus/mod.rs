@@ -24,7 +24,9 @@ pub use enrollment::EnrollmentStore;
 pub use feed::{JobResults, ResultFeed};
 pub use files::{FileStore, LazyFileStore, StoredFile, Uploaded};
 pub use names::{AgentConsumer, Names};
-pub use output::{OUTPUT_MAX_AGE, OUTPUT_MAX_BYTES, OUTPUT_STREAM, OutputWakeups};
+pub use output::{
+    OUTPUT_MAX_AGE, OUTPUT_MAX_BYTES, OUTPUT_READ_BATCH, OUTPUT_STREAM, OutputWakeups,
+};
 pub use pager::{Order, StreamPager};
 pub use provision::{
     Buckets, check, open, provision, provisioned_streams, reprovision_on_reconnect,

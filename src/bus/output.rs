@@ -30,7 +30,7 @@ const OUTPUT_MAX_MESSAGE: i32 = 512 * 1024;
 /// How long one record's publish may take.
 const PUBLISH_WAIT: Duration = Duration::from_secs(2);
 /// Records read per call.
-const READ_BATCH: usize = 256;
+pub const OUTPUT_READ_BATCH: usize = 256;
 
 /// The OUTPUT stream's settings.
 pub fn stream_config(
@@ -153,7 +153,7 @@ impl JobStore {
         let prefix = self.names.subject(&format!("output.{id}."));
         let mut records = Vec::new();
         let mut next = from.max(1);
-        while records.len() < READ_BATCH {
+        while records.len() < OUTPUT_READ_BATCH {
             let msg = match stream
                 .direct_get_next_for_subject(filter.as_str(), Some(next))
                 .await

@@ -34,6 +34,8 @@ use crate::wire::{
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// The server's default deadline of a job created through `POST /jobs`.
 const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a follow waits for an API that stopped answering.
+const RECONNECT_FOR: Duration = Duration::from_secs(60);
 /// Extra time on top of the server's wait before the client gives up itself:
 /// the server answers 504 on its own deadline, which is the better message.
 const HTTP_GRACE: Duration = Duration::from_secs(15);
@@ -167,6 +169,8 @@ async fn follow_output(
     let mut printer =
         output::OutputPrinter::new(json, several, std::io::stdout(), std::io::stderr());
     let mut backoff = Backoff::between(Duration::from_millis(250), Duration::from_secs(2));
+    // Since when the API has not answered (a reconnect gives up after a while).
+    let mut lost_since: Option<Instant> = None;
     loop {
         let mut req =
             Request::get(format!("{}/output", job_path(id))).query("follow", follow.to_string());
@@ -177,7 +181,14 @@ async fn follow_output(
         printer.reconnecting();
         let interrupted = tokio::select! {
             done = ctx.client.download(&req, || Ok(&mut printer)) => {
-                done?;
+                match done {
+                    Ok(_) => lost_since = None,
+                    // The API restarting: the follow goes on once it answers,
+                    // for a while.
+                    Err(CliError::Connect { .. } | CliError::Transport { .. } | CliError::Timeout { .. })
+                        if follow && lost_since.get_or_insert_with(Instant::now).elapsed() < RECONNECT_FOR => {}
+                    Err(e) => return Err(e),
+                }
                 false
             }
             _ = tokio::signal::ctrl_c(), if follow => true,

@@ -20,11 +20,20 @@ pub enum OutputStream {
     Stderr,
 }
 
-/// Bytes of each stream: read, or sent.
+/// Bytes of each stream: read, or sent; and (in records) whether the
+/// stream was cut at the live cap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OutputOffsets {
     pub stdout: u64,
     pub stderr: u64,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stdout_cut: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stderr_cut: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl OutputOffsets {
@@ -39,6 +48,20 @@ impl OutputOffsets {
         match stream {
             OutputStream::Stdout => &mut self.stdout,
             OutputStream::Stderr => &mut self.stderr,
+        }
+    }
+
+    pub fn cut(&self, stream: OutputStream) -> bool {
+        match stream {
+            OutputStream::Stdout => self.stdout_cut,
+            OutputStream::Stderr => self.stderr_cut,
+        }
+    }
+
+    pub fn cut_mut(&mut self, stream: OutputStream) -> &mut bool {
+        match stream {
+            OutputStream::Stdout => &mut self.stdout_cut,
+            OutputStream::Stderr => &mut self.stderr_cut,
         }
     }
 }
@@ -173,7 +196,8 @@ mod tests {
     fn records_go_through_sse_events_and_back() {
         let sent = OutputOffsets {
             stdout: 6,
-            stderr: 0,
+            stderr_cut: true,
+            ..OutputOffsets::default()
         };
         let records = [
             OutputRecord::Stdout(OutputChunk {

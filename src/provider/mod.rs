@@ -560,7 +560,8 @@ pub struct LiveReader {
 }
 
 impl LiveReader {
-    /// Each stream is sent on up to `sent` (a runner may then free it).
+    /// Each stream is done with up to `sent` (a runner may then free it;
+    /// `u64::MAX`: all of it).
     pub fn confirm(&self, sent: OutputOffsets) {
         use std::sync::atomic::Ordering::Relaxed;
         self.sent[0].store(sent.stdout, Relaxed);
@@ -607,10 +608,12 @@ impl LiveOutput {
             Some(s) => OutputOffsets {
                 stdout: s.sent[0].load(Relaxed),
                 stderr: s.sent[1].load(Relaxed),
+                ..OutputOffsets::default()
             },
             None => OutputOffsets {
                 stdout: u64::MAX,
                 stderr: u64::MAX,
+                ..OutputOffsets::default()
             },
         }
     }

@@ -169,7 +169,18 @@ impl Follow {
     }
 
     async fn read(&mut self) -> Result<Vec<Event>, crate::bus::BusError> {
-        let records = self.store.read_output(self.job.id, self.next).await?;
+        loop {
+            let records = self.store.read_output(self.job.id, self.next).await?;
+            let batch = records.len();
+            let events = self.events_of(records);
+            // A whole batch of records this job does not show: read on.
+            if !events.is_empty() || batch < crate::bus::OUTPUT_READ_BATCH {
+                return Ok(events);
+            }
+        }
+    }
+
+    fn events_of(&mut self, records: Vec<(u64, OutputRecord)>) -> Vec<Event> {
         let mut events = Vec::with_capacity(records.len());
         for (seq, record) in records {
             self.next = seq + 1;
@@ -190,7 +201,7 @@ impl Follow {
                     .data(data),
             );
         }
-        Ok(events)
+        events
     }
 
     fn fail(&mut self, e: &crate::bus::BusError) -> Vec<Event> {
