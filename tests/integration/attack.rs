@@ -842,3 +842,68 @@ async fn long_jobs_leave_slots_for_quick_ones() {
         .await;
     assert_eq!(first["status"], "processing", "{first}");
 }
+
+/// The agent role may publish output and read cancels, never ask for a
+/// cancel; a job's output shows only the hosts it went to, each under its
+/// own subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_credentials_cannot_cancel_or_speak_for_other_hosts() {
+    let stack = Stack::start(&[AgentSpec::real("victim")]).await;
+    let ns = &stack.namespace;
+    let token = stack.token(&["admin"]);
+    let (status, body) = crate::harness::post(
+        &stack,
+        &token,
+        "/api/v1/command/shell?async=true&target=victim",
+        serde_json::json!({"command": "sleep 1; echo real"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["job_id"].as_str().unwrap().to_owned();
+    let js = as_role(&stack, Role::Agent).await;
+    let cancelled = async {
+        js.publish(format!("$KV.{ns}-job-responses.{id}.cancel"), "{}".into())
+            .await?
+            .await
+    }
+    .await;
+    assert!(
+        cancelled.is_err(),
+        "the agent asked for a cancel: {cancelled:?}"
+    );
+    // Forged output: a host the job did not go to, and a host named under
+    // another's subject.
+    for (subject_host, hostname) in [("intruder", "intruder"), ("intruder", "victim")] {
+        let record = serde_json::json!({"event": "stdout", "hostname": hostname, "seq": 1, "offset": 0,
+            "data": "forged\n", "sent": {"stdout": 7, "stderr": 0}});
+        js.publish(
+            format!("{ns}.output.{id}.{subject_host}"),
+            serde_json::to_vec(&record).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let mut resp = stack
+        .get(&format!("/api/v1/jobs/{id}/output"), &token)
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let read = async {
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the stream ends");
+    assert!(
+        text.contains("real") && text.contains("event: end"),
+        "{text}"
+    );
+    assert!(!text.contains("forged"), "{text}");
+    let (_, job) = stack.get_json(&format!("/api/v1/jobs/{id}"), &token).await;
+    assert_eq!(job["status"], "completed", "{job}");
+}
