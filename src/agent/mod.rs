@@ -590,8 +590,14 @@ async fn run_job(
             Expected::Any => ClaimScope::Any,
             Expected::Hosts(_) => ClaimScope::Host(&shared.hostname),
         };
-        let token = format!("{}/{}", shared.hostname, Uuid::now_v7());
-        Some(store.claim(id, scope, &token).await?)
+        if late {
+            // Too late to run: only an earlier attempt's claim matters (its
+            // command is collected); none is taken for a run that never comes.
+            store.claim_holder(id, scope).await?.map(Claim::Taken)
+        } else {
+            let token = format!("{}/{}", shared.hostname, Uuid::now_v7());
+            Some(store.claim(id, scope, &token).await?)
+        }
     };
     // A command claimed before (by this host's agent before it stopped, perhaps
     // under another hostname) may still run in a unit of its own on this
@@ -630,7 +636,9 @@ async fn run_job(
 
     let command_job = is_command(&job.operation);
     // Cancelled before it started: it never starts.
-    if command_job && !resume && store.cancel_requested(id).await? {
+    // (Unreadable now, e.g. during a failover: the watcher below reads it
+    // again soon, and a job never waits for redelivery over it.)
+    if command_job && !resume && store.cancel_requested(id).await.unwrap_or(false) {
         let outcome = Outcome::failed(JobError {
             code: dispatch::CANCELLED.into(),
             message: "cancelled before it started".into(),

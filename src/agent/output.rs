@@ -244,14 +244,15 @@ impl OutputPump {
     }
 }
 
-/// Fires `cancel` once someone asked to cancel job `id`; checks now and
-/// every [`CANCEL_POLL`]. Ends when it fired or when `cancel` is dropped.
+/// Fires `cancel` once someone asked to cancel job `id`; checks every
+/// [`CANCEL_POLL`]. Ends when it fired or when `cancel` is dropped.
 pub(super) async fn watch_cancel(
     store: JobStore,
     id: Uuid,
     cancel: tokio::sync::watch::Sender<bool>,
 ) {
-    let mut tick = tokio::time::interval(CANCEL_POLL);
+    // The first look is the run's own, before it started.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + CANCEL_POLL, CANCEL_POLL);
     loop {
         tokio::select! {
             _ = tick.tick() => {}

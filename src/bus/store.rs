@@ -293,6 +293,22 @@ impl JobStore {
         .await
     }
 
+    /// Who claimed a job's run (`scope`), if anyone did; claims nothing.
+    pub async fn claim_holder(
+        &self,
+        id: Uuid,
+        scope: ClaimScope<'_>,
+    ) -> Result<Option<String>, BusError> {
+        let key = format!("{id}.claim.{}", scope.key());
+        match self.responses.entry(key).await {
+            Ok(Some(entry)) if entry.operation == kv::Operation::Put => {
+                Ok(Some(String::from_utf8_lossy(&entry.value).into_owned()))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(BusError::request("reading a job's run claim", e)),
+        }
+    }
+
     /// Read every event and result of a job, in the order they were written.
     pub async fn progress(&self, job: &Job) -> Result<JobProgress, BusError> {
         let (id, from) = (job.id, job.progress_hint.max(1));
