@@ -750,7 +750,10 @@ async fn run_job(
         Some(started.elapsed().as_secs_f64()),
     );
     // A command's result (what ran it kept until now) is stored first.
-    let took = command_duration(&outcome).unwrap_or_else(|| started.elapsed());
+    let took = command_job
+        .then(|| command_duration(&outcome))
+        .flatten()
+        .unwrap_or_else(|| started.elapsed());
     finish(shared, &job, outcome, took, attempt).await?;
     if command_job {
         shared.providers.command.release(id).await;

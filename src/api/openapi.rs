@@ -414,7 +414,7 @@ impl Modify for ProblemResponses {
         audit::list, audit::get, audit::export, log::follow, metrics::serve,
         files::list, files::info, files::upload, files::remove,
     ),
-    components(schemas(crate::job::HostResult, crate::job::JobError, crate::job::OutputRecord, crate::job::OutputEnd)),
+    components(schemas(crate::job::HostResult, crate::job::JobError, crate::job::OutputRecord, crate::job::OutputChunk, crate::job::OutputCut, crate::job::OutputExit, crate::job::OutputEnd)),
     modifiers(&BearerAuth, &UniqueOperationIds, &OperationPaths, &ProblemResponses),
 )]
 pub struct ApiDoc;

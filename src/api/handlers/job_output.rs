@@ -44,6 +44,23 @@ pub struct OutputParams {
     follow: Option<bool>,
 }
 
+/// One Server-Sent Event of a job's output stream, as the stream carries it
+/// (documentation: the response is `text/event-stream`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct OutputEvent {
+    /// `stdout`, `stderr`, `truncated`, `exit`, `end`, or `error` (the
+    /// stream could not be read; it ends).
+    event: String,
+    /// JSON: an `OutputChunk` (`stdout`, `stderr`), `OutputCut`
+    /// (`truncated`), `OutputExit` (`exit`), `OutputEnd` (`end`); text for
+    /// `error`.
+    data: String,
+    /// The output stream's sequence, where `Last-Event-ID` goes on (none on
+    /// `end` and `error`).
+    id: Option<String>,
+}
+
 /// A stored job by its id, or 404.
 pub(super) async fn stored_job(store: &JobStore, raw: &str) -> Result<Job, ApiError> {
     let id: Uuid = raw
@@ -61,7 +78,7 @@ pub(super) async fn stored_job(store: &JobStore, raw: &str) -> Result<Job, ApiEr
     params(("id" = String, Path), OutputParams,
         ("Last-Event-ID" = Option<String>, Header, description = "the last event id seen: go on after it")),
     responses(
-        (status = 200, description = "`stdout`, `stderr`, `truncated` and `exit` events (data: their JSON), then `end`", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`stdout`, `stderr`, `truncated` and `exit` events (data: their JSON), then `end`", content_type = "text/event-stream", body = OutputEvent),
         (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn output(
