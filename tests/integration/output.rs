@@ -389,6 +389,36 @@ async fn a_command_runs_as_another_user_only_with_command_run_as() {
     )
     .await;
     assert_eq!(status, 403, "{body}");
+    // Nor by retrying someone else's run-as job.
+    let (_, created) = post(
+        &stack,
+        &admin,
+        "/api/v1/jobs",
+        json!({"operation": {"type": "command.exec.execute", "data": {"command": "id", "user": "nobody"}}, "target": "runas-a"}),
+    )
+    .await;
+    let old = created["job_id"].as_str().unwrap();
+    let retrier = stack.token_for(
+        "ops",
+        &[],
+        Some(vec![
+            CommandExecute,
+            JobRead,
+            osapi::rbac::Permission::JobWrite,
+        ]),
+    );
+    let (status, body) = post(
+        &stack,
+        &retrier,
+        &format!("/api/v1/jobs/{old}/retry"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("command:run-as"),
+        "{body}"
+    );
     let with_run_as = stack.token_for(
         "ops",
         &[],
