@@ -110,6 +110,8 @@ struct Shared {
     /// of one (a redelivery while it still runs) must not collect the same
     /// unit and store a second, worse result over the first.
     commands: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+    /// Wakes deliveries waiting for a place in `commands`.
+    command_released: tokio::sync::Notify,
     /// Per stream, the most of a command's output sent live.
     max_live_output_bytes: u64,
 }
@@ -129,10 +131,14 @@ impl<'a> CommandSlot<'a> {
     /// the command itself).
     async fn wait(shared: &'a Shared, id: Uuid) -> Self {
         loop {
+            // Registered before looking, so a release in between wakes us.
+            let released = shared.command_released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
             if let Some(slot) = Self::take(shared, id) {
                 return slot;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            released.await;
         }
     }
 }
@@ -141,6 +147,8 @@ impl Drop for CommandSlot<'_> {
     fn drop(&mut self) {
         let mut running = self.0.commands.lock().unwrap_or_else(|p| p.into_inner());
         running.remove(&self.1);
+        drop(running);
+        self.0.command_released.notify_waiters();
     }
 }
 
@@ -216,6 +224,7 @@ pub async fn run(
             .min()
             .unwrap_or(cfg.consumer.ack_wait),
         commands: Default::default(),
+        command_released: tokio::sync::Notify::new(),
         max_live_output_bytes: cfg.command.max_live_output_bytes,
         running: Arc::new(Semaphore::new(cfg.max_jobs)),
         long: Arc::new(Semaphore::new(long_slots(cfg.max_jobs))),
@@ -503,7 +512,7 @@ async fn run_job(
     }
     // This process runs this command already (the delivery is a second
     // one): the first stores the result, this one waits and then finds it.
-    let _command_slot = if is_command(&job.operation) {
+    let _command_slot = if job.operation.is_command() {
         match CommandSlot::take(shared, id) {
             Some(slot) => Some(slot),
             None => {
@@ -545,7 +554,7 @@ async fn run_job(
             )
             .await
     };
-    if late && !is_command(&job.operation) {
+    if late && !job.operation.is_command() {
         return expired().await;
     }
     // A redelivery, e.g. after an acknowledgement lost while a NATS node died:
@@ -569,7 +578,7 @@ async fn run_job(
         tracing::info!("redelivered job already has its result; not running it again");
         // What its runner kept for it (an earlier attempt stored it but
         // stopped before letting go) goes.
-        if is_command(&job.operation) {
+        if job.operation.is_command() {
             shared.providers.command.release(id).await;
         }
         return Ok(());
@@ -603,7 +612,7 @@ async fn run_job(
     // under another hostname) may still run in a unit of its own on this
     // host: the runner collects it (never starts it again), and says
     // interrupted when there is none here.
-    let resume = matches!(&claimed, Some(Claim::Taken(_)) if is_command(&job.operation));
+    let resume = matches!(&claimed, Some(Claim::Taken(_)) if job.operation.is_command());
     // Which host name the earlier attempt had (its claim's token says): its
     // live output went out under that name, and this one goes on after it.
     let earlier_host = match &claimed {
@@ -634,7 +643,7 @@ async fn run_job(
         .await;
     }
 
-    let command_job = is_command(&job.operation);
+    let command_job = job.operation.is_command();
     // Cancelled before it started: it never starts.
     // (Unreadable now, e.g. during a failover: the watcher below reads it
     // again soon, and a job never waits for redelivery over it.)
@@ -819,10 +828,6 @@ async fn collect(shared: &Shared, id: Uuid) {
     }
     .instrument(span)
     .await
-}
-
-fn is_command(op: &Operation) -> bool {
-    matches!(op, Operation::CommandExec(_) | Operation::CommandShell(_))
 }
 
 /// At most one progress event per this long, per host and job.

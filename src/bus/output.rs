@@ -192,25 +192,9 @@ impl JobStore {
 
     /// Asks the agents running `id` to stop it.
     pub async fn request_cancel(&self, id: Uuid, request: &CancelRequest) -> Result<(), BusError> {
-        let body = bytes::Bytes::from(serde_json::to_vec(request).map_err(|source| {
-            BusError::Corrupt {
-                what: "cancel request",
-                source,
-            }
-        })?);
         let key = format!("{id}.cancel");
-        super::retry_transient(
-            "storing a cancel request",
-            Duration::from_secs(15),
-            |_| async {
-                self.responses
-                    .put(key.as_str(), body.clone())
-                    .await
-                    .map_err(|e| BusError::request("storing a cancel request", e))
-                    .map(drop)
-            },
-        )
-        .await
+        self.put_response(&key, "cancel request", "storing a cancel request", request)
+            .await
     }
 
     /// Whether someone asked to cancel `id`.

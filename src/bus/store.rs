@@ -231,22 +231,31 @@ impl JobStore {
     }
 
     pub async fn put_result(&self, id: Uuid, result: &HostResult) -> Result<(), BusError> {
-        let body =
-            bytes::Bytes::from(
-                serde_json::to_vec(result).map_err(|source| BusError::Corrupt {
-                    what: "result",
-                    source,
-                })?,
-            );
         let key = format!(
             "{id}.res.{}",
             super::registry::registry_key(&result.hostname)
         );
-        super::retry_transient("storing a job result", PATIENCE, |_| async {
+        self.put_response(&key, "result", "storing a job result", result)
+            .await
+    }
+
+    /// Puts `value` as JSON under `key` of the responses bucket, retried
+    /// while NATS is briefly away (a fixed key: a repeat is harmless).
+    pub(super) async fn put_response<T: serde::Serialize>(
+        &self,
+        key: &str,
+        what: &'static str,
+        doing: &'static str,
+        value: &T,
+    ) -> Result<(), BusError> {
+        let body = bytes::Bytes::from(
+            serde_json::to_vec(value).map_err(|source| BusError::Corrupt { what, source })?,
+        );
+        super::retry_transient(doing, PATIENCE, |_| async {
             self.responses
-                .put(key.as_str(), body.clone())
+                .put(key, body.clone())
                 .await
-                .map_err(|e| BusError::request("storing a job result", e))
+                .map_err(|e| BusError::request(doing, e))
                 .map(drop)
         })
         .await

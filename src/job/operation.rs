@@ -926,6 +926,12 @@ impl Operation {
         }
     }
 
+    /// Whether this runs a command (`command.exec`/`command.shell`): the
+    /// jobs with live output, a runner of their own, and a cancel.
+    pub fn is_command(&self) -> bool {
+        matches!(self, Operation::CommandExec(_) | Operation::CommandShell(_))
+    }
+
     /// Whether running this operation twice on a host is harmless (SPEC §4).
     pub fn is_idempotent(&self) -> bool {
         self.spec().idempotent

@@ -325,10 +325,44 @@ impl UnitCommand {
 /// command's `O_APPEND` writes go on at its end, and the first `keep` bytes
 /// stay for the result).
 struct Tail {
-    /// Each stream: its file, how far it was read, how far it was freed.
-    files: [(OutputStream, PathBuf, u64, u64); 2],
+    files: [TailedFile; 2],
     /// Wakes us when a file is written; without it we look every poll.
     changes: Option<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+    buf: Vec<u8>,
+}
+
+/// One output file being followed: opened once (when it is there), how far
+/// it was read, how far it was freed.
+struct TailedFile {
+    stream: OutputStream,
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    at: u64,
+    freed: u64,
+}
+
+impl TailedFile {
+    fn new(stream: OutputStream, path: &Path, at: u64, keep: u64) -> Self {
+        TailedFile {
+            stream,
+            path: path.to_owned(),
+            file: None,
+            at,
+            freed: keep,
+        }
+    }
+
+    /// The file, opened on first use.
+    fn file(&mut self) -> Option<&std::fs::File> {
+        if self.file.is_none() {
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.path);
+            self.file = opened.ok();
+        }
+        self.file.as_ref()
+    }
 }
 
 impl Tail {
@@ -357,20 +391,11 @@ impl Tail {
         };
         Tail {
             files: [
-                (
-                    OutputStream::Stdout,
-                    files.stdout.clone(),
-                    from.stdout,
-                    keep,
-                ),
-                (
-                    OutputStream::Stderr,
-                    files.stderr.clone(),
-                    from.stderr,
-                    keep,
-                ),
+                TailedFile::new(OutputStream::Stdout, &files.stdout, from.stdout, keep),
+                TailedFile::new(OutputStream::Stderr, &files.stderr, from.stderr, keep),
             ],
             changes,
+            buf: vec![0u8; 64 * 1024],
         }
     }
 
@@ -394,34 +419,21 @@ impl Tail {
     /// `keep` and was sent on (an agent started again goes on from what was
     /// sent, so that must still be there).
     fn read_new(&mut self, live: &LiveOutput) {
-        use std::io::{Read as _, Seek as _};
+        use std::os::unix::fs::FileExt as _;
         let sent = live.sent();
-        for (stream, path, at, freed) in &mut self.files {
-            let Ok(mut file) = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&*path)
-            else {
-                continue;
-            };
-            if file.seek(std::io::SeekFrom::Start(*at)).is_err() {
-                continue;
+        for tailed in &mut self.files {
+            let (stream, mut at, freed) = (tailed.stream, tailed.at, tailed.freed);
+            let Some(file) = tailed.file() else { continue };
+            while let Ok(n @ 1..) = file.read_at(&mut self.buf, at) {
+                live.send(stream, at, &self.buf[..n]);
+                at += n as u64;
             }
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match file.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        live.send(*stream, *at, &buf[..n]);
-                        *at += n as u64;
-                    }
-                }
+            let upto = at.min(sent.of(stream));
+            if upto > freed {
+                punch_hole(file, freed, upto - freed);
+                tailed.freed = upto;
             }
-            let upto = (*at).min(sent.of(*stream));
-            if upto > *freed {
-                punch_hole(&file, *freed, upto - *freed);
-                *freed = upto;
-            }
+            tailed.at = at;
         }
     }
 }

@@ -54,6 +54,17 @@ fn text_of(events: &[(String, String, Value)], kind: &str) -> String {
         .collect()
 }
 
+/// `POST /jobs/{id}/cancel` as `token`: (status, body).
+async fn cancel(stack: &Stack, token: &str, id: &str) -> (u16, Value) {
+    post(
+        stack,
+        token,
+        &format!("/api/v1/jobs/{id}/cancel"),
+        json!({}),
+    )
+    .await
+}
+
 async fn open_output(stack: &Stack, token: &str, id: &str, query: &str) -> reqwest::Response {
     stack
         .get(&format!("/api/v1/jobs/{id}/output{query}"), token)
@@ -205,21 +216,9 @@ async fn a_cancelled_command_stops_keeps_its_output_and_is_audited() {
 
     // Only someone who may run commands may stop one.
     let writer = stack.token(&["write"]);
-    let (status, _) = post(
-        &stack,
-        &writer,
-        &format!("/api/v1/jobs/{id}/cancel"),
-        json!({}),
-    )
-    .await;
+    let (status, _) = cancel(&stack, &writer, &id).await;
     assert_eq!(status, 403);
-    let (status, body) = post(
-        &stack,
-        &token,
-        &format!("/api/v1/jobs/{id}/cancel"),
-        json!({}),
-    )
-    .await;
+    let (status, body) = cancel(&stack, &token, &id).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["cancel_requested"], true);
 
@@ -238,13 +237,7 @@ async fn a_cancelled_command_stops_keeps_its_output_and_is_audited() {
     assert_eq!(result["data"]["stdout"], "started\n");
 
     // Nothing left to stop, or nothing that can be.
-    let (status, body) = post(
-        &stack,
-        &token,
-        &format!("/api/v1/jobs/{id}/cancel"),
-        json!({}),
-    )
-    .await;
+    let (status, body) = cancel(&stack, &token, &id).await;
     assert_eq!(status, 409, "{body}");
     let (_, created) = post(
         &stack,
@@ -254,13 +247,7 @@ async fn a_cancelled_command_stops_keeps_its_output_and_is_audited() {
     )
     .await;
     let other = created["job_id"].as_str().unwrap().to_owned();
-    let (status, body) = post(
-        &stack,
-        &token,
-        &format!("/api/v1/jobs/{other}/cancel"),
-        json!({}),
-    )
-    .await;
+    let (status, body) = cancel(&stack, &token, &other).await;
     assert_eq!(status, 409, "{body}");
     assert!(
         body["detail"]
@@ -269,13 +256,7 @@ async fn a_cancelled_command_stops_keeps_its_output_and_is_audited() {
             .contains("only command jobs"),
         "{body}"
     );
-    let (status, _) = post(
-        &stack,
-        &token,
-        &format!("/api/v1/jobs/{}/cancel", uuid::Uuid::now_v7()),
-        json!({}),
-    )
-    .await;
+    let (status, _) = cancel(&stack, &token, &uuid::Uuid::now_v7().to_string()).await;
     assert_eq!(status, 404);
 
     // The cancel is on the record: who, and which job.

@@ -19,14 +19,13 @@ use axum::response::sse::{Event, Sse};
 use futures::Stream;
 use serde::Deserialize;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::api::AppState;
 use crate::api::auth::Principal;
 use crate::api::error::{ApiError, Problem};
 use crate::api::extract::QueryOf;
 use crate::bus::{JobStore, OutputWakeups};
-use crate::job::{CancelRequest, Expected, Job, Operation, OutputEnd, OutputRecord};
+use crate::job::{CancelRequest, Expected, Job, OutputEnd, OutputRecord};
 use crate::wire::CancelAccepted;
 
 /// Without news, how often a follow looks whether the job settled.
@@ -61,17 +60,6 @@ pub struct OutputEvent {
     id: Option<String>,
 }
 
-/// A stored job by its id, or 404.
-pub(super) async fn stored_job(store: &JobStore, raw: &str) -> Result<Job, ApiError> {
-    let id: Uuid = raw
-        .parse()
-        .map_err(|_| ApiError::invalid("id", "not a job id (UUID)"))?;
-    store.get(id).await?.ok_or(ApiError::NotFound {
-        what: "job",
-        name: id.to_string(),
-    })
-}
-
 /// A job's live output (job:read, and the job's own permission: what a
 /// command prints is for those who may run commands).
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/output", tag = "jobs",
@@ -89,7 +77,7 @@ pub async fn output(
     QueryOf(params): QueryOf<OutputParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let store = state.jobs.store.clone();
-    let job = stored_job(&store, &id).await?;
+    let job = super::jobs::stored_job(&store, &id).await?;
     who.require(job.operation.permission())?;
     let after = match headers.get("last-event-id") {
         Some(v) => v
@@ -245,11 +233,8 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, axum::Json<CancelAccepted>), ApiError> {
     let store = &state.jobs.store;
-    let job = stored_job(store, &id).await?;
-    if !matches!(
-        job.operation,
-        Operation::CommandExec(_) | Operation::CommandShell(_)
-    ) {
+    let job = super::jobs::stored_job(store, &id).await?;
+    if !job.operation.is_command() {
         return Err(ApiError::Conflict(format!(
             "job {} is a {} job; only command jobs can be cancelled",
             job.id,

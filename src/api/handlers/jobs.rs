@@ -17,7 +17,7 @@ use crate::api::auth::Principal;
 use crate::api::error::{ApiError, Problem};
 use crate::api::extract::{JsonBody, OptionalJsonBody, QueryOf, page_cursor, page_size};
 use crate::api::service::Submission;
-use crate::bus::ListFilter;
+use crate::bus::{JobStore, ListFilter};
 use crate::job::{Job, JobStatus, Operation, OperationRequest, Target};
 use crate::rbac::Permission;
 use crate::wire::{CreateJob, Created, JobDetail, JobList, JobStats, JobSummary, RetryJob};
@@ -26,9 +26,16 @@ use crate::wire::{CreateJob, Created, JobDetail, JobList, JobStats, JobSummary, 
 const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_JOB_TIMEOUT: Duration = Duration::from_secs(3600);
 
-fn parse_job_id(raw: &str) -> Result<Uuid, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::invalid("id", "not a job id (UUID)"))
+/// A stored job by the id in its path: 400 when that is no job id, 404
+/// when no such job is stored.
+pub(super) async fn stored_job(store: &JobStore, raw: &str) -> Result<Job, ApiError> {
+    let id: Uuid = raw
+        .parse()
+        .map_err(|_| ApiError::invalid("id", "not a job id (UUID)"))?;
+    store.get(id).await?.ok_or(ApiError::NotFound {
+        what: "job",
+        name: id.to_string(),
+    })
 }
 
 fn parse_timeout(raw: Option<&str>) -> Result<Duration, ApiError> {
@@ -162,11 +169,7 @@ pub async fn get(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<JobDetail>, ApiError> {
-    let id = parse_job_id(&id)?;
-    let job = s.jobs.store.get(id).await?.ok_or(ApiError::NotFound {
-        what: "job",
-        name: id.to_string(),
-    })?;
+    let job = stored_job(&s.jobs.store, &id).await?;
     let (progress, mut view) = s.jobs.store.view(&job, OffsetDateTime::now_utc()).await?;
     let mut timeline = progress.events;
     timeline.sort_by_key(|e| e.at);
@@ -225,22 +228,18 @@ pub async fn remove(
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_job_id(&id)?;
-    let job = s.jobs.store.get(id).await?.ok_or(ApiError::NotFound {
-        what: "job",
-        name: id.to_string(),
-    })?;
+    let job = stored_job(&s.jobs.store, &id).await?;
     // A job and its output are evidence; only their creator or a holder of
     // job:delete may remove them.
     if job.created_by != who.subject {
         who.require(Permission::JobDelete)?;
     }
-    if s.jobs.store.delete(id).await? {
+    if s.jobs.store.delete(job.id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound {
             what: "job",
-            name: id.to_string(),
+            name: job.id.to_string(),
         })
     }
 }
@@ -258,11 +257,7 @@ pub async fn retry(
     // The body is optional: empty means "same target".
     OptionalJsonBody(body): OptionalJsonBody<RetryJob>,
 ) -> Result<Response, ApiError> {
-    let id = parse_job_id(&id)?;
-    let old = s.jobs.store.get(id).await?.ok_or(ApiError::NotFound {
-        what: "job",
-        name: id.to_string(),
-    })?;
+    let old = stored_job(&s.jobs.store, &id).await?;
     who.require(old.operation.permission())?;
     for extra in old.operation.extra_permissions() {
         who.require(extra)?;
