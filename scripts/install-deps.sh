@@ -34,6 +34,10 @@ command -v rpmlint >/dev/null 2>&1 || need_apt+=(rpmlint)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need_apt+=(debootstrap)
 command -v systemd-nspawn >/dev/null 2>&1 || [ -x /usr/bin/systemd-nspawn ] || need_apt+=(systemd-container)
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
+# The console test (tests/integration/console.rs) drives Debian's headless
+# Chromium through ChromeDriver.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]}" >&2
   apt_get update -qq

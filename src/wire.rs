@@ -64,6 +64,20 @@ pub struct HealthStatus {
     pub components: Vec<Component>,
 }
 
+/// The caller, as its token says: what the console uses to show only the
+/// buttons that would work. The server checks every request anyway.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    /// The token's subject.
+    pub subject: String,
+    pub roles: Vec<String>,
+    /// Every permission the token grants, its roles expanded (e.g. `job:read`).
+    pub permissions: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub job_id: Uuid,
@@ -230,4 +244,21 @@ pub struct AgentInfo {
     /// (`node.agent.command.default_timeout`), so the API can wait that long.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_default_timeout_ms: Option<u64>,
+    /// Load, memory and root filesystem as of this heartbeat; absent when
+    /// the agent could not read them (or is older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vitals: Option<Vitals>,
+}
+
+/// A host's load, memory and root filesystem, sent with each heartbeat so
+/// a fleet view needs no job per host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Vitals {
+    /// The one-minute load average.
+    pub load1: f64,
+    pub memory_used_bytes: u64,
+    pub memory_total_bytes: u64,
+    /// Of the filesystem mounted on `/`.
+    pub root_used_bytes: u64,
+    pub root_total_bytes: u64,
 }

@@ -38,6 +38,7 @@ use crate::config::{AgentConfig, NatsConfig};
 use crate::job::signature::JobVerifier;
 use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Operation, Stage};
 use crate::provider::{Cancel, CommandJob, LiveOutput, Providers};
+use crate::wire::Vitals;
 use crate::telemetry::trace::TraceContext;
 use tracing::Instrument;
 
@@ -152,6 +153,21 @@ impl Drop for CommandSlot<'_> {
     }
 }
 
+/// Load, memory and `/` for the heartbeat; `None` when any read fails (a
+/// missing figure is better than a wrong one).
+async fn vitals(host: &dyn crate::provider::HostInfoProvider) -> Option<Vitals> {
+    let (load, memory, disks) = futures::join!(host.load(), host.memory(), host.disks());
+    let root = disks.ok()?.into_iter().find(|d| d.mount_point == "/")?;
+    let (load, memory) = (load.ok()?, memory.ok()?);
+    Some(Vitals {
+        load1: load.load1,
+        memory_used_bytes: memory.used_bytes,
+        memory_total_bytes: memory.total_bytes,
+        root_used_bytes: root.used_bytes,
+        root_total_bytes: root.total_bytes,
+    })
+}
+
 /// Of `max_jobs` slots, how many long jobs may use: all but a fifth (at
 /// least one) kept for quick ones, when there are two slots or more.
 fn long_slots(max_jobs: usize) -> usize {
@@ -237,7 +253,7 @@ pub async fn run(
     // What the command provider applies to a job without a timeout.
     let command_default = cfg.command.default_timeout.min(cfg.command.max_timeout);
     let command_default_timeout_ms = u64::try_from(command_default.as_millis()).ok();
-    let info = move |running: usize| AgentInfo {
+    let info = move |running: usize, vitals: Option<Vitals>| AgentInfo {
         hostname: hostname.clone(),
         labels: labels.clone(),
         version: crate::VERSION.to_owned(),
@@ -246,11 +262,13 @@ pub async fn run(
         max_jobs,
         running_jobs: running,
         command_default_timeout_ms,
+        vitals,
     };
     // Announce ourselves only once every consumer exists, so a job created for us
     // after the API sees us cannot be missed.
     // A just-created replicated bucket may not have its leader yet.
-    let first = info(0);
+    let host_info = shared.providers.host_info.clone();
+    let first = info(0, vitals(host_info.as_ref()).await);
     bus::retry_transient("announcing the agent", CONSUMER_PATIENCE, |_| {
         registry.heartbeat(&first)
     })
@@ -273,7 +291,8 @@ pub async fn run(
                 let running = shared
                     .max_jobs
                     .saturating_sub(shared.running.available_permits());
-                if let Err(e) = registry.heartbeat(&info(running)).await {
+                let vitals = vitals(host_info.as_ref()).await;
+                if let Err(e) = registry.heartbeat(&info(running, vitals)).await {
                     shared.metrics.heartbeat_failed();
                     tracing::warn!(error = %e, "heartbeat failed");
                 }

@@ -239,7 +239,7 @@ mod tests {
                 .route_layer(from_fn_with_state(
                     super::super::auth::Guard {
                         auth: auth.clone(),
-                        permission: Permission::JobRead,
+                        permission: Some(Permission::JobRead),
                     },
                     super::super::auth::guard,
                 ))

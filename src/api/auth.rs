@@ -31,6 +31,8 @@ pub struct Principal {
     pub subject: String,
     pub roles: Vec<String>,
     pub permissions: PermissionSet,
+    /// When the token expires (Unix seconds).
+    pub expires_at: i64,
 }
 
 impl Principal {
@@ -65,15 +67,17 @@ impl Authenticator {
             subject: claims.sub,
             roles: claims.roles,
             permissions,
+            expires_at: claims.exp,
         })
     }
 }
 
-/// The state of one route's guard: who checks, and what the route needs.
+/// The state of one route's guard: who checks, and what the route needs
+/// (`None`: any valid token, for `GET /auth/whoami`).
 #[derive(Clone)]
 pub struct Guard {
     pub auth: Arc<Authenticator>,
-    pub permission: Permission,
+    pub permission: Option<Permission>,
 }
 
 /// Middleware: authenticate, authorise, and hand the [`Principal`] to the handler.
@@ -87,7 +91,9 @@ pub async fn guard(
         Some(p) => p,
         None => g.auth.authenticate(req.headers())?,
     };
-    principal.require(g.permission)?;
+    if let Some(permission) = g.permission {
+        principal.require(permission)?;
+    }
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
 }
@@ -114,7 +120,7 @@ mod tests {
                 .route_layer(from_fn_with_state(
                     Guard {
                         auth,
-                        permission: Permission::AuditRead,
+                        permission: Some(Permission::AuditRead),
                     },
                     guard,
                 ));

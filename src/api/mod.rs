@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod handlers;
@@ -110,7 +111,7 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
         operations: Arc::new(OperationIds::of_api()),
     };
     // The audit layer wraps the guard, so refusals (401, 403) are audited too.
-    let g = move |permission: Permission, route: MethodRouter<AppState>| {
+    let guarded = move |permission: Option<Permission>, route: MethodRouter<AppState>| {
         route
             .route_layer(from_fn_with_state(
                 Guard {
@@ -120,6 +121,10 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
                 guard,
             ))
             .route_layer(from_fn_with_state(auditing.clone(), audit_requests))
+    };
+    let g = {
+        let guarded = guarded.clone();
+        move |permission: Permission, route| guarded(Some(permission), route)
     };
     let measured = state.metrics.clone();
     // The operations, from their table: one route per path, its methods merged.
@@ -144,6 +149,7 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
         .route("/api/v1/version", get(system::version))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/health/status", g(HealthRead, get(system::status)))
+        .route("/api/v1/auth/whoami", guarded(None, get(system::whoami)))
         .route(
             "/api/v1/jobs",
             g(JobRead, get(jobs::list)).merge(g(JobWrite, post(jobs::create))),
@@ -184,6 +190,7 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
         .route("/api/v1/audit", g(AuditRead, get(audit::list)))
         .route("/api/v1/audit/export", g(AuditRead, get(audit::export)))
         .route("/api/v1/audit/{id}", g(AuditRead, get(audit::get)))
+        .merge(console::routes())
         .fallback(|| async {
             ApiError::NotFound {
                 what: "route",

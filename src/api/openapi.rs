@@ -407,7 +407,7 @@ impl Modify for ProblemResponses {
 #[openapi(
     info(title = "OSAPI", description = "Manage Linux hosts as appliances: jobs over NATS JetStream, run by agents."),
     paths(
-        system::health, system::ready, system::version, system::status,
+        system::health, system::ready, system::version, system::status, system::whoami,
         jobs::create, jobs::list, jobs::get, jobs::remove, jobs::retry, jobs::stats,
         job_output::output, job_output::cancel,
         agents::list, agents::get, agents::enrollment, agents::accept, agents::reject,

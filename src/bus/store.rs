@@ -51,6 +51,8 @@ pub struct ListFilter {
     pub status: Option<JobStatus>,
     pub operation: Option<String>,
     pub target: Option<Target>,
+    /// Only jobs created by this user (the token's subject).
+    pub created_by: Option<String>,
 }
 
 /// One page of jobs, newest first, with their derived view.
@@ -433,6 +435,10 @@ impl JobStore {
                         .as_deref()
                         .is_none_or(|op| op == j.operation.type_name())
                         && filter.target.as_ref().is_none_or(|t| *t == j.target)
+                        && filter
+                            .created_by
+                            .as_deref()
+                            .is_none_or(|u| u == j.created_by)
                 });
             let viewed: Vec<(u64, Job, JobView)> = futures::stream::iter(candidates)
                 .map(|(s, j)| async move {

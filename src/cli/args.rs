@@ -379,6 +379,9 @@ pub enum JobCommand {
         /// Only jobs sent to this target
         #[arg(long, value_name = "TARGET", value_parser = parse_target)]
         filter_target: Option<String>,
+        /// Only jobs created by this user (a token's subject)
+        #[arg(long, value_name = "USER")]
+        created_by: Option<String>,
         /// Page size (1-1000, server default 50)
         #[arg(long, value_name = "N")]
         limit: Option<u32>,

@@ -368,6 +368,7 @@ async fn job(ctx: &Ctx, c: JobCommand) -> Result<Status, CliError> {
             status,
             operation,
             filter_target,
+            created_by,
             limit,
             cursor,
         } => {
@@ -375,6 +376,7 @@ async fn job(ctx: &Ctx, c: JobCommand) -> Result<Status, CliError> {
                 .query_opt("status", status)
                 .query_opt("operation", operation)
                 .query_opt("target", filter_target)
+                .query_opt("user", created_by)
                 .query_opt("limit", limit)
                 .query_opt("cursor", cursor);
             let raw = ctx.client.json(&req).await?;

@@ -9,6 +9,7 @@ mod admin;
 mod attack;
 mod auth;
 mod cli;
+mod console;
 mod dbus;
 mod enrollment;
 mod files;

@@ -107,6 +107,8 @@ pub struct JobListParams {
     operation: Option<String>,
     /// Only jobs sent to this target (`_any`, `_all`, a hostname or `key:value`).
     target: Option<String>,
+    /// Only jobs created by this user (the token's subject).
+    user: Option<String>,
     /// Page size, 1-1000 (default 50).
     limit: Option<usize>,
     /// Continue from a previous page's `next_cursor`.
@@ -133,6 +135,7 @@ pub async fn list(
         status: params.status,
         operation: params.operation,
         target: params.target.as_deref().map(str::parse).transpose()?,
+        created_by: params.user,
     };
     let page = s
         .jobs

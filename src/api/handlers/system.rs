@@ -1,12 +1,14 @@
 //! Liveness, readiness, version and the health status report.
 
 use axum::extract::State;
+use time::OffsetDateTime;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::api::AppState;
 use crate::api::error::ApiError;
-use crate::wire::{Component, Health, HealthStatus, Version};
+use crate::api::auth::Principal;
+use crate::wire::{Component, Health, HealthStatus, Version, WhoAmI};
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200, body = Health)))]
@@ -36,6 +38,18 @@ pub async fn version() -> axum::Json<Version> {
     axum::Json(Version {
         version: crate::VERSION.into(),
         api: "v1".into(),
+    })
+}
+
+/// The caller's subject, roles and permissions (any valid token).
+#[utoipa::path(get, path = "/api/v1/auth/whoami", tag = "auth", responses((status = 200, body = WhoAmI)), security(("bearer" = [])))]
+pub async fn whoami(axum::Extension(p): axum::Extension<Principal>) -> axum::Json<WhoAmI> {
+    axum::Json(WhoAmI {
+        subject: p.subject,
+        roles: p.roles,
+        permissions: p.permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+        expires_at: OffsetDateTime::from_unix_timestamp(p.expires_at)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
     })
 }
 
