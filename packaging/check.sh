@@ -26,12 +26,14 @@ units() {
   local failed=0 root out
   # verify needs the units next to the ones they reference (sockets.target,
   # dbus.socket, ...) and an executable at each ExecStart= path: a scratch root
-  # with the host's units, ours, and a stand-in /usr/bin/osapi.
+  # with the host's units, ours, and stand-ins for /usr/bin/osapi and the
+  # agent's /usr/libexec/osapi/osapi-agent.
   root=$(mktemp -d)
   trap 'rm -rf "$root"' RETURN
-  mkdir -p "$root/usr/lib/systemd" "$root/usr/bin" "$root/etc/systemd/system"
+  mkdir -p "$root/usr/lib/systemd" "$root/usr/bin" "$root/usr/libexec/osapi" "$root/etc/systemd/system"
   cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
   install -m 0755 /bin/true "$root/usr/bin/osapi"
+  install -m 0755 /bin/true "$root/usr/libexec/osapi/osapi-agent"
   install -m 0644 systemd/osapi* "$root/usr/lib/systemd/system/"
   echo "== systemd-analyze verify"
   for unit in systemd/osapi*; do

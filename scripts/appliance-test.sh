@@ -161,7 +161,8 @@ check "upgrade package $upgrade_version built with cargo deb --deb-version ($(($
 echo "== the .rpm"
 rpm_list=$(rpm -qlp "$rpm_file" 2>/dev/null)
 check "rpm -qlp: binaries, units, sysusers.d, tmpfiles.d, config, man pages, completions" sh -c '
-  for f in /usr/bin/osapi /usr/bin/osapictl /usr/lib/systemd/system/osapi.target \
+  for f in /usr/bin/osapi /usr/bin/osapictl /usr/libexec/osapi/osapi-agent \
+    /usr/share/doc/osapi/console.md /usr/lib/systemd/system/osapi.target \
     /usr/lib/systemd/system/osapi-api.service /usr/lib/systemd/system/osapi-api.socket \
     /usr/lib/systemd/system/osapi-nats.service /usr/lib/systemd/system/osapi-nats.socket \
     /usr/lib/systemd/system/osapi-agent.service /usr/lib/systemd/system/osapi-agent.socket \
@@ -337,6 +338,15 @@ user_of() {
 check "osapi-api.service runs as osapi" test "$(user_of osapi-api.service)" = osapi
 check "osapi-nats.service runs as osapi" test "$(user_of osapi-nats.service)" = osapi
 check "osapi-agent.service runs as root" test "$(user_of osapi-agent.service)" = root
+check "the agent runs its own executable, which carries no console" inside_sh '
+  test "$(readlink /proc/$(systemctl show -P MainPID osapi-agent.service)/exe)" = /usr/libexec/osapi/osapi-agent &&
+  ! grep -q "OSAPI console" /usr/libexec/osapi/osapi-agent && grep -q "OSAPI console" /usr/bin/osapi'
+check "the console: /ui/ with its policy, then the API with a token only" inside_sh '
+  curl -sf --max-time 10 -D - -o /tmp/ui.html --unix-socket /run/osapi/api.sock http://api/ui/ |
+    grep -qi "^content-security-policy: default-src .none.; script-src .self." &&
+  grep -q "app.js" /tmp/ui.html &&
+  test "$(curl -s -o /dev/null -w "%{http_code}" --unix-socket /run/osapi/api.sock http://api/api/v1/auth/whoami)" = 401 &&
+  curl -sf --unix-socket /run/osapi/api.sock -H "Authorization: Bearer $(cat /root/.config/osapi/admin.token)" http://api/api/v1/auth/whoami | grep -q "\"agent:write\""'
 check "agent health on /run/osapi/agent.sock" \
   inside curl -sf --max-time 10 --unix-socket /run/osapi/agent.sock http://agent/health
 check "the sandboxed agent pings over raw ICMP: osapictl network ping 127.0.0.1" \

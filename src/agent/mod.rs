@@ -38,8 +38,8 @@ use crate::config::{AgentConfig, NatsConfig};
 use crate::job::signature::JobVerifier;
 use crate::job::{Expected, HostResult, HostStatus, Job, JobError, JobEvent, Operation, Stage};
 use crate::provider::{Cancel, CommandJob, LiveOutput, Providers};
-use crate::wire::Vitals;
 use crate::telemetry::trace::TraceContext;
+use crate::wire::Vitals;
 use tracing::Instrument;
 
 /// Why the agent could not run.

@@ -86,7 +86,10 @@ fn serve(name: &str, request: &HeaderMap) -> Response {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            )],
             asset.body,
         )
             .into_response()
@@ -145,7 +148,11 @@ mod tests {
         assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
         assert_eq!(r.headers()[header::LOCATION], "/ui/");
         for path in ["/ui/missing.js", "/ui/..%2Fsrc%2Flib.rs", "/ui/APP.JS"] {
-            assert_eq!(get(path, None).await.status(), StatusCode::NOT_FOUND, "{path}");
+            assert_eq!(
+                get(path, None).await.status(),
+                StatusCode::NOT_FOUND,
+                "{path}"
+            );
         }
     }
 
@@ -181,7 +188,16 @@ mod tests {
             );
         }
         let js = std::str::from_utf8(ASSETS[1].body).unwrap();
-        for risky in ["innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "new Function", "document.write", "localStorage", "document.cookie"] {
+        for risky in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "eval(",
+            "new Function",
+            "document.write",
+            "localStorage",
+            "document.cookie",
+        ] {
             assert!(!js.contains(risky), "app.js uses {risky}");
         }
     }

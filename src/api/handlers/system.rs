@@ -1,13 +1,13 @@
 //! Liveness, readiness, version and the health status report.
 
 use axum::extract::State;
-use time::OffsetDateTime;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use time::OffsetDateTime;
 
 use crate::api::AppState;
-use crate::api::error::ApiError;
 use crate::api::auth::Principal;
+use crate::api::error::ApiError;
 use crate::wire::{Component, Health, HealthStatus, Version, WhoAmI};
 
 /// Liveness: the process answers.
@@ -47,7 +47,11 @@ pub async fn whoami(axum::Extension(p): axum::Extension<Principal>) -> axum::Jso
     axum::Json(WhoAmI {
         subject: p.subject,
         roles: p.roles,
-        permissions: p.permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+        permissions: p
+            .permissions
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
         expires_at: OffsetDateTime::from_unix_timestamp(p.expires_at)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
     })
