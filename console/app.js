@@ -14,7 +14,13 @@ const REFRESH_MS = 10000;
 const JOB_STATUSES = ["submitted", "processing", "completed", "failed", "partial_failure", "timeout"];
 
 let me = null; // the WhoAmI of the signed-in token
-let page = { cleanups: [] }; // what the current page must stop when left
+// What the current page must stop when left: its timers, and (through the
+// signal) its requests and streams.
+let page = newPage();
+
+function newPage() {
+  return { cleanups: [], abort: new AbortController() };
+}
 
 // ---------------------------------------------------------------------------
 // DOM and formatting helpers
@@ -95,9 +101,12 @@ function headers(extra = {}) {
   return { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}`, ...extra };
 }
 
-/** One request; the body as JSON when given; a problem+json becomes an ApiError. */
+/**
+ * One request; the body as JSON when given; a problem+json becomes an
+ * ApiError. Leaving the page aborts it.
+ */
 async function api(method, path, body) {
-  const init = { method, headers: headers(), cache: "no-store" };
+  const init = { method, headers: headers(), cache: "no-store", signal: page.abort.signal };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -121,10 +130,14 @@ function runOn(host, method, path, body) {
   return api(method, `${path}${sep}target=${enc(host)}`, body);
 }
 
-/** The one host's result of an outcome, or an error naming why there is none. */
-function onlyResult(outcome) {
-  const r = outcome.results && outcome.results[0];
-  if (!r) throw new Error(`no host answered (job ${outcome.job_id})`);
+/**
+ * The result of `host` in an outcome (a host page's jobs target one host),
+ * or an error naming why there is none.
+ */
+function onlyResult(outcome, host) {
+  const results = outcome.results || [];
+  const r = results.find((x) => x.hostname === host);
+  if (!r || results.length !== 1) throw new Error(`no single answer from ${host} (job ${outcome.job_id})`);
   if (r.status !== "completed") {
     throw new Error(r.error ? `${r.error.code}: ${r.error.message}` : `the host's result: ${r.status}`);
   }
@@ -185,7 +198,7 @@ function showSignIn(problem) {
   leavePage();
   $("#top").hidden = true;
   const token = h("textarea", { id: "token", rows: 5, autocomplete: "off", spellcheck: "false",
-    placeholder: "eyJ…  (osapi token generate, or /etc/osapi/admin.token)" });
+    placeholder: "eyJ…  (osapi token generate, or root's /root/.config/osapi/admin.token)" });
   const form = h("form", { id: "signin", class: "card", onsubmit: (ev) => {
     ev.preventDefault();
     const value = token.value.trim();
@@ -223,13 +236,19 @@ function drawHeader() {
 
 function leavePage() {
   for (const stop of page.cleanups) stop();
-  page = { cleanups: [] };
+  page.abort.abort();
+  page = newPage();
 }
 
 /** Calls `fn` now and every `ms` while the tab is visible, until the page is left. */
 function every(ms, fn) {
-  fn();
-  const timer = setInterval(() => { if (!document.hidden) fn(); }, ms);
+  let running = null;
+  const tick = () => {
+    if (running || document.hidden) return;
+    running = fn().finally(() => { running = null; });
+  };
+  tick();
+  const timer = setInterval(tick, ms);
   page.cleanups.push(() => clearInterval(timer));
 }
 
@@ -239,9 +258,14 @@ function route() {
   drawHeader();
   const [path, query] = (location.hash.slice(1) || "/").split("?");
   const params = new URLSearchParams(query || "");
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
   const main = $("#main");
   main.replaceChildren();
+  let parts;
+  try {
+    parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  } catch {
+    parts = ["?"];
+  }
   if (parts.length === 0) return fleetPage(main);
   if (parts[0] === "host" && parts[1]) return hostPage(main, parts[1]);
   if (parts[0] === "jobs") return jobsPage(main, params);
@@ -255,9 +279,10 @@ async function start() {
   try {
     me = await api("GET", "/api/v1/auth/whoami");
   } catch (e) {
-    sessionStorage.removeItem(TOKEN_KEY);
     me = null;
-    return showSignIn(e instanceof ApiError ? e.message : `The API could not be reached: ${e}`);
+    if (!(e instanceof ApiError)) return showSignIn(`The API could not be reached: ${e.message}`);
+    sessionStorage.removeItem(TOKEN_KEY);
+    return showSignIn(e.message);
   }
   route();
 }
@@ -314,16 +339,18 @@ function enrollmentTable(enrollments) {
     h("code", {}, e.public_key),
     when(e.requested_at),
     can("agent:write") ? h("span", { class: "actions" },
-      h("button", { "data-write": true, class: "primary", onclick: () => decide(e.public_key, "accept") }, "Accept"),
-      h("button", { "data-write": true, class: "danger", onclick: () => decide(e.public_key, "reject") }, "Reject")) : "",
+      h("button", { "data-write": true, class: "primary", onclick: () => decide(e, "accept") }, "Accept"),
+      h("button", { "data-write": true, class: "danger", onclick: () => decide(e, "reject") }, "Reject")) : "",
   ]);
   return table(["Host", "Labels", "Public key", "Asked", ""], rows, "No agent is waiting.");
 }
 
-async function decide(key, verb) {
-  if (!confirm(`${verb === "accept" ? "Accept" : "Reject"} the agent with key ${key}?`)) return;
+async function decide(e, verb) {
+  const labels = Object.entries(e.labels || {}).map(([k, v]) => `${k}:${v}`).join(" ") || "none";
+  const what = `${verb === "accept" ? "Accept" : "Reject"} the agent that calls itself ${e.hostname} (labels: ${labels}), key ${e.public_key}?`;
+  if (!confirm(what)) return;
   try {
-    await api("POST", `/api/v1/enrollment/${enc(key)}/${verb}`);
+    await api("POST", `/api/v1/enrollment/${enc(e.public_key)}/${verb}`);
     route();
   } catch (e) { alert(e.message); }
 }
@@ -333,12 +360,18 @@ async function decide(key, verb) {
 // ---------------------------------------------------------------------------
 
 function hostPage(main, host) {
+  // A host page targets one host: never `_all`, `_any` or a label group,
+  // which a link could otherwise smuggle in.
+  if (host.startsWith("_") || host.includes(":")) {
+    main.append(h("h1", {}, "Not a host"), h("p", { class: "error" }, `${host} is a group of hosts, not one host.`));
+    return;
+  }
   main.append(h("h1", {}, "Host ", h("span", { id: "host-name" }, host)));
   const status = h("div", { id: "status" }, h("p", { class: "muted" }, "Asking the host…"));
   main.append(card("Status", status));
   if (can("node:read")) {
     runOn(host, "GET", "/api/v1/node/status")
-      .then((o) => status.replaceChildren(statusView(onlyResult(o))))
+      .then((o) => status.replaceChildren(statusView(onlyResult(o, host))))
       .catch((e) => status.replaceChildren(errorBox(e)));
   } else status.replaceChildren(h("p", { class: "muted" }, "This token may not read the host (node:read)."));
 
@@ -364,11 +397,12 @@ function statusView(s) {
 }
 
 /**
- * A setting with its form: the current value, and (with `permission`) a form
- * whose Preview runs the change as a dry run and shows before → after; Apply
- * then runs it for real.
+ * A setting of `host` with its form: the current value, and (with
+ * `permission`) a form whose Preview runs the change as a dry run and shows
+ * before → after. Apply then runs exactly what was previewed; editing the
+ * form again withdraws the preview.
  */
-function settingCard({ title, id, permission, read, show, fields, change }) {
+function settingCard({ host, title, id, permission, read, show, fields, change }) {
   const current = h("div", { class: "current" }, h("p", { class: "muted" }, "Asking the host…"));
   const body = card(title, current);
   body.id = id;
@@ -377,32 +411,35 @@ function settingCard({ title, id, permission, read, show, fields, change }) {
   if (!can(permission)) return body;
   const inputs = fields.map((f) => h("input", { name: f.name, placeholder: f.placeholder || "", "aria-label": f.label }));
   const verdict = h("div", { class: "verdict" });
-  const values = () => Object.fromEntries(inputs.map((i) => [i.name, i.value.trim()]));
-  const apply = async () => {
+  const previewButton = h("button", { "data-write": true, class: "preview", type: "submit" }, "Preview");
+  const apply = async (ev, previewed) => {
+    ev.target.disabled = true;
     verdict.replaceChildren(h("p", { class: "muted" }, "Applying…"));
     try {
-      const result = onlyResult(await change(values(), false));
+      const result = onlyResult(await change(previewed, false), host);
       verdict.replaceChildren(h("p", { class: "applied" }, result.changed ? "Changed." : "Already so: nothing changed."));
       load();
     } catch (e) { verdict.replaceChildren(errorBox(e)); }
   };
   const preview = async (ev) => {
     ev.preventDefault();
+    const previewed = Object.fromEntries(inputs.map((i) => [i.name, i.value.trim()]));
+    previewButton.disabled = true;
     verdict.replaceChildren(h("p", { class: "muted" }, "Dry run…"));
     try {
-      const result = onlyResult(await change(values(), true));
+      const result = onlyResult(await change(previewed, true), host);
       verdict.replaceChildren(
         changeView(result.before, result.after),
         result.changed === false
           ? h("p", { class: "muted" }, "Already so: applying would change nothing.")
           : h("div", { class: "actions" },
-            h("button", { "data-write": true, class: "primary apply", type: "button", onclick: apply }, "Apply"),
+            h("button", { "data-write": true, class: "primary apply", type: "button", onclick: (e) => apply(e, previewed) }, "Apply"),
             h("button", { type: "button", onclick: () => verdict.replaceChildren() }, "Cancel")));
     } catch (e) { verdict.replaceChildren(errorBox(e)); }
+    previewButton.disabled = false;
   };
-  body.append(h("form", { class: "inline", onsubmit: preview },
-    fields.map((f, i) => h("label", {}, f.label, inputs[i])),
-    h("button", { "data-write": true, class: "preview", type: "submit" }, "Preview")), verdict);
+  body.append(h("form", { class: "inline", onsubmit: preview, oninput: () => verdict.replaceChildren() },
+    fields.map((f, i) => h("label", {}, f.label, inputs[i])), previewButton), verdict);
   return body;
 }
 
@@ -420,8 +457,8 @@ function changeView(before, after) {
 
 function hostnameCard(host) {
   return settingCard({
-    title: "Hostname", id: "hostname", permission: "node:write",
-    read: async () => onlyResult(await runOn(host, "GET", "/api/v1/node/hostname")),
+    host, title: "Hostname", id: "hostname", permission: "node:write",
+    read: async () => onlyResult(await runOn(host, "GET", "/api/v1/node/hostname"), host),
     show: (v) => h("dl", {}, h("dt", {}, "Hostname"), h("dd", { class: "value" }, v.hostname),
       h("dt", {}, "Static"), h("dd", {}, v.static_hostname || "–"),
       h("dt", {}, "Pretty"), h("dd", {}, v.pretty_hostname || "–")),
@@ -432,8 +469,8 @@ function hostnameCard(host) {
 
 function timeCard(host) {
   return settingCard({
-    title: "Time", id: "time", permission: "time:write",
-    read: async () => onlyResult(await runOn(host, "GET", "/api/v1/time/clock")),
+    host, title: "Time", id: "time", permission: "time:write",
+    read: async () => onlyResult(await runOn(host, "GET", "/api/v1/time/clock"), host),
     show: (v) => h("dl", {}, h("dt", {}, "Time"), h("dd", {}, when(v.time)),
       h("dt", {}, "Time zone"), h("dd", { class: "value" }, v.timezone),
       h("dt", {}, "NTP"), h("dd", {}, `${v.ntp ? "on" : "off"}${v.ntp_synchronized ? ", synchronised" : ""}`)),
@@ -446,7 +483,7 @@ function dnsCard(host) {
   let iface = null;
   const firstInterface = async () => {
     if (iface) return iface;
-    const list = onlyResult(await runOn(host, "GET", "/api/v1/network/interfaces"));
+    const list = onlyResult(await runOn(host, "GET", "/api/v1/network/interfaces"), host);
     const named = (list || []).map((i) => i.name).filter((n) => n && n !== "lo");
     if (named.length === 0) throw new Error("the host has no network interface but lo");
     iface = named[0];
@@ -454,8 +491,8 @@ function dnsCard(host) {
   };
   const split = (s) => s.split(/[\s,]+/).filter(Boolean);
   return settingCard({
-    title: "DNS", id: "dns", permission: "network:write",
-    read: async () => onlyResult(await runOn(host, "GET", `/api/v1/network/dns/${enc(await firstInterface())}`)),
+    host, title: "DNS", id: "dns", permission: "network:write",
+    read: async () => onlyResult(await runOn(host, "GET", `/api/v1/network/dns/${enc(await firstInterface())}`), host),
     show: (v) => h("dl", {}, h("dt", {}, "Interface"), h("dd", {}, v.interface),
       h("dt", {}, "Servers"), h("dd", { class: "value" }, v.servers.join(", ") || "–"),
       h("dt", {}, "Search"), h("dd", {}, v.search_domains.join(", ") || "–")),
@@ -469,7 +506,7 @@ function dnsCard(host) {
 function servicesCard(host) {
   const list = h("div", {}, h("p", { class: "muted" }, "Asking the host…"));
   runOn(host, "GET", "/api/v1/service/units?pattern=*.service")
-    .then((o) => list.replaceChildren(table(["Unit", "State", "Description"], onlyResult(o).map((u) => [
+    .then((o) => list.replaceChildren(table(["Unit", "State", "Description"], onlyResult(o, host).map((u) => [
       u.unit, h("span", { class: `s-${u.active_state}` }, `${u.active_state} (${u.sub_state})`), u.description]))))
     .catch((e) => list.replaceChildren(errorBox(e)));
   const c = card("Services", list);
@@ -481,7 +518,7 @@ function journalCard(host) {
   const lines = h("pre", { id: "journal" }, "Asking the host…");
   runOn(host, "GET", "/api/v1/log/entries?limit=50")
     .then((o) => {
-      const entries = onlyResult(o).entries.slice().reverse();
+      const entries = onlyResult(o, host).entries.slice().reverse();
       lines.textContent = entries.map((e) =>
         `${new Date(e.time).toLocaleTimeString()} ${e.identifier || e.unit || ""}${e.pid ? `[${e.pid}]` : ""}: ${e.message}`).join("\n") || "(no entries)";
     })
@@ -515,7 +552,7 @@ function jobsPage(main, params) {
   api("GET", `/api/v1/jobs?${q}`)
     .then((page) => {
       list.replaceChildren(table(["Created", "Operation", "Target", "User", "Status"], page.jobs.map((j) => [
-        h("a", { href: `#/job/${j.id}`, class: "job" }, when(j.created_at)),
+        h("a", { href: `#/job/${enc(j.id)}`, class: "job" }, when(j.created_at)),
         j.operation, j.target, j.created_by, badge(j.status)]), "No job matches."));
       if (page.next_cursor) {
         const more = new URLSearchParams(params);
@@ -533,28 +570,41 @@ function jobPage(main, id) {
   const body = h("div", { id: "job" }, h("p", { class: "muted" }, "Loading…"));
   main.append(body);
   const output = h("div", { id: "output" });
+  const isCommand = (job) => job.operation.type.startsWith("command.") && !job.redacted;
+  let following = false;
+  let poll = null;
+  page.cleanups.push(() => clearTimeout(poll));
   const load = async () => {
-    let job;
-    try { job = await api("GET", `/api/v1/jobs/${enc(id)}`); } catch (e) { body.replaceChildren(errorBox(e)); return null; }
-    body.replaceChildren(...jobView(job, load));
-    const type = job.operation.type;
-    if (type.startsWith("command.") && !job.redacted) body.append(card("Output", output));
-    return job;
+    try {
+      const job = await api("GET", `/api/v1/jobs/${enc(id)}`);
+      body.replaceChildren(...jobView(job, load));
+      body.dataset.status = job.status;
+      if (isCommand(job)) {
+        body.append(card("Output", output));
+        // The output stream's `end` reloads the job; nothing to poll.
+        if (!following) { following = true; followOutput(id, output, load); }
+      } else if (!FINAL.has(job.status)) {
+        clearTimeout(poll);
+        poll = setTimeout(load, 2000);
+      }
+    } catch (e) {
+      if (!page.abort.signal.aborted) body.replaceChildren(errorBox(e));
+    }
   };
-  load().then((job) => {
-    if (job && job.operation.type.startsWith("command.") && !job.redacted) followOutput(id, output, load);
-  });
+  load();
 }
 
 function jobView(job, reload) {
   const type = job.operation.type;
   const buttons = h("div", { class: "actions" });
-  if (can("job:write")) {
+  // A retry needs the operation's own permission too: a redacted job says
+  // this token lacks it.
+  if (can("job:write") && !job.redacted) {
     buttons.append(h("button", { "data-write": true, id: "retry", onclick: async () => {
       if (!confirm(`Run ${type} again on ${job.target}?`)) return;
       try {
         const created = await api("POST", `/api/v1/jobs/${enc(job.id)}/retry`, {});
-        location.hash = `#/job/${created.job_id}`;
+        location.hash = `#/job/${enc(created.job_id)}`;
       } catch (e) { alert(e.message); }
     } }, "Retry"));
   }
@@ -569,7 +619,7 @@ function jobView(job, reload) {
     h("dt", {}, "Status"), h("dd", { id: "job-status" }, badge(job.status)),
     h("dt", {}, "Target"), h("dd", {}, job.target),
     h("dt", {}, "Created"), h("dd", {}, `${when(job.created_at)} by ${job.created_by}`),
-    job.retry_of ? [h("dt", {}, "Retry of"), h("dd", {}, h("a", { href: `#/job/${job.retry_of}` }, job.retry_of))] : null,
+    job.retry_of ? [h("dt", {}, "Retry of"), h("dd", {}, h("a", { href: `#/job/${enc(job.retry_of)}` }, job.retry_of))] : null,
     job.redacted ? [h("dt", {}, "Request"), h("dd", { class: "muted" }, "hidden: this token lacks the operation's own permission")] : null),
   buttons);
   const results = card("Results", job.results.length === 0
@@ -592,8 +642,7 @@ function resultView(r) {
 
 /** A command job's output, live: one block per host, stderr marked. */
 function followOutput(id, box, reload) {
-  const controller = new AbortController();
-  page.cleanups.push(() => controller.abort());
+  const signal = page.abort.signal;
   const blocks = new Map();
   const blockOf = (host) => {
     if (!blocks.has(host)) {
@@ -607,8 +656,12 @@ function followOutput(id, box, reload) {
   let ended = false;
   const onEvent = (event, data, eventId) => {
     if (eventId) after = eventId;
-    if (event === "end") { ended = true; reload(); return; }
-    if (event === "error") { box.append(errorBox(data)); return; }
+    if (event === "end") {
+      ended = true;
+      reload().then(() => { box.dataset.ended = "true"; });
+      return;
+    }
+    if (event === "error") { ended = true; box.append(errorBox(data)); return; }
     let record;
     try { record = JSON.parse(data); } catch { return; }
     const pre = blockOf(record.hostname);
@@ -625,13 +678,14 @@ function followOutput(id, box, reload) {
     // Reconnect after a dropped stream, from the last event seen.
     for (let tries = 0; !ended && tries < 30; tries++) {
       try {
-        await readEvents(`/api/v1/jobs/${enc(id)}/output${after ? `?after=${enc(after)}` : ""}`, onEvent, controller.signal);
+        await readEvents(`/api/v1/jobs/${enc(id)}/output${after ? `?after=${enc(after)}` : ""}`, onEvent, signal);
       } catch (e) {
-        if (controller.signal.aborted) return;
+        if (signal.aborted) return;
         if (e instanceof ApiError) { box.append(errorBox(e)); return; }
       }
       if (!ended) await new Promise((r) => setTimeout(r, 1000));
     }
+    if (!ended && !signal.aborted) box.append(errorBox("The output stream kept dropping; reload the page to try again."));
   })();
 }
 
@@ -661,7 +715,7 @@ function auditPage(main, params) {
         when(e.timestamp), e.user, `${e.method} ${e.path}`,
         h("span", { class: e.response_code < 400 ? "s-ok" : "s-error" }, `${e.response_code}${e.count ? ` ×${e.count}` : ""}`),
         // UUIDv7s of one moment share their first digits: show the last ones.
-        e.job_id ? h("a", { href: `#/job/${e.job_id}` }, `…${e.job_id.slice(-12)}`) : ""]), "No entry matches."));
+        e.job_id ? h("a", { href: `#/job/${enc(e.job_id)}` }, `…${e.job_id.slice(-12)}`) : ""]), "No entry matches."));
       if (page.next_cursor) {
         const more = new URLSearchParams(params);
         more.set("cursor", page.next_cursor);

@@ -338,9 +338,14 @@ user_of() {
 check "osapi-api.service runs as osapi" test "$(user_of osapi-api.service)" = osapi
 check "osapi-nats.service runs as osapi" test "$(user_of osapi-nats.service)" = osapi
 check "osapi-agent.service runs as root" test "$(user_of osapi-agent.service)" = root
-check "the agent runs its own executable, which carries no console" inside_sh '
+# The console page, an API-only route and an osapictl-only message: in
+# /usr/bin/osapi (or osapictl), not in the agent's executable.
+check "the agent runs its own executable, without the API, the CLI or the console" inside_sh '
   test "$(readlink /proc/$(systemctl show -P MainPID osapi-agent.service)/exe)" = /usr/libexec/osapi/osapi-agent &&
-  ! grep -q "OSAPI console" /usr/libexec/osapi/osapi-agent && grep -q "OSAPI console" /usr/bin/osapi'
+  for s in "OSAPI console" "/api/v1/audit/export"; do
+    grep -q "$s" /usr/bin/osapi && ! grep -q "$s" /usr/libexec/osapi/osapi-agent || exit 1
+  done &&
+  grep -q "more jobs: add --cursor" /usr/bin/osapictl && ! grep -q "more jobs: add --cursor" /usr/libexec/osapi/osapi-agent'
 check "the console: /ui/ with its policy, then the API with a token only" inside_sh '
   curl -sf --max-time 10 -D - -o /tmp/ui.html --unix-socket /run/osapi/api.sock http://api/ui/ |
     grep -qi "^content-security-policy: default-src .none.; script-src .self." &&

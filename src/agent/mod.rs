@@ -154,17 +154,24 @@ impl Drop for CommandSlot<'_> {
 }
 
 /// Load, memory and `/` for the heartbeat; `None` when any read fails (a
-/// missing figure is better than a wrong one).
+/// missing figure is better than a wrong one). Only `/` is asked: a
+/// `statvfs` of every mount would leave a thread stuck on a dead network
+/// filesystem at each heartbeat.
 async fn vitals(host: &dyn crate::provider::HostInfoProvider) -> Option<Vitals> {
-    let (load, memory, disks) = futures::join!(host.load(), host.memory(), host.disks());
-    let root = disks.ok()?.into_iter().find(|d| d.mount_point == "/")?;
+    let (load, memory) = futures::join!(host.load(), host.memory());
     let (load, memory) = (load.ok()?, memory.ok()?);
+    let root = nix::sys::statvfs::statvfs("/").ok()?;
+    let root = crate::provider::procfs::Usage::from(&root);
+    let size = root.fragment_size;
     Some(Vitals {
         load1: load.load1,
         memory_used_bytes: memory.used_bytes,
         memory_total_bytes: memory.total_bytes,
-        root_used_bytes: root.used_bytes,
-        root_total_bytes: root.total_bytes,
+        root_used_bytes: root
+            .blocks
+            .saturating_sub(root.blocks_free)
+            .saturating_mul(size),
+        root_total_bytes: root.blocks.saturating_mul(size),
     })
 }
 

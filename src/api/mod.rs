@@ -220,6 +220,17 @@ pub fn router(state: AppState, http: &HttpOptions) -> Router {
         .layer(from_fn_with_state(measured, metrics::measure))
         .layer(axum::middleware::from_fn(trace::trace_requests))
         .layer(tower::util::option_layer(cors(&http.allow_origins)))
+        // Every answer is what its Content-Type says: no browser guesses
+        // (the console shares this origin).
+        .layer(axum::middleware::map_response(
+            |mut response: axum::response::Response| async move {
+                response.headers_mut().insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                );
+                response
+            },
+        ))
         .with_state(state)
 }
 

@@ -252,6 +252,14 @@ async fn the_console_signs_in_shows_the_fleet_and_changes_a_host_after_a_dry_run
             .to_owned()
     };
     let before = static_hostname();
+    assert!(!before.is_empty(), "hostnamed has a static hostname");
+    let (_, clock) = stack
+        .get_json("/api/v1/time/clock?target=console-host", &admin)
+        .await;
+    let timezone = clock["results"][0]["data"]["timezone"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the clock: {clock}"))
+        .to_owned();
     let browser = Browser::start().await;
     let ui = stack.url("/ui/");
 
@@ -276,15 +284,18 @@ async fn the_console_signs_in_shows_the_fleet_and_changes_a_host_after_a_dry_run
         opened.elapsed().as_millis()
     );
     let row = browser.wait_text("#agents tbody tr", "console-host").await;
-    assert!(row.contains("0.1.0") && row.contains("GiB"), "{row}");
+    assert!(
+        row.contains(env!("CARGO_PKG_VERSION")) && row.contains("GiB"),
+        "{row}"
+    );
     assert_eq!(browser.texts("#who").await, ["alice (admin)"]);
     browser.screenshot("fleet").await;
 
     // The host: a hostname read through hostnamed.
     browser.click("#agents a.host").await;
-    browser.wait_text("#hostname .value", &before).await;
+    browser.wait_text("#hostname dd", &before).await;
     browser.wait_text("#status dd", "kernel").await;
-    browser.wait_text("#time .value", "").await;
+    browser.wait_text("#time .value", &timezone).await;
     browser.screenshot("host").await;
 
     // A change: the preview is a dry run (nothing changes), Apply changes it.
@@ -341,6 +352,8 @@ async fn the_console_signs_in_shows_the_fleet_and_changes_a_host_after_a_dry_run
     assert!(output.contains("second-line"), "{output}");
     assert_eq!(browser.texts("pre.output .stderr").await, ["second-line\n"]);
     browser.wait_text("#job-status", "completed").await;
+    // The page has reloaded the job after the stream's `end`.
+    browser.wait_text("#output[data-ended]", "").await;
     browser.screenshot("job-output").await;
 
     // Retry: asks first, then opens the new job, which says whose retry it is.
@@ -357,10 +370,17 @@ async fn the_console_signs_in_shows_the_fleet_and_changes_a_host_after_a_dry_run
 
     // The audit trail shows the change, by whom.
     browser.open(&stack.url("/ui/#/audit?user=alice")).await;
-    let entry = browser
+    browser
         .wait_text("#audit tbody tr", "PUT /api/v1/node/hostname")
         .await;
-    assert!(entry.contains("alice"), "{entry}");
+    let puts: Vec<String> = browser
+        .texts("#audit tbody tr")
+        .await
+        .into_iter()
+        .filter(|r| r.contains("PUT /api/v1/node/hostname"))
+        .collect();
+    assert_eq!(puts.len(), 2, "the preview and the change: {puts:?}");
+    assert!(puts.iter().all(|r| r.contains("alice")), "{puts:?}");
     browser.screenshot("audit").await;
 
     // With the token kept in the tab: how long the fleet takes to show,
@@ -383,20 +403,17 @@ async fn the_console_signs_in_shows_the_fleet_and_changes_a_host_after_a_dry_run
     browser.fill("#token", &read).await;
     browser.submit("#token").await;
     browser.wait_text("#agents a.host", "console-host").await;
+    // No button at all on the host and job pages, marked or not.
+    let buttons = "return document.querySelectorAll('main button, [data-write]').length;";
     browser.open(&stack.url("/ui/#/host/console-host")).await;
     browser
         .wait_text("#hostname .value", "console-renamed")
         .await;
-    browser.wait_text("#time .value", "").await;
+    browser.wait_text("#time .value", &timezone).await;
+    assert_eq!(browser.run(buttons, json!([])).await, 0, "host page");
     browser.open(&stack.url(&format!("/ui/#/job/{job}"))).await;
     browser.wait_text("#job-status", "completed").await;
-    let writes = browser
-        .run(
-            "return document.querySelectorAll('[data-write]').length;",
-            json!([]),
-        )
-        .await;
-    assert_eq!(writes, 0, "a read token sees no write button");
+    assert_eq!(browser.run(buttons, json!([])).await, 0, "job page");
     assert!(browser.texts("#nav a").await.iter().all(|t| t != "Audit"));
     browser.screenshot("read-only").await;
 
