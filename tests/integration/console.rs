@@ -368,6 +368,27 @@ async fn the_console_signs_in_shows_the_fleet_and_changes_a_host_after_a_dry_run
     browser.wait_text("pre.output", "second-line").await;
     browser.wait_text("#job-status", "completed").await;
 
+    // Cancel: a long command stopped from its page, which then says so.
+    let (status, created) = post(
+        &stack,
+        &admin,
+        "/api/v1/command/shell?async=true",
+        json!({"command": "echo started; sleep 60"}),
+    )
+    .await;
+    assert_eq!(status, 202, "{created}");
+    let long = created["job_id"].as_str().expect("job id");
+    browser.open(&stack.url(&format!("/ui/#/job/{long}"))).await;
+    browser.wait_text("pre.output", "started").await;
+    browser.click_and_confirm("#cancel").await;
+    browser.wait_text("pre.output", "[cancelled]").await;
+    browser.wait_text("#output[data-ended]", "").await;
+    assert_eq!(
+        browser.texts("#cancel").await.len(),
+        0,
+        "nothing left to cancel"
+    );
+
     // The audit trail shows the change, by whom.
     browser.open(&stack.url("/ui/#/audit?user=alice")).await;
     browser
@@ -382,6 +403,17 @@ async fn the_console_signs_in_shows_the_fleet_and_changes_a_host_after_a_dry_run
     assert_eq!(puts.len(), 2, "the preview and the change: {puts:?}");
     assert!(puts.iter().all(|r| r.contains("alice")), "{puts:?}");
     browser.screenshot("audit").await;
+    // Export goes through the API's JSONL export, with the page's filter.
+    browser.click("#export").await;
+    wait_for("the export in the audit trail", PAGE, || async {
+        let (_, page) = stack.get_json("/api/v1/audit?user=alice", &admin).await;
+        page["entries"]
+            .as_array()?
+            .iter()
+            .any(|e| e["path"] == "/api/v1/audit/export" && e["response_code"] == 200)
+            .then_some(())
+    })
+    .await;
 
     // With the token kept in the tab: how long the fleet takes to show,
     // from the start of the page load (printed; docs/benchmarks.md).
