@@ -158,12 +158,27 @@ pub enum ProviderError {
     Parse { file: String, detail: String },
 
     /// A service took the request and reported that it failed (a PackageKit
-    /// transaction that ended with an error); `reason` is its own name for
-    /// why (`dep-resolution-failed`).
+    /// transaction that ended with an error); `reason` is the service's own
+    /// name for why (`dep-resolution-failed`), never one of OSAPI's.
     #[error("{service} failed: {reason}: {detail}")]
     ServiceFailed {
         service: &'static str,
         reason: String,
+        detail: String,
+    },
+
+    /// A service did not finish within OSAPI's limit (and was asked to stop).
+    #[error("{service} did not finish in time: {detail}")]
+    ServiceTimeout {
+        service: &'static str,
+        detail: String,
+    },
+
+    /// A service's answer does not hold up: it reported success, or made a
+    /// plan, that reading the host back contradicts.
+    #[error("{service}'s answer does not hold: {detail}")]
+    Unproven {
+        service: &'static str,
         detail: String,
     },
 
@@ -195,6 +210,8 @@ impl ProviderError {
             ProviderError::Parse { .. } => "parse_error",
             ProviderError::Tool { .. } => "tool_failed",
             ProviderError::ServiceFailed { .. } => "service_failed",
+            ProviderError::ServiceTimeout { .. } => "service_timeout",
+            ProviderError::Unproven { .. } => "unproven",
             ProviderError::Interrupted { .. } => "interrupted",
         }
     }

@@ -69,6 +69,21 @@ mod pk {
     pub const FLAG_SIMULATE: u64 = bit(2);
 
     pub const EXIT_SUCCESS: u32 = 1;
+    /// `PkExitEnum` values, by name.
+    pub const EXIT: &[&str] = &[
+        "unknown",
+        "success",
+        "failed",
+        "cancelled",
+        "key-required",
+        "eula-required",
+        "killed",
+        "media-change-required",
+        "need-untrusted",
+        "cancelled-priority",
+        "skip-transaction",
+        "repair-required",
+    ];
     pub const RESTART_SYSTEM: u32 = 4;
     pub const RESTART_SECURITY_SYSTEM: u32 = 6;
     pub const PERCENT_UNKNOWN: u32 = 101;
@@ -517,8 +532,8 @@ impl Said {
             None if exit == pk::EXIT_SUCCESS => Ok(self),
             None => Err(ProviderError::ServiceFailed {
                 service: SERVICE,
-                reason: "failed".into(),
-                detail: format!("the transaction ended with exit code {exit}"),
+                reason: pk::name(pk::EXIT, exit),
+                detail: format!("the transaction ended with exit code {exit} and no error"),
             }),
         }
     }
@@ -617,6 +632,33 @@ fn transaction_error(code: u32, detail: &str) -> ProviderError {
     }
 }
 
+/// Of a name's candidates, the one an install takes: this machine's own
+/// architecture (or an architecture-free package) before a foreign one a
+/// multi-arch host also offers (`libc6:i386` beside `libc6:amd64`).
+fn install_candidate<'a>(candidates: &[&'a Emitted]) -> Option<&'a Emitted> {
+    let native = native_arches();
+    candidates
+        .iter()
+        .find(|p| native.contains(&p.id.arch.as_str()))
+        .or(candidates.first())
+        .copied()
+}
+
+/// The names this machine's architecture has in package ids: the
+/// distribution's (Debian's `amd64`, Fedora's `x86_64`) and the
+/// architecture-free ones (`all`, `noarch`).
+fn native_arches() -> [&'static str; 4] {
+    let debian = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "i386",
+        "arm" => "armhf",
+        "powerpc64" => "ppc64el",
+        other => other,
+    };
+    [std::env::consts::ARCH, debian, "all", "noarch"]
+}
+
 // ---------------------------------------------------------------------------
 // The provider
 // ---------------------------------------------------------------------------
@@ -663,9 +705,8 @@ impl PackageKit {
         let mut cancelled = false;
         let deadline = tokio::time::sleep(limit);
         tokio::pin!(deadline);
-        let timed_out = |detail: String| ProviderError::ServiceFailed {
+        let timed_out = |detail: String| ProviderError::ServiceTimeout {
             service: SERVICE,
-            reason: "timeout".into(),
             detail,
         };
         loop {
@@ -829,9 +870,8 @@ impl PackageKit {
             .filter_map(|p| action_of(p.info).map(|a| (a, &p.id)))
             .collect();
         if planned.is_empty() {
-            return Err(ProviderError::ServiceFailed {
+            return Err(ProviderError::Unproven {
                 service: SERVICE,
-                reason: "empty-plan".into(),
                 detail: format!(
                     "PackageKit planned nothing for a {} that has {} package(s) to change",
                     action.verb(),
@@ -880,7 +920,7 @@ impl PackageKit {
         let mut ids = Vec::new();
         for name in &request.names {
             let of_name: Vec<&Emitted> = found.iter().filter(|p| &p.id.name == name).collect();
-            let Some(first) = of_name.first() else {
+            let Some(first) = install_candidate(&of_name) else {
                 return Err(ProviderError::NotFound {
                     what: "package",
                     name: name.clone(),
@@ -951,15 +991,13 @@ impl PackageKit {
                 .map(|p| p.id.version.as_str())
         };
         let show = |v: Option<&str>| v.map_or("not installed".to_owned(), |v| format!("at {v}"));
-        let unproven =
-            |name: &str, is: Option<&str>, expected: String| ProviderError::ServiceFailed {
-                service: SERVICE,
-                reason: "not-applied".into(),
-                detail: format!(
-                    "the transaction reported success, yet {name} is {} (expected {expected})",
-                    show(is)
-                ),
-            };
+        let unproven = |name: &str, is: Option<&str>, expected: String| ProviderError::Unproven {
+            service: SERVICE,
+            detail: format!(
+                "the transaction reported success, yet {name} is {} (expected {expected})",
+                show(is)
+            ),
+        };
         for t in touched {
             let is = installed(&t.name, Some(&t.arch));
             if is != t.after.as_deref() {
@@ -1447,6 +1485,25 @@ mod tests {
         let e =
             check_plan(Change::Remove, &asked(&["osapi"]), &[("obsolete", &osapi)]).unwrap_err();
         assert!(e.to_string().contains("never removes"), "{e}");
+    }
+
+    #[test]
+    fn an_install_takes_the_native_architecture_first() {
+        let emitted = |id: &str| Emitted {
+            info: 2,
+            severity: 0,
+            id: PackageId::parse(id).unwrap(),
+            summary: String::new(),
+        };
+        let native = native_arches()[1];
+        let foreign = emitted("libc6;2.36;s390x;debian");
+        let own = emitted(&format!("libc6;2.36;{native};debian"));
+        let free = emitted("tzdata;2024a;all;debian");
+        assert_eq!(install_candidate(&[&foreign, &own]), Some(&own));
+        assert_eq!(install_candidate(&[&free]), Some(&free));
+        // Only foreign ones: the first, as PackageKit listed them.
+        assert_eq!(install_candidate(&[&foreign]), Some(&foreign));
+        assert_eq!(install_candidate(&[]), None);
     }
 
     #[test]

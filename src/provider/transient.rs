@@ -525,10 +525,11 @@ fn start_error(ended: &Ended, run: &Run<'_>) -> ProviderError {
         },
         status => ProviderError::ServiceFailed {
             service: SERVICE,
-            reason: format!("start {}", ended.start),
+            // systemd's own name for how the unit ended (`resources`, …).
+            reason: ended.result.clone(),
             detail: format!(
-                "the command's unit did not start ({}, status {status})",
-                ended.result
+                "the command's unit did not start (its start job: {}, status {status})",
+                ended.start
             ),
         },
     }
