@@ -831,10 +831,11 @@ configured() {
 check "networkd gives apptest0 its address" configured
 check "network interface get apptest0: networkd's address and .network file" inside_sh \
   'out=$(osapictl -o json network interface get apptest0) && echo "$out" | grep -q "10.254.1.1/24" && echo "$out" | grep -q "50-apptest.network"'
-check "network interface set --dry-run: the drop-in shown, nothing written" inside_sh \
-  'osapictl -o json network interface set apptest0 --address 10.254.2.1/24 --mtu 1400 --dry-run | grep -q "+MTUBytes=1400" && [ ! -e /etc/systemd/network/50-apptest.network.d/50-osapi-interface.conf ]'
+owned=/etc/systemd/network/50-apptest-osapi-apptest0.network
+check "network interface set --dry-run: OSAPI's .network file shown, nothing written" inside_sh \
+  "osapictl -o json network interface set apptest0 --address 10.254.2.1/24 --mtu 1400 --dry-run | grep -q '+MTUBytes=1400' && [ ! -e $owned ]"
 check "network interface set --address --mtu: applied through networkd, confirmed" inside_sh \
-  'osapictl -o json network interface set apptest0 --address 10.254.2.1/24 --mtu 1400 | grep -q "\"changed\": true" && grep -qx "MTUBytes=1400" /etc/systemd/network/50-apptest.network.d/50-osapi-interface.conf'
+  "osapictl -o json network interface set apptest0 --address 10.254.2.1/24 --mtu 1400 | grep -q '\"changed\": true' && grep -qx MTUBytes=1400 $owned && ! grep -q 10.254.1.1 $owned"
 kernel_has_it() {
   local a l
   a=$(nsenter -t "$pid1" -n ip -o addr show dev apptest0)
@@ -844,6 +845,28 @@ kernel_has_it() {
   return 1
 }
 check "the kernel has it: 10.254.2.1/24 instead of 10.254.1.1, MTU 1400" kernel_has_it
+check "networkd takes OSAPI's file for the link" inside_sh \
+  "osapictl -o json network interface get apptest0 | grep -q 50-apptest-osapi-apptest0.network"
+# The old address must not come back when networkd configures the link
+# again (a reload, a reboot): a drop-in's empty Address= could not do that.
+stays_replaced() {
+  inside networkctl reload && inside networkctl reconfigure apptest0 || return 1
+  # Five seconds of looking for the old address to come back.
+  for _ in $(seq 1 50); do
+    nsenter -t "$pid1" -n ip -o addr show dev apptest0 | grep -q "10.254.1.1/" && { echo "10.254.1.1 came back"; return 1; }
+    sleep 0.1
+  done
+}
+check "networkctl reload + reconfigure: 10.254.1.1 does not come back" stays_replaced
+check "…and the kernel still has it" kernel_has_it
+# The revert: the peer down, so the link has no carrier and networkd does
+# not configure it; the change never shows, and OSAPI's file goes back.
+nsenter -t "$pid1" -n ip link set apptest1 down
+check "a change that does not show within 20 s is reverted: the file as it was, the job failed saying so" inside_sh "
+  before=\$(sha256sum $owned) &&
+  out=\$(osapictl network interface set apptest0 --address 10.254.3.1/24 2>&1); rc=\$?;
+  [ \$rc -eq 1 ] && echo \"\$out\" | grep -q 'the old configuration is back' && [ \"\$(sha256sum $owned)\" = \"\$before\" ] || { echo \"\$out\"; exit 1; }"
+nsenter -t "$pid1" -n ip link set apptest1 up
 check "network interface set again: changed false" inside_sh \
   'osapictl -o json network interface set apptest0 --address 10.254.2.1/24 --mtu 1400 | grep -q "\"changed\": false"'
 check "network interface set of a link networkd does not configure: refused by name" inside_sh \

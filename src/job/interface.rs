@@ -45,8 +45,7 @@ pub struct InterfaceSet {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[arg(long, value_name = "yes|no|ipv4|ipv6")]
     pub dhcp: Option<String>,
-    /// Static routes, added to the `.network` file's (a drop-in cannot take
-    /// a `[Route]` section away).
+    /// Static routes, added to those of the link's own `.network` file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[arg(
         long = "route",
@@ -69,7 +68,7 @@ pub struct InterfaceSet {
     #[schema(value_type = Option<String>)]
     #[arg(long = "confirm-within", value_name = "DURATION", value_parser = parse_duration)]
     pub confirm_within: Option<Duration>,
-    /// Report the drop-in that would be written without writing it.
+    /// Report the `.network` file that would be written without writing it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[arg(long, help = "Show what would change without changing it")]
     pub dry_run: bool,
@@ -157,32 +156,89 @@ impl InterfaceSet {
         self.confirm_within.unwrap_or(DEFAULT_CONFIRM_WITHIN)
     }
 
-    /// The drop-in that makes the change: each setting given replaces the
-    /// `.network` file's (an empty assignment clears its list first).
-    pub fn drop_in(&self) -> String {
-        let mut text = String::from(
-            "# Written by OSAPI (network.interface.set); replaces what it sets of this link's .network file.\n[Network]\n",
+    /// The `.network` file OSAPI writes for this link: `base` (the link's
+    /// own file from `source`, with its drop-ins, as networkd reads them)
+    /// matched to this link only and without what the request replaces, then
+    /// the request's settings. What is replaced is left out, not cleared:
+    /// networkd 252 ignores an empty `Address=`, so a drop-in could never
+    /// take a file's addresses away.
+    pub fn network_file(&self, source: &str, base: &str) -> String {
+        let iface = &self.interface;
+        let mut out = format!(
+            "# Written by OSAPI (network.interface.set) for {iface}: {source} and its\n\
+             # drop-ins, with what the change sets in place of theirs. Without this\n\
+             # file, networkd goes back to {source}.\n{NETWORK_FILE_SOURCE}{source}\n"
         );
-        if let Some(addresses) = &self.addresses {
-            text.push_str("Address=\n");
-            for a in addresses {
-                text.push_str(&format!("Address={a}\n"));
+        let name = format!("Name={iface}\n");
+        let mut section = String::new();
+        let mut matched = false;
+        let mut skipping = false;
+        for line in base.lines() {
+            let t = line.trim();
+            if t.starts_with('[') && t.ends_with(']') {
+                if section == "Match" {
+                    out.push_str(&name);
+                }
+                section = t[1..t.len() - 1].trim().to_owned();
+                matched |= section == "Match";
+                // An [Address] section is an address too.
+                skipping = section == "Address" && self.addresses.is_some();
+                if !skipping {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                continue;
+            }
+            let key = t.split_once('=').map(|(k, _)| k.trim());
+            let replaced = match (section.as_str(), key) {
+                ("Match", Some("Name")) => true,
+                ("Network", Some("Address")) => self.addresses.is_some(),
+                ("Network", Some("DHCP")) => self.dhcp.is_some(),
+                ("Link", Some("MTUBytes")) => self.mtu.is_some(),
+                _ => false,
+            };
+            if !skipping && !replaced {
+                out.push_str(line);
+                out.push('\n');
             }
         }
+        if section == "Match" {
+            out.push_str(&name);
+        }
+        if !matched {
+            // A file without [Match] applies to every link; this one must not.
+            out.push_str(&format!("\n[Match]\n{name}"));
+        }
+        out.push_str("\n# Set by OSAPI\n[Network]\n");
+        for a in self.addresses.iter().flatten() {
+            out.push_str(&format!("Address={a}\n"));
+        }
         if let Some(d) = &self.dhcp {
-            text.push_str(&format!("DHCP={d}\n"));
+            out.push_str(&format!("DHCP={d}\n"));
         }
         if let Some(mtu) = self.mtu {
-            text.push_str(&format!("\n[Link]\nMTUBytes={mtu}\n"));
+            out.push_str(&format!("\n[Link]\nMTUBytes={mtu}\n"));
         }
         for r in self.routes.iter().flatten() {
-            text.push_str(&format!(
+            out.push_str(&format!(
                 "\n[Route]\nDestination={}\nGateway={}\n",
                 r.destination, r.gateway
             ));
         }
-        text
+        out
     }
+}
+
+/// The line of an OSAPI `.network` file that names the file it was made
+/// from, so that the next change starts again from that one.
+pub const NETWORK_FILE_SOURCE: &str = "# osapi-source: ";
+
+/// The name of OSAPI's `.network` file for `interface` when networkd took
+/// `source_name` (`50-lan.network`) for it: `50-lan-osapi-eth0.network`,
+/// which sorts just before it (`-` before `.`), so networkd takes it first.
+pub fn owned_network_file_name(source_name: &str, interface: &str) -> String {
+    let stem = source_name.strip_suffix(".network").unwrap_or(source_name);
+    format!("{stem}-osapi-{interface}.network")
 }
 
 #[cfg(test)]
@@ -202,22 +258,61 @@ mod tests {
     }
 
     #[test]
-    fn a_change_is_checked_and_written_as_a_drop_in() {
+    fn a_change_is_checked_and_written_as_a_file_of_its_own() {
         let s = set();
         s.validate().unwrap();
-        let text = s.drop_in();
+        let base = "# the admin's\n[Match]\nName=eth*\nType=ether\n\n[Network]\nAddress=192.0.2.1/24\nDHCP=yes\nDNS=192.0.2.53\n\n[Address]\nAddress=192.0.2.2/24\n\n[Link]\nMTUBytes=9000\n\n[Route]\nGateway=192.0.2.254\n";
+        let text = s.network_file("/etc/systemd/network/50-lan.network", base);
         assert!(
-            text.contains(
-                "[Network]\nAddress=\nAddress=10.0.0.2/24\nAddress=fd00::2/64\nDHCP=no\n"
+            text.contains("# osapi-source: /etc/systemd/network/50-lan.network\n"),
+            "{text}"
+        );
+        // Matched to this link only; the rest of [Match] kept.
+        assert!(
+            text.contains("[Match]\nType=ether\n\nName=eth0\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Name=eth*"), "{text}");
+        // What the change sets is left out of the base, whatever section.
+        for gone in [
+            "192.0.2.1/24",
+            "192.0.2.2/24",
+            "DHCP=yes",
+            "MTUBytes=9000",
+            "[Address]",
+        ] {
+            assert!(!text.contains(gone), "{gone} in {text}");
+        }
+        // The rest stays: DNS, the file's own route.
+        assert!(text.contains("DNS=192.0.2.53\n") && text.contains("Gateway=192.0.2.254\n"));
+        assert!(
+            text.ends_with(
+                "[Network]\nAddress=10.0.0.2/24\nAddress=fd00::2/64\nDHCP=no\n\n[Link]\nMTUBytes=1400\n\n[Route]\nDestination=10.1.0.0/16\nGateway=10.0.0.1\n"
             ),
             "{text}"
         );
-        assert!(text.contains("[Link]\nMTUBytes=1400\n"), "{text}");
-        assert!(
-            text.contains("[Route]\nDestination=10.1.0.0/16\nGateway=10.0.0.1\n"),
-            "{text}"
-        );
         assert_eq!(s.confirm_within(), DEFAULT_CONFIRM_WITHIN);
+        // Only the MTU: the addresses and DHCP of the base stay.
+        let mtu = InterfaceSet {
+            addresses: None,
+            dhcp: None,
+            routes: None,
+            ..set()
+        };
+        let text = mtu.network_file("/x/50-lan.network", base);
+        assert!(
+            text.contains("Address=192.0.2.1/24")
+                && text.contains("[Address]\nAddress=192.0.2.2/24")
+        );
+        assert!(text.contains("DHCP=yes") && !text.contains("MTUBytes=9000"));
+        // No [Match] at all would match every link: one is added.
+        let text = mtu.network_file("/x/a.network", "[Network]\nDHCP=yes\n");
+        assert!(text.contains("[Match]\nName=eth0\n"), "{text}");
+        assert_eq!(
+            owned_network_file_name("50-lan.network", "eth0"),
+            "50-lan-osapi-eth0.network"
+        );
+        assert!(owned_network_file_name("50-lan.network", "eth0").as_str() < "50-lan.network");
     }
 
     #[test]

@@ -29,7 +29,7 @@ mod user;
 pub use cert::{CaAdd, CaList, CaRef};
 pub use clock::{ClockSet, NtpServersSet, NtpSet, TimezoneSet};
 pub use file::{FileDeploy, FileName, FileUndeploy, MAX_FILE_BYTES, check_file_name};
-pub use interface::{InterfaceSet, RouteSpec};
+pub use interface::{InterfaceSet, NETWORK_FILE_SOURCE, RouteSpec, owned_network_file_name};
 pub use log::{Boot, LogQuery, PRIORITIES, parse_time};
 #[cfg(test)]
 pub(crate) use operation::examples;

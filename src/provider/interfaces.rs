@@ -6,12 +6,15 @@
 //! manages a link, its state and `.network` file from
 //! `/run/systemd/netif/links/<ifindex>`. No tool and no netlink crate.
 //!
-//! A change (`network.interface.set`) is a drop-in for the link's `.network`
-//! file (`/etc/systemd/network/<file>.d/50-osapi-interface.conf`), applied
-//! over D-Bus (`Reload`, `ReconfigureLink`), then **confirmed or reverted**:
+//! A change (`network.interface.set`) is a `.network` file of OSAPI's own
+//! for the link (`/etc/systemd/network/<file>-osapi-<link>.network`: the
+//! link's file and its drop-ins, matched to this link only, with the change
+//! in place of what it replaces), named to sort just before the link's
+//! file so networkd takes it first; applied over D-Bus (`Reload`,
+//! `ReconfigureLink`), then **confirmed or reverted**:
 //! the agent waits for the link to show what was set, then must reach NATS
 //! again within `confirm_within` (60 s by default). If it cannot, it puts
-//! the old drop-in back, applies that, and fails the job saying so: a change
+//! the old file back (or none), applies that, and fails the job saying so: a change
 //! that cuts the host off from its management undoes itself.
 
 use std::collections::BTreeMap;
@@ -29,8 +32,13 @@ use super::resolved::Network1ManagerProxy;
 use super::{BoxFuture, ProviderError, ProviderResult, put_file, read_optional};
 use crate::job::InterfaceSet;
 
-/// The drop-in a change writes, beside the link's `.network` file.
-const DROP_IN: &str = "50-osapi-interface.conf";
+/// Where networkd reads `.network` files and their drop-ins from, after
+/// `/etc/systemd/network` (a file there hides one of the same name below).
+const NETWORKD_DIRS: [&str; 3] = [
+    "/run/systemd/network",
+    "/usr/local/lib/systemd/network",
+    "/usr/lib/systemd/network",
+];
 /// How long a change may take to show on the link before it counts as failed.
 pub const SETTLE: Duration = Duration::from_secs(20);
 
@@ -95,7 +103,7 @@ pub struct InterfaceChange {
     pub interface: String,
     pub changed: bool,
     pub dry_run: bool,
-    /// The drop-in written (or that would be).
+    /// OSAPI's `.network` file for the link, written (or that would be).
     pub path: String,
     /// Its text before → after.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -430,6 +438,68 @@ impl KernelInterfaces {
             })
     }
 
+    /// Where OSAPI's `.network` file for `interface` goes, and the file it
+    /// is made from: networkd's file for the link, or, when that is already
+    /// OSAPI's, the one its `# osapi-source:` line names (each change starts
+    /// again from the administrator's file).
+    fn owned_file(
+        &self,
+        network_file: &str,
+        interface: &str,
+    ) -> ProviderResult<(PathBuf, PathBuf)> {
+        let current = PathBuf::from(network_file);
+        let name = current
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.ends_with(&format!("-osapi-{interface}.network")) {
+            let text = read_optional(&current)?.unwrap_or_default();
+            if let Some(source) = text
+                .lines()
+                .find_map(|l| l.strip_prefix(crate::job::NETWORK_FILE_SOURCE))
+            {
+                return Ok((current, PathBuf::from(source.trim())));
+            }
+        }
+        let owned = crate::job::owned_network_file_name(&name, interface);
+        Ok((self.networkd_config.join(owned), current))
+    }
+
+    /// `source` and its drop-ins (`<name>.d/*.conf` of every networkd
+    /// directory, one per name, the first directory's winning), in the
+    /// order networkd reads them.
+    fn flattened(&self, source: &Path) -> ProviderResult<String> {
+        let mut text = read_optional(source)?.ok_or_else(|| ProviderError::NotFound {
+            what: "network file",
+            name: source.display().to_string(),
+        })?;
+        let name = source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut drop_ins: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let dirs = std::iter::once(self.networkd_config.as_path())
+            .chain(NETWORKD_DIRS.iter().map(Path::new));
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(dir.join(format!("{name}.d"))) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let file = entry.file_name().to_string_lossy().into_owned();
+                if file.ends_with(".conf") {
+                    drop_ins.entry(file).or_insert_with(|| entry.path());
+                }
+            }
+        }
+        for path in drop_ins.values() {
+            if let Some(more) = read_optional(path)? {
+                text.push('\n');
+                text.push_str(&more);
+            }
+        }
+        Ok(text)
+    }
+
     /// `Reload` and `ReconfigureLink` over D-Bus.
     async fn apply(&self, ifindex: u32) -> ProviderResult<()> {
         let ifindex = i32::try_from(ifindex).unwrap_or(i32::MAX);
@@ -517,16 +587,10 @@ impl InterfaceProvider for KernelInterfaces {
                     ),
                 ));
             };
-            let file_name = Path::new(&network_file)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let path = self
-                .networkd_config
-                .join(format!("{file_name}.d"))
-                .join(DROP_IN);
+            let (path, source) = self.owned_file(&network_file, &request.interface)?;
+            let base = self.flattened(&source)?;
             let old = read_optional(&path)?;
-            let new = request.drop_in();
+            let new = request.network_file(&source.display().to_string(), &base);
             let mut change = InterfaceChange {
                 interface: request.interface.clone(),
                 changed: old.as_deref() != Some(new.as_str()),
@@ -636,6 +700,50 @@ ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000
 
     fn kernel() -> KernelInterfaces {
         KernelInterfaces::new(Arc::new(SystemBus::new()), Arc::default())
+    }
+
+    #[test]
+    fn the_owned_file_starts_again_from_the_administrators_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = KernelInterfaces {
+            networkd_config: dir.path().to_owned(),
+            ..kernel()
+        };
+        let source = dir.path().join("50-lan.network");
+        std::fs::write(
+            &source,
+            "[Match]\nName=lan*\n[Network]\nAddress=10.9.0.1/24\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("50-lan.network.d")).unwrap();
+        std::fs::write(
+            dir.path().join("50-lan.network.d/10-dns.conf"),
+            "[Network]\nDNS=10.9.0.53\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("50-lan.network.d/notes.txt"), "ignored").unwrap();
+        let (owned, from) = k.owned_file(&source.display().to_string(), "lan0").unwrap();
+        assert_eq!(owned, dir.path().join("50-lan-osapi-lan0.network"));
+        assert_eq!(from, source);
+        let base = k.flattened(&from).unwrap();
+        assert!(base.contains("Address=10.9.0.1/24") && base.contains("DNS=10.9.0.53"));
+        assert!(!base.contains("ignored"));
+        // Once OSAPI's file is networkd's choice, the next change reads the
+        // original again, not OSAPI's copy.
+        let set = crate::job::InterfaceSet {
+            interface: "lan0".into(),
+            addresses: Some(vec!["10.9.0.2/24".into()]),
+            dhcp: None,
+            routes: None,
+            mtu: None,
+            confirm_within: None,
+            dry_run: false,
+        };
+        std::fs::write(&owned, set.network_file(&from.display().to_string(), &base)).unwrap();
+        let (again, from_again) = k.owned_file(&owned.display().to_string(), "lan0").unwrap();
+        assert_eq!((again, from_again), (owned, source));
+        let missing = k.flattened(&dir.path().join("gone.network")).unwrap_err();
+        assert_eq!(missing.code(), "not_found");
     }
 
     #[test]
