@@ -563,7 +563,7 @@ async fn serve_all(
 /// activated socket before NATS is reachable wait in its backlog and are served
 /// once the API is ready.
 pub async fn run_api(cfg: &Config, shutdown: watch::Receiver<bool>) -> Result<(), DaemonError> {
-    serve_api(cfg, shutdown, &metrics::new_registry()?).await
+    serve_api(cfg, shutdown, &metrics::new_registry()?, Process::Own).await
 }
 
 /// The API with its metrics in `registry` (shared with the agent in `osapi start`).
@@ -571,6 +571,7 @@ async fn serve_api(
     cfg: &Config,
     shutdown: watch::Receiver<bool>,
     registry: &prometheus::Registry,
+    process: Process,
 ) -> Result<(), DaemonError> {
     let server = &cfg.api.server;
     let listeners = api_listeners(cfg).await?;
@@ -584,6 +585,12 @@ async fn serve_api(
     };
     let router = api::router(state, &http);
     systemd::ready("serving the API");
+    // Start-up ran code no request runs again (configuration, provisioning,
+    // the router's construction): give those pages back, as the agent does.
+    if process == Process::Own {
+        release_code_pages("start-up");
+        memory::trim_heap();
+    }
     let _watchdog = systemd::spawn_watchdog(move || {
         let nats = nats.clone();
         async move { bus::round_trip(&nats).await }
@@ -607,9 +614,10 @@ pub async fn run_agent(
     serve_agent(cfg, simulate, shutdown, &registry, Process::Own).await
 }
 
-/// Whether the agent has its process to itself (`osapi node agent start`) or
-/// shares it with the API (`osapi start`). Only on its own may it give back
-/// code pages: the API's would go too, whatever the API is doing.
+/// Whether a daemon has its process to itself (`osapi api server start`,
+/// `osapi node agent start`) or shares it (`osapi start`). Only on its own
+/// may it give back code pages: the other's would go too, whatever it is
+/// doing.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Process {
     Own,
@@ -707,7 +715,7 @@ pub async fn run_all(cfg: &Config) -> Result<(), DaemonError> {
     let mut sup = Supervisor::start(settings).await?;
     tracing::info!(addr = %sup.client_addr(), "embedded NATS ready");
     let mut accepted = provision_as_admin(cfg, sup.client_url());
-    let api = serve_api(cfg, shutdown.clone(), &registry);
+    let api = serve_api(cfg, shutdown.clone(), &registry, Process::Shared);
     let agent = serve_agent(cfg, None, shutdown.clone(), &registry, Process::Shared);
     let mut daemons = std::pin::pin!(async { tokio::try_join!(api, agent).map(|_| ()) });
     let result = loop {

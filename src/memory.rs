@@ -46,6 +46,18 @@ pub fn release_executable_pages() -> io::Result<usize> {
     }
 }
 
+/// Give the heap's free memory back to the system. glibc keeps what a
+/// burst freed (the API builds its OpenAPI document once at start, several
+/// MiB of small allocations, then drops it) for later allocations; a daemon
+/// that is now idle would hold it for good. No-op off glibc.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// When to release pages again after work: at a check that finds no job taken
 /// since the previous check and none running, if any job ran since the last
 /// release. Checks come once per period, so no job started for at least that

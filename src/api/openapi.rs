@@ -419,24 +419,35 @@ impl Modify for ProblemResponses {
 )]
 pub struct ApiDoc;
 
-/// `GET /api/v1/openapi.json`
-/// The document, built once: generating it runs every modifier over every
-/// operation.
-pub fn doc() -> &'static utoipa::openapi::OpenApi {
-    static DOC: std::sync::LazyLock<utoipa::openapi::OpenApi> =
-        std::sync::LazyLock::new(ApiDoc::openapi);
-    &DOC
+/// The document as served, built on the first request: generating it runs
+/// every modifier over every operation. Only its JSON is kept; the document
+/// itself (many small strings and maps) would hold several times as much
+/// memory for the API's whole life.
+fn document_json() -> &'static [u8] {
+    static JSON: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+        let json = serde_json::to_vec(&ApiDoc::openapi()).unwrap_or_default();
+        crate::memory::trim_heap();
+        json
+    });
+    &JSON
 }
 
-pub async fn document() -> axum::Json<&'static utoipa::openapi::OpenApi> {
-    axum::Json(doc())
+/// `GET /api/v1/openapi.json`
+pub async fn document() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        document_json(),
+    )
 }
 
 /// The API reference in Markdown (`docs/api.md`), rendered from the OpenAPI
 /// document so the two cannot disagree: one section per path and method with
 /// its summary, parameters, body and responses, then one per schema.
 pub fn reference_markdown() -> String {
-    let doc = serde_json::to_value(doc()).unwrap_or_default();
+    let doc = serde_json::from_slice::<serde_json::Value>(document_json()).unwrap_or_default();
     let mut out = format!(
         "# API reference\n\nGenerated from the OpenAPI document the API serves at \
          `GET /api/v1/openapi.json` (version {}); do not edit: `osapi generate-docs DIR` \
