@@ -981,6 +981,53 @@ mod tests {
         assert_eq!(percent(39.6), "40%");
     }
 
+    /// The package views as `osapictl` shows them, from the JSON an agent
+    /// sends (the API's shape).
+    #[test]
+    fn package_results_read_as_rows() {
+        let rows = |view: View, v: serde_json::Value| (view.rows)(&v).expect("rows");
+        let change = serde_json::json!({
+            "action": "install", "requested": ["tool"], "changed": true, "dry_run": true,
+            "packages": [
+                {"name": "tool", "arch": "all", "action": "install", "after": "1.0"},
+                {"name": "libtool1", "arch": "amd64", "action": "update", "before": "0.9", "after": "1.0"}
+            ],
+            "reboot_required": false
+        });
+        assert_eq!(
+            rows(of::<PackageChange>(), change),
+            vec![
+                ["tool", "install", "-", "1.0", "would change", "no"].map(String::from).to_vec(),
+                ["libtool1", "update", "0.9", "1.0", "would change", "no"].map(String::from).to_vec(),
+            ]
+        );
+        // Nothing to do: one row naming what was asked.
+        let none = serde_json::json!({
+            "action": "update", "requested": [], "changed": false, "dry_run": false,
+            "packages": [], "reboot_required": true
+        });
+        assert_eq!(
+            rows(of::<PackageChange>(), none),
+            vec![["(all)", "update", "-", "-", "no", "yes"].map(String::from).to_vec()]
+        );
+        let updates = serde_json::json!({
+            "updates": [{"name": "tool", "arch": "all", "installed_version": "1.0",
+                "version": "1.1", "repo": "security", "severity": "security",
+                "security": true, "summary": "a tool"}],
+            "security": 1, "reboot_required": false
+        });
+        assert_eq!(
+            rows(of::<PendingUpdates>(), updates),
+            vec![["tool", "1.0", "1.1", "security", "security"].map(String::from).to_vec()]
+        );
+        let list = serde_json::json!([{"name": "tool", "version": "1.0", "arch": "all",
+            "repo": "local", "installed": true, "summary": "a tool"}]);
+        assert_eq!(
+            rows(of::<Packages>(), list),
+            vec![["tool", "1.0", "all", "yes", "local", "a tool"].map(String::from).to_vec()]
+        );
+    }
+
     #[test]
     fn a_result_of_another_shape_has_no_rows() {
         let view = of::<HostnameInfo>();
