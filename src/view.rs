@@ -997,8 +997,12 @@ mod tests {
         assert_eq!(
             rows(of::<PackageChange>(), change),
             vec![
-                ["tool", "install", "-", "1.0", "would change", "no"].map(String::from).to_vec(),
-                ["libtool1", "update", "0.9", "1.0", "would change", "no"].map(String::from).to_vec(),
+                ["tool", "install", "-", "1.0", "would change", "no"]
+                    .map(String::from)
+                    .to_vec(),
+                ["libtool1", "update", "0.9", "1.0", "would change", "no"]
+                    .map(String::from)
+                    .to_vec(),
             ]
         );
         // Nothing to do: one row naming what was asked.
@@ -1008,7 +1012,11 @@ mod tests {
         });
         assert_eq!(
             rows(of::<PackageChange>(), none),
-            vec![["(all)", "update", "-", "-", "no", "yes"].map(String::from).to_vec()]
+            vec![
+                ["(all)", "update", "-", "-", "no", "yes"]
+                    .map(String::from)
+                    .to_vec()
+            ]
         );
         let updates = serde_json::json!({
             "updates": [{"name": "tool", "arch": "all", "installed_version": "1.0",
@@ -1018,13 +1026,21 @@ mod tests {
         });
         assert_eq!(
             rows(of::<PendingUpdates>(), updates),
-            vec![["tool", "1.0", "1.1", "security", "security"].map(String::from).to_vec()]
+            vec![
+                ["tool", "1.0", "1.1", "security", "security"]
+                    .map(String::from)
+                    .to_vec()
+            ]
         );
         let list = serde_json::json!([{"name": "tool", "version": "1.0", "arch": "all",
             "repo": "local", "installed": true, "summary": "a tool"}]);
         assert_eq!(
             rows(of::<Packages>(), list),
-            vec![["tool", "1.0", "all", "yes", "local", "a tool"].map(String::from).to_vec()]
+            vec![
+                ["tool", "1.0", "all", "yes", "local", "a tool"]
+                    .map(String::from)
+                    .to_vec()
+            ]
         );
     }
 
