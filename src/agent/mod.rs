@@ -153,12 +153,18 @@ impl Drop for CommandSlot<'_> {
     }
 }
 
+/// How long a heartbeat waits for the host's vitals before it goes without.
+const VITALS_WAIT: Duration = Duration::from_millis(500);
+
 /// Load, memory and `/` for the heartbeat; `None` when any read fails (a
 /// missing figure is better than a wrong one). Only `/` is asked: a
 /// `statvfs` of every mount would leave a thread stuck on a dead network
 /// filesystem at each heartbeat.
 async fn vitals(host: &dyn crate::provider::HostInfoProvider) -> Option<Vitals> {
-    let (load, memory) = futures::join!(host.load(), host.memory());
+    // A heartbeat never waits long for them (simulated providers take their
+    // job delay per call).
+    let reads = async { futures::join!(host.load(), host.memory()) };
+    let (load, memory) = tokio::time::timeout(VITALS_WAIT, reads).await.ok()?;
     let (load, memory) = (load.ok()?, memory.ok()?);
     let root = nix::sys::statvfs::statvfs("/").ok()?;
     let root = crate::provider::procfs::Usage::from(&root);
