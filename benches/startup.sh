@@ -14,6 +14,8 @@
 #
 #   benches/startup.sh [RUNS]
 set -euo pipefail
+# A failure inside $(…) fails the run instead of counting as a sample.
+shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 runs=${1:-30}
 bin=${CARGO_TARGET_DIR:-target}/release
@@ -69,7 +71,12 @@ agent_first_job() {
   t0=$(now_ns)
   OSAPI_NODE_AGENT_HOSTNAME=$name "$bin/osapi-agent" -f "$dir/osapi.yaml" >>"$dir/agents.log" 2>&1 &
   agent=$!
-  until "${ctl[@]}" -o json node uptime --target "$name" >/dev/null 2>&1; do sleep 0.01; done
+  local tries=0
+  until "${ctl[@]}" -o json node uptime --target "$name" >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 1000 ] || { echo "agent $name never answered" >&2; exit 1; }
+    sleep 0.01
+  done
   echo $(( $(now_ns) - t0 ))
   kill "$agent"; wait "$agent" 2>/dev/null || true
 }

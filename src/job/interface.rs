@@ -105,6 +105,17 @@ fn check_cidr(field: &str, text: &str) -> Result<(IpAddr, u8), InvalidInput> {
 impl InterfaceSet {
     pub fn validate(&self) -> Result<(), InvalidInput> {
         super::operation::validate_interface(&self.interface, "interface")?;
+        // The name goes into `[Match] Name=`, where networkd reads these as
+        // a glob or quoting: a link so named would capture others.
+        if self
+            .interface
+            .contains(['*', '?', '[', ']', '\\', '"', '\''])
+        {
+            return Err(InvalidInput::new(
+                "interface",
+                "a name with glob or quote characters cannot be matched exactly by networkd",
+            ));
+        }
         for a in self.addresses.iter().flatten() {
             check_cidr("addresses", a)?;
         }
@@ -173,13 +184,23 @@ impl InterfaceSet {
         let mut section = String::new();
         let mut matched = false;
         let mut skipping = false;
+        // A line ending in `\` goes on in the next: kept or left out with it.
+        let mut continued: Option<bool> = None;
         for line in base.lines() {
+            if let Some(kept) = continued {
+                if kept && !skipping {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                continued = line.ends_with('\\').then_some(kept);
+                continue;
+            }
             let t = line.trim();
             if t.starts_with('[') && t.ends_with(']') {
                 if section == "Match" {
                     out.push_str(&name);
                 }
-                section = t[1..t.len() - 1].trim().to_owned();
+                section = t[1..t.len() - 1].to_owned();
                 matched |= section == "Match";
                 // An [Address] section is an address too.
                 skipping = section == "Address" && self.addresses.is_some();
@@ -201,6 +222,7 @@ impl InterfaceSet {
                 out.push_str(line);
                 out.push('\n');
             }
+            continued = line.ends_with('\\').then_some(!replaced);
         }
         if section == "Match" {
             out.push_str(&name);
@@ -305,6 +327,12 @@ mod tests {
                 && text.contains("[Address]\nAddress=192.0.2.2/24")
         );
         assert!(text.contains("DHCP=yes") && !text.contains("MTUBytes=9000"));
+        // A continued line goes with its first.
+        let text = mtu.network_file("/x/a.network", "[Match]\nName=eth0\n[Link]\nMTUBytes=1500 \\\n  \n[Network]\nDNS=10.0.0.53 \\\n 10.0.0.54\n");
+        assert!(
+            !text.contains("MTUBytes=1500") && text.contains("DNS=10.0.0.53 \\\n 10.0.0.54\n"),
+            "{text}"
+        );
         // No [Match] at all would match every link: one is added.
         let text = mtu.network_file("/x/a.network", "[Network]\nDHCP=yes\n");
         assert!(text.contains("[Match]\nName=eth0\n"), "{text}");
@@ -341,6 +369,10 @@ mod tests {
             ),
             (
                 |s: &mut InterfaceSet| s.interface = "a/b".into(),
+                "interface",
+            ),
+            (
+                |s: &mut InterfaceSet| s.interface = "eth*".into(),
                 "interface",
             ),
         ];

@@ -34,11 +34,17 @@ use crate::job::InterfaceSet;
 
 /// Where networkd reads `.network` files and their drop-ins from, after
 /// `/etc/systemd/network` (a file there hides one of the same name below).
-const NETWORKD_DIRS: [&str; 3] = [
+const NETWORKD_DIRS: [&str; 4] = [
     "/run/systemd/network",
     "/usr/local/lib/systemd/network",
     "/usr/lib/systemd/network",
+    "/lib/systemd/network",
 ];
+
+/// OSAPI's own drop-ins for a link's file: the DNS one (`network.dns.set`)
+/// and the interface drop-in of earlier versions. They are not the
+/// administrator's configuration, so OSAPI's file does not copy them in.
+const OSAPI_DROP_INS: [&str; 2] = [super::resolved::DROP_IN, "50-osapi-interface.conf"];
 /// How long a change may take to show on the link before it counts as failed.
 pub const SETTLE: Duration = Duration::from_secs(20);
 
@@ -458,11 +464,42 @@ impl KernelInterfaces {
                 .lines()
                 .find_map(|l| l.strip_prefix(crate::job::NETWORK_FILE_SOURCE))
             {
-                return Ok((current, PathBuf::from(source.trim())));
+                let source = PathBuf::from(source.trim());
+                if !source.exists() {
+                    return Err(ProviderError::invalid(
+                        "interface",
+                        format!(
+                            "{} was made from {}, which is gone: remove {} (networkd then takes the link's own file) and set again",
+                            current.display(),
+                            source.display(),
+                            current.display()
+                        ),
+                    ));
+                }
+                return Ok((current, source));
             }
         }
         let owned = crate::job::owned_network_file_name(&name, interface);
         Ok((self.networkd_config.join(owned), current))
+    }
+
+    /// Removes OSAPI files for `interface` other than `keep`: made when
+    /// networkd took another file for the link, they would come back into
+    /// play when that one goes.
+    fn remove_other_owned_files(&self, keep: &Path, interface: &str) {
+        let suffix = format!("-osapi-{interface}.network");
+        let Ok(entries) = std::fs::read_dir(&self.networkd_config) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path != keep
+                && entry.file_name().to_string_lossy().ends_with(&suffix)
+                && let Err(e) = std::fs::remove_file(&path)
+            {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove an older OSAPI network file");
+            }
+        }
     }
 
     /// `source` and its drop-ins (`<name>.d/*.conf` of every networkd
@@ -486,7 +523,7 @@ impl KernelInterfaces {
             };
             for entry in entries.flatten() {
                 let file = entry.file_name().to_string_lossy().into_owned();
-                if file.ends_with(".conf") {
+                if file.ends_with(".conf") && !OSAPI_DROP_INS.contains(&file.as_str()) {
                     drop_ins.entry(file).or_insert_with(|| entry.path());
                 }
             }
@@ -604,6 +641,20 @@ impl InterfaceProvider for KernelInterfaces {
                 return Ok(change);
             }
             put_file(&path, Some(&new))?;
+            // OSAPI's DNS for this link (`network.dns.set`) goes with it to
+            // OSAPI's file, which networkd reads from now on.
+            let dns = |file: &Path| {
+                super::resolved::drop_in_path(&self.networkd_config, file)
+                    .map(|p| read_optional(&p).ok().flatten().map(|text| (p, text)))
+            };
+            let carried_dns = match (dns(&source).flatten(), dns(&path).flatten()) {
+                (Some((_, text)), None) => {
+                    super::resolved::drop_in_path(&self.networkd_config, &path)
+                        .map(|to| put_file(&to, Some(&text)).map(|()| to))
+                        .transpose()?
+                }
+                _ => None,
+            };
             let index = change.before.index;
             let applied = self.apply(index).await;
             let verdict = match applied {
@@ -614,7 +665,10 @@ impl InterfaceProvider for KernelInterfaces {
                 // Not confirmed: the old configuration back, applied, and
                 // the addresses it brought taken off again.
                 put_file(&path, old.as_deref())?;
-                let _ = self.apply(index).await;
+                if let Some(carried) = &carried_dns {
+                    put_file(carried, None)?;
+                }
+                let reapplied = self.apply(index).await;
                 let had: Vec<String> = change
                     .before
                     .addresses
@@ -629,11 +683,18 @@ impl InterfaceProvider for KernelInterfaces {
                 {
                     let _ = delete_address(index, added);
                 }
+                let back = match reapplied {
+                    Ok(()) => "the old configuration is back".to_owned(),
+                    Err(e) => format!(
+                        "the old configuration is written back, but networkd did not apply it ({e})"
+                    ),
+                };
                 return Err(ProviderError::Unavailable {
                     service: "systemd-networkd",
-                    detail: format!("{why}; the old configuration is back"),
+                    detail: format!("{why}; {back}"),
                 });
             }
+            self.remove_other_owned_files(&path, &request.interface);
             change.after = Some(self.one(&request.interface)?);
             Ok(change)
         })

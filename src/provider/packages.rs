@@ -647,16 +647,16 @@ fn install_candidate<'a>(candidates: &[&'a Emitted]) -> Option<&'a Emitted> {
 /// The names this machine's architecture has in package ids: the
 /// distribution's (Debian's `amd64`, Fedora's `x86_64`) and the
 /// architecture-free ones (`all`, `noarch`).
-fn native_arches() -> [&'static str; 4] {
-    let debian = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "i386",
-        "arm" => "armhf",
-        "powerpc64" => "ppc64el",
-        other => other,
+fn native_arches() -> [&'static str; 5] {
+    let (debian, fedora) = match std::env::consts::ARCH {
+        "x86_64" => ("amd64", "x86_64"),
+        "aarch64" => ("arm64", "aarch64"),
+        "x86" => ("i386", "i686"),
+        "arm" => ("armhf", "armv7hl"),
+        "powerpc64" => ("ppc64el", "ppc64le"),
+        other => (other, other),
     };
-    [std::env::consts::ARCH, debian, "all", "noarch"]
+    [debian, fedora, std::env::consts::ARCH, "all", "noarch"]
 }
 
 // ---------------------------------------------------------------------------
@@ -926,10 +926,14 @@ impl PackageKit {
                     name: name.clone(),
                 });
             };
-            let mut installed = of_name.iter().filter(|p| p.installed()).peekable();
+            let installed = of_name.iter().filter(|p| p.installed());
             match action {
-                // Installed already: nothing to do.
-                Change::Install if installed.peek().is_some() => {}
+                // Installed already in the architecture an install takes:
+                // nothing to do (a foreign one alone does not count).
+                Change::Install
+                    if of_name
+                        .iter()
+                        .any(|p| p.installed() && p.id.arch == first.id.arch) => {}
                 Change::Install => ids.push(first.id.to_string()),
                 _ => ids.extend(installed.map(|p| p.id.to_string())),
             }
@@ -1495,8 +1499,8 @@ mod tests {
             id: PackageId::parse(id).unwrap(),
             summary: String::new(),
         };
-        let native = native_arches()[1];
-        let foreign = emitted("libc6;2.36;s390x;debian");
+        let native = native_arches()[0];
+        let foreign = emitted("libc6;2.36;m68k;debian");
         let own = emitted(&format!("libc6;2.36;{native};debian"));
         let free = emitted("tzdata;2024a;all;debian");
         assert_eq!(install_candidate(&[&foreign, &own]), Some(&own));

@@ -36,7 +36,7 @@ use super::{
 const SERVICE: &str = "systemd-resolved";
 const NO_SUCH_LINK: &str = "org.freedesktop.resolve1.NoSuchLink";
 /// The drop-in file this provider owns in a `.network` file's drop-in directory.
-const DROP_IN: &str = "osapi-dns.conf";
+pub(crate) const DROP_IN: &str = "osapi-dns.conf";
 /// How long to wait for resolved to show what networkd applied after a reload.
 const NETWORKD_APPLY_WAIT: Duration = Duration::from_secs(5);
 
