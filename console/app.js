@@ -530,37 +530,56 @@ function journalCard(host) {
 // Jobs
 // ---------------------------------------------------------------------------
 
-function jobsPage(main, params) {
-  main.append(h("h1", {}, "Jobs"));
-  const field = (name, el) => { el.name = name; el.value = params.get(name) || ""; return h("label", {}, name, el); };
-  const status = h("select", {}, h("option", { value: "" }, "any"), JOB_STATUSES.map((s) => h("option", { value: s }, s)));
-  const form = h("form", { class: "inline", onsubmit: (ev) => {
-    ev.preventDefault();
-    const q = new URLSearchParams();
-    for (const el of form.elements) if (el.name && el.value.trim()) q.set(el.name, el.value.trim());
-    location.hash = `#/jobs?${q}`;
-  } },
-  field("status", status),
-  field("operation", h("input", { placeholder: "node.hostname.get" })),
-  field("user", h("input", { placeholder: "alice" })),
-  h("button", { type: "submit" }, "Filter"));
-  const list = h("div", { id: "jobs" }, h("p", { class: "muted" }, "Loading…"));
-  main.append(card("Newest first", form, list));
+/** The query a filter form says: its named fields that are not empty. */
+function formQuery(form) {
+  const q = new URLSearchParams();
+  for (const el of form.elements) if (el.name && el.value.trim()) q.set(el.name, el.value.trim());
+  return q;
+}
 
+/** A filter field named `name`, holding what the page's address says. */
+function filterField(params, name, el) {
+  el.name = name;
+  el.value = params.get(name) || "";
+  return h("label", {}, name, el);
+}
+
+/**
+ * One page of a listing (`GET path?params&limit=`) as a table in `list`,
+ * with a link to the older ones from its `next_cursor`.
+ */
+function pagedTable({ list, path, params, limit, rowsOf, headers, row, empty, hash, older }) {
   const q = new URLSearchParams(params);
-  q.set("limit", "50");
-  api("GET", `/api/v1/jobs?${q}`)
+  q.set("limit", String(limit));
+  api("GET", `${path}?${q}`)
     .then((page) => {
-      list.replaceChildren(table(["Created", "Operation", "Target", "User", "Status"], page.jobs.map((j) => [
-        h("a", { href: `#/job/${enc(j.id)}`, class: "job" }, when(j.created_at)),
-        j.operation, j.target, j.created_by, badge(j.status)]), "No job matches."));
+      list.replaceChildren(table(headers, rowsOf(page).map(row), empty));
       if (page.next_cursor) {
         const more = new URLSearchParams(params);
         more.set("cursor", page.next_cursor);
-        list.append(h("p", {}, h("a", { href: `#/jobs?${more}` }, "Older jobs →")));
+        list.append(h("p", {}, h("a", { href: `${hash}?${more}` }, older)));
       }
     })
     .catch((e) => list.replaceChildren(errorBox(e)));
+}
+
+function jobsPage(main, params) {
+  main.append(h("h1", {}, "Jobs"));
+  const status = h("select", {}, h("option", { value: "" }, "any"), JOB_STATUSES.map((s) => h("option", { value: s }, s)));
+  const form = h("form", { class: "inline", onsubmit: (ev) => { ev.preventDefault(); location.hash = `#/jobs?${formQuery(form)}`; } },
+    filterField(params, "status", status),
+    filterField(params, "operation", h("input", { placeholder: "node.hostname.get" })),
+    filterField(params, "user", h("input", { placeholder: "alice" })),
+    h("button", { type: "submit" }, "Filter"));
+  const list = h("div", { id: "jobs" }, h("p", { class: "muted" }, "Loading…"));
+  main.append(card("Newest first", form, list));
+  pagedTable({
+    list, path: "/api/v1/jobs", params, limit: 50, rowsOf: (page) => page.jobs,
+    headers: ["Created", "Operation", "Target", "User", "Status"],
+    row: (j) => [h("a", { href: `#/job/${enc(j.id)}`, class: "job" }, when(j.created_at)),
+      j.operation, j.target, j.created_by, badge(j.status)],
+    empty: "No job matches.", hash: "#/jobs", older: "Older jobs →",
+  });
 }
 
 const FINAL = new Set(["completed", "failed", "partial_failure", "timeout"]);
@@ -695,34 +714,24 @@ function followOutput(id, box, reload) {
 
 function auditPage(main, params) {
   main.append(h("h1", {}, "Audit"));
-  const field = (name, placeholder) => h("label", {}, name, h("input", { name, placeholder, value: params.get(name) || "" }));
-  const filters = () => {
-    const q = new URLSearchParams();
-    for (const el of form.elements) if (el.name && el.value.trim()) q.set(el.name, el.value.trim());
-    return q;
-  };
-  const form = h("form", { class: "inline", onsubmit: (ev) => { ev.preventDefault(); location.hash = `#/audit?${filters()}`; } },
-    field("user", "alice"), field("since", "2026-01-01T00:00:00Z"), field("until", "2026-12-31T00:00:00Z"),
+  const input = (placeholder) => h("input", { placeholder });
+  const form = h("form", { class: "inline", onsubmit: (ev) => { ev.preventDefault(); location.hash = `#/audit?${formQuery(form)}`; } },
+    filterField(params, "user", input("alice")),
+    filterField(params, "since", input("2026-01-01T00:00:00Z")),
+    filterField(params, "until", input("2026-12-31T00:00:00Z")),
     h("button", { type: "submit" }, "Search"),
-    h("button", { type: "button", id: "export", onclick: () => exportAudit(filters()) }, "Export JSONL"));
+    h("button", { type: "button", id: "export", onclick: () => exportAudit(formQuery(form)) }, "Export JSONL"));
   const list = h("div", { id: "audit" }, h("p", { class: "muted" }, "Loading…"));
   main.append(card("Newest first", form, list));
-  const q = new URLSearchParams(params);
-  q.set("limit", "100");
-  api("GET", `/api/v1/audit?${q}`)
-    .then((page) => {
-      list.replaceChildren(table(["Time", "User", "Request", "Answer", "Job"], page.entries.map((e) => [
-        when(e.timestamp), e.user, `${e.method} ${e.path}`,
-        h("span", { class: e.response_code < 400 ? "s-ok" : "s-error" }, `${e.response_code}${e.count ? ` ×${e.count}` : ""}`),
-        // UUIDv7s of one moment share their first digits: show the last ones.
-        e.job_id ? h("a", { href: `#/job/${enc(e.job_id)}` }, `…${e.job_id.slice(-12)}`) : ""]), "No entry matches."));
-      if (page.next_cursor) {
-        const more = new URLSearchParams(params);
-        more.set("cursor", page.next_cursor);
-        list.append(h("p", {}, h("a", { href: `#/audit?${more}` }, "Older entries →")));
-      }
-    })
-    .catch((e) => list.replaceChildren(errorBox(e)));
+  pagedTable({
+    list, path: "/api/v1/audit", params, limit: 100, rowsOf: (page) => page.entries,
+    headers: ["Time", "User", "Request", "Answer", "Job"],
+    row: (e) => [when(e.timestamp), e.user, `${e.method} ${e.path}`,
+      h("span", { class: e.response_code < 400 ? "s-ok" : "s-error" }, `${e.response_code}${e.count ? ` ×${e.count}` : ""}`),
+      // UUIDv7s of one moment share their first digits: show the last ones.
+      e.job_id ? h("a", { href: `#/job/${enc(e.job_id)}` }, `…${e.job_id.slice(-12)}`) : ""],
+    empty: "No entry matches.", hash: "#/audit", older: "Older entries →",
+  });
 }
 
 /** Downloads the matching entries as JSON lines, through the API's export. */
