@@ -69,6 +69,8 @@ pub enum DaemonError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error(transparent)]
     Metrics(#[from] MetricsError),
     #[error(transparent)]
@@ -79,6 +81,31 @@ pub enum DaemonError {
 const AUDIT_FLUSH_GRACE: Duration = Duration::from_secs(5);
 
 /// A watch that flips to `true` on SIGTERM or SIGINT.
+/// Runs one daemon to its end, as `identifier` in the logs (the trace
+/// exporter beside it when configured), on a multi-threaded runtime. The
+/// daemons' futures are large; boxed, they live on the heap instead of the
+/// main thread's stack. `daemon` runs inside the runtime (signal handlers
+/// need it), so it is an `async` block.
+pub fn block_on(
+    cfg: &Config,
+    debug: bool,
+    identifier: &str,
+    daemon: impl Future<Output = Result<(), DaemonError>>,
+) -> Result<(), DaemonError> {
+    let export =
+        crate::telemetry::init_logging(debug || cfg.debug, identifier, &cfg.telemetry.tracing);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    runtime.block_on(async {
+        if let Some(task) = export {
+            tokio::spawn(task);
+        }
+        Box::pin(daemon).await
+    })
+}
+
 pub fn shutdown_signal() -> Result<watch::Receiver<bool>, DaemonError> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;

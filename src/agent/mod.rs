@@ -166,18 +166,13 @@ async fn vitals(host: &dyn crate::provider::HostInfoProvider) -> Option<Vitals> 
     let reads = async { futures::join!(host.load(), host.memory()) };
     let (load, memory) = tokio::time::timeout(VITALS_WAIT, reads).await.ok()?;
     let (load, memory) = (load.ok()?, memory.ok()?);
-    let root = nix::sys::statvfs::statvfs("/").ok()?;
-    let root = crate::provider::procfs::Usage::from(&root);
-    let size = root.fragment_size;
+    let root = crate::provider::procfs::Usage::from(&nix::sys::statvfs::statvfs("/").ok()?);
     Some(Vitals {
         load1: load.load1,
         memory_used_bytes: memory.used_bytes,
         memory_total_bytes: memory.total_bytes,
-        root_used_bytes: root
-            .blocks
-            .saturating_sub(root.blocks_free)
-            .saturating_mul(size),
-        root_total_bytes: root.blocks.saturating_mul(size),
+        root_used_bytes: root.used_bytes(),
+        root_total_bytes: root.total_bytes(),
     })
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use osapi::config::Config;
-use osapi::{daemon, telemetry};
+use osapi::daemon;
 
 /// The OSAPI agent: runs jobs on this host until SIGTERM.
 #[derive(Debug, Parser)]
@@ -45,25 +45,8 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let cfg =
         Config::load_from_process_env(&args.osapi_file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let export = telemetry::init_logging(
-        args.debug || cfg.debug,
-        "osapi-agent",
-        &cfg.telemetry.tracing,
-    );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        if let Some(task) = export {
-            tokio::spawn(task);
-        }
-        // Boxed: the daemon's future is large (see osapi.rs).
-        Box::pin(daemon::run_agent(
-            &cfg,
-            args.simulate,
-            daemon::shutdown_signal()?,
-        ))
-        .await
+    daemon::block_on(&cfg, args.debug, "osapi-agent", async {
+        daemon::run_agent(&cfg, args.simulate, daemon::shutdown_signal()?).await
     })?;
     Ok(())
 }

@@ -10,7 +10,7 @@ use osapi::cli::admin::{
     TlsCommand, TokenCommand,
 };
 use osapi::config::Config;
-use osapi::{daemon, telemetry, token};
+use osapi::{daemon, token};
 
 fn main() -> ExitCode {
     let args = Osapi::parse();
@@ -185,44 +185,27 @@ fn run(args: Osapi) -> anyhow::Result<ExitCode> {
         Command::Node { .. } => "osapi-agent",
         _ => "osapi",
     };
-    let export =
-        telemetry::init_logging(args.debug || cfg.debug, identifier, &cfg.telemetry.tracing);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    // The daemons' futures are large; boxed, they live on the heap instead of
-    // the main thread's stack.
-    runtime.block_on(async {
-        if let Some(task) = export {
-            tokio::spawn(task);
-        }
+    daemon::block_on(&cfg, args.debug, identifier, async {
         match &args.command {
             Command::Nats {
                 command:
                     NatsCommand::Server {
                         command: StartOnly::Start,
                     },
-            } => Box::pin(daemon::run_nats(&cfg)).await,
+            } => daemon::run_nats(&cfg).await,
             Command::Api {
                 command:
                     ApiCommand::Server {
                         command: StartOnly::Start,
                     },
-            } => Box::pin(daemon::run_api(&cfg, daemon::shutdown_signal()?)).await,
+            } => daemon::run_api(&cfg, daemon::shutdown_signal()?).await,
             Command::Node {
                 command:
                     NodeCommand::Agent {
                         command: AgentStart::Start(a),
                     },
-            } => {
-                Box::pin(daemon::run_agent(
-                    &cfg,
-                    a.simulate,
-                    daemon::shutdown_signal()?,
-                ))
-                .await
-            }
-            Command::Start => Box::pin(daemon::run_all(&cfg)).await,
+            } => daemon::run_agent(&cfg, a.simulate, daemon::shutdown_signal()?).await,
+            Command::Start => daemon::run_all(&cfg).await,
             Command::Config { .. }
             | Command::Token { .. }
             | Command::GenerateDocs { .. }

@@ -643,16 +643,15 @@ impl InterfaceProvider for KernelInterfaces {
             put_file(&path, Some(&new))?;
             // OSAPI's DNS for this link (`network.dns.set`) goes with it to
             // OSAPI's file, which networkd reads from now on.
-            let dns = |file: &Path| {
-                super::resolved::drop_in_path(&self.networkd_config, file)
-                    .map(|p| read_optional(&p).ok().flatten().map(|text| (p, text)))
-            };
-            let carried_dns = match (dns(&source).flatten(), dns(&path).flatten()) {
-                (Some((_, text)), None) => {
-                    super::resolved::drop_in_path(&self.networkd_config, &path)
-                        .map(|to| put_file(&to, Some(&text)).map(|()| to))
-                        .transpose()?
-                }
+            let dns_of = |file: &Path| super::resolved::drop_in_path(&self.networkd_config, file);
+            let carried_dns = match (dns_of(&source), dns_of(&path)) {
+                (Some(from), Some(to)) if !to.exists() => match read_optional(&from)? {
+                    Some(text) => {
+                        put_file(&to, Some(&text))?;
+                        Some(to)
+                    }
+                    None => None,
+                },
                 _ => None,
             };
             let index = change.before.index;

@@ -625,6 +625,19 @@ impl From<&Statvfs> for Usage {
     }
 }
 
+impl Usage {
+    /// Bytes in use: blocks − free blocks, as `df` counts them.
+    pub fn used_bytes(&self) -> u64 {
+        self.blocks
+            .saturating_sub(self.blocks_free)
+            .saturating_mul(self.fragment_size)
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.blocks.saturating_mul(self.fragment_size)
+    }
+}
+
 /// Computes a [`DiskInfo`] the way `df` does: used = blocks − free blocks, free =
 /// blocks available to unprivileged users, percent = used / (used + free). `None`
 /// for a filesystem of zero blocks: `df` hides those too, and they are pseudo
@@ -633,15 +646,13 @@ pub fn disk_info(mount: &MountEntry, usage: &Usage) -> Option<DiskInfo> {
     if usage.blocks == 0 {
         return None;
     }
-    let size = usage.fragment_size;
-    let used_blocks = usage.blocks.saturating_sub(usage.blocks_free);
-    let used = used_blocks.saturating_mul(size);
-    let free = usage.blocks_available.saturating_mul(size);
+    let used = usage.used_bytes();
+    let free = usage.blocks_available.saturating_mul(usage.fragment_size);
     Some(DiskInfo {
         mount_point: path_string(&mount.mount_point),
         device: mount.source.clone(),
         fs_type: mount.fs_type.clone(),
-        total_bytes: usage.blocks.saturating_mul(size),
+        total_bytes: usage.total_bytes(),
         used_bytes: used,
         free_bytes: free,
         used_percent: percent(used, used.saturating_add(free)),

@@ -15,7 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::dbus_harness::{Hostnamed, PrivateBus, Timedated, require_program, seal_clock_warp};
-use crate::harness::{AgentSpec, Stack, free_port, post, send_json, wait_for, wait_for_ok};
+use crate::harness::{AgentSpec, Stack, free_port, send_json, start_shell, wait_for, wait_for_ok};
 
 /// How long a page may take to show what is waited for.
 const PAGE: Duration = Duration::from_secs(30);
@@ -337,15 +337,13 @@ async fn the_console_signs_in_shows_the_fleet_and_changes_a_host_after_a_dry_run
     browser.screenshot("job").await;
 
     // A command's output, live over the SSE endpoint, then its exit.
-    let (status, created) = post(
+    let job = &start_shell(
         &stack,
         &admin,
-        "/api/v1/command/shell?async=true",
+        "",
         json!({"command": "echo first-line; sleep 1; echo second-line >&2"}),
     )
     .await;
-    assert_eq!(status, 202, "{created}");
-    let job = created["job_id"].as_str().expect("job id");
     browser.open(&stack.url(&format!("/ui/#/job/{job}"))).await;
     browser.wait_text("pre.output", "first-line").await;
     let output = browser.wait_text("pre.output", "[exit code 0]").await;
@@ -369,15 +367,13 @@ async fn the_console_signs_in_shows_the_fleet_and_changes_a_host_after_a_dry_run
     browser.wait_text("#job-status", "completed").await;
 
     // Cancel: a long command stopped from its page, which then says so.
-    let (status, created) = post(
+    let long = start_shell(
         &stack,
         &admin,
-        "/api/v1/command/shell?async=true",
+        "",
         json!({"command": "echo started; sleep 60"}),
     )
     .await;
-    assert_eq!(status, 202, "{created}");
-    let long = created["job_id"].as_str().expect("job id");
     browser.open(&stack.url(&format!("/ui/#/job/{long}"))).await;
     browser.wait_text("pre.output", "started").await;
     browser.click_and_confirm("#cancel").await;

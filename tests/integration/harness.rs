@@ -755,6 +755,16 @@ pub async fn post(stack: &Stack, token: &str, path: &str, body: Value) -> (u16, 
     .await
 }
 
+/// Starts a command job without waiting (`POST /command/shell?async=true`
+/// plus `query`, e.g. `&target=h`) and returns its id; any answer but 202
+/// fails the test.
+pub async fn start_shell(stack: &Stack, token: &str, query: &str, body: Value) -> String {
+    let path = format!("/api/v1/command/shell?async=true{query}");
+    let (status, created) = post(stack, token, &path, body).await;
+    assert_eq!(status, 202, "{created}");
+    created["job_id"].as_str().expect("job id").to_owned()
+}
+
 pub async fn send_json(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = req.send().await.expect("request");
     let status = resp.status().as_u16();

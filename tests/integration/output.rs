@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{AgentSpec, Stack, post, wait_for};
+use crate::harness::{AgentSpec, Stack, post, start_shell, wait_for};
 
 /// Reads SSE events `(id, event, data)` until `until` says stop (or the
 /// stream ends).
@@ -85,15 +85,13 @@ async fn a_commands_output_streams_live_resumes_and_is_only_for_command_runners(
         "echo one; while [ ! -e {go} ]; do sleep 0.05; done; echo two >&2; printf 'three\\nfour'",
         go = go.display()
     );
-    let (status, body) = post(
+    let id = start_shell(
         &stack,
         &token,
-        "/api/v1/command/shell?async=true&target=out-a",
+        "&target=out-a",
         json!({"command": script, "timeout": "60s"}),
     )
     .await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["job_id"].as_str().unwrap().to_owned();
 
     let mut resp = open_output(&stack, &token, &id, "").await;
     assert_eq!(resp.status(), 200);
@@ -201,15 +199,13 @@ async fn a_commands_output_streams_live_resumes_and_is_only_for_command_runners(
 async fn a_cancelled_command_stops_keeps_its_output_and_is_audited() {
     let stack = Stack::start(&[AgentSpec::real("cancel-a")]).await;
     let token = stack.token(&["admin"]);
-    let (status, body) = post(
+    let id = start_shell(
         &stack,
         &token,
-        "/api/v1/command/shell?async=true&target=cancel-a",
+        "&target=cancel-a",
         json!({"command": "echo started; sleep 100; echo never", "timeout": "120s"}),
     )
     .await;
-    assert_eq!(status, 202, "{body}");
-    let id = body["job_id"].as_str().unwrap().to_owned();
     let mut resp = open_output(&stack, &token, &id, "").await;
     let first = read_until(&mut resp, |kind, _| kind == "stdout").await;
     assert_eq!(text_of(&first, "stdout"), "started\n");
