@@ -337,7 +337,7 @@ user_of() {
 }
 check "osapi-api.service runs as osapi" test "$(user_of osapi-api.service)" = osapi
 check "osapi-nats.service runs as osapi" test "$(user_of osapi-nats.service)" = osapi
-check "osapi-agent.service runs as root" test "$(user_of osapi-agent.service)" = root
+check "osapi-agent.service runs as osapi-agent (not root)" test "$(user_of osapi-agent.service)" = osapi-agent
 # The console page, an API-only route and an osapictl-only message: in
 # /usr/bin/osapi (or osapictl), not in the agent's executable.
 check "the agent runs its own executable, without the API, the CLI or the console" inside_sh '
@@ -659,7 +659,7 @@ check "a joining agent is pending, then accepted (by key, not by name), answers 
 # The exposure as the container's own systemd sees the installed units.
 scores=
 security_ok=1
-for unit in osapi-nats.service:2.0 osapi-api.service:2.0 osapi-agent.service:5.0; do
+for unit in osapi-nats.service:2.0 osapi-api.service:2.0 osapi-agent.service:2.5; do
   limit=${unit#*:}
   unit=${unit%:*}
   score=$(inside systemd-analyze security --no-pager "$unit" 2>/dev/null \
@@ -668,6 +668,20 @@ for unit in osapi-nats.service:2.0 osapi-api.service:2.0 osapi-agent.service:5.0
   awk -v s="$score" -v l="$limit" 'BEGIN { exit !(s != "" && s + 0 <= l + 0) }' || security_ok=
 done
 check "systemd-analyze security inside the container: $scores" test -n "$security_ok"
+
+# The agent is not root (issue 12): polkit lets its user, and no one else,
+# ask systemd's services for what jobs do.
+check "the agent holds no capability but CAP_NET_RAW" inside_sh '
+  pid=$(systemctl show -p MainPID --value osapi-agent.service)
+  [ "${pid:-0}" -gt 0 ] || exit 1
+  grep -Eq "^CapEff:[[:space:]]+0000000000002000$" /proc/$pid/status || { grep ^Cap /proc/$pid/status; exit 1; }'
+check "nobody cannot use the agent's polkit grant: hostnamed refuses its SetStaticHostname" inside_sh '
+  ! setpriv --reuid=nobody --regid=nogroup --clear-groups busctl call org.freedesktop.hostname1 \
+    /org/freedesktop/hostname1 org.freedesktop.hostname1 SetStaticHostname sb apptest-evil false 2>/dev/null &&
+  [ "$(hostnamectl --static)" != apptest-evil ]'
+check "nobody cannot start a unit as root through systemd (polkit refuses)" inside_sh '
+  ! setpriv --reuid=nobody --regid=nogroup --clear-groups systemd-run --no-ask-password --unit=apptest-evil /bin/true 2>/dev/null &&
+  ! systemctl cat apptest-evil.service >/dev/null 2>&1'
 
 echo "== socket activation"
 inside systemctl stop osapi-api.service 2>/dev/null
@@ -812,6 +826,10 @@ check "file undeploy: the copy gone, nothing left to report" inside_sh \
    out=$(osapictl -o json file status motd) && echo "$out" | grep -q "\"files\": \[\]"'
 
 # ---------------------------------------------------------------- network
+check "root steps (accounts, files, CAs, sysctl) ran in units of their own (osapi-op-*), none left" inside_sh '
+  journalctl --no-pager -o cat _PID=1 | grep -q "osapi-op-.*needs root" || { echo "no osapi-op unit in the journal"; exit 1; }
+  [ -z "$(systemctl list-units --all --no-legend "osapi-op-*")" ]'
+
 echo "== network interfaces through networkd, confirmed by reaching NATS"
 # A veth pair in the container's own network namespace (made with this
 # machine's ip: the container has no iproute2), configured by networkd.

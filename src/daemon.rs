@@ -448,6 +448,20 @@ pub async fn api_state(
     Ok((state, audit_writer))
 }
 
+/// The API's public key, for the agent: the unit's systemd credential (the
+/// packaged agent is not root and cannot read the credentials directory),
+/// else the file in the credentials directory.
+fn job_verify_key(cfg: &Config) -> PathBuf {
+    cfg.api
+        .server
+        .security
+        .credentials_directory
+        .as_ref()
+        .map(|dir| dir.join(credentials::JOB_VERIFY_KEY))
+        .filter(|path| path.exists())
+        .unwrap_or_else(|| cfg.credentials_dir().join(credentials::JOB_VERIFY_KEY))
+}
+
 /// The API's job signing key: the unit's systemd credential, else the file
 /// in the credentials directory (made there when missing, so a stack on
 /// another NATS server signs too).
@@ -671,7 +685,12 @@ async fn serve_agent(
         namespace: cfg.node.agent.nats.namespace.clone(),
         stop_grace: Duration::from_secs(20),
         metrics: agent::AgentMetrics::new(registry)?,
-        verifier: JobVerifier::from_file(&cfg.credentials_dir().join(credentials::JOB_VERIFY_KEY))?,
+        verifier: JobVerifier::from_file(&job_verify_key(cfg))?,
+        // Simulated providers never need root.
+        privileged: simulate
+            .is_none()
+            .then(agent::privileged::Privileged::detect)
+            .flatten(),
     };
     let (ready_tx, ready_rx) = watch::channel(None);
     let listeners = systemd::activated_sockets().map_err(DaemonError::Activation)?;

@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::job::{HostResult, HostStatus, JobError, Operation};
@@ -24,7 +24,7 @@ use crate::provider::{
 
 /// What running an operation on this host produced. The host's result is failed
 /// exactly when `error` is set; `data` may accompany an error.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     pub data: Option<Value>,
     pub error: Option<JobError>,
@@ -59,7 +59,7 @@ fn job_error(code: &str, message: impl Into<String>) -> JobError {
     }
 }
 
-fn provider_error(e: &ProviderError) -> JobError {
+pub(super) fn provider_error(e: &ProviderError) -> JobError {
     job_error(e.code(), e.to_string())
 }
 

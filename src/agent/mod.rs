@@ -14,6 +14,7 @@ mod enroll;
 pub mod http;
 pub mod metrics;
 mod output;
+pub mod privileged;
 mod reboot;
 
 use std::sync::Arc;
@@ -92,6 +93,8 @@ pub struct AgentSettings {
     pub metrics: AgentMetrics,
     /// The API's public key: a job that does not verify is never run.
     pub verifier: JobVerifier,
+    /// Where operations that need root run when this agent is not root.
+    pub privileged: Option<privileged::Privileged>,
 }
 
 struct Shared {
@@ -107,6 +110,7 @@ struct Shared {
     max_jobs: usize,
     metrics: AgentMetrics,
     verifier: JobVerifier,
+    privileged: Option<privileged::Privileged>,
     /// Command jobs this process is running or collecting: a second delivery
     /// of one (a redelivery while it still runs) must not collect the same
     /// unit and store a second, worse result over the first.
@@ -236,6 +240,7 @@ pub async fn run(
         client: client.clone(),
         providers,
         verifier: settings.verifier,
+        privileged: settings.privileged,
         hostname: cfg.hostname.clone(),
         // With back-off the server's first ack deadline is back_off[0], and later
         // ones are the other steps: keep alive well inside the shortest of all.
@@ -740,7 +745,7 @@ async fn run_job(
     } else {
         (None, None)
     };
-    let outcome = run_reporting_progress(&job, &shared.providers, command, |text| {
+    let outcome = run_reporting_progress(&job, shared, command, |text| {
         let progress = event(Stage::Progress, Some(text));
         async move { store.append_event(id, &progress).await }
     })
@@ -865,7 +870,7 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 /// cannot be recorded is skipped: the result is what counts.
 async fn run_reporting_progress<F, Fut>(
     job: &Job,
-    providers: &Providers,
+    shared: &Shared,
     command: CommandJob,
     record: F,
 ) -> Outcome
@@ -874,7 +879,13 @@ where
     Fut: std::future::Future<Output = Result<(), BusError>>,
 {
     let (progress, mut said) = crate::provider::Progress::channel();
-    let run = dispatch(&job.operation, providers, &progress, command);
+    let providers = &shared.providers;
+    let run = async {
+        match &shared.privileged {
+            Some(root) if job.operation.needs_root() => root.run(job, providers).await,
+            _ => dispatch(&job.operation, providers, &progress, command).await,
+        }
+    };
     let report = async {
         while said.changed().await.is_ok() {
             let text = said.borrow_and_update().clone();

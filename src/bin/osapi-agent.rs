@@ -33,6 +33,12 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // A non-root agent's root helper (a unit the agent started; not a CLI).
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(osapi::agent::privileged::HELPER_FLAG))
+    {
+        return osapi::agent::privileged::helper_main();
+    }
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -932,6 +932,50 @@ impl Operation {
         matches!(self, Operation::CommandExec(_) | Operation::CommandShell(_))
     }
 
+    /// Whether this needs root on the host itself, not only a system
+    /// service's consent: accounts (the shadow tools, `/etc/shadow`, SSH
+    /// keys in homes), deployed files, trusted CAs, `/proc/sys` and
+    /// `sysctl.d`, networkd and resolved configuration files, unit drop-ins,
+    /// and signals to others' processes. An agent that is not root runs
+    /// these in a root unit of their own (`agent::privileged`); the rest it
+    /// asks systemd's services for, which polkit allows it.
+    pub fn needs_root(&self) -> bool {
+        use Operation::*;
+        matches!(
+            self,
+            DnsSet(_)
+                | InterfaceSet(_)
+                | NtpServersSet(_)
+                | DropInPut(_)
+                | DropInDelete(_)
+                | ProcessSignal(_)
+                | CaAdd(_)
+                | CaRemove(_)
+                | SysctlList(_)
+                | SysctlGet(_)
+                | SysctlSet(_)
+                | SysctlDelete(_)
+                | FileDeploy(_)
+                | FileStatus(_)
+                | FileUndeploy(_)
+                | UserList(_)
+                | UserGet(_)
+                | UserAdd(_)
+                | UserModify(_)
+                | UserLock(_)
+                | UserUnlock(_)
+                | UserDelete(_)
+                | UserPasswordSet(_)
+                | UserKeyList(_)
+                | UserKeyAdd(_)
+                | UserKeyRemove(_)
+                | GroupList
+                | GroupGet(_)
+                | GroupAdd(_)
+                | GroupDelete(_)
+        )
+    }
+
     /// Whether running this operation twice on a host is harmless (SPEC §4).
     pub fn is_idempotent(&self) -> bool {
         self.spec().idempotent

@@ -255,8 +255,7 @@ struct Spawn<'a> {
 }
 
 /// Where commands look for programs.
-pub(super) const COMMAND_PATH: &str =
-    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const COMMAND_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Commands start from a clean environment: `PATH`, `LANG` and `HOME`, plus
 /// what the request sets. Never the agent's own, whose `OSAPI_*` overrides and

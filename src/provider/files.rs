@@ -142,6 +142,11 @@ impl SourceSlot {
     pub fn attach(&self, source: Arc<dyn FileSource>, facts: serde_json::Value) {
         let _ = self.0.set((source, facts));
     }
+
+    /// The source and the facts, once attached.
+    pub fn attached(&self) -> Option<(Arc<dyn FileSource>, serde_json::Value)> {
+        self.0.get().cloned()
+    }
 }
 
 /// One recorded deployment.

@@ -144,6 +144,11 @@ impl ReachSlot {
     pub fn attach(&self, probe: Arc<dyn Reach>) {
         let _ = self.0.set(probe);
     }
+
+    /// The probe, once attached.
+    pub fn probe(&self) -> Option<Arc<dyn Reach>> {
+        self.0.get().cloned()
+    }
 }
 
 /// The kernel's view, through `/sys`, `/proc` and `getifaddrs`; changes

@@ -56,6 +56,15 @@ pub fn systemd_booted() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }
 
+/// Whether this process starts transient units: systemd is PID 1, and the
+/// process is root or a service of its own (the packaged agent, which runs
+/// as `osapi-agent` and whom OSAPI's polkit rules let manage units). A user
+/// running `osapi start` in a shell gets children instead.
+pub fn starts_units() -> bool {
+    systemd_booted()
+        && (nix::unistd::geteuid().is_root() || std::env::var_os("INVOCATION_ID").is_some())
+}
+
 /// What a command job asks to run, whichever operation it came from.
 struct Run<'a> {
     program: String,
@@ -118,7 +127,8 @@ impl RunFiles {
     }
 }
 
-/// Writes a file only root reads (the runs directory is root's alone too).
+/// Writes a file only the agent's user reads (the runs directory is its
+/// alone too); PID 1 opens the output files for the unit.
 fn write_private(path: &Path, text: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
@@ -149,7 +159,7 @@ pub struct UnitCommand {
     child: HostCommand,
     /// Where the units' files go (the agent's state directory).
     runs: PathBuf,
-    /// systemd is PID 1 and the agent is root (who may start units).
+    /// Whether commands run as units ([`starts_units`]).
     units: bool,
     /// What a command's unit may use unless the request says otherwise.
     limits: CommandLimits,
@@ -162,7 +172,7 @@ impl UnitCommand {
             bus,
             child,
             runs: state_dir.join("runs"),
-            units: systemd_booted() && nix::unistd::geteuid().is_root(),
+            units: starts_units(),
             limits,
         }
     }
@@ -256,9 +266,9 @@ impl UnitCommand {
         Ok(result)
     }
 
-    /// The runs directory (root's only), the output files (made here, so
-    /// they can be watched before the command writes), and the request's
-    /// environment in a file of root's only.
+    /// The runs directory (the agent's only), the output files (made here,
+    /// so they can be watched before the command writes), and the request's
+    /// environment in a file of the agent's only.
     fn prepare(&self, run: &Run<'_>, files: &RunFiles) -> ProviderResult<()> {
         use std::os::unix::fs::DirBuilderExt as _;
         let io =
@@ -562,6 +572,52 @@ async fn manager(conn: &Connection) -> zbus::Result<ManagerProxy<'static>> {
         .cache_properties(CacheProperties::No)
         .build()
         .await
+}
+
+/// Starts a root helper of the agent's (`agent::privileged`) as the unit
+/// `unit`: `argv` with `stdin` and `stdout` as its standard input and
+/// output, its log in the journal, stopped by systemd after `limit`, and
+/// gone from systemd's lists once it ended. Returns once systemd accepted
+/// it; the pipes say the rest.
+pub async fn start_helper(
+    bus: &SystemBus,
+    unit: &str,
+    argv: Vec<String>,
+    env: Vec<String>,
+    stdin: std::os::fd::BorrowedFd<'_>,
+    stdout: std::os::fd::BorrowedFd<'_>,
+    limit: Duration,
+) -> ProviderResult<()> {
+    let error = |e| bus_error(e, SERVICE, "root helper", "unit");
+    let conn = bus.connection().await.map_err(error)?;
+    let manager = manager(&conn).await.map_err(error)?;
+    let program = argv.first().cloned().unwrap_or_default();
+    let runtime_max = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
+    let properties: Vec<(&str, Variant<'_>)> = vec![
+        (
+            "Description",
+            Variant::from("OSAPI job step that needs root"),
+        ),
+        ("Type", Variant::from("exec")),
+        ("ExecStart", Variant::from(vec![(program, argv, false)])),
+        ("Environment", Variant::from(env)),
+        (
+            "StandardInputFileDescriptor",
+            Variant::from(zbus::Fd::from(stdin)),
+        ),
+        (
+            "StandardOutputFileDescriptor",
+            Variant::from(zbus::Fd::from(stdout)),
+        ),
+        ("StandardError", Variant::from("journal")),
+        ("RuntimeMaxUSec", Variant::from(runtime_max)),
+        ("CollectMode", Variant::from("inactive-or-failed")),
+    ];
+    manager
+        .start_transient_unit(unit, "fail", &properties, &[])
+        .await
+        .map_err(error)?;
+    Ok(())
 }
 
 /// Starts the unit and waits for systemd's start job (the exec) to end.

@@ -20,6 +20,7 @@ mod lifecycle;
 mod logs;
 mod observability;
 mod output;
+mod privileged;
 mod providers;
 mod routing;
 mod services;
