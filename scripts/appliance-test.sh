@@ -384,6 +384,16 @@ check "command shell exit 3: stdout, stderr and the exit code kept" inside \
 check "command exec --user nobody --group nogroup: the unit runs it as nobody:nogroup" inside \
   apptest-expect '"runner":"unit","signal":null,"stderr":"","stdout":"uid=65534(nobody)gid=65534(nogroup)' \
   osapictl -o json command exec --user nobody --group nogroup -- id
+check "command exec of a script in /root (hidden from the agent's sandbox), in --cwd /root: systemd runs it" inside_sh '
+  printf "#!/bin/sh\npwd\n" >/root/apptest.sh && chmod 700 /root/apptest.sh || exit 1
+  out=$(osapictl -o json command exec --cwd /root -- /root/apptest.sh); rc=$?; rm -f /root/apptest.sh
+  [ $rc -eq 0 ] && echo "$out" | grep -q "\"stdout\": \"/root"'
+check "command exec of a missing program: refused as not found" inside_sh '
+  out=$(osapictl command exec -- /root/apptest-missing 2>&1); [ $? -ne 0 ] && echo "$out" | grep -qi "not found"'
+check "process signal to the agent itself, from its root step: refused without force" inside_sh '
+  pid=$(systemctl show -p MainPID --value osapi-agent.service)
+  out=$(osapictl process signal "$pid" --signal TERM 2>&1); [ $? -ne 0 ] && echo "$out" | grep -q force &&
+  [ "$(systemctl show -p MainPID --value osapi-agent.service)" = "$pid" ]'
 check "command exec past its timeout: stopped by systemd, timed out" inside \
   apptest-expect '"timed_out":true' osapictl -o json command exec --command-timeout 1s -- sleep 30
 check "osapictl command shell --follow: each line as it comes, then the command's exit status" inside_sh \

@@ -183,6 +183,23 @@ pub fn nats_settings(cfg: &Config) -> Result<natsd::Settings, DaemonError> {
         },
         monitor_port: None,
         run_dir,
+        max_memory_store: memory_store(&cfg.nats),
+    })
+}
+
+/// JetStream's memory limit for the embedded server: what the memory-backed
+/// buckets reserve (none by default), and at least [`natsd::MIN_MEMORY_STORE`].
+fn memory_store(n: &crate::config::NatsConfig) -> u64 {
+    use crate::config::StorageKind::Memory;
+    [
+        (n.kv.storage, n.kv.max_bytes.saturating_mul(2)),
+        (n.audit.storage, n.audit.max_bytes),
+        (n.registry.storage, n.registry.max_bytes),
+    ]
+    .into_iter()
+    .filter(|(storage, _)| *storage == Memory)
+    .fold(natsd::MIN_MEMORY_STORE, |sum, (_, bytes)| {
+        sum.saturating_add(bytes)
     })
 }
 

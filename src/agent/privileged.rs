@@ -18,6 +18,11 @@
 //! ([`ToAgent::Fetch`]). It ends with the outcome. Its log goes to the
 //! journal under its unit's name.
 //!
+//! The helper keeps its own state (the records of deployed files) in a
+//! directory of root's alone ([`ROOT_STATE_DIR`] beside the agent's), never
+//! in the agent's: what the unprivileged agent can write must not steer
+//! what root deletes or shows.
+//!
 //! An agent that is root (development, the integration tests) runs these
 //! operations itself, as before.
 
@@ -46,15 +51,24 @@ use crate::provider::{
 
 /// The argument that makes an OSAPI executable the root helper.
 pub const HELPER_FLAG: &str = "--run-operation";
-/// What the helper may take beyond the job's own timeout.
-const GRACE: Duration = Duration::from_secs(30);
+/// The least time a root step gets, even for a job at its deadline.
+const MIN_STEP: Duration = Duration::from_secs(5);
+/// Time for the helper's answer after systemd's `RuntimeMaxSec=` stopped it.
+const ANSWER_GRACE: Duration = Duration::from_secs(5);
+/// The helper's state directory, beside the agent's (`/var/lib/osapi/agent-root`).
+const ROOT_STATE_DIR: &str = "agent-root";
 
 /// The agent's messages to the helper.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum ToHelper {
-    /// Run this; templates of deployed files see `facts`.
-    Run { operation: Operation, facts: Value },
+    /// Run this; templates of deployed files see `facts`; `agent_pid` is
+    /// the agent's process (signalled only with `force`).
+    Run {
+        operation: Box<Operation>,
+        facts: Value,
+        agent_pid: u32,
+    },
     /// The answer to [`ToAgent::Reach`].
     Reached { reached: bool },
     /// The answer to [`ToAgent::Fetch`]: the bytes in base64.
@@ -79,6 +93,9 @@ enum ToAgent {
 pub struct Privileged {
     bus: SystemBus,
     program: PathBuf,
+    /// One deploy or undeploy at a time: each changes the records of
+    /// deployed files, which one helper process cannot lock for another.
+    file_records: Mutex<()>,
 }
 
 impl Privileged {
@@ -92,34 +109,51 @@ impl Privileged {
         Some(Privileged {
             bus: SystemBus::new(),
             program,
+            file_records: Mutex::new(()),
         })
     }
 
     /// Runs `job`'s operation in a root helper, answering its questions from
     /// `providers` (the agent's NATS probe and file store).
     pub async fn run(&self, job: &Job, providers: &Providers) -> Outcome {
-        let limit = Duration::from_millis(job.timeout_ms).saturating_add(GRACE);
-        match tokio::time::timeout(limit, self.converse(job, providers, limit)).await {
+        let _records = match job.operation {
+            Operation::FileDeploy(_) | Operation::FileUndeploy(_) => {
+                Some(self.file_records.lock().await)
+            }
+            _ => None,
+        };
+        // systemd stops the step at the job's deadline: a step must not go on
+        // changing the host after its job was reported.
+        let left = (job.deadline() - time::OffsetDateTime::now_utc())
+            .try_into()
+            .unwrap_or(Duration::ZERO)
+            .max(MIN_STEP);
+        let unit = format!("osapi-op-{}.service", job.id.simple());
+        let talk = self.converse(&unit, job, providers, left);
+        match tokio::time::timeout(left + ANSWER_GRACE, talk).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(e)) => Outcome::failed(super::dispatch::provider_error(&e)),
-            Err(_) => Outcome::failed(super::dispatch::provider_error(
-                &ProviderError::ServiceTimeout {
-                    service: "the root helper",
-                    detail: format!("no answer after {}s", limit.as_secs()),
-                },
-            )),
+            Err(_) => {
+                transient::stop_helper(&self.bus, &unit).await;
+                Outcome::failed(super::dispatch::provider_error(
+                    &ProviderError::ServiceTimeout {
+                        service: "the root helper",
+                        detail: format!("{unit} had not answered after {}s", left.as_secs()),
+                    },
+                ))
+            }
         }
     }
 
     async fn converse(
         &self,
+        unit: &str,
         job: &Job,
         providers: &Providers,
         limit: Duration,
     ) -> ProviderResult<Outcome> {
-        let unit = format!("osapi-op-{}.service", job.id.simple());
         let io = |what: &'static str| {
-            let unit = unit.clone();
+            let unit = unit.to_owned();
             move |e| ProviderError::io(format!("{what} of {unit}"), e)
         };
         let (helper_in, to_helper) = pipe_pair().map_err(io("making a pipe"))?;
@@ -131,14 +165,11 @@ impl Privileged {
         let env = vec![
             format!("PATH={}", crate::provider::command::COMMAND_PATH),
             "LANG=C.UTF-8".to_owned(),
-            format!(
-                "STATE_DIRECTORY={}",
-                crate::files::agent_state_dir().display()
-            ),
+            format!("STATE_DIRECTORY={}", root_state_dir().display()),
         ];
         transient::start_helper(
             &self.bus,
-            &unit,
+            unit,
             argv,
             env,
             helper_in.as_fd(),
@@ -158,8 +189,9 @@ impl Privileged {
             .map(|(_, facts)| facts)
             .unwrap_or(Value::Null);
         let run = ToHelper::Run {
-            operation: job.operation.clone(),
+            operation: Box::new(job.operation.clone()),
             facts,
+            agent_pid: std::process::id(),
         };
         send(&mut to_helper, &run)
             .await
@@ -171,7 +203,11 @@ impl Privileged {
             let Some(line) = lines.next_line().await.map_err(io("reading the helper"))? else {
                 return Err(ended());
             };
-            let message: ToAgent = serde_json::from_str(&line).map_err(|_| ended())?;
+            let message: ToAgent =
+                serde_json::from_str(&line).map_err(|e| ProviderError::Parse {
+                    file: format!("{unit}'s answer"),
+                    detail: e.to_string(),
+                })?;
             let answer = match message {
                 ToAgent::Done { outcome } => return Ok(outcome),
                 ToAgent::Reach { within_ms } => {
@@ -203,6 +239,32 @@ impl Privileged {
     }
 }
 
+/// The root helper's state directory: `agent-root` beside the agent's.
+fn root_state_dir() -> PathBuf {
+    crate::files::agent_state_dir().with_file_name(ROOT_STATE_DIR)
+}
+
+/// Makes the helper's state directory root's alone (0700), or refuses one
+/// that is not (a link, another owner, open to others): the agent's user
+/// must not be able to plant records there. Its parent (`/var/lib/osapi`)
+/// is root's, so the agent cannot make it first.
+fn own_state_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::symlink_metadata(dir)?;
+    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o077 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory of this user's alone",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// A pipe: (read end, write end), closed on exec.
 fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
@@ -228,12 +290,28 @@ impl AgentLink {
     }
 }
 
+/// The pipe to the agent: standard output as the helper started, moved
+/// aside so that nothing else printing to stdout can corrupt the protocol.
+static TO_AGENT: std::sync::OnceLock<std::sync::Mutex<std::fs::File>> = std::sync::OnceLock::new();
+
 fn say(message: &ToAgent) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(message).map_err(std::io::Error::other)?;
     line.push(b'\n');
-    let mut out = std::io::stdout().lock();
+    let to = TO_AGENT
+        .get()
+        .ok_or_else(|| std::io::Error::other("no pipe to the agent"))?;
+    let mut out = to.lock().unwrap_or_else(|p| p.into_inner());
     out.write_all(&line)?;
     out.flush()
+}
+
+/// Moves the agent's pipe off fd 1 (stdout becomes stderr, the journal).
+fn take_stdout() -> std::io::Result<()> {
+    let stdout = std::io::stdout();
+    let pipe = nix::unistd::dup(stdout.as_fd()).map_err(std::io::Error::from)?;
+    nix::unistd::dup2_stdout(std::io::stderr()).map_err(std::io::Error::from)?;
+    let _ = TO_AGENT.set(std::sync::Mutex::new(std::fs::File::from(pipe)));
+    Ok(())
 }
 
 /// [`Reach`] asked of the agent.
@@ -300,14 +378,31 @@ pub async fn serve_helper() -> bool {
             }
         }
     });
-    let Some(ToHelper::Run { operation, facts }) = rx.recv().await else {
+    let Some(ToHelper::Run {
+        operation,
+        facts,
+        agent_pid,
+    }) = rx.recv().await
+    else {
         eprintln!("osapi root helper: no operation to run");
         return false;
     };
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY")
+        && let Err(e) = own_state_dir(std::path::Path::new(&dir))
+    {
+        let outcome = Outcome::failed(super::dispatch::provider_error(&ProviderError::io(
+            "the root helper's state directory",
+            e,
+        )));
+        return say(&ToAgent::Done { outcome }).is_ok();
+    }
     let link = Arc::new(AgentLink {
         answers: Mutex::new(rx),
     });
-    let providers = Providers::system(&Default::default());
+    let mut providers = Providers::system(&Default::default());
+    providers.processes = Arc::new(crate::provider::processes::ProcProcesses::for_agent(
+        agent_pid,
+    ));
     providers.reach.attach(Arc::new(ReachByAgent(link.clone())));
     providers
         .file_source
@@ -331,6 +426,18 @@ pub async fn serve_helper() -> bool {
 /// `main` of an OSAPI executable started as the root helper: runs it and
 /// says whether it worked.
 pub fn helper_main() -> std::process::ExitCode {
+    if let Err(e) = take_stdout() {
+        eprintln!("osapi root helper: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    // Providers' warnings (a network change reverted, a copy not kept) go to
+    // stderr, which is the unit's journal.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .try_init();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
@@ -352,14 +459,17 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let run = ToHelper::Run {
-            operation: Operation::GroupList,
+            operation: Box::new(Operation::GroupList),
             facts: serde_json::json!({"hostname": "web-01"}),
+            agent_pid: 42,
         };
         let text = serde_json::to_string(&run).unwrap_or_default();
         assert!(!text.contains('\n'));
         match serde_json::from_str::<ToHelper>(&text) {
-            Ok(ToHelper::Run { operation, facts }) => {
-                assert_eq!(operation, Operation::GroupList);
+            Ok(ToHelper::Run {
+                operation, facts, ..
+            }) => {
+                assert_eq!(*operation, Operation::GroupList);
                 assert_eq!(facts["hostname"], "web-01");
             }
             other => panic!("{other:?}"),

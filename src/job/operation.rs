@@ -969,8 +969,6 @@ impl Operation {
                 | UserKeyList(_)
                 | UserKeyAdd(_)
                 | UserKeyRemove(_)
-                | GroupList
-                | GroupGet(_)
                 | GroupAdd(_)
                 | GroupDelete(_)
         )

@@ -41,6 +41,14 @@ pub fn generate_config(settings: &Settings, monitor_port: u16) -> String {
         "store_dir",
         &quote(&settings.store_dir.to_string_lossy()),
     );
+    // Memory-backed streams (none unless configured) may hold this much in
+    // all, not nats-server's default of three quarters of the host's memory.
+    field(
+        &mut out,
+        2,
+        "max_memory_store",
+        &settings.max_memory_store.to_string(),
+    );
     close_block(&mut out, 1);
 
     if let Some(t) = &settings.tls {
@@ -257,6 +265,7 @@ mod tests {
             cluster: None,
             monitor_port: None,
             run_dir: "/run/osapi".into(),
+            max_memory_store: crate::natsd::MIN_MEMORY_STORE,
         }
     }
 
@@ -292,6 +301,7 @@ mod tests {
         assert_eq!(v["port"], 4222);
         assert_eq!(v["http"], "127.0.0.1:18222");
         assert_eq!(v["jetstream"]["store_dir"], "/var/lib/osapi/nats");
+        assert_eq!(v["jetstream"]["max_memory_store"], 64 << 20);
         assert!(v.get("authorization").is_none());
         assert!(v.get("cluster").is_none());
         assert!(v.get("server_name").is_none());

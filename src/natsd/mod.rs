@@ -89,7 +89,19 @@ pub struct Settings {
     pub monitor_port: Option<u16>,
     /// Directory the generated configuration file is written to.
     pub run_dir: PathBuf,
+    /// What memory-backed streams may hold in all (JetStream's
+    /// `max_memory_store`); nats-server's own default is three quarters of
+    /// the host's memory.
+    pub max_memory_store: u64,
 }
+
+/// The least [`Settings::max_memory_store`]: room for memory-backed
+/// streams an operator adds (OSAPI's own are on disk unless configured).
+pub const MIN_MEMORY_STORE: u64 = 64 << 20;
+/// Go's soft memory limit for the embedded nats-server (`GOMEMLIMIT`):
+/// without one its heap grows to twice its live data between collections
+/// and keeps the pages.
+pub const GO_MEMORY_LIMIT: &str = "96MiB";
 
 /// How clients authenticate to the embedded server.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -338,6 +350,7 @@ mod tests {
             cluster: None,
             monitor_port: None,
             run_dir: "/run/osapi".into(),
+            max_memory_store: MIN_MEMORY_STORE,
         }
     }
 

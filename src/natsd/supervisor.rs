@@ -105,6 +105,12 @@ impl Supervisor {
         for var in crate::systemd::MANAGER_ENV {
             cmd.env_remove(var);
         }
+        // Go's soft memory limit: without one, nats-server's heap grows to
+        // twice its live data between collections and keeps the pages. An
+        // operator's own GOMEMLIMIT (the unit's Environment=) wins.
+        if std::env::var_os("GOMEMLIMIT").is_none() {
+            cmd.env("GOMEMLIMIT", super::GO_MEMORY_LIMIT);
+        }
         let parent = std::process::id();
         // SAFETY: the closure runs between fork and exec, so it must only make
         // async-signal-safe calls and must not allocate: prctl(2) and getppid(2)
@@ -626,6 +632,7 @@ mod tests {
             cluster: None,
             monitor_port: None,
             run_dir: dir.join("run"),
+            max_memory_store: crate::natsd::MIN_MEMORY_STORE,
         }
     }
 

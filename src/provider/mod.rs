@@ -1051,7 +1051,7 @@ impl Providers {
             clock: Arc::new(timedated::TimedatedClock::new(bus.clone())),
             power: Arc::new(logind::LogindPower::new(bus.clone())),
             sysctl: Arc::new(sysctl::ProcSysctl::new(bus.clone())),
-            processes: Arc::new(processes::ProcProcesses),
+            processes: Arc::new(processes::ProcProcesses::new()),
             trust: Arc::new(trust::HostTrust::new(trust::TrustStore::detect())),
             users: Arc::new(users::ShadowUsers),
             interfaces: Arc::new(interfaces::KernelInterfaces::new(

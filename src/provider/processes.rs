@@ -72,8 +72,30 @@ pub trait ProcessProvider: Send + Sync {
 }
 
 /// Processes of this host's `/proc`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcProcesses;
+#[derive(Debug, Clone, Copy)]
+pub struct ProcProcesses {
+    /// The agent's process, which only a forced signal reaches: this
+    /// process, or the agent that started this one as its root helper.
+    agent_pid: u32,
+}
+
+impl ProcProcesses {
+    /// For the agent in this process.
+    pub fn new() -> Self {
+        ProcProcesses::for_agent(std::process::id())
+    }
+
+    /// For the agent `agent_pid` (a root helper's).
+    pub fn for_agent(agent_pid: u32) -> Self {
+        ProcProcesses { agent_pid }
+    }
+}
+
+impl Default for ProcProcesses {
+    fn default() -> Self {
+        ProcProcesses::new()
+    }
+}
 
 fn not_found(pid: u32) -> ProviderError {
     ProviderError::NotFound {
@@ -187,7 +209,7 @@ impl ProcessProvider for ProcProcesses {
         Box::pin(async move {
             let name = request.signal_name()?;
             let process = read_process(request.pid)?;
-            if request.pid == std::process::id() && !request.force && !request.dry_run {
+            if request.pid == self.agent_pid && !request.force && !request.dry_run {
                 return Err(ProviderError::invalid(
                     "force",
                     "that is the agent itself: set force to signal it anyway",
@@ -241,11 +263,11 @@ mod tests {
 
     #[tokio::test]
     async fn this_process_reads() {
-        let me = ProcProcesses.get(std::process::id()).await.unwrap();
+        let me = ProcProcesses::new().get(std::process::id()).await.unwrap();
         assert_eq!(me.pid, std::process::id());
         assert!(me.rss_bytes > 0 && me.started_at.is_some(), "{me:?}");
         assert!(matches!(
-            ProcProcesses.get(4_194_304).await,
+            ProcProcesses::new().get(4_194_304).await,
             Err(ProviderError::NotFound { .. })
         ));
     }

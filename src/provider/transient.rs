@@ -57,12 +57,20 @@ pub fn systemd_booted() -> bool {
 }
 
 /// Whether this process starts transient units: systemd is PID 1, and the
-/// process is root or a service of its own (the packaged agent, which runs
-/// as `osapi-agent` and whom OSAPI's polkit rules let manage units). A user
-/// running `osapi start` in a shell gets children instead.
+/// process is root or a service of the system manager (the packaged agent,
+/// which runs as `osapi-agent` and whom OSAPI's polkit rules let manage
+/// units). A user running `osapi start` in a shell or as a user service
+/// gets children instead.
 pub fn starts_units() -> bool {
-    systemd_booted()
-        && (nix::unistd::geteuid().is_root() || std::env::var_os("INVOCATION_ID").is_some())
+    systemd_booted() && (nix::unistd::geteuid().is_root() || system_service())
+}
+
+/// Whether this process runs as a service of the system manager: started by
+/// it (`INVOCATION_ID`) and in its `system.slice`.
+fn system_service() -> bool {
+    std::env::var_os("INVOCATION_ID").is_some()
+        && std::fs::read_to_string("/proc/self/cgroup")
+            .is_ok_and(|groups| groups.lines().any(|l| l.contains(":/system.slice/")))
 }
 
 /// What a command job asks to run, whichever operation it came from.
@@ -161,6 +169,11 @@ pub struct UnitCommand {
     runs: PathBuf,
     /// Whether commands run as units ([`starts_units`]).
     units: bool,
+    /// Whether this process sees the host's files as a root command will:
+    /// a non-root agent's sandbox hides `/root` and `/home` and cannot read
+    /// root's directories, so it leaves a command's program and working
+    /// directory for systemd to check (exit statuses 203 and 200).
+    sees_host: bool,
     /// What a command's unit may use unless the request says otherwise.
     limits: CommandLimits,
 }
@@ -173,6 +186,7 @@ impl UnitCommand {
             child,
             runs: state_dir.join("runs"),
             units: starts_units(),
+            sees_host: nix::unistd::geteuid().is_root(),
             limits,
         }
     }
@@ -213,10 +227,12 @@ impl UnitCommand {
         let mut tail = if exists {
             Tail::open(&files, resume_from, keep)
         } else {
-            if let Some(dir) = run.cwd {
+            if let Some(dir) = run.cwd
+                && self.sees_host
+            {
                 check_cwd(dir).await?;
             }
-            let program = find_program(&run.program)?;
+            let program = find_program(&run.program, self.sees_host)?;
             self.prepare(&run, &files)?;
             let tail = Tail::open(&files, OutputOffsets::default(), keep);
             let began =
@@ -529,9 +545,10 @@ fn start_error(ended: &Ended, run: &Run<'_>) -> ProviderError {
             what: "user",
             name: run.user.unwrap_or_default().to_owned(),
         },
-        203 => ProviderError::PermissionDenied {
-            operation: run.operation,
-            detail: format!("systemd could not execute {}", run.program),
+        // Missing or not executable (a non-root agent leaves it to systemd).
+        203 => ProviderError::NotFound {
+            what: "program",
+            name: run.program.clone(),
         },
         status => ProviderError::ServiceFailed {
             service: SERVICE,
@@ -613,11 +630,32 @@ pub async fn start_helper(
         ("RuntimeMaxUSec", Variant::from(runtime_max)),
         ("CollectMode", Variant::from("inactive-or-failed")),
     ];
-    manager
+    match manager
         .start_transient_unit(unit, "fail", &properties, &[])
         .await
-        .map_err(error)?;
-    Ok(())
+    {
+        Ok(_) => Ok(()),
+        // An earlier attempt of the job still runs its step (a redelivery).
+        Err(e) if error_name(&e) == Some("org.freedesktop.systemd1.UnitExists") => {
+            Err(ProviderError::ServiceFailed {
+                service: SERVICE,
+                reason: "unit exists".to_owned(),
+                detail: format!("{unit} still runs an earlier attempt of this job"),
+            })
+        }
+        Err(e) => Err(error(e)),
+    }
+}
+
+/// Stops a root helper that ran out of time (best effort: systemd stops it
+/// at its `RuntimeMaxSec=` anyway).
+pub async fn stop_helper(bus: &SystemBus, unit: &str) {
+    if let Ok(conn) = bus.connection().await
+        && let Ok(manager) = manager(&conn).await
+        && let Err(e) = manager.stop_unit(unit, "replace").await
+    {
+        tracing::debug!(unit, error = %e, "the root helper was not stopped");
+    }
 }
 
 /// Starts the unit and waits for systemd's start job (the exec) to end.
@@ -849,7 +887,9 @@ fn read_capped(path: &Path, cap: usize) -> (String, bool) {
 
 /// The program's absolute path: as given when it has a slash, else the
 /// first executable of that name on the commands' `PATH`.
-fn find_program(program: &str) -> ProviderResult<String> {
+/// The program's path: a bare name is looked up in [`COMMAND_PATH`]; an
+/// absolute path is checked only when this process `sees_host`.
+fn find_program(program: &str, sees_host: bool) -> ProviderResult<String> {
     use std::os::unix::fs::PermissionsExt as _;
     let executable = |p: &Path| {
         p.metadata()
@@ -866,7 +906,7 @@ fn find_program(program: &str) -> ProviderResult<String> {
             .find(|p| executable(p))
     };
     match found {
-        Some(path) if executable(&path) => Ok(path_text(&path)),
+        Some(path) if !sees_host || executable(&path) => Ok(path_text(&path)),
         Some(_) | None => Err(ProviderError::NotFound {
             what: "program",
             name: program.to_owned(),
@@ -961,9 +1001,9 @@ mod tests {
 
     #[test]
     fn programs_are_found_on_the_commands_path() {
-        let sh = find_program("sh").unwrap();
+        let sh = find_program("sh", true).unwrap();
         assert!(sh.starts_with('/') && sh.ends_with("/sh"), "{sh}");
-        assert_eq!(find_program("/bin/sh").unwrap(), "/bin/sh");
+        assert_eq!(find_program("/bin/sh", true).unwrap(), "/bin/sh");
         for missing in [
             "osapi-no-such-program",
             "bin/sh",
@@ -971,8 +1011,27 @@ mod tests {
             "/nonexistent/x",
         ] {
             assert!(
-                matches!(find_program(missing), Err(ProviderError::NotFound { .. })),
+                matches!(
+                    find_program(missing, true),
+                    Err(ProviderError::NotFound { .. })
+                ),
                 "{missing}"
+            );
+        }
+        // An agent that cannot see what root sees leaves absolute paths to
+        // systemd, but still looks bare names up and refuses relative paths.
+        assert_eq!(
+            find_program("/root/deploy.sh", false).unwrap(),
+            "/root/deploy.sh"
+        );
+        assert_eq!(find_program("sh", false).unwrap(), sh);
+        for refused in ["osapi-no-such-program", "bin/sh"] {
+            assert!(
+                matches!(
+                    find_program(refused, false),
+                    Err(ProviderError::NotFound { .. })
+                ),
+                "{refused}"
             );
         }
     }

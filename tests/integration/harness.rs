@@ -182,6 +182,7 @@ impl Nats {
             cluster: None,
             monitor_port: None,
             run_dir: dir.path().join("run"),
+            max_memory_store: natsd::MIN_MEMORY_STORE,
         };
         tweak(&mut settings);
         let access = if settings.auth == auth {

@@ -36,7 +36,8 @@ fn the_helper_asks_the_agent_for_a_stored_file_and_deploys_it() {
         "operation": {"type": "file.deploy", "data": {
             "name": "motd", "path": target.to_string_lossy(), "template": true
         }},
-        "facts": {"hostname": "web-01", "labels": {"role": "web"}}
+        "facts": {"hostname": "web-01", "labels": {"role": "web"}},
+        "agent_pid": 1
     }});
     to.write_all(line(&run).as_bytes())
         .expect("send the operation");
@@ -73,7 +74,7 @@ fn the_helper_reports_a_failed_fetch_and_refuses_no_operation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut helper = Command::new(AGENT)
         .arg("--run-operation")
-        .env("STATE_DIRECTORY", dir.path())
+        .env("STATE_DIRECTORY", dir.path().join("state"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -85,7 +86,8 @@ fn the_helper_reports_a_failed_fetch_and_refuses_no_operation() {
         "operation": {"type": "file.deploy", "data": {
             "name": "gone", "path": dir.path().join("x").to_string_lossy()
         }},
-        "facts": null
+        "facts": null,
+        "agent_pid": 1
     }});
     to.write_all(line(&run).as_bytes()).expect("send");
     let mut asked = String::new();
@@ -114,4 +116,43 @@ fn the_helper_reports_a_failed_fetch_and_refuses_no_operation() {
     assert!(!silent.status.success());
     assert!(silent.stdout.is_empty());
     assert!(String::from_utf8_lossy(&silent.stderr).contains("no operation to run"));
+}
+
+/// The helper keeps its records only in a directory of its own user's
+/// alone: one others may write (or a link) is refused before anything runs.
+#[test]
+fn the_helper_refuses_a_state_directory_others_can_write() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("mkdir");
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let mut helper = Command::new(AGENT)
+        .arg("--run-operation")
+        .env("STATE_DIRECTORY", &state)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the helper");
+    let mut to = helper.stdin.take().expect("stdin");
+    let mut from = BufReader::new(helper.stdout.take().expect("stdout"));
+    let target = dir.path().join("x");
+    let run = json!({"run": {
+        "operation": {"type": "file.undeploy", "data": {"name": "motd"}},
+        "facts": null,
+        "agent_pid": 1
+    }});
+    to.write_all(line(&run).as_bytes()).expect("send");
+    let mut done = String::new();
+    from.read_line(&mut done).expect("outcome");
+    let done: Value = serde_json::from_str(&done).expect("JSON");
+    let message = done["done"]["outcome"]["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(message.contains("alone"), "{done}");
+    assert!(!target.exists());
+    drop(to);
+    let _ = helper.wait();
 }
