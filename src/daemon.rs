@@ -187,20 +187,10 @@ pub fn nats_settings(cfg: &Config) -> Result<natsd::Settings, DaemonError> {
     })
 }
 
-/// JetStream's memory limit for the embedded server: what the memory-backed
-/// buckets reserve (none by default), and at least [`natsd::MIN_MEMORY_STORE`].
+/// JetStream's memory limit for the embedded server: room for the
+/// memory-backed streams (none by default), plus [`natsd::MIN_MEMORY_STORE`].
 fn memory_store(n: &crate::config::NatsConfig) -> u64 {
-    use crate::config::StorageKind::Memory;
-    [
-        (n.kv.storage, n.kv.max_bytes.saturating_mul(2)),
-        (n.audit.storage, n.audit.max_bytes),
-        (n.registry.storage, n.registry.max_bytes),
-    ]
-    .into_iter()
-    .filter(|(storage, _)| *storage == Memory)
-    .fold(natsd::MIN_MEMORY_STORE, |sum, (_, bytes)| {
-        sum.saturating_add(bytes)
-    })
+    bus::memory_reserved(n).saturating_add(natsd::MIN_MEMORY_STORE)
 }
 
 fn tls_files(t: &crate::config::NatsTlsFiles) -> natsd::TlsFiles {
@@ -249,6 +239,10 @@ pub async fn run_nats(cfg: &Config) -> Result<(), DaemonError> {
         "nats-server ready (JetStream on) at {}",
         sup.client_addr()
     ));
+    // The supervisor has its process to itself: what it ran to start is not
+    // needed again (20 MiB resident otherwise, most of it code).
+    release_code_pages("start-up");
+    memory::trim_heap();
     let monitor = Arc::new(sup.monitor_addr());
     let _watchdog = systemd::spawn_watchdog(move || {
         let monitor = monitor.clone();

@@ -29,7 +29,7 @@ pub use output::{
 };
 pub use pager::{Order, StreamPager};
 pub use provision::{
-    Buckets, check, open, provision, provisioned_streams, reprovision_on_reconnect,
+    Buckets, check, memory_reserved, open, provision, provisioned_streams, reprovision_on_reconnect,
 };
 pub use registry::{AgentInfo, LiveAgents, Registry};
 pub use store::{

@@ -110,6 +110,35 @@ pub fn reprovision_on_reconnect(
     })
 }
 
+/// What the memory-backed streams OSAPI makes would reserve of JetStream's
+/// memory (their `max_bytes`; JetStream refuses a stream it cannot
+/// reserve): the embedded server's `max_memory_store` leaves room for them.
+/// Nothing by default: every stream is on disk unless configured otherwise.
+pub fn memory_reserved(cfg: &NatsConfig) -> u64 {
+    use super::enrollment::{ALL_REQUESTS_MAX_BYTES, DECISIONS_MAX_BYTES};
+    let bytes = |n: i64| u64::try_from(n).unwrap_or(0);
+    let in_memory = |kind: StorageKind, bytes: u64| match kind {
+        StorageKind::Memory => bytes,
+        StorageKind::File => 0,
+    };
+    // The job buckets, and the file store and live output that follow them.
+    let jobs = cfg
+        .kv
+        .max_bytes
+        .saturating_mul(2)
+        .saturating_add(bytes(super::files::BUCKET_MAX_BYTES))
+        .saturating_add(bytes(super::output::OUTPUT_MAX_BYTES));
+    // The registry, and the enrollment buckets that follow it.
+    let registry = cfg
+        .registry
+        .max_bytes
+        .saturating_add(ALL_REQUESTS_MAX_BYTES)
+        .saturating_add(DECISIONS_MAX_BYTES);
+    in_memory(cfg.kv.storage, jobs)
+        .saturating_add(in_memory(cfg.audit.storage, cfg.audit.max_bytes))
+        .saturating_add(in_memory(cfg.registry.storage, registry))
+}
+
 async fn provision_once(
     js: &jetstream::Context,
     names: &Names,
@@ -357,4 +386,26 @@ pub async fn check(
             .map_err(|e| BusError::provision(what, &e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On disk by default: nothing reserved. Every bucket in memory (the
+    /// integration test of a wiped server does that): all of their limits.
+    #[test]
+    fn memory_is_reserved_only_for_memory_backed_streams() {
+        let mut cfg = NatsConfig::default();
+        assert_eq!(memory_reserved(&cfg), 0);
+        cfg.audit.storage = StorageKind::Memory;
+        assert_eq!(memory_reserved(&cfg), cfg.audit.max_bytes);
+        cfg.kv.storage = StorageKind::Memory;
+        cfg.registry.storage = StorageKind::Memory;
+        let all = memory_reserved(&cfg);
+        assert!(
+            all > 2 * cfg.kv.max_bytes + cfg.audit.max_bytes + cfg.registry.max_bytes,
+            "{all}"
+        );
+    }
 }

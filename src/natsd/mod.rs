@@ -95,8 +95,9 @@ pub struct Settings {
     pub max_memory_store: u64,
 }
 
-/// The least [`Settings::max_memory_store`]: room for memory-backed
-/// streams an operator adds (OSAPI's own are on disk unless configured).
+/// What [`Settings::max_memory_store`] leaves beyond what OSAPI's own
+/// memory-backed streams reserve (none unless configured): room for the
+/// job stream (no byte limit) and streams an operator adds.
 pub const MIN_MEMORY_STORE: u64 = 64 << 20;
 /// Go's soft memory limit for the embedded nats-server (`GOMEMLIMIT`):
 /// without one its heap grows to twice its live data between collections
