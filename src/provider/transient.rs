@@ -66,11 +66,15 @@ pub fn starts_units() -> bool {
 }
 
 /// Whether this process runs as a service of the system manager: started by
-/// it (`INVOCATION_ID`) and in its `system.slice`.
+/// it (`INVOCATION_ID`) and in its `system.slice` (anywhere in the path: a
+/// container without a cgroup namespace shows its own above it).
 fn system_service() -> bool {
     std::env::var_os("INVOCATION_ID").is_some()
-        && std::fs::read_to_string("/proc/self/cgroup")
-            .is_ok_and(|groups| groups.lines().any(|l| l.contains(":/system.slice/")))
+        && std::fs::read_to_string("/proc/self/cgroup").is_ok_and(|groups| {
+            groups
+                .lines()
+                .any(|l| l.contains("/system.slice/") && !l.contains("/user.slice/"))
+        })
 }
 
 /// What a command job asks to run, whichever operation it came from.
