@@ -460,8 +460,8 @@ pub async fn api_state(
 }
 
 /// The API's public key, for the agent: the unit's systemd credential (the
-/// packaged agent is not root and cannot read the credentials directory),
-/// else the file in the credentials directory.
+/// packaged agent is not root; the unit hands it what it needs), else the
+/// file in the credentials directory.
 fn job_verify_key(cfg: &Config) -> PathBuf {
     cfg.api
         .server

@@ -423,9 +423,15 @@ pub async fn serve_helper() -> bool {
     }
 }
 
-/// `main` of an OSAPI executable started as the root helper: runs it and
-/// says whether it worked.
-pub fn helper_main() -> std::process::ExitCode {
+/// For an OSAPI executable's `main`: when it was started as the root helper
+/// ([`HELPER_FLAG`] first), runs it and says how it ended.
+pub fn run_if_helper() -> Option<std::process::ExitCode> {
+    let asked = std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(HELPER_FLAG));
+    asked.then(helper_main)
+}
+
+/// The root helper's `main`: runs it and says whether it worked.
+fn helper_main() -> std::process::ExitCode {
     if let Err(e) = take_stdout() {
         eprintln!("osapi root helper: {e}");
         return std::process::ExitCode::FAILURE;

@@ -34,10 +34,8 @@ struct Args {
 
 fn main() -> ExitCode {
     // A non-root agent's root helper (a unit the agent started; not a CLI).
-    if std::env::args_os().nth(1).as_deref()
-        == Some(std::ffi::OsStr::new(osapi::agent::privileged::HELPER_FLAG))
-    {
-        return osapi::agent::privileged::helper_main();
+    if let Some(code) = osapi::agent::privileged::run_if_helper() {
+        return code;
     }
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,

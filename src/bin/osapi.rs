@@ -14,10 +14,8 @@ use osapi::{daemon, token};
 
 fn main() -> ExitCode {
     // A non-root agent's root helper (a unit the agent started; not a CLI).
-    if std::env::args_os().nth(1).as_deref()
-        == Some(std::ffi::OsStr::new(osapi::agent::privileged::HELPER_FLAG))
-    {
-        return osapi::agent::privileged::helper_main();
+    if let Some(code) = osapi::agent::privileged::run_if_helper() {
+        return code;
     }
     let args = Osapi::parse();
     match run(args) {
